@@ -1,0 +1,178 @@
+package adapters
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/go-playground/validator/v10"
+)
+
+// FieldError names one problem with one field of an event.
+type FieldError struct {
+	Field   string `json:"field"`
+	Problem string `json:"problem"`
+}
+
+func (e FieldError) Error() string { return e.Field + ": " + e.Problem }
+
+// InvalidError lists every problem found in an input.
+type InvalidError struct {
+	Problems []FieldError
+}
+
+func (e *InvalidError) Error() string {
+	parts := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		parts[i] = p.Error()
+	}
+	return "invalid event: " + strings.Join(parts, "; ")
+}
+
+func (e *InvalidError) add(field, format string, args ...any) {
+	e.Problems = append(e.Problems, FieldError{Field: field, Problem: fmt.Sprintf(format, args...)})
+}
+
+// err returns e when it holds problems and nil otherwise.
+func (e *InvalidError) err() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
+var sourceNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ValidSourceName reports whether name can name a source: lower-case
+// letters, digits, '-' and '_', usable as a NATS subject token.
+func ValidSourceName(name string) bool {
+	return len(name) <= MaxSourceLength && sourceNamePattern.MatchString(name)
+}
+
+var (
+	validateOnce sync.Once
+	validate     *validator.Validate
+)
+
+func eventValidator() *validator.Validate {
+	validateOnce.Do(func() {
+		v := validator.New(validator.WithRequiredStructEnabled())
+		v.RegisterTagNameFunc(func(f reflect.StructField) string {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			return name
+		})
+		_ = v.RegisterValidation("sourcename", func(fl validator.FieldLevel) bool {
+			return ValidSourceName(fl.Field().String())
+		})
+		validate = v
+	})
+	return validate
+}
+
+var statesByType = map[string][]string{
+	TypeCall:     {CallRinging, CallActive, CallHeld, CallEnded},
+	TypeMeeting:  {MeetingStarted, MeetingEnded},
+	TypePresence: {PresenceSet, PresenceClear},
+}
+
+// Validate checks one event and returns an *InvalidError naming every
+// problem, with field names prefixed by prefix (such as "events[2].").
+func (e Event) Validate(prefix string) error {
+	problems := &InvalidError{}
+	if err := eventValidator().Struct(e); err != nil {
+		var verrs validator.ValidationErrors
+		if !errors.As(err, &verrs) {
+			return fmt.Errorf("validate event: %w", err)
+		}
+		for _, fe := range verrs {
+			problems.add(prefix+fe.Field(), "%s", describe(fe))
+		}
+	}
+	e.validateState(prefix, problems)
+	return problems.err()
+}
+
+func (e Event) validateState(prefix string, problems *InvalidError) {
+	states, known := statesByType[e.Type]
+	if !known {
+		return // the type itself is already reported
+	}
+	switch {
+	case e.State == "" && e.Type == TypeMeeting && e.Start != nil && e.End != nil:
+		// A scheduled window stands instead of a state.
+	case e.State == "":
+		problems.add(prefix+"state", "required for type %s (one of %s)", e.Type, strings.Join(states, " "))
+	case !contains(states, e.State):
+		problems.add(prefix+"state", "must be one of %s for type %s", strings.Join(states, " "), e.Type)
+	}
+	if e.Type != TypeCall {
+		if e.CallID != "" {
+			problems.add(prefix+"callId", "only allowed for type call")
+		}
+		if e.Conference {
+			problems.add(prefix+"conference", "only allowed for type call")
+		}
+	}
+	if e.Type == TypeMeeting {
+		if (e.Start == nil) != (e.End == nil) {
+			problems.add(prefix+"end", "start and end go together")
+		} else if e.Start != nil && !e.End.After(*e.Start) {
+			problems.add(prefix+"end", "must be after start")
+		}
+	} else {
+		if e.Start != nil || e.End != nil {
+			problems.add(prefix+"start", "only allowed for type meeting")
+		}
+		if e.ShowAs != "" {
+			problems.add(prefix+"showAs", "only allowed for type meeting")
+		}
+	}
+	hasPair := e.Availability != "" || e.Activity != ""
+	switch {
+	case e.Type == TypePresence && e.State == PresenceSet:
+		if p := (Pair{e.Availability, e.Activity}); !p.Settable() {
+			problems.add(prefix+"availability", "%q is not a settable pair (one of %s)", p.String(), settableList())
+		}
+	case hasPair:
+		problems.add(prefix+"availability", "only allowed for type presence with state set")
+	}
+}
+
+func describe(fe validator.FieldError) string {
+	switch fe.Tag() {
+	case "required", "required_if":
+		return "required"
+	case "max":
+		return "longer than " + fe.Param() + " characters"
+	case "gte":
+		return "must be at least " + fe.Param()
+	case "oneof":
+		return "must be one of " + fe.Param()
+	case "printascii":
+		return "must be printable ASCII"
+	case "sourcename":
+		return "must be lower-case letters, digits, '-' or '_'"
+	default:
+		return "fails " + fe.Tag()
+	}
+}
+
+func settableList() string {
+	names := make([]string, len(SettablePairs))
+	for i, p := range SettablePairs {
+		names[i] = p.String()
+	}
+	return strings.Join(names, ", ")
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
