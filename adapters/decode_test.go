@@ -1,0 +1,125 @@
+package adapters
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+const validCall = `{"id":"e1","source":"demo","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"}`
+
+func TestDecodeEventsAccepts(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want int
+	}{
+		{"one call", validCall, 1},
+		{"batch", `{"events":[` + validCall + `,` + strings.Replace(validCall, `"e1"`, `"e2"`, 1) + `]}`, 2},
+		{"conference held", `{"id":"e1","source":"demo","type":"call","user":"ext:1001","occurredAt":"2026-11-23T10:00:00+01:00","callId":"c1","state":"held","conference":true,"sequence":7}`, 1},
+		{"meeting window", `{"id":"m1","source":"cal","type":"meeting","user":"bob@contoso.example","occurredAt":"2026-11-23T10:00:00Z","start":"2026-11-23T11:00:00Z","end":"2026-11-23T12:00:00Z","showAs":"busy"}`, 1},
+		{"meeting started", `{"id":"m1","source":"cal","type":"meeting","user":"bob@contoso.example","occurredAt":"2026-11-23T10:00:00Z","state":"started"}`, 1},
+		{"presence set", `{"id":"p1","source":"bus","type":"presence","user":"fa8bf3dc-eca7-46b7-bad1-db199b62afc3","occurredAt":"2026-11-23T10:00:00Z","state":"set","availability":"DoNotDisturb","activity":"Presenting","expiresAt":"2026-11-23T11:00:00Z"}`, 1},
+		{"presence clear", `{"id":"p2","source":"bus","type":"presence","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","state":"clear"}`, 1},
+		{"null optional", `{"id":"e1","source":"demo","type":"call","user":"a@b.c","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"ended","expiresAt":null}`, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			events, err := DecodeEvents([]byte(tt.body))
+			if err != nil {
+				t.Fatalf("DecodeEvents: %v", err)
+			}
+			if len(events) != tt.want {
+				t.Fatalf("got %d events, want %d", len(events), tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeEventsRejects(t *testing.T) {
+	tests := []struct {
+		name string
+		body string
+		want string // the exact error message
+	}{
+		{"empty", ``, "invalid event: body: empty"},
+		{"malformed", `{"id":`, "invalid event: body: malformed JSON at byte 6"},
+		{"not an object", `[1,2]`, "invalid event: body: must be a JSON object"},
+		{"missing fields", `{"type":"call"}`, "invalid event: callId: required; id: required; occurredAt: required; source: required; state: required for type call (one of ringing active held ended); user: required"},
+		{"unknown field", strings.Replace(validCall, `"state"`, `"colour":"red","state"`, 1), "invalid event: colour: unknown field"},
+		{"unknown type", strings.Replace(validCall, `"type":"call"`, `"type":"fax"`, 1), "invalid event: type: must be one of call meeting presence"},
+		{"unknown state", strings.Replace(validCall, `"active"`, `"dancing"`, 1), "invalid event: state: must be one of ringing active held ended for type call"},
+		{"bad time", strings.Replace(validCall, `2026-11-23T10:00:00Z`, `yesterday`, 1), "invalid event: occurredAt: must be an RFC 3339 timestamp"},
+		{"wrong type", strings.Replace(validCall, `"callId":"c1"`, `"callId":42`, 1), "invalid event: callId: must be a string"},
+		{"negative sequence", strings.Replace(validCall, `"state"`, `"sequence":-1,"state"`, 1), "invalid event: sequence: must be at least 0"},
+		{"bad source", strings.Replace(validCall, `"demo"`, `"Demo Source"`, 1), "invalid event: source: must be lower-case letters, digits, '-' or '_'"},
+		{"long id", strings.Replace(validCall, `"e1"`, `"`+strings.Repeat("x", 257)+`"`, 1), "invalid event: id: longer than 256 characters"},
+		{"unsettable pair", `{"id":"p1","source":"bus","type":"presence","user":"a@b.c","occurredAt":"2026-11-23T10:00:00Z","state":"set","availability":"Busy","activity":"InAMeeting"}`, `invalid event: availability: "Busy/InAMeeting" is not a settable pair (one of Available/Available, Busy/InACall, Busy/InAConferenceCall, Away/Away, DoNotDisturb/Presenting)`},
+		{"window backwards", `{"id":"m1","source":"cal","type":"meeting","user":"a@b.c","occurredAt":"2026-11-23T10:00:00Z","start":"2026-11-23T12:00:00Z","end":"2026-11-23T11:00:00Z"}`, "invalid event: end: must be after start"},
+		{"empty batch", `{"events":[]}`, "invalid event: events: empty"},
+		{"batch beside", `{"events":[` + validCall + `],"extra":1}`, "invalid event: extra: unknown field beside events"},
+		{"batch member", `{"events":[` + validCall + `,{"id":"x"}]}`, "invalid event: events[1].occurredAt: required; events[1].source: required; events[1].type: required; events[1].user: required"},
+		{"batch of scalars", `{"events":[1]}`, "invalid event: events: must be an array of event objects"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := DecodeEvents([]byte(tt.body))
+			var invalid *InvalidError
+			if !errors.As(err, &invalid) {
+				t.Fatalf("want *InvalidError, got %v", err)
+			}
+			if err.Error() != tt.want {
+				t.Errorf("error\n got: %s\nwant: %s", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestDecodeEventsBatchLimit(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`{"events":[`)
+	for i := range MaxBatchSize + 1 {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString(validCall)
+	}
+	b.WriteString("]}")
+	_, err := DecodeEvents([]byte(b.String()))
+	if err == nil || !strings.Contains(err.Error(), "more than 500 events") {
+		t.Fatalf("want batch limit error, got %v", err)
+	}
+}
+
+func TestDecodeEventsFields(t *testing.T) {
+	events, err := DecodeEvents([]byte(validCall))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := events[0]
+	want := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	if e.Key() != "demo:e1" || e.CallID != "c1" || e.State != CallActive || !e.OccurredAt.Equal(want) {
+		t.Errorf("decoded %+v", e)
+	}
+}
+
+// FuzzDecodeEvents checks that no input panics and that whatever decodes
+// also validates and survives a JSON round trip.
+func FuzzDecodeEvents(f *testing.F) {
+	f.Add([]byte(validCall))
+	f.Add([]byte(`{"events":[` + validCall + `]}`))
+	f.Add([]byte(`{"id":"m1","source":"cal","type":"meeting","user":"a@b.c","occurredAt":"2026-11-23T10:00:00Z","start":"2026-11-23T11:00:00Z","end":"2026-11-23T12:00:00Z","showAs":"busy"}`))
+	f.Add([]byte(`{"events":[{"id":null}]}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, err := DecodeEvents(body)
+		if err != nil {
+			return
+		}
+		for i, e := range events {
+			if err := e.Validate(""); err != nil {
+				t.Fatalf("event %d decoded but does not validate: %v", i, err)
+			}
+		}
+	})
+}
