@@ -1,0 +1,41 @@
+# The few commands people run. `make help` lists them.
+GO      ?= go
+CONFIG  ?= config.example.yaml
+FUZZTIME ?= 60s
+
+.PHONY: help run test race vet bench fuzz soak build docker
+
+help: ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+
+run: ## Run the bridge on its embedded default (NATS and Graph emulator in-process).
+	$(GO) run ./cmd/presence-bridge --config $(CONFIG)
+
+test: ## Run the tests (the README's command).
+	$(GO) test ./...
+
+race: ## Run vet and the tests with the race detector, as CI does.
+	bash .ci/run
+
+vet: ## Run go vet.
+	$(GO) vet ./...
+
+bench: ## Run the benchmarks.
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+fuzz: ## Run every fuzz target for FUZZTIME each.
+	@for pkg in $$($(GO) list ./...); do \
+	  for target in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+	    echo "== $$pkg $$target"; \
+	    $(GO) test -run='^$$' -fuzz="^$$target$$" -fuzztime=$(FUZZTIME) $$pkg || exit 1; \
+	  done; \
+	done
+
+soak: ## Run the long soak and chaos tests (build tag soak).
+	$(GO) test -tags soak -run Soak -timeout 60m ./...
+
+build: ## Build a static binary.
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o presence-bridge ./cmd/presence-bridge
+
+docker: ## Build the container image.
+	docker build -t presence-bridge .

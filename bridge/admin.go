@@ -1,0 +1,71 @@
+package bridge
+
+import (
+	"crypto/subtle"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// registerAdmin adds the token-protected dead-letter endpoints:
+//
+//	GET    /v1/admin/deadletters?from=SEQ&limit=N
+//	POST   /v1/admin/deadletters/{seq}/replay
+//	DELETE /v1/admin/deadletters
+//
+// Without admin.token they answer 404, so nothing is open by accident.
+func (b *Bridge) registerAdmin(r *gin.Engine) {
+	token := b.cfg.Admin.Token
+	g := r.Group("/v1/admin", func(c *gin.Context) {
+		if token == "" {
+			adminError(c, http.StatusNotFound, "not_found", "admin endpoints are off (set admin.token)")
+			return
+		}
+		scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			adminError(c, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token")
+			return
+		}
+		c.Next()
+	})
+	g.GET("/deadletters", func(c *gin.Context) {
+		from, err1 := strconv.ParseUint(c.DefaultQuery("from", "0"), 10, 64)
+		limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "100"))
+		if err1 != nil || err2 != nil || limit < 1 || limit > 1000 {
+			adminError(c, http.StatusBadRequest, "invalid_request", "from must be a sequence number and limit between 1 and 1000")
+			return
+		}
+		list, err := b.queue.ListDeadLetters(c, from, limit)
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "queue_unavailable", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"deadLetters": list})
+	})
+	g.POST("/deadletters/:seq/replay", func(c *gin.Context) {
+		seq, err := strconv.ParseUint(c.Param("seq"), 10, 64)
+		if err != nil || seq == 0 {
+			adminError(c, http.StatusBadRequest, "invalid_request", "seq must be a positive sequence number")
+			return
+		}
+		if err := b.queue.ReplayDeadLetter(c, seq); err != nil {
+			adminError(c, http.StatusNotFound, "not_replayed", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"replayed": seq})
+	})
+	g.DELETE("/deadletters", func(c *gin.Context) {
+		n, err := b.queue.PurgeDeadLetters(c)
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "queue_unavailable", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"purged": n})
+	})
+}
+
+func adminError(c *gin.Context, status int, code, message string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": message}})
+}

@@ -1,0 +1,365 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+)
+
+const (
+	aliceID = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
+	bobID   = "66825e03-7ef5-42da-9069-724602c31f6b"
+)
+
+// testConfig is the example configuration made fit for tests: every server
+// on 127.0.0.1:0, data in a temporary folder, quick retries and breaker.
+func testConfig(t testing.TB) string {
+	return fmt.Sprintf(`
+log: {level: warn}
+http: {listen: "127.0.0.1:0"}
+nats:
+  embedded: true
+  store_dir: %q
+  ack_wait: 5s
+  publish_timeout: 1s
+graph:
+  tenants:
+    - id: contoso.example
+      client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
+      client_secret: demo-secret
+  timeout: 2s
+  breaker: {failures: 3, open_timeout: 300ms}
+  retry: {min_delay: 50ms, max_delay: 200ms}
+  emulator:
+    enabled: true
+    listen: "127.0.0.1:0"
+    tenants:
+      - id: contoso.example
+        apps:
+          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
+            client_secret: demo-secret
+            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
+        users:
+          - {id: %s, user_principal_name: alice@contoso.example}
+          - {id: %s, user_principal_name: bob@contoso.example}
+    admin: {writes: true}
+directory:
+  "ext:1001": alice@contoso.example
+sources:
+  - {name: demo, type: generic, token: demo-token}
+  - {name: other, type: generic, token: other-token}
+admin: {token: admin-token}
+`, t.TempDir(), aliceID, bobID)
+}
+
+// startBridge runs a bridge from yaml and stops it when the test ends.
+func startBridge(t testing.TB, yaml string) *bridge.Bridge {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b, err := bridge.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatalf("start: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Stop(ctx); err != nil {
+			t.Errorf("stop: %v", err)
+		}
+	})
+	return b
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// callEvent returns a canonical call event as JSON.
+func callEvent(id, user, callID, state string, at time.Time) string {
+	return fmt.Sprintf(`{"id":%q,"source":"demo","type":"call","user":%q,"occurredAt":%q,"callId":%q,"state":%q}`,
+		id, user, at.UTC().Format(time.RFC3339Nano), callID, state)
+}
+
+type response struct {
+	status int
+	header http.Header
+	body   map[string]any
+}
+
+func post(t testing.TB, b *bridge.Bridge, path, token, contentType, body string) response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, "http://"+b.Addr()+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header}
+	if err := json.Unmarshal(raw, &r.body); err != nil {
+		t.Fatalf("answer %d is not a JSON object: %q", resp.StatusCode, raw)
+	}
+	return r
+}
+
+func postEvent(t testing.TB, b *bridge.Bridge, body string) response {
+	t.Helper()
+	return post(t, b, "/v1/events", "demo-token", "application/json", body)
+}
+
+// presenceOf reads a user's aggregated presence from the emulator over
+// HTTP, as a person trying the demo would.
+func presenceOf(t testing.TB, b *bridge.Bridge, userID string) (string, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + b.Emulator().Addr() + "/_emulator/presences/" + userID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var p struct{ Availability, Activity string }
+	if err := json.NewDecoder(resp.Body).Decode(&p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Availability, p.Activity
+}
+
+// waitPresence polls until the user's presence is want or the deadline
+// passes.
+func waitPresence(t testing.TB, b *bridge.Bridge, userID, want string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		a, act := presenceOf(t, b, userID)
+		got := a + "/" + act
+		if got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("presence of %s is %s, want %s (waited %s)", userID, got, want, within)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestEndToEndCall(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	now := time.Now()
+	r := postEvent(t, b, callEvent("e1", "alice@contoso.example", "c1", "active", now))
+	if r.status != http.StatusAccepted || r.body["accepted"] != float64(1) {
+		t.Fatalf("post active: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Busy/InACall", time.Second)
+
+	r = postEvent(t, b, callEvent("e2", "alice@contoso.example", "c1", "ended", now.Add(time.Second)))
+	if r.status != http.StatusAccepted {
+		t.Fatalf("post ended: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Offline/Offline", time.Second)
+}
+
+func TestEndToEndDirectoryKeyAndConference(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	body := `{"id":"e1","source":"demo","type":"call","user":"EXT:1001","occurredAt":"` + time.Now().UTC().Format(time.RFC3339) + `","callId":"c9","state":"active","conference":true}`
+	if r := postEvent(t, b, body); r.status != http.StatusAccepted {
+		t.Fatalf("post: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Busy/InAConferenceCall", 2*time.Second)
+}
+
+func TestDuplicateProcessedOnce(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	body := callEvent("dup-1", "bob@contoso.example", "c1", "active", time.Now())
+	for i := range 3 {
+		if r := postEvent(t, b, body); r.status != http.StatusAccepted {
+			t.Fatalf("post %d: %d %v", i, r.status, r.body)
+		}
+	}
+	waitPresence(t, b, bobID, "Busy/InACall", 2*time.Second)
+	// A later, different event proves the worker has gone past the
+	// duplicates before counting.
+	postEvent(t, b, callEvent("dup-2", "alice@contoso.example", "c2", "active", time.Now()))
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
+	if n := countRequests(b, "/users/"+bobID+"/presence/setPresence"); n != 1 {
+		t.Fatalf("setPresence for bob reached Graph %d times, want 1", n)
+	}
+}
+
+// countRequests counts the emulator's logged requests whose path ends with
+// suffix.
+func countRequests(b *bridge.Bridge, suffix string) int {
+	n := 0
+	for _, r := range b.Emulator().Requests() {
+		if strings.HasSuffix(r.Path, suffix) {
+			n++
+		}
+	}
+	return n
+}
+
+func TestBadInput(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	valid := callEvent("e1", "alice@contoso.example", "c1", "active", time.Now())
+	tests := []struct {
+		name        string
+		token       string
+		contentType string
+		body        string
+		status      int
+		code        string
+		message     string // a part of the message
+	}{
+		{"malformed JSON", "demo-token", "application/json", `{"id":`, 400, "invalid_event", "malformed JSON"},
+		{"missing fields", "demo-token", "application/json", `{"id":"e1","source":"demo"}`, 400, "invalid_event", "occurredAt: required"},
+		{"unknown field", "demo-token", "application/json", strings.Replace(valid, `"state"`, `"mood":"happy","state"`, 1), 400, "invalid_event", "mood: unknown field"},
+		{"unknown type", "demo-token", "application/json", strings.Replace(valid, `"type":"call"`, `"type":"telegram"`, 1), 400, "invalid_event", "type: must be one of"},
+		{"unknown state", "demo-token", "application/json", strings.Replace(valid, `"active"`, `"exploded"`, 1), 400, "invalid_event", "state: must be one of"},
+		{"no token", "", "application/json", valid, 401, "unauthorized", "bearer token"},
+		{"bad token", "nope", "application/json", valid, 401, "unauthorized", "bearer token"},
+		{"token of another source", "other-token", "application/json", valid, 403, "wrong_source", "belongs to source other"},
+		{"oversized body", "demo-token", "application/json", `{"id":"` + strings.Repeat("x", 2<<20) + `"}`, 413, "body_too_large", "larger than"},
+		{"wrong content type", "demo-token", "text/plain", valid, 415, "unsupported_media_type", "application/json"},
+		{"no content type", "demo-token", "", valid, 415, "unsupported_media_type", "application/json"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := post(t, b, "/v1/events", tt.token, tt.contentType, tt.body)
+			if r.status != tt.status {
+				t.Fatalf("status %d, want %d (%v)", r.status, tt.status, r.body)
+			}
+			e, _ := r.body["error"].(map[string]any)
+			if e["code"] != tt.code || !strings.Contains(fmt.Sprint(e["message"]), tt.message) {
+				t.Fatalf("error %v, want code %q and message containing %q", e, tt.code, tt.message)
+			}
+		})
+	}
+	t.Run("unknown endpoint", func(t *testing.T) {
+		if r := post(t, b, "/v1/nothing", "demo-token", "application/json", valid); r.status != 404 {
+			t.Fatalf("status %d", r.status)
+		}
+	})
+}
+
+func TestJetStreamDownAnswers503(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	b.Queue().EmbeddedServer().DisableJetStream()
+	r := postEvent(t, b, callEvent("e1", "alice@contoso.example", "c1", "active", time.Now()))
+	if r.status != http.StatusServiceUnavailable {
+		t.Fatalf("status %d, want 503 (%v)", r.status, r.body)
+	}
+	if r.header.Get("Retry-After") == "" {
+		t.Fatal("503 without Retry-After")
+	}
+	resp, err := http.Get("http://" + b.Addr() + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("readyz %d while JetStream is down", resp.StatusCode)
+	}
+}
+
+func TestHealthAndReady(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	for _, path := range []string{"/healthz", "/readyz", "/metrics"} {
+		resp, err := http.Get("http://" + b.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+	}
+}
+
+// BenchmarkIngest measures events accepted per second over HTTP: each
+// POST returns once JetStream has stored the event.
+func BenchmarkIngest(b *testing.B) {
+	br := startBridge(b, testConfig(b))
+	url := "http://" + br.Addr() + "/v1/events"
+	now := time.Now()
+	var mu sync.Mutex
+	seq := 0
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		client := &http.Client{}
+		for pb.Next() {
+			mu.Lock()
+			seq++
+			id := seq
+			mu.Unlock()
+			body := callEvent(fmt.Sprintf("b%d", id), "ext:1001", fmt.Sprintf("c%d", id), "ringing", now)
+			req, _ := http.NewRequest(http.MethodPost, url, bytes.NewBufferString(body))
+			req.Header.Set("Authorization", "Bearer demo-token")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkWebhookToPresence measures the latency from POST to the
+// emulator showing the new presence, one event at a time.
+func BenchmarkWebhookToPresence(b *testing.B) {
+	br := startBridge(b, testConfig(b))
+	states := []string{"active", "ended"}
+	want := []string{"Busy/InACall", "Offline/Offline"}
+	start := time.Now()
+	b.ResetTimer()
+	for i := range b.N {
+		body := callEvent(fmt.Sprintf("l%d", i), "alice@contoso.example", "c1", states[i%2], start.Add(time.Duration(i)*time.Millisecond))
+		if r := postEvent(b, br, body); r.status != http.StatusAccepted {
+			b.Fatalf("status %d", r.status)
+		}
+		for {
+			p, ok := br.Emulator().Presence(aliceID)
+			if ok && p.Availability+"/"+p.Activity == want[i%2] {
+				break
+			}
+			time.Sleep(50 * time.Microsecond)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/event")
+}

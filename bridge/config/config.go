@@ -1,0 +1,350 @@
+// Package config loads, defaults and validates the bridge's YAML
+// configuration. Decoding is strict: an unknown key is an error naming its
+// path, and validation reports every problem at once.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+)
+
+// Config is the whole bridge configuration.
+type Config struct {
+	Log       Log               `yaml:"log"`
+	HTTP      HTTP              `yaml:"http"`
+	NATS      NATS              `yaml:"nats"`
+	Graph     Graph             `yaml:"graph"`
+	Presence  Presence          `yaml:"presence"`
+	Directory map[string]string `yaml:"directory"`
+	Sources   []Source          `yaml:"sources"`
+	Admin     Admin             `yaml:"admin"`
+}
+
+// Log sets the logger.
+type Log struct {
+	Level  string `yaml:"level"`
+	Format string `yaml:"format"`
+}
+
+// HTTP sets the ingest server.
+type HTTP struct {
+	Listen          string        `yaml:"listen"`
+	BodyLimit       int64         `yaml:"body_limit"`
+	ReadTimeout     time.Duration `yaml:"read_timeout"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// NATS sets the JetStream connection, embedded or external.
+type NATS struct {
+	Embedded        bool          `yaml:"embedded"`
+	StoreDir        string        `yaml:"store_dir"`
+	Listen          string        `yaml:"listen"`
+	URLs            []string      `yaml:"urls"`
+	CredentialsFile string        `yaml:"credentials_file"`
+	User            string        `yaml:"user"`
+	Password        string        `yaml:"password"`
+	PasswordFile    string        `yaml:"password_file"`
+	PasswordEnv     string        `yaml:"password_env"`
+	TLS             TLS           `yaml:"tls"`
+	Stream          string        `yaml:"stream"`
+	SubjectPrefix   string        `yaml:"subject_prefix"`
+	DeadLetter      string        `yaml:"dead_letter_stream"`
+	Consumer        string        `yaml:"consumer"`
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	Replicas        int           `yaml:"replicas"`
+	AckWait         time.Duration `yaml:"ack_wait"`
+	ConnectTimeout  time.Duration `yaml:"connect_timeout"`
+	PublishTimeout  time.Duration `yaml:"publish_timeout"`
+}
+
+// TLS names the files for a TLS connection to external NATS servers.
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// Graph sets how the bridge reaches Microsoft Graph.
+type Graph struct {
+	Tenants      []Tenant        `yaml:"tenants"`
+	Emulator     emulator.Config `yaml:"emulator"`
+	Timeout      time.Duration   `yaml:"timeout"`
+	UserCacheTTL time.Duration   `yaml:"user_cache_ttl"`
+	Breaker      Breaker         `yaml:"breaker"`
+	Retry        Retry           `yaml:"retry"`
+}
+
+// Tenant is one Entra tenant and the application registered in it.
+type Tenant struct {
+	ID               string        `yaml:"id"`
+	Cloud            string        `yaml:"cloud"`
+	GraphURL         string        `yaml:"graph_url"`
+	LoginURL         string        `yaml:"login_url"`
+	ClientID         string        `yaml:"client_id"`
+	ClientSecret     string        `yaml:"client_secret"`
+	ClientSecretFile string        `yaml:"client_secret_file"`
+	ClientSecretEnv  string        `yaml:"client_secret_env"`
+	Budget           int           `yaml:"budget"`
+	BudgetWindow     time.Duration `yaml:"budget_window"`
+}
+
+// Breaker sets the circuit breaker in front of Graph.
+type Breaker struct {
+	Failures    uint32        `yaml:"failures"`
+	OpenTimeout time.Duration `yaml:"open_timeout"`
+}
+
+// Retry sets the delays before a failed Graph call is tried again.
+type Retry struct {
+	MinDelay time.Duration `yaml:"min_delay"`
+	MaxDelay time.Duration `yaml:"max_delay"`
+}
+
+// Presence sets how events become presence.
+type Presence struct {
+	Expiration      time.Duration `yaml:"expiration"`
+	MaxCallDuration time.Duration `yaml:"max_call_duration"`
+	Mapping         Mapping       `yaml:"mapping"`
+	Priority        []string      `yaml:"priority"`
+}
+
+// Mapping names the presence pair ("Availability/Activity") each kind of
+// activity sets; an empty value sets nothing.
+type Mapping struct {
+	Call           string   `yaml:"call"`
+	ConferenceCall string   `yaml:"conference_call"`
+	Ringing        string   `yaml:"ringing"`
+	Meeting        string   `yaml:"meeting"`
+	MeetingShowAs  []string `yaml:"meeting_show_as"`
+}
+
+// Source is one configured event source.
+type Source struct {
+	Name       string            `yaml:"name"`
+	Type       string            `yaml:"type"`
+	Tenant     string            `yaml:"tenant"`
+	Path       string            `yaml:"path"`
+	Token      string            `yaml:"token"`
+	TokenFile  string            `yaml:"token_file"`
+	TokenEnv   string            `yaml:"token_env"`
+	Secret     string            `yaml:"secret"`
+	SecretFile string            `yaml:"secret_file"`
+	SecretEnv  string            `yaml:"secret_env"`
+	PublicURL  string            `yaml:"public_url"`
+	States     map[string]string `yaml:"states"`
+	Lapse      time.Duration     `yaml:"lapse"`
+}
+
+// Admin protects the administrative HTTP endpoints.
+type Admin struct {
+	Token     string `yaml:"token"`
+	TokenFile string `yaml:"token_file"`
+	TokenEnv  string `yaml:"token_env"`
+}
+
+// Error lists every problem found in a configuration.
+type Error struct {
+	Problems []string
+}
+
+func (e *Error) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Load reads, decodes, defaults and validates the file at path. Relative
+// file paths inside it are taken relative to the file's folder.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	return Parse(data, filepath.Dir(path))
+}
+
+// Parse decodes, defaults and validates a configuration document; baseDir
+// anchors relative *_file paths.
+func Parse(data []byte, baseDir string) (*Config, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, &Error{Problems: []string{yamlProblem(err)}}
+	}
+	if problems := unknownKeys(&root, reflect.TypeOf(Config{}), ""); len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	cfg := Default()
+	if len(bytes.TrimSpace(data)) > 0 {
+		dec := yaml.NewDecoder(bytes.NewReader(data))
+		dec.KnownFields(true)
+		if err := dec.Decode(cfg); err != nil {
+			return nil, &Error{Problems: []string{yamlProblem(err)}}
+		}
+	}
+	cfg.Graph.Emulator.SetDefaults()
+	cfg.applyDerivedDefaults()
+	problems := cfg.resolveSecrets(baseDir)
+	problems = append(problems, cfg.validate()...)
+	if len(problems) > 0 {
+		return nil, &Error{Problems: problems}
+	}
+	return cfg, nil
+}
+
+func yamlProblem(err error) string {
+	var typeErr *yaml.TypeError
+	if errors.As(err, &typeErr) {
+		return "yaml: " + strings.Join(typeErr.Errors, "; ")
+	}
+	return err.Error()
+}
+
+// Default returns the configuration used for every key the file leaves out.
+func Default() *Config {
+	return &Config{
+		Log:  Log{Level: "info", Format: "text"},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second},
+		NATS: NATS{
+			Embedded:        true,
+			StoreDir:        "data/nats",
+			Stream:          "PRESENCE_EVENTS",
+			SubjectPrefix:   "presence.events",
+			DeadLetter:      "PRESENCE_DLQ",
+			Consumer:        "presence-worker",
+			DuplicateWindow: 10 * time.Minute,
+			Replicas:        1,
+			AckWait:         30 * time.Second,
+			ConnectTimeout:  5 * time.Second,
+			PublishTimeout:  5 * time.Second,
+		},
+		Graph: Graph{
+			Timeout:      10 * time.Second,
+			UserCacheTTL: time.Hour,
+			Breaker:      Breaker{Failures: 5, OpenTimeout: 30 * time.Second},
+			Retry:        Retry{MinDelay: time.Second, MaxDelay: time.Minute},
+		},
+		Presence: Presence{
+			Expiration:      15 * time.Minute,
+			MaxCallDuration: 4 * time.Hour,
+			Mapping: Mapping{
+				Call:           "Busy/InACall",
+				ConferenceCall: "Busy/InAConferenceCall",
+				Meeting:        "Busy/InAConferenceCall",
+				MeetingShowAs:  []string{"busy", "oof"},
+			},
+			Priority: []string{"conference", "call", "meeting", "presence"},
+		},
+	}
+}
+
+// applyDerivedDefaults fills defaults that depend on other keys.
+func (c *Config) applyDerivedDefaults() {
+	for i := range c.Graph.Tenants {
+		t := &c.Graph.Tenants[i]
+		if t.Cloud == "" {
+			t.Cloud = "global"
+		}
+		if t.Budget == 0 {
+			t.Budget = 1500
+		}
+		if t.BudgetWindow == 0 {
+			t.BudgetWindow = 30 * time.Second
+		}
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		if s.Path == "" && s.Name != "" {
+			s.Path = "/v1/hooks/" + s.Name
+		}
+		if s.Tenant == "" && len(c.Graph.Tenants) == 1 {
+			s.Tenant = c.Graph.Tenants[0].ID
+		}
+	}
+}
+
+// resolveSecrets replaces each secret's *_file or *_env form by its value.
+func (c *Config) resolveSecrets(baseDir string) []string {
+	var problems []string
+	resolve := func(path string, value *string, file, env string) {
+		v, err := resolveSecret(*value, file, env, baseDir)
+		if err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", path, err))
+			return
+		}
+		*value = v
+	}
+	resolve("nats.password", &c.NATS.Password, c.NATS.PasswordFile, c.NATS.PasswordEnv)
+	resolve("admin.token", &c.Admin.Token, c.Admin.TokenFile, c.Admin.TokenEnv)
+	for i := range c.Graph.Tenants {
+		t := &c.Graph.Tenants[i]
+		resolve(fmt.Sprintf("graph.tenants[%d].client_secret", i), &t.ClientSecret, t.ClientSecretFile, t.ClientSecretEnv)
+	}
+	for i := range c.Sources {
+		s := &c.Sources[i]
+		resolve(fmt.Sprintf("sources[%d].token", i), &s.Token, s.TokenFile, s.TokenEnv)
+		resolve(fmt.Sprintf("sources[%d].secret", i), &s.Secret, s.SecretFile, s.SecretEnv)
+	}
+	return problems
+}
+
+// resolveSecret returns the secret given inline, in a file or in an
+// environment variable; at most one of the three may be set.
+func resolveSecret(inline, file, env, baseDir string) (string, error) {
+	set := 0
+	for _, v := range []string{inline, file, env} {
+		if v != "" {
+			set++
+		}
+	}
+	if set > 1 {
+		return "", errors.New("set only one of the value, its _file or its _env")
+	}
+	switch {
+	case file != "":
+		if !filepath.IsAbs(file) {
+			file = filepath.Join(baseDir, file)
+		}
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", fmt.Errorf("read secret file: %w", err)
+		}
+		return strings.TrimSpace(string(data)), nil
+	case env != "":
+		v, ok := os.LookupEnv(env)
+		if !ok || v == "" {
+			return "", fmt.Errorf("environment variable %s is not set", env)
+		}
+		return v, nil
+	}
+	return inline, nil
+}
+
+// ParseEmulator decodes a standalone Graph emulator configuration, whose
+// top-level keys are those of the bridge's graph.emulator section, with the
+// same strictness.
+func ParseEmulator(data []byte) (emulator.Config, error) {
+	var cfg emulator.Config
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return cfg, &Error{Problems: []string{yamlProblem(err)}}
+	}
+	if problems := unknownKeys(&root, reflect.TypeOf(cfg), ""); len(problems) > 0 {
+		return cfg, &Error{Problems: problems}
+	}
+	if err := root.Decode(&cfg); err != nil && root.Kind != 0 {
+		return cfg, &Error{Problems: []string{yamlProblem(err)}}
+	}
+	cfg.SetDefaults()
+	if err := cfg.Validate(); err != nil {
+		return cfg, &Error{Problems: strings.Split(err.Error(), "\n")}
+	}
+	return cfg, nil
+}

@@ -1,0 +1,172 @@
+package config
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+graph:
+  tenants:
+    - {id: contoso.example, client_id: app, client_secret: s3cret}
+sources:
+  - {name: demo, type: generic, token: t0ken}
+`
+
+func TestExampleConfigLoads(t *testing.T) {
+	cfg, err := Load("../../config.example.yaml")
+	if err != nil {
+		t.Fatalf("config.example.yaml: %v", err)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:8080" || cfg.Graph.Emulator.Listen != "127.0.0.1:8081" {
+		t.Errorf("demo addresses changed: %s, %s", cfg.HTTP.Listen, cfg.Graph.Emulator.Listen)
+	}
+	if cfg.Graph.Tenants[0].GraphURL != "http://127.0.0.1:8081/v1.0" || cfg.Sources[0].Token != "demo-token" {
+		t.Errorf("demo contract changed: %+v %+v", cfg.Graph.Tenants[0], cfg.Sources[0])
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name string
+		ok   bool
+	}{
+		{"embedded nats", cfg.NATS.Embedded},
+		{"duplicate window 10m", cfg.NATS.DuplicateWindow == 10*time.Minute},
+		{"body limit 1 MiB", cfg.HTTP.BodyLimit == 1<<20},
+		{"budget 1500/30s", cfg.Graph.Tenants[0].Budget == 1500 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
+		{"cloud global", cfg.Graph.Tenants[0].Cloud == "global"},
+		{"source path", cfg.Sources[0].Path == "/v1/hooks/demo"},
+		{"source tenant", cfg.Sources[0].Tenant == "contoso.example"},
+		{"expiration 15m", cfg.Presence.Expiration == 15*time.Minute},
+	}
+	for _, c := range checks {
+		if !c.ok {
+			t.Errorf("default %s not applied", c.name)
+		}
+	}
+}
+
+// TestErrors checks the exact messages for each kind of mistake; every
+// problem in a file is reported at once.
+func TestErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		yaml string
+		want []string
+	}{
+		{"unknown keys with paths", minimal + "http: {listen: ':1', lissen: x}\ngraph2: 1\n", []string{
+			"http.lissen: unknown key (line 7)",
+			"graph2: unknown key (line 8)",
+		}},
+		{"unknown nested key", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, secret: x", 1), []string{
+			"graph.tenants[0].secret: unknown key (line 4)",
+		}},
+		{"every problem at once", `
+log: {level: loud}
+http: {listen: nowhere, body_limit: 10}
+graph:
+  tenants:
+    - {id: t, cloud: mars, client_id: ""}
+presence:
+  expiration: 1m
+  mapping: {call: Busy/InAMeeting}
+  priority: [call, call]
+sources:
+  - {name: "Bad Name", type: fax}
+`, []string{
+			`log.level: must be one of debug, info, warn, error (got "loud")`,
+			`http.listen: must be host:port (got "nowhere")`,
+			"http.body_limit: must be at least 1024 bytes",
+			`graph.tenants[0].cloud: must be one of global, usgov, usgovdod, china (got "mars")`,
+			"graph.tenants[0].client_id: required",
+			"graph.tenants[0].client_secret: required (inline, client_secret_file or client_secret_env)",
+			"presence.expiration: must be between 5m and 4h (Graph's PT5M to PT4H)",
+			`presence.mapping.call: "Busy/InAMeeting" is not a pair setPresence accepts (one of Available/Available, Busy/InACall, Busy/InAConferenceCall, Away/Away, DoNotDisturb/Presenting)`,
+			`presence.priority[1]: must be one of conference, call, meeting, presence, each once (got "call")`,
+			`sources[0].name: must be lower-case letters, digits, '-' or '_' (got "Bad Name")`,
+			`sources[0].type: must be one of generic, twilio, zoomphone, webex, ringcentral, graphcalendar (got "fax")`,
+		}},
+		{"no tenants", "sources: []\n", []string{"graph.tenants: at least one tenant is required"}},
+		{"two secret forms", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, client_secret_env: X", 1), []string{
+			"graph.tenants[0].client_secret: set only one of the value, its _file or its _env",
+		}},
+		{"missing env secret", strings.Replace(minimal, "client_secret: s3cret", "client_secret_env: PRESENCE_BRIDGE_TEST_UNSET", 1), []string{
+			"graph.tenants[0].client_secret: environment variable PRESENCE_BRIDGE_TEST_UNSET is not set",
+		}},
+		{"external nats without urls", minimal + "nats: {embedded: false}\n", []string{"nats.urls: required when nats.embedded is false"}},
+		{"duplicate source", minimal + "  - {name: demo, type: generic, token: x}\n", []string{
+			`sources[1].name: duplicate source "demo"`, `sources[1].path: duplicate path "/v1/hooks/demo"`,
+		}},
+		{"twilio needs its secret and URL", minimal + "  - {name: pbx, type: twilio}\n", []string{
+			"sources[1].secret: required (the account's Auth Token)", "sources[1].public_url: required (the URL Twilio calls)",
+		}},
+		{"wrong type", minimal + "http: {body_limit: lots}\n", []string{
+			"yaml: line 7: cannot unmarshal !!str `lots` into int64",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), ".")
+			var cfgErr *Error
+			if !errors.As(err, &cfgErr) {
+				t.Fatalf("want *Error, got %v", err)
+			}
+			if strings.Join(cfgErr.Problems, "\n") != strings.Join(tt.want, "\n") {
+				t.Errorf("problems\n got: %q\nwant: %q", cfgErr.Problems, tt.want)
+			}
+		})
+	}
+}
+
+func TestSecretsFromFileAndEnv(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("from-file\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PRESENCE_BRIDGE_TEST_TOKEN", "from-env")
+	yaml := strings.Replace(minimal, "client_secret: s3cret", "client_secret_file: secret.txt", 1)
+	yaml = strings.Replace(yaml, "token: t0ken", "token_env: PRESENCE_BRIDGE_TEST_TOKEN", 1)
+	cfg, err := Parse([]byte(yaml), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Graph.Tenants[0].ClientSecret != "from-file" || cfg.Sources[0].Token != "from-env" {
+		t.Fatalf("secrets not resolved: %q %q", cfg.Graph.Tenants[0].ClientSecret, cfg.Sources[0].Token)
+	}
+}
+
+// TestErrorsNeverShowSecrets checks that a broken file's problems name the
+// keys but never repeat a secret's value.
+func TestErrorsNeverShowSecrets(t *testing.T) {
+	yaml := strings.Replace(minimal, "client_id: app", `client_id: ""`, 1) + "nats: {embedded: false}\n"
+	_, err := Parse([]byte(yaml), ".")
+	if err == nil {
+		t.Fatal("want an error")
+	}
+	for _, secret := range []string{"s3cret", "t0ken"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Fatalf("error shows secret %q: %v", secret, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("http: {listen: ':1'}\n"))
+	f.Add([]byte("graph: {tenants: [{id: a, client_id: b, client_secret: c}]}\nsources: [{name: x, type: twilio}]"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse(data, t.TempDir())
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}

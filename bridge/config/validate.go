@@ -1,0 +1,193 @@
+package config
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// SourceTypes are the adapter types a source may have.
+var SourceTypes = []string{"generic", "twilio", "zoomphone", "webex", "ringcentral", "graphcalendar"}
+
+// Clouds are the Microsoft clouds a tenant may name.
+var Clouds = []string{"global", "usgov", "usgovdod", "china"}
+
+// Priorities are the kinds of activity that presence.priority orders.
+var Priorities = []string{"conference", "call", "meeting", "presence"}
+
+// validate returns every problem in c, each naming its key's path.
+func (c *Config) validate() []string {
+	var p problems
+	p.check(slices.Contains([]string{"debug", "info", "warn", "error"}, c.Log.Level), "log.level", "must be one of debug, info, warn, error (got %q)", c.Log.Level)
+	p.check(slices.Contains([]string{"text", "json"}, c.Log.Format), "log.format", "must be text or json (got %q)", c.Log.Format)
+
+	p.checkAddr("http.listen", c.HTTP.Listen)
+	p.check(c.HTTP.BodyLimit >= 1024, "http.body_limit", "must be at least 1024 bytes")
+	p.check(c.HTTP.ShutdownTimeout > 0, "http.shutdown_timeout", "must be positive")
+
+	c.validateNATS(&p)
+	c.validateGraph(&p)
+	c.validatePresence(&p)
+	c.validateSources(&p)
+	for key, target := range c.Directory {
+		p.check(key != "" && target != "", "directory", "entries need a key and a user (%q: %q)", key, target)
+	}
+	return p.list
+}
+
+func (c *Config) validateNATS(p *problems) {
+	n := c.NATS
+	if n.Embedded {
+		p.check(n.StoreDir != "", "nats.store_dir", "required when nats.embedded is true")
+		p.check(len(n.URLs) == 0, "nats.urls", "must be empty when nats.embedded is true")
+		if n.Listen != "" {
+			p.checkAddr("nats.listen", n.Listen)
+		}
+	} else {
+		p.check(len(n.URLs) > 0, "nats.urls", "required when nats.embedded is false")
+		for i, u := range n.URLs {
+			parsed, err := url.Parse(u)
+			p.check(err == nil && parsed.Host != "", fmt.Sprintf("nats.urls[%d]", i), "must be a URL such as nats://host:4222 (got %q)", u)
+		}
+	}
+	p.check(n.Stream != "" && !strings.ContainsAny(n.Stream, " .*>"), "nats.stream", "must be a stream name without spaces, dots or wildcards")
+	p.check(n.DeadLetter != "" && !strings.ContainsAny(n.DeadLetter, " .*>") && n.DeadLetter != n.Stream, "nats.dead_letter_stream", "must be a stream name different from nats.stream")
+	p.check(n.SubjectPrefix != "" && !strings.ContainsAny(n.SubjectPrefix, " *>"), "nats.subject_prefix", "must be a subject without wildcards")
+	p.check(n.Consumer != "" && !strings.ContainsAny(n.Consumer, " .*>"), "nats.consumer", "must be a name without spaces, dots or wildcards")
+	p.check(n.DuplicateWindow >= time.Second, "nats.duplicate_window", "must be at least 1s")
+	p.check(n.Replicas >= 1 && n.Replicas <= 5, "nats.replicas", "must be between 1 and 5")
+	p.check(n.AckWait >= time.Second, "nats.ack_wait", "must be at least 1s")
+	p.check(n.ConnectTimeout > 0, "nats.connect_timeout", "must be positive")
+	p.check(n.PublishTimeout > 0, "nats.publish_timeout", "must be positive")
+}
+
+func (c *Config) validateGraph(p *problems) {
+	g := c.Graph
+	p.check(len(g.Tenants) > 0, "graph.tenants", "at least one tenant is required")
+	seen := map[string]bool{}
+	for i, t := range g.Tenants {
+		path := fmt.Sprintf("graph.tenants[%d]", i)
+		p.check(t.ID != "", path+".id", "required")
+		p.check(!seen[t.ID], path+".id", "duplicate tenant %q", t.ID)
+		seen[t.ID] = true
+		p.check(slices.Contains(Clouds, t.Cloud), path+".cloud", "must be one of %s (got %q)", strings.Join(Clouds, ", "), t.Cloud)
+		p.check((t.GraphURL == "") == (t.LoginURL == ""), path+".graph_url", "graph_url and login_url go together")
+		for _, u := range []struct{ key, value string }{{"graph_url", t.GraphURL}, {"login_url", t.LoginURL}} {
+			if u.value != "" {
+				parsed, err := url.Parse(u.value)
+				p.check(err == nil && (parsed.Scheme == "http" || parsed.Scheme == "https") && parsed.Host != "", path+"."+u.key, "must be an http(s) URL (got %q)", u.value)
+			}
+		}
+		p.check(t.ClientID != "", path+".client_id", "required")
+		p.check(given(t.ClientSecret, t.ClientSecretFile, t.ClientSecretEnv), path+".client_secret", "required (inline, client_secret_file or client_secret_env)")
+		p.check(t.Budget > 0, path+".budget", "must be positive")
+		p.check(t.BudgetWindow >= time.Second, path+".budget_window", "must be at least 1s")
+	}
+	p.check(g.Timeout > 0, "graph.timeout", "must be positive")
+	p.check(g.UserCacheTTL >= 0, "graph.user_cache_ttl", "must not be negative")
+	p.check(g.Breaker.Failures > 0, "graph.breaker.failures", "must be positive")
+	p.check(g.Breaker.OpenTimeout > 0, "graph.breaker.open_timeout", "must be positive")
+	p.check(g.Retry.MinDelay > 0 && g.Retry.MaxDelay >= g.Retry.MinDelay, "graph.retry", "min_delay must be positive and max_delay at least min_delay")
+	if g.Emulator.Enabled {
+		if err := g.Emulator.Validate(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				p.add("graph.emulator." + line)
+			}
+		}
+	}
+}
+
+func (c *Config) validatePresence(p *problems) {
+	pr := c.Presence
+	p.check(pr.Expiration >= 5*time.Minute && pr.Expiration <= 4*time.Hour, "presence.expiration", "must be between 5m and 4h (Graph's PT5M to PT4H)")
+	p.check(pr.MaxCallDuration >= time.Minute, "presence.max_call_duration", "must be at least 1m")
+	m := pr.Mapping
+	for _, entry := range []struct{ key, value string }{
+		{"call", m.Call}, {"conference_call", m.ConferenceCall}, {"ringing", m.Ringing}, {"meeting", m.Meeting},
+	} {
+		if entry.value == "" {
+			continue
+		}
+		_, err := ParsePair(entry.value)
+		p.check(err == nil, "presence.mapping."+entry.key, "%v", err)
+	}
+	for i, s := range m.MeetingShowAs {
+		p.check(slices.Contains([]string{"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}, s), fmt.Sprintf("presence.mapping.meeting_show_as[%d]", i), "must be one of free, tentative, busy, oof, workingElsewhere, unknown (got %q)", s)
+	}
+	seen := map[string]bool{}
+	for i, kind := range pr.Priority {
+		p.check(slices.Contains(Priorities, kind) && !seen[kind], fmt.Sprintf("presence.priority[%d]", i), "must be one of %s, each once (got %q)", strings.Join(Priorities, ", "), kind)
+		seen[kind] = true
+	}
+}
+
+func (c *Config) validateSources(p *problems) {
+	names, paths := map[string]bool{}, map[string]bool{}
+	tenants := map[string]bool{}
+	for _, t := range c.Graph.Tenants {
+		tenants[t.ID] = true
+	}
+	for i, s := range c.Sources {
+		path := fmt.Sprintf("sources[%d]", i)
+		p.check(adapters.ValidSourceName(s.Name), path+".name", "must be lower-case letters, digits, '-' or '_' (got %q)", s.Name)
+		p.check(!names[s.Name], path+".name", "duplicate source %q", s.Name)
+		names[s.Name] = true
+		p.check(slices.Contains(SourceTypes, s.Type), path+".type", "must be one of %s (got %q)", strings.Join(SourceTypes, ", "), s.Type)
+		p.check(strings.HasPrefix(s.Path, "/") && !strings.HasPrefix(s.Path, "/v1/events") && !strings.HasPrefix(s.Path, "/_"), path+".path", "must start with / and not clash with the bridge's own endpoints (got %q)", s.Path)
+		p.check(!paths[s.Path], path+".path", "duplicate path %q", s.Path)
+		paths[s.Path] = true
+		p.check(s.Tenant != "", path+".tenant", "required when more than one tenant is configured")
+		if s.Tenant != "" {
+			p.check(tenants[s.Tenant], path+".tenant", "unknown tenant %q", s.Tenant)
+		}
+		p.check(s.Lapse >= 0, path+".lapse", "must not be negative")
+		switch s.Type {
+		case "generic":
+			p.check(given(s.Token, s.TokenFile, s.TokenEnv) || given(s.Secret, s.SecretFile, s.SecretEnv), path, "a generic source needs a token or a secret")
+		case "twilio":
+			p.check(given(s.Secret, s.SecretFile, s.SecretEnv), path+".secret", "required (the account's Auth Token)")
+			p.check(s.PublicURL != "", path+".public_url", "required (the URL Twilio calls)")
+		case "zoomphone", "webex", "ringcentral", "graphcalendar":
+			p.check(given(s.Secret, s.SecretFile, s.SecretEnv), path+".secret", "required")
+		}
+	}
+}
+
+// ParsePair parses "Availability/Activity" and checks that Graph's
+// setPresence accepts it.
+func ParsePair(s string) (adapters.Pair, error) {
+	availability, activity, ok := strings.Cut(s, "/")
+	pair := adapters.Pair{Availability: availability, Activity: activity}
+	if !ok || !pair.Settable() {
+		names := make([]string, len(adapters.SettablePairs))
+		for i, sp := range adapters.SettablePairs {
+			names[i] = sp.String()
+		}
+		return pair, fmt.Errorf("%q is not a pair setPresence accepts (one of %s)", s, strings.Join(names, ", "))
+	}
+	return pair, nil
+}
+
+// given reports whether a secret was given in any of its forms; a form that
+// could not be read is reported where it is resolved.
+func given(inline, file, env string) bool { return inline != "" || file != "" || env != "" }
+
+type problems struct{ list []string }
+
+func (p *problems) add(s string) { p.list = append(p.list, s) }
+
+func (p *problems) check(ok bool, path, format string, args ...any) {
+	if !ok {
+		p.add(path + ": " + fmt.Sprintf(format, args...))
+	}
+}
+
+func (p *problems) checkAddr(path, addr string) {
+	_, port, err := net.SplitHostPort(addr)
+	p.check(err == nil && port != "", path, "must be host:port (got %q)", addr)
+}

@@ -1,0 +1,244 @@
+// Package ingest is the bridge's HTTP front: the canonical events endpoint,
+// one webhook endpoint per configured source adapter, health and readiness.
+// An event is answered 2xx only once JetStream has stored it.
+package ingest
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// Publisher stores events durably; it returns once they are stored.
+type Publisher interface {
+	Publish(ctx context.Context, events []adapters.Event) error
+}
+
+// Source is one configured source as the HTTP front sees it.
+type Source struct {
+	Name string
+	// Token is the bearer token accepted on POST /v1/events for this
+	// source's events; empty means the source can not use that endpoint.
+	Token string
+	// Path is the source's webhook path and Adapter decodes what arrives
+	// there; a nil Adapter serves no webhook.
+	Path    string
+	Adapter adapters.Adapter
+}
+
+// Options configure the router.
+type Options struct {
+	Publisher Publisher
+	Sources   []Source
+	BodyLimit int64
+	// Ready reports whether the bridge can take events (JetStream up).
+	Ready func(ctx context.Context) error
+	// RetryAfter is what 503 answers advise.
+	RetryAfter time.Duration
+	Log        *slog.Logger
+	// Observe, when set, counts each answered request by route and status.
+	Observe func(route string, status int)
+}
+
+// NewRouter returns the HTTP handler.
+func NewRouter(opts Options) *gin.Engine {
+	if opts.Observe == nil {
+		opts.Observe = func(string, int) {}
+	}
+	if opts.RetryAfter <= 0 {
+		opts.RetryAfter = 5 * time.Second
+	}
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.HandleMethodNotAllowed = true
+	r.ContextWithFallback = true
+	h := &handler{opts: opts}
+	r.Use(h.recover, h.observe)
+	r.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "not_found", "no such endpoint", nil) })
+	r.NoMethod(func(c *gin.Context) {
+		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method "+c.Request.Method+" is not allowed here", nil)
+	})
+	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	r.GET("/readyz", h.ready)
+	r.POST("/v1/events", h.events)
+	for _, s := range opts.Sources {
+		if s.Adapter == nil {
+			continue
+		}
+		hook := &hookHandler{handler: h, source: s}
+		r.POST(s.Path, hook.serve)
+		r.GET(s.Path, hook.serve) // handshakes (Graph validationToken) and Twilio GET callbacks
+	}
+	return r
+}
+
+type handler struct {
+	opts Options
+}
+
+func (h *handler) ready(c *gin.Context) {
+	if err := h.opts.Ready(c); err != nil {
+		c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
+		writeError(c, http.StatusServiceUnavailable, "not_ready", err.Error(), nil)
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready"})
+}
+
+// events serves POST /v1/events: one canonical event or {"events":[...]},
+// authenticated by the bearer token of the source the events name.
+func (h *handler) events(c *gin.Context) {
+	source, ok := h.sourceByToken(c.GetHeader("Authorization"))
+	if !ok {
+		c.Header("WWW-Authenticate", `Bearer realm="presence-bridge"`)
+		writeError(c, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token", nil)
+		return
+	}
+	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json", nil)
+		return
+	}
+	body, err := adapters.ReadBody(c.Request, h.opts.BodyLimit)
+	if err != nil {
+		writeRequestError(c, err)
+		return
+	}
+	events, err := adapters.DecodeEvents(body)
+	if err != nil {
+		writeRequestError(c, adapters.Invalid(err))
+		return
+	}
+	for i, e := range events {
+		if e.Source != source.Name {
+			writeError(c, http.StatusForbidden, "wrong_source", "the token belongs to source "+source.Name+" but the event names "+e.Source, []adapters.FieldError{{Field: fieldPath(len(events), i, "source"), Problem: "not the token's source"}})
+			return
+		}
+	}
+	h.publish(c, events, nil)
+}
+
+// publish stores events and answers: 202 (or the adapter's own answer)
+// after the PubAck, 503 with Retry-After when JetStream can not take them.
+func (h *handler) publish(c *gin.Context, events []adapters.Event, responder adapters.Responder) {
+	if len(events) > 0 {
+		if err := h.opts.Publisher.Publish(c, events); err != nil {
+			h.opts.Log.Warn("events not stored", "count", len(events), "err", err)
+			c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
+			writeError(c, http.StatusServiceUnavailable, "queue_unavailable", "events could not be stored; retry later", nil)
+			return
+		}
+	}
+	if responder != nil {
+		responder.Respond(c.Writer, len(events))
+		return
+	}
+	ids := make([]string, len(events))
+	for i, e := range events {
+		ids[i] = e.ID
+	}
+	c.JSON(http.StatusAccepted, gin.H{"accepted": len(events), "ids": ids})
+}
+
+func (h *handler) sourceByToken(header string) (Source, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") || token == "" {
+		return Source{}, false
+	}
+	found, match := Source{}, false
+	for _, s := range h.opts.Sources {
+		// Compare against every token so the time taken does not tell which
+		// source matched.
+		if s.Token != "" && subtle.ConstantTimeCompare([]byte(s.Token), []byte(token)) == 1 {
+			found, match = s, true
+		}
+	}
+	return found, match
+}
+
+type hookHandler struct {
+	*handler
+	source Source
+}
+
+func (h *hookHandler) serve(c *gin.Context) {
+	if hs, ok := h.source.Adapter.(adapters.Handshaker); ok && hs.Handshake(c.Writer, c.Request) {
+		return
+	}
+	events, err := h.source.Adapter.Decode(c.Request)
+	if err != nil {
+		h.opts.Log.Info("webhook rejected", "source", h.source.Name, "err", err)
+		writeRequestError(c, err)
+		return
+	}
+	responder, _ := h.source.Adapter.(adapters.Responder)
+	h.publish(c, events, responder)
+}
+
+func (h *handler) recover(c *gin.Context) {
+	defer func() {
+		if v := recover(); v != nil {
+			h.opts.Log.Error("handler panic", "path", c.Request.URL.Path, "panic", v)
+			writeError(c, http.StatusInternalServerError, "internal", "internal error", nil)
+			c.Abort()
+		}
+	}()
+	c.Next()
+}
+
+func (h *handler) observe(c *gin.Context) {
+	c.Next()
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	h.opts.Observe(route, c.Writer.Status())
+}
+
+// errorBody is every error answer's JSON shape.
+type errorBody struct {
+	Error errorDetail `json:"error"`
+}
+
+type errorDetail struct {
+	Code    string                `json:"code"`
+	Message string                `json:"message"`
+	Fields  []adapters.FieldError `json:"fields,omitempty"`
+}
+
+func writeError(c *gin.Context, status int, code, message string, fields []adapters.FieldError) {
+	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{Code: code, Message: message, Fields: fields}})
+}
+
+func writeRequestError(c *gin.Context, err error) {
+	var reqErr *adapters.RequestError
+	if errors.As(err, &reqErr) {
+		writeError(c, reqErr.Status, reqErr.Code, reqErr.Message, reqErr.Fields)
+		return
+	}
+	writeError(c, http.StatusBadRequest, "invalid_request", err.Error(), nil)
+}
+
+func fieldPath(n, i int, field string) string {
+	if n == 1 {
+		return field
+	}
+	return "events[" + strconv.Itoa(i) + "]." + field
+}
+
+func retryAfterSeconds(d time.Duration) string {
+	s := int(d.Round(time.Second) / time.Second)
+	if s < 1 {
+		s = 1
+	}
+	return strconv.Itoa(s)
+}

@@ -1,0 +1,134 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/queue"
+)
+
+// TestGraphOutageOpensBreakerAndConverges: Graph answers 503 for a while;
+// the breaker opens (Graph stops being called), nothing is lost, and once
+// Graph is back every user converges.
+func TestGraphOutageOpensBreakerAndConverges(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	em := b.Emulator()
+	// Warm up the token and the user cache so that only presence calls fail.
+	postEvent(t, b, callEvent("w1", "alice@contoso.example", "w", "active", time.Now()))
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
+
+	em.Outage(1500 * time.Millisecond)
+	start := len(em.Requests())
+	now := time.Now()
+	postEvent(t, b, callEvent("o1", "alice@contoso.example", "w", "ended", now))
+	postEvent(t, b, callEvent("o2", "bob@contoso.example", "c2", "active", now))
+	time.Sleep(1200 * time.Millisecond)
+	during := len(em.Requests()) - start
+	// Without a breaker the worker would call Graph every 50-200 ms per
+	// event; with it, 3 failures open it for 300 ms between probes.
+	if during > 12 {
+		t.Fatalf("Graph was called %d times during a 1.2 s outage: the breaker did not hold calls back", during)
+	}
+	if during < 3 {
+		t.Fatalf("Graph was called %d times: the outage was not tried", during)
+	}
+	waitPresence(t, b, aliceID, "Offline/Offline", 5*time.Second)
+	waitPresence(t, b, bobID, "Busy/InACall", 5*time.Second)
+}
+
+// TestGraphRefusalIsDeadLettered: a permanent Graph error sends the event
+// to the dead-letter stream with the reason and Graph's error, the message
+// is not retried, and the admin API lists and replays it.
+func TestGraphRefusalIsDeadLettered(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	em := b.Emulator()
+	postEvent(t, b, callEvent("w1", "alice@contoso.example", "w", "active", time.Now()))
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
+
+	em.FailNext(1, http.StatusBadRequest)
+	postEvent(t, b, callEvent("bad-1", "bob@contoso.example", "c1", "active", time.Now()))
+	letters := waitDeadLetters(t, b, 1)
+	d := letters[0]
+	if !strings.Contains(d.Reason, "graph refused") || !strings.Contains(d.GraphError, "400") || !strings.Contains(string(d.Data), `"bad-1"`) {
+		t.Fatalf("dead letter %+v", d)
+	}
+	if a, _ := presenceOf(t, b, bobID); a != "Offline" {
+		t.Fatalf("bob is %s after a refused change", a)
+	}
+
+	// Replay through the admin API: Graph accepts it now.
+	r := post(t, b, "/v1/admin/deadletters/"+strconv.FormatUint(d.Seq, 10)+"/replay", "admin-token", "", "")
+	if r.status != http.StatusOK {
+		t.Fatalf("replay: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, bobID, "Busy/InACall", 2*time.Second)
+	if r := post(t, b, "/v1/admin/deadletters/"+strconv.FormatUint(d.Seq, 10)+"/replay", "wrong", "", ""); r.status != http.StatusUnauthorized {
+		t.Fatalf("replay with a wrong token: %d", r.status)
+	}
+}
+
+// TestUnknownUserIsDeadLettered: a user neither in the directory nor in
+// Graph can never be applied.
+func TestUnknownUserIsDeadLettered(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	postEvent(t, b, callEvent("u1", "ext:9999", "c1", "active", time.Now()))
+	postEvent(t, b, callEvent("u2", "mallory@contoso.example", "c1", "active", time.Now()))
+	letters := waitDeadLetters(t, b, 2)
+	for _, d := range letters {
+		if !strings.Contains(d.Reason, "unknown user") {
+			t.Fatalf("dead letter reason %q", d.Reason)
+		}
+	}
+}
+
+// TestBusPublisher: a canonical event published on presence.events.<source>
+// is processed like a webhook; an invalid one is dead-lettered and does not
+// stop the consumer.
+func TestBusPublisher(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	nc := b.Queue().Conn()
+	for _, m := range []struct{ subject, body string }{
+		{"presence.events.demo", `{"id":`},
+		{"presence.events.demo", `{"id":"x","source":"demo","type":"call"}`},
+		{"presence.events.other", callEvent("m1", "alice@contoso.example", "c1", "active", time.Now())},
+		{"presence.events.nosuch", strings.Replace(callEvent("m2", "bob@contoso.example", "c1", "active", time.Now()), `"demo"`, `"nosuch"`, 1)},
+		{"presence.events.demo", callEvent("m3", "bob@contoso.example", "c1", "active", time.Now())},
+	} {
+		if err := nc.Publish(m.subject, []byte(m.body)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitPresence(t, b, bobID, "Busy/InACall", 3*time.Second)
+	letters := waitDeadLetters(t, b, 4)
+	want := []string{"invalid event", "invalid event", "source mismatch", "unknown source"}
+	for i, d := range letters {
+		if !strings.HasPrefix(d.Reason, want[i]) {
+			t.Errorf("dead letter %d: reason %q, want %q", i, d.Reason, want[i])
+		}
+	}
+}
+
+func waitDeadLetters(t *testing.T, b *bridge.Bridge, n int) []queue.DeadLetter {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		letters, err := b.Queue().ListDeadLetters(context.Background(), 0, 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(letters) >= n {
+			return letters
+		}
+		if time.Now().After(deadline) {
+			raw, _ := json.Marshal(letters)
+			t.Fatalf("%d dead letters, want %d: %s", len(letters), n, raw)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,199 @@
+// Package worker consumes presence events from JetStream, resolves who they
+// are about, hands them to an Applier and settles each message: Ack when
+// applied, NakWithDelay when it may work later, Term with a dead-letter
+// record when it never will.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/queue"
+)
+
+// Applier makes an event take effect for a resolved user.
+type Applier interface {
+	Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error
+}
+
+// Resolver turns an event's user (UPN, object id or directory key) into the
+// user's object id in a tenant.
+type Resolver interface {
+	Resolve(ctx context.Context, tenant, user string) (string, error)
+}
+
+// DeadLetters stores what can never be applied.
+type DeadLetters interface {
+	PublishDeadLetter(ctx context.Context, d queue.DeadLetter) error
+}
+
+// RetryError asks for the message to be delivered again after After (zero
+// means the worker's own backoff).
+type RetryError struct {
+	After time.Duration
+	Err   error
+}
+
+func (e *RetryError) Error() string { return "retry: " + e.Err.Error() }
+func (e *RetryError) Unwrap() error { return e.Err }
+
+// PermanentError means the event can never be applied; it is dead-lettered.
+type PermanentError struct {
+	Reason     string
+	GraphError string
+	Err        error
+}
+
+func (e *PermanentError) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *PermanentError) Unwrap() error { return e.Err }
+
+// Options configure a Worker.
+type Options struct {
+	// SubjectPrefix is the events' subject prefix; the next token names the
+	// source.
+	SubjectPrefix string
+	// Tenants maps each configured source name to its tenant.
+	Tenants     map[string]string
+	Resolver    Resolver
+	Applier     Applier
+	DeadLetters DeadLetters
+	// MinDelay and MaxDelay bound the exponential redelivery backoff.
+	MinDelay, MaxDelay time.Duration
+	Log                *slog.Logger
+	// Observe, when set, is told the outcome of every message.
+	Observe func(outcome string)
+}
+
+// Worker settles the events stream's messages.
+type Worker struct {
+	opts Options
+}
+
+// New returns a Worker.
+func New(opts Options) *Worker {
+	if opts.Observe == nil {
+		opts.Observe = func(string) {}
+	}
+	return &Worker{opts: opts}
+}
+
+// Outcomes reported to Options.Observe.
+const (
+	OutcomeApplied    = "applied"
+	OutcomeRetry      = "retry"
+	OutcomeDeadLetter = "dead_letter"
+)
+
+// Handle processes and settles one message.
+func (w *Worker) Handle(msg jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := w.process(ctx, msg.Subject(), msg.Data())
+	log := w.opts.Log.With("subject", msg.Subject())
+	var retry *RetryError
+	var permanent *PermanentError
+	switch {
+	case err == nil:
+		w.settle(log, "ack", msg.Ack())
+		w.opts.Observe(OutcomeApplied)
+	case errors.As(err, &permanent):
+		w.deadLetter(ctx, log, msg, permanent)
+	default:
+		// Anything not known to be permanent is retried: losing an event is
+		// worse than trying it again.
+		delay := w.backoff(msg)
+		if errors.As(err, &retry) && retry.After > 0 {
+			delay = retry.After
+		}
+		log.Warn("event will be retried", "err", err, "delay", delay)
+		w.settle(log, "nak", msg.NakWithDelay(delay))
+		w.opts.Observe(OutcomeRetry)
+	}
+}
+
+func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream.Msg, p *PermanentError) {
+	d := queue.DeadLetter{
+		Subject:    msg.Subject(),
+		Source:     w.sourceOf(msg.Subject()),
+		Data:       msg.Data(),
+		Reason:     p.Error(),
+		GraphError: p.GraphError,
+		At:         time.Now().UTC(),
+	}
+	if err := w.opts.DeadLetters.PublishDeadLetter(ctx, d); err != nil {
+		// Keep the event rather than lose it: it comes back later.
+		log.Error("dead letter not stored; event kept for retry", "err", err)
+		w.settle(log, "nak", msg.NakWithDelay(w.backoff(msg)))
+		w.opts.Observe(OutcomeRetry)
+		return
+	}
+	log.Warn("event dead-lettered", "reason", d.Reason)
+	w.settle(log, "term", msg.TermWithReason(truncate(d.Reason, 200)))
+	w.opts.Observe(OutcomeDeadLetter)
+}
+
+func (w *Worker) process(ctx context.Context, subject string, data []byte) error {
+	events, err := adapters.DecodeEvents(data)
+	if err != nil {
+		return &PermanentError{Reason: "invalid event", Err: err}
+	}
+	if len(events) != 1 {
+		return &PermanentError{Reason: "invalid event", Err: fmt.Errorf("a bus message carries one event, not %d", len(events))}
+	}
+	ev := events[0]
+	source := w.sourceOf(subject)
+	if ev.Source != source {
+		return &PermanentError{Reason: "source mismatch", Err: fmt.Errorf("event source %q published on subject of source %q", ev.Source, source)}
+	}
+	tenant, known := w.opts.Tenants[ev.Source]
+	if !known {
+		return &PermanentError{Reason: "unknown source", Err: fmt.Errorf("source %q is not configured", ev.Source)}
+	}
+	userID, err := w.opts.Resolver.Resolve(ctx, tenant, ev.User)
+	if err != nil {
+		return err
+	}
+	return w.opts.Applier.Apply(ctx, tenant, userID, ev)
+}
+
+func (w *Worker) sourceOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, w.opts.SubjectPrefix+".")
+	if !ok {
+		return ""
+	}
+	source, _, _ := strings.Cut(rest, ".")
+	return source
+}
+
+// backoff doubles the delay with every delivery, from MinDelay to MaxDelay.
+func (w *Worker) backoff(msg jetstream.Msg) time.Duration {
+	delivered := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	delay := w.opts.MinDelay
+	for i := uint64(1); i < delivered && delay < w.opts.MaxDelay; i++ {
+		delay *= 2
+	}
+	return min(delay, w.opts.MaxDelay)
+}
+
+func (w *Worker) settle(log *slog.Logger, what string, err error) {
+	if err != nil {
+		log.Warn("settle message", "op", what, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
