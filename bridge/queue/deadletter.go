@@ -63,9 +63,10 @@ func (q *Queue) ListDeadLetters(ctx context.Context, from uint64, limit int) ([]
 	if err != nil {
 		return nil, fmt.Errorf("dead-letter stream info: %w", err)
 	}
-	if from < info.State.FirstSeq {
-		from = info.State.FirstSeq
+	if info.State.Msgs == 0 {
+		return nil, nil
 	}
+	from = max(from, info.State.FirstSeq, 1)
 	var out []DeadLetter
 	for seq := from; seq <= info.State.LastSeq && len(out) < limit; seq++ {
 		msg, err := stream.GetMsg(ctx, seq)
