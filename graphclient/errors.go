@@ -144,7 +144,7 @@ func ParseRetryAfter(v string, now time.Time) time.Duration {
 		return 0
 	}
 	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if secs <= 0 || secs > 24*3600 {
+		if !(secs > 0 && secs <= 24*3600) { // also rejects NaN
 			return 0
 		}
 		return time.Duration(secs * float64(time.Second))
