@@ -473,24 +473,24 @@ func ParseDuration(s string) (time.Duration, error) {
 	if m == nil || s == "P" || strings.HasSuffix(s, "T") {
 		return 0, fmt.Errorf("not an ISO 8601 duration: %q", s)
 	}
-	var d time.Duration
-	for i, unit := range []time.Duration{24 * time.Hour, time.Hour, time.Minute} {
-		if m[i+1] != "" {
-			n, err := strconv.ParseInt(m[i+1], 10, 32)
-			if err != nil {
-				return 0, fmt.Errorf("duration %q: %w", s, err)
-			}
-			d += time.Duration(n) * unit
+	// Sum in float seconds and bound the total, so that no input can
+	// overflow time.Duration.
+	const maxSeconds = 10 * 366 * 24 * 3600
+	total := 0.0
+	for i, unit := range []float64{24 * 3600, 3600, 60, 1} {
+		if m[i+1] == "" {
+			continue
 		}
-	}
-	if m[4] != "" {
-		secs, err := strconv.ParseFloat(m[4], 64)
-		if err != nil || secs > 1e7 {
-			return 0, fmt.Errorf("duration %q: seconds out of range", s)
+		n, err := strconv.ParseFloat(m[i+1], 64)
+		if err != nil {
+			return 0, fmt.Errorf("duration %q: %w", s, err)
 		}
-		d += time.Duration(secs * float64(time.Second))
+		total += n * unit
 	}
-	return d, nil
+	if !(total <= maxSeconds) {
+		return 0, fmt.Errorf("duration %q: longer than ten years", s)
+	}
+	return time.Duration(total * float64(time.Second)), nil
 }
 
 // unescape is used for ids in admin paths.
