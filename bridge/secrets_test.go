@@ -1,0 +1,82 @@
+package bridge_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+)
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// TestSecretsStayOutOfLogsAndMetrics runs the bridge with a wrong Graph
+// secret at debug level, drives errors, and checks that no secret shows up
+// in the logs, the dead letters, or the metrics.
+func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
+	yaml := strings.Replace(testConfig(t), "client_secret: demo-secret\n  timeout", "client_secret: wrong-graph-secret\n  timeout", 1)
+	cfg, err := config.Parse([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+
+	postEvent(t, b, callEvent("s1", "alice@contoso.example", "c1", "active", time.Now()))
+	post(t, b, "/v1/events", "not-the-token", "application/json", "{}")
+	post(t, b, "/v1/admin/deadletters/1/replay", "wrong-admin", "", "")
+	deadline := time.Now().Add(3 * time.Second)
+	for !strings.Contains(logs.String(), "invalid_client") && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !strings.Contains(logs.String(), "AADSTS7000215") {
+		t.Fatalf("the token failure should be logged with its AADSTS code:\n%s", logs.String())
+	}
+	resp, err := http.Get("http://" + b.Addr() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	letters, _ := b.Queue().ListDeadLetters(context.Background(), 0, 100)
+	var dl bytes.Buffer
+	for _, d := range letters {
+		dl.WriteString(d.Reason + d.GraphError + string(d.Data))
+	}
+	for _, secret := range []string{"wrong-graph-secret", "demo-secret", "demo-token", "admin-token", "other-token", "emu."} {
+		for what, text := range map[string]string{"logs": logs.String(), "metrics": string(metrics), "dead letters": dl.String()} {
+			if strings.Contains(text, secret) {
+				t.Errorf("%q appears in the %s", secret, what)
+			}
+		}
+	}
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestCheckConfig(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("log: {level: loud}\nsurprise: 1\n"), 0o600)
+	tests := []struct {
+		name string
+		args []string
+		code int
+		out  string
+	}{
+		{"example is ok", []string{"check-config", "--config", "../../config.example.yaml"}, 0, "ok\n"},
+		{"unknown key", []string{"check-config", "--config", bad}, 2, "surprise: unknown key (line 2)"},
+		{"missing file", []string{"check-config", "--config", filepath.Join(dir, "none.yaml")}, 2, "no such file"},
+		{"unknown command", []string{"frobnicate"}, 2, ""},
+		{"bad flag", []string{"check-config", "--nope"}, 2, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := run(context.Background(), tt.args, &out, &errOut)
+			if code != tt.code || !strings.Contains(out.String()+errOut.String(), tt.out) {
+				t.Fatalf("exit %d (want %d), output %q %q", code, tt.code, out.String(), errOut.String())
+			}
+		})
+	}
+}
+
+// TestRunStopsOnSignal runs the whole program on a test configuration and
+// cancels it as SIGTERM would: it must stop cleanly with exit code 0.
+func TestRunStopsOnSignal(t *testing.T) {
+	dir := t.TempDir()
+	cfg := fmt.Sprintf(`
+http: {listen: "127.0.0.1:0"}
+nats: {store_dir: %q}
+graph:
+  tenants: [{id: t.example, client_id: app, client_secret: s}]
+  emulator:
+    enabled: true
+    listen: "127.0.0.1:0"
+    tenants: [{id: t.example, apps: [{client_id: app, client_secret: s}], users: []}]
+sources: [{name: demo, type: generic, token: x}]
+`, filepath.Join(dir, "nats"))
+	path := filepath.Join(dir, "c.yaml")
+	os.WriteFile(path, []byte(cfg), 0o600)
+	ctx, cancel := context.WithCancel(context.Background())
+	var errOut bytes.Buffer
+	done := make(chan int)
+	go func() { done <- run(ctx, []string{"--config", path}, &bytes.Buffer{}, &syncWriter{w: &errOut}) }()
+	time.Sleep(time.Second)
+	cancel()
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Fatalf("exit %d", code)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("did not stop within 15s")
+	}
+}
+
+// syncWriter lets the program's logger and the test share a buffer.
+type syncWriter struct {
+	mu sync.Mutex
+	w  *bytes.Buffer
+}
+
+func (s *syncWriter) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.w.Write(p)
+}
