@@ -613,3 +613,71 @@ func FuzzSetPresenceBody(f *testing.F) {
 		}
 	})
 }
+
+func TestCalendarEvents(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.Tenants[0].Apps[0].Roles = append(c.Tenants[0].Apps[0].Roles, "Calendars.Read") })
+	h.token = h.getToken(tenantID, appID, appKey)
+	body := `{"id":"AAMk1","user":"alice@contoso.example","subject":"Standup","start":"2026-11-23T11:00:00Z","end":"2026-11-23T11:30:00Z","showAs":"busy"}`
+	resp, err := http.Post(h.url+"/_emulator/events", "application/json", strings.NewReader(body))
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("create event: %v %v", err, resp.StatusCode)
+	}
+	status, got := h.do("GET", "/v1.0/users/"+alice+"/events/AAMk1?$select=start,end,showAs,isCancelled", nil)
+	if status != 200 || got["showAs"] != "busy" || got["isCancelled"] != false || got["subject"] != nil {
+		t.Fatalf("event: %d %v", status, got)
+	}
+	if got["start"].(map[string]any)["dateTime"] != "2026-11-23T11:00:00.0000000" {
+		t.Fatalf("start %v", got["start"])
+	}
+	if status, _ := h.do("GET", "/v1.0/users/"+alice+"/events/nope", nil); status != 404 {
+		t.Fatalf("unknown event: %d", status)
+	}
+	reader := h.getToken(tenantID, "reader", "r")
+	if status, _ := h.do("GET", "/v1.0/users/"+alice+"/events/AAMk1", nil, reader); status != 403 {
+		t.Fatalf("without Calendars.Read: %d", status)
+	}
+	req, _ := http.NewRequest("DELETE", h.url+"/_emulator/events/alice@contoso.example/AAMk1", nil)
+	if s, _ := h.send(req); s != 200 {
+		t.Fatalf("delete: %d", s)
+	}
+	if status, _ := h.do("GET", "/v1.0/users/"+alice+"/events/AAMk1", nil); status != 404 {
+		t.Fatalf("deleted event: %d", status)
+	}
+}
+
+// BenchmarkSetPresence measures the setPresence requests per second the
+// emulator serves over real HTTP on loopback, with parallel clients.
+func BenchmarkSetPresence(b *testing.B) {
+	em, err := New(Config{
+		Tenants:  []Tenant{{ID: tenantID, Apps: []App{{ClientID: appID, ClientSecret: appKey, Roles: []string{"Presence.ReadWrite.All"}}}, Users: []User{{ID: alice, UserPrincipalName: "a@b.c"}}}},
+		Throttle: Throttle{Limit: 1 << 30, Window: time.Hour},
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(em)
+	defer srv.Close()
+	em.tokens["bench"] = tokenInfo{tenant: tenantID, appID: appID, roles: []string{"Presence.ReadWrite.All"}, expires: time.Now().Add(time.Hour)}
+	body := []byte(`{"sessionId":"` + appID + `","availability":"Busy","activity":"InACall","expirationDuration":"PT15M"}`)
+	url := srv.URL + "/v1.0/users/" + alice + "/presence/setPresence"
+	b.SetParallelism(4)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}
+		for pb.Next() {
+			req, _ := http.NewRequest("POST", url, bytes.NewReader(body))
+			req.Header.Set("Authorization", "Bearer bench")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "req/s")
+}

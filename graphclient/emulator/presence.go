@@ -58,6 +58,7 @@ type userState struct {
 	tenant    string
 	sessions  map[string]*session
 	preferred *preferred
+	events    map[string]CalendarEvent
 	seq       uint64
 	lastPair  string
 }

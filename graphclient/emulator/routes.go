@@ -23,6 +23,7 @@ func (e *Emulator) routes() {
 		mux.HandleFunc("POST "+v+"/users/{id}/presence/setUserPreferredPresence", e.setPreferred)
 		mux.HandleFunc("POST "+v+"/users/{id}/presence/clearUserPreferredPresence", e.clearPreferred)
 		mux.HandleFunc("GET "+v+"/users/{id}", e.getUser)
+		mux.HandleFunc("GET "+v+"/users/{id}/events/{eventId}", e.getEvent)
 	}
 	mux.HandleFunc("GET /_emulator/presences", e.adminPresences)
 	mux.HandleFunc("GET /_emulator/presences/{id}", e.adminPresence)
@@ -34,6 +35,8 @@ func (e *Emulator) routes() {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "reset"})
 	}))
 	mux.HandleFunc("POST /_emulator/clock/advance", e.adminClock)
+	mux.HandleFunc("POST /_emulator/events", e.adminWrite(e.adminEvent))
+	mux.HandleFunc("DELETE /_emulator/events/{user}/{id}", e.adminWrite(e.adminDeleteEvent))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeGraphError(w, r, http.StatusNotFound, "UnknownError", "Resource not found for the segment '"+r.URL.Path+"'.", e.clock.Now())
 	})
