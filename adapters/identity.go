@@ -1,0 +1,73 @@
+package adapters
+
+import (
+	"strings"
+)
+
+// NormalizeIdentity puts the ways sources name a person into one form, so
+// that directory keys match whatever a vendor sends:
+//
+//	"Alice@Contoso.Example"            → "alice@contoso.example"
+//	"sip:alice@example.com;transport=tls" → "alice@example.com"
+//	"sip:+1 555 123 4567@pbx;user=phone"  → "tel:+15551234567"
+//	"tel:+1-555-123-4567", "+1 (555) 123-4567", "0015551234567" → "tel:+15551234567"
+//	"EXT:1001"                         → "ext:1001"
+//	"client:Alice"                     → "client:alice"
+//
+// Anything else is trimmed and lower-cased.
+func NormalizeIdentity(s string) string {
+	s = strings.TrimSpace(s)
+	lower := strings.ToLower(s)
+	for _, prefix := range []string{"sips:", "sip:"} {
+		if rest, ok := strings.CutPrefix(lower, prefix); ok {
+			rest, _, _ = strings.Cut(rest, ";")
+			rest, _, _ = strings.Cut(rest, "?")
+			user, host, hasHost := strings.Cut(rest, "@")
+			if phone, ok := phoneNumber(user); ok {
+				return "tel:" + phone
+			}
+			if !hasHost {
+				return user
+			}
+			return user + "@" + host
+		}
+	}
+	if rest, ok := strings.CutPrefix(lower, "tel:"); ok {
+		rest, _, _ = strings.Cut(rest, ";")
+		if phone, ok := phoneNumber(rest); ok {
+			return "tel:" + phone
+		}
+		return "tel:" + rest
+	}
+	if phone, ok := phoneNumber(lower); ok {
+		return "tel:" + phone
+	}
+	return lower
+}
+
+// phoneNumber reads a dialled number written with spaces, dashes, dots or
+// parentheses; "00" becomes "+". It reports false for anything that is not
+// a number of at least three digits.
+func phoneNumber(s string) (string, bool) {
+	var b strings.Builder
+	for i, r := range s {
+		switch {
+		case r >= '0' && r <= '9':
+			b.WriteRune(r)
+		case r == '+' && i == 0:
+			b.WriteRune(r)
+		case r == ' ' || r == '-' || r == '.' || r == '(' || r == ')':
+		default:
+			return "", false
+		}
+	}
+	n := b.String()
+	if strings.HasPrefix(n, "00") {
+		n = "+" + n[2:]
+	}
+	digits := strings.TrimPrefix(n, "+")
+	if len(digits) < 3 || strings.Contains(digits, "+") {
+		return "", false
+	}
+	return n, true
+}
