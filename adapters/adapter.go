@@ -122,3 +122,15 @@ func ReadBody(r *http.Request, limit int64) ([]byte, error) {
 func tooLarge(limit int64) error {
 	return &RequestError{Status: http.StatusRequestEntityTooLarge, Code: "body_too_large", Message: fmt.Sprintf("body larger than %d bytes", limit)}
 }
+
+// Valid checks that the events an adapter built from a vendor's fields are
+// valid canonical events, and answers 400 naming the problem otherwise (an
+// over-long call id, say).
+func Valid(events []Event) ([]Event, error) {
+	for i, e := range events {
+		if err := e.Validate(fmt.Sprintf("events[%d].", i)); err != nil {
+			return nil, Invalid(err)
+		}
+	}
+	return events, nil
+}

@@ -159,7 +159,7 @@ func (a *Adapter) events(p url.Values) ([]adapters.Event, error) {
 	if ts, err := time.Parse(time.RFC1123Z, p.Get("Timestamp")); err == nil {
 		occurred = ts.UTC()
 	}
-	return []adapters.Event{{
+	return adapters.Valid([]adapters.Event{{
 		ID:         strings.Join([]string{callSid, status, p.Get("SequenceNumber")}, ":"),
 		Source:     a.cfg.Name,
 		Type:       adapters.TypeCall,
@@ -169,7 +169,7 @@ func (a *Adapter) events(p url.Values) ([]adapters.Event, error) {
 		CallID:     callSid,
 		State:      state,
 		Conference: conference,
-	}}, nil
+	}})
 }
 
 // user picks the party that is one of ours: the callee of inbound calls

@@ -1,0 +1,79 @@
+package zoomphone
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/adapters/adaptertest"
+)
+
+const secret = "zoom-secret-token"
+
+func request(t *testing.T, body []byte, at time.Time, signed bool) *http.Request {
+	req := adaptertest.JSONRequest(body)
+	if signed {
+		ts := strconv.FormatInt(at.Unix(), 10)
+		req.Header.Set("x-zm-request-timestamp", ts)
+		req.Header.Set("x-zm-signature", Signature(secret, ts, body))
+	}
+	return req
+}
+
+func TestConformance(t *testing.T) {
+	validation := []byte(`{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1795428000000,"event":"endpoint.url_validation"}`)
+	adaptertest.Run(t, adaptertest.Suite{
+		New:         func(c adapters.SourceConfig) (adapters.Adapter, error) { return New(c) },
+		Config:      adapters.SourceConfig{Name: "zoom", Secret: secret},
+		Request:     request,
+		Timestamped: true,
+		Malformed:   []byte(`{"event":"phone.callee_answered","payload":{"object":{"call_id":"1","callee":{}}}}`),
+		Handshakes: []adaptertest.Handshake{{
+			Name:    "endpoint.url_validation",
+			Request: func(t *testing.T) *http.Request { return request(t, validation, adaptertest.Now, true) },
+			Check: func(t *testing.T, w *httptest.ResponseRecorder) {
+				var got map[string]string
+				if w.Code != 200 || json.Unmarshal(w.Body.Bytes(), &got) != nil {
+					t.Fatalf("answer %d %s", w.Code, w.Body)
+				}
+				want := adapters.SignHex(sha256.New, []byte(secret), []byte("qgg8vlvZRS6UYooatFL8Aw"))
+				if got["plainToken"] != "qgg8vlvZRS6UYooatFL8Aw" || got["encryptedToken"] != want {
+					t.Fatalf("answer %v, want encryptedToken %s", got, want)
+				}
+			},
+		}},
+	})
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range adaptertest.Seeds(f) {
+		f.Add(s)
+	}
+	a, err := New(adapters.SourceConfig{Name: "zoom", Secret: secret, Now: func() time.Time { return adaptertest.Now }})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := request(t, body, adaptertest.Now, true)
+		if a.Handshake(httptest.NewRecorder(), req) {
+			return
+		}
+		events, err := a.Decode(req)
+		if err != nil {
+			if _, ok := err.(*adapters.RequestError); !ok {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		for _, e := range events {
+			if err := e.Validate(""); err != nil {
+				t.Fatalf("invalid event %+v: %v", e, err)
+			}
+		}
+	})
+}
