@@ -3,7 +3,7 @@ GO      ?= go
 CONFIG  ?= config.example.yaml
 FUZZTIME ?= 60s
 
-.PHONY: help run test race vet bench fuzz soak build docker
+.PHONY: help run test race vet bench fuzz soak sdk-test build docker
 
 help: ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ fuzz: ## Run every fuzz target for FUZZTIME each.
 
 soak: ## Run the long soak and chaos tests (build tag soak).
 	$(GO) test -tags soak -run Soak -timeout 60m ./...
+
+sdk-test: ## Drive the Graph emulator with the official Microsoft Graph SDK for Go (slow to compile).
+	$(GO) test -tags msgraphsdk -run TestOfficialSDK -count=1 ./graphclient/emulator/
 
 build: ## Build a static binary.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o presence-bridge ./cmd/presence-bridge

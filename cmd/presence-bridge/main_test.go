@@ -83,3 +83,15 @@ func (s *syncWriter) Write(p []byte) (int, error) {
 	defer s.mu.Unlock()
 	return s.w.Write(p)
 }
+
+func TestEmulatorExampleConfig(t *testing.T) {
+	for _, path := range []string{"../../graphclient/emulator/testdata/emulator.example.yaml", "../../config.example.yaml"} {
+		cfg, _, err := loadEmulatorConfig(path)
+		if err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+		if cfg.Listen != "127.0.0.1:8081" || len(cfg.Tenants) != 1 || len(cfg.Tenants[0].Users) != 2 {
+			t.Fatalf("%s: %+v", path, cfg)
+		}
+	}
+}
