@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
 // ErrUnknownUser means the user can not be resolved, now or later.
@@ -51,8 +53,10 @@ func New(entries map[string]string, lookup LookupFunc, ttl time.Duration) *Direc
 	return &Directory{entries: normalized, lookup: lookup, ttl: ttl, now: time.Now, cache: map[string]cached{}}
 }
 
-// Normalize lower-cases a key and trims spaces.
-func Normalize(key string) string { return strings.ToLower(strings.TrimSpace(key)) }
+// Normalize puts a key in the one form adapters emit (see
+// adapters.NormalizeIdentity), so "EXT:1001" and "tel:+1 555 123 4567" in
+// the configuration match what the vendors send.
+func Normalize(key string) string { return adapters.NormalizeIdentity(key) }
 
 // Resolve returns the object id of user in tenant.
 func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, error) {

@@ -1,0 +1,170 @@
+// Package graphcalendar turns Microsoft Graph calendar change
+// notifications into meeting events: it answers the validationToken
+// handshake, checks clientState, and reads each changed event through a
+// Fetcher (the bridge passes its Graph client) into a meeting window.
+package graphcalendar
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// Meeting is the part of a calendar event that makes a meeting.
+type Meeting struct {
+	ID          string
+	Start, End  time.Time
+	ShowAs      string
+	IsCancelled bool
+}
+
+// ErrEventNotFound is what a Fetcher returns for an event that no longer
+// exists; the meeting is then over.
+var ErrEventNotFound = errors.New("calendar event not found")
+
+// Fetcher reads one calendar event of a user.
+type Fetcher interface {
+	FetchEvent(ctx context.Context, userID, eventID string) (Meeting, error)
+}
+
+// Adapter decodes Graph calendar notifications.
+type Adapter struct {
+	cfg   adapters.SourceConfig
+	fetch Fetcher
+}
+
+var (
+	_ adapters.Adapter    = (*Adapter)(nil)
+	_ adapters.Handshaker = (*Adapter)(nil)
+	_ adapters.Responder  = (*Adapter)(nil)
+)
+
+// New returns the adapter; cfg.Secret is the subscription's clientState.
+func New(cfg adapters.SourceConfig, fetch Fetcher) (*Adapter, error) {
+	if cfg.Secret == "" || fetch == nil {
+		return nil, fmt.Errorf("graphcalendar source %s: needs the clientState as secret and a fetcher", cfg.Name)
+	}
+	return &Adapter{cfg: cfg, fetch: fetch}, nil
+}
+
+// Handshake answers Graph's subscription validation: the decoded
+// validationToken as text/plain.
+func (a *Adapter) Handshake(w http.ResponseWriter, r *http.Request) bool {
+	token, ok := r.URL.Query()["validationToken"]
+	if !ok {
+		return false
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write([]byte(strings.Join(token, "")))
+	return true
+}
+
+type notifications struct {
+	Value []struct {
+		SubscriptionID string `json:"subscriptionId"`
+		ChangeType     string `json:"changeType"`
+		ClientState    string `json:"clientState"`
+		Resource       string `json:"resource"`
+		ResourceData   struct {
+			ID string `json:"id"`
+		} `json:"resourceData"`
+	} `json:"value"`
+}
+
+// Decode checks clientState and fetches every changed event.
+func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
+	body, err := adapters.ReadBody(r, a.cfg.BodyLimit)
+	if err != nil {
+		return nil, err
+	}
+	var n notifications
+	if err := json.Unmarshal(body, &n); err != nil {
+		return nil, adapters.BadRequest("body is not a Graph notification: %v", err)
+	}
+	if len(n.Value) == 0 {
+		return nil, adapters.Unauthorized("clientState missing or wrong")
+	}
+	for _, v := range n.Value {
+		if !adapters.Equal(v.ClientState, a.cfg.Secret) {
+			return nil, adapters.Unauthorized("clientState missing or wrong")
+		}
+	}
+	now := a.cfg.Clock().UTC()
+	var events []adapters.Event
+	for i, v := range n.Value {
+		userID, eventID, ok := parseResource(v.Resource)
+		if !ok {
+			return nil, adapters.BadRequest("value[%d].resource %q is not Users/{id}/Events/{id}", i, v.Resource)
+		}
+		if v.ResourceData.ID != "" {
+			eventID = v.ResourceData.ID
+		}
+		ev, err := a.event(r.Context(), userID, eventID, v.ChangeType, now)
+		if err != nil {
+			return nil, err
+		}
+		events = append(events, ev)
+	}
+	return adapters.Valid(events)
+}
+
+func (a *Adapter) event(ctx context.Context, userID, eventID, changeType string, now time.Time) (adapters.Event, error) {
+	ended := adapters.Event{
+		ID: "graph-event:" + eventID + ":ended", Source: a.cfg.Name, Type: adapters.TypeMeeting,
+		User: userID, OccurredAt: now, State: adapters.MeetingEnded,
+	}
+	if changeType == "deleted" {
+		return ended, nil
+	}
+	m, err := a.fetch.FetchEvent(ctx, userID, eventID)
+	switch {
+	case errors.Is(err, ErrEventNotFound):
+		return ended, nil
+	case err != nil:
+		return adapters.Event{}, &adapters.RequestError{Status: http.StatusServiceUnavailable, Code: "upstream_unavailable", Message: "could not read the calendar event; Graph will retry"}
+	case m.IsCancelled:
+		return ended, nil
+	case !m.End.After(m.Start):
+		return adapters.Event{}, adapters.BadRequest("calendar event %s ends before it starts", eventID)
+	}
+	start, end := m.Start.UTC(), m.End.UTC()
+	// The id changes with the window, so each reschedule is a new event
+	// and a repeated notification of the same version is a duplicate.
+	version := sha256.Sum256([]byte(start.String() + end.String() + m.ShowAs))
+	return adapters.Event{
+		ID: "graph-event:" + eventID + ":" + hex.EncodeToString(version[:8]), Source: a.cfg.Name, Type: adapters.TypeMeeting,
+		User: userID, OccurredAt: now, Start: &start, End: &end, ShowAs: showAs(m.ShowAs),
+	}, nil
+}
+
+// showAs keeps Graph's free/busy values and maps anything else to unknown.
+func showAs(s string) string {
+	switch s {
+	case "free", "tentative", "busy", "oof", "workingElsewhere":
+		return s
+	}
+	return "unknown"
+}
+
+// parseResource reads "Users/{id}/Events/{id}" in any letter case.
+func parseResource(resource string) (user, event string, ok bool) {
+	parts := strings.Split(strings.Trim(resource, "/"), "/")
+	if len(parts) != 4 || !strings.EqualFold(parts[0], "users") || !strings.EqualFold(parts[2], "events") || parts[1] == "" || parts[3] == "" {
+		return "", "", false
+	}
+	return parts[1], parts[3], true
+}
+
+// Respond answers 202, as Graph expects.
+func (a *Adapter) Respond(w http.ResponseWriter, _ int) {
+	w.WriteHeader(http.StatusAccepted)
+}

@@ -1,0 +1,96 @@
+package graphcalendar
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/adapters/adaptertest"
+)
+
+const clientState = "calendar-client-state"
+
+// fetchFunc is a function-type Fetcher.
+type fetchFunc func(userID, eventID string) (Meeting, error)
+
+func (f fetchFunc) FetchEvent(_ context.Context, userID, eventID string) (Meeting, error) {
+	return f(userID, eventID)
+}
+
+var calendar = fetchFunc(func(_, eventID string) (Meeting, error) {
+	switch eventID {
+	case "AAMkAGUwNjQ4ZjIxAAA=":
+		return Meeting{ID: eventID, Start: time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), ShowAs: "busy"}, nil
+	case "AAMkCancelled=":
+		return Meeting{ID: eventID, Start: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), ShowAs: "busy", IsCancelled: true}, nil
+	}
+	return Meeting{}, ErrEventNotFound
+})
+
+func request(t *testing.T, body []byte, _ time.Time, signed bool) *http.Request {
+	if !signed {
+		body = []byte(`{"value":[{"changeType":"created","resource":"Users/u/Events/e","clientState":"guess"}]}`)
+	}
+	return adaptertest.JSONRequest(body)
+}
+
+func TestConformance(t *testing.T) {
+	adaptertest.Run(t, adaptertest.Suite{
+		New:       func(c adapters.SourceConfig) (adapters.Adapter, error) { return New(c, calendar) },
+		Config:    adapters.SourceConfig{Name: "calendar", Secret: clientState},
+		Request:   request,
+		TokenOnly: true,
+		Malformed: []byte(`{"value":[{"changeType":"created","resource":"Groups/x","clientState":"calendar-client-state"}]}`),
+		Handshakes: []adaptertest.Handshake{{
+			Name: "validationToken",
+			Request: func(t *testing.T) *http.Request {
+				return httptest.NewRequest(http.MethodPost, "/v1/hooks/calendar?validationToken=Validation%3A+Testing+client+application", nil)
+			},
+			Check: func(t *testing.T, w *httptest.ResponseRecorder) {
+				if w.Code != 200 || w.Header().Get("Content-Type") != "text/plain; charset=utf-8" || w.Body.String() != "Validation: Testing client application" {
+					t.Fatalf("answer %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body)
+				}
+			},
+		}},
+	})
+}
+
+func TestFetchFailureAsksGraphToRetry(t *testing.T) {
+	a, _ := New(adapters.SourceConfig{Name: "calendar", Secret: clientState}, fetchFunc(func(string, string) (Meeting, error) {
+		return Meeting{}, errors.New("graph down")
+	}))
+	body := []byte(`{"value":[{"changeType":"updated","resource":"Users/u1/Events/e1","clientState":"calendar-client-state"}]}`)
+	_, err := a.Decode(adaptertest.JSONRequest(body))
+	var re *adapters.RequestError
+	if !errors.As(err, &re) || re.Status != http.StatusServiceUnavailable {
+		t.Fatalf("want 503, got %v", err)
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range adaptertest.Seeds(f) {
+		f.Add(s)
+	}
+	a, err := New(adapters.SourceConfig{Name: "calendar", Secret: clientState, Now: func() time.Time { return adaptertest.Now }}, calendar)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		events, err := a.Decode(adaptertest.JSONRequest(body))
+		if err != nil {
+			if _, ok := err.(*adapters.RequestError); !ok {
+				t.Fatalf("untyped error %v", err)
+			}
+			return
+		}
+		for _, e := range events {
+			if err := e.Validate(""); err != nil {
+				t.Fatalf("invalid event %+v: %v", e, err)
+			}
+		}
+	})
+}
