@@ -50,8 +50,9 @@ type BreakerSettings struct {
 }
 
 // Direct applies each event to Graph as it comes, through a circuit
-// breaker per tenant. It keeps, per user, the time of the newest event
-// applied, so an event that arrives after a newer one changes nothing.
+// breaker per tenant. It keeps the time of the newest event applied per
+// user and call (or source), so an event that arrives after a newer one
+// about the same thing changes nothing.
 type Direct struct {
 	graph      Graph
 	classify   Classifier
@@ -128,7 +129,10 @@ func (m Mapping) action(ev adapters.Event, now time.Time) action {
 
 // Apply makes ev take effect for userID in tenant.
 func (d *Direct) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
-	key := tenant + "/" + userID
+	// Order events per call (calls) or per source and type (meetings and
+	// explicit presence): a late event of one call must not be dropped
+	// because another call of the same person moved on.
+	key := tenant + "/" + userID + "/" + ev.Source + "/" + ev.Type + "/" + ev.CallID
 	d.mu.Lock()
 	if newest, ok := d.newest[key]; ok && ev.OccurredAt.Before(newest) {
 		d.mu.Unlock()

@@ -125,4 +125,9 @@ func TestDirectIgnoresStaleEvents(t *testing.T) {
 	if len(ops) != 1 || ops[0] != "clear" {
 		t.Fatalf("a stale active after ended reached Graph: %v", ops)
 	}
+	// Another call's older event still counts.
+	_ = d.Apply(ctx, "t", "u", adapters.Event{Type: "call", CallID: "other", State: "active", OccurredAt: t0})
+	if len(ops) != 2 || ops[1] != "set" {
+		t.Fatalf("an older event of another call was dropped: %v", ops)
+	}
 }
