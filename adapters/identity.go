@@ -14,8 +14,20 @@ import (
 //	"EXT:1001"                         → "ext:1001"
 //	"client:Alice"                     → "client:alice"
 //
-// Anything else is trimmed and lower-cased.
+// Anything else is trimmed and lower-cased. Nested forms ("sip:tel:...")
+// are unwrapped until nothing changes, so the result is stable.
 func NormalizeIdentity(s string) string {
+	for range len(s) + 2 {
+		next := normalizeOnce(s)
+		if next == s {
+			break
+		}
+		s = next
+	}
+	return s
+}
+
+func normalizeOnce(s string) string {
 	s = strings.TrimSpace(s)
 	lower := strings.ToLower(s)
 	for _, prefix := range []string{"sips:", "sip:"} {
@@ -70,4 +82,50 @@ func phoneNumber(s string) (string, bool) {
 		return "", false
 	}
 	return n, true
+}
+
+// IdentityHints complete the identities one source emits, for sources
+// that leave out what the directory needs.
+type IdentityHints struct {
+	// CountryCode (digits, such as "1" or "49") turns national numbers
+	// without a leading + into E.164: "tel:5551230001" → "tel:+15551230001".
+	CountryCode string `yaml:"country_code"`
+	// Domain turns bare user names into emails: "client:alice" and
+	// "alice" → "alice@<domain>".
+	Domain string `yaml:"domain"`
+}
+
+// Apply returns user completed by the hints, normalised.
+func (h IdentityHints) Apply(user string) string {
+	user = NormalizeIdentity(user)
+	if rest, ok := strings.CutPrefix(user, "tel:"); ok && h.CountryCode != "" && !strings.HasPrefix(rest, "+") && len(rest) >= 7 {
+		return "tel:+" + strings.TrimPrefix(h.CountryCode, "+") + strings.TrimPrefix(rest, "0")
+	}
+	if h.Domain != "" {
+		name := strings.TrimPrefix(user, "client:")
+		if name != "" && !strings.ContainsAny(name, ":@") && !isGUID(name) {
+			return name + "@" + strings.ToLower(h.Domain)
+		}
+	}
+	return user
+}
+
+// isGUID reports whether s looks like an Entra object id.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, r := range s {
+		switch i {
+		case 8, 13, 18, 23:
+			if r != '-' {
+				return false
+			}
+		default:
+			if !strings.ContainsRune("0123456789abcdef", r) {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -38,3 +38,24 @@ func FuzzNormalizeIdentity(f *testing.F) {
 		}
 	})
 }
+
+func TestIdentityHints(t *testing.T) {
+	h := IdentityHints{CountryCode: "1", Domain: "Contoso.Example"}
+	for _, tt := range []struct{ in, want string }{
+		{"5551230001", "tel:+15551230001"},
+		{"tel:(555) 123-0001", "tel:+15551230001"},
+		{"+4930123456", "tel:+4930123456"},
+		{"client:Alice", "alice@contoso.example"},
+		{"alice", "alice@contoso.example"},
+		{"bob@fabrikam.example", "bob@fabrikam.example"},
+		{"ext:1001", "ext:1001"},
+		{"fa8bf3dc-eca7-46b7-bad1-db199b62afc3", "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"},
+	} {
+		if got := h.Apply(tt.in); got != tt.want {
+			t.Errorf("Apply(%q) = %q, want %q", tt.in, got, tt.want)
+		}
+	}
+	if got := (IdentityHints{}).Apply("client:Alice"); got != "client:alice" {
+		t.Errorf("no hints: %q", got)
+	}
+}

@@ -93,13 +93,15 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	applier := worker.NewDirect(b.graph, classifyGraph, mapping, b.cfg.Presence.Expiration,
 		worker.BreakerSettings{Failures: b.cfg.Graph.Breaker.Failures, OpenTimeout: b.cfg.Graph.Breaker.OpenTimeout},
 		b.log.With("component", "applier"))
-	tenants := map[string]string{}
+	tenants, identity := map[string]string{}, map[string]adapters.IdentityHints{}
 	for _, s := range b.cfg.Sources {
 		tenants[s.Name] = s.Tenant
+		identity[s.Name] = s.Identity
 	}
 	w := worker.New(worker.Options{
 		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
 		Tenants:       tenants,
+		Identity:      identity,
 		Resolver:      resolver{dir: directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)},
 		Applier:       applier,
 		DeadLetters:   b.queue,

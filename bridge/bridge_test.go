@@ -58,7 +58,7 @@ directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: demo-token}
-  - {name: other, type: generic, token: other-token}
+  - {name: other, type: generic, token: other-token, identity: {domain: contoso.example}}
 admin: {token: admin-token}
 `, t.TempDir(), aliceID, bobID)
 }
@@ -197,6 +197,17 @@ func TestEndToEndDirectoryKeyAndConference(t *testing.T) {
 		t.Fatalf("post: %d %v", r.status, r.body)
 	}
 	waitPresence(t, b, aliceID, "Busy/InAConferenceCall", 2*time.Second)
+}
+
+// TestIdentityHints: a source whose people are bare names gets its
+// configured domain, so "client:Alice" is alice@contoso.example.
+func TestIdentityHints(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	body := strings.Replace(callEvent("h1", "client:Alice", "c1", "active", time.Now()), `"demo"`, `"other"`, 1)
+	if r := post(t, b, "/v1/events", "other-token", "application/json", body); r.status != http.StatusAccepted {
+		t.Fatalf("post: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
 }
 
 func TestDuplicateProcessedOnce(t *testing.T) {

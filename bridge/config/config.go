@@ -15,6 +15,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
@@ -143,6 +144,8 @@ type Source struct {
 	PublicURL  string            `yaml:"public_url"`
 	States     map[string]string `yaml:"states"`
 	Lapse      time.Duration     `yaml:"lapse"`
+	// Identity completes the identities the source emits.
+	Identity adapters.IdentityHints `yaml:"identity"`
 }
 
 // Admin protects the administrative HTTP endpoints.

@@ -146,6 +146,7 @@ func (c *Config) validateSources(p *problems) {
 			p.check(tenants[s.Tenant], path+".tenant", "unknown tenant %q", s.Tenant)
 		}
 		p.check(s.Lapse >= 0, path+".lapse", "must not be negative")
+		p.check(strings.Trim(strings.TrimPrefix(s.Identity.CountryCode, "+"), "0123456789") == "" && len(s.Identity.CountryCode) <= 4, path+".identity.country_code", "must be a country calling code such as 1 or 49 (got %q)", s.Identity.CountryCode)
 		switch s.Type {
 		case "generic":
 			p.check(given(s.Token, s.TokenFile, s.TokenEnv) || given(s.Secret, s.SecretFile, s.SecretEnv), path, "a generic source needs a token or a secret")

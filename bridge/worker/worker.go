@@ -60,7 +60,9 @@ type Options struct {
 	// source.
 	SubjectPrefix string
 	// Tenants maps each configured source name to its tenant.
-	Tenants     map[string]string
+	Tenants map[string]string
+	// Identity holds each source\'s identity hints.
+	Identity    map[string]adapters.IdentityHints
 	Resolver    Resolver
 	Applier     Applier
 	DeadLetters DeadLetters
@@ -156,7 +158,7 @@ func (w *Worker) process(ctx context.Context, subject string, data []byte) error
 	if !known {
 		return &PermanentError{Reason: "unknown source", Err: fmt.Errorf("source %q is not configured", ev.Source)}
 	}
-	userID, err := w.opts.Resolver.Resolve(ctx, tenant, ev.User)
+	userID, err := w.opts.Resolver.Resolve(ctx, tenant, w.opts.Identity[ev.Source].Apply(ev.User))
 	if err != nil {
 		return err
 	}
