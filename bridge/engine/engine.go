@@ -1,0 +1,218 @@
+// Package engine makes the bridge correct instead of a relay. It keeps, per
+// user, what every source claims in a JetStream KV bucket (updated with
+// compare-and-set), derives the one app session the user should have, and
+// runs one writer per tenant (held by one bridge instance at a time through
+// a KV lease) that reconciles desired against what Graph was last told:
+// coalescing, within the tenant's budget, behind a circuit breaker, with
+// keep-alives before the session expires.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// GraphWriter is what the engine needs from Graph.
+type GraphWriter interface {
+	SetPresence(ctx context.Context, tenant, userID string, p adapters.Pair, expiration time.Duration) error
+	ClearPresence(ctx context.Context, tenant, userID string) error
+}
+
+// ErrorClass sorts Graph errors.
+type ErrorClass int
+
+// Error classes.
+const (
+	// Retryable errors (5xx, timeouts, network) trip the breaker.
+	Retryable ErrorClass = iota
+	// Throttled errors (429) pause the tenant for Retry-After.
+	Throttled
+	// Permanent errors (400, 403, 404) are dead-lettered.
+	Permanent
+)
+
+// Classifier sorts a Graph error and returns its Retry-After.
+type Classifier func(err error) (ErrorClass, time.Duration)
+
+// DeadLetter is a change Graph refused for good.
+type DeadLetter struct {
+	Tenant, UserID string
+	Event          *adapters.Event
+	Reason         string
+	GraphError     string
+	At             time.Time
+}
+
+// Clock tells the time; tests use a fake one.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// TenantOptions set one tenant's Graph budget.
+type TenantOptions struct {
+	ID     string
+	Budget int
+	Window time.Duration
+}
+
+// Options configure an Engine.
+type Options struct {
+	JetStream   jetstream.JetStream
+	Bucket      string // per-user state, default PRESENCE_STATE
+	LeaseBucket string // writer leases, default PRESENCE_LEASES
+	Replicas    int
+	InstanceID  string
+	Graph       GraphWriter
+	Classify    Classifier
+	DeadLetter  func(ctx context.Context, d DeadLetter) error
+	Tenants     []TenantOptions
+	Rules       Rules
+	// Expiration is the expirationDuration sent with setPresence; the
+	// session is refreshed after two thirds of it.
+	Expiration time.Duration
+	// LeaseTTL is how long a dead writer's lease lasts.
+	LeaseTTL time.Duration
+	// BreakerFailures consecutive retryable failures open the breaker for
+	// BreakerTimeout.
+	BreakerFailures uint32
+	BreakerTimeout  time.Duration
+	// RetryDelay is the first delay after a retryable failure (doubling up
+	// to a minute).
+	RetryDelay time.Duration
+	// Tick is how often writers look at their timers and queues.
+	Tick   time.Duration
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// Engine applies events to user states and runs the tenants' writers.
+type Engine struct {
+	opts   Options
+	store  *store
+	leases jetstream.KeyValue
+
+	mu      sync.Mutex
+	writers map[string]*writer
+}
+
+// New creates or updates the KV buckets and returns an Engine.
+func New(ctx context.Context, opts Options) (*Engine, error) {
+	if opts.JetStream == nil || opts.Graph == nil || opts.Classify == nil {
+		return nil, errors.New("engine: JetStream, Graph and Classify are required")
+	}
+	if opts.Bucket == "" {
+		opts.Bucket = "PRESENCE_STATE"
+	}
+	if opts.LeaseBucket == "" {
+		opts.LeaseBucket = "PRESENCE_LEASES"
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	if opts.Expiration == 0 {
+		opts.Expiration = 15 * time.Minute
+	}
+	if opts.LeaseTTL == 0 {
+		opts.LeaseTTL = 10 * time.Second
+	}
+	if opts.BreakerFailures == 0 {
+		opts.BreakerFailures = 5
+	}
+	if opts.BreakerTimeout == 0 {
+		opts.BreakerTimeout = 30 * time.Second
+	}
+	if opts.RetryDelay == 0 {
+		opts.RetryDelay = time.Second
+	}
+	if opts.Tick == 0 {
+		opts.Tick = 50 * time.Millisecond
+	}
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if opts.DeadLetter == nil {
+		opts.DeadLetter = func(context.Context, DeadLetter) error { return nil }
+	}
+	if opts.InstanceID == "" {
+		opts.InstanceID = fmt.Sprintf("bridge-%d", time.Now().UnixNano())
+	}
+	kv, err := opts.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: opts.Bucket, Description: "Per-user presence state.", History: 1, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", opts.Bucket, err)
+	}
+	leases, err := opts.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: opts.LeaseBucket, Description: "Which bridge writes for each tenant.", History: 1, TTL: opts.LeaseTTL, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("lease bucket %s: %w", opts.LeaseBucket, err)
+	}
+	return &Engine{opts: opts, store: &store{kv: kv}, leases: leases, writers: map[string]*writer{}}, nil
+}
+
+// keepClaims is how long ended calls and past meetings are remembered, so
+// that a late event about them changes nothing.
+const keepClaims = time.Hour
+
+// Apply records ev for the user and returns once the state is persisted;
+// the caller acks the event after that. Older and duplicate events change
+// nothing, but still count as a sign of life from their source and let a
+// change Graph refused be tried again (a dead letter's replay).
+func (e *Engine) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
+	now := e.opts.Clock.Now()
+	_, err := e.store.update(ctx, tenant, userID, func(s *UserState) bool {
+		s.Tenant, s.UserID = tenant, userID
+		lastSeen := s.SourceSeen[ev.Source]
+		changed := s.Apply(ev, now)
+		if !changed && s.Failed != nil {
+			s.Failed = nil
+			changed = true
+		}
+		s.Prune(now, keepClaims)
+		return changed || now.Sub(lastSeen) > time.Minute
+	})
+	return err
+}
+
+// State returns a user's state, for admin views and tests.
+func (e *Engine) State(ctx context.Context, tenant, userID string) (UserState, error) {
+	st, _, err := e.store.get(ctx, tenant, userID)
+	return st, err
+}
+
+// Run runs a writer for every tenant whose lease this instance holds,
+// until ctx ends.
+func (e *Engine) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	for _, t := range e.opts.Tenants {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			e.holdTenant(ctx, t)
+		}()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Writing reports whether this instance currently writes for tenant.
+func (e *Engine) Writing(tenant string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.writers[tenant] != nil
+}

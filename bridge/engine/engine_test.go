@@ -1,0 +1,529 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// startJetStream runs a real in-process nats-server with JetStream.
+func startJetStream(t testing.TB) (jetstream.JetStream, func()) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := func() { nc.Close(); srv.Shutdown() }
+	t.Cleanup(stop)
+	return js, stop
+}
+
+// fakeClock is a clock tests move by hand.
+type fakeClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *fakeClock) Now() time.Time          { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
+func (c *fakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
+
+// fakeGraph records every call with the fake time and keeps each user's
+// app session; fail, when set, decides an error per call.
+type fakeGraph struct {
+	mu       sync.Mutex
+	clock    *fakeClock
+	calls    []graphCall
+	sessions map[string]*adapters.Pair
+	expires  map[string]time.Time
+	fail     func(n int) error
+}
+
+type graphCall struct {
+	at   time.Time
+	user string
+	pair *adapters.Pair
+	err  error
+}
+
+var (
+	err503 = errors.New("503")
+	err429 = errors.New("429")
+	err400 = errors.New("400")
+)
+
+func classify(err error) (ErrorClass, time.Duration) {
+	switch err {
+	case err429:
+		return Throttled, 5 * time.Second
+	case err400:
+		return Permanent, 0
+	}
+	return Retryable, 0
+}
+
+func newFakeGraph(clock *fakeClock) *fakeGraph {
+	return &fakeGraph{clock: clock, sessions: map[string]*adapters.Pair{}, expires: map[string]time.Time{}}
+}
+
+func (g *fakeGraph) record(user string, p *adapters.Pair, exp time.Duration) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	var err error
+	if g.fail != nil {
+		err = g.fail(len(g.calls))
+	}
+	now := g.clock.Now()
+	g.calls = append(g.calls, graphCall{at: now, user: user, pair: p, err: err})
+	if err == nil {
+		g.sessions[user] = p
+		g.expires[user] = now.Add(exp)
+	}
+	return err
+}
+
+func (g *fakeGraph) SetPresence(_ context.Context, _, user string, p adapters.Pair, exp time.Duration) error {
+	return g.record(user, &p, exp)
+}
+
+func (g *fakeGraph) ClearPresence(_ context.Context, _, user string) error {
+	return g.record(user, nil, 0)
+}
+
+func (g *fakeGraph) session(user string) *adapters.Pair {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if exp, ok := g.expires[user]; ok && g.sessions[user] != nil && !g.clock.Now().Before(exp) {
+		return nil // expired
+	}
+	return g.sessions[user]
+}
+
+func (g *fakeGraph) callsSnapshot() []graphCall {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return append([]graphCall(nil), g.calls...)
+}
+
+type harness struct {
+	t      *testing.T
+	js     jetstream.JetStream
+	clock  *fakeClock
+	graph  *fakeGraph
+	dead   chan DeadLetter
+	mutate func(*Options)
+}
+
+func newHarness(t *testing.T, mutate func(*Options)) *harness {
+	js, _ := startJetStream(t)
+	clock := &fakeClock{now: t0}
+	return &harness{t: t, js: js, clock: clock, graph: newFakeGraph(clock), dead: make(chan DeadLetter, 100), mutate: mutate}
+}
+
+// start builds and runs an engine; its returned stop ends it.
+func (h *harness) start(instance string) (*Engine, func()) {
+	h.t.Helper()
+	opts := Options{
+		JetStream: h.js, InstanceID: instance, Graph: h.graph, Classify: classify,
+		DeadLetter: func(_ context.Context, d DeadLetter) error { h.dead <- d; return nil },
+		Tenants:    []TenantOptions{{ID: "contoso.example", Budget: 1500, Window: 30 * time.Second}},
+		Rules:      rules, Expiration: 15 * time.Minute, LeaseTTL: 2 * time.Second,
+		BreakerFailures: 3, BreakerTimeout: 200 * time.Millisecond, RetryDelay: time.Second,
+		Tick: 2 * time.Millisecond, Clock: h.clock,
+	}
+	if h.mutate != nil {
+		h.mutate(&opts)
+	}
+	e, err := New(context.Background(), opts)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	stop := func() { cancel(); <-done }
+	h.t.Cleanup(stop)
+	return e, sync.OnceFunc(stop)
+}
+
+func (h *harness) apply(e *Engine, user string, ev adapters.Event) {
+	h.t.Helper()
+	if err := e.Apply(context.Background(), "contoso.example", user, ev); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// eventually polls cond for up to 10 s of real time.
+func (h *harness) eventually(what string, cond func() bool) {
+	h.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			h.t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func (h *harness) waitSession(user string, want *adapters.Pair) {
+	h.t.Helper()
+	h.eventually(fmt.Sprintf("%s to be %v", user, want), func() bool { return samePair(h.graph.session(user), want) })
+}
+
+// settle waits for a user's session while moving the fake clock 20 ms per
+// poll, so that the budget's token bucket refills.
+func (h *harness) settle(user string, want *adapters.Pair) {
+	h.t.Helper()
+	h.eventually(fmt.Sprintf("%s to be %v", user, want), func() bool {
+		h.clock.Advance(20 * time.Millisecond)
+		return samePair(h.graph.session(user), want)
+	})
+}
+
+func TestConcurrentApplyLosesNothing(t *testing.T) {
+	h := newHarness(t, nil)
+	e, _ := h.start("a")
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 25 {
+				h.apply(e, "u1", call("pbx", fmt.Sprintf("c%d-%d", g, i), "active", 0, false))
+			}
+		}()
+	}
+	wg.Wait()
+	st, err := e.State(context.Background(), "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Calls) != 100 {
+		t.Fatalf("%d calls recorded, want 100: compare-and-set lost some", len(st.Calls))
+	}
+}
+
+func TestCoalescing(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Tenants[0].Budget, o.Tenants[0].Window = 3, 30*time.Second })
+	e, _ := h.start("a")
+	h.apply(e, "u0", call("pbx", "warm", "active", 0, false))
+	h.waitSession("u0", inACall) // uses the one token in the bucket
+	for i := range 10 {
+		state := []string{"active", "held", "ended"}[i%3]
+		h.apply(e, "u1", call("pbx", "c1", state, i+1, i%2 == 0))
+	}
+	h.apply(e, "u1", call("pbx", "c1", "active", 20, true))
+	h.clock.Advance(30 * time.Second)
+	h.waitSession("u1", inConf)
+	time.Sleep(50 * time.Millisecond)
+	n := 0
+	for _, c := range h.graph.callsSnapshot() {
+		if c.user == "u1" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("11 changes within one budget slot cost %d calls, want 1", n)
+	}
+}
+
+// TestBudgetUnderOverload applies 10 times the budget and checks every
+// sliding window of calls on the fake clock.
+func TestBudgetUnderOverload(t *testing.T) {
+	const budget, window = 20, 30 * time.Second
+	h := newHarness(t, func(o *Options) { o.Tenants[0].Budget, o.Tenants[0].Window = budget, window })
+	e, _ := h.start("a")
+	for i := range 10 * budget {
+		h.apply(e, fmt.Sprintf("u%d", i), call("pbx", "c", "active", 0, false))
+	}
+	for step := 0; step < 400; step++ {
+		h.clock.Advance(500 * time.Millisecond)
+		time.Sleep(3 * time.Millisecond)
+	}
+	calls := h.graph.callsSnapshot()
+	if len(calls) < budget {
+		t.Fatalf("only %d calls in 200 s", len(calls))
+	}
+	for i := range calls {
+		n := 0
+		for j := i; j < len(calls) && calls[j].at.Sub(calls[i].at) < window; j++ {
+			n++
+		}
+		if n > budget {
+			t.Fatalf("%d calls in the %s window from %s (budget %d)", n, window, calls[i].at, budget)
+		}
+	}
+}
+
+func TestThrottlePausesTenant(t *testing.T) {
+	h := newHarness(t, nil)
+	h.graph.fail = func(n int) error {
+		if n == 0 {
+			return err429
+		}
+		return nil
+	}
+	e, _ := h.start("a")
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	h.apply(e, "u2", call("pbx", "c1", "active", 0, false))
+	h.eventually("the 429", func() bool { return len(h.graph.callsSnapshot()) >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.graph.callsSnapshot()); n != 1 {
+		t.Fatalf("%d calls before Retry-After elapsed", n)
+	}
+	h.clock.Advance(4 * time.Second)
+	time.Sleep(50 * time.Millisecond)
+	if n := len(h.graph.callsSnapshot()); n != 1 {
+		t.Fatalf("a call 4 s into a 5 s Retry-After")
+	}
+	h.clock.Advance(time.Second)
+	h.settle("u1", inACall)
+	h.settle("u2", inACall)
+	for _, c := range h.graph.callsSnapshot()[1:] {
+		if c.at.Before(t0.Add(5 * time.Second)) {
+			t.Fatalf("call at %s, before Retry-After", c.at)
+		}
+	}
+}
+
+func TestBreakerOpensOnServerErrorsOnly(t *testing.T) {
+	h := newHarness(t, nil)
+	var mu sync.Mutex
+	mode := err503
+	h.graph.fail = func(int) error { mu.Lock(); defer mu.Unlock(); return mode }
+	e, _ := h.start("a")
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	// Three 503s open the breaker; it then holds calls back in real time.
+	for i := 0; i < 3; i++ {
+		h.eventually("a failing call", func() bool { return len(h.graph.callsSnapshot()) > i })
+		h.clock.Advance(time.Minute)
+	}
+	time.Sleep(20 * time.Millisecond)
+	h.clock.Advance(time.Minute)
+	before := len(h.graph.callsSnapshot())
+	time.Sleep(100 * time.Millisecond) // less than the 200 ms open time
+	if after := len(h.graph.callsSnapshot()); after != before {
+		t.Fatalf("the breaker let %d calls through while open", after-before)
+	}
+	mu.Lock()
+	mode = nil
+	mu.Unlock()
+	for i := 0; i < 50 && !samePair(h.graph.session("u1"), inACall); i++ {
+		h.clock.Advance(time.Minute)
+		time.Sleep(20 * time.Millisecond)
+	}
+	h.waitSession("u1", inACall)
+	w := e.writers["contoso.example"]
+	if w == nil {
+		t.Fatal("no writer")
+	}
+}
+
+func TestPermanentErrorIsDeadLetteredOnce(t *testing.T) {
+	h := newHarness(t, nil)
+	h.graph.fail = func(n int) error {
+		if n == 0 {
+			return err400
+		}
+		return nil
+	}
+	e, _ := h.start("a")
+	ev := call("pbx", "c1", "active", 0, false)
+	h.apply(e, "u1", ev)
+	select {
+	case d := <-h.dead:
+		if d.UserID != "u1" || d.Event == nil || d.Event.CallID != "c1" {
+			t.Fatalf("dead letter %+v", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no dead letter")
+	}
+	for range 5 {
+		h.clock.Advance(time.Minute)
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := len(h.graph.callsSnapshot()); n != 1 {
+		t.Fatalf("a refused change was sent %d times", n)
+	}
+	// Replaying the event (a duplicate) tries again.
+	h.apply(e, "u1", ev)
+	h.waitSession("u1", inACall)
+}
+
+// TestLongCallKeptAlive: a two-hour call with PT15M sessions stays set,
+// refreshed before every expiry, then clears when it ends.
+func TestLongCallKeptAlive(t *testing.T) {
+	h := newHarness(t, nil)
+	e, _ := h.start("a")
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	h.waitSession("u1", inACall)
+	for minute := 1; minute <= 120; minute++ {
+		h.clock.Advance(time.Minute)
+		time.Sleep(4 * time.Millisecond)
+		h.eventually(fmt.Sprintf("u1 still in a call at minute %d", minute), func() bool { return samePair(h.graph.session("u1"), inACall) })
+	}
+	h.apply(e, "u1", call("pbx", "c1", "ended", 120, false))
+	h.settle("u1", nil)
+	sets := 0
+	for _, c := range h.graph.callsSnapshot() {
+		if c.pair != nil {
+			sets++
+		}
+	}
+	if sets < 12 || sets > 14 {
+		t.Fatalf("%d setPresence calls in two hours; want a refresh every 10 minutes", sets)
+	}
+}
+
+func TestSilentSourceLapses(t *testing.T) {
+	h := newHarness(t, nil)
+	e, _ := h.start("a")
+	h.apply(e, "u1", call("flaky", "c1", "active", 0, false))
+	h.waitSession("u1", inACall)
+	h.clock.Advance(9 * time.Minute)
+	time.Sleep(20 * time.Millisecond)
+	if !samePair(h.graph.session("u1"), inACall) {
+		t.Fatal("cleared before the lapse")
+	}
+	h.clock.Advance(time.Minute)
+	h.waitSession("u1", nil)
+}
+
+// TestRestartConverges: a new engine on the same store picks up where the
+// old one stopped, including a meeting that starts later.
+func TestRestartConverges(t *testing.T) {
+	h := newHarness(t, nil)
+	e, stop := h.start("a")
+	h.apply(e, "u1", adapters.Event{ID: "m", Source: "cal", Type: "meeting", OccurredAt: at(0), Start: tp(at(30)), End: tp(at(60)), ShowAs: "busy"})
+	h.apply(e, "u2", call("pbx", "c1", "active", 0, false))
+	h.waitSession("u2", inACall)
+	stop()
+	h.apply(e, "u2", call("pbx", "c1", "ended", 1, false)) // applied while no writer runs
+	h.start("b")
+	h.settle("u2", nil)
+	h.clock.Advance(30 * time.Minute)
+	h.settle("u1", inConf)
+	h.clock.Advance(30 * time.Minute)
+	h.settle("u1", nil)
+}
+
+func TestLeaseTakeover(t *testing.T) {
+	h := newHarness(t, nil)
+	engines := make([]*Engine, 3)
+	stops := make([]func(), 3)
+	for i := range engines {
+		engines[i], stops[i] = h.start(fmt.Sprintf("bridge-%d", i))
+	}
+	holder := -1
+	h.eventually("one writer", func() bool {
+		n := 0
+		for i, e := range engines {
+			if e.Writing("contoso.example") {
+				n, holder = n+1, i
+			}
+		}
+		return n == 1
+	})
+	killed := time.Now()
+	stops[holder]()
+	h.eventually("another writer", func() bool {
+		for i, e := range engines {
+			if i != holder && e.Writing("contoso.example") {
+				return true
+			}
+		}
+		return false
+	})
+	if took := time.Since(killed); took > 2*time.Second {
+		t.Fatalf("takeover took %s, lease TTL is 2s", took)
+	}
+	h.apply(engines[(holder+1)%3], "u1", call("pbx", "c1", "active", 0, false))
+	h.waitSession("u1", inACall)
+}
+
+// TestShuffledEventsConverge: 10,000 events for 1,000 users, shuffled and
+// with duplicates, end where the ordered log says, with no more Graph
+// calls than distinct desired-state changes.
+func TestShuffledEventsConverge(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	h := newHarness(t, func(o *Options) { o.Tenants[0].Budget = 1 << 20 })
+	e, _ := h.start("a")
+	rng := rand.New(rand.NewSource(1))
+	const users, perUser = 1000, 10
+	var log []struct {
+		user string
+		ev   adapters.Event
+	}
+	want := map[string]*adapters.Pair{}
+	changes := 0
+	for u := range users {
+		user := fmt.Sprintf("u%04d", u)
+		var ordered UserState
+		var last *adapters.Pair
+		for i := range perUser {
+			state := []string{"ringing", "active", "held", "ended"}[rng.Intn(4)]
+			ev := call("pbx", fmt.Sprintf("c%d", rng.Intn(3)), state, i, rng.Intn(5) == 0)
+			ev.ID = fmt.Sprintf("%s-%d", user, i)
+			ordered.Apply(ev, at(i))
+			now, _ := ordered.Desired(rules, at(i))
+			if !samePair(now, last) {
+				changes++
+				last = now
+			}
+			log = append(log, struct {
+				user string
+				ev   adapters.Event
+			}{user, ev})
+		}
+		want[user] = last
+	}
+	delivery := append(log, log[:2000]...) // duplicates
+	rng.Shuffle(len(delivery), func(i, j int) { delivery[i], delivery[j] = delivery[j], delivery[i] })
+	var wg sync.WaitGroup
+	ch := make(chan int)
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range ch {
+				h.apply(e, delivery[i].user, delivery[i].ev)
+			}
+		}()
+	}
+	for i := range delivery {
+		ch <- i
+	}
+	close(ch)
+	wg.Wait()
+	h.clock.Advance(time.Minute)
+	for user, pair := range want {
+		h.settle(user, pair)
+	}
+	if n := len(h.graph.callsSnapshot()); n > changes {
+		t.Fatalf("%d Graph calls for %d distinct desired-state changes", n, changes)
+	}
+	t.Logf("%d events, %d desired-state changes in the ordered log, %d Graph calls", len(delivery), changes, len(h.graph.callsSnapshot()))
+}

@@ -1,0 +1,273 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// UserState is everything the bridge knows about one person: what each
+// source claims, and what Graph was last told. It is stored as JSON in the
+// KV bucket, one key per user.
+type UserState struct {
+	Tenant string `json:"tenant"`
+	UserID string `json:"userId"`
+	// Calls are open (and recently ended) calls by source and call id.
+	Calls map[string]*CallClaim `json:"calls,omitempty"`
+	// Meetings are meeting claims by source and event id.
+	Meetings map[string]*MeetingClaim `json:"meetings,omitempty"`
+	// Presence are explicit presence claims by source.
+	Presence map[string]*PresenceClaim `json:"presence,omitempty"`
+	// SourceSeen is when each source last said anything about the user.
+	SourceSeen map[string]time.Time `json:"sourceSeen,omitempty"`
+	// Told is what Graph was last told, nil when never.
+	Told *Told `json:"told,omitempty"`
+	// Pending is a call to Graph under way (or cut short by a crash): what
+	// Graph holds is then unknown, and the writer reconciles again.
+	Pending *Told `json:"pending,omitempty"`
+	// Failed marks a desired state Graph refused for good; it is not sent
+	// again until the claims change.
+	Failed *Failure `json:"failed,omitempty"`
+	// Manual is a status the user set by hand, seen in Graph's aggregate.
+	Manual string `json:"manual,omitempty"`
+	// LastEvent is the newest event applied, kept for dead letters.
+	LastEvent *adapters.Event `json:"lastEvent,omitempty"`
+}
+
+// CallClaim is one call of one source.
+type CallClaim struct {
+	Source     string    `json:"source"`
+	State      string    `json:"state"`
+	Conference bool      `json:"conference,omitempty"`
+	OccurredAt time.Time `json:"occurredAt"`
+	Sequence   int64     `json:"sequence,omitempty"`
+	// Updated is when the bridge last heard of the call.
+	Updated time.Time `json:"updated"`
+}
+
+// MeetingClaim is one meeting: a started/ended state or a window.
+type MeetingClaim struct {
+	Source     string     `json:"source"`
+	State      string     `json:"state,omitempty"`
+	Start      *time.Time `json:"start,omitempty"`
+	End        *time.Time `json:"end,omitempty"`
+	ShowAs     string     `json:"showAs,omitempty"`
+	OccurredAt time.Time  `json:"occurredAt"`
+	Sequence   int64      `json:"sequence,omitempty"`
+}
+
+// PresenceClaim is an explicit presence from one source.
+type PresenceClaim struct {
+	Pair       *adapters.Pair `json:"pair,omitempty"`
+	ExpiresAt  *time.Time     `json:"expiresAt,omitempty"`
+	OccurredAt time.Time      `json:"occurredAt"`
+	Sequence   int64          `json:"sequence,omitempty"`
+}
+
+// Told is what Graph was last told for the user.
+type Told struct {
+	// Pair is the session set, nil when the session was cleared.
+	Pair    *adapters.Pair `json:"pair,omitempty"`
+	At      time.Time      `json:"at"`
+	Expires time.Time      `json:"expires,omitempty"`
+}
+
+// Failure is a desired state Graph refused.
+type Failure struct {
+	Pair   *adapters.Pair `json:"pair,omitempty"`
+	Reason string         `json:"reason"`
+	At     time.Time      `json:"at"`
+}
+
+// Rules are the derivation's settings.
+type Rules struct {
+	// Mapping is the pair each kind of claim sets.
+	Call, ConferenceCall, Ringing, Meeting *adapters.Pair
+	// MeetingShowAs lists the showAs values that make a meeting count.
+	MeetingShowAs []string
+	// Priority orders kinds: "conference", "call", "meeting", "presence".
+	Priority []string
+	// MaxCallDuration drops a call claim not updated for this long.
+	MaxCallDuration time.Duration
+	// SourceLapse drops a silent source's claims after its duration.
+	SourceLapse map[string]time.Duration
+}
+
+func newer(at time.Time, seq int64, thanAt time.Time, thanSeq int64) bool {
+	if !at.Equal(thanAt) {
+		return at.After(thanAt)
+	}
+	return seq > thanSeq
+}
+
+// Apply records ev in s and reports whether the claims changed. An event
+// older than what s holds for the same call, meeting or source (occurredAt,
+// then sequence) changes nothing.
+func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
+	if s.SourceSeen == nil {
+		s.SourceSeen = map[string]time.Time{}
+	}
+	s.SourceSeen[ev.Source] = received
+	changed := false
+	switch ev.Type {
+	case adapters.TypeCall:
+		if s.Calls == nil {
+			s.Calls = map[string]*CallClaim{}
+		}
+		key := ev.Source + "/" + ev.CallID
+		old := s.Calls[key]
+		if old != nil && !newer(ev.OccurredAt, ev.Sequence, old.OccurredAt, old.Sequence) {
+			return false
+		}
+		s.Calls[key] = &CallClaim{Source: ev.Source, State: ev.State, Conference: ev.Conference, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
+		changed = true
+	case adapters.TypeMeeting:
+		if s.Meetings == nil {
+			s.Meetings = map[string]*MeetingClaim{}
+		}
+		key := ev.Source + "/" + meetingKey(ev)
+		old := s.Meetings[key]
+		if old != nil && !newer(ev.OccurredAt, ev.Sequence, old.OccurredAt, old.Sequence) {
+			return false
+		}
+		s.Meetings[key] = &MeetingClaim{Source: ev.Source, State: ev.State, Start: ev.Start, End: ev.End, ShowAs: ev.ShowAs, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence}
+		changed = true
+	case adapters.TypePresence:
+		if s.Presence == nil {
+			s.Presence = map[string]*PresenceClaim{}
+		}
+		old := s.Presence[ev.Source]
+		if old != nil && !newer(ev.OccurredAt, ev.Sequence, old.OccurredAt, old.Sequence) {
+			return false
+		}
+		claim := &PresenceClaim{OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, ExpiresAt: ev.ExpiresAt}
+		if ev.State == adapters.PresenceSet {
+			claim.Pair = &adapters.Pair{Availability: ev.Availability, Activity: ev.Activity}
+		}
+		s.Presence[ev.Source] = claim
+		changed = true
+	}
+	if changed {
+		e := ev
+		s.LastEvent = &e
+		s.Failed = nil
+	}
+	return changed
+}
+
+// meetingKey identifies a meeting: adapters give calendar events ids of
+// the form "graph-event:<id>:<version>", so every version of one event
+// shares a key; other events are keyed by their own id.
+func meetingKey(ev adapters.Event) string {
+	id := ev.ID
+	if rest, ok := strings.CutPrefix(id, "graph-event:"); ok {
+		if i := strings.LastIndexByte(rest, ':'); i > 0 {
+			return rest[:i]
+		}
+	}
+	if ev.Start == nil && ev.State != "" {
+		return "state" // started/ended meetings of a source form one claim
+	}
+	return id
+}
+
+// Desired derives the one app session the user should have at now: the
+// pair to set, or nil to clear. Next is the earliest later time at which
+// the answer may change by itself (a meeting starting or ending, a claim
+// lapsing), zero when none.
+func (s *UserState) Desired(r Rules, now time.Time) (want *adapters.Pair, next time.Time) {
+	best, bestRank := (*adapters.Pair)(nil), len(r.Priority)+1
+	consider := func(kind string, p *adapters.Pair) {
+		if p == nil {
+			return
+		}
+		if rank := slices.Index(r.Priority, kind); rank >= 0 && rank < bestRank {
+			best, bestRank = p, rank
+		}
+	}
+	soon := func(t time.Time) {
+		if t.After(now) && (next.IsZero() || t.Before(next)) {
+			next = t
+		}
+	}
+	lapsed := func(source string) bool {
+		lapse, ok := r.SourceLapse[source]
+		if !ok || lapse <= 0 {
+			return false
+		}
+		deadline := s.SourceSeen[source].Add(lapse)
+		soon(deadline)
+		return !now.Before(deadline)
+	}
+	for _, c := range s.Calls {
+		if c.State == adapters.CallEnded || lapsed(c.Source) {
+			continue
+		}
+		if r.MaxCallDuration > 0 {
+			deadline := c.Updated.Add(r.MaxCallDuration)
+			if !now.Before(deadline) {
+				continue
+			}
+			soon(deadline)
+		}
+		switch {
+		case c.State == adapters.CallRinging:
+			consider("call", r.Ringing)
+		case c.Conference:
+			consider("conference", r.ConferenceCall)
+		default:
+			consider("call", r.Call)
+		}
+	}
+	for _, m := range s.Meetings {
+		if lapsed(m.Source) || (m.ShowAs != "" && !slices.Contains(r.MeetingShowAs, m.ShowAs)) {
+			continue
+		}
+		switch {
+		case m.Start != nil && m.End != nil:
+			soon(*m.Start)
+			soon(*m.End)
+			if !now.Before(*m.Start) && now.Before(*m.End) {
+				consider("meeting", r.Meeting)
+			}
+		case m.State == adapters.MeetingStarted:
+			consider("meeting", r.Meeting)
+		}
+	}
+	for source, p := range s.Presence {
+		if p.Pair == nil || lapsed(source) {
+			continue
+		}
+		if p.ExpiresAt != nil {
+			if !now.Before(*p.ExpiresAt) {
+				continue
+			}
+			soon(*p.ExpiresAt)
+		}
+		consider("presence", p.Pair)
+	}
+	return best, next
+}
+
+// Prune forgets claims that can no longer matter, so state stays small:
+// ended calls and past meetings after keep (the window in which a late
+// event could still arrive), expired presence claims.
+func (s *UserState) Prune(now time.Time, keep time.Duration) {
+	for k, c := range s.Calls {
+		if (c.State == adapters.CallEnded && now.Sub(c.Updated) > keep) || now.Sub(c.Updated) > 2*keep {
+			delete(s.Calls, k)
+		}
+	}
+	for k, m := range s.Meetings {
+		if (m.End != nil && now.Sub(*m.End) > keep) || (m.State == adapters.MeetingEnded && now.Sub(m.OccurredAt) > keep) {
+			delete(s.Meetings, k)
+		}
+	}
+	for k, p := range s.Presence {
+		if p.ExpiresAt != nil && now.Sub(*p.ExpiresAt) > keep {
+			delete(s.Presence, k)
+		}
+	}
+}
