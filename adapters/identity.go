@@ -30,6 +30,9 @@ func NormalizeIdentity(s string) string {
 func normalizeOnce(s string) string {
 	s = strings.TrimSpace(s)
 	lower := strings.ToLower(s)
+	if isGUID(lower) {
+		return lower // an object id, even one of digits only
+	}
 	for _, prefix := range []string{"sips:", "sip:"} {
 		if rest, ok := strings.CutPrefix(lower, prefix); ok {
 			rest, _, _ = strings.Cut(rest, ";")

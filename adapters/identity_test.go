@@ -19,6 +19,8 @@ func TestNormalizeIdentity(t *testing.T) {
 		{"client:Alice", "client:alice"},
 		{"zoom:AbC123", "zoom:abc123"},
 		{"12", "12"},
+		{"00000000-0000-0000-0000-000000000006", "00000000-0000-0000-0000-000000000006"},
+		{"FA8BF3DC-ECA7-46B7-BAD1-DB199B62AFC3", "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"},
 		{"", ""},
 	} {
 		if got := NormalizeIdentity(tt.in); got != tt.want {

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -26,12 +27,18 @@ const whsec = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 func adaptersConfig(t *testing.T) string {
 	cfg := testConfig(t)
 	cfg = strings.Replace(cfg, "roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]", "roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All, Calendars.Read]", 1)
+	var users strings.Builder
+	for i := 2; i <= 6; i++ {
+		fmt.Fprintf(&users, "          - {id: %s, user_principal_name: v%d@contoso.example}\n", vendorUser(i), i)
+	}
+	cfg = strings.Replace(cfg, "    admin: {writes: true}", strings.TrimSuffix(users.String(), "\n")+"\n    admin: {writes: true}", 1)
 	cfg = strings.Replace(cfg, `directory:
   "ext:1001": alice@contoso.example`, `directory:
   "ext:1001": alice@contoso.example
-  "tel:+1 555 123 0001": alice@contoso.example
-  "webex:Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hbGljZQ": alice@contoso.example
-  "rc:230919004": alice@contoso.example`, 1)
+  "tel:+1 555 123 0001": v2@contoso.example
+  "ext:1003": v3@contoso.example
+  "webex:Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hbGljZQ": v4@contoso.example
+  "rc:230919004": v5@contoso.example`, 1)
 	return strings.Replace(cfg, "admin: {token: admin-token}", `  - {name: signed, type: generic, secret: `+whsec+`}
   - {name: twilio, type: twilio, secret: twilio-auth-token, public_url: "https://bridge.example.com/v1/hooks/twilio"}
   - {name: zoom, type: zoomphone, secret: zoom-secret}
@@ -41,7 +48,11 @@ func adaptersConfig(t *testing.T) string {
 admin: {token: admin-token}`, 1)
 }
 
+// vendorUser is the object id of the emulator user each vendor case uses.
+func vendorUser(i int) string { return fmt.Sprintf("00000000-0000-0000-0000-%012d", i) }
+
 type vendorCase struct {
+	user   string
 	name   string
 	path   string
 	status int
@@ -60,12 +71,12 @@ func TestAdaptersEndToEnd(t *testing.T) {
 		req.Header.Set("Content-Type", "application/json")
 		return req
 	}
-	if err := b.Emulator().SetEvent(emulator.CalendarEvent{ID: "AAMk1", User: aliceID, Start: now.Add(-time.Minute), End: now.Add(time.Hour), ShowAs: "busy"}); err != nil {
+	if err := b.Emulator().SetEvent(emulator.CalendarEvent{ID: "AAMk1", User: vendorUser(6), Start: now.Add(-time.Minute), End: now.Add(time.Hour), ShowAs: "busy"}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []vendorCase{
 		{
-			name: "generic", path: "/v1/hooks/signed", status: 202, want: "Busy/InACall",
+			user: aliceID, name: "generic", path: "/v1/hooks/signed", status: 202, want: "Busy/InACall",
 			body: func(now time.Time) string {
 				return `{"id":"g1","source":"signed","type":"call","user":"ext:1001","occurredAt":"` + now.Format(time.RFC3339) + `","callId":"g","state":"active"}`
 			},
@@ -81,7 +92,7 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			},
 		},
 		{
-			name: "twilio", path: "/v1/hooks/twilio", status: 200, want: "Busy/InACall",
+			user: vendorUser(2), name: "twilio", path: "/v1/hooks/twilio", status: 200, want: "Busy/InACall",
 			body: func(time.Time) string {
 				return "CallSid=CA1&CallStatus=in-progress&Direction=inbound&From=%2B14155550100&SequenceNumber=1&To=%2B15551230001"
 			},
@@ -96,9 +107,9 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			},
 		},
 		{
-			name: "zoomphone", path: "/v1/hooks/zoom", status: 202, want: "Busy/InACall",
+			user: vendorUser(3), name: "zoomphone", path: "/v1/hooks/zoom", status: 202, want: "Busy/InACall",
 			body: func(now time.Time) string {
-				return `{"event":"phone.callee_answered","event_ts":` + strconv.FormatInt(now.UnixMilli(), 10) + `,"payload":{"account_id":"a","object":{"call_id":"z1","caller":{"phone_number":"+14155550100"},"callee":{"extension_number":1001}}}}`
+				return `{"event":"phone.callee_answered","event_ts":` + strconv.FormatInt(now.UnixMilli(), 10) + `,"payload":{"account_id":"a","object":{"call_id":"z1","caller":{"phone_number":"+14155550100"},"callee":{"extension_number":1003}}}}`
 			},
 			build: func(body []byte, signed bool) *http.Request {
 				req := jsonReq("/v1/hooks/zoom", body)
@@ -110,7 +121,7 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			},
 		},
 		{
-			name: "webex", path: "/v1/hooks/webex", status: 202, want: "Busy/InACall",
+			user: vendorUser(4), name: "webex", path: "/v1/hooks/webex", status: 202, want: "Busy/InACall",
 			body: func(now time.Time) string {
 				return `{"id":"w","resource":"telephony_calls","event":"updated","actorId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hbGljZQ","data":{"callId":"wc1","state":"connected","eventTimestamp":"` + now.Format(time.RFC3339) + `"}}`
 			},
@@ -123,7 +134,7 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			},
 		},
 		{
-			name: "ringcentral", path: "/v1/hooks/rc", status: 202, want: "Busy/InACall",
+			user: vendorUser(5), name: "ringcentral", path: "/v1/hooks/rc", status: 202, want: "Busy/InACall",
 			body: func(now time.Time) string {
 				return `{"uuid":"1","event":"/restapi/v1.0/account/~/telephony/sessions","body":{"sequence":1,"telephonySessionId":"s-1","eventTime":"` + now.Format(time.RFC3339) + `","parties":[{"id":"p1","extensionId":"230919004","status":{"code":"Answered"}}]}}`
 			},
@@ -136,9 +147,9 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			},
 		},
 		{
-			name: "graphcalendar", path: "/v1/hooks/calendar", status: 202, want: "Busy/InAConferenceCall",
+			user: vendorUser(6), name: "graphcalendar", path: "/v1/hooks/calendar", status: 202, want: "Busy/InAConferenceCall",
 			body: func(now time.Time) string {
-				return `{"value":[{"subscriptionId":"s","changeType":"created","clientState":"calendar-state","resource":"Users/` + aliceID + `/Events/AAMk1","resourceData":{"id":"AAMk1"}}]}`
+				return `{"value":[{"subscriptionId":"s","changeType":"created","clientState":"calendar-state","resource":"Users/` + vendorUser(6) + `/Events/AAMk1","resourceData":{"id":"AAMk1"}}]}`
 			},
 			build: func(body []byte, signed bool) *http.Request {
 				if !signed {
@@ -150,7 +161,6 @@ func TestAdaptersEndToEnd(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			clearAlice(t, b)
 			body := []byte(tc.body(time.Now().UTC()))
 			before := streamLastSeq(t, b)
 			for _, attempt := range []struct {
@@ -173,7 +183,7 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			if status := send(t, tc.build(body, true)); status != tc.status {
 				t.Fatalf("signed request: status %d, want %d", status, tc.status)
 			}
-			waitPresence(t, b, aliceID, tc.want, 3*time.Second)
+			waitPresence(t, b, tc.user, tc.want, 3*time.Second)
 		})
 	}
 	t.Run("handshakes", func(t *testing.T) {
@@ -198,15 +208,6 @@ func TestAdaptersEndToEnd(t *testing.T) {
 			t.Fatalf("ringcentral validation: %d %q", resp.StatusCode, resp.Header.Get("Validation-Token"))
 		}
 	})
-}
-
-// clearAlice ends whatever the previous case left, straight through Graph.
-func clearAlice(t *testing.T, b *bridge.Bridge) {
-	t.Helper()
-	b.Emulator().Reset()
-	if err := b.Emulator().SetEvent(emulator.CalendarEvent{ID: "AAMk1", User: aliceID, Start: time.Now().Add(-time.Minute), End: time.Now().Add(time.Hour), ShowAs: "busy"}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func alter(req *http.Request) *http.Request {

@@ -6,16 +6,20 @@ package bridge
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sync"
+	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/directory"
+	"github.com/presence-bridge/presence-bridge/bridge/engine"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
 	"github.com/presence-bridge/presence-bridge/bridge/queue"
 	"github.com/presence-bridge/presence-bridge/bridge/worker"
@@ -34,6 +38,8 @@ type Bridge struct {
 	server   *http.Server
 	listener net.Listener
 
+	engine      *engine.Engine
+	stopEngine  func()
 	stopConsume func()
 	serveDone   chan error
 	stopOnce    sync.Once
@@ -86,24 +92,50 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 }
 
 func (b *Bridge) startWorker(ctx context.Context) error {
-	mapping, err := workerMapping(b.cfg.Presence.Mapping)
+	rules, err := engineRules(b.cfg)
 	if err != nil {
 		return err
 	}
-	applier := worker.NewDirect(b.graph, classifyGraph, mapping, b.cfg.Presence.Expiration,
-		worker.BreakerSettings{Failures: b.cfg.Graph.Breaker.Failures, OpenTimeout: b.cfg.Graph.Breaker.OpenTimeout},
-		b.log.With("component", "applier"))
-	tenants, identity := map[string]string{}, map[string]adapters.IdentityHints{}
+	tenants := make([]engine.TenantOptions, len(b.cfg.Graph.Tenants))
+	for i, t := range b.cfg.Graph.Tenants {
+		tenants[i] = engine.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
+	}
+	hostname, _ := os.Hostname()
+	b.engine, err = engine.New(ctx, engine.Options{
+		JetStream:       b.queue.JetStream(),
+		Replicas:        b.cfg.NATS.Replicas,
+		InstanceID:      fmt.Sprintf("%s-%d-%d", hostname, os.Getpid(), time.Now().UnixNano()),
+		Graph:           b.graph,
+		Classify:        classifyGraph,
+		DeadLetter:      b.deadLetter,
+		Tenants:         tenants,
+		Rules:           rules,
+		Expiration:      b.cfg.Presence.Expiration,
+		LeaseTTL:        b.cfg.Presence.LeaseTTL,
+		BreakerFailures: b.cfg.Graph.Breaker.Failures,
+		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
+		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
+		Logger:          b.log.With("component", "engine"),
+	})
+	if err != nil {
+		return err
+	}
+	engineCtx, stopEngine := context.WithCancel(context.Background())
+	engineDone := make(chan struct{})
+	go func() { defer close(engineDone); _ = b.engine.Run(engineCtx) }()
+	b.stopEngine = func() { stopEngine(); <-engineDone }
+
+	sourceTenants, identity := map[string]string{}, map[string]adapters.IdentityHints{}
 	for _, s := range b.cfg.Sources {
-		tenants[s.Name] = s.Tenant
+		sourceTenants[s.Name] = s.Tenant
 		identity[s.Name] = s.Identity
 	}
 	w := worker.New(worker.Options{
 		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
-		Tenants:       tenants,
+		Tenants:       sourceTenants,
 		Identity:      identity,
 		Resolver:      resolver{dir: directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)},
-		Applier:       applier,
+		Applier:       b.engine,
 		DeadLetters:   b.queue,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
@@ -118,22 +150,48 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	return nil
 }
 
-func workerMapping(m config.Mapping) (worker.Mapping, error) {
-	out := worker.Mapping{MeetingShowAs: m.MeetingShowAs}
+// engineRules turns the presence configuration into the engine's rules.
+func engineRules(cfg *config.Config) (engine.Rules, error) {
+	m := cfg.Presence.Mapping
+	rules := engine.Rules{
+		MeetingShowAs:   m.MeetingShowAs,
+		Priority:        cfg.Presence.Priority,
+		MaxCallDuration: cfg.Presence.MaxCallDuration,
+		SourceLapse:     map[string]time.Duration{},
+	}
+	for _, s := range cfg.Sources {
+		if s.Lapse > 0 {
+			rules.SourceLapse[s.Name] = s.Lapse
+		}
+	}
 	for _, entry := range []struct {
 		value string
 		into  **adapters.Pair
-	}{{m.Call, &out.Call}, {m.ConferenceCall, &out.ConferenceCall}, {m.Ringing, &out.Ringing}, {m.Meeting, &out.Meeting}} {
+	}{{m.Call, &rules.Call}, {m.ConferenceCall, &rules.ConferenceCall}, {m.Ringing, &rules.Ringing}, {m.Meeting, &rules.Meeting}} {
 		if entry.value == "" {
 			continue
 		}
 		p, err := config.ParsePair(entry.value)
 		if err != nil {
-			return out, err
+			return rules, err
 		}
 		*entry.into = &p
 	}
-	return out, nil
+	return rules, nil
+}
+
+// deadLetter stores a change Graph refused, with the event that asked for
+// it, so that it can be listed and replayed.
+func (b *Bridge) deadLetter(ctx context.Context, d engine.DeadLetter) error {
+	record := queue.DeadLetter{Reason: d.Reason + " for user " + d.UserID, GraphError: d.GraphError, At: d.At.UTC(), Data: []byte("null")}
+	if d.Event != nil {
+		data, err := json.Marshal(d.Event)
+		if err != nil {
+			return fmt.Errorf("encode dead-lettered event: %w", err)
+		}
+		record.Data, record.Source, record.Subject = data, d.Event.Source, b.queue.Subject(d.Event.Source)
+	}
+	return b.queue.PublishDeadLetter(ctx, record)
 }
 
 func (b *Bridge) startHTTP() error {
@@ -223,6 +281,9 @@ func (b *Bridge) Stop(ctx context.Context) error {
 			case <-ctx.Done():
 				errs = append(errs, errors.New("stop worker: timed out draining"))
 			}
+		}
+		if b.stopEngine != nil {
+			b.stopEngine()
 		}
 		if b.queue != nil {
 			b.queue.Close()

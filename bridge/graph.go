@@ -10,6 +10,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/directory"
+	"github.com/presence-bridge/presence-bridge/bridge/engine"
 	"github.com/presence-bridge/presence-bridge/bridge/worker"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
@@ -91,15 +92,15 @@ func (g *graphTenants) lookupUser(ctx context.Context, tenant, upn string) (stri
 	return "", classifiedError(err)
 }
 
-// classifyGraph sorts a graphclient error for the worker.
-func classifyGraph(err error) (worker.ErrorClass, time.Duration) {
+// classifyGraph sorts a graphclient error for the engine.
+func classifyGraph(err error) (engine.ErrorClass, time.Duration) {
 	switch graphclient.Classify(err) {
 	case graphclient.Throttled:
-		return worker.Throttled, graphclient.RetryAfter(err)
+		return engine.Throttled, graphclient.RetryAfter(err)
 	case graphclient.Permanent:
-		return worker.Permanent, 0
+		return engine.Permanent, 0
 	default:
-		return worker.Retryable, graphclient.RetryAfter(err)
+		return engine.Retryable, graphclient.RetryAfter(err)
 	}
 }
 
@@ -107,7 +108,7 @@ func classifyGraph(err error) (worker.ErrorClass, time.Duration) {
 // error.
 func classifiedError(err error) error {
 	class, after := classifyGraph(err)
-	if class == worker.Permanent {
+	if class == engine.Permanent {
 		return &worker.PermanentError{Reason: "graph refused the request", GraphError: err.Error(), Err: err}
 	}
 	return &worker.RetryError{After: after, Err: err}

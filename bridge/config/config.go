@@ -115,6 +115,7 @@ type Retry struct {
 type Presence struct {
 	Expiration      time.Duration `yaml:"expiration"`
 	MaxCallDuration time.Duration `yaml:"max_call_duration"`
+	LeaseTTL        time.Duration `yaml:"lease_ttl"`
 	Mapping         Mapping       `yaml:"mapping"`
 	Priority        []string      `yaml:"priority"`
 }
@@ -237,6 +238,7 @@ func Default() *Config {
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,
+			LeaseTTL:        10 * time.Second,
 			Mapping: Mapping{
 				Call:           "Busy/InACall",
 				ConferenceCall: "Busy/InAConferenceCall",
