@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"math/rand"
 	"sync"
 	"testing"
@@ -527,3 +529,5 @@ func TestShuffledEventsConverge(t *testing.T) {
 	}
 	t.Logf("%d events, %d desired-state changes in the ordered log, %d Graph calls", len(delivery), changes, len(h.graph.callsSnapshot()))
 }
+
+func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
