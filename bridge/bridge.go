@@ -298,3 +298,9 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	})
 	return b.stopErr
 }
+
+// Writing reports whether this bridge currently holds the tenant's Graph
+// writer.
+func (b *Bridge) Writing(tenant string) bool {
+	return b.engine != nil && b.engine.Writing(tenant)
+}

@@ -531,3 +531,54 @@ func TestShuffledEventsConverge(t *testing.T) {
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// TestCrashedHolderLosesLease: a holder that vanishes without handing
+// over (its connection cut) loses the tenant when the lease expires.
+func TestCrashedHolderLosesLease(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	srv.ReadyForConnections(10 * time.Second)
+	clock := &fakeClock{now: t0}
+	graph := newFakeGraph(clock)
+	start := func() (*Engine, *nats.Conn) {
+		nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		js, _ := jetstream.New(nc)
+		e, err := New(context.Background(), Options{JetStream: js, Graph: graph, Classify: classify, Clock: clock, Tick: 2 * time.Millisecond,
+			LeaseTTL: 2 * time.Second, Tenants: []TenantOptions{{ID: "contoso.example"}}, Rules: rules})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		go e.Run(ctx)
+		return e, nc
+	}
+	a, ncA := start()
+	deadline := time.Now().Add(5 * time.Second)
+	for !a.Writing("contoso.example") && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	b, ncB := start()
+	defer ncB.Close()
+	crashed := time.Now()
+	ncA.Close() // no renewal, no hand-over
+	for !b.Writing("contoso.example") {
+		if time.Since(crashed) > 5*time.Second {
+			t.Fatal("no takeover after the holder crashed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	took := time.Since(crashed)
+	// The lease expires 2 s after its last renewal; B looks every 2/3 s.
+	if took > 2*time.Second+time.Second {
+		t.Fatalf("takeover took %s with a 2 s lease", took)
+	}
+	t.Logf("takeover %s after the holder's connection was cut (lease TTL 2s)", took.Round(time.Millisecond))
+}

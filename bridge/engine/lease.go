@@ -14,7 +14,10 @@ import (
 // and when the holder dies the key expires and another instance creates it.
 func (e *Engine) holdTenant(ctx context.Context, t TenantOptions) {
 	key := "tenant." + tenantToken(t.ID)
-	every := e.opts.LeaseTTL / 3
+	renew := e.opts.LeaseTTL / 3
+	// Contenders look often, so that a dead holder's tenant is taken over
+	// soon after its lease expires.
+	contend := e.opts.LeaseTTL / 10
 	log := e.opts.Logger.With("tenant", t.ID, "instance", e.opts.InstanceID)
 	for ctx.Err() == nil {
 		rev, err := e.leases.Create(ctx, key, []byte(e.opts.InstanceID))
@@ -22,7 +25,7 @@ func (e *Engine) holdTenant(ctx context.Context, t TenantOptions) {
 			if !errors.Is(err, jetstream.ErrKeyExists) && ctx.Err() == nil {
 				log.Warn("lease", "err", err)
 			}
-			sleep(ctx, every)
+			sleep(ctx, contend)
 			continue
 		}
 		log.Info("writer lease acquired")
@@ -34,7 +37,7 @@ func (e *Engine) holdTenant(ctx context.Context, t TenantOptions) {
 		done := make(chan struct{})
 		go func() { defer close(done); w.run(writerCtx) }()
 		for {
-			sleep(ctx, every)
+			sleep(ctx, renew)
 			if ctx.Err() != nil {
 				break
 			}
