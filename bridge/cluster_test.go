@@ -47,46 +47,10 @@ sources:
 // Graph emulator. Events posted to any of them are applied; only one
 // writes to Graph; when it stops, another takes over within the lease TTL.
 func TestThreeBridgesOneNATS(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	em, err := emulator.New(emulator.Config{
-		Listen: "127.0.0.1:0",
-		Tenants: []emulator.Tenant{{
-			ID:    "contoso.example",
-			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "User.Read.All"}}},
-			Users: []emulator.User{{ID: aliceID, UserPrincipalName: "alice@contoso.example"}, {ID: bobID, UserPrincipalName: "bob@contoso.example"}},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-
+	natsURL, em := sharedParts(t)
 	bridges := make([]*bridge.Bridge, 3)
 	for i := range bridges {
-		cfg, err := config.Parse([]byte(clusterConfig(srv.ClientURL(), em.Addr())), t.TempDir())
-		if err != nil {
-			t.Fatal(err)
-		}
-		b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := b.Start(context.Background()); err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { b.Stop(context.Background()) })
-		bridges[i] = b
+		bridges[i] = startClusterBridge(t, natsURL, em)
 	}
 	presence := func(id string) string {
 		p, _ := em.Presence(id)
@@ -159,5 +123,90 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	}
 	if sets != 1 {
 		t.Fatalf("alice's three calls cost %d setPresence calls, want 1 (one writer, coalesced)", sets)
+	}
+}
+
+// sharedParts starts the parts bridges share: a NATS server with
+// JetStream and a standalone Graph emulator.
+func sharedParts(t *testing.T) (string, *emulator.Emulator) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	em, err := emulator.New(emulator.Config{
+		Listen: "127.0.0.1:0",
+		Tenants: []emulator.Tenant{{
+			ID:    "contoso.example",
+			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "User.Read.All"}}},
+			Users: []emulator.User{{ID: aliceID, UserPrincipalName: "alice@contoso.example"}, {ID: bobID, UserPrincipalName: "bob@contoso.example"}},
+		}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := em.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { em.Close() })
+	return srv.ClientURL(), em
+}
+
+func startClusterBridge(t *testing.T, natsURL string, em *emulator.Emulator) *bridge.Bridge {
+	t.Helper()
+	cfg, err := config.Parse([]byte(clusterConfig(natsURL, em.Addr())), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background()) })
+	return b
+}
+
+// TestRestartOnSameStore: events accepted by a bridge that stops while
+// Graph is slow are applied by the next bridge on the same NATS store;
+// nothing is lost and every user converges.
+func TestRestartOnSameStore(t *testing.T) {
+	natsURL, em := sharedParts(t)
+	first := startClusterBridge(t, natsURL, em)
+	em.SetLatency(20 * time.Millisecond) // so that stopping catches work in flight
+	now := time.Now()
+	for i := range 30 {
+		user := []string{"alice@contoso.example", "bob@contoso.example"}[i%2]
+		if r := postEvent(t, first, callEvent(fmt.Sprintf("r%d", i), user, fmt.Sprintf("c%d", i), "active", now)); r.status != http.StatusAccepted {
+			t.Fatalf("post %d: %d", i, r.status)
+		}
+	}
+	for i := 0; i < 30; i += 2 {
+		postEvent(t, first, callEvent(fmt.Sprintf("r-end-%d", i), "alice@contoso.example", fmt.Sprintf("c%d", i), "ended", now.Add(time.Second)))
+	}
+	if err := first.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	em.SetLatency(0)
+	startClusterBridge(t, natsURL, em)
+	for _, want := range []struct{ id, pair string }{{aliceID, "Offline/Offline"}, {bobID, "Busy/InACall"}} {
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			p, _ := em.Presence(want.id)
+			if p.Availability+"/"+p.Activity == want.pair {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s is %s/%s, want %s", want.id, p.Availability, p.Activity, want.pair)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
 	}
 }
