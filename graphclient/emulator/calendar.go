@@ -1,45 +1,59 @@
 package emulator
 
 import (
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
 
-// CalendarEvent is a seeded calendar event, for the Graph calendar
-// adapter: its window, free/busy status and whether it was cancelled.
+// CalendarEvent is a seeded calendar event of a user, for calendar-driven
+// presence: its window, free/busy status and whether it was cancelled.
 type CalendarEvent struct {
 	ID          string    `json:"id"`
-	User        string    `json:"user"`
+	User        string    `json:"user"` // object id or UPN; stored as the object id
 	Subject     string    `json:"subject"`
 	Start       time.Time `json:"start"`
 	End         time.Time `json:"end"`
-	ShowAs      string    `json:"showAs"`
+	ShowAs      string    `json:"showAs"` // free, tentative, busy (default), oof, workingElsewhere, unknown
 	IsCancelled bool      `json:"isCancelled"`
 }
 
-// SetEvent creates or replaces a calendar event of a user.
+// showAsValues are Graph's freeBusyStatus values.
+var showAsValues = []string{"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}
+
+// eventProperties are the event properties the emulator knows, for $select.
+var eventProperties = []string{"id", "subject", "start", "end", "showAs", "isCancelled"}
+
+// SetEvent creates or replaces a calendar event of ev.User.
 func (e *Emulator) SetEvent(ev CalendarEvent) error {
+	if ev.ID == "" || len(ev.ID) > 512 {
+		return errors.New("event: id is required (at most 512 characters)")
+	}
+	if !ev.End.After(ev.Start) {
+		return errors.New("event: end must be after start")
+	}
+	if ev.ShowAs == "" {
+		ev.ShowAs = "busy"
+	}
+	if !slices.Contains(showAsValues, ev.ShowAs) {
+		return fmt.Errorf("event: showAs %q is not one of %s", ev.ShowAs, strings.Join(showAsValues, ", "))
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	u := e.lookup(ev.User)
 	if u == nil {
-		return fmt.Errorf("no user %q", ev.User)
-	}
-	if ev.ID == "" || !ev.End.After(ev.Start) {
-		return fmt.Errorf("an event needs an id and an end after its start")
-	}
-	if u.events == nil {
-		u.events = map[string]CalendarEvent{}
+		return fmt.Errorf("event: %w", errNoUser(ev.User))
 	}
 	ev.User = u.user.ID
+	ev.Start, ev.End = ev.Start.UTC(), ev.End.UTC()
 	u.events[ev.ID] = ev
 	return nil
 }
 
-// DeleteEvent removes a calendar event; it reports whether it existed.
+// DeleteEvent removes a calendar event; it reports whether there was one.
 func (e *Emulator) DeleteEvent(user, id string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -52,64 +66,70 @@ func (e *Emulator) DeleteEvent(user, id string) bool {
 	return ok
 }
 
-// getEvent serves GET /users/{id}/events/{eventId}, in UTC, honouring
-// $select.
-func (e *Emulator) getEvent(w http.ResponseWriter, r *http.Request) {
-	tok, ok := e.authorize(w, r, "Calendars.Read", "Calendars.ReadWrite")
-	if !ok {
-		return
-	}
-	u := e.userFor(w, r, tok)
-	if u == nil {
-		return
-	}
+// Events returns every seeded event, ordered by user and id.
+func (e *Emulator) Events() []CalendarEvent {
 	e.mu.Lock()
-	ev, found := u.events[r.PathValue("eventId")]
-	e.mu.Unlock()
-	if !found {
-		writeGraphError(w, r, http.StatusNotFound, "ErrorItemNotFound", "The specified object was not found in the store.", e.clock.Now())
-		return
+	defer e.mu.Unlock()
+	var out []CalendarEvent
+	for _, u := range e.users {
+		for _, ev := range u.events {
+			out = append(out, ev)
+		}
 	}
+	slices.SortFunc(out, func(a, b CalendarEvent) int {
+		return strings.Compare(a.User+"\x00"+a.ID, b.User+"\x00"+b.ID)
+	})
+	return out
+}
+
+// eventResource is the event resource as Graph returns it, times in UTC.
+func eventResource(ev CalendarEvent) map[string]any {
 	dt := func(t time.Time) map[string]string {
 		return map[string]string{"dateTime": t.UTC().Format("2006-01-02T15:04:05.0000000"), "timeZone": "UTC"}
 	}
-	full := map[string]any{
-		"id": ev.ID, "subject": ev.Subject, "start": dt(ev.Start), "end": dt(ev.End), "showAs": ev.ShowAs, "isCancelled": ev.IsCancelled,
+	return map[string]any{
+		"@odata.etag": fmt.Sprintf("W/\"%x\"", ev.Start.Unix()^ev.End.Unix()),
+		"id":          ev.ID, "subject": ev.Subject, "start": dt(ev.Start), "end": dt(ev.End),
+		"showAs": ev.ShowAs, "isCancelled": ev.IsCancelled,
 	}
-	out := map[string]any{"@odata.context": "https://graph.microsoft.com/v1.0/$metadata#users('" + u.user.ID + "')/events/$entity", "id": ev.ID}
-	if sel := r.URL.Query().Get("$select"); sel != "" {
-		for _, f := range strings.Split(sel, ",") {
-			if v, ok := full[strings.TrimSpace(f)]; ok {
-				out[strings.TrimSpace(f)] = v
-			}
-		}
-	} else {
-		for k, v := range full {
-			out[k] = v
-		}
-	}
-	writeJSON(w, http.StatusOK, out)
 }
 
-// adminEvent creates or replaces (POST, body a CalendarEvent) or deletes
-// (DELETE /_emulator/events/{user}/{id}) a calendar event.
-func (e *Emulator) adminEvent(w http.ResponseWriter, r *http.Request) {
+// getEvent serves GET /users/{id}/events/{eventId}, times in UTC (as with
+// Prefer: outlook.timezone="UTC"), honouring $select. It needs
+// Calendars.ReadBasic, Calendars.Read or Calendars.ReadWrite and is not
+// throttled with presence.
+func (e *Emulator) getEvent(w http.ResponseWriter, r *http.Request) {
+	c, err := e.authorized(r, calendarRead, false)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	selected, err := selectFields(r.URL.Query().Get("$select"), "event", eventProperties)
+	if err != nil {
+		writeError(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	e.mu.Lock()
+	u := e.userIn(c, id)
 	var ev CalendarEvent
-	if err := json.NewDecoder(r.Body).Decode(&ev); err != nil {
-		writeGraphError(w, r, http.StatusBadRequest, "BadRequest", "Invalid event body: "+err.Error(), e.clock.Now())
+	switch {
+	case u == nil:
+		err = errUserNotFound(id)
+	case !c.allows(calendarRead, u.user.ID):
+		err = errForbidden
+	default:
+		var found bool
+		if ev, found = u.events[r.PathValue("eventId")]; !found {
+			err = notFound("ErrorItemNotFound", "The specified object was not found in the store.")
+		}
+	}
+	e.mu.Unlock()
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
-	if err := e.SetEvent(ev); err != nil {
-		writeGraphError(w, r, http.StatusBadRequest, "BadRequest", err.Error(), e.clock.Now())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-}
-
-func (e *Emulator) adminDeleteEvent(w http.ResponseWriter, r *http.Request) {
-	if !e.DeleteEvent(unescape(r.PathValue("user")), r.PathValue("id")) {
-		writeGraphError(w, r, http.StatusNotFound, "itemNotFound", "No such event.", e.clock.Now())
-		return
-	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "deleted"})
+	out := project(eventResource(ev), selected, "@odata.etag", "id")
+	out["@odata.context"] = metadata(r, "users('"+ev.User+"')/events/$entity")
+	writeJSON(w, http.StatusOK, out)
 }

@@ -3,39 +3,46 @@ package emulator
 import (
 	"errors"
 	"fmt"
+	"net"
+	"regexp"
+	"strings"
 	"time"
 )
 
 // Config is the emulator's configuration. The bridge embeds it under
-// graph.emulator; `presence-bridge emulator` also reads it on its own.
+// graph.emulator; `presence-bridge emulator --config F` reads the same keys
+// at the top level of F.
 type Config struct {
-	// Enabled starts the emulator inside the bridge.
+	// Enabled starts the emulator inside the bridge's process.
 	Enabled bool `yaml:"enabled"`
-	// Listen is the address to serve on, such as 127.0.0.1:8081.
+	// Listen is the address to serve on, such as 127.0.0.1:8081; port 0
+	// picks a free port (Addr tells which).
 	Listen string `yaml:"listen"`
 	// Tenants are the tenants, applications and users the emulator knows.
 	Tenants []Tenant `yaml:"tenants"`
-	// Throttle is Graph's presence request limit per application.
+	// Throttle is Graph's presence request limit per application per tenant.
 	Throttle Throttle `yaml:"throttle"`
-	// Admin sets what the /_emulator/ API may change.
+	// Admin sets what the /_emulator/ admin API may change.
 	Admin Admin `yaml:"admin"`
 }
 
-// Tenant is one emulated Entra tenant.
+// Tenant is one emulated Entra tenant, named by its domain or id as it
+// appears in the token endpoint's path.
 type Tenant struct {
 	ID    string `yaml:"id"`
 	Apps  []App  `yaml:"apps"`
 	Users []User `yaml:"users"`
 }
 
-// App is an application registration with its granted roles.
+// App is an application registration with its secret and the application
+// permissions (roles) granted to it.
 type App struct {
 	ClientID     string   `yaml:"client_id"`
 	ClientSecret string   `yaml:"client_secret"`
 	Roles        []string `yaml:"roles"`
 }
 
-// User is a directory user.
+// User is a directory user. ID is the Entra object id (a GUID).
 type User struct {
 	ID                string `yaml:"id"`
 	UserPrincipalName string `yaml:"user_principal_name"`
@@ -43,68 +50,122 @@ type User struct {
 	Mail              string `yaml:"mail"`
 }
 
-// Throttle is a fixed-window request limit per application per tenant.
+// Throttle is a fixed-window request limit per application per tenant on
+// the presence endpoints: at most Limit requests in each Window.
 type Throttle struct {
 	Limit  int           `yaml:"limit"`
 	Window time.Duration `yaml:"window"`
 }
 
-// Admin sets what the admin API may do.
+// Admin sets what the admin API may do. Reading state and the request log
+// is always allowed.
 type Admin struct {
-	// Writes allows fault injection, simulated sessions and reset.
+	// Writes allows changes through the admin API: simulated sessions,
+	// calendar events, injected faults and reset.
 	Writes bool `yaml:"writes"`
-	// TestClock allows moving the emulator's clock.
+	// TestClock allows moving the emulator's clock forward through
+	// POST /_emulator/clock/advance.
 	TestClock bool `yaml:"test_clock"`
 }
+
+// Defaults applied by SetDefaults.
+const (
+	DefaultListen         = "127.0.0.1:8081"
+	DefaultThrottleLimit  = 1500
+	DefaultThrottleWindow = 30 * time.Second
+)
 
 // SetDefaults fills the keys left out.
 func (c *Config) SetDefaults() {
 	if c.Listen == "" {
-		c.Listen = "127.0.0.1:8081"
+		c.Listen = DefaultListen
 	}
 	if c.Throttle.Limit == 0 {
-		c.Throttle.Limit = 1500
+		c.Throttle.Limit = DefaultThrottleLimit
 	}
 	if c.Throttle.Window == 0 {
-		c.Throttle.Window = 30 * time.Second
+		c.Throttle.Window = DefaultThrottleWindow
 	}
 }
 
-// Validate returns every problem, each naming its key.
+var (
+	guidPattern = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+	rolePattern = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9]*(\.[A-Za-z0-9]+)+$`)
+)
+
+// Validate returns every problem joined with errors.Join, each naming its
+// key relative to the emulator's section, such as
+// "tenants[0].apps[1].client_id: required".
 func (c Config) Validate() error {
 	var errs []error
-	add := func(path, problem string) { errs = append(errs, fmt.Errorf("%s: %s", path, problem)) }
+	add := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if c.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Listen); err != nil {
+			add("listen", "must be host:port, such as 127.0.0.1:8081")
+		}
+	}
 	if c.Throttle.Limit < 1 {
 		add("throttle.limit", "must be positive")
 	}
-	if c.Throttle.Window < time.Second {
-		add("throttle.window", "must be at least 1s")
+	if c.Throttle.Window <= 0 {
+		add("throttle.window", "must be positive")
 	}
-	ids := map[string]bool{}
+	tenants, userIDs, upns := map[string]string{}, map[string]string{}, map[string]string{}
 	for i, t := range c.Tenants {
 		path := fmt.Sprintf("tenants[%d]", i)
-		if t.ID == "" {
+		switch key := strings.ToLower(t.ID); {
+		case t.ID == "":
 			add(path+".id", "required")
+		case tenants[key] != "":
+			add(path+".id", "duplicate of %s", tenants[key])
+		default:
+			tenants[key] = path
 		}
+		clients := map[string]string{}
 		for j, a := range t.Apps {
-			if a.ClientID == "" {
-				add(fmt.Sprintf("%s.apps[%d].client_id", path, j), "required")
+			apath := fmt.Sprintf("%s.apps[%d]", path, j)
+			switch {
+			case a.ClientID == "":
+				add(apath+".client_id", "required")
+			case clients[a.ClientID] != "":
+				add(apath+".client_id", "duplicate of %s", clients[a.ClientID])
+			default:
+				clients[a.ClientID] = apath
 			}
 			if a.ClientSecret == "" {
-				add(fmt.Sprintf("%s.apps[%d].client_secret", path, j), "required")
+				add(apath+".client_secret", "required")
+			}
+			for k, role := range a.Roles {
+				if !rolePattern.MatchString(role) {
+					add(fmt.Sprintf("%s.roles[%d]", apath, k), "%q is not a permission name such as Presence.ReadWrite.All", role)
+				}
 			}
 		}
 		for j, u := range t.Users {
 			upath := fmt.Sprintf("%s.users[%d]", path, j)
-			if u.ID == "" {
+			id := strings.ToLower(u.ID)
+			switch {
+			case u.ID == "":
 				add(upath+".id", "required")
+			case !guidPattern.MatchString(u.ID):
+				add(upath+".id", "must be an object id (a GUID)")
+			case userIDs[id] != "":
+				add(upath+".id", "duplicate of %s", userIDs[id])
+			default:
+				userIDs[id] = upath
 			}
-			if ids[u.ID] {
-				add(upath+".id", fmt.Sprintf("duplicate user %q", u.ID))
-			}
-			ids[u.ID] = true
-			if u.UserPrincipalName == "" {
+			upn := strings.ToLower(u.UserPrincipalName)
+			switch {
+			case u.UserPrincipalName == "":
 				add(upath+".user_principal_name", "required")
+			case !strings.Contains(u.UserPrincipalName, "@"):
+				add(upath+".user_principal_name", "must look like name@domain")
+			case upns[upn] != "":
+				add(upath+".user_principal_name", "duplicate of %s", upns[upn])
+			default:
+				upns[upn] = upath
 			}
 		}
 	}

@@ -1,57 +1,43 @@
 // Package emulator is a local stand-in for Microsoft Graph's presence API
-// and the identity platform's token endpoint, faithful enough for the
-// bridge's tests and demos: application sessions with Graph's aggregation,
-// timeouts and expiration, throttling, Graph's error shapes, and an admin
-// API under /_emulator/ to inspect state and inject faults.
+// and the Microsoft identity platform's token endpoint.
+//
+// It is faithful where clients notice: client-credentials tokens with
+// roles, Graph's permission checks and error shapes, application presence
+// sessions with Graph's aggregation, inactivity timeout and expiration,
+// user-preferred presence, per-application throttling with Retry-After,
+// gzip request bodies and percent-encoded paths. An admin API under
+// /_emulator/ (and the same controls as Go methods) shows each user's
+// sessions, simulates Teams clients and manual statuses, seeds calendar
+// events, injects latency, failures, throttling and outages, and moves a
+// test clock. Everything time-dependent is computed from a Clock when a
+// request arrives, so tests drive it with a FakeClock.
 package emulator
 
 import (
-	"context"
-	"errors"
+	"bytes"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"time"
 )
 
-// Clock tells the time; tests use a FakeClock.
-type Clock interface {
-	Now() time.Time
-}
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
-
-// FakeClock is a Clock that moves only when told to.
-type FakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-// NewFakeClock returns a FakeClock set to t.
-func NewFakeClock(t time.Time) *FakeClock { return &FakeClock{now: t} }
-
-// Now returns the fake time.
-func (c *FakeClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.now }
-
-// Advance moves the fake time forward by d.
-func (c *FakeClock) Advance(d time.Duration) { c.mu.Lock(); c.now = c.now.Add(d); c.mu.Unlock() }
-
-// Option changes how an Emulator is built.
+// Option changes how New builds an Emulator.
 type Option func(*Emulator)
 
-// WithClock sets the clock.
+// WithClock makes the emulator tell time by c. Without it the emulator
+// uses the real time, or, when admin.test_clock is on, the real time plus
+// an offset that POST /_emulator/clock/advance can grow.
 func WithClock(c Clock) Option { return func(e *Emulator) { e.clock = c } }
 
-// WithLogger sets the logger.
+// WithLogger sets the logger; by default nothing is logged.
 func WithLogger(l *slog.Logger) Option { return func(e *Emulator) { e.log = l } }
 
-// Emulator is a running (or ready to run) Graph emulator.
+// Emulator is the emulated Graph presence service and token endpoint. It is
+// an http.Handler; Start serves it on the configured address.
 type Emulator struct {
 	cfg   Config
 	clock Clock
@@ -59,63 +45,64 @@ type Emulator struct {
 	mux   *http.ServeMux
 
 	mu       sync.Mutex
-	users    map[string]*userState // by object id
-	upns     map[string]string     // lower-case UPN or mail → object id
-	apps     map[string]App        // tenant/client id → app
-	tenants  map[string]bool
-	tokens   map[string]tokenInfo
-	windows  map[string]*window // tenant/client id → throttle window
+	users    map[string]*userState // by lower-case object id
+	upns     map[string]string     // lower-case UPN or mail → lower-case object id
+	apps     map[string]App        // lower-case tenant + "/" + client id → app
+	tenants  map[string]bool       // lower-case tenant ids
+	signKey  []byte                // signs access tokens; Reset replaces it
+	throttle *limiter
 	faults   faults
 	requests []RequestRecord
-	nextID   uint64
+	seq      uint64 // the sequence number counter, never reset
 
-	listener net.Listener
-	server   *http.Server
+	server serverState
 }
 
-// RequestRecord is one request as the emulator saw it.
-type RequestRecord struct {
-	Time   time.Time `json:"time"`
-	Method string    `json:"method"`
-	Path   string    `json:"path"`
-	Status int       `json:"status"`
-	Body   string    `json:"body,omitempty"`
-}
-
-// maxRequestLog bounds the request log.
-const maxRequestLog = 10000
-
-// New returns an Emulator for cfg.
+// New returns an Emulator for cfg, after applying defaults and validating
+// it.
 func New(cfg Config, opts ...Option) (*Emulator, error) {
 	cfg.SetDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("emulator config: %w", err)
 	}
-	e := &Emulator{cfg: cfg, clock: systemClock{}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	e := &Emulator{cfg: cfg, log: slog.New(slog.DiscardHandler)}
 	for _, o := range opts {
 		o(e)
 	}
-	e.reset()
+	if e.clock == nil {
+		e.clock = systemClock{}
+		if cfg.Admin.TestClock {
+			e.clock = &offsetClock{}
+		}
+	}
+	e.Reset()
 	e.routes()
 	return e, nil
 }
 
-// reset forgets all presence, tokens, faults and the request log, and
-// seeds the configured tenants, apps and users.
-func (e *Emulator) reset() {
+// Reset returns the emulator to its configured start: no sessions,
+// preferred presences or calendar events, every issued token invalid,
+// throttling windows, faults and the request log cleared.
+func (e *Emulator) Reset() {
+	now := e.clock.Now()
+	key := make([]byte, 32)
+	_, _ = rand.Read(key)
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.users, e.upns, e.apps = map[string]*userState{}, map[string]string{}, map[string]App{}
-	e.tenants, e.tokens, e.windows = map[string]bool{}, map[string]tokenInfo{}, map[string]*window{}
-	e.faults, e.requests = faults{}, nil
+	e.users, e.upns, e.apps, e.tenants = map[string]*userState{}, map[string]string{}, map[string]App{}, map[string]bool{}
+	e.signKey = key
+	e.throttle = newLimiter(e.cfg.Throttle.Limit, e.cfg.Throttle.Window)
+	e.faults = faults{}
+	e.requests = nil
 	for _, t := range e.cfg.Tenants {
-		e.tenants[strings.ToLower(t.ID)] = true
+		tenant := strings.ToLower(t.ID)
+		e.tenants[tenant] = true
 		for _, a := range t.Apps {
-			e.apps[strings.ToLower(t.ID)+"/"+a.ClientID] = a
+			e.apps[tenant+"/"+a.ClientID] = a
 		}
 		for _, u := range t.Users {
 			id := strings.ToLower(u.ID)
-			e.users[id] = &userState{user: u, tenant: strings.ToLower(t.ID), sessions: map[string]*session{}}
+			e.users[id] = newUserState(u, tenant, &e.seq, now)
 			e.upns[strings.ToLower(u.UserPrincipalName)] = id
 			if u.Mail != "" {
 				e.upns[strings.ToLower(u.Mail)] = id
@@ -124,95 +111,78 @@ func (e *Emulator) reset() {
 	}
 }
 
-// Reset returns the emulator to its configured start.
-func (e *Emulator) Reset() { e.reset() }
+// Now returns the emulator's time.
+func (e *Emulator) Now() time.Time { return e.clock.Now() }
 
-// Start listens on the configured address and serves until Close.
-func (e *Emulator) Start(ctx context.Context) error {
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", e.cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("emulator listen: %w", err)
-	}
-	e.listener = ln
-	e.server = &http.Server{Handler: e, ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := e.server.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			e.log.Error("emulator server", "err", err)
-		}
-	}()
-	return nil
+// isGraphPath tells whether a path is one of Graph's (as opposed to the
+// token endpoint or the admin API).
+func isGraphPath(path string) bool {
+	return strings.HasPrefix(path, "/v1.0/") || strings.HasPrefix(path, "/beta/") || path == "/v1.0" || path == "/beta"
 }
 
-// Addr returns the address served on, once started.
-func (e *Emulator) Addr() string {
-	if e.listener == nil {
-		return ""
-	}
-	return e.listener.Addr().String()
-}
-
-// GraphURL returns the base URL of the emulated Graph v1.0 endpoint.
-func (e *Emulator) GraphURL() string { return "http://" + e.Addr() + "/v1.0" }
-
-// Close stops serving.
-func (e *Emulator) Close() error {
-	if e.server == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	if err := e.server.Shutdown(ctx); err != nil {
-		return e.server.Close()
-	}
-	return nil
-}
-
-// ServeHTTP serves the emulated Graph, token endpoint and admin API.
+// ServeHTTP serves the emulated Graph API, the token endpoint and the admin
+// API. Every request gets a request-id header; Graph requests pass through
+// the injected latency and outage first; every request except the admin
+// API's is written to the request log.
 func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	rec := &recorder{ResponseWriter: w, status: http.StatusOK}
+	started := time.Now()
 	body, err := readBody(r)
-	if err != nil {
-		writeGraphError(rec, r, http.StatusBadRequest, "BadRequest", err.Error(), e.clock.Now())
-	} else {
-		r.Body = io.NopCloser(strings.NewReader(string(body)))
-		e.mux.ServeHTTP(rec, r)
+	encoding := r.Header.Get("Content-Encoding")
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	r.Header.Del("Content-Encoding")
+	m := requestMeta{id: newID(), clientRequestID: r.Header.Get("client-request-id"), now: e.clock.Now(), body: body}
+	if m.clientRequestID == "" {
+		m.clientRequestID = m.id
 	}
-	if !strings.HasPrefix(r.URL.Path, "/_emulator/") {
-		e.logRequest(RequestRecord{Time: e.clock.Now(), Method: r.Method, Path: r.URL.Path, Status: rec.status, Body: redactBody(string(body))})
+	w.Header().Set("request-id", m.id)
+	w.Header().Set("client-request-id", m.clientRequestID)
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	r = withMeta(r, m)
+	admin := strings.HasPrefix(r.URL.Path, "/_emulator/")
+
+	switch {
+	case err == errBodyTooLarge:
+		writeError(rec, r, &apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge", message: "The request body is too large."})
+	case err != nil:
+		writeError(rec, r, badRequest("BadRequest", "The request body could not be read: %v.", err))
+	case isGraphPath(r.URL.Path) && !e.delay(r):
+		writeError(rec, r, &apiError{status: http.StatusServiceUnavailable, code: "serviceNotAvailable", message: "The request was cancelled while delayed."})
+	default:
+		if outage := isGraphPath(r.URL.Path) && e.inOutage(m.now); outage {
+			writeError(rec, r, &apiError{status: http.StatusServiceUnavailable, code: "serviceNotAvailable",
+				message: "The service is temporarily unavailable. Please retry later.", retryAfter: "1"})
+		} else {
+			e.mux.ServeHTTP(rec, r)
+		}
 	}
+	if admin {
+		return
+	}
+	e.logRequest(RequestRecord{
+		Time: m.now, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status,
+		Body: redactBody(r.URL.Path, body), ContentEncoding: encoding, RequestID: m.id,
+	})
+	e.log.Debug("graph emulator request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
+		"request_id", m.id, "duration", time.Since(started))
 }
 
-func (e *Emulator) logRequest(rec RequestRecord) {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if len(e.requests) >= maxRequestLog {
-		e.requests = e.requests[1:]
-	}
-	e.requests = append(e.requests, rec)
-}
-
-// Requests returns a copy of the request log, oldest first.
-func (e *Emulator) Requests() []RequestRecord {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return append([]RequestRecord(nil), e.requests...)
-}
-
-type recorder struct {
+// statusRecorder remembers the status a handler answered.
+type statusRecorder struct {
 	http.ResponseWriter
-	status int
+	status      int
+	wroteHeader bool
 }
 
-func (r *recorder) WriteHeader(status int) {
-	r.status = status
+// WriteHeader records status and passes it on.
+func (r *statusRecorder) WriteHeader(status int) {
+	if !r.wroteHeader {
+		r.status, r.wroteHeader = status, true
+	}
 	r.ResponseWriter.WriteHeader(status)
 }
 
-// redactBody keeps client secrets out of the request log.
-func redactBody(body string) string {
-	if strings.Contains(body, "client_secret=") {
-		return "[token request]"
-	}
-	return body
+// Write passes b on, recording an implicit 200.
+func (r *statusRecorder) Write(b []byte) (int, error) {
+	r.wroteHeader = true
+	return r.ResponseWriter.Write(b)
 }

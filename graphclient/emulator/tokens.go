@@ -1,105 +1,261 @@
 package emulator
 
 import (
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
 )
 
-// tokenLifetime is how long an access token lives, as Entra's do.
+// tokenLifetime is how long an access token lives, as Entra's
+// client-credentials tokens do.
 const tokenLifetime = 3599 * time.Second
 
-type tokenInfo struct {
-	tenant  string
-	appID   string
-	roles   []string
-	expires time.Time
+// graphResourceID is Microsoft Graph's application id, which a scope may
+// name instead of its URL.
+const graphResourceID = "00000003-0000-0000-c000-000000000000"
+
+// claims are the access token's claims the emulator sets and checks. The
+// token is JWT-shaped (header.payload.signature) and signed with HMAC-SHA256
+// under a key only this emulator knows, so it validates its own tokens
+// without keeping them, and Reset invalidates them all.
+type claims struct {
+	Audience  string   `json:"aud"`
+	Issuer    string   `json:"iss"`
+	IssuedAt  int64    `json:"iat"`
+	NotBefore int64    `json:"nbf"`
+	Expires   int64    `json:"exp"`
+	AppID     string   `json:"appid"`
+	IDType    string   `json:"idtyp"` // "app" or "user"
+	Roles     []string `json:"roles,omitempty"`
+	Scopes    string   `json:"scp,omitempty"`
+	ObjectID  string   `json:"oid,omitempty"`
+	UPN       string   `json:"upn,omitempty"`
+	TenantID  string   `json:"tid"`
+	TokenID   string   `json:"uti"`
+	Version   string   `json:"ver"`
 }
 
-// token serves POST /{tenant}/oauth2/v2.0/token for client credentials,
-// with the client id and secret in the form or in a Basic header.
+// delegated tells whether the token acts for a signed-in user.
+func (c *claims) delegated() bool { return c.IDType == "user" }
+
+// token serves POST /{tenant}/oauth2/v2.0/token for the client-credentials
+// grant, with the client id and secret in the form or in an HTTP Basic
+// header, answering the identity platform's errors.
 func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	tenant := strings.ToLower(r.PathValue("tenant"))
-	if err := r.ParseForm(); err != nil {
-		identityError(w, http.StatusBadRequest, "invalid_request", "AADSTS900144: The request body must contain the following parameter: 'grant_type'.", 900144, e.clock.Now())
-		return
-	}
-	clientID, secret := r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	_ = r.ParseForm() // a body that is not a form leaves PostForm empty
+	form := r.PostForm
+	clientID, secret := form.Get("client_id"), form.Get("client_secret")
 	if id, s, ok := r.BasicAuth(); ok {
 		clientID, secret = id, s
 	}
-	now := e.clock.Now()
-	switch {
-	case r.PostForm.Get("grant_type") != "client_credentials":
-		identityError(w, http.StatusBadRequest, "unsupported_grant_type", "AADSTS70003: The app requested an unsupported grant type.", 70003, now)
+	scope := form.Get("scope")
+	fail := func(status int, code string, aadsts int, description string) {
+		writeIdentityError(w, r, status, code, aadsts, description)
+	}
+	switch grant := form.Get("grant_type"); {
+	case grant == "":
+		fail(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
 		return
-	case !strings.HasSuffix(r.PostForm.Get("scope"), "/.default"):
-		identityError(w, http.StatusBadRequest, "invalid_scope", "AADSTS1002012: The provided value for scope is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier.", 1002012, now)
+	case grant != "client_credentials":
+		fail(http.StatusBadRequest, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '"+grant+"'.")
+		return
+	case clientID == "":
+		fail(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
+		return
+	case scope == "":
+		fail(http.StatusBadRequest, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
+		return
+	case !strings.HasSuffix(scope, "/.default") || strings.ContainsAny(scope, " \t"):
+		fail(http.StatusBadRequest, "invalid_scope", 1002012, "The provided value for scope "+scope+" is not valid. Client credential flows must have a scope value with /.default suffixed to the resource identifier (application ID URI).")
 		return
 	}
 	e.mu.Lock()
 	known := e.tenants[tenant]
 	app, appKnown := e.apps[tenant+"/"+clientID]
+	key := e.signKey
 	e.mu.Unlock()
 	switch {
 	case !known:
-		identityError(w, http.StatusBadRequest, "invalid_tenant", "AADSTS90002: Tenant '"+tenant+"' not found.", 90002, now)
+		fail(http.StatusBadRequest, "invalid_request", 90002, "Tenant '"+tenant+"' not found. Check to make sure you have the correct tenant ID and are signing into the correct cloud.")
 		return
 	case !appKnown:
-		identityError(w, http.StatusBadRequest, "unauthorized_client", "AADSTS700016: Application with identifier '"+clientID+"' was not found in the directory.", 700016, now)
+		fail(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+clientID+"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.")
+		return
+	case form.Get("client_assertion") != "":
+		fail(http.StatusUnauthorized, "invalid_client", 700027, "Client assertion failed signature validation. The emulator accepts client secrets only.")
+		return
+	case secret == "":
+		fail(http.StatusUnauthorized, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
 		return
 	case subtle.ConstantTimeCompare([]byte(secret), []byte(app.ClientSecret)) != 1:
-		identityError(w, http.StatusUnauthorized, "invalid_client", "AADSTS7000215: Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID.", 7000215, now)
+		fail(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		return
 	}
-	var raw [32]byte
-	_, _ = rand.Read(raw[:])
-	token := "emu." + base64.RawURLEncoding.EncodeToString(raw[:])
-	e.mu.Lock()
-	e.tokens[token] = tokenInfo{tenant: tenant, appID: clientID, roles: slices.Clone(app.Roles), expires: now.Add(tokenLifetime)}
-	e.mu.Unlock()
+	now := meta(r).now
+	c := claims{
+		Audience: strings.TrimSuffix(scope, "/.default"), AppID: clientID, IDType: "app",
+		Roles: slices.Clone(app.Roles), TenantID: tenant,
+	}
+	tok := signToken(key, c, now)
+	w.Header().Set("Cache-Control", "no-store, no-cache")
 	writeJSON(w, http.StatusOK, map[string]any{
-		"token_type": "Bearer", "expires_in": int(tokenLifetime.Seconds()), "ext_expires_in": int(tokenLifetime.Seconds()), "access_token": token,
+		"token_type": "Bearer", "expires_in": int(tokenLifetime.Seconds()), "ext_expires_in": int(tokenLifetime.Seconds()), "access_token": tok,
 	})
 }
 
-func identityError(w http.ResponseWriter, status int, code, description string, aadsts int, now time.Time) {
-	writeJSON(w, status, map[string]any{
-		"error": code, "error_description": description, "error_codes": []int{aadsts},
-		"timestamp": now.UTC().Format("2006-01-02 15:04:05Z"), "trace_id": newID(), "correlation_id": newID(),
-	})
+// signToken fills c's times, issuer and id and returns it as a signed
+// JWT-shaped token.
+func signToken(key []byte, c claims, now time.Time) string {
+	c.Issuer = "https://sts.windows.net/" + c.TenantID + "/"
+	c.IssuedAt, c.NotBefore = now.Unix(), now.Unix()
+	c.Expires = now.Add(tokenLifetime).Unix()
+	c.TokenID, c.Version = newID(), "1.0"
+	header, _ := json.Marshal(map[string]string{"typ": "JWT", "alg": "HS256", "kid": "graph-emulator"})
+	payload, _ := json.Marshal(c)
+	signing := b64(header) + "." + b64(payload)
+	return signing + "." + b64(sign(key, signing))
 }
 
-// authorize checks the bearer token and that it carries one of roles. It
-// answers 401 or 403 itself and returns false when the request may not go
-// on.
-func (e *Emulator) authorize(w http.ResponseWriter, r *http.Request, roles ...string) (tokenInfo, bool) {
-	now := e.clock.Now()
-	scheme, token, _ := strings.Cut(r.Header.Get("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || token == "" {
-		writeGraphError(w, r, http.StatusUnauthorized, "InvalidAuthenticationToken", "Access token is empty.", now)
-		return tokenInfo{}, false
-	}
+func b64(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func sign(key []byte, s string) []byte {
+	mac := hmac.New(sha256.New, key)
+	mac.Write([]byte(s))
+	return mac.Sum(nil)
+}
+
+// DelegatedToken returns an access token that acts for user (object id or
+// UPN) with the given delegated scopes, such as Presence.Read, as if the
+// user had signed in to the tenant's first application. The emulator has
+// no sign-in flow; tests use this to reach /me/presence.
+func (e *Emulator) DelegatedToken(user string, scopes ...string) (string, error) {
 	e.mu.Lock()
-	info, ok := e.tokens[token]
-	e.mu.Unlock()
-	switch {
-	case !ok:
-		writeGraphError(w, r, http.StatusUnauthorized, "InvalidAuthenticationToken", "IDX14100: JWT is not well formed.", now)
-		return tokenInfo{}, false
-	case !now.Before(info.expires):
-		writeGraphError(w, r, http.StatusUnauthorized, "InvalidAuthenticationToken", "Lifetime validation failed, the token is expired.", now)
-		return tokenInfo{}, false
+	defer e.mu.Unlock()
+	u := e.lookup(user)
+	if u == nil {
+		return "", errNoUser(user)
 	}
-	for _, role := range roles {
-		if slices.Contains(info.roles, role) {
-			return info, true
+	appID := ""
+	for _, t := range e.cfg.Tenants {
+		if strings.EqualFold(t.ID, u.tenant) && len(t.Apps) > 0 {
+			appID = t.Apps[0].ClientID
 		}
 	}
-	writeGraphError(w, r, http.StatusForbidden, "Forbidden", "", now)
-	return tokenInfo{}, false
+	if appID == "" {
+		return "", errors.New("the user's tenant has no application")
+	}
+	c := claims{
+		Audience: "https://graph.microsoft.com", AppID: appID, IDType: "user", Scopes: strings.Join(scopes, " "),
+		ObjectID: u.user.ID, UPN: u.user.UserPrincipalName, TenantID: u.tenant,
+	}
+	return signToken(e.signKey, c, e.clock.Now()), nil
+}
+
+// authenticate checks the request's bearer token: present, well formed,
+// signed by this emulator, meant for Graph and not expired. Failures are
+// Graph's 401 InvalidAuthenticationToken.
+func (e *Emulator) authenticate(r *http.Request) (*claims, *apiError) {
+	unauthorized := func(message string) *apiError {
+		return &apiError{status: http.StatusUnauthorized, code: "InvalidAuthenticationToken", message: message}
+	}
+	scheme, tok, _ := strings.Cut(strings.TrimSpace(r.Header.Get("Authorization")), " ")
+	tok = strings.TrimSpace(tok)
+	if !strings.EqualFold(scheme, "Bearer") || tok == "" {
+		return nil, unauthorized("Access token is empty.")
+	}
+	parts := strings.Split(tok, ".")
+	if len(parts) != 3 {
+		return nil, unauthorized("IDX14100: JWT is not well formed, there are no dots (.). The token needs to be in JWS or JWE Compact Serialization Format.")
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var c claims
+	if err != nil || json.Unmarshal(payload, &c) != nil {
+		return nil, unauthorized("IDX14102: Unable to decode the payload of the token as Base64Url encoded string.")
+	}
+	e.mu.Lock()
+	key := e.signKey
+	e.mu.Unlock()
+	sig, err := base64.RawURLEncoding.DecodeString(parts[2])
+	if err != nil || !hmac.Equal(sig, sign(key, parts[0]+"."+parts[1])) {
+		return nil, unauthorized("Access token validation failure. Invalid signature.")
+	}
+	if !graphAudience(c.Audience, r.Host) {
+		return nil, unauthorized("Access token validation failure. Invalid audience.")
+	}
+	now := meta(r).now
+	switch {
+	case !now.Before(time.Unix(c.Expires, 0)):
+		return nil, unauthorized("Lifetime validation failed, the token is expired.")
+	case now.Before(time.Unix(c.NotBefore, 0)):
+		return nil, unauthorized("Lifetime validation failed, the token is not yet valid.")
+	}
+	return &c, nil
+}
+
+// graphAudience tells whether a token's audience is Microsoft Graph: its
+// application id, its URL in any national cloud, or the emulator's own
+// address (clients pointed at the emulator ask for a token for it).
+func graphAudience(aud, host string) bool {
+	aud = strings.TrimSuffix(strings.ToLower(aud), "/")
+	if aud == graphResourceID || (strings.HasPrefix(aud, "https://") && strings.Contains(aud, "graph")) {
+		return true
+	}
+	u, err := url.Parse(aud)
+	return err == nil && host != "" && strings.EqualFold(u.Host, host)
+}
+
+// permission lists what grants an operation: application roles, delegated
+// scopes that reach every user, and delegated scopes that reach only the
+// signed-in user.
+type permission struct {
+	app, delegated, delegatedSelf []string
+}
+
+// The permissions of the emulated operations, as Graph documents them.
+var (
+	presenceRead  = permission{app: []string{"Presence.Read.All", "Presence.ReadWrite.All"}, delegated: []string{"Presence.Read.All", "Presence.ReadWrite.All"}, delegatedSelf: []string{"Presence.Read", "Presence.ReadWrite"}}
+	presenceWrite = permission{app: []string{"Presence.ReadWrite.All"}, delegated: []string{"Presence.ReadWrite.All"}, delegatedSelf: []string{"Presence.ReadWrite"}}
+	userRead      = permission{
+		app:           []string{"User.Read.All", "User.ReadBasic.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All"},
+		delegated:     []string{"User.ReadBasic.All", "User.Read.All", "User.ReadWrite.All", "Directory.Read.All", "Directory.ReadWrite.All", "Directory.AccessAsUser.All"},
+		delegatedSelf: []string{"User.Read", "User.ReadWrite"},
+	}
+	calendarRead = permission{
+		app:           []string{"Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite"},
+		delegated:     []string{"Calendars.Read.Shared", "Calendars.ReadWrite.Shared"},
+		delegatedSelf: []string{"Calendars.ReadBasic", "Calendars.Read", "Calendars.ReadWrite"},
+	}
+)
+
+// errForbidden is Graph's answer to a token without the permission: 403
+// with an empty message.
+var errForbidden = &apiError{status: http.StatusForbidden, code: "Forbidden", message: ""}
+
+// allows tells whether token c may do an operation needing p on the user
+// with object id target ("" when the operation names no single user).
+func (c *claims) allows(p permission, target string) bool {
+	if !c.delegated() {
+		return slices.ContainsFunc(c.Roles, func(r string) bool { return slices.Contains(p.app, r) })
+	}
+	scopes := strings.Fields(c.Scopes)
+	if slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(p.delegated, s) }) {
+		return true
+	}
+	return target != "" && strings.EqualFold(target, c.ObjectID) &&
+		slices.ContainsFunc(scopes, func(s string) bool { return slices.Contains(p.delegatedSelf, s) })
+}
+
+// mayAtAll tells whether c could do an operation needing p on some user; a
+// token failing it is refused before the user is looked up.
+func (c *claims) mayAtAll(p permission) bool {
+	return c.allows(p, "") || (c.delegated() && c.allows(p, c.ObjectID))
 }

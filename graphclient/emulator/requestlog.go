@@ -1,0 +1,71 @@
+package emulator
+
+import (
+	"net/url"
+	"strings"
+	"time"
+)
+
+// RequestRecord is one request as the emulator saw it: Graph and token
+// requests are recorded, admin API requests are not. Bodies are stored
+// decompressed; token requests have their secrets replaced.
+type RequestRecord struct {
+	Time   time.Time `json:"time"`
+	Method string    `json:"method"`
+	Path   string    `json:"path"`
+	Query  string    `json:"query,omitempty"`
+	Status int       `json:"status"`
+	Body   string    `json:"body,omitempty"`
+	// ContentEncoding is how the body came, such as gzip.
+	ContentEncoding string `json:"contentEncoding,omitempty"`
+	RequestID       string `json:"requestId"`
+}
+
+// Request log bounds.
+const (
+	maxRequestLog     = 10000
+	maxRecordedBody   = 8 << 10
+	redactedParameter = "REDACTED"
+)
+
+func (e *Emulator) logRequest(rec RequestRecord) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if len(e.requests) >= maxRequestLog {
+		// Drop the oldest tenth at once, so that a full log costs one copy
+		// per thousand requests.
+		n := copy(e.requests, e.requests[maxRequestLog/10:])
+		e.requests = e.requests[:n]
+	}
+	e.requests = append(e.requests, rec)
+}
+
+// Requests returns a copy of the request log, oldest first (at most the
+// last 10,000 requests).
+func (e *Emulator) Requests() []RequestRecord {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return append([]RequestRecord(nil), e.requests...)
+}
+
+// redactBody returns the body to record: a token request's form with its
+// secret and assertion replaced, any other body as it came (bounded).
+func redactBody(path string, body []byte) string {
+	s := string(body)
+	if strings.HasSuffix(path, "/oauth2/v2.0/token") {
+		form, err := url.ParseQuery(s)
+		if err != nil {
+			return "[unreadable token request]"
+		}
+		for _, secret := range []string{"client_secret", "client_assertion", "password", "assertion", "refresh_token"} {
+			if form.Has(secret) {
+				form.Set(secret, redactedParameter)
+			}
+		}
+		s = form.Encode()
+	}
+	if len(s) > maxRecordedBody {
+		s = s[:maxRecordedBody] + "...[truncated]"
+	}
+	return s
+}
