@@ -1,5 +1,17 @@
-// Package graphclient talks to Microsoft Graph's presence and user APIs
-// with OAuth 2.0 client credentials, one Client per tenant.
+// Package graphclient talks to Microsoft Graph's presence, user and calendar
+// APIs for one tenant, with OAuth 2.0 client credentials.
+//
+// A Client sets and clears the application's presence session
+// (setPresence / clearPresence, session id always the application's client
+// id), reads presence, resolves users and reads calendar events. It makes
+// exactly one HTTP request per call, except that a 401 from Graph renews the
+// access token and repeats the request once: retries, backoff, rate limits
+// and circuit breaking belong to the caller, which sees every 429 and 5xx.
+// Classify sorts any error the Client returns into OK, Retryable, Throttled
+// or Permanent, and RetryAfter gives the wait Graph asked for.
+//
+// Neither the client secret nor an access token ever appears in an error, in
+// fmt's %v, %+v, %s or %#v of a Config or a Client, or in their slog values.
 package graphclient
 
 import (
@@ -15,192 +27,334 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
 	"time"
-
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
 )
+
+// DefaultTimeout bounds each request when Config.Timeout is zero.
+const DefaultTimeout = 10 * time.Second
+
+// maxBody bounds how much of an answer is read.
+const maxBody = 1 << 20
+
+// defaultUserAgent is sent when Config.UserAgent is empty.
+const defaultUserAgent = "presence-bridge-graphclient"
 
 // Config configures a Client for one tenant.
 type Config struct {
-	TenantID     string
-	ClientID     string
+	// TenantID is the Entra tenant, as a GUID or a verified domain.
+	TenantID string
+	// ClientID is the application (client) id; it is also the presence
+	// session id.
+	ClientID string
+	// ClientSecret is the application's client secret. It is never printed.
 	ClientSecret string
-	// Cloud names the Microsoft cloud; ignored when both URLs are set.
+	// Cloud names the Microsoft cloud (see CloudByName); "" is global. It is
+	// ignored when both GraphBaseURL and LoginBaseURL are set.
 	Cloud string
-	// GraphBaseURL overrides the Graph endpoint, version included.
+	// GraphBaseURL overrides Graph's endpoint, version included, such as
+	// "http://127.0.0.1:8081/v1.0". A URL without a path gets "/v1.0".
 	GraphBaseURL string
-	// LoginBaseURL overrides the identity platform's endpoint.
+	// LoginBaseURL overrides the identity platform's endpoint, such as
+	// "http://127.0.0.1:8081"; the token URL is
+	// LoginBaseURL + "/" + TenantID + "/oauth2/v2.0/token".
 	LoginBaseURL string
-	// Timeout bounds each request; 10 s when zero.
-	Timeout    time.Duration
+	// Scope overrides the token scope, "<Graph root>/.default" by default,
+	// where the Graph root is GraphBaseURL's scheme and host.
+	Scope string
+	// Timeout bounds each request, token requests included; DefaultTimeout
+	// when zero.
+	Timeout time.Duration
+	// HTTPClient sends the requests; a dedicated client when nil.
 	HTTPClient *http.Client
-	UserAgent  string
+	// UserAgent is sent with every Graph request.
+	UserAgent string
 }
 
-// String describes the configuration without its secret.
+// String describes the configuration with its secret redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("graphclient.Config{TenantID:%s ClientID:%s Cloud:%s GraphBaseURL:%s ClientSecret:[redacted]}", c.TenantID, c.ClientID, c.Cloud, c.GraphBaseURL)
+	return fmt.Sprintf("graphclient.Config{TenantID:%q ClientID:%q ClientSecret:%s Cloud:%q GraphBaseURL:%q LoginBaseURL:%q Timeout:%s}",
+		c.TenantID, c.ClientID, redacted(c.ClientSecret), c.Cloud, c.GraphBaseURL, c.LoginBaseURL, c.Timeout)
 }
 
-// LogValue keeps the secret out of logs.
+// GoString is String, so that %#v redacts the secret too.
+func (c Config) GoString() string { return c.String() }
+
+// LogValue describes the configuration to slog with its secret redacted.
 func (c Config) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("tenant", c.TenantID), slog.String("client_id", c.ClientID), slog.String("graph", c.GraphBaseURL))
+	return slog.GroupValue(
+		slog.String("tenant", c.TenantID),
+		slog.String("client_id", c.ClientID),
+		slog.String("client_secret", redacted(c.ClientSecret)),
+		slog.String("cloud", c.Cloud),
+		slog.String("graph_url", c.GraphBaseURL),
+		slog.String("login_url", c.LoginBaseURL),
+	)
+}
+
+// redacted says whether a secret is set without showing it.
+func redacted(secret string) string {
+	if secret == "" {
+		return "[empty]"
+	}
+	return "[redacted]"
 }
 
 // Client calls Graph for one tenant. It is safe for concurrent use.
 type Client struct {
-	cfg     Config
-	baseURL string
-	creds   clientcredentials.Config
-	http    *http.Client
-
-	mu     sync.Mutex
-	cached *oauth2.Token
+	tenant    string
+	clientID  string
+	cloud     Cloud
+	graphURL  string // Graph base URL, version included, no trailing slash
+	timeout   time.Duration
+	userAgent string
+	http      *http.Client
+	presence  bool     // whether the cloud offers presence
+	scrub     []string // strings never to repeat in an error: the secret
+	tokens    *tokens
 }
 
-// tokenLeeway renews a token this long before it expires.
-const tokenLeeway = time.Minute
+// String names the client without its secret or token.
+func (c Client) String() string {
+	return fmt.Sprintf("graphclient.Client{TenantID:%q ClientID:%q Graph:%q}", c.tenant, c.clientID, c.graphURL)
+}
 
-// New returns a Client; it checks cfg but makes no request.
+// GoString is String, so that %#v shows no secret either.
+func (c Client) GoString() string { return c.String() }
+
+// LogValue describes the client to slog without its secret or token.
+func (c Client) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("tenant", c.tenant), slog.String("client_id", c.clientID), slog.String("graph_url", c.graphURL))
+}
+
+// New checks cfg and returns a Client. It makes no request: the first call
+// fetches the first token. Its errors never include the secret.
 func New(cfg Config) (*Client, error) {
 	var missing []string
-	for _, f := range []struct{ name, value string }{{"tenant id", cfg.TenantID}, {"client id", cfg.ClientID}, {"client secret", cfg.ClientSecret}} {
-		if f.value == "" {
+	for _, f := range []struct{ name, value string }{
+		{"tenant id", cfg.TenantID}, {"client id", cfg.ClientID}, {"client secret", cfg.ClientSecret},
+	} {
+		if strings.TrimSpace(f.value) == "" {
 			missing = append(missing, f.name)
 		}
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("graphclient: missing %s", strings.Join(missing, ", "))
 	}
-	graphURL, loginURL := strings.TrimRight(cfg.GraphBaseURL, "/"), strings.TrimRight(cfg.LoginBaseURL, "/")
-	scopeRoot := graphURL
-	if graphURL == "" || loginURL == "" {
-		cloud, err := CloudByName(cfg.Cloud)
-		if err != nil {
-			return nil, err
-		}
-		graphURL, loginURL, scopeRoot = cloud.GraphURL+"/v1.0", cloud.LoginURL, cloud.GraphURL
-	} else if u, err := url.Parse(graphURL); err == nil {
-		scopeRoot = u.Scheme + "://" + u.Host
+	if strings.ContainsAny(cfg.TenantID, "/?#") {
+		return nil, fmt.Errorf("graphclient: tenant id %q is not a GUID or a domain", cfg.TenantID)
 	}
-	if cfg.Timeout <= 0 {
-		cfg.Timeout = 10 * time.Second
+	cloud, err := resolveCloud(cfg)
+	if err != nil {
+		return nil, err
+	}
+	timeout := cfg.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
 	}
 	hc := cfg.HTTPClient
 	if hc == nil {
-		hc = &http.Client{Timeout: cfg.Timeout}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 32
+		hc = &http.Client{Transport: tr, Timeout: timeout}
 	}
-	cc := clientcredentials.Config{
-		ClientID:     cfg.ClientID,
-		ClientSecret: cfg.ClientSecret,
-		TokenURL:     loginURL + "/" + url.PathEscape(cfg.TenantID) + "/oauth2/v2.0/token",
-		Scopes:       []string{scopeRoot + "/.default"},
-		AuthStyle:    oauth2.AuthStyleInParams,
+	scope := cfg.Scope
+	if scope == "" {
+		u, _ := url.Parse(cloud.GraphURL) // checked by resolveCloud
+		scope = u.Scheme + "://" + u.Host + "/.default"
 	}
-	return &Client{cfg: cfg, baseURL: graphURL, creds: cc, http: hc}, nil
+	ua := cfg.UserAgent
+	if ua == "" {
+		ua = defaultUserAgent
+	}
+	c := &Client{
+		tenant:    cfg.TenantID,
+		clientID:  cfg.ClientID,
+		cloud:     cloud,
+		graphURL:  cloud.GraphURL,
+		timeout:   timeout,
+		userAgent: ua,
+		http:      hc,
+		presence:  cloud.Presence,
+		scrub:     secretForms(cfg.ClientSecret),
+	}
+	c.tokens = newTokens(fetcher{
+		tenant:   cfg.TenantID,
+		clientID: cfg.ClientID,
+		secret:   cfg.ClientSecret,
+		tokenURL: strings.TrimRight(cloud.LoginURL, "/") + "/" + url.PathEscape(cfg.TenantID) + "/oauth2/v2.0/token",
+		scope:    scope,
+		http:     hc,
+		timeout:  timeout,
+		scrub:    c.scrub,
+	})
+	return c, nil
 }
 
-// ClientID returns the application's client id, the presence sessionId.
-func (c *Client) ClientID() string { return c.cfg.ClientID }
-
-// token returns the cached access token, or a new one when it expires
-// within tokenLeeway.
-func (c *Client) token(ctx context.Context) (string, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.cached != nil && time.Until(c.cached.Expiry) > tokenLeeway {
-		return c.cached.AccessToken, nil
-	}
-	t, err := c.creds.Token(context.WithValue(ctx, oauth2.HTTPClient, c.http))
-	if err != nil {
-		return "", tokenError(c.cfg.TenantID, err)
-	}
-	c.cached = t
-	return t.AccessToken, nil
-}
-
-// do sends one request and decodes a 2xx JSON answer into out (when not
-// nil). A non-2xx answer becomes an *Error. A 401 renews the token once.
-func (c *Client) do(ctx context.Context, op, method, path string, body, out any, header http.Header) error {
-	var payload []byte
-	if body != nil {
+// resolveCloud picks the endpoints: the named cloud's, with each explicit
+// URL overriding its part. Cloud.GraphURL of the result includes the API
+// version.
+func resolveCloud(cfg Config) (Cloud, error) {
+	var cloud Cloud
+	if cfg.GraphBaseURL == "" || cfg.LoginBaseURL == "" {
 		var err error
-		if payload, err = json.Marshal(body); err != nil {
-			return fmt.Errorf("%s: encode request: %w", op, err)
+		if cloud, err = CloudByName(cfg.Cloud); err != nil {
+			return Cloud{}, fmt.Errorf("graphclient: %w", err)
+		}
+		cloud.GraphURL += "/v1.0"
+	} else {
+		cloud = Cloud{Name: "custom", Presence: true}
+	}
+	if cfg.GraphBaseURL != "" {
+		u, err := checkURL("graph base URL", cfg.GraphBaseURL)
+		if err != nil {
+			return Cloud{}, err
+		}
+		if u.Path == "" || u.Path == "/" {
+			u.Path = "/v1.0"
+		}
+		cloud.GraphURL = strings.TrimRight(u.String(), "/")
+		cloud.Presence = true
+	}
+	if cfg.LoginBaseURL != "" {
+		u, err := checkURL("login base URL", cfg.LoginBaseURL)
+		if err != nil {
+			return Cloud{}, err
+		}
+		cloud.LoginURL = strings.TrimRight(u.String(), "/")
+	}
+	return cloud, nil
+}
+
+// checkURL accepts an absolute http(s) URL without a query or credentials.
+func checkURL(what, raw string) (*url.URL, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// The text could hold a password: it is not repeated.
+		return nil, fmt.Errorf("graphclient: %s is not a valid URL", what)
+	}
+	if u.User != nil || u.RawQuery != "" || u.Fragment != "" {
+		return nil, fmt.Errorf("graphclient: %s must not carry credentials, a query or a fragment", what)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("graphclient: %s %q is not an absolute http(s) URL", what, u.String())
+	}
+	return u, nil
+}
+
+// ClientID returns the application's client id, which is also the presence
+// session id.
+func (c *Client) ClientID() string { return c.clientID }
+
+// TenantID returns the tenant the client works for.
+func (c *Client) TenantID() string { return c.tenant }
+
+// GraphURL returns the Graph base URL in use, version included.
+func (c *Client) GraphURL() string { return c.graphURL }
+
+// request is one Graph call.
+type request struct {
+	op     string // what the call does, for errors: "set presence for <user>"
+	method string
+	path   string // below the base URL, escaped, with its query
+	body   any    // encoded as JSON when not nil
+	header http.Header
+}
+
+// do sends r and decodes a 2xx JSON answer into out when out is not nil. A
+// non-2xx answer becomes an *Error. A 401 renews the token and repeats the
+// request once; a second 401 is returned.
+func (c *Client) do(ctx context.Context, r request, out any) error {
+	var payload []byte
+	if r.body != nil {
+		var err error
+		if payload, err = json.Marshal(r.body); err != nil {
+			return fmt.Errorf("%s: encode request: %w", r.op, err)
 		}
 	}
 	for attempt := 0; ; attempt++ {
-		err := c.send(ctx, op, method, path, payload, out, header)
+		token, gen, err := c.tokens.get(ctx)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.op, err)
+		}
+		err = c.send(ctx, r, payload, token, out)
 		var gerr *Error
 		if attempt == 0 && errors.As(err, &gerr) && gerr.StatusCode == http.StatusUnauthorized {
-			c.renewToken()
+			c.tokens.invalidate(gen)
 			continue
 		}
 		return err
 	}
 }
 
-func (c *Client) send(ctx context.Context, op, method, path string, payload []byte, out any, header http.Header) error {
-	token, err := c.token(ctx)
-	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+// send makes one HTTP request with the given token.
+func (c *Client) send(ctx context.Context, r request, payload []byte, token string, out any) error {
+	if err := ctx.Err(); err != nil {
+		return &NetworkError{Op: r.op, Err: err}
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.cfg.Timeout)
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	var body io.Reader
 	if payload != nil {
 		body = bytes.NewReader(payload)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.baseURL+path, body)
+	req, err := http.NewRequestWithContext(ctx, r.method, c.graphURL+r.path, body)
 	if err != nil {
-		return fmt.Errorf("%s: %w", op, err)
+		return fmt.Errorf("%s: %w", r.op, err)
 	}
-	for k, v := range header {
+	for k, v := range r.header {
 		req.Header[k] = v
 	}
+	crid := newRequestID()
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Accept", "application/json")
-	req.Header.Set("client-request-id", newRequestID())
-	if c.cfg.UserAgent != "" {
-		req.Header.Set("User-Agent", c.cfg.UserAgent)
-	}
+	req.Header.Set("client-request-id", crid)
+	req.Header.Set("User-Agent", c.userAgent)
 	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return &NetworkError{Op: op, Err: redactURLError(err)}
+		return &NetworkError{Op: r.op, Err: redactURLError(err)}
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
-		return &NetworkError{Op: op, Err: err}
+		return &NetworkError{Op: r.op, Err: redactURLError(err)}
 	}
-	if resp.StatusCode/100 != 2 {
-		return parseError(op, resp, data)
-	}
-	if out != nil && len(data) > 0 {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("%s: decode answer: %w", op, err)
+	if resp.StatusCode < 200 || resp.StatusCode > 299 {
+		e := parseError(r.op, resp.StatusCode, resp.Header, data, time.Now(), append([]string{token}, c.scrub...)...)
+		if e.ClientRequestID == "" {
+			e.ClientRequestID = crid
 		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if len(data) > maxBody {
+		return fmt.Errorf("%s: answer larger than %d bytes", r.op, maxBody)
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("%s: decode answer: %w", r.op, err)
 	}
 	return nil
 }
 
-// renewToken drops the cached token so the next call fetches a new one.
-func (c *Client) renewToken() {
-	c.mu.Lock()
-	c.cached = nil
-	c.mu.Unlock()
-}
-
-const maxBody = 1 << 20
-
+// newRequestID returns a random UUID (version 4) for client-request-id.
 func newRequestID() string {
 	var b [16]byte
-	_, _ = rand.Read(b[:])
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
 	h := hex.EncodeToString(b[:])
 	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+// userPath returns "/users/{id}" with id escaped, or an error when it is
+// empty.
+func userPath(op, id string) (string, error) {
+	if strings.TrimSpace(id) == "" {
+		return "", fmt.Errorf("%s: %w: empty user id", op, ErrInvalidArgument)
+	}
+	return "/users/" + url.PathEscape(id), nil
 }

@@ -1,310 +1,567 @@
 package graphclient_test
 
 import (
-	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
+	"io"
 	"net/http"
+	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/graphclient"
-	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
-const (
-	tenant   = "contoso.example"
-	clientID = "22553876-f5ab-4529-bffb-cfe50aa89f87"
-	secret   = "demo-secret-value"
-	aliceID  = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
-)
+var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
 
-// startEmulator runs a real emulator on 127.0.0.1:0 with one app whose
-// roles are given.
-func startEmulator(t *testing.T, roles ...string) *emulator.Emulator {
-	t.Helper()
-	em, err := emulator.New(emulator.Config{
-		Listen: "127.0.0.1:0",
-		Tenants: []emulator.Tenant{{
-			ID:    tenant,
-			Apps:  []emulator.App{{ClientID: clientID, ClientSecret: secret, Roles: roles}},
-			Users: []emulator.User{{ID: aliceID, UserPrincipalName: "alice@contoso.example"}},
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	return em
-}
-
-var allRoles = []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}
-
-func newClient(t *testing.T, em *emulator.Emulator, secret string) *graphclient.Client {
-	t.Helper()
-	c, err := graphclient.New(graphclient.Config{
-		TenantID: tenant, ClientID: clientID, ClientSecret: secret,
-		GraphBaseURL: em.GraphURL(), LoginBaseURL: "http://" + em.Addr(), Timeout: 2 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-func TestPresenceRoundTrip(t *testing.T) {
-	em := startEmulator(t, allRoles...)
-	c := newClient(t, em, secret)
-	ctx := context.Background()
-
-	user, err := c.GetUser(ctx, "alice@contoso.example")
-	if err != nil || user.ID != aliceID {
-		t.Fatalf("GetUser: %+v, %v", user, err)
-	}
-	if err := c.SetPresence(ctx, aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, 15*time.Minute); err != nil {
-		t.Fatalf("SetPresence: %v", err)
-	}
-	p, err := c.GetPresence(ctx, aliceID)
-	if err != nil || p.Availability != "Busy" || p.Activity != "InACall" {
-		t.Fatalf("GetPresence: %+v, %v", p, err)
-	}
-	v, _ := em.Presence(aliceID)
-	if len(v.Sessions) != 1 || v.Sessions[0].SessionID != clientID {
-		t.Fatalf("the session id must be the client id: %+v", v.Sessions)
-	}
-	if err := c.ClearPresence(ctx, aliceID); err != nil {
-		t.Fatalf("ClearPresence: %v", err)
-	}
-	if err := c.ClearPresence(ctx, aliceID); err != nil {
-		t.Fatalf("ClearPresence of a cleared session must succeed (404 counts as cleared): %v", err)
-	}
-	// One token served every call.
-	tokens := 0
-	for _, r := range em.Requests() {
-		if strings.HasSuffix(r.Path, "/oauth2/v2.0/token") {
-			tokens++
+func TestSetPresenceSendsGraphsRequest(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	for _, tt := range []struct {
+		expiration time.Duration
+		iso        string
+	}{{0, "PT5M"}, {5 * time.Minute, "PT5M"}, {15 * time.Minute, "PT15M"}, {90 * time.Minute, "PT1H30M"}, {4 * time.Hour, "PT4H"}} {
+		if err := c.SetPresence(context.Background(), aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, tt.expiration); err != nil {
+			t.Fatalf("SetPresence(%s): %v", tt.expiration, err)
 		}
+		calls := f.graphCalls()
+		got := calls[len(calls)-1]
+		if got.Method != http.MethodPost || got.Path != "/v1.0/users/"+aliceID+"/presence/setPresence" {
+			t.Fatalf("request %s %s", got.Method, got.Path)
+		}
+		var body map[string]string
+		if err := json.Unmarshal([]byte(got.Body), &body); err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{"sessionId": clientID, "availability": "Busy", "activity": "InACall", "expirationDuration": tt.iso}
+		if fmt.Sprint(body) != fmt.Sprint(want) {
+			t.Errorf("expiration %s: body %v, want %v", tt.expiration, body, want)
+		}
+		checkHeaders(t, got, f.latestToken(), true)
 	}
-	if tokens != 1 {
-		t.Fatalf("%d token requests, want 1 (cached)", tokens)
+	calls := f.graphCalls()
+	if calls[0].Header.Get("client-request-id") == calls[1].Header.Get("client-request-id") {
+		t.Error("client-request-id must differ between requests")
+	}
+}
+
+func checkHeaders(t *testing.T, got call, token string, post bool) {
+	t.Helper()
+	if a := got.Header.Get("Authorization"); a != "Bearer "+token {
+		t.Errorf("Authorization %q, want Bearer %s", a, token)
+	}
+	if ct := got.Header.Get("Content-Type"); post && ct != "application/json" {
+		t.Errorf("Content-Type %q", ct)
+	}
+	if id := got.Header.Get("client-request-id"); !uuidRE.MatchString(id) {
+		t.Errorf("client-request-id %q is not a UUID", id)
+	}
+	if ua := got.Header.Get("User-Agent"); ua == "" || strings.HasPrefix(ua, "Go-http-client") {
+		t.Errorf("User-Agent %q", ua)
+	}
+}
+
+func TestSetPresenceRefusesLocally(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	busy := graphclient.Pair{Availability: "Busy", Activity: "InACall"}
+	for _, tt := range []struct {
+		name       string
+		user       string
+		pair       graphclient.Pair
+		expiration time.Duration
+		sentinel   error
+	}{
+		{"below PT5M", aliceID, busy, 5*time.Minute - time.Second, graphclient.ErrInvalidExpiration},
+		{"above PT4H", aliceID, busy, 4*time.Hour + time.Second, graphclient.ErrInvalidExpiration},
+		{"negative", aliceID, busy, -time.Minute, graphclient.ErrInvalidExpiration},
+		{"one nanosecond", aliceID, busy, 1, graphclient.ErrInvalidExpiration},
+		{"empty user", "", busy, 0, graphclient.ErrInvalidArgument},
+		{"empty activity", aliceID, graphclient.Pair{Availability: "Busy"}, 0, graphclient.ErrInvalidArgument},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := c.SetPresence(context.Background(), tt.user, tt.pair, tt.expiration)
+			if !errors.Is(err, tt.sentinel) || !errors.Is(err, graphclient.ErrInvalidArgument) || graphclient.Classify(err) != graphclient.Permanent {
+				t.Fatalf("got %v (class %s), want %v and permanent", err, graphclient.Classify(err), tt.sentinel)
+			}
+		})
+	}
+	if n, calls := f.tokenRequests(), len(f.graphCalls()); n != 0 || calls != 0 {
+		t.Fatalf("a refused call reached the network: %d token requests, %d Graph calls", n, calls)
+	}
+}
+
+func TestClearPresence(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	ctx := context.Background()
+	if err := c.ClearPresence(ctx, aliceID); err != nil {
+		t.Fatal(err)
+	}
+	got := f.graphCalls()[0]
+	if got.Method != http.MethodPost || got.Path != "/v1.0/users/"+aliceID+"/presence/clearPresence" || got.Body != `{"sessionId":"`+clientID+`"}` {
+		t.Fatalf("request %s %s %s", got.Method, got.Path, got.Body)
+	}
+	checkHeaders(t, got, f.latestToken(), true)
+
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) { graphError(w, 404, "NotFound", "Session not found.") })
+	if err := c.ClearPresence(ctx, aliceID); err != nil {
+		t.Fatalf("a 404 means already cleared, got %v", err)
+	}
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) { graphError(w, 500, "generalException", "boom") })
+	if err := c.ClearPresence(ctx, aliceID); graphclient.Classify(err) != graphclient.Retryable {
+		t.Fatalf("a 500 must not count as cleared: %v", err)
+	}
+}
+
+func TestGetPresence(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	f.setGraph(respond(200, `{"@odata.context":"x","id":"`+aliceID+`","availability":"Busy","activity":"InACall",
+		"sequenceNumber":"C123","outOfOfficeSettings":{"message":"Back Monday","isOutOfOffice":true},
+		"statusMessage":{"message":{"content":"On site","contentType":"text"},"expiryDateTime":{"dateTime":"2026-11-24T00:00:00.0000000","timeZone":"UTC"},"publishedDateTime":"2026-11-23T09:00:00Z"}}`))
+	p, err := c.GetPresence(context.Background(), aliceID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.ID != aliceID || p.Availability != "Busy" || p.Activity != "InACall" || p.SequenceNumber != "C123" || !p.OutOfOffice() ||
+		p.OutOfOfficeSettings.Message != "Back Monday" || p.StatusMessage == nil || p.StatusMessage.Message.Content != "On site" {
+		t.Fatalf("decoded %+v", p)
+	}
+	if exp, err := p.StatusMessage.ExpiryDateTime.Time(); err != nil || !exp.Equal(time.Date(2026, 11, 24, 0, 0, 0, 0, time.UTC)) {
+		t.Fatalf("expiry %s, %v", exp, err)
+	}
+	got := f.graphCalls()[0]
+	if got.Method != http.MethodGet || got.Path != "/v1.0/users/"+aliceID+"/presence" {
+		t.Fatalf("request %s %s", got.Method, got.Path)
+	}
+	checkHeaders(t, got, f.latestToken(), false)
+
+	f.setGraph(respond(200, `{"id":"x","availability":"Offline","activity":"Offline","statusMessage":null,"outOfOfficeSettings":{"message":null,"isOutOfOffice":false}}`))
+	if p, err := c.GetPresence(context.Background(), aliceID); err != nil || p.OutOfOffice() || p.StatusMessage != nil {
+		t.Fatalf("nulls: %+v, %v", p, err)
+	}
+}
+
+// presencesHandler answers getPresencesByUserId with one presence per id
+// and records the chunk sizes.
+func presencesHandler(t *testing.T, sizes *[]int, mu *sync.Mutex) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		var in struct {
+			IDs []string `json:"ids"`
+		}
+		if r.Method != http.MethodPost || r.URL.Path != "/v1.0/communications/getPresencesByUserId" || r.Header.Get("Content-Type") != "application/json" {
+			t.Errorf("request %s %s %q", r.Method, r.URL.Path, r.Header.Get("Content-Type"))
+		}
+		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+			t.Error(err)
+		}
+		if len(in.IDs) > graphclient.MaxIDsPerLookup {
+			graphError(w, 400, "BadRequest", "too many ids")
+			return
+		}
+		mu.Lock()
+		*sizes = append(*sizes, len(in.IDs))
+		mu.Unlock()
+		out := struct {
+			Value []graphclient.Presence `json:"value"`
+		}{}
+		for _, id := range in.IDs {
+			out.Value = append(out.Value, graphclient.Presence{ID: id, Availability: "Available", Activity: "Available"})
+		}
+		json.NewEncoder(w).Encode(out)
 	}
 }
 
 func TestGetPresencesByUserIDChunks(t *testing.T) {
-	em := startEmulator(t, allRoles...)
-	c := newClient(t, em, secret)
-	for _, tt := range []struct{ ids, requests int }{{1, 1}, {650, 1}, {651, 2}, {1300, 2}, {1301, 3}} {
-		em.Reset()
+	f := newFake(t)
+	c := f.client(t)
+	for _, tt := range []struct {
+		ids    int
+		chunks []int
+	}{{0, nil}, {1, []int{1}}, {650, []int{650}}, {651, []int{650, 1}}, {1300, []int{650, 650}}, {1301, []int{650, 650, 1}}} {
+		var sizes []int
+		var mu sync.Mutex
+		f.setGraph(presencesHandler(t, &sizes, &mu))
 		ids := make([]string, tt.ids)
-		ids[0] = aliceID
-		for i := 1; i < tt.ids; i++ {
+		for i := range ids {
 			ids[i] = fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
 		}
 		got, err := c.GetPresencesByUserID(context.Background(), ids)
 		if err != nil {
 			t.Fatalf("%d ids: %v", tt.ids, err)
 		}
-		if len(got) != 1 || got[0].ID != aliceID {
-			t.Fatalf("%d ids: got %+v, want alice only (unknown ids are left out)", tt.ids, got)
+		if fmt.Sprint(sizes) != fmt.Sprint(tt.chunks) {
+			t.Errorf("%d ids went in chunks %v, want %v", tt.ids, sizes, tt.chunks)
 		}
-		n := 0
-		for _, r := range em.Requests() {
-			if strings.HasSuffix(r.Path, "getPresencesByUserId") && r.Status == http.StatusOK {
-				n++
+		if len(got) != tt.ids {
+			t.Fatalf("%d ids: %d presences", tt.ids, len(got))
+		}
+		for i := range got {
+			if got[i].ID != ids[i] {
+				t.Fatalf("%d ids: result %d is %s, want %s (concatenated in order)", tt.ids, i, got[i].ID, ids[i])
 			}
-		}
-		if n != tt.requests {
-			t.Fatalf("%d ids took %d requests, want %d", tt.ids, n, tt.requests)
 		}
 	}
 }
 
-func TestExpirationRange(t *testing.T) {
-	em := startEmulator(t, allRoles...)
-	c := newClient(t, em, secret)
-	for _, d := range []time.Duration{4 * time.Minute, 4*time.Hour + time.Second} {
-		err := c.SetPresence(context.Background(), aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, d)
-		if !errors.Is(err, graphclient.ErrInvalidExpiration) || graphclient.Classify(err) != graphclient.Permanent {
-			t.Fatalf("expiration %s: %v", d, err)
+func TestGetPresencesByUserIDStopsAtFirstError(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	n := 0
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) {
+		if n++; n == 2 {
+			graphError(w, 429, "TooManyRequests", "Please retry again later.")
+			return
+		}
+		io.WriteString(w, `{"value":[]}`)
+	})
+	got, err := c.GetPresencesByUserID(context.Background(), make([]string, 1300))
+	if got != nil || graphclient.Classify(err) != graphclient.Throttled || !strings.Contains(err.Error(), "ids 651 to 1300 of 1300") {
+		t.Fatalf("got %v, %v", got, err)
+	}
+}
+
+func TestGetUser(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	f.setGraph(respond(200, `{"id":"`+aliceID+`","userPrincipalName":"alice@contoso.example","mail":"alice@contoso.example","displayName":"Alice"}`))
+	u, err := c.GetUser(context.Background(), "alice@contoso.example")
+	if err != nil || u != (graphclient.User{ID: aliceID, UserPrincipalName: "alice@contoso.example", Mail: "alice@contoso.example", DisplayName: "Alice"}) {
+		t.Fatalf("GetUser: %+v, %v", u, err)
+	}
+	if _, err := c.GetUser(context.Background(), "bob_fabrikam.com#EXT#@contoso.example"); err != nil {
+		t.Fatal(err)
+	}
+	calls := f.graphCalls()
+	for i, want := range []string{"/v1.0/users/alice@contoso.example", "/v1.0/users/bob_fabrikam.com%23EXT%23@contoso.example"} {
+		if calls[i].Method != http.MethodGet || calls[i].Path != want || calls[i].RawQuery != "$select=id,userPrincipalName,mail,displayName" {
+			t.Errorf("request %d: %s %s?%s, want %s", i, calls[i].Method, calls[i].Path, calls[i].RawQuery, want)
 		}
 	}
-	if len(em.Requests()) != 0 {
-		t.Fatal("an invalid expiration reached Graph")
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) {
+		graphError(w, 404, "Request_ResourceNotFound", "Resource 'nobody' does not exist.")
+	})
+	_, err = c.GetUser(context.Background(), "nobody@contoso.example")
+	var gerr *graphclient.Error
+	if !errors.As(err, &gerr) || gerr.StatusCode != 404 || graphclient.Classify(err) != graphclient.Permanent || !strings.Contains(err.Error(), "nobody@contoso.example") {
+		t.Fatalf("unknown user: %v", err)
 	}
 }
 
-func TestFormatDuration(t *testing.T) {
-	for _, tt := range []struct {
-		d    time.Duration
-		want string
-	}{{5 * time.Minute, "PT5M"}, {15 * time.Minute, "PT15M"}, {90 * time.Minute, "PT1H30M"}, {4 * time.Hour, "PT4H"}, {61 * time.Second, "PT1M1S"}} {
-		if got := graphclient.FormatDuration(tt.d); got != tt.want {
-			t.Errorf("FormatDuration(%s) = %s, want %s", tt.d, got, tt.want)
-		}
-	}
-}
-
-func TestErrorsAreTypedAndClassified(t *testing.T) {
-	em := startEmulator(t, allRoles...)
-	c := newClient(t, em, secret)
-	ctx := context.Background()
-	set := func() error {
-		return c.SetPresence(ctx, aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, 5*time.Minute)
-	}
-	tests := []struct {
-		name   string
-		inject func()
-		status int
-		class  graphclient.Class
-	}{
-		{"bad request", func() { em.FailNext(1, 400) }, 400, graphclient.Permanent},
-		{"forbidden", func() { em.FailNext(1, 403) }, 403, graphclient.Permanent},
-		{"not found", func() { em.FailNext(1, 404) }, 404, graphclient.Permanent},
-		{"server error", func() { em.FailNext(1, 500) }, 500, graphclient.Retryable},
-		{"unavailable", func() { em.FailNext(1, 503) }, 503, graphclient.Retryable},
-		{"gateway timeout", func() { em.FailNext(1, 504) }, 504, graphclient.Retryable},
-		{"throttled", func() { em.ForceThrottle(1, 3*time.Second) }, 429, graphclient.Throttled},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			tt.inject()
-			err := set()
-			var gerr *graphclient.Error
-			if !errors.As(err, &gerr) || gerr.StatusCode != tt.status || gerr.RequestID == "" || gerr.Code == "" {
-				t.Fatalf("want a typed %d with code and request-id, got %#v", tt.status, err)
-			}
-			if got := graphclient.Classify(err); got != tt.class {
-				t.Fatalf("Classify = %d, want %d", got, tt.class)
-			}
-			if tt.status == 429 && graphclient.RetryAfter(err) != 3*time.Second {
-				t.Fatalf("RetryAfter = %s, want 3s", graphclient.RetryAfter(err))
-			}
-		})
-	}
-	if err := set(); err != nil {
-		t.Fatalf("after the faults: %v", err)
-	}
-}
-
-func TestClassifyNetworkAndNil(t *testing.T) {
-	if graphclient.Classify(nil) != graphclient.OK {
-		t.Fatal("nil is OK")
-	}
-	c, err := graphclient.New(graphclient.Config{TenantID: tenant, ClientID: clientID, ClientSecret: secret,
-		GraphBaseURL: "http://127.0.0.1:1/v1.0", LoginBaseURL: "http://127.0.0.1:1", Timeout: time.Second})
+func TestGetEvent(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	f.setGraph(respond(200, `{"id":"AAMk=","start":{"dateTime":"2026-11-23T10:00:00.0000000","timeZone":"UTC"},
+		"end":{"dateTime":"2026-11-23T11:30:00.0000000","timeZone":"UTC"},"showAs":"busy","isCancelled":false}`))
+	e, err := c.GetEvent(context.Background(), aliceID, "AAMk=")
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = c.ClearPresence(context.Background(), aliceID)
-	if err == nil || graphclient.Classify(err) != graphclient.Retryable {
-		t.Fatalf("unreachable Graph: %v (class %d)", err, graphclient.Classify(err))
+	want := graphclient.CalendarEvent{ID: "AAMk=", Start: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 23, 11, 30, 0, 0, time.UTC), ShowAs: "busy"}
+	if e != want {
+		t.Fatalf("event %+v, want %+v", e, want)
+	}
+	got := f.graphCalls()[0]
+	if got.Path != "/v1.0/users/"+aliceID+"/events/AAMk=" || got.RawQuery != "$select=start,end,showAs,isCancelled" || got.Header.Get("Prefer") != `outlook.timezone="UTC"` {
+		t.Fatalf("request %s?%s Prefer %q", got.Path, got.RawQuery, got.Header.Get("Prefer"))
+	}
+	// A Graph that ignored Prefer and answered in an IANA zone.
+	f.setGraph(respond(200, `{"start":{"dateTime":"2026-11-23T10:00:00","timeZone":"Europe/Berlin"},"end":{"dateTime":"2026-11-23T11:00:00","timeZone":"Europe/Berlin"},"showAs":"tentative","isCancelled":true}`))
+	e, err = c.GetEvent(context.Background(), aliceID, "ev1")
+	if err != nil || !e.Start.Equal(time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC)) || !e.IsCancelled || e.ID != "ev1" {
+		t.Fatalf("Berlin event: %+v, %v", e, err)
+	}
+	f.setGraph(respond(200, `{"start":{"dateTime":"2026-11-23T10:00:00","timeZone":"W. Europe Standard Time"},"end":{"dateTime":"2026-11-23T11:00:00","timeZone":"UTC"}}`))
+	if _, err = c.GetEvent(context.Background(), aliceID, "ev1"); err == nil || !strings.Contains(err.Error(), "W. Europe Standard Time") {
+		t.Fatalf("a Windows zone name must be an error: %v", err)
 	}
 }
 
-// TestTokenRenewedOn401: when Graph stops honouring the cached token, the
-// client fetches a new one and retries once.
-func TestTokenRenewedOn401(t *testing.T) {
-	em := startEmulator(t, allRoles...)
-	c := newClient(t, em, secret)
+func TestTokenIsCached(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 40)
+	for range 40 {
+		wg.Go(func() {
+			errs <- c.SetPresence(context.Background(), aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, 0)
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := f.tokenRequests(); n != 1 {
+		t.Fatalf("%d token requests for 40 calls, want 1", n)
+	}
+}
+
+func TestTokenRenewedBeforeExpiry(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	get := func() {
+		t.Helper()
+		if _, err := c.GetPresence(context.Background(), aliceID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A token with less than TokenEarlyExpiry left is never reused.
+	f.mu.Lock()
+	f.expiresIn = 30
+	f.mu.Unlock()
+	get()
+	get()
+	if n := f.tokenRequests(); n != 2 {
+		t.Fatalf("%d token requests, want 2: a token expiring within a minute must be renewed", n)
+	}
+	// A token good for 61 s is reused for about one second.
+	f.mu.Lock()
+	f.expiresIn = 61
+	f.mu.Unlock()
+	get()
+	get()
+	if n := f.tokenRequests(); n != 3 {
+		t.Fatalf("%d token requests, want 3", n)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for f.tokenRequests() == 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+		get()
+	}
+	if n := f.tokenRequests(); n != 4 {
+		t.Fatalf("%d token requests, want 4: the token was not renewed a minute before it expired", n)
+	}
+	if calls := f.graphCalls(); calls[len(calls)-1].Header.Get("Authorization") != "Bearer "+f.latestToken() {
+		t.Fatal("the renewed token was not used")
+	}
+}
+
+// strictGraph accepts only the newest token, like Graph after a revocation.
+func strictGraph(f *fake) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") != "Bearer "+f.latestToken() {
+			graphError(w, 401, "InvalidAuthenticationToken", "Access token has expired or is not yet valid.")
+			return
+		}
+		io.WriteString(w, `{"id":"x","availability":"Busy","activity":"InACall"}`)
+	}
+}
+
+func TestUnauthorizedRenewsTokenAndRetriesOnce(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
 	ctx := context.Background()
 	if _, err := c.GetPresence(ctx, aliceID); err != nil {
 		t.Fatal(err)
 	}
-	em.Reset() // forgets every token issued
+	// The cached token is revoked: a newer one exists.
+	f.mu.Lock()
+	f.issued = append(f.issued, "revocation-marker")
+	f.mu.Unlock()
+	f.setGraph(strictGraph(f))
 	if _, err := c.GetPresence(ctx, aliceID); err != nil {
-		t.Fatalf("after the token was revoked: %v", err)
+		t.Fatalf("after a 401 the client must renew the token and retry: %v", err)
 	}
-}
+	if n, calls := f.tokenRequests(), len(f.graphCalls()); n != 2 || calls != 3 {
+		t.Fatalf("%d token requests and %d Graph calls, want 2 and 3", n, calls)
+	}
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
-	for _, tt := range []struct {
-		in   string
-		want time.Duration
-	}{
-		{"", 0}, {"3", 3 * time.Second}, {"2.128", 2128 * time.Millisecond}, {"-1", 0}, {"soon", 0},
-		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second},
-		{now.Add(-time.Minute).Format(http.TimeFormat), 0},
-	} {
-		if got := graphclient.ParseRetryAfter(tt.in, now); got != tt.want {
-			t.Errorf("ParseRetryAfter(%q) = %s, want %s", tt.in, got, tt.want)
-		}
-	}
-}
-
-func TestCloudByName(t *testing.T) {
-	for _, tt := range []struct{ name, graph, login string }{
-		{"", "https://graph.microsoft.com", "https://login.microsoftonline.com"},
-		{"global", "https://graph.microsoft.com", "https://login.microsoftonline.com"},
-		{"usgov", "https://graph.microsoft.us", "https://login.microsoftonline.us"},
-		{"usgovdod", "https://dod-graph.microsoft.us", "https://login.microsoftonline.us"},
-		{"china", "https://microsoftgraph.chinacloudapi.cn", "https://login.chinacloudapi.cn"},
-	} {
-		c, err := graphclient.CloudByName(tt.name)
-		if err != nil || c.GraphURL != tt.graph || c.LoginURL != tt.login {
-			t.Errorf("CloudByName(%q) = %+v, %v", tt.name, c, err)
-		}
-	}
-	if _, err := graphclient.CloudByName("mars"); err == nil || !strings.Contains(err.Error(), "unknown cloud") {
-		t.Errorf("unknown cloud: %v", err)
-	}
-}
-
-// TestSecretsNeverLeak drives every error path and checks that neither the
-// client secret nor an access token appears in errors or logs.
-func TestSecretsNeverLeak(t *testing.T) {
-	em := startEmulator(t) // an app with no roles: every call is 403
-	ctx := context.Background()
-	var logs bytes.Buffer
-	log := slog.New(slog.NewTextHandler(&logs, nil))
-	pair := graphclient.Pair{Availability: "Busy", Activity: "InACall"}
-
-	var errs []error
-	wrong := newClient(t, em, "wrong-secret-value")
-	errs = append(errs, wrong.SetPresence(ctx, aliceID, pair, 0))
-	good := newClient(t, em, secret)
-	errs = append(errs, good.SetPresence(ctx, aliceID, pair, 0)) // 403
-	em.FailNext(1, 500)
-	errs = append(errs, good.ClearPresence(ctx, aliceID))
-	down, _ := graphclient.New(graphclient.Config{TenantID: tenant, ClientID: clientID, ClientSecret: secret,
-		GraphBaseURL: "http://127.0.0.1:1/v1.0", LoginBaseURL: "http://127.0.0.1:1", Timeout: time.Second})
-	errs = append(errs, down.SetPresence(ctx, aliceID, pair, 0))
-	cfg := graphclient.Config{TenantID: tenant, ClientID: clientID, ClientSecret: secret}
-	log.Info("config", "graph", cfg)
-	fmt.Fprintf(&logs, "%v %+v %s\n", cfg, cfg, cfg)
-
-	for i, err := range errs {
-		if err == nil {
-			t.Fatalf("path %d: want an error", i)
-		}
-		log.Error("graph call failed", "err", err)
-	}
-	if !strings.Contains(errs[0].Error(), "AADSTS7000215") || !strings.Contains(errs[0].Error(), "invalid_client") {
-		t.Errorf("a wrong secret should say invalid_client and its AADSTS code: %v", errs[0])
-	}
-	for _, s := range []string{secret, "wrong-secret-value", "emu."} {
-		if strings.Contains(logs.String(), s) {
-			t.Fatalf("%q leaked into errors or logs:\n%s", s, logs.String())
-		}
-	}
-}
-
-// FuzzParseRetryAfter checks that no header value panics or gives a
-// negative wait.
-func FuzzParseRetryAfter(f *testing.F) {
-	for _, s := range []string{"", "3", "2.128", "Wed, 21 Oct 2015 07:28:00 GMT", "1e308", "NaN", "-0"} {
-		f.Add(s)
-	}
-	now := time.Now()
-	f.Fuzz(func(t *testing.T, v string) {
-		if d := graphclient.ParseRetryAfter(v, now); d < 0 {
-			t.Fatalf("ParseRetryAfter(%q) = %s", v, d)
-		}
+	// A Graph that refuses every token: one retry, then a permanent 401.
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) {
+		graphError(w, 401, "InvalidAuthenticationToken", "Access token validation failure.")
 	})
+	before := len(f.graphCalls())
+	err := c.SetPresence(ctx, aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, 0)
+	var gerr *graphclient.Error
+	if !errors.As(err, &gerr) || gerr.StatusCode != 401 || graphclient.Classify(err) != graphclient.Permanent {
+		t.Fatalf("second 401: %v (class %s)", err, graphclient.Classify(err))
+	}
+	if calls := len(f.graphCalls()) - before; calls != 2 {
+		t.Fatalf("%d Graph calls for one SetPresence, want 2 (one retry)", calls)
+	}
+	if n := f.tokenRequests(); n != 3 {
+		t.Fatalf("%d token requests, want 3", n)
+	}
+}
+
+func TestConcurrentUnauthorizedRenewsTokenOnce(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	if _, err := c.GetPresence(context.Background(), aliceID); err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	f.issued = append(f.issued, "revocation-marker")
+	f.mu.Unlock()
+	f.setGraph(strictGraph(f))
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			if _, err := c.GetPresence(context.Background(), aliceID); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := f.tokenRequests(); n != 2 {
+		t.Fatalf("%d token requests, want 2: twenty 401s for one stale token renew it once", n)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	f := newFake(t)
+	cfg := f.config()
+	cfg.Timeout = 100 * time.Millisecond
+	c, err := graphclient.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	defer close(release)
+	hang := func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}
+	f.setGraph(hang)
+	start := time.Now()
+	err = c.ClearPresence(context.Background(), aliceID)
+	if !errors.Is(err, context.DeadlineExceeded) || graphclient.Classify(err) != graphclient.Retryable {
+		t.Fatalf("Graph past the timeout: %v", err)
+	}
+
+	// The caller's context ends first, while the token endpoint hangs.
+	f.setToken(hang)
+	c2 := f.client(t) // 2 s timeout
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	err = c2.ClearPresence(ctx, aliceID)
+	var terr *graphclient.TokenError
+	if !errors.As(err, &terr) || !errors.Is(err, context.DeadlineExceeded) || graphclient.Classify(err) != graphclient.Retryable {
+		t.Fatalf("token endpoint past the caller's deadline: %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("timeouts took %s", d)
+	}
+}
+
+func TestAnswersAreReadBounded(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	big := `{"id":"` + strings.Repeat("x", 2<<20) + `"}`
+	f.setGraph(respond(200, big))
+	if _, err := c.GetPresence(context.Background(), aliceID); err == nil || !strings.Contains(err.Error(), "larger than") {
+		t.Fatalf("a 2 MiB answer: %v", err)
+	}
+	f.setGraph(respond(502, strings.Repeat("<html>Bad Gateway</html>\n", 100000)))
+	err := c.SetPresence(context.Background(), aliceID, graphclient.Pair{Availability: "Busy", Activity: "InACall"}, 0)
+	var gerr *graphclient.Error
+	if !errors.As(err, &gerr) || gerr.StatusCode != 502 || !strings.HasPrefix(gerr.Message, "<html>Bad Gateway</html> <html>") || len(gerr.Message) > 520 {
+		t.Fatalf("a large non-JSON error: %d bytes of message, %v", len(gerr.Message), gerr.StatusCode)
+	}
+	if gerr.ClientRequestID == "" || !uuidRE.MatchString(gerr.ClientRequestID) {
+		t.Fatalf("the error should carry the client-request-id sent: %q", gerr.ClientRequestID)
+	}
+}
+
+// roundTripFunc is an http.RoundTripper from a function.
+type roundTripFunc func(*http.Request) (*http.Response, error)
+
+func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func answer(status int, body string) *http.Response {
+	return &http.Response{StatusCode: status, Header: http.Header{"Content-Type": {"application/json"}}, Body: io.NopCloser(strings.NewReader(body))}
+}
+
+// TestCloudEndpoints checks which hosts and scope each cloud uses, with a
+// transport that answers in place of Microsoft.
+func TestCloudEndpoints(t *testing.T) {
+	for _, tt := range []struct{ cloud, token, scope, graph string }{
+		{"", "https://login.microsoftonline.com/" + tenant + "/oauth2/v2.0/token", "https://graph.microsoft.com/.default", "https://graph.microsoft.com/v1.0/users/alice"},
+		{"usgov", "https://login.microsoftonline.us/" + tenant + "/oauth2/v2.0/token", "https://graph.microsoft.us/.default", "https://graph.microsoft.us/v1.0/users/alice"},
+		{"usgovdod", "https://login.microsoftonline.us/" + tenant + "/oauth2/v2.0/token", "https://dod-graph.microsoft.us/.default", "https://dod-graph.microsoft.us/v1.0/users/alice"},
+		{"china", "https://login.chinacloudapi.cn/" + tenant + "/oauth2/v2.0/token", "https://microsoftgraph.chinacloudapi.cn/.default", "https://microsoftgraph.chinacloudapi.cn/v1.0/users/alice"},
+	} {
+		t.Run(tt.cloud, func(t *testing.T) {
+			var seen []string
+			hc := &http.Client{Transport: roundTripFunc(func(r *http.Request) (*http.Response, error) {
+				u := *r.URL
+				u.RawQuery = ""
+				seen = append(seen, u.String())
+				if strings.HasSuffix(r.URL.Path, "/token") {
+					r.ParseForm()
+					if s := r.PostForm.Get("scope"); s != tt.scope {
+						t.Errorf("scope %q, want %q", s, tt.scope)
+					}
+					return answer(200, `{"token_type":"Bearer","expires_in":3599,"access_token":"tok"}`), nil
+				}
+				return answer(200, `{"id":"alice"}`), nil
+			})}
+			c, err := graphclient.New(graphclient.Config{TenantID: tenant, ClientID: clientID, ClientSecret: secret, Cloud: tt.cloud, HTTPClient: hc})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.GetUser(context.Background(), "alice"); err != nil {
+				t.Fatal(err)
+			}
+			if len(seen) != 2 || seen[0] != tt.token || seen[1] != tt.graph {
+				t.Fatalf("requests %v, want %s then %s", seen, tt.token, tt.graph)
+			}
+			err = c.ClearPresence(context.Background(), "alice")
+			if tt.cloud == "china" {
+				if !errors.Is(err, graphclient.ErrPresenceUnavailable) || graphclient.Classify(err) != graphclient.Permanent || len(seen) != 2 {
+					t.Fatalf("presence in China: %v after %d requests", err, len(seen))
+				}
+				if _, err := c.GetPresencesByUserID(context.Background(), []string{"alice"}); !errors.Is(err, graphclient.ErrPresenceUnavailable) {
+					t.Fatalf("presences in China: %v", err)
+				}
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+func TestNewChecksConfig(t *testing.T) {
+	ok := graphclient.Config{TenantID: tenant, ClientID: clientID, ClientSecret: secret}
+	for _, tt := range []struct {
+		name string
+		edit func(*graphclient.Config)
+		want string
+	}{
+		{"no tenant", func(c *graphclient.Config) { c.TenantID = "" }, "missing tenant id"},
+		{"nothing", func(c *graphclient.Config) { *c = graphclient.Config{} }, "missing tenant id, client id, client secret"},
+		{"no secret", func(c *graphclient.Config) { c.ClientSecret = " " }, "missing client secret"},
+		{"tenant with a slash", func(c *graphclient.Config) { c.TenantID = "a/b" }, "not a GUID or a domain"},
+		{"unknown cloud", func(c *graphclient.Config) { c.Cloud = "mars" }, `unknown cloud "mars"`},
+		{"relative graph URL", func(c *graphclient.Config) { c.GraphBaseURL = "graph.local/v1.0" }, "not an absolute http(s) URL"},
+		{"graph URL with credentials", func(c *graphclient.Config) { c.GraphBaseURL = "https://u:pw@graph.local/v1.0" }, "must not carry credentials"},
+		{"graph URL with the secret", func(c *graphclient.Config) { c.GraphBaseURL = "https://u:" + secret + "@graph.local/v1.0" }, "graph base URL"},
+		{"login URL with a query", func(c *graphclient.Config) { c.LoginBaseURL = "https://login.local/?x=1" }, "must not carry"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := ok
+			tt.edit(&cfg)
+			_, err := graphclient.New(cfg)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v, want %q", err, tt.want)
+			}
+			if strings.Contains(err.Error(), secret) {
+				t.Fatalf("the error shows the secret: %v", err)
+			}
+		})
+	}
+	c, err := graphclient.New(graphclient.Config{TenantID: tenant, ClientID: clientID, ClientSecret: secret, GraphBaseURL: "http://127.0.0.1:9/", LoginBaseURL: "http://127.0.0.1:9"})
+	if err != nil || c.GraphURL() != "http://127.0.0.1:9/v1.0" || c.ClientID() != clientID || c.TenantID() != tenant {
+		t.Fatalf("a Graph URL without a version gets /v1.0: %v, %v", c, err)
+	}
 }

@@ -1,13 +1,21 @@
 package graphclient
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"time"
 )
 
-// FormatDuration writes d as an ISO 8601 duration such as PT15M or PT1H30M,
-// to whole seconds.
+// The range Graph accepts for setPresence's expirationDuration.
+const (
+	MinExpiration = 5 * time.Minute
+	MaxExpiration = 4 * time.Hour
+)
+
+// FormatDuration writes d as an ISO 8601 duration of hours, minutes and
+// seconds, such as PT5M, PT1H30M or PT4H, rounded to whole seconds. Zero
+// and negative durations are PT0S.
 func FormatDuration(d time.Duration) string {
 	d = d.Round(time.Second)
 	if d <= 0 {
@@ -15,16 +23,27 @@ func FormatDuration(d time.Duration) string {
 	}
 	var b strings.Builder
 	b.WriteString("PT")
-	if h := int64(d / time.Hour); h > 0 {
-		b.WriteString(strconv.FormatInt(h, 10) + "H")
-		d -= time.Duration(h) * time.Hour
-	}
-	if m := int64(d / time.Minute); m > 0 {
-		b.WriteString(strconv.FormatInt(m, 10) + "M")
-		d -= time.Duration(m) * time.Minute
-	}
-	if s := int64(d / time.Second); s > 0 {
-		b.WriteString(strconv.FormatInt(s, 10) + "S")
+	for _, unit := range []struct {
+		size time.Duration
+		name string
+	}{{time.Hour, "H"}, {time.Minute, "M"}, {time.Second, "S"}} {
+		if n := d / unit.size; n > 0 {
+			b.WriteString(strconv.FormatInt(int64(n), 10) + unit.name)
+			d -= n * unit.size
+		}
 	}
 	return b.String()
+}
+
+// expirationDuration checks a setPresence expiration and writes it for
+// Graph: 0 is Graph's default of five minutes; anything outside 5m..4h is
+// an error wrapping ErrInvalidExpiration.
+func expirationDuration(d time.Duration) (string, error) {
+	if d == 0 {
+		d = MinExpiration
+	}
+	if d < MinExpiration || d > MaxExpiration {
+		return "", fmt.Errorf("%w (got %s)", ErrInvalidExpiration, d)
+	}
+	return FormatDuration(d), nil
 }

@@ -4,109 +4,89 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
+)
 
-	"golang.org/x/oauth2"
+// ErrInvalidArgument is a call refused before any request: an empty user
+// id, an expiration out of range. Classify calls it Permanent.
+var ErrInvalidArgument = errors.New("invalid argument")
+
+// ErrInvalidExpiration is an expiration outside Graph's PT5M to PT4H. It
+// wraps ErrInvalidArgument.
+var ErrInvalidExpiration = fmt.Errorf("%w: expiration must be between 5m and 4h", ErrInvalidArgument)
+
+// ErrPresenceUnavailable is a presence call in a cloud that has no presence
+// API (China, operated by 21Vianet). Classify calls it Permanent.
+var ErrPresenceUnavailable = errors.New("presence is not available in this cloud")
+
+// Limits on what an error keeps from an answer.
+const (
+	maxMessage = 512
+	maxField   = 128
 )
 
 // Error is an error answer from Graph, typed.
 type Error struct {
-	Op              string
-	StatusCode      int
-	Code            string
-	Message         string
-	RequestID       string
-	ClientRequestID string
-	RetryAfter      time.Duration
+	// Op says what was being done, such as "set presence for <user id>".
+	Op string
+	// StatusCode is the HTTP status.
+	StatusCode int
+	// Code is Graph's error code, such as TooManyRequests or Forbidden.
+	Code string
+	// Message is Graph's message, or the start of a body that was not
+	// Graph's error JSON.
+	Message string
+	// RequestID and ClientRequestID identify the request to Microsoft
+	// support; ClientRequestID is the one this client sent when Graph did
+	// not echo one.
+	RequestID, ClientRequestID string
+	// RetryAfter is the wait asked for in a Retry-After header, or 0.
+	RetryAfter time.Duration
 }
 
+// Error implements error.
 func (e *Error) Error() string {
-	msg := fmt.Sprintf("%s: graph answered %d", e.Op, e.StatusCode)
+	var b strings.Builder
+	fmt.Fprintf(&b, "%s: graph answered %d", e.Op, e.StatusCode)
 	if e.Code != "" {
-		msg += " " + e.Code
+		b.WriteString(" " + e.Code)
+	} else if t := http.StatusText(e.StatusCode); t != "" {
+		b.WriteString(" " + t)
 	}
 	if e.Message != "" {
-		msg += ": " + e.Message
+		b.WriteString(": " + e.Message)
+	}
+	if e.RetryAfter > 0 {
+		b.WriteString(" (retry after " + e.RetryAfter.String() + ")")
 	}
 	if e.RequestID != "" {
-		msg += " (request-id " + e.RequestID + ")"
+		b.WriteString(" (request-id " + e.RequestID + ")")
 	}
-	return msg
+	return b.String()
 }
 
-// NetworkError is a request that got no answer: refused, reset, timed out.
+// NetworkError is a Graph request that got no answer: refused, reset, timed
+// out or cancelled.
 type NetworkError struct {
 	Op  string
 	Err error
 }
 
+// Error implements error.
 func (e *NetworkError) Error() string { return e.Op + ": " + e.Err.Error() }
+
+// Unwrap returns the cause, such as context.DeadlineExceeded.
 func (e *NetworkError) Unwrap() error { return e.Err }
-
-// TokenError is a failure to get an access token.
-type TokenError struct {
-	Tenant     string
-	StatusCode int
-	Code       string // such as invalid_client
-	AADSTS     string // such as AADSTS7000215
-	Err        error
-}
-
-func (e *TokenError) Error() string {
-	msg := "get token for tenant " + e.Tenant
-	switch {
-	case e.StatusCode != 0:
-		msg += fmt.Sprintf(": identity platform answered %d %s", e.StatusCode, e.Code)
-		if e.AADSTS != "" {
-			msg += " (" + e.AADSTS + ")"
-		}
-	case e.Err != nil:
-		msg += ": " + e.Err.Error()
-	}
-	return msg
-}
-
-func (e *TokenError) Unwrap() error { return e.Err }
-
-// tokenError turns an oauth2 failure into a TokenError that carries the
-// identity platform's error code but never its raw body or the secret.
-func tokenError(tenant string, err error) error {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		te := &TokenError{Tenant: tenant, StatusCode: re.Response.StatusCode, Code: re.ErrorCode}
-		if i := strings.Index(re.ErrorDescription, "AADSTS"); i >= 0 {
-			code := re.ErrorDescription[i:]
-			if j := strings.IndexAny(code, ": "); j > 0 {
-				code = code[:j]
-			}
-			te.AADSTS = code
-		}
-		return te
-	}
-	return &TokenError{Tenant: tenant, Err: redactURLError(err)}
-}
-
-// redactURLError keeps the failed URL's path but drops its query, where
-// secrets could travel.
-func redactURLError(err error) error {
-	var ue *url.Error
-	if errors.As(err, &ue) {
-		u, perr := url.Parse(ue.URL)
-		if perr == nil {
-			u.RawQuery, u.User = "", nil
-			return &url.Error{Op: ue.Op, URL: u.String(), Err: ue.Err}
-		}
-	}
-	return err
-}
 
 // graphErrorBody is Graph's error shape.
 type graphErrorBody struct {
-	Error struct {
+	Error *struct {
 		Code       string `json:"code"`
 		Message    string `json:"message"`
 		InnerError struct {
@@ -116,90 +96,197 @@ type graphErrorBody struct {
 	} `json:"error"`
 }
 
-// parseError builds an *Error from a non-2xx answer.
-func parseError(op string, resp *http.Response, body []byte) *Error {
-	e := &Error{Op: op, StatusCode: resp.StatusCode, RequestID: resp.Header.Get("request-id"), RetryAfter: ParseRetryAfter(resp.Header.Get("Retry-After"), time.Now())}
-	var parsed graphErrorBody
-	if json.Unmarshal(body, &parsed) == nil && parsed.Error.Code != "" {
-		e.Code, e.Message = parsed.Error.Code, parsed.Error.Message
-		if parsed.Error.InnerError.RequestID != "" {
-			e.RequestID = parsed.Error.InnerError.RequestID
-		}
-		e.ClientRequestID = parsed.Error.InnerError.ClientRequestID
-	} else {
-		text := strings.TrimSpace(string(body))
-		if len(text) > 200 {
-			text = text[:200]
-		}
-		e.Message = text
+// parseError builds an *Error from a non-2xx answer: Graph's error JSON when
+// the body is that, else the start of the body as the message. Every string
+// kept is valid UTF-8, on one line, bounded, and free of the scrub strings
+// (the secret and the token).
+func parseError(op string, status int, header http.Header, body []byte, now time.Time, scrub ...string) *Error {
+	e := &Error{
+		Op:              op,
+		StatusCode:      status,
+		RequestID:       clean(header.Get("request-id"), maxField, scrub),
+		ClientRequestID: clean(header.Get("client-request-id"), maxField, scrub),
+		RetryAfter:      ParseRetryAfter(header.Get("Retry-After"), now),
 	}
+	var parsed graphErrorBody
+	if json.Unmarshal(body, &parsed) == nil && parsed.Error != nil && (parsed.Error.Code != "" || parsed.Error.Message != "") {
+		e.Code = clean(parsed.Error.Code, maxField, scrub)
+		e.Message = clean(parsed.Error.Message, maxMessage, scrub)
+		if id := clean(parsed.Error.InnerError.RequestID, maxField, scrub); id != "" {
+			e.RequestID = id
+		}
+		if id := clean(parsed.Error.InnerError.ClientRequestID, maxField, scrub); id != "" {
+			e.ClientRequestID = id
+		}
+		return e
+	}
+	if len(body) > 4*maxMessage {
+		body = body[:4*maxMessage]
+	}
+	e.Message = clean(string(body), maxMessage, scrub)
 	return e
 }
 
-// ParseRetryAfter reads a Retry-After value: seconds (possibly fractional,
-// such as "2.128") or an HTTP date. It returns 0 when absent or invalid.
+// clean makes s fit for an error string: secrets removed, valid UTF-8,
+// control characters and runs of spaces turned into one space, at most max
+// bytes (plus "...").
+func clean(s string, max int, scrub []string) string {
+	s = scrubAll(s, scrub)
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Join(strings.FieldsFunc(s, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }), " ")
+	s = scrubAll(s, scrub) // the secret may have been split by what was removed
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "..."
+	}
+	return s
+}
+
+// scrubAll replaces each non-empty scrub string in s.
+func scrubAll(s string, scrub []string) string {
+	for _, secret := range scrub {
+		if secret != "" {
+			s = strings.ReplaceAll(s, secret, "[redacted]")
+		}
+	}
+	return s
+}
+
+// MaxRetryAfter caps the wait ParseRetryAfter returns, so a bogus header
+// can not pause a tenant for days.
+const MaxRetryAfter = time.Hour
+
+// ParseRetryAfter reads a Retry-After value: delay seconds, possibly
+// fractional as Graph sends them ("2.128"), or an HTTP date. It returns 0
+// when v is empty, invalid, negative or a date not after now, and at most
+// MaxRetryAfter.
 func ParseRetryAfter(v string, now time.Time) time.Duration {
 	v = strings.TrimSpace(v)
 	if v == "" {
 		return 0
 	}
-	if secs, err := strconv.ParseFloat(v, 64); err == nil {
-		if !(secs > 0 && secs <= 24*3600) { // also rejects NaN
+	if isDecimal(v) {
+		secs, err := strconv.ParseFloat(v, 64)
+		if err != nil || !(secs > 0) { // also rejects NaN
 			return 0
 		}
-		return time.Duration(secs * float64(time.Second))
+		if secs >= MaxRetryAfter.Seconds() {
+			return MaxRetryAfter
+		}
+		return time.Duration(math.Round(secs * float64(time.Second)))
 	}
-	if t, err := http.ParseTime(v); err == nil && t.After(now) {
-		return t.Sub(now)
+	t, err := http.ParseTime(v)
+	if err != nil || !t.After(now) {
+		return 0
 	}
-	return 0
+	return min(t.Sub(now), MaxRetryAfter)
+}
+
+// isDecimal reports whether v is digits with at most one decimal point
+// between digits.
+func isDecimal(v string) bool {
+	digits, dot := 0, -1
+	for i := 0; i < len(v); i++ {
+		switch c := v[i]; {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && dot < 0 && digits > 0:
+			dot = i
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dot != len(v)-1
 }
 
 // Class says how a caller should treat an error.
 type Class int
 
-// Classes of errors.
+// The classes of errors.
 const (
 	// OK is no error.
 	OK Class = iota
-	// Retryable errors may pass: 5xx, 408, timeouts, network errors.
+	// Retryable errors may pass by retrying later: Graph 5xx and 408,
+	// timeouts, network errors, and the token endpoint's 5xx, 408 and
+	// network errors.
 	Retryable
-	// Throttled is a 429; wait for RetryAfter.
+	// Throttled is a 429 from Graph or the token endpoint; wait for
+	// RetryAfter, or back off when it is 0.
 	Throttled
-	// Permanent errors will not pass by waiting: other 4xx.
+	// Permanent errors do not pass by waiting: Graph's other 4xx (400 for
+	// an unsupported pair, 401 after one token renewal, 403, 404), the token
+	// endpoint's other 4xx (a wrong or expired secret, an unknown tenant or
+	// application), and calls refused before any request.
 	Permanent
 )
 
-// Classify is the one place where Graph errors are sorted.
+// String names the class.
+func (c Class) String() string {
+	switch c {
+	case OK:
+		return "ok"
+	case Retryable:
+		return "retryable"
+	case Throttled:
+		return "throttled"
+	case Permanent:
+		return "permanent"
+	}
+	return "Class(" + strconv.Itoa(int(c)) + ")"
+}
+
+// Classify reports how a caller should treat err: the one place where the
+// retryable or permanent decision is made. Errors it does not know, such as
+// network errors, timeouts and undecodable answers, are Retryable.
 func Classify(err error) Class {
 	if err == nil {
 		return OK
 	}
 	var gerr *Error
 	if errors.As(err, &gerr) {
-		switch {
-		case gerr.StatusCode == http.StatusTooManyRequests:
-			return Throttled
-		case gerr.StatusCode >= 500, gerr.StatusCode == http.StatusRequestTimeout:
-			return Retryable
-		default:
-			return Permanent
-		}
+		return classifyStatus(gerr.StatusCode)
 	}
-	if errors.Is(err, ErrInvalidExpiration) {
+	var terr *TokenError
+	if errors.As(err, &terr) {
+		switch {
+		case terr.StatusCode == 0:
+			return Retryable // no answer
+		case terr.StatusCode/100 == 2:
+			return Permanent // an OAuth error in a 2xx answer is still a refusal
+		}
+		return classifyStatus(terr.StatusCode)
+	}
+	if errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrPresenceUnavailable) {
 		return Permanent
 	}
-	// Network errors, timeouts and token failures are retried: a wrong
-	// secret is an outage to fix in the configuration, not a reason to
-	// drop events.
 	return Retryable
 }
 
-// RetryAfter returns the wait Graph asked for with err, or 0.
+// classifyStatus sorts an HTTP error status.
+func classifyStatus(status int) Class {
+	switch {
+	case status == http.StatusTooManyRequests:
+		return Throttled
+	case status == http.StatusRequestTimeout, status >= 500:
+		return Retryable
+	default:
+		return Permanent
+	}
+}
+
+// RetryAfter returns the wait Graph or the token endpoint asked for with
+// err (a 429 or 503 with Retry-After), or 0.
 func RetryAfter(err error) time.Duration {
 	var gerr *Error
 	if errors.As(err, &gerr) {
 		return gerr.RetryAfter
+	}
+	var terr *TokenError
+	if errors.As(err, &terr) {
+		return terr.RetryAfter
 	}
 	return 0
 }

@@ -5,11 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/url"
 	"time"
 )
 
-// Pair is a presence availability and activity.
+// MaxIDsPerLookup is how many user ids getPresencesByUserId takes at once.
+const MaxIDsPerLookup = 650
+
+// Pair is a presence availability and activity, such as Busy and InACall.
+// Graph's setPresence takes Available/Available, Busy/InACall,
+// Busy/InAConferenceCall, Away/Away and DoNotDisturb/Presenting, and
+// answers 400 to any other pair.
 type Pair struct {
 	Availability string `json:"availability"`
 	Activity     string `json:"activity"`
@@ -17,46 +22,81 @@ type Pair struct {
 
 // Presence is a user's aggregated presence as Graph reports it.
 type Presence struct {
-	ID             string `json:"id"`
-	Availability   string `json:"availability"`
-	Activity       string `json:"activity"`
-	SequenceNumber string `json:"sequenceNumber,omitempty"`
+	// ID is the user's object id.
+	ID           string `json:"id"`
+	Availability string `json:"availability"`
+	Activity     string `json:"activity"`
+	// SequenceNumber is a version stamp that sorts as a string.
+	SequenceNumber      string               `json:"sequenceNumber,omitempty"`
+	StatusMessage       *StatusMessage       `json:"statusMessage,omitempty"`
+	OutOfOfficeSettings *OutOfOfficeSettings `json:"outOfOfficeSettings,omitempty"`
 }
 
-// ErrInvalidExpiration is an expiration outside Graph's PT5M to PT4H.
-var ErrInvalidExpiration = errors.New("expiration must be between 5m and 4h")
+// OutOfOffice reports whether the user's mailbox says they are out of
+// office.
+func (p Presence) OutOfOffice() bool {
+	return p.OutOfOfficeSettings != nil && p.OutOfOfficeSettings.IsOutOfOffice
+}
 
-// Graph's limits.
-const (
-	MinExpiration   = 5 * time.Minute
-	MaxExpiration   = 4 * time.Hour
-	MaxIDsPerLookup = 650
-)
+// StatusMessage is the note a user set in Teams.
+type StatusMessage struct {
+	Message        ItemBody          `json:"message"`
+	ExpiryDateTime *DateTimeTimeZone `json:"expiryDateTime,omitempty"`
+	// PublishedDateTime is an RFC 3339 time, as Graph wrote it.
+	PublishedDateTime string `json:"publishedDateTime,omitempty"`
+}
 
-// SetPresence sets the application's presence session for a user; the
-// session id is always the application's client id. A zero expiration
-// means Graph's default of five minutes.
+// ItemBody is a text or HTML content.
+type ItemBody struct {
+	Content     string `json:"content"`
+	ContentType string `json:"contentType,omitempty"`
+}
+
+// OutOfOfficeSettings is the out-of-office part of a presence.
+type OutOfOfficeSettings struct {
+	Message       string `json:"message,omitempty"`
+	IsOutOfOffice bool   `json:"isOutOfOffice"`
+}
+
+// SetPresence sets the application's presence session for a user, with
+// the application's client id as the session id, for expiration (0 is
+// Graph's default of five minutes). An expiration outside 5m..4h, an empty
+// user id or an empty pair fails before any request with an error wrapping
+// ErrInvalidArgument.
 func (c *Client) SetPresence(ctx context.Context, userID string, p Pair, expiration time.Duration) error {
-	if expiration == 0 {
-		expiration = MinExpiration
+	op := "set presence for " + userID
+	path, err := c.presencePath(op, userID)
+	if err != nil {
+		return err
 	}
-	if expiration < MinExpiration || expiration > MaxExpiration {
-		return fmt.Errorf("set presence of %s: %w (got %s)", userID, ErrInvalidExpiration, expiration)
+	if p.Availability == "" || p.Activity == "" {
+		return fmt.Errorf("%s: %w: availability and activity are both required (got %q/%q)", op, ErrInvalidArgument, p.Availability, p.Activity)
 	}
-	body := map[string]string{
-		"sessionId":          c.cfg.ClientID,
-		"availability":       p.Availability,
-		"activity":           p.Activity,
-		"expirationDuration": FormatDuration(expiration),
+	iso, err := expirationDuration(expiration)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
 	}
-	return c.do(ctx, "set presence of "+userID, http.MethodPost, "/users/"+url.PathEscape(userID)+"/presence/setPresence", body, nil, nil)
+	body := struct {
+		SessionID          string `json:"sessionId"`
+		Availability       string `json:"availability"`
+		Activity           string `json:"activity"`
+		ExpirationDuration string `json:"expirationDuration"`
+	}{c.clientID, p.Availability, p.Activity, iso}
+	return c.do(ctx, request{op: op, method: http.MethodPost, path: path + "/setPresence", body: body}, nil)
 }
 
 // ClearPresence removes the application's presence session for a user. A
 // session that does not exist (404) counts as cleared.
 func (c *Client) ClearPresence(ctx context.Context, userID string) error {
-	err := c.do(ctx, "clear presence of "+userID, http.MethodPost, "/users/"+url.PathEscape(userID)+"/presence/clearPresence",
-		map[string]string{"sessionId": c.cfg.ClientID}, nil, nil)
+	op := "clear presence for " + userID
+	path, err := c.presencePath(op, userID)
+	if err != nil {
+		return err
+	}
+	body := struct {
+		SessionID string `json:"sessionId"`
+	}{c.clientID}
+	err = c.do(ctx, request{op: op, method: http.MethodPost, path: path + "/clearPresence", body: body}, nil)
 	var gerr *Error
 	if errors.As(err, &gerr) && gerr.StatusCode == http.StatusNotFound {
 		return nil
@@ -66,85 +106,55 @@ func (c *Client) ClearPresence(ctx context.Context, userID string) error {
 
 // GetPresence returns a user's aggregated presence.
 func (c *Client) GetPresence(ctx context.Context, userID string) (Presence, error) {
+	op := "get presence for " + userID
+	path, err := c.presencePath(op, userID)
+	if err != nil {
+		return Presence{}, err
+	}
 	var p Presence
-	err := c.do(ctx, "get presence of "+userID, http.MethodGet, "/users/"+url.PathEscape(userID)+"/presence", nil, &p, nil)
-	return p, err
+	if err := c.do(ctx, request{op: op, method: http.MethodGet, path: path}, &p); err != nil {
+		return Presence{}, err
+	}
+	return p, nil
 }
 
 // GetPresencesByUserID returns the presence of many users, asking Graph
-// for at most 650 at a time.
+// for at most MaxIDsPerLookup ids per request and concatenating the
+// answers. Graph leaves unknown ids out. It stops at the first failing
+// request and returns its error, naming the ids it covered.
 func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Presence, error) {
+	if !c.presence {
+		return nil, fmt.Errorf("get presences: %w (cloud %s)", ErrPresenceUnavailable, c.cloud.Name)
+	}
 	var all []Presence
 	for start := 0; start < len(ids); start += MaxIDsPerLookup {
-		chunk := ids[start:min(start+MaxIDsPerLookup, len(ids))]
+		end := min(start+MaxIDsPerLookup, len(ids))
 		var out struct {
 			Value []Presence `json:"value"`
 		}
-		if err := c.do(ctx, "get presences", http.MethodPost, "/communications/getPresencesByUserId", map[string][]string{"ids": chunk}, &out, nil); err != nil {
-			return all, err
+		r := request{
+			op:     fmt.Sprintf("get presences (ids %d to %d of %d)", start+1, end, len(ids)),
+			method: http.MethodPost,
+			path:   "/communications/getPresencesByUserId",
+			body:   map[string][]string{"ids": ids[start:end]},
+		}
+		if err := c.do(ctx, r, &out); err != nil {
+			return nil, err
 		}
 		all = append(all, out.Value...)
 	}
 	return all, nil
 }
 
-// User is a directory user.
-type User struct {
-	ID                string `json:"id"`
-	UserPrincipalName string `json:"userPrincipalName"`
-	Mail              string `json:"mail"`
-	DisplayName       string `json:"displayName"`
-}
-
-// GetUser looks a user up by object id or UPN.
-func (c *Client) GetUser(ctx context.Context, idOrUPN string) (User, error) {
-	var u User
-	err := c.do(ctx, "get user "+idOrUPN, http.MethodGet, "/users/"+url.PathEscape(idOrUPN)+"?$select=id,userPrincipalName,mail,displayName", nil, &u, nil)
-	return u, err
-}
-
-// CalendarEvent is the part of a calendar event that makes a meeting.
-type CalendarEvent struct {
-	ID          string
-	Start, End  time.Time
-	ShowAs      string
-	IsCancelled bool
-}
-
-// GetEvent reads a calendar event's window and free/busy status, in UTC.
-func (c *Client) GetEvent(ctx context.Context, userID, eventID string) (CalendarEvent, error) {
-	var raw struct {
-		ID          string   `json:"id"`
-		Start       dateTime `json:"start"`
-		End         dateTime `json:"end"`
-		ShowAs      string   `json:"showAs"`
-		IsCancelled bool     `json:"isCancelled"`
+// presencePath returns "/users/{id}/presence", or an error when the id is
+// empty or the cloud has no presence.
+func (c *Client) presencePath(op, userID string) (string, error) {
+	if !c.presence {
+		return "", fmt.Errorf("%s: %w (cloud %s)", op, ErrPresenceUnavailable, c.cloud.Name)
 	}
-	op := "get event " + eventID + " of " + userID
-	err := c.do(ctx, op, http.MethodGet, "/users/"+url.PathEscape(userID)+"/events/"+url.PathEscape(eventID)+"?$select=start,end,showAs,isCancelled",
-		nil, &raw, http.Header{"Prefer": {`outlook.timezone="UTC"`}})
+	path, err := userPath(op, userID)
 	if err != nil {
-		return CalendarEvent{}, err
+		return "", err
 	}
-	start, err1 := raw.Start.utc()
-	end, err2 := raw.End.utc()
-	if err := errors.Join(err1, err2); err != nil {
-		return CalendarEvent{}, fmt.Errorf("%s: %w", op, err)
-	}
-	return CalendarEvent{ID: raw.ID, Start: start, End: end, ShowAs: raw.ShowAs, IsCancelled: raw.IsCancelled}, nil
-}
-
-// dateTime is Graph's dateTimeTimeZone.
-type dateTime struct {
-	DateTime string `json:"dateTime"`
-	TimeZone string `json:"timeZone"`
-}
-
-func (d dateTime) utc() (time.Time, error) {
-	for _, layout := range []string{"2006-01-02T15:04:05.9999999", time.RFC3339Nano} {
-		if t, err := time.Parse(layout, d.DateTime); err == nil {
-			return t.UTC(), nil
-		}
-	}
-	return time.Time{}, fmt.Errorf("unreadable dateTime %q", d.DateTime)
+	return path + "/presence", nil
 }
