@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 )
 
@@ -138,7 +139,7 @@ func FormatDuration(d time.Duration) string {
 		d -= m * time.Minute
 	}
 	if d > 0 {
-		out += fmt.Sprintf("%gS", d.Seconds())
+		out += strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + "S"
 	}
 	return out
 }

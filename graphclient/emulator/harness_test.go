@@ -206,3 +206,13 @@ func errorCode(t testing.TB, body map[string]any) string {
 	code, _ := e["code"].(string)
 	return code
 }
+
+// mustRequest builds a request, failing the test on error.
+func mustRequest(t testing.TB, method, url, body string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}

@@ -63,13 +63,35 @@ func (e *Emulator) unknown(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	if isGraphPath(r.URL.Path) {
-		segments := strings.Split(strings.Trim(r.URL.Path, "/"), "/")
-		segment := segments[len(segments)-1]
-		if len(segments) > 1 {
-			segment = segments[1]
-		}
-		writeError(w, r, badRequest("BadRequest", "Resource not found for the segment '%s'.", segment))
+		writeError(w, r, badRequest("BadRequest", "Resource not found for the segment '%s'.", unknownSegment(r.URL.Path)))
 		return
 	}
 	writeError(w, r, notFound("NotFound", "No such endpoint in the graph emulator: "+r.Method+" "+r.URL.Path+"."))
+}
+
+// knownSegments are the path segments the emulated Graph resolves; the
+// segment after a collection is a key.
+var knownSegments = map[string]bool{
+	"users": true, "communications": true, "me": true, "presence": true, "presences": true, "events": true,
+	"getPresencesByUserId": true, "setPresence": true, "clearPresence": true,
+	"setUserPreferredPresence": true, "clearUserPreferredPresence": true,
+}
+
+// unknownSegment names the first segment of a Graph path the emulator
+// cannot resolve, as Graph's error does.
+func unknownSegment(path string) string {
+	segments := strings.Split(strings.Trim(path, "/"), "/")[1:]
+	for i := 0; i < len(segments); i++ {
+		s := segments[i]
+		if !knownSegments[s] {
+			return s
+		}
+		if s == "users" || s == "presences" || s == "events" {
+			i++ // the key
+		}
+	}
+	if len(segments) == 0 {
+		return ""
+	}
+	return segments[len(segments)-1]
 }
