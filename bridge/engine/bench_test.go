@@ -92,7 +92,7 @@ func BenchmarkHeapPerUser(b *testing.B) {
 			var st UserState
 			st.Tenant, st.UserID = "contoso.example", fmt.Sprintf("%08x-0000-4000-8000-%012x", u, u)
 			st.Apply(call("pbx", fmt.Sprintf("call-%d", u), "active", 0, false), t0)
-			w.observe(st)
+			w.observe(st, uint64(u+1))
 		}
 		runtime.GC()
 		runtime.ReadMemStats(&after)

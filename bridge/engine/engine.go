@@ -136,7 +136,7 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 		opts.RetryDelay = time.Second
 	}
 	if opts.Tick == 0 {
-		opts.Tick = 50 * time.Millisecond
+		opts.Tick = 10 * time.Millisecond
 	}
 	if opts.Clock == nil {
 		opts.Clock = systemClock{}
@@ -175,7 +175,7 @@ const keepClaims = time.Hour
 // change Graph refused be tried again (a dead letter's replay).
 func (e *Engine) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
 	now := e.opts.Clock.Now()
-	_, err := e.store.update(ctx, tenant, userID, func(s *UserState) bool {
+	_, _, err := e.store.update(ctx, tenant, userID, func(s *UserState) bool {
 		s.Tenant, s.UserID = tenant, userID
 		lastSeen := s.SourceSeen[ev.Source]
 		changed := s.Apply(ev, now)

@@ -582,3 +582,21 @@ func TestCrashedHolderLosesLease(t *testing.T) {
 	}
 	t.Logf("takeover %s after the holder's connection was cut (lease TTL 2s)", took.Round(time.Millisecond))
 }
+
+// TestRapidAlternationConverges: a user's call flips between active and
+// ended faster than Graph answers; every flip must end where the last
+// event says (a result arriving after a newer event must not hide it).
+func TestRapidAlternationConverges(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.Tenants[0].Budget = 1 << 20 })
+	e, _ := h.start("a")
+	for i := range 60 {
+		state, want := "active", inACall
+		if i%2 == 1 {
+			state, want = "ended", nil
+		}
+		ev := call("pbx", "c1", state, 0, false)
+		ev.OccurredAt = t0.Add(time.Duration(i) * time.Millisecond)
+		h.apply(e, "u1", ev)
+		h.settle("u1", want)
+	}
+}

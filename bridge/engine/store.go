@@ -47,33 +47,35 @@ func (s *store) get(ctx context.Context, tenant, userID string) (UserState, uint
 
 // update reads the state, lets change modify it, and writes it back if
 // change reports a change, retrying on conflicts.
-func (s *store) update(ctx context.Context, tenant, userID string, change func(*UserState) bool) (UserState, error) {
+// It returns the state and its revision as written (or as read, when
+// nothing changed).
+func (s *store) update(ctx context.Context, tenant, userID string, change func(*UserState) bool) (UserState, uint64, error) {
 	for attempt := 0; attempt < 100; attempt++ {
 		st, rev, err := s.get(ctx, tenant, userID)
 		if err != nil {
-			return st, err
+			return st, 0, err
 		}
 		if !change(&st) {
-			return st, nil
+			return st, rev, nil
 		}
 		data, err := json.Marshal(st)
 		if err != nil {
-			return st, fmt.Errorf("encode state of %s: %w", userID, err)
+			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
 		key := userKey(tenant, userID)
 		if rev == 0 {
-			_, err = s.kv.Create(ctx, key, data)
+			rev, err = s.kv.Create(ctx, key, data)
 		} else {
-			_, err = s.kv.Update(ctx, key, data, rev)
+			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {
-			return st, nil
+			return st, rev, nil
 		}
 		if !isConflict(err) {
-			return st, fmt.Errorf("write state of %s: %w", userID, err)
+			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
 		}
 	}
-	return UserState{}, fmt.Errorf("write state of %s: %w", userID, errConflict)
+	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
 }
 
 func isConflict(err error) bool {

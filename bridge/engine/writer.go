@@ -39,6 +39,7 @@ type writer struct {
 
 type tracked struct {
 	state    UserState
+	rev      uint64 // the KV revision of state
 	inFlight bool
 	dirty    bool // changed while in flight
 	failures int
@@ -53,6 +54,7 @@ type result struct {
 	class   ErrorClass
 	after   time.Duration
 	updated *UserState
+	rev     uint64
 }
 
 func newWriter(e *Engine, t TenantOptions) *writer {
@@ -122,7 +124,7 @@ func (w *writer) run(ctx context.Context) {
 				w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
 				continue
 			}
-			w.observe(st)
+			w.observe(st, entry.Revision())
 		case r := <-w.results:
 			w.inFlight--
 			w.handle(r)
@@ -134,14 +136,19 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-// observe takes a new version of a user's state.
-func (w *writer) observe(st UserState) {
+// observe takes a version of a user's state; an older one than the
+// writer holds (its own record of a call, arriving after a newer event)
+// is ignored.
+func (w *writer) observe(st UserState, rev uint64) {
 	t := w.users[st.UserID]
 	if t == nil {
 		t = &tracked{}
 		w.users[st.UserID] = t
 	}
-	t.state = st
+	if rev <= t.rev {
+		return
+	}
+	t.state, t.rev = st, rev
 	if t.inFlight {
 		t.dirty = true
 		return
@@ -236,7 +243,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 	exp := w.e.opts.Expiration
 	r := result{userID: userID, want: want}
 	defer func() { w.results <- r }() // buffered for every call in flight
-	if _, err := w.e.store.update(ctx, w.tenant.ID, userID, func(s *UserState) bool {
+	if _, _, err := w.e.store.update(ctx, w.tenant.ID, userID, func(s *UserState) bool {
 		s.Pending = &Told{Pair: want, At: at}
 		return true
 	}); err != nil {
@@ -257,7 +264,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 	r.err = err
 	switch {
 	case err == nil:
-		st, uerr := w.e.store.update(recordCtx, w.tenant.ID, userID, func(s *UserState) bool {
+		st, rev, uerr := w.e.store.update(recordCtx, w.tenant.ID, userID, func(s *UserState) bool {
 			s.Told, s.Pending = &Told{Pair: want, At: at}, nil
 			if want != nil {
 				s.Told.Expires = at.Add(exp)
@@ -267,7 +274,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		if uerr != nil {
 			r.err, r.class = uerr, Retryable
 		} else {
-			r.updated = &st
+			r.updated, r.rev = &st, rev
 		}
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		r.class, r.after = Retryable, w.e.opts.BreakerTimeout
@@ -281,7 +288,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 
 // refuse records a permanent refusal and dead-letters it.
 func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair, err error, at time.Time) {
-	st, uerr := w.e.store.update(ctx, w.tenant.ID, userID, func(s *UserState) bool {
+	st, _, uerr := w.e.store.update(ctx, w.tenant.ID, userID, func(s *UserState) bool {
 		s.Failed = &Failure{Pair: want, Reason: "graph refused the change", At: at}
 		s.Pending = nil
 		return true
@@ -306,8 +313,8 @@ func (w *writer) handle(r result) {
 	switch {
 	case r.err == nil:
 		t.failures, t.retryAt = 0, time.Time{}
-		if r.updated != nil {
-			t.state = *r.updated
+		if r.updated != nil && r.rev > t.rev {
+			t.state, t.rev = *r.updated, r.rev
 		}
 	case r.class == Throttled:
 		after := max(r.after, time.Second)
