@@ -101,16 +101,16 @@ func redacted(secret string) string {
 
 // Client calls Graph for one tenant. It is safe for concurrent use.
 type Client struct {
-	tenant    string
-	clientID  string
-	cloud     Cloud
-	graphURL  string // Graph base URL, version included, no trailing slash
-	timeout   time.Duration
-	userAgent string
-	http      *http.Client
-	presence  bool     // whether the cloud offers presence
-	scrub     []string // strings never to repeat in an error: the secret
-	tokens    *tokens
+	tenant     string
+	clientID   string
+	cloud      Cloud
+	graphURL   string // Graph base URL, version included, no trailing slash
+	timeout    time.Duration
+	userAgent  string
+	http       *http.Client
+	noPresence bool     // the cloud offers no presence API
+	scrub      []string // strings never to repeat in an error: the secret
+	tokens     *tokens
 }
 
 // String names the client without its secret or token.
@@ -167,15 +167,15 @@ func New(cfg Config) (*Client, error) {
 		ua = defaultUserAgent
 	}
 	c := &Client{
-		tenant:    cfg.TenantID,
-		clientID:  cfg.ClientID,
-		cloud:     cloud,
-		graphURL:  cloud.GraphURL,
-		timeout:   timeout,
-		userAgent: ua,
-		http:      hc,
-		presence:  cloud.Presence,
-		scrub:     secretForms(cfg.ClientSecret),
+		tenant:     cfg.TenantID,
+		clientID:   cfg.ClientID,
+		cloud:      cloud,
+		graphURL:   cloud.GraphURL,
+		timeout:    timeout,
+		userAgent:  ua,
+		http:       hc,
+		noPresence: !cloud.Presence,
+		scrub:      secretForms(cfg.ClientSecret),
 	}
 	c.tokens = newTokens(fetcher{
 		tenant:   cfg.TenantID,
@@ -264,6 +264,12 @@ type request struct {
 // non-2xx answer becomes an *Error. A 401 renews the token and repeats the
 // request once; a second 401 is returned.
 func (c *Client) do(ctx context.Context, r request, out any) error {
+	if c.tokens == nil {
+		return fmt.Errorf("%s: %w: the Client was not made by New", r.op, ErrInvalidArgument)
+	}
+	if err := ctx.Err(); err != nil {
+		return &NetworkError{Op: r.op, Err: err}
+	}
 	var payload []byte
 	if r.body != nil {
 		var err error

@@ -565,3 +565,18 @@ func TestNewChecksConfig(t *testing.T) {
 		t.Fatalf("a Graph URL without a version gets /v1.0: %v, %v", c, err)
 	}
 }
+
+func TestZeroClientAndDoneContext(t *testing.T) {
+	var zero graphclient.Client
+	if err := zero.ClearPresence(context.Background(), aliceID); !errors.Is(err, graphclient.ErrInvalidArgument) {
+		t.Fatalf("zero Client: %v", err)
+	}
+	f := newFake(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	err := f.client(t).ClearPresence(ctx, aliceID)
+	var nerr *graphclient.NetworkError
+	if !errors.As(err, &nerr) || !errors.Is(err, context.Canceled) || f.tokenRequests() != 0 {
+		t.Fatalf("done context: %v after %d token requests", err, f.tokenRequests())
+	}
+}

@@ -123,7 +123,7 @@ func (c *Client) GetPresence(ctx context.Context, userID string) (Presence, erro
 // answers. Graph leaves unknown ids out. It stops at the first failing
 // request and returns its error, naming the ids it covered.
 func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Presence, error) {
-	if !c.presence {
+	if c.noPresence {
 		return nil, fmt.Errorf("get presences: %w (cloud %s)", ErrPresenceUnavailable, c.cloud.Name)
 	}
 	var all []Presence
@@ -149,7 +149,7 @@ func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Pres
 // presencePath returns "/users/{id}/presence", or an error when the id is
 // empty or the cloud has no presence.
 func (c *Client) presencePath(op, userID string) (string, error) {
-	if !c.presence {
+	if c.noPresence {
 		return "", fmt.Errorf("%s: %w (cloud %s)", op, ErrPresenceUnavailable, c.cloud.Name)
 	}
 	path, err := userPath(op, userID)

@@ -47,6 +47,13 @@ func (t *tokens) get(ctx context.Context) (string, uint64, error) {
 	t.mu.Lock()
 	src, gen := t.src, t.gen
 	t.mu.Unlock()
+	if ctx.Done() == nil { // ctx never ends: no need to watch it
+		tok, err := src.Token()
+		if err != nil {
+			return "", gen, err
+		}
+		return tok.AccessToken, gen, nil
+	}
 	type result struct {
 		tok *oauth2.Token
 		err error
