@@ -113,7 +113,9 @@ type Client struct {
 	tokens     *tokens
 }
 
-// String names the client without its secret or token.
+// String names the client without its secret or token. It, GoString and
+// LogValue have value receivers so that printing a dereferenced Client is
+// redacted too.
 func (c Client) String() string {
 	return fmt.Sprintf("graphclient.Client{TenantID:%q ClientID:%q Graph:%q}", c.tenant, c.clientID, c.graphURL)
 }
