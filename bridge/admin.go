@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"context"
 	"crypto/subtle"
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -14,6 +16,7 @@ import (
 //	GET    /v1/admin/deadletters?from=SEQ&limit=N
 //	POST   /v1/admin/deadletters/{seq}/replay
 //	DELETE /v1/admin/deadletters
+//	GET    /v1/admin/users/{tenant}/{user}   (the engine's state of a user)
 //
 // Without admin.token they answer 404, so nothing is open by accident.
 func (b *Bridge) registerAdmin(r *gin.Engine) {
@@ -56,6 +59,20 @@ func (b *Bridge) registerAdmin(r *gin.Engine) {
 		}
 		c.JSON(http.StatusOK, gin.H{"replayed": seq})
 	})
+	g.GET("/users/:tenant/:user", func(c *gin.Context) {
+		userID, err := b.resolveForAdmin(c, c.Param("tenant"), c.Param("user"))
+		if err != nil {
+			adminError(c, http.StatusNotFound, "unknown_user", err.Error())
+			return
+		}
+		st, err := b.engine.State(c, c.Param("tenant"), userID)
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "state_unavailable", err.Error())
+			return
+		}
+		desired, _ := st.Desired(b.rules, time.Now())
+		c.JSON(http.StatusOK, gin.H{"state": st, "desired": desired})
+	})
 	g.DELETE("/deadletters", func(c *gin.Context) {
 		n, err := b.queue.PurgeDeadLetters(c)
 		if err != nil {
@@ -68,4 +85,12 @@ func (b *Bridge) registerAdmin(r *gin.Engine) {
 
 func adminError(c *gin.Context, status int, code, message string) {
 	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": message}})
+}
+
+// resolveForAdmin resolves a user given as object id, UPN or directory key.
+func (b *Bridge) resolveForAdmin(ctx context.Context, tenant, user string) (string, error) {
+	if _, err := b.graph.client(tenant); err != nil {
+		return "", err
+	}
+	return b.directory.Resolve(ctx, tenant, user)
 }

@@ -39,6 +39,8 @@ type Bridge struct {
 	listener net.Listener
 
 	engine      *engine.Engine
+	rules       engine.Rules
+	directory   *directory.Directory
 	stopEngine  func()
 	stopConsume func()
 	serveDone   chan error
@@ -96,6 +98,8 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.rules = rules
+	b.directory = directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)
 	tenants := make([]engine.TenantOptions, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenants[i] = engine.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
@@ -134,7 +138,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
 		Tenants:       sourceTenants,
 		Identity:      identity,
-		Resolver:      resolver{dir: directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)},
+		Resolver:      resolver{dir: b.directory},
 		Applier:       b.engine,
 		DeadLetters:   b.queue,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,

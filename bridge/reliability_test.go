@@ -62,6 +62,26 @@ func TestGraphRefusalIsDeadLettered(t *testing.T) {
 		t.Fatalf("bob is %s after a refused change", a)
 	}
 
+	// The admin view shows the refusal.
+	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/admin/users/contoso.example/bob@contoso.example", nil)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var view struct {
+		State struct {
+			Failed *struct{ Reason string }
+			Calls  map[string]any
+		}
+		Desired *struct{ Availability, Activity string }
+	}
+	json.NewDecoder(resp.Body).Decode(&view)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || view.State.Failed == nil || len(view.State.Calls) != 1 || view.Desired == nil || view.Desired.Activity != "InACall" {
+		t.Fatalf("admin view %d %+v", resp.StatusCode, view)
+	}
+
 	// Replay through the admin API: Graph accepts it now.
 	r := post(t, b, "/v1/admin/deadletters/"+strconv.FormatUint(d.Seq, 10)+"/replay", "admin-token", "", "")
 	if r.status != http.StatusOK {

@@ -50,7 +50,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("presence-bridge "+command, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configPath := fs.String("config", "config.yaml", "path to the YAML configuration")
-	if err := fs.Parse(args); err != nil {
+	// Flags may come before or after the command's own words
+	// ("dlq list --config F").
+	var words []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return exitUsage
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		words = append(words, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+	if command != "dlq" && len(words) > 0 {
+		fmt.Fprintf(stderr, "%s takes no arguments, got %q\n", command, words)
 		return exitUsage
 	}
 	switch command {
@@ -66,7 +80,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case "emulator":
 		return runEmulator(ctx, *configPath, stderr)
 	case "dlq":
-		return runDLQ(ctx, *configPath, fs.Args(), stdout, stderr)
+		return runDLQ(ctx, *configPath, words, stdout, stderr)
 	default:
 		fmt.Fprintf(stderr, "unknown command %q (run, check-config, emulator, dlq)\n", command)
 		return exitUsage
