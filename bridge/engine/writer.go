@@ -281,14 +281,15 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 	default:
 		r.class, r.after = w.e.opts.Classify(err)
 		if r.class == Permanent {
-			w.refuse(recordCtx, userID, want, err, at)
+			r.updated, r.rev = w.refuse(recordCtx, userID, want, err, at)
 		}
 	}
 }
 
-// refuse records a permanent refusal and dead-letters it.
-func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair, err error, at time.Time) {
-	st, _, uerr := w.e.store.update(ctx, w.tenant.ID, userID, func(s *UserState) bool {
+// refuse records a permanent refusal and dead-letters it; it returns the
+// state as written.
+func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair, err error, at time.Time) (*UserState, uint64) {
+	st, rev, uerr := w.e.store.update(ctx, w.tenant.ID, userID, func(s *UserState) bool {
 		s.Failed = &Failure{Pair: want, Reason: "graph refused the change", At: at}
 		s.Pending = nil
 		return true
@@ -300,6 +301,10 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 	if derr := w.e.opts.DeadLetter(ctx, d); derr != nil {
 		w.log.Error("dead letter", "user", userID, "err", derr)
 	}
+	if uerr != nil {
+		return nil, 0
+	}
+	return &st, rev
 }
 
 // handle takes a call's result back into the loop.
@@ -310,12 +315,12 @@ func (w *writer) handle(r result) {
 	}
 	t.inFlight = false
 	now := w.e.opts.Clock.Now()
+	if r.updated != nil && r.rev > t.rev {
+		t.state, t.rev = *r.updated, r.rev
+	}
 	switch {
 	case r.err == nil:
 		t.failures, t.retryAt = 0, time.Time{}
-		if r.updated != nil && r.rev > t.rev {
-			t.state, t.rev = *r.updated, r.rev
-		}
 	case r.class == Throttled:
 		after := max(r.after, time.Second)
 		w.pausedUntil = now.Add(after)
