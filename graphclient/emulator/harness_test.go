@@ -216,3 +216,12 @@ func mustRequest(t testing.TB, method, url, body string) *http.Request {
 	}
 	return req
 }
+
+// decodeJSON decodes a response body into v and closes it.
+func decodeJSON(t testing.TB, resp *http.Response, v any) {
+	t.Helper()
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		t.Fatalf("%s: %v", resp.Request.URL, err)
+	}
+}
