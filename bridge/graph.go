@@ -92,8 +92,15 @@ func (g *graphTenants) lookupUser(ctx context.Context, tenant, upn string) (stri
 	return "", classifiedError(err)
 }
 
-// classifyGraph sorts a graphclient error for the engine.
+// classifyGraph sorts a graphclient error for the engine. A token that
+// can not be had (a wrong or expired secret) is an outage to fix in the
+// configuration: the desired states wait for it instead of being
+// dead-lettered.
 func classifyGraph(err error) (engine.ErrorClass, time.Duration) {
+	var tokenErr *graphclient.TokenError
+	if errors.As(err, &tokenErr) {
+		return engine.Retryable, graphclient.RetryAfter(err)
+	}
 	switch graphclient.Classify(err) {
 	case graphclient.Throttled:
 		return engine.Throttled, graphclient.RetryAfter(err)

@@ -72,6 +72,10 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	for _, d := range letters {
 		dl.WriteString(d.Reason + d.GraphError + string(d.Data))
 	}
+	// A wrong secret holds events back; it does not throw them away.
+	if letters, _ := b.Queue().ListDeadLetters(context.Background(), 0, 10); len(letters) != 0 {
+		t.Errorf("a wrong Graph secret dead-lettered %d events", len(letters))
+	}
 	for _, secret := range []string{"wrong-graph-secret", "demo-secret", "demo-token", "admin-token", "other-token", "emu."} {
 		for what, text := range map[string]string{"logs": logs.String(), "metrics": string(metrics), "dead letters": dl.String()} {
 			if strings.Contains(text, secret) {
