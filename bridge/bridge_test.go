@@ -190,6 +190,17 @@ func TestEndToEndCall(t *testing.T) {
 	waitPresence(t, b, aliceID, "Offline/Offline", time.Second)
 }
 
+// TestSameSecondEvents is the README's demo: curl stamps both events with
+// the same second, and the call must still end.
+func TestSameSecondEvents(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	now := time.Now().UTC().Truncate(time.Second)
+	postEvent(t, b, callEvent("s1", "alice@contoso.example", "c1", "active", now))
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
+	postEvent(t, b, callEvent("s2", "alice@contoso.example", "c1", "ended", now))
+	waitPresence(t, b, aliceID, "Offline/Offline", 2*time.Second)
+}
+
 func TestEndToEndDirectoryKeyAndConference(t *testing.T) {
 	b := startBridge(t, testConfig(t))
 	body := `{"id":"e1","source":"demo","type":"call","user":"EXT:1001","occurredAt":"` + time.Now().UTC().Format(time.RFC3339) + `","callId":"c9","state":"active","conference":true}`

@@ -95,11 +95,24 @@ type Rules struct {
 	SourceLapse map[string]time.Duration
 }
 
-func newer(at time.Time, seq int64, thanAt time.Time, thanSeq int64) bool {
-	if !at.Equal(thanAt) {
+// supersedes reports whether an event at (at, seq) in state replaces a
+// claim at (thanAt, thanSeq) in thanState: a later time, or at the same
+// time a higher sequence. At a full tie (sources with one-second clocks
+// send "active" and "ended" in the same second) a different state wins,
+// except that nothing reopens what ended: nobody is left "In a call" by a
+// tie that arrived out of order.
+func supersedes(at time.Time, seq int64, state string, thanAt time.Time, thanSeq int64, thanState string) bool {
+	switch {
+	case !at.Equal(thanAt):
 		return at.After(thanAt)
+	case seq != thanSeq:
+		return seq > thanSeq
 	}
-	return seq > thanSeq
+	return state != thanState && !terminal(thanState)
+}
+
+func terminal(state string) bool {
+	return state == adapters.CallEnded || state == adapters.PresenceClear
 }
 
 // Apply records ev in s and reports whether the claims changed. An event
@@ -118,7 +131,7 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		}
 		key := ev.Source + "/" + ev.CallID
 		old := s.Calls[key]
-		if old != nil && !newer(ev.OccurredAt, ev.Sequence, old.OccurredAt, old.Sequence) {
+		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, callState(ev), old.OccurredAt, old.Sequence, old.state()) {
 			return false
 		}
 		s.Calls[key] = &CallClaim{Source: ev.Source, State: ev.State, Conference: ev.Conference, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
@@ -129,7 +142,7 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		}
 		key := ev.Source + "/" + meetingKey(ev)
 		old := s.Meetings[key]
-		if old != nil && !newer(ev.OccurredAt, ev.Sequence, old.OccurredAt, old.Sequence) {
+		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, meetingState(ev), old.OccurredAt, old.Sequence, old.state()) {
 			return false
 		}
 		s.Meetings[key] = &MeetingClaim{Source: ev.Source, State: ev.State, Start: ev.Start, End: ev.End, ShowAs: ev.ShowAs, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence}
@@ -139,7 +152,7 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 			s.Presence = map[string]*PresenceClaim{}
 		}
 		old := s.Presence[ev.Source]
-		if old != nil && !newer(ev.OccurredAt, ev.Sequence, old.OccurredAt, old.Sequence) {
+		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, presenceState(ev), old.OccurredAt, old.Sequence, old.state()) {
 			return false
 		}
 		claim := &PresenceClaim{OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, ExpiresAt: ev.ExpiresAt}
@@ -155,6 +168,52 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		s.Failed = nil
 	}
 	return changed
+}
+
+// The states compared at a tie; they include what else a claim says, so
+// that an identical event is recognised as a duplicate.
+func callState(ev adapters.Event) string {
+	if ev.Conference {
+		return ev.State + "+conference"
+	}
+	return ev.State
+}
+
+func (c *CallClaim) state() string {
+	if c.Conference {
+		return c.State + "+conference"
+	}
+	return c.State
+}
+
+func meetingState(ev adapters.Event) string {
+	m := MeetingClaim{State: ev.State, Start: ev.Start, End: ev.End, ShowAs: ev.ShowAs}
+	return m.state()
+}
+
+func (m *MeetingClaim) state() string {
+	if m.State == adapters.MeetingEnded {
+		return adapters.CallEnded // ended meetings are terminal too
+	}
+	window := ""
+	if m.Start != nil && m.End != nil {
+		window = m.Start.UTC().String() + m.End.UTC().String()
+	}
+	return m.State + "|" + window + "|" + m.ShowAs
+}
+
+func presenceState(ev adapters.Event) string {
+	if ev.State != adapters.PresenceSet {
+		return adapters.PresenceClear
+	}
+	return ev.Availability + "/" + ev.Activity
+}
+
+func (p *PresenceClaim) state() string {
+	if p.Pair == nil {
+		return adapters.PresenceClear
+	}
+	return p.Pair.String()
 }
 
 // meetingKey identifies a meeting: adapters give calendar events ids of

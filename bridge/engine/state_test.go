@@ -93,7 +93,7 @@ func TestOrderingAndDuplicates(t *testing.T) {
 	}{
 		{"duplicate", call("pbx", "c1", "active", 5, false), false},
 		{"older", call("pbx", "c1", "ended", 4, false), false},
-		{"same time, lower sequence", adapters.Event{Source: "pbx", Type: "call", CallID: "c1", State: "ended", OccurredAt: at(5), Sequence: 0}, false},
+		{"same time, lower sequence", adapters.Event{Source: "pbx", Type: "call", CallID: "c1", State: "ended", OccurredAt: at(5), Sequence: -1}, false},
 		{"same time, higher sequence", adapters.Event{Source: "pbx", Type: "call", CallID: "c1", State: "held", OccurredAt: at(5), Sequence: 2}, true},
 		{"newer", call("pbx", "c1", "ended", 6, false), true},
 		{"late active after ended", call("pbx", "c1", "active", 5, false), false},
@@ -106,6 +106,31 @@ func TestOrderingAndDuplicates(t *testing.T) {
 	}
 	if got, _ := s.Desired(rules, at(8)); !samePair(got, inACall) {
 		t.Fatalf("c2 is still active: got %v", got)
+	}
+}
+
+// TestTies: sources with one-second clocks send several events in one
+// second; a different state at a tie applies, a duplicate does not, and a
+// tie never reopens an ended call.
+func TestTies(t *testing.T) {
+	var s UserState
+	s.Apply(call("pbx", "c1", "active", 5, false), at(5))
+	if !s.Apply(call("pbx", "c1", "ended", 5, false), at(5)) {
+		t.Fatal("ended in the same second as active was ignored")
+	}
+	if s.Apply(call("pbx", "c1", "active", 5, false), at(5)) {
+		t.Fatal("a tie reopened an ended call")
+	}
+	if got, _ := s.Desired(rules, at(6)); got != nil {
+		t.Fatalf("desired %v after ended", got)
+	}
+	var p UserState
+	p.Apply(call("pbx", "c2", "active", 5, false), at(5))
+	if p.Apply(call("pbx", "c2", "active", 5, false), at(5)) {
+		t.Fatal("a duplicate changed the state")
+	}
+	if !p.Apply(call("pbx", "c2", "held", 5, false), at(5)) {
+		t.Fatal("held in the same second as active was ignored")
 	}
 }
 
