@@ -204,3 +204,31 @@ func Seeds(f *testing.F) [][]byte {
 	}
 	return out
 }
+
+// Fuzz feeds the golden bodies, then mutations of them, to an adapter as
+// signed requests: it must never panic, every error must carry an HTTP
+// status, and every event it accepts must be a valid canonical event.
+func Fuzz(f *testing.F, a adapters.Adapter, request func(t *testing.T, body []byte) *http.Request) {
+	for _, s := range Seeds(f) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := request(t, body)
+		if hs, ok := a.(adapters.Handshaker); ok && hs.Handshake(httptest.NewRecorder(), req) {
+			return
+		}
+		events, err := a.Decode(req)
+		if err != nil {
+			var reqErr *adapters.RequestError
+			if !errors.As(err, &reqErr) {
+				t.Fatalf("error without an HTTP status: %v", err)
+			}
+			return
+		}
+		for _, e := range events {
+			if err := e.Validate(""); err != nil {
+				t.Fatalf("accepted an invalid event %+v: %v", e, err)
+			}
+		}
+	})
+}
