@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"bytes"
 	"net/http"
 	"slices"
 	"time"
@@ -82,8 +83,8 @@ func parseExpiration(s string, def time.Duration) (time.Duration, *apiError) {
 // sent instead of 200.
 func (e *Emulator) presenceAction(w http.ResponseWriter, r *http.Request, parse func([]byte) *apiError, change func(u *userState, c *claims, now time.Time) *apiError) {
 	c, err := e.authorized(r, presenceWrite, true)
-	if err == nil {
-		err = requireJSON(r)
+	if err == nil && len(bytes.TrimSpace(meta(r).body)) > 0 {
+		err = requireJSON(r) // a body must be JSON; no body is {}
 	}
 	if err == nil {
 		err = parse(meta(r).body)

@@ -21,7 +21,9 @@ func (e *Emulator) adminWrite(h http.HandlerFunc) http.HandlerFunc {
 			writeError(w, r, &apiError{status: http.StatusForbidden, code: "Forbidden", message: "Admin changes are off: set admin.writes: true in the emulator's configuration."})
 			return
 		}
-		h(w, r)
+		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+		h(rec, r)
+		e.log.Info("graph emulator admin change", "method", r.Method, "path", r.URL.Path, "status", rec.status)
 	}
 }
 
@@ -316,5 +318,6 @@ func (e *Emulator) adminAdvance(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	clock.Advance(d)
+	e.log.Info("graph emulator clock advanced", "by", d, "now", clock.Now())
 	writeJSON(w, http.StatusOK, map[string]any{"now": clock.Now()})
 }

@@ -347,6 +347,11 @@ func TestPreferredPresence(t *testing.T) {
 		if status, _ := h.do("POST", "/v1.0/users/"+alice+"/presence/clearUserPreferredPresence", map[string]string{}); status != 200 {
 			t.Fatalf("clearing when none is set: %d", status)
 		}
+		req := mustRequest(t, "POST", h.url+"/v1.0/users/"+alice+"/presence/clearUserPreferredPresence", "")
+		req.Header.Set("Authorization", "Bearer "+h.token)
+		if status, _, body := h.send(req); status != 200 {
+			t.Fatalf("no body, no Content-Type: %d %v", status, body)
+		}
 	})
 	t.Run("an app cannot move a user with a manual status", func(t *testing.T) {
 		h := newHarness(t)

@@ -4,9 +4,12 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
+	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -218,3 +221,60 @@ func TestAuthFailures(t *testing.T) {
 		}
 	})
 }
+
+// TestBasicCredentialsEncoding: Basic credentials are form-encoded before
+// base64 (RFC 6749 section 2.3.1, as Go's oauth2 package sends them); raw
+// ones from lax clients work too.
+func TestBasicCredentialsEncoding(t *testing.T) {
+	const secret = "s3cr+t/=%?"
+	h := newHarness(t, func(c *Config) {
+		c.Tenants[0].Apps = append(c.Tenants[0].Apps, App{ClientID: "special", ClientSecret: secret, Roles: []string{"Presence.Read.All"}})
+	})
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {graphURL}}
+	for _, basic := range []string{"special:" + url.QueryEscape(secret), "special:" + secret} {
+		if status, body := h.tokenRequest(tenantID, form, basic); status != 200 {
+			t.Fatalf("%s: %d %v", basic, status, body)
+		}
+	}
+	if status, _ := h.tokenRequest(tenantID, form, "special:"+url.QueryEscape("other")); status != 401 {
+		t.Fatalf("wrong secret: %d", status)
+	}
+}
+
+// TestNoSecretsInLogs: the debug log of token and Graph requests holds no
+// secret and no token.
+func TestNoSecretsInLogs(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	log := slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		mu.Lock()
+		defer mu.Unlock()
+		return buf.Write(p)
+	}), &slog.HandlerOptions{Level: slog.LevelDebug}))
+	em, err := New(testConfig(), WithClock(NewFakeClock(t0)), WithLogger(log))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(em)
+	defer srv.Close()
+	h := &harness{t: t, em: em, url: srv.URL}
+	h.token = h.appToken(tenantID, appID, appKey)
+	h.set(alice, "Busy", "InACall", "")
+	h.tokenRequest(tenantID, url.Values{"client_id": {appID}, "client_secret": {"typo-secret"}, "grant_type": {"client_credentials"}, "scope": {graphURL}}, "")
+	h.admin("POST", "/_emulator/tokens", `{"user":"`+alice+`","scopes":["Presence.Read"]}`)
+	mu.Lock()
+	out := buf.String()
+	mu.Unlock()
+	if !strings.Contains(out, "setPresence") {
+		t.Fatalf("nothing logged: %q", out)
+	}
+	for _, secret := range []string{appKey, "typo-secret", h.token, strings.Split(h.token, ".")[2]} {
+		if strings.Contains(out, secret) {
+			t.Fatalf("the log holds %q:\n%s", secret, out)
+		}
+	}
+}
+
+type writerFunc func([]byte) (int, error)
+
+func (f writerFunc) Write(p []byte) (int, error) { return f(p) }

@@ -53,10 +53,16 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	tenant := strings.ToLower(r.PathValue("tenant"))
 	_ = r.ParseForm() // a body that is not a form leaves PostForm empty
 	form := r.PostForm
-	clientID, secret := form.Get("client_id"), form.Get("client_secret")
+	clientID, secrets := form.Get("client_id"), []string{form.Get("client_secret")}
 	if id, s, ok := r.BasicAuth(); ok {
-		clientID, secret = id, s
+		// RFC 6749 section 2.3.1 form-encodes both before Basic encoding;
+		// lax clients do not, so the raw secret is tried too.
+		clientID, secrets = formDecode(id), []string{s}
+		if decoded := formDecode(s); decoded != s {
+			secrets = append(secrets, decoded)
+		}
 	}
+	secret := secrets[0]
 	scope := form.Get("scope")
 	fail := func(status int, code string, aadsts int, description string) {
 		writeIdentityError(w, r, status, code, aadsts, description)
@@ -96,7 +102,7 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	case secret == "":
 		fail(http.StatusUnauthorized, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
 		return
-	case subtle.ConstantTimeCompare([]byte(secret), []byte(app.ClientSecret)) != 1:
+	case !slices.ContainsFunc(secrets, func(s string) bool { return subtle.ConstantTimeCompare([]byte(s), []byte(app.ClientSecret)) == 1 }):
 		fail(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		return
 	}
@@ -110,6 +116,15 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"token_type": "Bearer", "expires_in": int(tokenLifetime.Seconds()), "ext_expires_in": int(tokenLifetime.Seconds()), "access_token": tok,
 	})
+}
+
+// formDecode undoes application/x-www-form-urlencoded encoding, keeping s
+// as it is when it is not validly encoded.
+func formDecode(s string) string {
+	if d, err := url.QueryUnescape(s); err == nil {
+		return d
+	}
+	return s
 }
 
 // signToken fills c's times, issuer and id and returns it as a signed
