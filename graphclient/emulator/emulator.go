@@ -16,6 +16,7 @@ package emulator
 import (
 	"bytes"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -141,7 +142,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	admin := strings.HasPrefix(r.URL.Path, "/_emulator/")
 
 	switch {
-	case err == errBodyTooLarge:
+	case errors.Is(err, errBodyTooLarge):
 		writeError(rec, r, &apiError{status: http.StatusRequestEntityTooLarge, code: "RequestEntityTooLarge", message: "The request body is too large."})
 	case err != nil:
 		writeError(rec, r, badRequest("BadRequest", "The request body could not be read: %v.", err))
@@ -159,7 +160,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.logRequest(RequestRecord{
-		Time: m.now, Method: r.Method, Path: r.URL.Path, Query: r.URL.RawQuery, Status: rec.status,
+		Time: m.now, Method: r.Method, Path: r.URL.Path, Query: redactBody(r.URL.Path, []byte(r.URL.RawQuery)), Status: rec.status,
 		Body: redactBody(r.URL.Path, body), ContentEncoding: encoding, RequestID: m.id,
 	})
 	e.log.Debug("graph emulator request", "method", r.Method, "path", r.URL.Path, "status", rec.status,

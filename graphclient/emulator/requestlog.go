@@ -48,11 +48,12 @@ func (e *Emulator) Requests() []RequestRecord {
 	return append([]RequestRecord(nil), e.requests...)
 }
 
-// redactBody returns the body to record: a token request's form with its
-// secret and assertion replaced, any other body as it came (bounded).
+// redactBody returns the body (or query) to record: a token request's form
+// with its secret and assertion replaced, anything else as it came
+// (bounded).
 func redactBody(path string, body []byte) string {
 	s := string(body)
-	if strings.HasSuffix(path, "/oauth2/v2.0/token") {
+	if s != "" && strings.HasSuffix(path, "/oauth2/v2.0/token") {
 		form, err := url.ParseQuery(s)
 		if err != nil {
 			return "[unreadable token request]"
