@@ -116,6 +116,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Rules:           rules,
 		Expiration:      b.cfg.Presence.Expiration,
 		LeaseTTL:        b.cfg.Presence.LeaseTTL,
+		ObserveEvery:    b.cfg.Presence.ObserveInterval,
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,

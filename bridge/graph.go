@@ -75,6 +75,23 @@ func (g *graphTenants) ClearPresence(ctx context.Context, tenant, userID string)
 	return c.ClearPresence(ctx, userID)
 }
 
+// GetPresences reads the aggregated presence of users, keyed by id.
+func (g *graphTenants) GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]adapters.Pair, error) {
+	c, err := g.client(tenant)
+	if err != nil {
+		return nil, err
+	}
+	presences, err := c.GetPresencesByUserID(ctx, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]adapters.Pair, len(presences))
+	for _, p := range presences {
+		seen[p.ID] = adapters.Pair{Availability: p.Availability, Activity: p.Activity}
+	}
+	return seen, nil
+}
+
 // lookupUser resolves a UPN to an object id for the directory.
 func (g *graphTenants) lookupUser(ctx context.Context, tenant, upn string) (string, error) {
 	c, err := g.client(tenant)

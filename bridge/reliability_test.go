@@ -152,3 +152,72 @@ func waitDeadLetters(t *testing.T, b *bridge.Bridge, n int) []queue.DeadLetter {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestManualStatusIsRecordedNotFought: a status the user sets by hand
+// shows in the admin view, the bridge does not try to override it, and a
+// session Graph lost is set again.
+func TestManualStatusIsRecordedNotFought(t *testing.T) {
+	yaml := strings.Replace(testConfig(t), "admin: {token: admin-token}", "admin: {token: admin-token}\npresence: {observe_interval: 100ms}", 1)
+	b := startBridge(t, yaml)
+	em := b.Emulator()
+	postEvent(t, b, callEvent("m1", "alice@contoso.example", "c1", "active", time.Now()))
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
+
+	if err := em.SetPreferred(aliceID, "DoNotDisturb", "DoNotDisturb", 0); err != nil {
+		t.Fatal(err)
+	}
+	manual := func() string {
+		var view struct {
+			State struct {
+				Manual *struct {
+					Pair struct{ Availability, Activity string }
+				}
+			}
+		}
+		req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/admin/users/contoso.example/"+aliceID, nil)
+		req.Header.Set("Authorization", "Bearer admin-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if err := json.NewDecoder(resp.Body).Decode(&view); err != nil || resp.StatusCode != 200 {
+			t.Fatalf("admin view: %d %v", resp.StatusCode, err)
+		}
+		if view.State.Manual == nil {
+			return ""
+		}
+		return view.State.Manual.Pair.Availability + "/" + view.State.Manual.Pair.Activity
+	}
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the manual status in the admin view", func() bool { return manual() == "DoNotDisturb/DoNotDisturb" })
+	sets := countRequests(b, "/presence/setPresence")
+	time.Sleep(500 * time.Millisecond) // five more reads
+	if n := countRequests(b, "/presence/setPresence"); n != sets {
+		t.Fatalf("the bridge called setPresence %d more times against a manual status", n-sets)
+	}
+	waitPresence(t, b, aliceID, "DoNotDisturb/DoNotDisturb", time.Second)
+
+	if err := em.ClearPreferred(aliceID); err != nil {
+		t.Fatal(err)
+	}
+	waitFor("the manual status to clear", func() bool { return manual() == "" })
+	waitPresence(t, b, aliceID, "Busy/InACall", time.Second)
+
+	// Someone else clears the app session: the bridge notices and sets it
+	// again.
+	if ended, err := em.EndSession(aliceID, "22553876-f5ab-4529-bffb-cfe50aa89f87"); err != nil || !ended {
+		t.Fatalf("end the app session: %v %v", ended, err)
+	}
+	if a, act := presenceOf(t, b, aliceID); a+"/"+act != "Offline/Offline" {
+		t.Fatalf("alice is %s/%s without a session", a, act)
+	}
+	waitPresence(t, b, aliceID, "Busy/InACall", 5*time.Second)
+}

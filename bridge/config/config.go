@@ -116,6 +116,7 @@ type Presence struct {
 	Expiration      time.Duration `yaml:"expiration"`
 	MaxCallDuration time.Duration `yaml:"max_call_duration"`
 	LeaseTTL        time.Duration `yaml:"lease_ttl"`
+	ObserveInterval time.Duration `yaml:"observe_interval"`
 	Mapping         Mapping       `yaml:"mapping"`
 	Priority        []string      `yaml:"priority"`
 }
@@ -239,6 +240,7 @@ func Default() *Config {
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,
 			LeaseTTL:        10 * time.Second,
+			ObserveInterval: 5 * time.Minute,
 			Mapping: Mapping{
 				Call:           "Busy/InACall",
 				ConferenceCall: "Busy/InAConferenceCall",

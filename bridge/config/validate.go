@@ -107,6 +107,7 @@ func (c *Config) validatePresence(p *problems) {
 	p.check(pr.Expiration >= 5*time.Minute && pr.Expiration <= 4*time.Hour, "presence.expiration", "must be between 5m and 4h (Graph's PT5M to PT4H)")
 	p.check(pr.MaxCallDuration >= time.Minute, "presence.max_call_duration", "must be at least 1m")
 	p.check(pr.LeaseTTL >= time.Second, "presence.lease_ttl", "must be at least 1s")
+	p.check(pr.ObserveInterval == 0 || pr.ObserveInterval >= 100*time.Millisecond, "presence.observe_interval", "must be 0 (off) or at least 100ms")
 	m := pr.Mapping
 	for _, entry := range []struct{ key, value string }{
 		{"call", m.Call}, {"conference_call", m.ConferenceCall}, {"ringing", m.Ringing}, {"meeting", m.Meeting},

@@ -27,6 +27,13 @@ type GraphWriter interface {
 	ClearPresence(ctx context.Context, tenant, userID string) error
 }
 
+// PresenceReader reads Graph's aggregated presence of many users, keyed
+// by user id. A GraphWriter that also implements it lets the writers
+// notice statuses users set by hand.
+type PresenceReader interface {
+	GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]adapters.Pair, error)
+}
+
 // ErrorClass sorts Graph errors.
 type ErrorClass int
 
@@ -90,6 +97,10 @@ type Options struct {
 	// RetryDelay is the first delay after a retryable failure (doubling up
 	// to a minute).
 	RetryDelay time.Duration
+	// ObserveEvery is how often a writer reads Graph's aggregate for the
+	// users it holds a session for, to record manual statuses; zero turns
+	// it off, and so does a Graph that is no PresenceReader.
+	ObserveEvery time.Duration
 	// Tick is how often writers look at their timers and queues.
 	Tick   time.Duration
 	Clock  Clock

@@ -30,8 +30,10 @@ type UserState struct {
 	// Failed marks a desired state Graph refused for good; it is not sent
 	// again until the claims change.
 	Failed *Failure `json:"failed,omitempty"`
-	// Manual is a status the user set by hand, seen in Graph's aggregate.
-	Manual string `json:"manual,omitempty"`
+	// Manual is a status the user set by hand (a user-preferred
+	// presence), seen overriding the app session in Graph's aggregate. The
+	// bridge records it and never fights it.
+	Manual *ManualStatus `json:"manual,omitempty"`
 	// LastEvent is the newest event applied, kept for dead letters.
 	LastEvent *adapters.Event `json:"lastEvent,omitempty"`
 }
@@ -72,6 +74,12 @@ type Told struct {
 	Pair    *adapters.Pair `json:"pair,omitempty"`
 	At      time.Time      `json:"at"`
 	Expires time.Time      `json:"expires,omitempty"`
+}
+
+// ManualStatus is what Graph showed instead of the app session.
+type ManualStatus struct {
+	Pair  adapters.Pair `json:"pair"`
+	Since time.Time     `json:"since"`
 }
 
 // Failure is a desired state Graph refused.

@@ -35,6 +35,12 @@ type writer struct {
 	inFlight    int
 	pausedUntil time.Time
 	results     chan result
+
+	// Aggregate reads that notice manual statuses (manual.go).
+	toRead   []string
+	nextRead time.Time
+	reading  bool
+	readDone chan readResult
 }
 
 type tracked struct {
@@ -72,9 +78,10 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 	}
 	w := &writer{
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),
-		limiter: rate.NewLimiter(r, 1),
-		users:   map[string]*tracked{},
-		results: make(chan result, maxInFlight),
+		limiter:  rate.NewLimiter(r, 1),
+		users:    map[string]*tracked{},
+		results:  make(chan result, maxInFlight),
+		readDone: make(chan readResult, 1),
 	}
 	w.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
 		Name:        "graph:" + t.ID,
@@ -111,6 +118,9 @@ func (w *writer) run(ctx context.Context) {
 				<-w.results
 				w.inFlight--
 			}
+			if w.reading {
+				<-w.readDone
+			}
 			return
 		case entry, ok := <-watcher.Updates():
 			if !ok {
@@ -128,11 +138,14 @@ func (w *writer) run(ctx context.Context) {
 		case r := <-w.results:
 			w.inFlight--
 			w.handle(r)
+		case r := <-w.readDone:
+			w.finishRead(r, w.e.opts.Clock.Now())
 		case <-ticker.C:
 		}
 		now := w.e.opts.Clock.Now()
 		w.fireTimers(now)
 		w.dispatch(ctx, now)
+		w.startRead(ctx, now)
 	}
 }
 
@@ -268,6 +281,8 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 			s.Told, s.Pending = &Told{Pair: want, At: at}, nil
 			if want != nil {
 				s.Told.Expires = at.Add(exp)
+			} else {
+				s.Manual = nil // only recorded while there is a session to hide
 			}
 			return true
 		})

@@ -1,0 +1,153 @@
+package engine
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// maxIDsPerRead is Graph's limit of ids per getPresencesByUserId request.
+const maxIDsPerRead = 650
+
+// readResult is the outcome of one aggregate read.
+type readResult struct{ err error }
+
+// startRead reads Graph's aggregate for the next chunk of users that hold
+// an app session, one budget token per chunk and only while no state
+// change is waiting. A round over all such users starts every
+// ObserveEvery.
+func (w *writer) startRead(ctx context.Context, now time.Time) {
+	reader, ok := w.e.opts.Graph.(PresenceReader)
+	if !ok || w.e.opts.ObserveEvery <= 0 || w.reading {
+		return
+	}
+	if len(w.toRead) == 0 {
+		if now.Before(w.nextRead) {
+			return
+		}
+		w.nextRead = now.Add(w.e.opts.ObserveEvery)
+		for id, t := range w.users {
+			if t.state.Told != nil && t.state.Told.Pair != nil {
+				w.toRead = append(w.toRead, id)
+			}
+		}
+		slices.Sort(w.toRead)
+	}
+	if len(w.toRead) == 0 || len(w.changes.items) > 0 || w.inFlight >= maxInFlight ||
+		now.Before(w.pausedUntil) || w.breaker.State() == gobreaker.StateOpen {
+		return
+	}
+	if !w.limiter.AllowN(now, 1) {
+		return
+	}
+	n := min(len(w.toRead), maxIDsPerRead)
+	told := map[string]Told{}
+	for _, id := range w.toRead[:n] {
+		if t := w.users[id]; t != nil && t.state.Told != nil && t.state.Told.Pair != nil && !t.inFlight {
+			told[id] = *t.state.Told
+		}
+	}
+	w.toRead = w.toRead[n:]
+	if len(told) == 0 {
+		return
+	}
+	w.reading = true
+	go func() { w.readDone <- readResult{err: w.read(ctx, reader, told, now)} }()
+}
+
+// read compares Graph's aggregate with what each user's app session was
+// told and records the difference: a status set by hand is noted and
+// left alone; a session Graph no longer has is forgotten, so the writer
+// sets it again.
+func (w *writer) read(ctx context.Context, reader PresenceReader, told map[string]Told, at time.Time) error {
+	ids := make([]string, 0, len(told))
+	for id := range told {
+		ids = append(ids, id)
+	}
+	seen, err := reader.GetPresences(ctx, w.tenant.ID, ids)
+	if err != nil {
+		return err
+	}
+	for id, was := range told {
+		got, ok := seen[id]
+		if !ok {
+			continue
+		}
+		lost, manual := compareAggregate(*was.Pair, got)
+		_, _, err := w.e.store.update(ctx, w.tenant.ID, id, func(s *UserState) bool {
+			if s.Pending != nil || s.Told == nil || !samePair(s.Told.Pair, was.Pair) || !s.Told.At.Equal(was.At) {
+				return false // the session changed since the read began
+			}
+			switch {
+			case lost:
+				s.Told, s.Manual = nil, nil
+			case manual == nil && s.Manual != nil:
+				s.Manual = nil
+			case manual != nil && (s.Manual == nil || s.Manual.Pair != *manual):
+				s.Manual = &ManualStatus{Pair: *manual, Since: at}
+			default:
+				return false
+			}
+			return true
+		})
+		switch {
+		case err != nil:
+			return err
+		case lost:
+			w.log.Warn("graph no longer has the app session; setting it again", "user", id)
+		case manual != nil:
+			w.log.Debug("a status set by hand shows instead of the app session", "user", id, "manual", manual.String())
+		}
+	}
+	return nil
+}
+
+// finishRead takes a read's outcome back into the loop; a throttled read
+// pauses the tenant like a throttled write.
+func (w *writer) finishRead(r readResult, now time.Time) {
+	w.reading = false
+	if r.err == nil {
+		return
+	}
+	class, after := w.e.opts.Classify(r.err)
+	if class == Throttled {
+		w.pausedUntil = now.Add(max(after, time.Second))
+	}
+	w.log.Warn("read graph presence", "err", r.err)
+}
+
+// preferredOnly are pairs only a user-preferred presence produces.
+var preferredOnly = []adapters.Pair{
+	{Availability: "Busy", Activity: "Busy"},
+	{Availability: "DoNotDisturb", Activity: "DoNotDisturb"},
+	{Availability: "BeRightBack", Activity: "BeRightBack"},
+	{Availability: "Offline", Activity: "OffWork"},
+}
+
+// sessionRank orders availabilities as Graph aggregates sessions.
+var sessionRank = map[string]int{
+	"Away": 1, "BeRightBack": 1, "Available": 2, "AvailableIdle": 2, "Busy": 3, "BusyIdle": 3, "DoNotDisturb": 4,
+}
+
+// compareAggregate tells what Graph's aggregate got says about an app
+// session set to told. Sessions aggregate to the highest of them, so an
+// aggregate below told, or a pair only a preferred presence makes, is a
+// status the user set by hand (manual). Offline/Offline means Graph has
+// no session at all: ours was lost.
+func compareAggregate(told, got adapters.Pair) (lost bool, manual *adapters.Pair) {
+	if got == told {
+		return false, nil
+	}
+	if got == (adapters.Pair{Availability: "Offline", Activity: "Offline"}) {
+		return true, nil
+	}
+	gotRank, known := sessionRank[got.Availability]
+	if slices.Contains(preferredOnly, got) || (known && gotRank < sessionRank[told.Availability]) {
+		return false, &got
+	}
+	return false, nil
+}
