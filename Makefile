@@ -2,6 +2,7 @@
 GO      ?= go
 CONFIG  ?= config.example.yaml
 FUZZTIME ?= 60s
+SOAK    ?= 10m
 
 .PHONY: help run test race vet bench fuzz soak sdk-test build docker
 
@@ -31,8 +32,8 @@ fuzz: ## Run every fuzz target for FUZZTIME each.
 	  done; \
 	done
 
-soak: ## Run the long soak and chaos tests (build tag soak).
-	$(GO) test -tags soak -run Soak -timeout 60m ./...
+soak: ## Run the soak and chaos test for SOAK (default 10m) against two restarting bridges.
+	$(GO) test -tags soak -run Soak -count=1 -v -timeout 60m ./bridge/ -soak.duration=$(SOAK)
 
 sdk-test: ## Drive the Graph emulator with the official Microsoft Graph SDK for Go (slow to compile).
 	$(GO) test -tags msgraphsdk -run TestOfficialSDK -count=1 ./graphclient/emulator/
