@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -360,6 +361,45 @@ func BenchmarkIngest(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// BenchmarkIngestBatch measures events accepted per second when senders
+// post {"events":[...]} batches of 100, the way a busy PBX would.
+func BenchmarkIngestBatch(b *testing.B) {
+	const batch = 100
+	br := startBridge(b, testConfig(b))
+	url := "http://" + br.Addr() + "/v1/events"
+	now := time.Now()
+	var seq atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		client := &http.Client{}
+		for pb.Next() {
+			var body strings.Builder
+			body.WriteString(`{"events":[`)
+			for i := range batch {
+				id := seq.Add(1)
+				if i > 0 {
+					body.WriteByte(',')
+				}
+				body.WriteString(callEvent(fmt.Sprintf("b%d", id), "ext:1001", fmt.Sprintf("c%d", id), "ringing", now))
+			}
+			body.WriteString(`]}`)
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body.String()))
+			req.Header.Set("Authorization", "Bearer demo-token")
+			req.Header.Set("Content-Type", "application/json")
+			resp, err := client.Do(req)
+			if err != nil {
+				b.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusAccepted {
+				b.Fatalf("status %d", resp.StatusCode)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
 }
 
 // BenchmarkWebhookToPresence measures the latency from POST to the

@@ -70,15 +70,22 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 	if t.Window <= 0 {
 		t.Window = 30 * time.Second
 	}
-	// A bucket of one token refilled at (budget-1)/window never lets more
-	// than budget calls through in any window.
-	r := rate.Limit(float64(t.Budget-1) / t.Window.Seconds())
-	if t.Budget == 1 {
+	// A bucket of burst tokens refilled at (budget-burst)/window never
+	// lets more than budget calls through in any window. A burst of about
+	// 1% of the budget keeps the whole budget usable when the loop wakes a
+	// little after a token is due; the bucket starts with one token, as if
+	// the writer had been busy, so a writer taking over adds at most one
+	// call to its predecessor's last window.
+	burst := min(max(t.Budget/100, 1), 50)
+	r := rate.Limit(float64(t.Budget-burst) / t.Window.Seconds())
+	if t.Budget <= burst {
 		r = rate.Limit(1 / t.Window.Seconds() / 2)
 	}
+	limiter := rate.NewLimiter(r, burst)
+	limiter.AllowN(e.opts.Clock.Now(), burst-1)
 	w := &writer{
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),
-		limiter:  rate.NewLimiter(r, 1),
+		limiter:  limiter,
 		users:    map[string]*tracked{},
 		results:  make(chan result, maxInFlight),
 		readDone: make(chan readResult, 1),
