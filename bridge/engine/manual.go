@@ -22,7 +22,7 @@ type readResult struct{ err error }
 // ObserveEvery.
 func (w *writer) startRead(ctx context.Context, now time.Time) {
 	reader, ok := w.e.opts.Graph.(PresenceReader)
-	if !ok || w.e.opts.ObserveEvery <= 0 || w.reading {
+	if !ok || w.e.opts.ObserveEvery <= 0 || w.reading || w.fenced() {
 		return
 	}
 	if len(w.toRead) == 0 {

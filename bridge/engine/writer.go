@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -35,6 +36,10 @@ type writer struct {
 	inFlight    int
 	pausedUntil time.Time
 	results     chan result
+
+	// leaseUntil is when this writer must stop calling Graph unless its
+	// lease is renewed (Unix nanoseconds, real time; lease.go).
+	leaseUntil atomic.Int64
 
 	// Aggregate reads that notice manual statuses (manual.go).
 	toRead   []string
@@ -226,9 +231,19 @@ func (w *writer) fireTimers(now time.Time) {
 	}
 }
 
-// dispatch starts Graph calls while the budget, the breaker and the
-// tenant's pause allow: state changes first, then keep-alives.
+// fenceAt sets when the writer stops calling Graph unless the lease is
+// renewed again.
+func (w *writer) fenceAt(t time.Time) { w.leaseUntil.Store(t.UnixNano()) }
+
+// fenced reports whether the lease may have passed to another instance.
+func (w *writer) fenced() bool { return time.Now().UnixNano() > w.leaseUntil.Load() }
+
+// dispatch starts Graph calls while the lease, the budget, the breaker and
+// the tenant's pause allow: state changes first, then keep-alives.
 func (w *writer) dispatch(ctx context.Context, now time.Time) {
+	if w.fenced() {
+		return
+	}
 	for w.inFlight < maxInFlight && !now.Before(w.pausedUntil) && w.breaker.State() != gobreaker.StateOpen {
 		from := &w.changes
 		userID, ok := from.pop()
