@@ -29,7 +29,8 @@ var (
 
 // TestSoakChaos runs two bridges on one NATS server against the emulator
 // for soak.duration while Graph fails at random, slows down, throttles and
-// goes away, and the bridges restart in turn. Events arrive in bursts,
+// goes away, and the bridges restart in turn (every other time by losing
+// NATS, as in a crash). Events arrive in bursts,
 // with duplicates and stale stragglers. Every event must be accepted
 // (clients retry as vendors do), nothing may be dead-lettered, and once
 // the faults stop every user's presence must be what their last event
@@ -43,7 +44,7 @@ func TestSoakChaos(t *testing.T) {
 	}
 	defer func() {
 		for _, b := range bridges {
-			b.stop()
+			b.stop(false)
 		}
 	}()
 
@@ -96,9 +97,12 @@ func TestSoakChaos(t *testing.T) {
 			// Restart one bridge while events keep arriving.
 			b := bridges[restarted%len(bridges)]
 			restarting.Add(1)
+			// Every other restart is a crash: the bridge loses NATS
+			// without acking, renewing its lease or handing it over.
+			crash := restarted%2 == 1
 			go func() {
 				defer restarting.Done()
-				b.stop()
+				b.stop(crash)
 				time.Sleep(time.Second)
 				b.start()
 			}()
@@ -253,7 +257,8 @@ func (s *soakBridge) start() {
 	s.mu.Unlock()
 }
 
-func (s *soakBridge) stop() {
+// stop stops the bridge; crash cuts its NATS connection first.
+func (s *soakBridge) stop(crash bool) {
 	s.mu.Lock()
 	b := s.b
 	s.b = nil
@@ -261,9 +266,12 @@ func (s *soakBridge) stop() {
 	if b == nil {
 		return
 	}
+	if crash {
+		b.Queue().Conn().Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	if err := b.Stop(ctx); err != nil {
+	if err := b.Stop(ctx); err != nil && !crash {
 		s.t.Errorf("stop: %v", err)
 	}
 }
