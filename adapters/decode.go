@@ -99,15 +99,21 @@ func decodeEvent(obj map[string]json.RawMessage, prefix string) (Event, error) {
 			problems.add(prefix+name, "%s", typeProblem(field.Type()))
 		}
 	}
-	if err := problems.err(); err != nil {
-		sortProblems(problems)
-		return Event{}, err
-	}
+	// Validate what did decode too, so that one answer names every bad
+	// field; a field whose value could not be decoded is named once.
 	if err := e.Validate(prefix); err != nil {
 		var invalid *InvalidError
-		if errors.As(err, &invalid) {
-			sortProblems(invalid)
+		if !errors.As(err, &invalid) {
+			return Event{}, err
 		}
+		for _, p := range invalid.Problems {
+			if !slices.ContainsFunc(problems.Problems, func(q FieldError) bool { return q.Field == p.Field }) {
+				problems.Problems = append(problems.Problems, p)
+			}
+		}
+	}
+	if err := problems.err(); err != nil {
+		sortProblems(problems)
 		return Event{}, err
 	}
 	return e, nil
