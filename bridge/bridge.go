@@ -290,6 +290,9 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		if b.stopEngine != nil {
 			b.stopEngine()
 		}
+		if b.graph != nil {
+			b.graph.closeIdleConnections()
+		}
 		if b.queue != nil {
 			b.queue.Close()
 		}

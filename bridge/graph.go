@@ -49,6 +49,13 @@ func newGraphTenants(cfg config.Graph, emulatorURL string) (*graphTenants, error
 	return g, nil
 }
 
+// closeIdleConnections closes every client's idle connections.
+func (g *graphTenants) closeIdleConnections() {
+	for _, c := range g.clients {
+		c.CloseIdleConnections()
+	}
+}
+
 func (g *graphTenants) client(tenant string) (*graphclient.Client, error) {
 	c, ok := g.clients[tenant]
 	if !ok {

@@ -366,3 +366,7 @@ func userPath(op, id string) (string, error) {
 	}
 	return "/users/" + url.PathEscape(id), nil
 }
+
+// CloseIdleConnections closes the client's idle connections, so that a
+// server shutting down does not wait for them.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }

@@ -162,6 +162,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	e.logRequest(RequestRecord{
 		Time: m.now, Method: r.Method, Path: r.URL.Path, Query: redactBody(r.URL.Path, []byte(r.URL.RawQuery)), Status: rec.status,
 		Body: redactBody(r.URL.Path, body), ContentEncoding: encoding, RequestID: m.id,
+		RetryAfter: rec.Header().Get("Retry-After"),
 	})
 	e.log.Debug("graph emulator request", "method", r.Method, "path", r.URL.Path, "status", rec.status,
 		"request_id", m.id, "duration", time.Since(started))

@@ -19,6 +19,8 @@ type RequestRecord struct {
 	// ContentEncoding is how the body came, such as gzip.
 	ContentEncoding string `json:"contentEncoding,omitempty"`
 	RequestID       string `json:"requestId"`
+	// RetryAfter is the Retry-After header of the answer, if any.
+	RetryAfter string `json:"retryAfter,omitempty"`
 }
 
 // Request log bounds.

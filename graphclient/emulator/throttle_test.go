@@ -161,6 +161,15 @@ func TestForcedThrottle(t *testing.T) {
 			t.Fatalf("request %d: %d %q, want %d %q", i, status, header.Get("Retry-After"), want.status, want.retryAfter)
 		}
 	}
+	var logged []string
+	for _, r := range h.em.Requests() {
+		if strings.HasSuffix(r.Path, "/setPresence") {
+			logged = append(logged, r.RetryAfter)
+		}
+	}
+	if strings.Join(logged, ",") != "2.128,2.128," {
+		t.Fatalf("the request log's Retry-After values: %q", logged)
+	}
 	h.em.ForceThrottle(1, 0)
 	req := mustRequest(t, "GET", h.url+"/v1.0/users/"+alice+"/presence", "")
 	req.Header.Set("Authorization", "Bearer "+h.token)
