@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
@@ -65,6 +66,7 @@ func presenceCalls(em *emulator.Emulator) []emulator.RequestRecord {
 // jitter between the bridge sending and the emulator logging (the exact
 // token arithmetic is TestBudgetUnderOverload's, on a fake clock).
 func TestBudgetHeldAgainstEmulator(t *testing.T) {
+	t.Parallel() // mostly waiting
 	const budget, window, users = 30, 3 * time.Second, 300
 	b := startBridge(t, budgetConfig(t, users, budget, window, 1_000_000))
 	overload(t, b, users)
@@ -92,6 +94,7 @@ func TestBudgetHeldAgainstEmulator(t *testing.T) {
 // (the writer keeps up to eight calls in flight) and are allowed, up to
 // eight.
 func TestRetryAfterHonouredAgainstEmulator(t *testing.T) {
+	t.Parallel() // mostly waiting
 	const users, inFlightSlack = 100, 50 * time.Millisecond
 	b := startBridge(t, budgetConfig(t, users, 1000, time.Second, 10))
 	overload(t, b, users)
@@ -126,4 +129,47 @@ func TestRetryAfterHonouredAgainstEmulator(t *testing.T) {
 		t.Fatal("the emulator never throttled; the test proves nothing")
 	}
 	t.Logf("%d presence calls, %d answered 429, every Retry-After honoured", len(calls), throttled)
+}
+
+// TestBudgetHeldByThreeBridges: three bridges on one NATS share one
+// tenant's budget; events go in through all three, and the emulator sees
+// no more than the budget in a window, judged as above.
+func TestBudgetHeldByThreeBridges(t *testing.T) {
+	t.Parallel() // mostly waiting
+	const budget, window, users = 30, 3 * time.Second, 300
+	more := make([]emulator.User, users)
+	for u := range more {
+		more[u] = emulator.User{ID: budgetUser(u), UserPrincipalName: fmt.Sprintf("b%d@contoso.example", u)}
+	}
+	natsURL, em := sharedParts(t, more...)
+	cfg := strings.Replace(clusterConfig(natsURL, em.Addr()), "      login_url:", fmt.Sprintf("      budget: %d\n      budget_window: %s\n      login_url:", budget, window), 1)
+	bridges := make([]*bridge.Bridge, 3)
+	for i := range bridges {
+		bridges[i] = startClusterBridgeFrom(t, cfg)
+	}
+	for i, b := range bridges { // a third of the users through each
+		events := make([]json.RawMessage, 0, users/3)
+		for u := i; u < users; u += 3 {
+			events = append(events, json.RawMessage(callEvent(fmt.Sprintf("t%d", u), budgetUser(u), "c1", "active", time.Now())))
+		}
+		body, _ := json.Marshal(map[string]any{"events": events})
+		if r := postEvent(t, b, string(body)); r.status != http.StatusAccepted {
+			t.Fatalf("bridge %d: %d %v", i, r.status, r.body)
+		}
+	}
+	time.Sleep(7 * time.Second)
+	calls := presenceCalls(em)
+	if len(calls) < 2*budget {
+		t.Fatalf("only %d calls in 7 s; the budget allows about %d", len(calls), budget*7/3)
+	}
+	for i := range calls {
+		n := 0
+		for j := i; j < len(calls) && calls[j].Time.Sub(calls[i].Time) < window-100*time.Millisecond; j++ {
+			n++
+		}
+		if n > budget {
+			t.Fatalf("%d calls in the window from %s (budget %d per %s, three bridges)", n, calls[i].Time.Format(time.StampMilli), budget, window)
+		}
+	}
+	t.Logf("three bridges: %d presence calls in 7 s, budget %d per %s", len(calls), budget, window)
 }

@@ -127,8 +127,9 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 }
 
 // sharedParts starts the parts bridges share: a NATS server with
-// JetStream and a standalone Graph emulator.
-func sharedParts(t *testing.T) (string, *emulator.Emulator) {
+// JetStream and a standalone Graph emulator that knows Alice, Bob and
+// more.
+func sharedParts(t *testing.T, more ...emulator.User) (string, *emulator.Emulator) {
 	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -143,8 +144,8 @@ func sharedParts(t *testing.T) (string, *emulator.Emulator) {
 		Listen: "127.0.0.1:0",
 		Tenants: []emulator.Tenant{{
 			ID:    "contoso.example",
-			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "User.Read.All"}}},
-			Users: []emulator.User{{ID: aliceID, UserPrincipalName: "alice@contoso.example"}, {ID: bobID, UserPrincipalName: "bob@contoso.example"}},
+			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}}},
+			Users: append([]emulator.User{{ID: aliceID, UserPrincipalName: "alice@contoso.example"}, {ID: bobID, UserPrincipalName: "bob@contoso.example"}}, more...),
 		}},
 	})
 	if err != nil {
@@ -159,7 +160,12 @@ func sharedParts(t *testing.T) (string, *emulator.Emulator) {
 
 func startClusterBridge(t *testing.T, natsURL string, em *emulator.Emulator) *bridge.Bridge {
 	t.Helper()
-	cfg, err := config.Parse([]byte(clusterConfig(natsURL, em.Addr())), t.TempDir())
+	return startClusterBridgeFrom(t, clusterConfig(natsURL, em.Addr()))
+}
+
+func startClusterBridgeFrom(t *testing.T, yaml string) *bridge.Bridge {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

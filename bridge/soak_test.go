@@ -15,8 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
@@ -190,38 +188,13 @@ func TestSoakChaos(t *testing.T) {
 
 func soakUser(i int) string { return fmt.Sprintf("50a50000-0000-0000-0000-%012d", i) }
 
-// soakParts starts a NATS server and an emulator with n users.
+// soakParts starts a NATS server and an emulator with n more users.
 func soakParts(t *testing.T, n int) (string, *emulator.Emulator) {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
 	users := make([]emulator.User, n)
 	for i := range users {
 		users[i] = emulator.User{ID: soakUser(i), UserPrincipalName: fmt.Sprintf("soak%d@contoso.example", i)}
 	}
-	em, err := emulator.New(emulator.Config{
-		Listen: "127.0.0.1:0",
-		Tenants: []emulator.Tenant{{
-			ID:    "contoso.example",
-			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}}},
-			Users: users,
-		}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := em.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	return srv.ClientURL(), em
+	return sharedParts(t, users...)
 }
 
 // soakBridge is a bridge the soak test stops and starts again while

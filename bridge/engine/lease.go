@@ -59,7 +59,9 @@ func (e *Engine) holdTenant(ctx context.Context, t TenantOptions) {
 				break
 			}
 			sent = time.Now()
-			renewCtx, cancel := context.WithTimeout(ctx, ttl/renewEvery)
+			// A slow renewal only fences the writer (fenceAt); the lease
+			// is lost when the renewal fails or can no longer matter.
+			renewCtx, cancel := context.WithTimeout(ctx, ttl)
 			rev, err = e.leases.Update(renewCtx, key, []byte(e.opts.InstanceID), rev)
 			cancel()
 			if err != nil {

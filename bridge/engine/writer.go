@@ -37,6 +37,10 @@ type writer struct {
 	pausedUntil time.Time
 	results     chan result
 
+	// watched is the newest KV revision the writer has taken in, so tests
+	// can tell when it has seen a change.
+	watched atomic.Uint64
+
 	// leaseUntil is when this writer must stop calling Graph unless its
 	// lease is renewed (Unix nanoseconds, real time; lease.go).
 	leaseUntil atomic.Int64
@@ -76,15 +80,19 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 		t.Window = 30 * time.Second
 	}
 	// A bucket of burst tokens refilled at (budget-burst)/window never
-	// lets more than budget calls through in any window. A burst of about
-	// 1% of the budget keeps the whole budget usable when the loop wakes a
-	// little after a token is due; the bucket starts with one token, as if
-	// the writer had been busy, so a writer taking over adds at most one
-	// call to its predecessor's last window.
+	// lets more than budget calls go out in any window. Graph counts
+	// arrivals, not departures, and calls take varying time to arrive, so
+	// the window is stretched by a thirtieth (a second in Graph's 30 s) to
+	// keep that jitter inside the budget too. A burst of about 1% of the
+	// budget keeps the budget usable when the loop wakes a little after a
+	// token is due; the bucket starts with one token, as if the writer had
+	// been busy, so a writer taking over adds at most one call to its
+	// predecessor's last window.
 	burst := min(max(t.Budget/100, 1), 50)
-	r := rate.Limit(float64(t.Budget-burst) / t.Window.Seconds())
+	window := t.Window + t.Window/30
+	r := rate.Limit(float64(t.Budget-burst) / window.Seconds())
 	if t.Budget <= burst {
-		r = rate.Limit(1 / t.Window.Seconds() / 2)
+		r = rate.Limit(1 / window.Seconds() / 2)
 	}
 	limiter := rate.NewLimiter(r, burst)
 	limiter.AllowN(e.opts.Clock.Now(), burst-1)
@@ -141,6 +149,7 @@ func (w *writer) run(ctx context.Context) {
 			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
 				continue
 			}
+			w.watched.Store(entry.Revision())
 			var st UserState
 			if err := json.Unmarshal(entry.Value(), &st); err != nil {
 				w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
