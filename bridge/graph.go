@@ -27,14 +27,15 @@ func newGraphTenants(cfg config.Graph, emulatorURL string) (*graphTenants, error
 	g := &graphTenants{clients: map[string]*graphclient.Client{}}
 	for i, t := range cfg.Tenants {
 		gc := graphclient.Config{
-			TenantID:     t.ID,
-			ClientID:     t.ClientID,
-			ClientSecret: t.ClientSecret,
-			Cloud:        t.Cloud,
-			GraphBaseURL: t.GraphURL,
-			LoginBaseURL: t.LoginURL,
-			Timeout:      cfg.Timeout,
-			UserAgent:    "presence-bridge",
+			TenantID:          t.ID,
+			ClientID:          t.ClientID,
+			ClientSecret:      t.ClientSecret,
+			ClientCertificate: []byte(t.ClientCertificate),
+			Cloud:             t.Cloud,
+			GraphBaseURL:      t.GraphURL,
+			LoginBaseURL:      t.LoginURL,
+			Timeout:           cfg.Timeout,
+			UserAgent:         "presence-bridge",
 		}
 		if gc.GraphBaseURL == "" && emulatorURL != "" {
 			gc.GraphBaseURL = emulatorURL + "/v1.0"

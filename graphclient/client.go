@@ -48,6 +48,11 @@ type Config struct {
 	ClientID string
 	// ClientSecret is the application's client secret. It is never printed.
 	ClientSecret string
+	// ClientCertificate is a PEM bundle with the application's certificate
+	// and its RSA private key, used instead of ClientSecret: each token
+	// request carries a client assertion signed with the key. Exactly one
+	// of the two is set. It is never printed.
+	ClientCertificate []byte
 	// Cloud names the Microsoft cloud (see CloudByName); "" is global. It is
 	// ignored when both GraphBaseURL and LoginBaseURL are set.
 	Cloud string
@@ -72,8 +77,8 @@ type Config struct {
 
 // String describes the configuration with its secret redacted.
 func (c Config) String() string {
-	return fmt.Sprintf("graphclient.Config{TenantID:%q ClientID:%q ClientSecret:%s Cloud:%q GraphBaseURL:%q LoginBaseURL:%q Timeout:%s}",
-		c.TenantID, c.ClientID, redacted(c.ClientSecret), c.Cloud, c.GraphBaseURL, c.LoginBaseURL, c.Timeout)
+	return fmt.Sprintf("graphclient.Config{TenantID:%q ClientID:%q ClientSecret:%s ClientCertificate:%s Cloud:%q GraphBaseURL:%q LoginBaseURL:%q Timeout:%s}",
+		c.TenantID, c.ClientID, redacted(c.ClientSecret), redacted(string(c.ClientCertificate)), c.Cloud, c.GraphBaseURL, c.LoginBaseURL, c.Timeout)
 }
 
 // GoString is String, so that %#v redacts the secret too.
@@ -85,6 +90,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("tenant", c.TenantID),
 		slog.String("client_id", c.ClientID),
 		slog.String("client_secret", redacted(c.ClientSecret)),
+		slog.String("client_certificate", redacted(string(c.ClientCertificate))),
 		slog.String("cloud", c.Cloud),
 		slog.String("graph_url", c.GraphBaseURL),
 		slog.String("login_url", c.LoginBaseURL),
@@ -133,7 +139,7 @@ func (c Client) LogValue() slog.Value {
 func New(cfg Config) (*Client, error) {
 	var missing []string
 	for _, f := range []struct{ name, value string }{
-		{"tenant id", cfg.TenantID}, {"client id", cfg.ClientID}, {"client secret", cfg.ClientSecret},
+		{"tenant id", cfg.TenantID}, {"client id", cfg.ClientID}, {"client secret or certificate", cfg.ClientSecret + string(cfg.ClientCertificate)},
 	} {
 		if strings.TrimSpace(f.value) == "" {
 			missing = append(missing, f.name)
@@ -141,6 +147,16 @@ func New(cfg Config) (*Client, error) {
 	}
 	if len(missing) > 0 {
 		return nil, fmt.Errorf("graphclient: missing %s", strings.Join(missing, ", "))
+	}
+	var cert *certificate
+	if len(cfg.ClientCertificate) > 0 {
+		if cfg.ClientSecret != "" {
+			return nil, errors.New("graphclient: set a client secret or a client certificate, not both")
+		}
+		var err error
+		if cert, err = parseCertificate(cfg.ClientCertificate); err != nil {
+			return nil, fmt.Errorf("graphclient: %w", err)
+		}
 	}
 	if strings.ContainsAny(cfg.TenantID, "/?#") {
 		return nil, fmt.Errorf("graphclient: tenant id %q is not a GUID or a domain", cfg.TenantID)
@@ -183,6 +199,7 @@ func New(cfg Config) (*Client, error) {
 		tenant:   cfg.TenantID,
 		clientID: cfg.ClientID,
 		secret:   cfg.ClientSecret,
+		cert:     cert,
 		tokenURL: strings.TrimRight(cloud.LoginURL, "/") + "/" + url.PathEscape(cfg.TenantID) + "/oauth2/v2.0/token",
 		scope:    scope,
 		http:     hc,

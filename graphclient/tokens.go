@@ -89,6 +89,7 @@ func (t *tokens) invalidate(gen uint64) {
 // clientcredentials, and turns failures into *TokenError.
 type fetcher struct {
 	tenant, clientID, secret string
+	cert                     *certificate // instead of secret
 	tokenURL, scope          string
 	http                     *http.Client
 	timeout                  time.Duration
@@ -103,6 +104,13 @@ func (f fetcher) Token() (*oauth2.Token, error) {
 		TokenURL:     f.tokenURL,
 		Scopes:       []string{f.scope},
 		AuthStyle:    oauth2.AuthStyleInParams,
+	}
+	if f.cert != nil {
+		assertion, err := f.cert.assertion(f.clientID, f.tokenURL, time.Now())
+		if err != nil {
+			return nil, &TokenError{Tenant: f.tenant, Err: err}
+		}
+		cc.EndpointParams = url.Values{"client_assertion_type": {AssertionType}, "client_assertion": {assertion}}
 	}
 	ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), oauth2.HTTPClient, f.http), f.timeout)
 	defer cancel()

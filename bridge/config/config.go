@@ -87,16 +87,21 @@ type Graph struct {
 
 // Tenant is one Entra tenant and the application registered in it.
 type Tenant struct {
-	ID               string        `yaml:"id"`
-	Cloud            string        `yaml:"cloud"`
-	GraphURL         string        `yaml:"graph_url"`
-	LoginURL         string        `yaml:"login_url"`
-	ClientID         string        `yaml:"client_id"`
-	ClientSecret     string        `yaml:"client_secret"`
-	ClientSecretFile string        `yaml:"client_secret_file"`
-	ClientSecretEnv  string        `yaml:"client_secret_env"`
-	Budget           int           `yaml:"budget"`
-	BudgetWindow     time.Duration `yaml:"budget_window"`
+	ID               string `yaml:"id"`
+	Cloud            string `yaml:"cloud"`
+	GraphURL         string `yaml:"graph_url"`
+	LoginURL         string `yaml:"login_url"`
+	ClientID         string `yaml:"client_id"`
+	ClientSecret     string `yaml:"client_secret"`
+	ClientSecretFile string `yaml:"client_secret_file"`
+	ClientSecretEnv  string `yaml:"client_secret_env"`
+	// ClientCertificate is a PEM bundle (certificate and RSA private key)
+	// used instead of a client secret.
+	ClientCertificate     string        `yaml:"client_certificate"`
+	ClientCertificateFile string        `yaml:"client_certificate_file"`
+	ClientCertificateEnv  string        `yaml:"client_certificate_env"`
+	Budget                int           `yaml:"budget"`
+	BudgetWindow          time.Duration `yaml:"budget_window"`
 }
 
 // Breaker sets the circuit breaker in front of Graph.
@@ -293,6 +298,7 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 	for i := range c.Graph.Tenants {
 		t := &c.Graph.Tenants[i]
 		resolve(fmt.Sprintf("graph.tenants[%d].client_secret", i), &t.ClientSecret, t.ClientSecretFile, t.ClientSecretEnv)
+		resolve(fmt.Sprintf("graph.tenants[%d].client_certificate", i), &t.ClientCertificate, t.ClientCertificateFile, t.ClientCertificateEnv)
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]

@@ -88,7 +88,7 @@ sources:
 			"http.body_limit: must be at least 1024 bytes",
 			`graph.tenants[0].cloud: must be one of global, usgov, usgovdod, china (got "mars")`,
 			"graph.tenants[0].client_id: required",
-			"graph.tenants[0].client_secret: required (inline, client_secret_file or client_secret_env)",
+			"graph.tenants[0].client_secret: required (inline, client_secret_file or client_secret_env), unless client_certificate is set",
 			"presence.expiration: must be between 5m and 4h (Graph's PT5M to PT4H)",
 			`presence.mapping.call: "Busy/InAMeeting" is not a pair setPresence accepts (one of Available/Available, Busy/InACall, Busy/InAConferenceCall, Away/Away, DoNotDisturb/Presenting)`,
 			`presence.priority[1]: must be one of conference, call, meeting, presence, each once (got "call")`,
@@ -101,6 +101,13 @@ sources:
 		}},
 		{"missing env secret", strings.Replace(minimal, "client_secret: s3cret", "client_secret_env: PRESENCE_BRIDGE_TEST_UNSET", 1), []string{
 			"graph.tenants[0].client_secret: environment variable PRESENCE_BRIDGE_TEST_UNSET is not set",
+		}},
+		{"secret and certificate", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, client_certificate: not-pem", 1), []string{
+			"graph.tenants[0].client_certificate: set a client secret or a client certificate, not both",
+			"graph.tenants[0].client_certificate: client certificate: no CERTIFICATE block in the PEM data",
+		}},
+		{"certificate without key", strings.Replace(minimal, "client_secret: s3cret", `client_certificate: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"`, 1), []string{
+			"graph.tenants[0].client_certificate: client certificate: x509: malformed certificate",
 		}},
 		{"external nats without urls", minimal + "nats: {embedded: false}\n", []string{"nats.urls: required when nats.embedded is false"}},
 		{"duplicate source", minimal + "  - {name: demo, type: generic, token: x}\n", []string{

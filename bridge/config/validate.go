@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
 // SourceTypes are the adapter types a source may have.
@@ -84,7 +85,13 @@ func (c *Config) validateGraph(p *problems) {
 			}
 		}
 		p.check(t.ClientID != "", path+".client_id", "required")
-		p.check(given(t.ClientSecret, t.ClientSecretFile, t.ClientSecretEnv), path+".client_secret", "required (inline, client_secret_file or client_secret_env)")
+		secret, cert := given(t.ClientSecret, t.ClientSecretFile, t.ClientSecretEnv), given(t.ClientCertificate, t.ClientCertificateFile, t.ClientCertificateEnv)
+		p.check(secret || cert, path+".client_secret", "required (inline, client_secret_file or client_secret_env), unless client_certificate is set")
+		p.check(!(secret && cert), path+".client_certificate", "set a client secret or a client certificate, not both")
+		if t.ClientCertificate != "" {
+			err := graphclient.CheckCertificate([]byte(t.ClientCertificate))
+			p.check(err == nil, path+".client_certificate", "%v", err)
+		}
 		p.check(t.Budget > 0, path+".budget", "must be positive")
 		p.check(t.BudgetWindow >= time.Second, path+".budget_window", "must be at least 1s")
 	}

@@ -34,12 +34,16 @@ type Tenant struct {
 	Users []User `yaml:"users"`
 }
 
-// App is an application registration with its secret and the application
-// permissions (roles) granted to it.
+// App is an application registration with its credentials (a secret, a
+// certificate or both) and the application permissions (roles) granted to
+// it.
 type App struct {
-	ClientID     string   `yaml:"client_id"`
-	ClientSecret string   `yaml:"client_secret"`
-	Roles        []string `yaml:"roles"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+	// Certificate is the PEM certificate whose key signs the app's client
+	// assertions (public; no key here).
+	Certificate string   `yaml:"certificate"`
+	Roles       []string `yaml:"roles"`
 }
 
 // User is a directory user. ID is the Entra object id (a GUID).
@@ -134,8 +138,13 @@ func (c Config) Validate() error {
 			default:
 				clients[a.ClientID] = apath
 			}
-			if a.ClientSecret == "" {
-				add(apath+".client_secret", "required")
+			if a.ClientSecret == "" && a.Certificate == "" {
+				add(apath+".client_secret", "required (or a certificate)")
+			}
+			if a.Certificate != "" {
+				if _, err := parseAppCertificate(a.Certificate); err != nil {
+					add(apath+".certificate", "%v", err)
+				}
 			}
 			for k, role := range a.Roles {
 				if !rolePattern.MatchString(role) {

@@ -27,7 +27,7 @@ func TestValidate(t *testing.T) {
 		}, []string{
 			"tenants[0].id: required",
 			"tenants[0].apps[0].client_id: required",
-			"tenants[0].apps[0].client_secret: required",
+			"tenants[0].apps[0].client_secret: required (or a certificate)",
 			"tenants[0].users[0].id: required",
 			"tenants[0].users[0].user_principal_name: required",
 		}},

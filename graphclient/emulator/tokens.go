@@ -63,6 +63,10 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	secret := secrets[0]
+	assertion := form.Get("client_assertion")
+	if clientID == "" && assertion != "" {
+		clientID = assertionIssuer(assertion)
+	}
 	scope := form.Get("scope")
 	fail := func(status int, code string, aadsts int, description string) {
 		writeIdentityError(w, r, status, code, aadsts, description)
@@ -96,13 +100,18 @@ func (e *Emulator) token(w http.ResponseWriter, r *http.Request) {
 	case !appKnown:
 		fail(http.StatusBadRequest, "unauthorized_client", 700016, "Application with identifier '"+clientID+"' was not found in the directory '"+tenant+"'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.")
 		return
-	case form.Get("client_assertion") != "":
-		fail(http.StatusUnauthorized, "invalid_client", 700027, "Client assertion failed signature validation. The emulator accepts client secrets only.")
+	case assertion != "" && secret != "":
+		fail(http.StatusBadRequest, "invalid_request", 50027, "Send either client_secret or client_assertion, not both.")
 		return
+	case assertion != "":
+		if f := checkAssertion(app, tenant, form.Get("client_assertion_type"), assertion, meta(r).now); f != nil {
+			fail(http.StatusUnauthorized, "invalid_client", f.aadsts, f.description)
+			return
+		}
 	case secret == "":
 		fail(http.StatusUnauthorized, "invalid_client", 7000216, "'client_assertion', 'client_secret' or 'request' is required for the 'client_credentials' grant type.")
 		return
-	case !slices.ContainsFunc(secrets, func(s string) bool { return subtle.ConstantTimeCompare([]byte(s), []byte(app.ClientSecret)) == 1 }):
+	case app.ClientSecret == "" || !slices.ContainsFunc(secrets, func(s string) bool { return subtle.ConstantTimeCompare([]byte(s), []byte(app.ClientSecret)) == 1 }):
 		fail(http.StatusUnauthorized, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the request is the client secret value, not the client secret ID, for a secret added to app '"+clientID+"'.")
 		return
 	}
