@@ -1,24 +1,81 @@
 package bridge_test
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"encoding/pem"
 	"fmt"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
 )
 
 // TestCertificateCredentialEndToEnd: the tenant's application proves
 // itself with a certificate (client_certificate_file) instead of a secret,
 // and presence still reaches the emulator.
 func TestCertificateCredentialEndToEnd(t *testing.T) {
+	cert, file := certificateFile(t)
+	cfg := certificateConfig(t, cert, file)
+	b := startBridge(t, cfg)
+	postEvent(t, b, callEvent("cert-1", "alice@contoso.example", "c1", "active", time.Now()))
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
+	for _, r := range b.Emulator().Requests() {
+		if strings.HasSuffix(r.Path, "/token") && !strings.Contains(r.Body, "client_assertion_type=urn") {
+			t.Fatalf("token request without an assertion: %q", r.Body)
+		}
+	}
+}
+
+// TestUnregisteredCertificateIsLoggedNotShown: a certificate the app does
+// not have gets the identity platform's refusal in the logs, and the key
+// never appears there.
+func TestUnregisteredCertificateIsLoggedNotShown(t *testing.T) {
+	registered, _ := certificateFile(t)
+	_, file := certificateFile(t)
+	cfg, err := config.Parse([]byte(certificateConfig(t, registered, file)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	logs := &lockedBuffer{}
+	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	defer b.Stop(context.Background())
+	postEvent(t, b, callEvent("cert-2", "alice@contoso.example", "c1", "active", time.Now()))
+	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logs.String(), "AADSTS700027"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the refused assertion should be logged with its AADSTS code:\n%s", logs.String())
+		}
+	}
+	bundle, _ := os.ReadFile(file)
+	block, _ := pem.Decode(bundle[strings.Index(string(bundle), "-----BEGIN RSA"):])
+	keyText := base64.StdEncoding.EncodeToString(block.Bytes)
+	for _, fragment := range []string{"PRIVATE KEY", keyText[130:180] /* inside one PEM line */, "client_assertion=ey"} {
+		if strings.Contains(logs.String(), fragment) {
+			t.Fatalf("the logs show %q", fragment)
+		}
+	}
+}
+
+// certificateFile makes a certificate and key, writes both to a PEM file
+// and returns the certificate alone and the file's path.
+func certificateFile(t *testing.T) (cert []byte, file string) {
+	t.Helper()
 	key, err := rsa.GenerateKey(rand.Reader, 2048)
 	if err != nil {
 		t.Fatal(err)
@@ -28,25 +85,23 @@ func TestCertificateCredentialEndToEnd(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	cert = pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 	bundle := append(append([]byte{}, cert...), pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)})...)
-	file := filepath.Join(t.TempDir(), "app.pem")
+	file = filepath.Join(t.TempDir(), "app.pem")
 	if err := os.WriteFile(file, bundle, 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return cert, file
+}
 
+// certificateConfig is the test configuration with the app registered in
+// the emulator by certificate, and the bridge holding the key in file.
+func certificateConfig(t *testing.T, cert []byte, file string) string {
 	cfg := testConfig(t)
 	cfg = strings.Replace(cfg, "client_secret: demo-secret\n  timeout", fmt.Sprintf("client_certificate_file: %q\n  timeout", file), 1)
 	cfg = strings.Replace(cfg, "            client_secret: demo-secret\n", fmt.Sprintf("            certificate: %q\n", cert), 1)
 	if strings.Contains(cfg, "demo-secret") {
 		t.Fatal("the configuration still names a secret")
 	}
-	b := startBridge(t, cfg)
-	postEvent(t, b, callEvent("cert-1", "alice@contoso.example", "c1", "active", time.Now()))
-	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
-	for _, r := range b.Emulator().Requests() {
-		if strings.HasSuffix(r.Path, "/token") && !strings.Contains(r.Body, "client_assertion_type=urn") {
-			t.Fatalf("token request without an assertion: %q", r.Body)
-		}
-	}
+	return cfg
 }
