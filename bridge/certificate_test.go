@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -9,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/pem"
 	"fmt"
-	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
@@ -17,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 )
 
@@ -47,15 +44,7 @@ func TestUnregisteredCertificateIsLoggedNotShown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
-	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop(context.Background())
+	b, logs := startBridgeWithLogs(t, cfg)
 	postEvent(t, b, callEvent("cert-2", "alice@contoso.example", "c1", "active", time.Now()))
 	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logs.String(), "AADSTS700027"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {

@@ -32,6 +32,22 @@ func (l *lockedBuffer) String() string {
 	return l.b.String()
 }
 
+// startBridgeWithLogs runs a bridge from cfg that logs at debug level as
+// JSON into the returned buffer, and stops it when the test ends.
+func startBridgeWithLogs(t *testing.T, cfg *config.Config) (*bridge.Bridge, *lockedBuffer) {
+	t.Helper()
+	logs := &lockedBuffer{}
+	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Stop(context.Background()) })
+	return b, logs
+}
+
 // TestSecretsStayOutOfLogsAndMetrics runs the bridge with a wrong Graph
 // secret at debug level, drives errors, and checks that no secret shows up
 // in the logs, the dead letters, or the metrics.
@@ -41,15 +57,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
-	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer b.Stop(context.Background())
+	b, logs := startBridgeWithLogs(t, cfg)
 
 	postEvent(t, b, callEvent("s1", "alice@contoso.example", "c1", "active", time.Now()))
 	post(t, b, "/v1/events", "not-the-token", "application/json", "{}")

@@ -94,19 +94,11 @@ func (e *Emulator) presenceAction(w http.ResponseWriter, r *http.Request, parse 
 		return
 	}
 	id, now := r.PathValue("id"), meta(r).now
-	e.mu.Lock()
-	u := e.userIn(c, id)
-	switch {
-	case u == nil:
-		err = errUserNotFound(id)
-	case !c.allows(presenceWrite, u.user.ID):
-		err = errForbidden
-	default:
+	err = e.withUser(c, id, presenceWrite, errUserNotFound(id), func(u *userState) *apiError {
 		u.advance(now)
-		err = change(u, c, now)
-		u.settle(now)
-	}
-	e.mu.Unlock()
+		defer u.settle(now)
+		return change(u, c, now)
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return

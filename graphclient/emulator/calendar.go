@@ -110,21 +110,14 @@ func (e *Emulator) getEvent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	e.mu.Lock()
-	u := e.userIn(c, id)
 	var ev CalendarEvent
-	switch {
-	case u == nil:
-		err = errUserNotFound(id)
-	case !c.allows(calendarRead, u.user.ID):
-		err = errForbidden
-	default:
+	err = e.withUser(c, id, calendarRead, errUserNotFound(id), func(u *userState) *apiError {
 		var found bool
 		if ev, found = u.events[r.PathValue("eventId")]; !found {
-			err = notFound("ErrorItemNotFound", "The specified object was not found in the store.")
+			return notFound("ErrorItemNotFound", "The specified object was not found in the store.")
 		}
-	}
-	e.mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return

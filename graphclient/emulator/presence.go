@@ -48,6 +48,22 @@ func (e *Emulator) userIn(c *claims, idOrUPN string) *userState {
 	return u
 }
 
+// withUser runs do on the user id names in c's tenant, holding e.mu, when
+// c may act on that user with permission p; missing is the answer when
+// the tenant has no such user.
+func (e *Emulator) withUser(c *claims, id string, p permission, missing *apiError, do func(u *userState) *apiError) *apiError {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	u := e.userIn(c, id)
+	switch {
+	case u == nil:
+		return missing
+	case !c.allows(p, u.user.ID):
+		return errForbidden
+	}
+	return do(u)
+}
+
 // errUserNotFound is the answer for a user the tenant does not have.
 func errUserNotFound(id string) *apiError {
 	return notFound("itemNotFound", "The requested user '"+id+"' is invalid.")
@@ -86,18 +102,11 @@ func (e *Emulator) getPresence(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	e.mu.Lock()
-	u := e.userIn(c, id)
 	var v PresenceView
-	switch {
-	case u == nil:
-		err = errUserNotFound(id)
-	case !c.allows(presenceRead, u.user.ID):
-		err = errForbidden
-	default:
+	err = e.withUser(c, id, presenceRead, errUserNotFound(id), func(u *userState) *apiError {
 		v = u.view(meta(r).now)
-	}
-	e.mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return
@@ -133,15 +142,13 @@ func (e *Emulator) mePresence(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
-	e.mu.Lock()
-	u := e.userIn(c, c.ObjectID)
 	var v PresenceView
-	if u != nil {
+	err = e.withUser(c, c.ObjectID, presenceRead, errUserNotFound(c.ObjectID), func(u *userState) *apiError {
 		v = u.view(meta(r).now)
-	}
-	e.mu.Unlock()
-	if u == nil {
-		writeError(w, r, errUserNotFound(c.ObjectID))
+		return nil
+	})
+	if err != nil {
+		writeError(w, r, err)
 		return
 	}
 	out := project(presenceResource(v), selected, "id")

@@ -72,6 +72,19 @@ func (e *Emulator) SetSession(user string, s Session) error {
 	if s.Lifetime < 0 || s.Lifetime > maxDuration {
 		return fmt.Errorf("session %s: lifetime %s out of range", s.ID, s.Lifetime)
 	}
+	return e.changeUser(user, func(u *userState, now time.Time) {
+		st := &sessionState{id: s.ID, kind: s.Kind, appID: s.AppID, pair: p, refreshed: now}
+		if s.Lifetime > 0 {
+			st.expires = now.Add(s.Lifetime)
+		}
+		u.sessions[s.ID] = st
+	})
+}
+
+// changeUser runs change on user (object id or UPN) at the emulator's
+// time, holding e.mu, with the user's state brought up to that time
+// before and settled after.
+func (e *Emulator) changeUser(user string, change func(u *userState, now time.Time)) error {
 	now := e.clock.Now()
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -80,11 +93,7 @@ func (e *Emulator) SetSession(user string, s Session) error {
 		return errNoUser(user)
 	}
 	u.advance(now)
-	st := &sessionState{id: s.ID, kind: s.Kind, appID: s.AppID, pair: p, refreshed: now}
-	if s.Lifetime > 0 {
-		st.expires = now.Add(s.Lifetime)
-	}
-	u.sessions[s.ID] = st
+	change(u, now)
 	u.settle(now)
 	return nil
 }
@@ -92,18 +101,12 @@ func (e *Emulator) SetSession(user string, s Session) error {
 // EndSession ends a session of user at once, as a Teams client signing out
 // or clearPresence would; it reports whether there was one.
 func (e *Emulator) EndSession(user, sessionID string) (bool, error) {
-	now := e.clock.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	u := e.lookup(user)
-	if u == nil {
-		return false, errNoUser(user)
-	}
-	u.advance(now)
-	_, ok := u.sessions[sessionID]
-	delete(u.sessions, sessionID)
-	u.settle(now)
-	return ok, nil
+	var ok bool
+	err := e.changeUser(user, func(u *userState, _ time.Time) {
+		_, ok = u.sessions[sessionID]
+		delete(u.sessions, sessionID)
+	})
+	return ok, err
 }
 
 // SetPreferred simulates a status the user picked by hand in Teams (a
@@ -121,30 +124,12 @@ func (e *Emulator) SetPreferred(user, availability, activity string, lifetime ti
 	if lifetime < 0 || lifetime > maxDuration {
 		return fmt.Errorf("preferred presence: lifetime %s out of range", lifetime)
 	}
-	now := e.clock.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	u := e.lookup(user)
-	if u == nil {
-		return errNoUser(user)
-	}
-	u.advance(now)
-	u.preferred = &preferredState{pair: p, set: now, expires: now.Add(lifetime)}
-	u.settle(now)
-	return nil
+	return e.changeUser(user, func(u *userState, now time.Time) {
+		u.preferred = &preferredState{pair: p, set: now, expires: now.Add(lifetime)}
+	})
 }
 
 // ClearPreferred removes the user's preferred presence.
 func (e *Emulator) ClearPreferred(user string) error {
-	now := e.clock.Now()
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	u := e.lookup(user)
-	if u == nil {
-		return errNoUser(user)
-	}
-	u.advance(now)
-	u.preferred = nil
-	u.settle(now)
-	return nil
+	return e.changeUser(user, func(u *userState, _ time.Time) { u.preferred = nil })
 }

@@ -44,18 +44,12 @@ func (e *Emulator) getUser(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	e.mu.Lock()
-	u := e.userIn(c, id)
 	var user User
-	switch {
-	case u == nil:
-		err = notFound("Request_ResourceNotFound", "Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
-	case !c.allows(userRead, u.user.ID):
-		err = errForbidden
-	default:
+	missing := notFound("Request_ResourceNotFound", "Resource '"+id+"' does not exist or one of its queried reference-property objects are not present.")
+	err = e.withUser(c, id, userRead, missing, func(u *userState) *apiError {
 		user = u.user
-	}
-	e.mu.Unlock()
+		return nil
+	})
 	if err != nil {
 		writeError(w, r, err)
 		return
