@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,7 +35,7 @@ func (e *Engine) holdTenant(ctx context.Context, t TenantOptions) {
 	var seenAt time.Time
 	for ctx.Err() == nil {
 		sent := time.Now()
-		rev, err := e.acquire(ctx, key, &seenRev, &seenAt)
+		rev, err := e.acquire(ctx, key, &seenRev, &seenAt, log)
 		if err != nil {
 			if ctx.Err() == nil {
 				log.Warn("lease", "err", err)
@@ -89,7 +90,7 @@ func (e *Engine) holdTenant(ctx context.Context, t TenantOptions) {
 // none, and takes it over when its revision has not changed for
 // takeFraction of the TTL. It returns the lease's revision, 0 when another
 // instance holds it.
-func (e *Engine) acquire(ctx context.Context, key string, seenRev *uint64, seenAt *time.Time) (uint64, error) {
+func (e *Engine) acquire(ctx context.Context, key string, seenRev *uint64, seenAt *time.Time, log *slog.Logger) (uint64, error) {
 	rev, err := e.leases.Create(ctx, key, []byte(e.opts.InstanceID))
 	if err == nil || !errors.Is(err, jetstream.ErrKeyExists) {
 		return rev, err
@@ -113,7 +114,7 @@ func (e *Engine) acquire(ctx context.Context, key string, seenRev *uint64, seenA
 	if err != nil {
 		return 0, nil // another contender was quicker, or the holder renewed
 	}
-	e.opts.Logger.Warn("writer lease taken over from a silent holder", "holder", string(entry.Value()), "instance", e.opts.InstanceID)
+	log.Warn("writer lease taken over from a silent holder", "holder", string(entry.Value()))
 	return rev, nil
 }
 

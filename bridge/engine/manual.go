@@ -45,10 +45,14 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 		return
 	}
 	n := min(len(w.toRead), maxIDsPerRead)
-	told := map[string]Told{}
+	told := map[string]readSnapshot{}
 	for _, id := range w.toRead[:n] {
 		if t := w.users[id]; t != nil && t.state.Told != nil && t.state.Told.Pair != nil && !t.inFlight {
-			told[id] = *t.state.Told
+			snap := readSnapshot{told: *t.state.Told}
+			if t.state.Manual != nil {
+				snap.manual = &t.state.Manual.Pair
+			}
+			told[id] = snap
 		}
 	}
 	w.toRead = w.toRead[n:]
@@ -59,11 +63,18 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 	go func() { w.readDone <- readResult{err: w.read(ctx, reader, told, now)} }()
 }
 
+// readSnapshot is what the writer knew of a user when a read began: the
+// session Graph was told and the manual status on record.
+type readSnapshot struct {
+	told   Told
+	manual *adapters.Pair
+}
+
 // read compares Graph's aggregate with what each user's app session was
 // told and records the difference: a status set by hand is noted and
 // left alone; a session Graph no longer has is forgotten, so the writer
 // sets it again.
-func (w *writer) read(ctx context.Context, reader PresenceReader, told map[string]Told, at time.Time) error {
+func (w *writer) read(ctx context.Context, reader PresenceReader, told map[string]readSnapshot, at time.Time) error {
 	ids := make([]string, 0, len(told))
 	for id := range told {
 		ids = append(ids, id)
@@ -72,12 +83,16 @@ func (w *writer) read(ctx context.Context, reader PresenceReader, told map[strin
 	if err != nil {
 		return err
 	}
-	for id, was := range told {
+	for id, snap := range told {
 		got, ok := seen[id]
 		if !ok {
 			continue
 		}
+		was := snap.told
 		lost, manual := compareAggregate(*was.Pair, got)
+		if !lost && samePair(manual, snap.manual) {
+			continue // nothing new to record
+		}
 		_, _, err := w.e.store.update(ctx, w.tenant.ID, id, func(s *UserState) bool {
 			if s.Pending != nil || s.Told == nil || !samePair(s.Told.Pair, was.Pair) || !s.Told.At.Equal(was.At) {
 				return false // the session changed since the read began
