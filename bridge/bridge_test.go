@@ -155,10 +155,16 @@ func presenceOf(t testing.TB, b *bridge.Bridge, userID string) (string, string) 
 	return p.Availability, p.Activity
 }
 
+// patience is the least any test waits for a condition: a busy machine
+// can stall the bridge for seconds, and a wait costs time only when the
+// condition never comes.
+const patience = 30 * time.Second
+
 // waitPresence polls until the user's presence is want or the deadline
-// passes.
+// passes; within is raised to patience.
 func waitPresence(t testing.TB, b *bridge.Bridge, userID, want string, within time.Duration) {
 	t.Helper()
+	within = max(within, patience)
 	deadline := time.Now().Add(within)
 	for {
 		a, act := presenceOf(t, b, userID)

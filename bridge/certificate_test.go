@@ -46,7 +46,7 @@ func TestUnregisteredCertificateIsLoggedNotShown(t *testing.T) {
 	}
 	b, logs := startBridgeWithLogs(t, cfg)
 	postEvent(t, b, callEvent("cert-2", "alice@contoso.example", "c1", "active", time.Now()))
-	for deadline := time.Now().Add(3 * time.Second); !strings.Contains(logs.String(), "AADSTS700027"); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(patience); !strings.Contains(logs.String(), "AADSTS700027"); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("the refused assertion should be logged with its AADSTS code:\n%s", logs.String())
 		}
