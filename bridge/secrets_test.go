@@ -62,7 +62,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	postEvent(t, b, callEvent("s1", "alice@contoso.example", "c1", "active", time.Now()))
 	post(t, b, "/v1/events", "not-the-token", "application/json", "{}")
 	post(t, b, "/v1/admin/deadletters/1/replay", "wrong-admin", "", "")
-	deadline := time.Now().Add(3 * time.Second)
+	deadline := time.Now().Add(patience)
 	for !strings.Contains(logs.String(), "invalid_client") && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}

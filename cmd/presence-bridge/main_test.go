@@ -127,7 +127,7 @@ admin: {token: admin-secret}
 	go func() { done <- run(ctx, []string{"--config", path}, &bytes.Buffer{}, &syncWriter{w: &bytes.Buffer{}}) }()
 	defer func() { cancel(); <-done }()
 	// An event for a user nobody knows ends up dead-lettered.
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for {
 		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/v1/events", strings.NewReader(`{"id":"x1","source":"demo","type":"call","user":"ext:404","occurredAt":"2026-11-23T10:00:00Z","callId":"c","state":"active"}`))
 		req.Header.Set("Authorization", "Bearer x")
