@@ -205,7 +205,7 @@ func TestServe(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	<-done
-	if d := time.Since(start); d > 2*time.Second {
+	if d := time.Since(start); d > 20*time.Second { // far below the minute of latency
 		t.Fatalf("Close took %s with a delayed request in flight", d)
 	}
 	if err := em.Close(); err != nil {
