@@ -74,7 +74,7 @@ func (s *store) updateWithin(ctx context.Context, tenant, userID string, limit i
 		data, err := json.Marshal(st)
 		for err == nil && limit > 0 && len(data) > limit {
 			if shrink == nil || !shrink(&st) {
-				return st, 0, fmt.Errorf("state of %s would be %d bytes, over the limit of %d: %w", userID, len(data), limit, ErrStateTooLarge)
+				return st, 0, fmt.Errorf("%w for %s: %d bytes encoded, over the limit of %d", ErrStateTooLarge, userID, len(data), limit)
 			}
 			data, err = json.Marshal(st)
 		}
