@@ -37,16 +37,16 @@ func TestCrowdedUserStaysBounded(t *testing.T) {
 			t.Fatalf("active for %s: %d %v", user, r.status, r.body)
 		}
 	}
-	waitPresence(t, b, bobID, "Busy/InACall", time.Minute)
-	waitPresence(t, b, aliceID, "Busy/InACall", time.Minute)
+	waitPresence(t, b, bobID, "Busy/InACall", 2*time.Minute)
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Minute)
 	for _, user := range []string{"bob@contoso.example", "alice@contoso.example"} {
 		if r := postEvent(t, b, callEvent("ended-"+user, user, "real", "ended", start.Add(2*time.Second))); r.status != http.StatusAccepted {
 			t.Fatalf("ended for %s: %d %v", user, r.status, r.body)
 		}
 	}
-	waitPresence(t, b, bobID, "Offline/Offline", time.Minute)
-	waitPresence(t, b, aliceID, "Offline/Offline", time.Minute)
-	waitSettled(t, b, time.Minute)
+	waitPresence(t, b, bobID, "Offline/Offline", 2*time.Minute)
+	waitPresence(t, b, aliceID, "Offline/Offline", 2*time.Minute)
+	waitSettled(t, b, 2*time.Minute)
 	t.Logf("%d rings and 4 calls applied in %s", rings, time.Since(start).Round(time.Millisecond))
 
 	claims := adminClaims(t, b, "alice@contoso.example")
@@ -141,7 +141,7 @@ func TestEventTooLargeForStateIsDeadLettered(t *testing.T) {
 	if want := "event not stored: user state too large"; !strings.HasPrefix(letters[0].Reason, want) {
 		t.Fatalf("dead letter reason %q, want it to start with %q", letters[0].Reason, want)
 	}
-	waitSettled(t, b, time.Minute)
+	waitSettled(t, b, 2*time.Minute)
 	postEvent(t, b, callEvent("next", "alice@contoso.example", "c1", "active", now.Add(time.Second)))
-	waitPresence(t, b, aliceID, "Busy/InACall", time.Minute)
+	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Minute)
 }
