@@ -121,6 +121,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
 		Logger:          b.log.With("component", "engine"),
+		MaxStateSize:    b.cfg.Presence.MaxStateSize,
 	})
 	if err != nil {
 		return err
@@ -140,7 +141,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Tenants:       sourceTenants,
 		Identity:      identity,
 		Resolver:      resolver{dir: b.directory},
-		Applier:       b.engine,
+		Applier:       refusals{next: b.engine},
 		DeadLetters:   b.queue,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
@@ -162,6 +163,7 @@ func engineRules(cfg *config.Config) (engine.Rules, error) {
 		MeetingShowAs:   m.MeetingShowAs,
 		Priority:        cfg.Presence.Priority,
 		MaxCallDuration: cfg.Presence.MaxCallDuration,
+		MaxClaims:       cfg.Presence.MaxClaims,
 		SourceLapse:     map[string]time.Duration{},
 	}
 	for _, s := range cfg.Sources {

@@ -124,6 +124,10 @@ type Presence struct {
 	ObserveInterval time.Duration `yaml:"observe_interval"`
 	Mapping         Mapping       `yaml:"mapping"`
 	Priority        []string      `yaml:"priority"`
+	// MaxClaims caps the claims (calls, meetings, presence) kept per
+	// person; MaxStateSize caps a person's stored state in bytes.
+	MaxClaims    int `yaml:"max_claims"`
+	MaxStateSize int `yaml:"max_state_size"`
 }
 
 // Mapping names the presence pair ("Availability/Activity") each kind of
@@ -252,7 +256,9 @@ func Default() *Config {
 				Meeting:        "Busy/InAConferenceCall",
 				MeetingShowAs:  []string{"busy", "oof"},
 			},
-			Priority: []string{"conference", "call", "meeting", "presence"},
+			Priority:     []string{"conference", "call", "meeting", "presence"},
+			MaxClaims:    64,
+			MaxStateSize: 64 << 10,
 		},
 	}
 }

@@ -177,3 +177,23 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestStateBounds: the per-person bounds have defaults and limits.
+func TestStateBounds(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Presence.MaxClaims != 64 || cfg.Presence.MaxStateSize != 65536 {
+		t.Fatalf("defaults: max_claims %d, max_state_size %d", cfg.Presence.MaxClaims, cfg.Presence.MaxStateSize)
+	}
+	_, err = Parse([]byte(minimal+"presence: {max_claims: 2, max_state_size: 1048576}\n"), ".")
+	for _, want := range []string{
+		"presence.max_claims: must be between 8 and 4096",
+		"presence.max_state_size: must be between 4096 and 524288 bytes (4 KiB to 512 KiB)",
+	} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v does not say %q", err, want)
+		}
+	}
+}

@@ -114,6 +114,8 @@ func (c *Config) validatePresence(p *problems) {
 	p.check(pr.Expiration >= 5*time.Minute && pr.Expiration <= 4*time.Hour, "presence.expiration", "must be between 5m and 4h (Graph's PT5M to PT4H)")
 	p.check(pr.MaxCallDuration >= time.Minute, "presence.max_call_duration", "must be at least 1m")
 	p.check(pr.LeaseTTL >= time.Second, "presence.lease_ttl", "must be at least 1s")
+	p.check(pr.MaxClaims >= 8 && pr.MaxClaims <= 4096, "presence.max_claims", "must be between 8 and 4096")
+	p.check(pr.MaxStateSize >= 4<<10 && pr.MaxStateSize <= 512<<10, "presence.max_state_size", "must be between 4096 and 524288 bytes (4 KiB to 512 KiB)")
 	p.check(pr.ObserveInterval == 0 || pr.ObserveInterval >= 100*time.Millisecond, "presence.observe_interval", "must be 0 (off) or at least 100ms")
 	m := pr.Mapping
 	for _, entry := range []struct{ key, value string }{

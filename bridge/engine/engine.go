@@ -105,6 +105,10 @@ type Options struct {
 	Tick   time.Duration
 	Clock  Clock
 	Logger *slog.Logger
+	// MaxStateSize caps a user's encoded state in bytes (default
+	// DefaultMaxStateSize, and never more than the NATS server's maximum
+	// payload less some room); see Apply.
+	MaxStateSize int
 }
 
 // Engine applies events to user states and runs the tenants' writers.
@@ -158,6 +162,17 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	if opts.DeadLetter == nil {
 		opts.DeadLetter = func(context.Context, DeadLetter) error { return nil }
 	}
+	if opts.Rules.MaxClaims == 0 {
+		opts.Rules.MaxClaims = DefaultMaxClaims
+	}
+	if opts.MaxStateSize == 0 {
+		opts.MaxStateSize = DefaultMaxStateSize
+	}
+	if nc := opts.JetStream.Conn(); nc != nil {
+		if room := int(nc.MaxPayload()) - 4<<10; room > 0 && opts.MaxStateSize > room {
+			opts.MaxStateSize = room
+		}
+	}
 	if opts.InstanceID == "" {
 		opts.InstanceID = fmt.Sprintf("bridge-%d", time.Now().UnixNano())
 	}
@@ -176,28 +191,61 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	return &Engine{opts: opts, store: &store{kv: kv}, leases: leases, writers: map[string]*writer{}}, nil
 }
 
-// keepClaims is how long ended calls and past meetings are remembered, so
-// that a late event about them changes nothing.
+// keepClaims is how long claims are remembered after they stopped
+// counting (ended calls, past meetings), so that a late event about them
+// changes nothing.
 const keepClaims = time.Hour
+
+// Bounds on one user's state, whatever the sources send.
+const (
+	// DefaultMaxClaims is Rules.MaxClaims when unset.
+	DefaultMaxClaims = 64
+	// DefaultMaxStateSize is Options.MaxStateSize when unset: well under
+	// NATS's default maximum payload of 1 MiB, and large enough for
+	// DefaultMaxClaims claims of ordinary size.
+	DefaultMaxStateSize = 64 << 10
+)
 
 // Apply records ev for the user and returns once the state is persisted;
 // the caller acks the event after that. Older and duplicate events change
 // nothing, but still count as a sign of life from their source and let a
 // change Graph refused be tried again (a dead letter's replay).
+//
+// The state stays bounded, so that every event costs about the same: old
+// claims are pruned, at most Rules.MaxClaims are kept (see
+// UserState.Evict), and more are evicted while the encoded state is over
+// Options.MaxStateSize. The claim ev is about is never evicted; when the
+// state can not fit with it, Apply returns an error wrapping
+// ErrStateTooLarge, which the caller must not retry. Any other error is
+// worth retrying.
 func (e *Engine) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
 	now := e.opts.Clock.Now()
-	_, _, err := e.store.update(ctx, tenant, userID, func(s *UserState) bool {
+	r := e.opts.Rules
+	protect := claimID(ev)
+	_, _, err := e.store.updateWithin(ctx, tenant, userID, e.opts.MaxStateSize, func(s *UserState) bool {
 		s.Tenant, s.UserID = tenant, userID
-		lastSeen := s.SourceSeen[ev.Source]
-		changed := s.Apply(ev, now)
-		if !changed && s.Failed != nil {
-			s.Failed = nil
-			changed = true
-		}
-		s.Prune(now, keepClaims)
-		return changed || now.Sub(lastSeen) > time.Minute
+		return applyEvent(s, ev, r, now)
+	}, func(s *UserState) bool {
+		return s.Evict(r, now, s.Claims()-1, protect) > 0
 	})
 	return err
+}
+
+// applyEvent is Apply's change to a state read from the store: it records
+// ev, prunes and evicts claims, and reports whether the state must be
+// written.
+func applyEvent(s *UserState, ev adapters.Event, r Rules, now time.Time) bool {
+	lastSeen := s.SourceSeen[ev.Source]
+	changed := s.Apply(ev, now)
+	if !changed && s.Failed != nil {
+		s.Failed = nil
+		changed = true
+	}
+	forgot := s.Prune(r, now, keepClaims)
+	if r.MaxClaims > 0 {
+		forgot += s.Evict(r, now, r.MaxClaims, claimID(ev))
+	}
+	return changed || forgot > 0 || now.Sub(lastSeen) > time.Minute
 }
 
 // State returns a user's state, for admin views and tests.

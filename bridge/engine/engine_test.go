@@ -223,7 +223,7 @@ func (h *harness) settle(user string, want *adapters.Pair) {
 }
 
 func TestConcurrentApplyLosesNothing(t *testing.T) {
-	h := newHarness(t, nil)
+	h := newHarness(t, func(o *Options) { o.Rules.MaxClaims = 100 })
 	e, _ := h.start("a")
 	var wg sync.WaitGroup
 	for g := range 4 {

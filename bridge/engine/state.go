@@ -58,6 +58,8 @@ type MeetingClaim struct {
 	ShowAs     string     `json:"showAs,omitempty"`
 	OccurredAt time.Time  `json:"occurredAt"`
 	Sequence   int64      `json:"sequence,omitempty"`
+	// Updated is when the bridge last heard of the meeting.
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // PresenceClaim is an explicit presence from one source.
@@ -66,6 +68,8 @@ type PresenceClaim struct {
 	ExpiresAt  *time.Time     `json:"expiresAt,omitempty"`
 	OccurredAt time.Time      `json:"occurredAt"`
 	Sequence   int64          `json:"sequence,omitempty"`
+	// Updated is when the bridge last heard from the source.
+	Updated time.Time `json:"updated,omitzero"`
 }
 
 // Told is what Graph was last told for the user.
@@ -97,8 +101,13 @@ type Rules struct {
 	MeetingShowAs []string
 	// Priority orders kinds: "conference", "call", "meeting", "presence".
 	Priority []string
-	// MaxCallDuration drops a call claim not updated for this long.
+	// MaxCallDuration drops a call claim not updated for this long; zero
+	// keeps open calls until they end.
 	MaxCallDuration time.Duration
+	// MaxClaims caps the claims kept per user (calls, meetings and
+	// presence together); zero means no cap. See Evict for what goes
+	// first.
+	MaxClaims int
 	// SourceLapse drops a silent source's claims after its duration.
 	SourceLapse map[string]time.Duration
 }
@@ -153,7 +162,7 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, meetingState(ev), old.OccurredAt, old.Sequence, old.state()) {
 			return false
 		}
-		s.Meetings[key] = &MeetingClaim{Source: ev.Source, State: ev.State, Start: ev.Start, End: ev.End, ShowAs: ev.ShowAs, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence}
+		s.Meetings[key] = &MeetingClaim{Source: ev.Source, State: ev.State, Start: ev.Start, End: ev.End, ShowAs: ev.ShowAs, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
 		changed = true
 	case adapters.TypePresence:
 		if s.Presence == nil {
@@ -163,7 +172,7 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, presenceState(ev), old.OccurredAt, old.Sequence, old.state()) {
 			return false
 		}
-		claim := &PresenceClaim{OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, ExpiresAt: ev.ExpiresAt}
+		claim := &PresenceClaim{OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, ExpiresAt: ev.ExpiresAt, Updated: received}
 		if ev.State == adapters.PresenceSet {
 			claim.Pair = &adapters.Pair{Availability: ev.Availability, Activity: ev.Activity}
 		}
@@ -318,23 +327,133 @@ func (s *UserState) Desired(r Rules, now time.Time) (want *adapters.Pair, next t
 	return best, next
 }
 
-// Prune forgets claims that can no longer matter, so state stays small:
-// ended calls and past meetings after keep (the window in which a late
-// event could still arrive), expired presence claims.
-func (s *UserState) Prune(now time.Time, keep time.Duration) {
+// Prune forgets claims that can no longer matter, so state stays small,
+// and returns how many it forgot. A claim is kept for keep (the window in
+// which a late event about it could still arrive) after it stopped
+// counting: an ended call after its last update, an open call after
+// r.MaxCallDuration without news (never, when that is zero), a meeting
+// after it ended, a presence claim after it expired.
+func (s *UserState) Prune(r Rules, now time.Time, keep time.Duration) int {
+	n := 0
 	for k, c := range s.Calls {
-		if (c.State == adapters.CallEnded && now.Sub(c.Updated) > keep) || now.Sub(c.Updated) > 2*keep {
+		idle := now.Sub(c.Updated)
+		if (c.State == adapters.CallEnded && idle > keep) || (r.MaxCallDuration > 0 && idle > r.MaxCallDuration+keep) {
 			delete(s.Calls, k)
+			n++
 		}
 	}
 	for k, m := range s.Meetings {
 		if (m.End != nil && now.Sub(*m.End) > keep) || (m.State == adapters.MeetingEnded && now.Sub(m.OccurredAt) > keep) {
 			delete(s.Meetings, k)
+			n++
 		}
 	}
 	for k, p := range s.Presence {
 		if p.ExpiresAt != nil && now.Sub(*p.ExpiresAt) > keep {
 			delete(s.Presence, k)
+			n++
 		}
 	}
+	return n
+}
+
+// Claims returns how many claims s holds.
+func (s *UserState) Claims() int { return len(s.Calls) + len(s.Meetings) + len(s.Presence) }
+
+// Evict forgets claims until at most max remain, never the one named
+// protect (see claimID), and returns how many it forgot. This bounds what
+// a source can make the bridge keep for one person: a hunt group ringing
+// an agent thousands of times leaves at most max claims.
+//
+// The order is chosen so that eviction can never leave anybody "In a
+// call" who is not: forgetting a claim only takes away a reason to be
+// busy. First go claims that no longer count (ended or timed-out calls,
+// ended or past meetings, cleared or expired presence), oldest first;
+// they are kept only to ignore late events about them, so evicting one
+// gives up that protection, and a late "active" for an evicted ended call
+// would open it again until it ends or times out. Then ringing calls,
+// which rarely set a presence, then every other claim, least recently
+// updated first.
+func (s *UserState) Evict(r Rules, now time.Time, max int, protect string) int {
+	excess := s.Claims() - max
+	if excess <= 0 {
+		return 0
+	}
+	type candidate struct {
+		id      string
+		rank    int
+		updated time.Time
+	}
+	const (
+		done = iota
+		ringing
+		open
+	)
+	list := make([]candidate, 0, s.Claims())
+	for k, c := range s.Calls {
+		rank := open
+		switch {
+		case c.State == adapters.CallEnded || (r.MaxCallDuration > 0 && !now.Before(c.Updated.Add(r.MaxCallDuration))):
+			rank = done
+		case c.State == adapters.CallRinging:
+			rank = ringing
+		}
+		list = append(list, candidate{"call/" + k, rank, c.Updated})
+	}
+	for k, m := range s.Meetings {
+		rank := open
+		if m.State == adapters.MeetingEnded || (m.End != nil && !now.Before(*m.End)) {
+			rank = done
+		}
+		list = append(list, candidate{"meeting/" + k, rank, m.Updated})
+	}
+	for k, p := range s.Presence {
+		rank := open
+		if p.Pair == nil || (p.ExpiresAt != nil && !now.Before(*p.ExpiresAt)) {
+			rank = done
+		}
+		list = append(list, candidate{"presence/" + k, rank, p.Updated})
+	}
+	slices.SortFunc(list, func(a, b candidate) int {
+		if a.rank != b.rank {
+			return a.rank - b.rank
+		}
+		if c := a.updated.Compare(b.updated); c != 0 {
+			return c
+		}
+		return strings.Compare(a.id, b.id)
+	})
+	n := 0
+	for _, c := range list {
+		if n == excess {
+			break
+		}
+		if c.id == protect {
+			continue
+		}
+		kind, key, _ := strings.Cut(c.id, "/")
+		switch kind {
+		case "call":
+			delete(s.Calls, key)
+		case "meeting":
+			delete(s.Meetings, key)
+		case "presence":
+			delete(s.Presence, key)
+		}
+		n++
+	}
+	return n
+}
+
+// claimID names the claim ev is about, as Evict knows it.
+func claimID(ev adapters.Event) string {
+	switch ev.Type {
+	case adapters.TypeCall:
+		return "call/" + ev.Source + "/" + ev.CallID
+	case adapters.TypeMeeting:
+		return "meeting/" + ev.Source + "/" + meetingKey(ev)
+	case adapters.TypePresence:
+		return "presence/" + ev.Source
+	}
+	return ""
 }

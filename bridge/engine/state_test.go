@@ -1,6 +1,9 @@
 package engine
 
 import (
+	"encoding/json"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -134,16 +137,145 @@ func TestTies(t *testing.T) {
 	}
 }
 
+// TestPrune: a claim is forgotten only once it can no longer count and
+// the window for late events about it has passed; an open call counts for
+// MaxCallDuration after its last update, however long ago it started.
 func TestPrune(t *testing.T) {
-	var s UserState
-	s.Apply(call("pbx", "c1", "active", 0, false), at(0))
-	s.Apply(call("pbx", "c1", "ended", 1, false), at(1))
-	s.Apply(call("pbx", "c2", "active", 0, false), at(0))
-	s.Prune(at(62), time.Hour)
-	if _, ok := s.Calls["pbx/c1"]; ok {
-		t.Fatal("ended call kept past the window")
+	meeting := adapters.Event{ID: "m", Source: "cal", Type: "meeting", OccurredAt: at(0), Start: tp(at(0)), End: tp(at(30)), ShowAs: "busy"}
+	presence := adapters.Event{ID: "p", Source: "bus", Type: "presence", State: "set", Availability: "Away", Activity: "Away", OccurredAt: at(0), ExpiresAt: tp(at(10))}
+	unlimited := rules
+	unlimited.MaxCallDuration = 0
+	tests := []struct {
+		name   string
+		events []adapters.Event
+		rules  Rules
+		now    time.Time
+		kept   int
+	}{
+		{"ended call within the window", []adapters.Event{call("pbx", "c1", "active", 0, false), call("pbx", "c1", "ended", 1, false)}, rules, at(61), 1},
+		{"ended call after the window", []adapters.Event{call("pbx", "c1", "active", 0, false), call("pbx", "c1", "ended", 1, false)}, rules, at(62), 0},
+		{"open call after two windows", []adapters.Event{call("pbx", "c1", "active", 0, false)}, rules, at(180), 1},
+		{"open call at its maximum duration", []adapters.Event{call("pbx", "c1", "active", 0, false)}, rules, at(240), 1},
+		{"open call within the window after its maximum", []adapters.Event{call("pbx", "c1", "active", 0, false)}, rules, at(300), 1},
+		{"open call after the window after its maximum", []adapters.Event{call("pbx", "c1", "active", 0, false)}, rules, at(301), 0},
+		{"held call after a day, no maximum", []adapters.Event{call("pbx", "c1", "held", 0, false)}, unlimited, at(24 * 60), 1},
+		{"ringing call after a day, no maximum", []adapters.Event{call("pbx", "c1", "ringing", 0, false)}, unlimited, at(24 * 60), 1},
+		{"ended call after the window, no maximum", []adapters.Event{call("pbx", "c1", "ended", 0, false)}, unlimited, at(61), 0},
+		{"past meeting within the window", []adapters.Event{meeting}, rules, at(90), 1},
+		{"past meeting after the window", []adapters.Event{meeting}, rules, at(91), 0},
+		{"expired presence within the window", []adapters.Event{presence}, rules, at(70), 1},
+		{"expired presence after the window", []adapters.Event{presence}, rules, at(71), 0},
 	}
-	if _, ok := s.Calls["pbx/c2"]; !ok {
-		t.Fatal("open call pruned")
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s UserState
+			for _, ev := range tt.events {
+				s.Apply(ev, ev.OccurredAt)
+			}
+			before := s.Claims()
+			forgot := s.Prune(tt.rules, tt.now, time.Hour)
+			if s.Claims() != tt.kept || forgot != before-tt.kept {
+				t.Fatalf("%d claims kept (%d forgotten), want %d", s.Claims(), forgot, tt.kept)
+			}
+		})
+	}
+}
+
+// TestEvict: over the cap, claims that no longer count go first (oldest
+// first), then ringing calls, then the least recently updated others;
+// the protected claim stays.
+func TestEvict(t *testing.T) {
+	ended := call("pbx", "ended", "ended", 0, false)
+	timedOut := call("pbx", "timedout", "active", 0, false)
+	meeting := adapters.Event{ID: "m", Source: "cal", Type: "meeting", OccurredAt: at(0), Start: tp(at(300)), End: tp(at(330)), ShowAs: "busy"}
+	cleared := adapters.Event{ID: "p", Source: "bus", Type: "presence", State: "clear", OccurredAt: at(0)}
+	// Received at the minute given, the clock at minute 250.
+	received := []struct {
+		ev  adapters.Event
+		min int
+	}{
+		{timedOut, 0}, {call("pbx", "old", "active", 100, false), 100}, {meeting, 110},
+		{call("pbx", "ring1", "ringing", 200, false), 200}, {call("pbx", "ring2", "ringing", 210, false), 210},
+		{ended, 220}, {cleared, 230}, {call("pbx", "new", "active", 240, false), 240},
+	}
+	tests := []struct {
+		max     int
+		protect string
+		left    []string
+	}{
+		{8, "", []string{"call/pbx/timedout", "call/pbx/old", "meeting/cal/m", "call/pbx/ring1", "call/pbx/ring2", "call/pbx/ended", "presence/bus", "call/pbx/new"}},
+		{5, "", []string{"call/pbx/old", "meeting/cal/m", "call/pbx/ring1", "call/pbx/ring2", "call/pbx/new"}},
+		{4, "", []string{"call/pbx/old", "meeting/cal/m", "call/pbx/ring2", "call/pbx/new"}},
+		{2, "", []string{"meeting/cal/m", "call/pbx/new"}},
+		{1, "", []string{"call/pbx/new"}},
+		{1, "call/pbx/ring1", []string{"call/pbx/ring1"}},
+		{0, "call/pbx/timedout", []string{"call/pbx/timedout"}},
+	}
+	for _, tt := range tests {
+		t.Run(fmt.Sprintf("%d keeping %q", tt.max, tt.protect), func(t *testing.T) {
+			var s UserState
+			for _, r := range received {
+				s.Apply(r.ev, at(r.min))
+			}
+			s.Evict(rules, at(250), tt.max, tt.protect)
+			var left []string
+			for k := range s.Calls {
+				left = append(left, "call/"+k)
+			}
+			for k := range s.Meetings {
+				left = append(left, "meeting/"+k)
+			}
+			for k := range s.Presence {
+				left = append(left, "presence/"+k)
+			}
+			slices.Sort(left)
+			want := slices.Sorted(slices.Values(tt.left))
+			if !slices.Equal(left, want) {
+				t.Fatalf("left %v, want %v", left, want)
+			}
+		})
+	}
+}
+
+// TestCrowdStaysBounded: a hunt group rings one agent 10,000 times; the
+// state keeps at most MaxClaims claims and its encoding never grows past
+// the size reached early on, so each event costs the same; the agent's
+// real call still sets and clears the presence.
+func TestCrowdStaysBounded(t *testing.T) {
+	r := rules
+	r.MaxClaims = DefaultMaxClaims
+	var s UserState
+	largest := 0
+	for i := range 10000 {
+		now := t0.Add(time.Duration(i) * time.Second)
+		ev := call("hunt", fmt.Sprintf("ring-%05d", i), "ringing", 0, false)
+		ev.OccurredAt = now
+		applyEvent(&s, ev, r, now)
+		if s.Claims() > r.MaxClaims {
+			t.Fatalf("%d claims after %d rings, cap %d", s.Claims(), i+1, r.MaxClaims)
+		}
+		data, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 2*r.MaxClaims {
+			largest = len(data)
+		}
+		if largest > 0 && len(data) > largest+64 { // digits of times may grow a little
+			t.Fatalf("state grew to %d bytes after %d rings, from %d", len(data), i+1, largest)
+		}
+	}
+	now := t0.Add(3 * time.Hour)
+	active := call("pbx", "real", "active", 0, false)
+	active.OccurredAt = now
+	applyEvent(&s, active, r, now)
+	if got, _ := s.Desired(r, now); !samePair(got, inACall) {
+		t.Fatalf("desired %v during the real call", got)
+	}
+	ended := call("pbx", "real", "ended", 0, false)
+	ended.OccurredAt = now.Add(time.Second)
+	applyEvent(&s, ended, r, now.Add(time.Second))
+	if got, _ := s.Desired(r, now.Add(time.Second)); got != nil {
+		t.Fatalf("desired %v after the real call ended", got)
 	}
 }

@@ -45,11 +45,24 @@ func (s *store) get(ctx context.Context, tenant, userID string) (UserState, uint
 	return st, entry.Revision(), nil
 }
 
+// ErrStateTooLarge means a user's state would not fit under the size
+// limit even with every claim evicted but the one the event is about: the
+// event can never be stored, and retrying it changes nothing.
+var ErrStateTooLarge = errors.New("user state too large")
+
 // update reads the state, lets change modify it, and writes it back if
 // change reports a change, retrying on conflicts.
 // It returns the state and its revision as written (or as read, when
 // nothing changed).
 func (s *store) update(ctx context.Context, tenant, userID string, change func(*UserState) bool) (UserState, uint64, error) {
+	return s.updateWithin(ctx, tenant, userID, 0, change, nil)
+}
+
+// updateWithin is update with a ceiling of limit bytes (none when zero)
+// on the encoded state: while the state is larger, shrink is asked to make
+// it smaller; when it can not, nothing is written and the error wraps
+// ErrStateTooLarge. Any other failure to write is worth retrying.
+func (s *store) updateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	for attempt := 0; attempt < 100; attempt++ {
 		st, rev, err := s.get(ctx, tenant, userID)
 		if err != nil {
@@ -59,6 +72,12 @@ func (s *store) update(ctx context.Context, tenant, userID string, change func(*
 			return st, rev, nil
 		}
 		data, err := json.Marshal(st)
+		for err == nil && limit > 0 && len(data) > limit {
+			if shrink == nil || !shrink(&st) {
+				return st, 0, fmt.Errorf("%w for %s: %d bytes encoded, over the limit of %d", ErrStateTooLarge, userID, len(data), limit)
+			}
+			data, err = json.Marshal(st)
+		}
 		if err != nil {
 			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
