@@ -20,8 +20,11 @@ type Adapter interface {
 // Handshaker is implemented by adapters whose vendor validates the webhook
 // URL before sending events (Zoom, RingCentral, Graph).
 type Handshaker interface {
-	// Handshake answers r when it is the vendor's validation request and
-	// reports whether it did.
+	// Handshake answers r when it is the vendor's validation request,
+	// proven by whatever the vendor offers (a signature, a token), and
+	// reports whether it did. It writes nothing otherwise: Decode then
+	// answers, 401 for a request without its proof. An echo never carries
+	// more than a short printable-ASCII token.
 	Handshake(w http.ResponseWriter, r *http.Request) bool
 }
 
