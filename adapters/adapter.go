@@ -20,8 +20,11 @@ type Adapter interface {
 // Handshaker is implemented by adapters whose vendor validates the webhook
 // URL before sending events (Zoom, RingCentral, Graph).
 type Handshaker interface {
-	// Handshake answers r when it is the vendor's validation request and
-	// reports whether it did.
+	// Handshake answers r when it is the vendor's validation request,
+	// proven by whatever the vendor offers (a signature, a token), and
+	// reports whether it did. It writes nothing otherwise: Decode then
+	// answers, 401 for a request without its proof. An echo never carries
+	// more than a short printable-ASCII token.
 	Handshake(w http.ResponseWriter, r *http.Request) bool
 }
 
@@ -53,6 +56,9 @@ type SourceConfig struct {
 	ReplayWindow time.Duration
 	// BodyLimit bounds the request body in bytes.
 	BodyLimit int64
+	// MaxFutureSkew bounds how far ahead of now an event's occurredAt may
+	// be; zero means DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -124,13 +130,45 @@ func tooLarge(limit int64) error {
 }
 
 // Valid checks that the events an adapter built from a vendor's fields are
-// valid canonical events, and answers 400 naming the problem otherwise (an
-// over-long call id, say).
-func Valid(events []Event) ([]Event, error) {
+// valid canonical events dated no further ahead than MaxFutureSkew, and
+// answers 400 naming the problem otherwise (an over-long call id, say).
+func (c SourceConfig) Valid(events []Event) ([]Event, error) {
 	for i, e := range events {
 		if err := e.Validate(fmt.Sprintf("events[%d].", i)); err != nil {
 			return nil, Invalid(err)
 		}
 	}
+	if err := CheckFuture(events, c.Clock(), c.MaxFutureSkew); err != nil {
+		return nil, err
+	}
 	return events, nil
+}
+
+// DefaultMaxFutureSkew is how far ahead of the bridge's clock an event's
+// occurredAt may be by default: a sender's clock a little fast is fine, an
+// event dated next year would make every real event after it look older.
+const DefaultMaxFutureSkew = 5 * time.Minute
+
+// CheckFuture refuses, with a 400 naming occurredAt, the first event dated
+// more than skew (zero means DefaultMaxFutureSkew) after now. Only
+// occurredAt is bounded: a meeting's start and end or an expiresAt may
+// rightly lie far ahead.
+func CheckFuture(events []Event, now time.Time, skew time.Duration) error {
+	if skew <= 0 {
+		skew = DefaultMaxFutureSkew
+	}
+	limit := now.Add(skew)
+	for i, e := range events {
+		if !e.OccurredAt.After(limit) {
+			continue
+		}
+		field := "occurredAt"
+		if len(events) > 1 {
+			field = fmt.Sprintf("events[%d].occurredAt", i)
+		}
+		p := FieldError{Field: field, Problem: fmt.Sprintf("%s is more than %s ahead of the bridge's clock (%s)",
+			e.OccurredAt.UTC().Format(time.RFC3339), skew, now.UTC().Format(time.RFC3339))}
+		return &RequestError{Status: http.StatusBadRequest, Code: "invalid_event", Message: "invalid event: " + p.Error(), Fields: []FieldError{p}}
+	}
+	return nil
 }

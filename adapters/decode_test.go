@@ -1,10 +1,12 @@
 package adapters
 
 import (
+	"bytes"
 	"errors"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 const validCall = `{"id":"e1","source":"demo","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"}`
@@ -112,6 +114,8 @@ func FuzzDecodeEvents(f *testing.F) {
 	f.Add([]byte(`{"events":[` + validCall + `]}`))
 	f.Add([]byte(`{"id":"m1","source":"cal","type":"meeting","user":"a@b.c","occurredAt":"2026-11-23T10:00:00Z","start":"2026-11-23T11:00:00Z","end":"2026-11-23T12:00:00Z","showAs":"busy"}`))
 	f.Add([]byte(`{"events":[{"id":null}]}`))
+	f.Add([]byte(strings.Replace(validCall, `"c1"`, `"c1\ud800"`, 1)))
+	f.Add([]byte(strings.Replace(validCall, "alice", "ali\xffce", 1)))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		events, err := DecodeEvents(body)
 		if err != nil {
@@ -120,6 +124,9 @@ func FuzzDecodeEvents(f *testing.F) {
 		for i, e := range events {
 			if err := e.Validate(""); err != nil {
 				t.Fatalf("event %d decoded but does not validate: %v", i, err)
+			}
+			if strings.ContainsRune(e.User+e.CallID+e.ID, utf8.RuneError) && !bytes.ContainsRune(body, utf8.RuneError) && !bytes.Contains(bytes.ToLower(body), []byte(`\ufffd`)) {
+				t.Fatalf("event %d holds a U+FFFD the body did not: %q", i, body)
 			}
 		}
 	})

@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -92,7 +94,21 @@ func (e Event) Validate(prefix string) error {
 		}
 	}
 	e.validateState(prefix, problems)
+	e.validateText(prefix, problems)
 	return problems.err()
+}
+
+// validateText refuses text that is not valid UTF-8, whichever way it got
+// into the event (a vendor's form field, a header).
+func (e Event) validateText(prefix string, problems *InvalidError) {
+	for _, f := range []struct{ name, value string }{
+		{"id", e.ID}, {"source", e.Source}, {"user", e.User}, {"callId", e.CallID}, {"state", e.State},
+		{"showAs", e.ShowAs}, {"availability", e.Availability}, {"activity", e.Activity},
+	} {
+		if !utf8.ValidString(f.value) && !slices.ContainsFunc(problems.Problems, func(p FieldError) bool { return p.Field == prefix+f.name }) {
+			problems.add(prefix+f.name, "is not valid UTF-8")
+		}
+	}
 }
 
 func (e Event) validateState(prefix string, problems *InvalidError) {

@@ -196,6 +196,7 @@ func TestAdaptersEndToEnd(t *testing.T) {
 		}
 		req, _ = http.NewRequest(http.MethodPost, "http://"+b.Addr()+"/v1/hooks/rc", nil)
 		req.Header.Set("Validation-Token", "rc-validation")
+		req.Header.Set("Verification-Token", "rc-token")
 		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -145,6 +145,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		DeadLetters:   b.queue,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
+		MaxFutureSkew: b.cfg.HTTP.MaxFutureSkew,
 		Log:           b.log.With("component", "worker"),
 		Observe:       b.metrics.workerOutcome,
 	})
@@ -207,12 +208,13 @@ func (b *Bridge) startHTTP() error {
 		return err
 	}
 	router := ingest.NewRouter(ingest.Options{
-		Publisher: b.queue,
-		Sources:   sources,
-		BodyLimit: b.cfg.HTTP.BodyLimit,
-		Ready:     b.queue.Ready,
-		Log:       b.log.With("component", "http"),
-		Observe:   b.metrics.httpRequest,
+		Publisher:     b.queue,
+		Sources:       sources,
+		BodyLimit:     b.cfg.HTTP.BodyLimit,
+		MaxFutureSkew: b.cfg.HTTP.MaxFutureSkew,
+		Ready:         b.queue.Ready,
+		Log:           b.log.With("component", "http"),
+		Observe:       b.metrics.httpRequest,
 	})
 	b.metrics.register(router)
 	b.registerAdmin(router)

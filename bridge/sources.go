@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/generic"
@@ -51,7 +50,7 @@ func (b *Bridge) ingestSources() ([]ingest.Source, error) {
 		if !ok {
 			return nil, fmt.Errorf("sources[%d]: no adapter for type %q", i, s.Type)
 		}
-		adapter, err := build(sourceConfig(s, b.cfg.HTTP.BodyLimit), b.graph, s.Tenant)
+		adapter, err := build(sourceConfig(s, b.cfg.HTTP), b.graph, s.Tenant)
 		if err != nil {
 			return nil, fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)
 		}
@@ -64,16 +63,17 @@ func (b *Bridge) ingestSources() ([]ingest.Source, error) {
 	return out, nil
 }
 
-func sourceConfig(s config.Source, bodyLimit int64) adapters.SourceConfig {
+func sourceConfig(s config.Source, h config.HTTP) adapters.SourceConfig {
 	return adapters.SourceConfig{
-		Name:         s.Name,
-		Type:         s.Type,
-		Secret:       s.Secret,
-		Token:        s.Token,
-		PublicURL:    s.PublicURL,
-		States:       s.States,
-		ReplayWindow: 5 * time.Minute,
-		BodyLimit:    bodyLimit,
+		Name:          s.Name,
+		Type:          s.Type,
+		Secret:        s.Secret,
+		Token:         s.Token,
+		PublicURL:     s.PublicURL,
+		States:        s.States,
+		ReplayWindow:  adapters.DefaultReplayWindow,
+		BodyLimit:     h.BodyLimit,
+		MaxFutureSkew: h.MaxFutureSkew,
 	}
 }
 

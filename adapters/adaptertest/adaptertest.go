@@ -14,8 +14,10 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
@@ -48,13 +50,43 @@ type Suite struct {
 	Malformed []byte
 	// Handshakes are the vendor's URL validations and their checks.
 	Handshakes []Handshake
+	// InvalidText are bodies the vendor could sign whose text is not valid
+	// UTF-8 (a stray byte, an escaped lone surrogate, a "%FF"): each must
+	// be refused with 400 naming its field, never turned into U+FFFD.
+	InvalidText []TextCase
 }
 
-// Handshake is one validation request and what the answer must be.
+// TextCase is a signed body with bad text and the field the 400 names.
+type TextCase struct {
+	Name  string
+	Body  []byte
+	Field string
+}
+
+// Handshake is one of the vendor's URL validations and what the answer
+// must be. No validation may be answered before the request is proven by
+// whatever the vendor offers: the suite checks that an unproven, a forged
+// and (for timestamped schemes) a stale validation get no answer, and
+// that Decode then refuses them with 401.
 type Handshake struct {
-	Name    string
-	Request func(t *testing.T) *http.Request
-	Check   func(t *testing.T, w *httptest.ResponseRecorder)
+	Name string
+	// Request returns the validation request, proven as the vendor proves
+	// it (signature, token) at time at when proven is true, and without
+	// any proof otherwise.
+	Request func(t *testing.T, at time.Time, proven bool) *http.Request
+	// Forged returns the validation request with a wrong proof: a
+	// signature made with another secret, a token off by one byte.
+	Forged func(t *testing.T) *http.Request
+	// Unproven, when set, says why the vendor's validation carries no
+	// proof at all; the unproven and forged checks are then skipped, and
+	// Unsafe must show that the echo is bounded.
+	Unproven string
+	// Unsafe are validation requests, proven if the vendor proves them,
+	// whose token must not be echoed (too long, control characters, a
+	// token shaped like a signed message); Decode must refuse them with
+	// 400.
+	Unsafe []func(t *testing.T) *http.Request
+	Check  func(t *testing.T, w *httptest.ResponseRecorder)
 }
 
 // Run runs the suite.
@@ -123,19 +155,131 @@ func Run(t *testing.T, s Suite) {
 		big := append(bytes.Clone(first), bytes.Repeat([]byte(" "), BodyLimit)...)
 		expectStatus(t, adapter, s.Request(t, big, Now, true), http.StatusRequestEntityTooLarge)
 	})
+	t.Run("invalid text is 400 naming the field", func(t *testing.T) {
+		if len(s.InvalidText) == 0 {
+			t.Fatal("no InvalidText cases listed")
+		}
+		for _, c := range s.InvalidText {
+			t.Run(c.Name, func(t *testing.T) {
+				expectStatus(t, adapter, s.Request(t, c.Body, Now, true), http.StatusBadRequest)
+				_, err := adapter.Decode(s.Request(t, c.Body, Now, true))
+				var reqErr *adapters.RequestError
+				if !errors.As(err, &reqErr) || len(reqErr.Fields) == 0 || reqErr.Fields[0].Field != c.Field {
+					t.Fatalf("error %v (%+v) does not name %s", err, reqErr, c.Field)
+				}
+			})
+		}
+	})
+	t.Run("occurredAt ahead of the clock is 400", func(t *testing.T) {
+		// The adapter's clock an hour behind: events dated by the vendor
+		// are now far in the future and must be refused, naming
+		// occurredAt; events the adapter dates itself stay accepted.
+		early := cfg
+		early.Now = func() time.Time { return Now.Add(-time.Hour) }
+		behind, err := s.New(early)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, path := range cases {
+			body, _ := os.ReadFile(path)
+			events, err := behind.Decode(s.Request(t, body, Now.Add(-time.Hour), true))
+			if err != nil {
+				if !namesField(err, "occurredAt") {
+					t.Errorf("%s: error %v does not name occurredAt", path, err)
+				}
+				expectStatus(t, behind, s.Request(t, body, Now.Add(-time.Hour), true), http.StatusBadRequest)
+				continue
+			}
+			for _, e := range events {
+				if e.OccurredAt.After(Now.Add(-time.Hour + adapters.DefaultMaxFutureSkew)) {
+					t.Errorf("%s: accepted an event dated %s, an hour ahead of the clock", path, e.OccurredAt)
+				}
+			}
+		}
+	})
+	hs, isHandshaker := adapter.(adapters.Handshaker)
+	if isHandshaker && len(s.Handshakes) == 0 {
+		t.Fatal("the adapter answers handshakes but the suite lists none")
+	}
+	if isHandshaker {
+		t.Run("no handshake answer for unsigned or altered requests", func(t *testing.T) {
+			expectNoAnswer(t, hs, s.Request(t, first, Now, false))
+			req := s.Request(t, first, Now, true)
+			altered := bytes.Clone(first)
+			altered[len(altered)/2] ^= 0x01
+			req.Body = readCloser(altered)
+			expectNoAnswer(t, hs, req)
+		})
+	}
 	for _, h := range s.Handshakes {
 		t.Run("handshake/"+h.Name, func(t *testing.T) {
-			hs, ok := adapter.(adapters.Handshaker)
-			if !ok {
+			if !isHandshaker {
 				t.Fatal("adapter does not answer handshakes")
 			}
 			w := httptest.NewRecorder()
-			if !hs.Handshake(w, h.Request(t)) {
+			if !hs.Handshake(w, h.Request(t, Now, true)) {
 				t.Fatal("handshake not recognised")
 			}
 			h.Check(t, w)
 		})
+		t.Run("handshake/"+h.Name+"/unproven", func(t *testing.T) {
+			if h.Unproven != "" {
+				t.Skip("the vendor's validation carries no proof: " + h.Unproven)
+			}
+			refused := map[string]*http.Request{
+				"unsigned": h.Request(t, Now, false),
+				"forged":   h.Forged(t),
+			}
+			if s.Timestamped {
+				refused["stale"] = h.Request(t, Now.Add(-10*time.Minute), true)
+				refused["future"] = h.Request(t, Now.Add(10*time.Minute), true)
+			}
+			for name, req := range refused {
+				t.Run(name, func(t *testing.T) {
+					expectNoAnswer(t, hs, req)
+					expectStatus(t, adapter, req, http.StatusUnauthorized)
+				})
+			}
+		})
+		t.Run("handshake/"+h.Name+"/unsafe", func(t *testing.T) {
+			if len(h.Unsafe) == 0 {
+				t.Fatal("no unsafe validations listed: show that the echo is bounded")
+			}
+			for i, unsafe := range h.Unsafe {
+				req := unsafe(t)
+				if !expectNoAnswer(t, hs, req) {
+					t.Errorf("unsafe validation %d was answered", i)
+				}
+				expectStatus(t, adapter, req, http.StatusBadRequest)
+			}
+		})
 	}
+}
+
+// expectNoAnswer checks that hs neither answers req nor writes anything.
+func expectNoAnswer(t *testing.T, hs adapters.Handshaker, req *http.Request) bool {
+	t.Helper()
+	w := httptest.NewRecorder()
+	if hs.Handshake(w, req) || w.Body.Len() > 0 || len(w.Header()) > 0 {
+		t.Errorf("answered without proof: %d %v %q", w.Code, w.Header(), w.Body)
+		return false
+	}
+	return true
+}
+
+// namesField reports whether err is a RequestError naming field (or
+// events[i].field).
+func namesField(err error, field string) bool {
+	var reqErr *adapters.RequestError
+	if !errors.As(err, &reqErr) {
+		return false
+	}
+	for _, f := range reqErr.Fields {
+		if f.Field == field || strings.HasSuffix(f.Field, "."+field) {
+			return true
+		}
+	}
+	return false
 }
 
 func expectStatus(t *testing.T, a adapters.Adapter, req *http.Request, status int) {
@@ -229,6 +373,16 @@ func Fuzz(f *testing.F, a adapters.Adapter, request func(t *testing.T, body []by
 			if err := e.Validate(""); err != nil {
 				t.Fatalf("accepted an invalid event %+v: %v", e, err)
 			}
+			if strings.ContainsRune(e.User+e.CallID+e.ID, utf8.RuneError) && !holdsReplacement(body) {
+				t.Fatalf("accepted an event whose text holds a U+FFFD the body did not: %+v", e)
+			}
 		}
 	})
+}
+
+// holdsReplacement reports whether body spells U+FFFD itself: raw, as a
+// JSON escape or percent-encoded.
+func holdsReplacement(body []byte) bool {
+	lower := bytes.ToLower(body)
+	return bytes.ContainsRune(body, utf8.RuneError) || bytes.Contains(lower, []byte(`\ufffd`)) || bytes.Contains(lower, []byte("%ef%bf%bd"))
 }

@@ -81,6 +81,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 			return nil, adapters.BadRequest("event %d names source %q; this hook is source %q", i, e.Source, a.cfg.Name)
 		}
 	}
+	if err := adapters.CheckFuture(events, a.cfg.Clock(), a.cfg.MaxFutureSkew); err != nil {
+		return nil, err
+	}
 	return events, nil
 }
 

@@ -36,6 +36,11 @@ func TestConformance(t *testing.T) {
 		Request:     signed,
 		Timestamped: true,
 		Malformed:   []byte(`{"id":`),
+		InvalidText: []adaptertest.TextCase{
+			{Name: "raw byte in user", Body: []byte(`{"id":"e1","source":"pbx-main","type":"call","user":"ext:10` + "\xff" + `01","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"}`), Field: "user"},
+			{Name: "lone surrogate in callId", Body: []byte(`{"id":"e1","source":"pbx-main","type":"call","user":"ext:1001","occurredAt":"2026-11-23T10:00:00Z","callId":"c\ud800","state":"active"}`), Field: "callId"},
+			{Name: "in a batch", Body: []byte(`{"events":[{"id":"e1","source":"pbx-main","type":"call","user":"ext:1001","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"},{"id":"e2","source":"pbx-main","type":"call","user":"` + "\xed\xa0\x80" + `","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"}]}`), Field: "events[1].user"},
+		},
 	})
 }
 

@@ -55,17 +55,38 @@ func New(cfg adapters.SourceConfig, fetch Fetcher) (*Adapter, error) {
 	return &Adapter{cfg: cfg, fetch: fetch}, nil
 }
 
+// maxValidationToken bounds the validationToken echoed back; Graph's is a
+// sentence of about a hundred characters, without markup.
+const maxValidationToken = 512
+
 // Handshake answers Graph's subscription validation: the decoded
-// validationToken as text/plain.
+// validationToken as text/plain. Graph's validation request carries no
+// proof at all (no clientState, no signature: it comes while the
+// subscription is being created), so the answer is kept harmless instead:
+// it uses no secret, so it signs nothing; it answers only POST, as Graph
+// sends it, and only one short printable-ASCII token without '<' or '>'; it is text/plain
+// with nosniff, so no browser renders it. Whatever is not answered here
+// goes to Decode, which answers 400.
 func (a *Adapter) Handshake(w http.ResponseWriter, r *http.Request) bool {
-	token, ok := r.URL.Query()["validationToken"]
+	token, ok := validationToken(r)
 	if !ok {
 		return false
 	}
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(http.StatusOK)
-	_, _ = w.Write([]byte(strings.Join(token, "")))
+	_, _ = w.Write([]byte(token))
 	return true
+}
+
+// validationToken returns the token of a validation request that may be
+// answered.
+func validationToken(r *http.Request) (string, bool) {
+	tokens := r.URL.Query()["validationToken"]
+	if r.Method != http.MethodPost || len(tokens) != 1 || !adapters.Token(tokens[0], maxValidationToken) || strings.ContainsAny(tokens[0], "<>") {
+		return "", false
+	}
+	return tokens[0], true
 }
 
 type notifications struct {
@@ -86,6 +107,10 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	if err != nil {
 		return nil, err
 	}
+	if r.URL.Query().Has("validationToken") {
+		// A validation request Handshake would not answer.
+		return nil, adapters.BadRequest("validationToken must be one value of 1 to %d printable ASCII characters other than '<' and '>', sent with POST", maxValidationToken)
+	}
 	var n notifications
 	if err := json.Unmarshal(body, &n); err != nil {
 		return nil, adapters.BadRequest("body is not a Graph notification: %v", err)
@@ -97,6 +122,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 		if !adapters.Equal(v.ClientState, a.cfg.Secret) {
 			return nil, adapters.Unauthorized("clientState missing or wrong")
 		}
+	}
+	if err := adapters.CheckJSONText(body); err != nil {
+		return nil, err
 	}
 	now := a.cfg.Clock().UTC()
 	var events []adapters.Event
@@ -114,7 +142,7 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 		}
 		events = append(events, ev)
 	}
-	return adapters.Valid(events)
+	return a.cfg.Valid(events)
 }
 
 func (a *Adapter) event(ctx context.Context, userID, eventID, changeType string, now time.Time) (adapters.Event, error) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,18 +46,44 @@ func TestConformance(t *testing.T) {
 		Request:   request,
 		TokenOnly: true,
 		Malformed: []byte(`{"value":[{"changeType":"created","resource":"Groups/x","clientState":"calendar-client-state"}]}`),
+		InvalidText: []adaptertest.TextCase{
+			{Name: "raw byte", Body: []byte(`{"value":[{"changeType":"deleted","resource":"Users/u` + "\xff" + `/Events/e","clientState":"calendar-client-state"}]}`), Field: "value[0].resource"},
+			{Name: "lone surrogate", Body: []byte(`{"value":[{"changeType":"deleted","resource":"Users/u/Events/e\ud800","clientState":"calendar-client-state"}]}`), Field: "value[0].resource"},
+		},
 		Handshakes: []adaptertest.Handshake{{
 			Name: "validationToken",
-			Request: func(t *testing.T) *http.Request {
-				return httptest.NewRequest(http.MethodPost, "/v1/hooks/calendar?validationToken=Validation%3A+Testing+client+application", nil)
+			Request: func(t *testing.T, _ time.Time, _ bool) *http.Request {
+				return validation(http.MethodPost, "validationToken=Validation%3A+Testing+client+application")
+			},
+			Unproven: "Graph sends the validationToken before the subscription exists, without clientState or signature",
+			Unsafe: []func(t *testing.T) *http.Request{
+				func(t *testing.T) *http.Request {
+					return validation(http.MethodPost, "validationToken="+strings.Repeat("a", 513))
+				},
+				func(t *testing.T) *http.Request {
+					return validation(http.MethodPost, "validationToken=a%0D%0ASet-Cookie:+x")
+				},
+				func(t *testing.T) *http.Request {
+					return validation(http.MethodPost, "validationToken=%3Cscript%3Ealert(1)%3C/script%3E")
+				},
+				func(t *testing.T) *http.Request { return validation(http.MethodPost, "validationToken=caf%C3%A9") },
+				func(t *testing.T) *http.Request {
+					return validation(http.MethodPost, "validationToken=a&validationToken=b")
+				},
+				func(t *testing.T) *http.Request { return validation(http.MethodGet, "validationToken=hello") },
 			},
 			Check: func(t *testing.T, w *httptest.ResponseRecorder) {
-				if w.Code != 200 || w.Header().Get("Content-Type") != "text/plain; charset=utf-8" || w.Body.String() != "Validation: Testing client application" {
-					t.Fatalf("answer %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body)
+				if w.Code != 200 || w.Header().Get("Content-Type") != "text/plain; charset=utf-8" || w.Header().Get("X-Content-Type-Options") != "nosniff" || w.Body.String() != "Validation: Testing client application" {
+					t.Fatalf("answer %d %v %q", w.Code, w.Header(), w.Body)
 				}
 			},
 		}},
 	})
+}
+
+// validation is Graph's validation request for a new subscription.
+func validation(method, query string) *http.Request {
+	return httptest.NewRequest(method, "/v1/hooks/calendar?"+query, nil)
 }
 
 func TestFetchFailureAsksGraphToRetry(t *testing.T) {

@@ -43,16 +43,30 @@ func New(cfg adapters.SourceConfig) (*Adapter, error) {
 	return &Adapter{cfg: cfg, states: states}, nil
 }
 
+// maxValidationToken bounds the Validation-Token echoed back; RingCentral
+// refuses answers over 1024 bytes, headers included, and its tokens are
+// far shorter.
+const maxValidationToken = 256
+
 // Handshake echoes Validation-Token when RingCentral creates the
-// subscription.
+// subscription, once the request is proven: RingCentral sends the
+// subscription's Verification-Token with the validation request as with
+// every notification, and it must match the configured one. Only short
+// printable ASCII is echoed. Whatever is not answered here goes to Decode,
+// which answers 401 (no or wrong Verification-Token) or 400.
 func (a *Adapter) Handshake(w http.ResponseWriter, r *http.Request) bool {
 	token := r.Header.Get("Validation-Token")
-	if token == "" {
+	if token == "" || !a.proven(r) || !adapters.Token(token, maxValidationToken) {
 		return false
 	}
 	w.Header().Set("Validation-Token", token)
 	w.WriteHeader(http.StatusOK)
 	return true
+}
+
+// proven reports whether r carries the configured Verification-Token.
+func (a *Adapter) proven(r *http.Request) bool {
+	return adapters.Equal(r.Header.Get("Verification-Token"), a.cfg.Secret)
 }
 
 type notification struct {
@@ -80,8 +94,15 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !adapters.Equal(r.Header.Get("Verification-Token"), a.cfg.Secret) {
+	if !a.proven(r) {
 		return nil, adapters.Unauthorized("Verification-Token missing or wrong")
+	}
+	if r.Header.Get("Validation-Token") != "" {
+		// Proven, but Handshake would not echo it.
+		return nil, adapters.BadRequest("Validation-Token must be 1 to %d printable ASCII characters", maxValidationToken)
+	}
+	if err := adapters.CheckJSONText(body); err != nil {
+		return nil, err
 	}
 	var n notification
 	if err := json.Unmarshal(body, &n); err != nil {
@@ -112,5 +133,5 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 			State:      state,
 		})
 	}
-	return adapters.Valid(events)
+	return a.cfg.Valid(events)
 }

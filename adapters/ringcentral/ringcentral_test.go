@@ -3,6 +3,7 @@ package ringcentral
 import (
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,20 +28,41 @@ func TestConformance(t *testing.T) {
 		Request:   request,
 		TokenOnly: true,
 		Malformed: []byte(`{"body":{"parties":"none"}}`),
+		InvalidText: []adaptertest.TextCase{
+			{Name: "raw byte", Body: []byte(`{"body":{"telephonySessionId":"s-1","parties":[{"id":"p","extensionId":"23` + "\xc0\xaf" + `","status":{"code":"Answered"}}]}}`), Field: "body.parties[0].extensionId"},
+			{Name: "lone surrogate", Body: []byte(`{"body":{"telephonySessionId":"s-\uDE00","parties":[]}}`), Field: "body.telephonySessionId"},
+		},
 		Handshakes: []adaptertest.Handshake{{
 			Name: "Validation-Token",
-			Request: func(t *testing.T) *http.Request {
-				req := httptest.NewRequest(http.MethodPost, "/v1/hooks/rc", nil)
-				req.Header.Set("Validation-Token", "6a4d9d1b-2c2f-4b3a-9c7e-0f1e2d3c4b5a")
-				return req
+			Request: func(t *testing.T, _ time.Time, proven bool) *http.Request {
+				return validation(validationToken, proven, token)
+			},
+			Forged: func(t *testing.T) *http.Request { return validation(validationToken, true, token+"x") },
+			Unsafe: []func(t *testing.T) *http.Request{
+				func(t *testing.T) *http.Request { return validation(strings.Repeat("a", 257), true, token) },
+				func(t *testing.T) *http.Request { return validation("bell\a", true, token) },
+				func(t *testing.T) *http.Request { return validation("caf\u00e9", true, token) },
 			},
 			Check: func(t *testing.T, w *httptest.ResponseRecorder) {
-				if w.Code != 200 || w.Header().Get("Validation-Token") != "6a4d9d1b-2c2f-4b3a-9c7e-0f1e2d3c4b5a" {
+				if w.Code != 200 || w.Header().Get("Validation-Token") != validationToken {
 					t.Fatalf("answer %d, Validation-Token %q", w.Code, w.Header().Get("Validation-Token"))
 				}
 			},
 		}},
 	})
+}
+
+const validationToken = "6a4d9d1b-2c2f-4b3a-9c7e-0f1e2d3c4b5a"
+
+// validation is RingCentral's validation request for a new subscription,
+// with the subscription's Verification-Token when proven.
+func validation(echo string, proven bool, verification string) *http.Request {
+	req := httptest.NewRequest(http.MethodPost, "/v1/hooks/rc", nil)
+	req.Header.Set("Validation-Token", echo)
+	if proven {
+		req.Header.Set("Verification-Token", verification)
+	}
+	return req
 }
 
 // TestWrongToken: RingCentral signs no body, so the token is the whole

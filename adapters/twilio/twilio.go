@@ -89,6 +89,11 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 		return nil, adapters.Unauthorized("X-Twilio-Signature missing or wrong")
 	}
 	params := r.URL.Query()
+	for _, values := range []url.Values{params, form} {
+		if err := adapters.CheckFormText(values); err != nil {
+			return nil, err
+		}
+	}
 	for k, v := range form {
 		params[k] = v
 	}
@@ -159,7 +164,7 @@ func (a *Adapter) events(p url.Values) ([]adapters.Event, error) {
 	if ts, err := time.Parse(time.RFC1123Z, p.Get("Timestamp")); err == nil {
 		occurred = ts.UTC()
 	}
-	return adapters.Valid([]adapters.Event{{
+	return a.cfg.Valid([]adapters.Event{{
 		ID:         strings.Join([]string{callSid, status, p.Get("SequenceNumber")}, ":"),
 		Source:     a.cfg.Name,
 		Type:       adapters.TypeCall,

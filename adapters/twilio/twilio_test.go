@@ -44,6 +44,11 @@ func TestConformance(t *testing.T) {
 		Config:    adapters.SourceConfig{Name: "twilio", Secret: authToken, PublicURL: publicURL},
 		Request:   request,
 		Malformed: []byte("CallSid=CA1&CallStatus=exploded&To=%2B1555"),
+		InvalidText: []adaptertest.TextCase{
+			{Name: "escaped byte", Body: []byte("CallSid=CA1&CallStatus=ringing&Direction=inbound&To=%2B1555%FF"), Field: "To"},
+			{Name: "raw byte", Body: []byte("CallSid=CA1&CallStatus=ringing&Direction=inbound&From=\xff&To=%2B15551230001"), Field: "From"},
+			{Name: "encoded surrogate", Body: []byte("CallSid=CA1&StatusCallbackEvent=participant-join&ParticipantLabel=bob%ED%A0%80"), Field: "ParticipantLabel"},
+		},
 	})
 }
 

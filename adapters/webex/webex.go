@@ -66,6 +66,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	if !adapters.Equal(r.Header.Get("X-Spark-Signature"), Signature(a.cfg.Secret, body)) {
 		return nil, adapters.Unauthorized("X-Spark-Signature missing or wrong")
 	}
+	if err := adapters.CheckJSONText(body); err != nil {
+		return nil, err
+	}
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, adapters.BadRequest("body is not a Webex webhook: %v", err)
@@ -89,7 +92,7 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	if t, err := time.Parse(time.RFC3339Nano, d.EventTimestamp); err == nil {
 		occurred = t.UTC()
 	}
-	return adapters.Valid([]adapters.Event{{
+	return a.cfg.Valid([]adapters.Event{{
 		ID:         d.CallID + ":" + d.State + ":" + occurred.Format(time.RFC3339Nano),
 		Source:     a.cfg.Name,
 		Type:       adapters.TypeCall,

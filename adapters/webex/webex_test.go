@@ -25,6 +25,10 @@ func TestConformance(t *testing.T) {
 		Config:    adapters.SourceConfig{Name: "webex", Secret: secret},
 		Request:   request,
 		Malformed: []byte(`{"resource":"telephony_calls","actorId":"x","data":{"callId":"c","state":"teleported"}}`),
+		InvalidText: []adaptertest.TextCase{
+			{Name: "raw byte", Body: []byte(`{"resource":"telephony_calls","actorId":"al` + "\xff" + `ce","data":{"callId":"c","state":"connected"}}`), Field: "actorId"},
+			{Name: "lone surrogate", Body: []byte(`{"resource":"telephony_calls","actorId":"alice","data":{"callId":"c\udc00","state":"connected"}}`), Field: "data.callId"},
+		},
 	})
 }
 

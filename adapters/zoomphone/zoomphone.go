@@ -76,22 +76,30 @@ type webhook struct {
 	} `json:"payload"`
 }
 
+// validationEvent is the event Zoom sends to validate the endpoint URL.
+const validationEvent = "endpoint.url_validation"
+
+// maxPlainToken bounds the plainToken echoed back; Zoom's are a couple of
+// dozen characters.
+const maxPlainToken = 128
+
 // Handshake answers endpoint.url_validation with the plain token and its
-// HMAC, as Zoom expects.
+// HMAC, as Zoom expects, but only once the request is proven by a valid
+// x-zm-signature within the replay window. The answer is HMAC-SHA256 under
+// the same secret that signs events, so answering an unproven request
+// would sign any "v0:{timestamp}:{body}" a stranger sends as plainToken.
+// As a second fence, a plainToken must be short printable ASCII without
+// ':', which every signed message holds. Whatever is not answered here
+// goes to Decode, which answers 401 or 400.
 func (a *Adapter) Handshake(w http.ResponseWriter, r *http.Request) bool {
 	body, err := adapters.ReadBody(r, a.cfg.BodyLimit)
 	r.Body = io.NopCloser(bytes.NewReader(body))
-	if err != nil || !bytes.Contains(body, []byte("endpoint.url_validation")) {
+	if err != nil || !bytes.Contains(body, []byte(validationEvent)) || a.verify(r, body) != nil {
 		return false
 	}
 	var hook webhook
-	if json.Unmarshal(body, &hook) != nil || hook.Event != "endpoint.url_validation" || hook.Payload.PlainToken == "" {
+	if json.Unmarshal(body, &hook) != nil || hook.Event != validationEvent || !plainToken(hook.Payload.PlainToken) {
 		return false
-	}
-	if r.Header.Get("x-zm-signature") != "" {
-		if err := a.verify(r, body); err != nil {
-			return false // Decode will answer 401
-		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_ = json.NewEncoder(w).Encode(map[string]string{
@@ -99,6 +107,11 @@ func (a *Adapter) Handshake(w http.ResponseWriter, r *http.Request) bool {
 		"encryptedToken": adapters.SignHex(sha256.New, []byte(a.cfg.Secret), []byte(hook.Payload.PlainToken)),
 	})
 	return true
+}
+
+// plainToken reports whether Zoom's validation token may be answered.
+func plainToken(s string) bool {
+	return adapters.Token(s, maxPlainToken) && !strings.Contains(s, ":")
 }
 
 func (a *Adapter) verify(r *http.Request, body []byte) error {
@@ -121,9 +134,16 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	if err := a.verify(r, body); err != nil {
 		return nil, err
 	}
+	if err := adapters.CheckJSONText(body); err != nil {
+		return nil, err
+	}
 	var hook webhook
 	if err := json.Unmarshal(body, &hook); err != nil {
 		return nil, adapters.BadRequest("body is not a Zoom webhook: %v", err)
+	}
+	if hook.Event == validationEvent {
+		// Signed, but Handshake would not answer it.
+		return nil, adapters.BadRequest("payload.plainToken must be 1 to %d printable ASCII characters other than ':'", maxPlainToken)
 	}
 	state, known := a.states[hook.Event]
 	if !known || state == "" {
@@ -145,7 +165,7 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	if hook.EventTS > 0 {
 		occurred = time.UnixMilli(hook.EventTS).UTC()
 	}
-	return adapters.Valid([]adapters.Event{{
+	return a.cfg.Valid([]adapters.Event{{
 		ID:         hook.Event + ":" + obj.CallID + ":" + strconv.FormatInt(hook.EventTS, 10),
 		Source:     a.cfg.Name,
 		Type:       adapters.TypeCall,

@@ -43,6 +43,9 @@ type HTTP struct {
 	BodyLimit       int64         `yaml:"body_limit"`
 	ReadTimeout     time.Duration `yaml:"read_timeout"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxFutureSkew bounds how far ahead of the bridge's clock an event's
+	// occurredAt may be, whatever the source.
+	MaxFutureSkew time.Duration `yaml:"max_future_skew"`
 }
 
 // NATS sets the JetStream connection, embedded or external.
@@ -225,7 +228,7 @@ func yamlProblem(err error) string {
 func Default() *Config {
 	return &Config{
 		Log:  Log{Level: "info", Format: "text"},
-		HTTP: HTTP{Listen: "127.0.0.1:8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second},
+		HTTP: HTTP{Listen: "127.0.0.1:8080", BodyLimit: 1 << 20, ReadTimeout: 10 * time.Second, ShutdownTimeout: 10 * time.Second, MaxFutureSkew: adapters.DefaultMaxFutureSkew},
 		NATS: NATS{
 			Embedded:        true,
 			StoreDir:        "data/nats",

@@ -42,6 +42,7 @@ func TestDefaults(t *testing.T) {
 		{"embedded nats", cfg.NATS.Embedded},
 		{"duplicate window 10m", cfg.NATS.DuplicateWindow == 10*time.Minute},
 		{"body limit 1 MiB", cfg.HTTP.BodyLimit == 1<<20},
+		{"max future skew 5m", cfg.HTTP.MaxFutureSkew == 5*time.Minute},
 		{"budget 1500/30s", cfg.Graph.Tenants[0].Budget == 1500 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
 		{"cloud global", cfg.Graph.Tenants[0].Cloud == "global"},
 		{"source path", cfg.Sources[0].Path == "/v1/hooks/demo"},
@@ -96,6 +97,7 @@ sources:
 			`sources[0].type: must be one of generic, twilio, zoomphone, webex, ringcentral, graphcalendar (got "fax")`,
 		}},
 		{"no tenants", "sources: []\n", []string{"graph.tenants: at least one tenant is required"}},
+		{"future skew", minimal + "http: {max_future_skew: 0s}\n", []string{"http.max_future_skew: must be at least 1s"}},
 		{"two secret forms", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, client_secret_env: X", 1), []string{
 			"graph.tenants[0].client_secret: set only one of the value, its _file or its _env",
 		}},

@@ -30,6 +30,7 @@ func (c *Config) validate() []string {
 	p.checkAddr("http.listen", c.HTTP.Listen)
 	p.check(c.HTTP.BodyLimit >= 1024, "http.body_limit", "must be at least 1024 bytes")
 	p.check(c.HTTP.ShutdownTimeout > 0, "http.shutdown_timeout", "must be positive")
+	p.check(c.HTTP.MaxFutureSkew >= time.Second, "http.max_future_skew", "must be at least 1s")
 
 	c.validateNATS(&p)
 	c.validateGraph(&p)

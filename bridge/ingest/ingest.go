@@ -43,6 +43,10 @@ type Options struct {
 	BodyLimit int64
 	// Ready reports whether the bridge can take events (JetStream up).
 	Ready func(ctx context.Context) error
+	// MaxFutureSkew bounds how far ahead of now an event's occurredAt may
+	// be on /v1/events (webhook adapters bound it themselves); zero means
+	// adapters.DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
 	// RetryAfter is what 503 answers advise.
 	RetryAfter time.Duration
 	Log        *slog.Logger
@@ -123,6 +127,10 @@ func (h *handler) events(c *gin.Context) {
 			writeError(c, http.StatusForbidden, "wrong_source", "the token belongs to source "+source.Name+" but the event names "+e.Source, []adapters.FieldError{{Field: fieldPath(len(events), i, "source"), Problem: "not the token's source"}})
 			return
 		}
+	}
+	if err := adapters.CheckFuture(events, time.Now(), h.opts.MaxFutureSkew); err != nil {
+		writeRequestError(c, err)
+		return
 	}
 	h.publish(c, events, nil)
 }

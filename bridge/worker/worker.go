@@ -66,6 +66,9 @@ type Options struct {
 	Resolver    Resolver
 	Applier     Applier
 	DeadLetters DeadLetters
+	// MaxFutureSkew bounds how far ahead of now an event's occurredAt may
+	// be; zero means adapters.DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
 	// MinDelay and MaxDelay bound the exponential redelivery backoff.
 	MinDelay, MaxDelay time.Duration
 	Log                *slog.Logger
@@ -148,6 +151,9 @@ func (w *Worker) process(ctx context.Context, subject string, data []byte) error
 	}
 	if len(events) != 1 {
 		return &PermanentError{Reason: "invalid event", Err: fmt.Errorf("a bus message carries one event, not %d", len(events))}
+	}
+	if err := adapters.CheckFuture(events, time.Now(), w.opts.MaxFutureSkew); err != nil {
+		return &PermanentError{Reason: "occurredAt in the future", Err: err}
 	}
 	ev := events[0]
 	source := w.sourceOf(subject)
