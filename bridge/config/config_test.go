@@ -40,7 +40,8 @@ func TestDefaults(t *testing.T) {
 		ok   bool
 	}{
 		{"embedded nats", cfg.NATS.Embedded},
-		{"duplicate window 10m", cfg.NATS.DuplicateWindow == 10*time.Minute},
+		{"duplicate window 1h", cfg.NATS.DuplicateWindow == time.Hour},
+		{"events stream 256 MiB", cfg.NATS.StreamMaxBytes == 256<<20},
 		{"body limit 1 MiB", cfg.HTTP.BodyLimit == 1<<20},
 		{"budget 1500/30s", cfg.Graph.Tenants[0].Budget == 1500 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
 		{"cloud global", cfg.Graph.Tenants[0].Cloud == "global"},
