@@ -102,9 +102,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	}
 	b.directory = directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)
 	b.queue = queue.New(b.cfg.NATS, b.log.With("component", "nats"))
-	connectCtx, stopConnecting := context.WithCancel(context.WithoutCancel(ctx))
-	b.stopConnecting = stopConnecting
-	connectErr := b.connect(connectCtx)
+	connectErr := b.connect(ctx)
 	if connectErr != nil && b.cfg.NATS.Embedded {
 		return connectErr // nothing outside the process to wait for
 	}
@@ -113,6 +111,8 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	}
 	if connectErr != nil {
 		b.log.Warn("NATS not available; serving HTTP (not ready, ingest answers 503) and retrying", "err", connectErr)
+		connectCtx, stopConnecting := context.WithCancel(context.WithoutCancel(ctx))
+		b.stopConnecting = stopConnecting
 		b.connecting = make(chan struct{})
 		go b.keepConnecting(connectCtx)
 	}

@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"context"
-	"encoding/json"
 	"io"
 	"net"
 	"net/http"
@@ -70,22 +69,6 @@ func externalConfig(t *testing.T, addr string) *config.Config {
 	return cfg
 }
 
-// get fetches path from the bridge and decodes its JSON answer.
-func get(t *testing.T, b *bridge.Bridge, path string) response {
-	t.Helper()
-	resp, err := http.Get("http://" + b.Addr() + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	r := response{status: resp.StatusCode, header: resp.Header}
-	if err := json.Unmarshal(raw, &r.body); err != nil {
-		t.Fatalf("%s answered %d, not a JSON object: %q", path, resp.StatusCode, raw)
-	}
-	return r
-}
-
 // errorOf returns the code and message of an error answer.
 func errorOf(r response) (string, string) {
 	e, _ := r.body["error"].(map[string]any)
@@ -99,7 +82,7 @@ func waitReady(t *testing.T, b *bridge.Bridge, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		r := get(t, b, "/readyz")
+		r := getJSON(t, b, "/readyz")
 		if r.status == http.StatusOK {
 			return
 		}
@@ -129,10 +112,10 @@ func TestStartsWithoutNATS(t *testing.T) {
 	addr := freeAddr(t)
 	b, _ := startBridgeWithLogs(t, externalConfig(t, addr))
 
-	if r := get(t, b, "/healthz"); r.status != http.StatusOK {
+	if r := getJSON(t, b, "/healthz"); r.status != http.StatusOK {
 		t.Fatalf("healthz %d %v", r.status, r.body)
 	}
-	r := get(t, b, "/readyz")
+	r := getJSON(t, b, "/readyz")
 	if _, message := errorOf(r); r.status != http.StatusServiceUnavailable || !strings.Contains(message, "NATS") {
 		t.Fatalf("readyz without NATS: %d %v, want 503 naming NATS", r.status, r.body)
 	}

@@ -50,7 +50,7 @@ func checkFullAnswers(t *testing.T, b *bridge.Bridge, body, want string) {
 	if r.status != http.StatusServiceUnavailable || code != "queue_full" || !strings.Contains(message, want) || r.header.Get("Retry-After") == "" {
 		t.Fatalf("ingest while full: %d %v (Retry-After %q), want 503 queue_full naming %q", r.status, r.body, r.header.Get("Retry-After"), want)
 	}
-	r = get(t, b, "/readyz")
+	r = getJSON(t, b, "/readyz")
 	if _, message := errorOf(r); r.status != http.StatusServiceUnavailable || !strings.Contains(message, want) {
 		t.Fatalf("readyz while full: %d %v, want 503 naming %q", r.status, r.body, want)
 	}
