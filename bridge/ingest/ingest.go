@@ -172,8 +172,8 @@ func (h *handler) publishFailed(c *gin.Context, count int, err error) {
 	c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
 	retry := "retry them with the same ids after Retry-After; JetStream recognises a repeated id within the duplicate window (nats.duplicate_window, " + h.opts.DuplicateWindow.String() + ")"
 	if errors.Is(err, queue.ErrFull) {
-		// The queue logs when the store fills up and when it has room again.
-		h.opts.Log.Debug("events refused", "count", count, "err", err)
+		// The queue logs when JetStream fills up and when it has room
+		// again; a line per refused request would flood the log.
 		writeError(c, http.StatusServiceUnavailable, "queue_full",
 			err.Error()+". The events were not stored (in a batch, some may have been); "+retry+".", nil)
 		return
