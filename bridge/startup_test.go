@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strconv"
@@ -137,7 +138,7 @@ func TestStartsWithoutNATS(t *testing.T) {
 // NATS server: Stop returns cleanly and soon, and HTTP is closed.
 func TestStopWhileWaitingForNATS(t *testing.T) {
 	cfg := externalConfig(t, freeAddr(t))
-	b, err := bridge.New(cfg, nil)
+	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
