@@ -1,6 +1,6 @@
 // Package queue connects the bridge to NATS JetStream: the embedded or
 // external server, the events stream with its durable pull consumer, and
-// the dead-letter stream.
+// the dead-letter stream, each with its limits.
 package queue
 
 import (
@@ -66,15 +66,6 @@ type conn struct {
 // New returns a queue for cfg that is not connected yet.
 func New(cfg config.NATS, log *slog.Logger) *Queue {
 	return &Queue{cfg: cfg, log: log, lastErr: errors.New("not connected yet")}
-}
-
-// Open returns a connected queue, or the reason it could not connect.
-func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Queue, error) {
-	q := New(cfg, log)
-	if err := q.Connect(ctx); err != nil {
-		return nil, err
-	}
-	return q, nil
 }
 
 // Connect starts the embedded server when configured, connects, and
