@@ -310,7 +310,7 @@ func TestJetStreamDownAnswers503(t *testing.T) {
 	if message := fmt.Sprint(e["message"]); e["code"] != "queue_unavailable" || !strings.Contains(message, "same ids") {
 		t.Fatalf("error %v, want queue_unavailable telling to retry with the same ids", e)
 	}
-	r = getJSON(t, b, "/readyz")
+	r = getAnswer(t, b, "/readyz")
 	e, _ = r.body["error"].(map[string]any)
 	if r.status != http.StatusServiceUnavailable || e["code"] != "not_ready" || !strings.Contains(fmt.Sprint(e["message"]), "PRESENCE_EVENTS") {
 		t.Fatalf("readyz while JetStream is down: %d %v, want 503 naming the stream", r.status, r.body)
@@ -329,7 +329,7 @@ func TestHealthAndReady(t *testing.T) {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
 	}
-	if r := getJSON(t, b, "/readyz"); r.body["status"] != "ready" {
+	if r := getAnswer(t, b, "/readyz"); r.body["status"] != "ready" {
 		t.Fatalf("readyz body %v", r.body)
 	}
 	if err := b.Ready(context.Background()); err != nil {
@@ -337,8 +337,8 @@ func TestHealthAndReady(t *testing.T) {
 	}
 }
 
-// getJSON fetches path from the bridge and decodes its JSON answer.
-func getJSON(t testing.TB, b *bridge.Bridge, path string) response {
+// getAnswer fetches path from the bridge and decodes its JSON answer.
+func getAnswer(t testing.TB, b *bridge.Bridge, path string) response {
 	t.Helper()
 	resp, err := http.Get("http://" + b.Addr() + path)
 	if err != nil {

@@ -20,8 +20,8 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 )
 
-// freeAddr returns a loopback address on which nothing listens.
-func freeAddr(t *testing.T) string {
+// unusedLoopbackAddr returns a loopback address on which nothing listens.
+func unusedLoopbackAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -32,9 +32,9 @@ func freeAddr(t *testing.T) string {
 	return addr
 }
 
-// startNATS runs a real NATS server with JetStream on addr until the test
+// startExternalNATS runs a real NATS server with JetStream on addr until the test
 // ends.
-func startNATS(t *testing.T, addr string) *server.Server {
+func startExternalNATS(t *testing.T, addr string) *server.Server {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
@@ -70,20 +70,20 @@ func externalConfig(t *testing.T, addr string) *config.Config {
 	return cfg
 }
 
-// errorOf returns the code and message of an error answer.
-func errorOf(r response) (string, string) {
+// errorCodeMessage returns the code and message of an error answer.
+func errorCodeMessage(r response) (string, string) {
 	e, _ := r.body["error"].(map[string]any)
 	code, _ := e["code"].(string)
 	message, _ := e["message"].(string)
 	return code, message
 }
 
-// waitReady polls /readyz until it answers 200.
-func waitReady(t *testing.T, b *bridge.Bridge, within time.Duration) {
+// waitUntilReady polls /readyz until it answers 200.
+func waitUntilReady(t *testing.T, b *bridge.Bridge, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		r := getJSON(t, b, "/readyz")
+		r := getAnswer(t, b, "/readyz")
 		if r.status == http.StatusOK {
 			return
 		}
@@ -110,24 +110,24 @@ func stopAtCleanup(t *testing.T, b *bridge.Bridge) {
 // there yet: it serves HTTP, says why it is not ready, answers ingest with
 // 503, and connects and works once the server comes, without a restart.
 func TestStartsWithoutNATS(t *testing.T) {
-	addr := freeAddr(t)
+	addr := unusedLoopbackAddr(t)
 	b, _ := startBridgeWithLogs(t, externalConfig(t, addr))
 
-	if r := getJSON(t, b, "/healthz"); r.status != http.StatusOK {
+	if r := getAnswer(t, b, "/healthz"); r.status != http.StatusOK {
 		t.Fatalf("healthz %d %v", r.status, r.body)
 	}
-	r := getJSON(t, b, "/readyz")
-	if _, message := errorOf(r); r.status != http.StatusServiceUnavailable || !strings.Contains(message, "NATS") {
+	r := getAnswer(t, b, "/readyz")
+	if _, message := errorCodeMessage(r); r.status != http.StatusServiceUnavailable || !strings.Contains(message, "NATS") {
 		t.Fatalf("readyz without NATS: %d %v, want 503 naming NATS", r.status, r.body)
 	}
 	r = postEvent(t, b, callEvent("w1", "alice@contoso.example", "c1", "active", time.Now()))
-	if code, _ := errorOf(r); r.status != http.StatusServiceUnavailable || code != "queue_unavailable" || r.header.Get("Retry-After") == "" {
+	if code, _ := errorCodeMessage(r); r.status != http.StatusServiceUnavailable || code != "queue_unavailable" || r.header.Get("Retry-After") == "" {
 		t.Fatalf("ingest without NATS: %d %v (Retry-After %q), want 503 queue_unavailable with Retry-After", r.status, r.body, r.header.Get("Retry-After"))
 	}
 
-	startNATS(t, addr)
+	startExternalNATS(t, addr)
 	stopAtCleanup(t, b)
-	waitReady(t, b, 60*time.Second)
+	waitUntilReady(t, b, 60*time.Second)
 	if r := postEvent(t, b, callEvent("w1", "alice@contoso.example", "c1", "active", time.Now())); r.status != http.StatusAccepted {
 		t.Fatalf("ingest once NATS is up: %d %v", r.status, r.body)
 	}
@@ -137,7 +137,7 @@ func TestStartsWithoutNATS(t *testing.T) {
 // TestStopWhileWaitingForNATS stops a bridge that is still waiting for its
 // NATS server: Stop returns cleanly and soon, and HTTP is closed.
 func TestStopWhileWaitingForNATS(t *testing.T) {
-	cfg := externalConfig(t, freeAddr(t))
+	cfg := externalConfig(t, unusedLoopbackAddr(t))
 	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -225,20 +225,20 @@ func (p *stallingProxy) resume()      { p.gate.Unlock() }
 // retry with the same id, and the retry is answered 202 while the event is
 // stored and applied once.
 func TestPublishTimeoutRetrySafe(t *testing.T) {
-	natsAddr := freeAddr(t)
-	startNATS(t, natsAddr)
+	natsAddr := unusedLoopbackAddr(t)
+	startExternalNATS(t, natsAddr)
 	proxy := startStallingProxy(t, natsAddr)
 	cfg := externalConfig(t, proxy.addr())
 	cfg.NATS.PublishTimeout = 500 * time.Millisecond
 	b, _ := startBridgeWithLogs(t, cfg)
 	stopAtCleanup(t, b)
-	waitReady(t, b, 60*time.Second)
+	waitUntilReady(t, b, 60*time.Second)
 
 	body := callEvent("retry-1", "bob@contoso.example", "c1", "active", time.Now())
 	proxy.stall()
 	r := postEvent(t, b, body)
 	proxy.resume()
-	code, message := errorOf(r)
+	code, message := errorCodeMessage(r)
 	if r.status != http.StatusServiceUnavailable || code != "queue_unavailable" {
 		t.Fatalf("publish without acknowledgement: %d %v, want 503 queue_unavailable", r.status, r.body)
 	}

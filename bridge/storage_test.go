@@ -46,18 +46,18 @@ func waitAccepted(t *testing.T, b *bridge.Bridge, body string, within time.Durat
 func checkFullAnswers(t *testing.T, b *bridge.Bridge, body, want string) {
 	t.Helper()
 	r := postEvent(t, b, body)
-	code, message := errorOf(r)
+	code, message := errorCodeMessage(r)
 	if r.status != http.StatusServiceUnavailable || code != "queue_full" || !strings.Contains(message, want) || r.header.Get("Retry-After") == "" {
 		t.Fatalf("ingest while full: %d %v (Retry-After %q), want 503 queue_full naming %q", r.status, r.body, r.header.Get("Retry-After"), want)
 	}
-	r = getJSON(t, b, "/readyz")
-	if _, message := errorOf(r); r.status != http.StatusServiceUnavailable || !strings.Contains(message, want) {
+	r = getAnswer(t, b, "/readyz")
+	if _, message := errorCodeMessage(r); r.status != http.StatusServiceUnavailable || !strings.Contains(message, want) {
 		t.Fatalf("readyz while full: %d %v, want 503 naming %q", r.status, r.body, want)
 	}
 }
 
-// countLogLines counts the log lines of a component at warn or error level.
-func countLogLines(logs *lockedBuffer, component string) int {
+// countWarnings counts the log lines of a component at warn or error level.
+func countWarnings(logs *lockedBuffer, component string) int {
 	n := 0
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, `"component":"`+component+`"`) && (strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`)) {
@@ -86,7 +86,7 @@ func TestFullStreamAnswers503AndRecovers(t *testing.T) {
 			accepted++
 			continue
 		}
-		if code, _ := errorOf(r); r.status != http.StatusServiceUnavailable || code != "queue_full" {
+		if code, _ := errorCodeMessage(r); r.status != http.StatusServiceUnavailable || code != "queue_full" {
 			t.Fatalf("event %d: %d %v", i, r.status, r.body)
 		}
 		break
@@ -100,13 +100,13 @@ func TestFullStreamAnswers503AndRecovers(t *testing.T) {
 	for range 20 {
 		checkFullAnswers(t, b, body, "events stream")
 	}
-	if n := countLogLines(logs, "nats") + countLogLines(logs, "http"); n > 3 {
+	if n := countWarnings(logs, "nats") + countWarnings(logs, "http"); n > 3 {
 		t.Errorf("%d warnings for a full stream, want it said once:\n%s", n, logs.String())
 	}
 
 	b.Emulator().ClearFaults()
 	waitAccepted(t, b, body, 60*time.Second)
-	waitReady(t, b, 60*time.Second)
+	waitUntilReady(t, b, 60*time.Second)
 	waitPresence(t, b, aliceID, "Busy/InACall", 30*time.Second)
 	waitPresence(t, b, bobID, "Busy/InACall", 30*time.Second)
 	waitDrained(t, b, 60*time.Second)
@@ -177,7 +177,7 @@ func TestFullStoreAnswers503AndRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitAccepted(t, b, body, 60*time.Second)
-	waitReady(t, b, 60*time.Second)
+	waitUntilReady(t, b, 60*time.Second)
 	waitPresence(t, b, aliceID, "Busy/InACall", 30*time.Second)
 	waitPresence(t, b, bobID, "Busy/InACall", 30*time.Second)
 }
