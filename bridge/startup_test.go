@@ -32,8 +32,8 @@ func unusedLoopbackAddr(t *testing.T) string {
 	return addr
 }
 
-// startExternalNATS runs a real NATS server with JetStream on addr until the test
-// ends.
+// startExternalNATS runs a real NATS server with JetStream on addr until
+// the test ends.
 func startExternalNATS(t *testing.T, addr string) *server.Server {
 	t.Helper()
 	host, port, err := net.SplitHostPort(addr)
