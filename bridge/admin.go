@@ -65,7 +65,12 @@ func (b *Bridge) registerAdmin(r *gin.Engine) {
 			adminError(c, http.StatusNotFound, "unknown_user", err.Error())
 			return
 		}
-		st, err := b.engine.State(c, c.Param("tenant"), userID)
+		eng := b.runningEngine()
+		if eng == nil {
+			adminError(c, http.StatusServiceUnavailable, "state_unavailable", "the engine is not running (NATS not connected yet)")
+			return
+		}
+		st, err := eng.State(c, c.Param("tenant"), userID)
 		if err != nil {
 			adminError(c, http.StatusServiceUnavailable, "state_unavailable", err.Error())
 			return

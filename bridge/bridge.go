@@ -1,7 +1,9 @@
 // Package bridge is the presence bridge's runtime, embeddable in tests:
 // New builds it from a configuration, Start brings up NATS, the Graph
 // emulator when configured, the worker and the HTTP server, and Stop takes
-// them down again in reverse order.
+// them down again in reverse order. With external NATS servers that can
+// not be reached at start, the bridge serves HTTP anyway (not ready, ingest
+// answers 503) and connects when they come.
 package bridge
 
 import (
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
@@ -38,14 +41,22 @@ type Bridge struct {
 	server   *http.Server
 	listener net.Listener
 
+	// mu serialises bringing the engine and the worker up (connect) with
+	// taking them down (Stop); running says they run, for readers that do
+	// not take mu.
+	mu          sync.Mutex
+	running     atomic.Bool
 	engine      *engine.Engine
 	rules       engine.Rules
 	directory   *directory.Directory
 	stopEngine  func()
 	stopConsume func()
-	serveDone   chan error
-	stopOnce    sync.Once
-	stopErr     error
+
+	stopConnecting func()        // ends keepConnecting
+	connecting     chan struct{} // closed when keepConnecting returns
+	serveDone      chan error
+	stopOnce       sync.Once
+	stopErr        error
 }
 
 // New returns a bridge for cfg; nothing runs until Start.
@@ -59,7 +70,13 @@ func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
 	return &Bridge{cfg: cfg, log: log, metrics: newMetrics()}, nil
 }
 
-// Start brings the bridge up. On error, whatever was started is stopped.
+// Start brings the bridge up and returns once HTTP listens. With the
+// embedded NATS server, or external servers that answer, the engine and the
+// worker run too when it returns. When external servers can not be reached
+// (or JetStream refuses to set up the streams), Start still returns nil:
+// /readyz and ingest answer 503 saying why, and the bridge keeps trying in
+// the background until it connects and becomes ready; Ready tells when.
+// On error, whatever was started is stopped.
 func (b *Bridge) Start(ctx context.Context) (err error) {
 	defer func() {
 		if err != nil {
@@ -83,14 +100,95 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	b.queue, err = queue.Open(ctx, b.cfg.NATS, b.log.With("component", "nats"))
-	if err != nil {
+	b.directory = directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)
+	b.queue = queue.New(b.cfg.NATS, b.log.With("component", "nats"))
+	connectErr := b.connect(ctx)
+	if connectErr != nil && b.cfg.NATS.Embedded {
+		return connectErr // nothing outside the process to wait for
+	}
+	if err := b.startHTTP(); err != nil {
+		return err
+	}
+	if connectErr != nil {
+		b.log.Warn("NATS not available; serving HTTP (not ready, ingest answers 503) and retrying", "err", connectErr)
+		connectCtx, stopConnecting := context.WithCancel(context.WithoutCancel(ctx))
+		b.stopConnecting = stopConnecting
+		b.connecting = make(chan struct{})
+		go b.keepConnecting(connectCtx)
+	}
+	return nil
+}
+
+// connect connects to NATS and starts the engine and the worker. On
+// failure nothing of it is left running, and it may be tried again.
+func (b *Bridge) connect(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := b.queue.Connect(ctx); err != nil {
 		return err
 	}
 	if err := b.startWorker(ctx); err != nil {
+		b.stopWorker(context.Background())
+		b.queue.Close()
 		return err
 	}
-	return b.startHTTP()
+	b.running.Store(true)
+	return nil
+}
+
+// Retry delays of keepConnecting.
+const (
+	connectRetryMin = 500 * time.Millisecond
+	connectRetryMax = 5 * time.Second
+)
+
+// keepConnecting tries connect until it succeeds or ctx ends. It logs a
+// failure only when its reason changes.
+func (b *Bridge) keepConnecting(ctx context.Context) {
+	defer close(b.connecting)
+	delay, lastErr := connectRetryMin, ""
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		err := b.connect(ctx)
+		if err == nil {
+			b.log.Info("NATS connected; the bridge is ready")
+			return
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if err.Error() != lastErr {
+			b.log.Warn("NATS still not available; retrying", "err", err)
+			lastErr = err.Error()
+		}
+		delay = min(2*delay, connectRetryMax)
+		timer.Reset(delay)
+	}
+}
+
+// Ready reports whether the bridge takes and processes events: NATS
+// connected, JetStream with room, the engine and the worker running. The
+// error says what is missing; /readyz answers it.
+func (b *Bridge) Ready(ctx context.Context) error {
+	if b.queue == nil {
+		return errors.New("not started")
+	}
+	if err := b.queue.Ready(ctx); err != nil {
+		return err
+	}
+	if !b.running.Load() {
+		return errors.New("NATS is connected; the engine and the worker are starting")
+	}
+	return nil
 }
 
 func (b *Bridge) startWorker(ctx context.Context) error {
@@ -99,7 +197,6 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		return err
 	}
 	b.rules = rules
-	b.directory = directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)
 	tenants := make([]engine.TenantOptions, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenants[i] = engine.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
@@ -208,13 +305,14 @@ func (b *Bridge) startHTTP() error {
 		return err
 	}
 	router := ingest.NewRouter(ingest.Options{
-		Publisher:     b.queue,
-		Sources:       sources,
-		BodyLimit:     b.cfg.HTTP.BodyLimit,
-		MaxFutureSkew: b.cfg.HTTP.MaxFutureSkew,
-		Ready:         b.queue.Ready,
-		Log:           b.log.With("component", "http"),
-		Observe:       b.metrics.httpRequest,
+		Publisher:       b.queue,
+		Sources:         sources,
+		BodyLimit:       b.cfg.HTTP.BodyLimit,
+		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
+		Ready:           b.Ready,
+		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
+		Log:             b.log.With("component", "http"),
+		Observe:         b.metrics.httpRequest,
 	})
 	b.metrics.register(router)
 	b.registerAdmin(router)
@@ -271,7 +369,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 }
 
 // Stop takes the bridge down: first the HTTP server (no new events), then
-// the consumer (messages in hand are settled), then NATS and the emulator.
+// any connection attempt still going on, the consumer (messages in hand are
+// settled), the engine, NATS and the emulator.
 // It is idempotent and bounded by ctx.
 func (b *Bridge) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
@@ -282,18 +381,22 @@ func (b *Bridge) Stop(ctx context.Context) error {
 				_ = b.server.Close()
 			}
 		}
-		if b.stopConsume != nil {
-			done := make(chan struct{})
-			go func() { b.stopConsume(); close(done) }()
+		if b.stopConnecting != nil {
+			b.stopConnecting()
+		}
+		if b.connecting != nil {
 			select {
-			case <-done:
+			case <-b.connecting:
 			case <-ctx.Done():
-				errs = append(errs, errors.New("stop worker: timed out draining"))
+				errs = append(errs, errors.New("stop: timed out waiting for the NATS connection attempt"))
 			}
 		}
-		if b.stopEngine != nil {
-			b.stopEngine()
+		b.mu.Lock()
+		b.running.Store(false)
+		if err := b.stopWorker(ctx); err != nil {
+			errs = append(errs, err)
 		}
+		b.mu.Unlock()
 		if b.graph != nil {
 			b.graph.closeIdleConnections()
 		}
@@ -311,8 +414,38 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	return b.stopErr
 }
 
+// stopWorker stops the consumer (messages in hand are settled, bounded by
+// ctx) and then the engine. b.mu must be held.
+func (b *Bridge) stopWorker(ctx context.Context) error {
+	var err error
+	if b.stopConsume != nil {
+		done := make(chan struct{})
+		go func() { b.stopConsume(); close(done) }()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			err = errors.New("stop worker: timed out draining")
+		}
+		b.stopConsume = nil
+	}
+	if b.stopEngine != nil {
+		b.stopEngine()
+		b.stopEngine = nil
+	}
+	return err
+}
+
+// runningEngine returns the engine, or nil while it does not run.
+func (b *Bridge) runningEngine() *engine.Engine {
+	if !b.running.Load() {
+		return nil
+	}
+	return b.engine
+}
+
 // Writing reports whether this bridge currently holds the tenant's Graph
 // writer.
 func (b *Bridge) Writing(tenant string) bool {
-	return b.engine != nil && b.engine.Writing(tenant)
+	e := b.runningEngine()
+	return e != nil && e.Writing(tenant)
 }

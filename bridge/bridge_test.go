@@ -299,6 +299,9 @@ func TestBadInput(t *testing.T) {
 	})
 }
 
+// TestJetStreamDownAnswers503: with JetStream gone, ingest answers 503
+// with Retry-After and tells the sender to retry with the same ids, and
+// /readyz answers 503 saying why.
 func TestJetStreamDownAnswers503(t *testing.T) {
 	b := startBridge(t, testConfig(t))
 	b.Queue().EmbeddedServer().DisableJetStream()
@@ -309,13 +312,14 @@ func TestJetStreamDownAnswers503(t *testing.T) {
 	if r.header.Get("Retry-After") == "" {
 		t.Fatal("503 without Retry-After")
 	}
-	resp, err := http.Get("http://" + b.Addr() + "/readyz")
-	if err != nil {
-		t.Fatal(err)
+	e, _ := r.body["error"].(map[string]any)
+	if message := fmt.Sprint(e["message"]); e["code"] != "queue_unavailable" || !strings.Contains(message, "same ids") {
+		t.Fatalf("error %v, want queue_unavailable telling to retry with the same ids", e)
 	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusServiceUnavailable {
-		t.Fatalf("readyz %d while JetStream is down", resp.StatusCode)
+	r = getAnswer(t, b, "/readyz")
+	e, _ = r.body["error"].(map[string]any)
+	if r.status != http.StatusServiceUnavailable || e["code"] != "not_ready" || !strings.Contains(fmt.Sprint(e["message"]), "PRESENCE_EVENTS") {
+		t.Fatalf("readyz while JetStream is down: %d %v, want 503 naming the stream", r.status, r.body)
 	}
 }
 
@@ -331,6 +335,28 @@ func TestHealthAndReady(t *testing.T) {
 			t.Fatalf("%s: %d", path, resp.StatusCode)
 		}
 	}
+	if r := getAnswer(t, b, "/readyz"); r.body["status"] != "ready" {
+		t.Fatalf("readyz body %v", r.body)
+	}
+	if err := b.Ready(context.Background()); err != nil {
+		t.Fatalf("Ready after Start with the embedded server: %v", err)
+	}
+}
+
+// getAnswer fetches path from the bridge and decodes its JSON answer.
+func getAnswer(t testing.TB, b *bridge.Bridge, path string) response {
+	t.Helper()
+	resp, err := http.Get("http://" + b.Addr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	r := response{status: resp.StatusCode, header: resp.Header}
+	if err := json.Unmarshal(raw, &r.body); err != nil {
+		t.Fatalf("%s answered %d, not a JSON object: %q", path, resp.StatusCode, raw)
+	}
+	return r
 }
 
 // BenchmarkIngest measures events accepted per second (202 after the

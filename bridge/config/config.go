@@ -69,6 +69,20 @@ type NATS struct {
 	AckWait         time.Duration `yaml:"ack_wait"`
 	ConnectTimeout  time.Duration `yaml:"connect_timeout"`
 	PublishTimeout  time.Duration `yaml:"publish_timeout"`
+	// MaxStore caps the embedded server's JetStream file store, in bytes;
+	// 0 leaves the server's own default (most of the free disk).
+	MaxStore int64 `yaml:"max_store"`
+	// StreamMaxBytes and StreamMaxMsgs cap the events stream (0: no cap
+	// on messages). A full stream refuses new events, which are answered
+	// 503; nothing stored is ever dropped.
+	StreamMaxBytes int64 `yaml:"stream_max_bytes"`
+	StreamMaxMsgs  int64 `yaml:"stream_max_msgs"`
+	// DeadLetterMaxBytes, DeadLetterMaxMsgs and DeadLetterMaxAge cap the
+	// dead-letter stream; past them the oldest records are dropped, so
+	// dead letters never stop the bridge.
+	DeadLetterMaxBytes int64         `yaml:"dead_letter_max_bytes"`
+	DeadLetterMaxMsgs  int64         `yaml:"dead_letter_max_msgs"`
+	DeadLetterMaxAge   time.Duration `yaml:"dead_letter_max_age"`
 }
 
 // TLS names the files for a TLS connection to external NATS servers.
@@ -236,11 +250,17 @@ func Default() *Config {
 			SubjectPrefix:   "presence.events",
 			DeadLetter:      "PRESENCE_DLQ",
 			Consumer:        "presence-worker",
-			DuplicateWindow: 10 * time.Minute,
+			DuplicateWindow: time.Hour,
 			Replicas:        1,
 			AckWait:         30 * time.Second,
 			ConnectTimeout:  5 * time.Second,
 			PublishTimeout:  5 * time.Second,
+
+			StreamMaxBytes:     256 << 20,
+			StreamMaxMsgs:      1_000_000,
+			DeadLetterMaxBytes: 64 << 20,
+			DeadLetterMaxMsgs:  100_000,
+			DeadLetterMaxAge:   30 * 24 * time.Hour,
 		},
 		Graph: Graph{
 			Timeout:      10 * time.Second,

@@ -40,7 +40,8 @@ func TestDefaults(t *testing.T) {
 		ok   bool
 	}{
 		{"embedded nats", cfg.NATS.Embedded},
-		{"duplicate window 10m", cfg.NATS.DuplicateWindow == 10*time.Minute},
+		{"duplicate window 1h", cfg.NATS.DuplicateWindow == time.Hour},
+		{"events stream 256 MiB", cfg.NATS.StreamMaxBytes == 256<<20},
 		{"body limit 1 MiB", cfg.HTTP.BodyLimit == 1<<20},
 		{"max future skew 5m", cfg.HTTP.MaxFutureSkew == 5*time.Minute},
 		{"budget 1500/30s", cfg.Graph.Tenants[0].Budget == 1500 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
@@ -112,6 +113,15 @@ sources:
 			"graph.tenants[0].client_certificate: client certificate: x509: malformed certificate",
 		}},
 		{"external nats without urls", minimal + "nats: {embedded: false}\n", []string{"nats.urls: required when nats.embedded is false"}},
+		{"nats limits", minimal + "nats: {duplicate_window: 30s, stream_max_bytes: 10, dead_letter_max_msgs: -1, max_store: 1000000}\n", []string{
+			"nats.duplicate_window: must be at least 1m, so that a sender's retry after a 503 is recognised",
+			"nats.stream_max_bytes: must be at least 4096 bytes",
+			"nats.dead_letter_max_msgs: must not be negative (0: no limit)",
+			"nats.max_store: must be at least twice nats.stream_max_bytes + nats.dead_letter_max_bytes (134217748 bytes), leaving room for the state and lease buckets",
+		}},
+		{"max_store on external servers", minimal + "nats: {embedded: false, urls: [\"nats://127.0.0.1:4222\"], max_store: 1000000}\n", []string{
+			"nats.max_store: applies to the embedded server only; set max_file_store on external servers",
+		}},
 		{"duplicate source", minimal + "  - {name: demo, type: generic, token: x}\n", []string{
 			`sources[1].name: duplicate source "demo"`, `sources[1].path: duplicate path "/v1/hooks/demo"`,
 		}},

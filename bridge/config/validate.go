@@ -61,11 +61,22 @@ func (c *Config) validateNATS(p *problems) {
 	p.check(n.DeadLetter != "" && !strings.ContainsAny(n.DeadLetter, " .*>") && n.DeadLetter != n.Stream, "nats.dead_letter_stream", "must be a stream name different from nats.stream")
 	p.check(n.SubjectPrefix != "" && !strings.ContainsAny(n.SubjectPrefix, " *>"), "nats.subject_prefix", "must be a subject without wildcards")
 	p.check(n.Consumer != "" && !strings.ContainsAny(n.Consumer, " .*>"), "nats.consumer", "must be a name without spaces, dots or wildcards")
-	p.check(n.DuplicateWindow >= time.Second, "nats.duplicate_window", "must be at least 1s")
+	p.check(n.DuplicateWindow >= time.Minute, "nats.duplicate_window", "must be at least 1m, so that a sender's retry after a 503 is recognised")
 	p.check(n.Replicas >= 1 && n.Replicas <= 5, "nats.replicas", "must be between 1 and 5")
 	p.check(n.AckWait >= time.Second, "nats.ack_wait", "must be at least 1s")
 	p.check(n.ConnectTimeout > 0, "nats.connect_timeout", "must be positive")
 	p.check(n.PublishTimeout > 0, "nats.publish_timeout", "must be positive")
+	p.check(n.StreamMaxBytes >= 4096, "nats.stream_max_bytes", "must be at least 4096 bytes")
+	p.check(n.StreamMaxMsgs >= 0, "nats.stream_max_msgs", "must not be negative (0: no limit)")
+	p.check(n.DeadLetterMaxBytes >= 4096, "nats.dead_letter_max_bytes", "must be at least 4096 bytes")
+	p.check(n.DeadLetterMaxMsgs >= 0, "nats.dead_letter_max_msgs", "must not be negative (0: no limit)")
+	p.check(n.DeadLetterMaxAge >= 0, "nats.dead_letter_max_age", "must not be negative (0: no limit)")
+	p.check(n.MaxStore >= 0, "nats.max_store", "must not be negative (0: the server's default)")
+	p.check(n.MaxStore == 0 || n.Embedded, "nats.max_store", "applies to the embedded server only; set max_file_store on external servers")
+	if n.Embedded && n.MaxStore > 0 {
+		p.check(n.StreamMaxBytes+n.DeadLetterMaxBytes <= n.MaxStore/2, "nats.max_store",
+			"must be at least twice nats.stream_max_bytes + nats.dead_letter_max_bytes (%d bytes), leaving room for the state and lease buckets", 2*(n.StreamMaxBytes+n.DeadLetterMaxBytes))
+	}
 }
 
 func (c *Config) validateGraph(p *problems) {

@@ -12,11 +12,13 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/queue"
 )
 
 // Publisher stores events durably; it returns once they are stored.
@@ -49,7 +51,10 @@ type Options struct {
 	MaxFutureSkew time.Duration
 	// RetryAfter is what 503 answers advise.
 	RetryAfter time.Duration
-	Log        *slog.Logger
+	// DuplicateWindow is how long JetStream recognises a retried event id
+	// (nats.duplicate_window); 503 answers quote it.
+	DuplicateWindow time.Duration
+	Log             *slog.Logger
 	// Observe, when set, counts each answered request by route and status.
 	Observe func(route string, status int)
 }
@@ -88,7 +93,16 @@ func NewRouter(opts Options) *gin.Engine {
 
 type handler struct {
 	opts Options
+
+	// Failed publishes are logged once per failedLogEvery with a count,
+	// so an outage does not flood the log.
+	failedMu     sync.Mutex
+	failedLogged time.Time
+	failedCount  int
 }
+
+// failedLogEvery is how often, at most, failed publishes are logged.
+const failedLogEvery = 10 * time.Second
 
 func (h *handler) ready(c *gin.Context) {
 	if err := h.opts.Ready(c); err != nil {
@@ -137,12 +151,16 @@ func (h *handler) events(c *gin.Context) {
 
 // publish stores events and answers: 202 (or the adapter's own answer)
 // after the PubAck, 503 with Retry-After when JetStream can not take them.
+//
+// A 503 for a full JetStream means the events were refused (in a batch,
+// those before the refusal may be stored). Any other 503 (a timeout, a
+// reconnect) means they may or may not be stored, and may still be applied
+// later. Either way the sender retries with the same ids; the duplicate
+// window makes that safe.
 func (h *handler) publish(c *gin.Context, events []adapters.Event, responder adapters.Responder) {
 	if len(events) > 0 {
 		if err := h.opts.Publisher.Publish(c, events); err != nil {
-			h.opts.Log.Warn("events not stored", "count", len(events), "err", err)
-			c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
-			writeError(c, http.StatusServiceUnavailable, "queue_unavailable", "events could not be stored; retry later", nil)
+			h.publishFailed(c, len(events), err)
 			return
 		}
 	}
@@ -155,6 +173,34 @@ func (h *handler) publish(c *gin.Context, events []adapters.Event, responder ada
 		ids[i] = e.ID
 	}
 	c.JSON(http.StatusAccepted, gin.H{"accepted": len(events), "ids": ids})
+}
+
+// publishFailed answers 503 for events that could not be stored.
+func (h *handler) publishFailed(c *gin.Context, count int, err error) {
+	c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
+	retry := "retry them with the same ids after Retry-After; JetStream recognises a repeated id within the duplicate window (nats.duplicate_window, " + h.opts.DuplicateWindow.String() + ")"
+	if errors.Is(err, queue.ErrFull) {
+		// The queue logs when JetStream fills up and when it has room
+		// again; a line per refused request would flood the log.
+		writeError(c, http.StatusServiceUnavailable, "queue_full",
+			err.Error()+". The events were not stored (in a batch, some may have been); "+retry+".", nil)
+		return
+	}
+	h.logFailed(count, err)
+	writeError(c, http.StatusServiceUnavailable, "queue_unavailable",
+		"the events may or may not be stored, and may still be applied later ("+err.Error()+"); "+retry+", which makes the retry safe.", nil)
+}
+
+// logFailed logs a failed publish, or counts it when one was logged less
+// than failedLogEvery ago.
+func (h *handler) logFailed(count int, err error) {
+	h.failedMu.Lock()
+	defer h.failedMu.Unlock()
+	h.failedCount++
+	if now := time.Now(); now.Sub(h.failedLogged) >= failedLogEvery {
+		h.opts.Log.Warn("events not stored", "count", count, "err", err, "failed_requests", h.failedCount)
+		h.failedLogged, h.failedCount = now, 0
+	}
 }
 
 func (h *handler) sourceByToken(header string) (Source, bool) {

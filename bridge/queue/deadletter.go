@@ -44,20 +44,25 @@ func (q *Queue) PublishDeadLetter(ctx context.Context, d DeadLetter) error {
 	if token == "" {
 		token = "unknown"
 	}
+	c, err := q.current()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
 	defer cancel()
-	if _, err := q.js.Publish(ctx, q.deadLetterSubject()+"."+token, body); err != nil {
-		return fmt.Errorf("%w: publish dead letter: %v", ErrUnavailable, err)
+	if _, err := c.js.Publish(ctx, q.deadLetterSubject()+"."+token, body); err != nil {
+		return fmt.Errorf("publish dead letter: %w", q.refused(err))
 	}
+	q.full.stored(q.log, time.Now())
 	return nil
 }
 
 // ListDeadLetters returns up to limit records, oldest first, starting at
 // sequence from (0 means the first).
 func (q *Queue) ListDeadLetters(ctx context.Context, from uint64, limit int) ([]DeadLetter, error) {
-	stream, err := q.js.Stream(ctx, q.cfg.DeadLetter)
+	stream, err := q.deadLetters(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("dead-letter stream: %w", err)
+		return nil, err
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -90,9 +95,9 @@ func (q *Queue) ListDeadLetters(ctx context.Context, from uint64, limit int) ([]
 // subject, with a fresh message id so the duplicate window does not drop
 // it, and removes the record.
 func (q *Queue) ReplayDeadLetter(ctx context.Context, seq uint64) error {
-	stream, err := q.js.Stream(ctx, q.cfg.DeadLetter)
+	stream, err := q.deadLetters(ctx)
 	if err != nil {
-		return fmt.Errorf("dead-letter stream: %w", err)
+		return err
 	}
 	msg, err := stream.GetMsg(ctx, seq)
 	if err != nil {
@@ -107,8 +112,12 @@ func (q *Queue) ReplayDeadLetter(ctx context.Context, seq uint64) error {
 		Data:    d.Data,
 		Header:  nats.Header{jetstream.MsgIDHeader: []string{"replay:" + q.cfg.DeadLetter + ":" + strconv.FormatUint(seq, 10)}},
 	}
-	if _, err := q.js.PublishMsg(ctx, replay); err != nil {
-		return fmt.Errorf("%w: replay dead letter %d: %v", ErrUnavailable, seq, err)
+	js := q.JetStream()
+	if js == nil {
+		return fmt.Errorf("%w: replay dead letter %d: NATS is not connected", ErrUnavailable, seq)
+	}
+	if _, err := js.PublishMsg(ctx, replay); err != nil {
+		return fmt.Errorf("replay dead letter %d: %w", seq, q.refused(err))
 	}
 	if err := stream.DeleteMsg(ctx, seq); err != nil {
 		return fmt.Errorf("remove replayed dead letter %d: %w", seq, err)
@@ -118,9 +127,9 @@ func (q *Queue) ReplayDeadLetter(ctx context.Context, seq uint64) error {
 
 // PurgeDeadLetters removes every record and returns how many there were.
 func (q *Queue) PurgeDeadLetters(ctx context.Context) (uint64, error) {
-	stream, err := q.js.Stream(ctx, q.cfg.DeadLetter)
+	stream, err := q.deadLetters(ctx)
 	if err != nil {
-		return 0, fmt.Errorf("dead-letter stream: %w", err)
+		return 0, err
 	}
 	info, err := stream.Info(ctx)
 	if err != nil {
@@ -132,10 +141,27 @@ func (q *Queue) PurgeDeadLetters(ctx context.Context) (uint64, error) {
 	return info.State.Msgs, nil
 }
 
+// deadLetters returns the dead-letter stream.
+func (q *Queue) deadLetters(ctx context.Context) (jetstream.Stream, error) {
+	c, err := q.current()
+	if err != nil {
+		return nil, err
+	}
+	stream, err := c.js.Stream(ctx, q.cfg.DeadLetter)
+	if err != nil {
+		return nil, fmt.Errorf("dead-letter stream: %w", err)
+	}
+	return stream, nil
+}
+
 // Consume delivers the events stream's messages to handle from the durable
 // consumer until stop is called. handle must settle each message.
 func (q *Queue) Consume(ctx context.Context, handle func(jetstream.Msg)) (stop func(), err error) {
-	consumer, err := q.events.Consumer(ctx, q.cfg.Consumer)
+	c, err := q.current()
+	if err != nil {
+		return nil, err
+	}
+	consumer, err := c.events.Consumer(ctx, q.cfg.Consumer)
 	if err != nil {
 		return nil, fmt.Errorf("consumer %s: %w", q.cfg.Consumer, err)
 	}

@@ -1,6 +1,6 @@
 // Package queue connects the bridge to NATS JetStream: the embedded or
 // external server, the events stream with its durable pull consumer, and
-// the dead-letter stream.
+// the dead-letter stream, each with its limits.
 package queue
 
 import (
@@ -11,6 +11,9 @@ import (
 	"log/slog"
 	"net"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -22,26 +25,79 @@ import (
 )
 
 // ErrUnavailable means JetStream could not take a message; the sender must
-// try again later.
+// try again later. A message whose publish failed this way may still have
+// been stored (the acknowledgement can be lost during a reconnect), so a
+// retry must carry the same message id.
 var ErrUnavailable = errors.New("jetstream unavailable")
 
-// Queue is the bridge's connection to JetStream.
+// ErrFull means JetStream refused a message for lack of space: the events
+// stream reached its limits or the server's store is full. Such a message
+// was not stored. Errors that match ErrFull match ErrUnavailable too.
+var ErrFull = errors.New("jetstream full")
+
+// fullError is an ErrFull with the reason JetStream gave.
+type fullError struct{ reason string }
+
+func (e *fullError) Error() string { return "JetStream is full: " + e.reason }
+
+func (e *fullError) Is(target error) bool { return target == ErrFull || target == ErrUnavailable }
+
+// Queue is the bridge's connection to JetStream. New makes one that is not
+// connected yet; Connect connects it, and may be tried again until it
+// succeeds. Every other method is safe to call at any time and answers
+// ErrUnavailable while not connected.
 type Queue struct {
-	cfg    config.NATS
-	log    *slog.Logger
+	cfg     config.NATS
+	log     *slog.Logger
+	conn    atomic.Pointer[conn]
+	full    refusals
+	errMu   sync.Mutex
+	lastErr error // why the last Connect failed
+}
+
+// conn is one established connection with what was set up on it.
+type conn struct {
 	server *server.Server // nil when connected to external servers
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	events jetstream.Stream
 }
 
-// Open starts the embedded server when configured, connects, and creates or
-// updates the streams and the consumer.
-func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Queue, error) {
-	q := &Queue{cfg: cfg, log: log}
+// New returns a queue for cfg that is not connected yet.
+func New(cfg config.NATS, log *slog.Logger) *Queue {
+	return &Queue{cfg: cfg, log: log, lastErr: errors.New("not connected yet")}
+}
+
+// Connect starts the embedded server when configured, connects, and
+// creates or updates the streams and the consumer. On failure nothing is
+// left running and Connect may be called again. Once connected, a lost
+// connection is re-established by the NATS client itself.
+func (q *Queue) Connect(ctx context.Context) error {
+	if q.conn.Load() != nil {
+		return nil
+	}
+	c, err := q.connect(ctx)
+	q.errMu.Lock()
+	q.lastErr = err
+	q.errMu.Unlock()
+	if err != nil {
+		return err
+	}
+	q.conn.Store(c)
+	return nil
+}
+
+func (q *Queue) connect(ctx context.Context) (c *conn, err error) {
+	c = &conn{}
+	defer func() {
+		if err != nil {
+			c.close()
+		}
+	}()
+	log := q.log
 	opts := []nats.Option{
 		nats.Name("presence-bridge"),
-		nats.Timeout(cfg.ConnectTimeout),
+		nats.Timeout(q.cfg.ConnectTimeout),
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
@@ -51,44 +107,64 @@ func Open(ctx context.Context, cfg config.NATS, log *slog.Logger) (*Queue, error
 		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
 	}
 	url := ""
-	if cfg.Embedded {
-		srv, err := startEmbedded(cfg)
+	if q.cfg.Embedded {
+		c.server, err = startEmbedded(q.cfg)
 		if err != nil {
-			return nil, err
+			return c, err
 		}
-		q.server = srv
-		opts = append(opts, nats.InProcessServer(srv))
+		opts = append(opts, nats.InProcessServer(c.server))
 	} else {
-		url = joinURLs(cfg.URLs)
-		opts = append(opts, externalOptions(cfg)...)
+		url = joinURLs(q.cfg.URLs)
+		opts = append(opts, externalOptions(q.cfg)...)
 	}
-	nc, err := nats.Connect(url, opts...)
+	c.nc, err = nats.Connect(url, opts...)
 	if err != nil {
-		q.Close()
-		return nil, fmt.Errorf("connect to nats: %w", err)
+		return c, fmt.Errorf("connect to nats: %w", err)
 	}
-	q.nc = nc
-	js, err := jetstream.New(nc)
+	c.js, err = jetstream.New(c.nc)
 	if err != nil {
-		q.Close()
-		return nil, fmt.Errorf("jetstream: %w", err)
+		return c, fmt.Errorf("jetstream: %w", err)
 	}
-	q.js = js
-	if err := q.ensureStreams(ctx); err != nil {
-		q.Close()
-		return nil, err
+	c.events, err = q.ensureStreams(ctx, c.js)
+	return c, err
+}
+
+// close drains the connection and stops the embedded server.
+func (c *conn) close() {
+	if c.nc != nil {
+		_ = c.nc.Drain()
+		deadline := time.Now().Add(5 * time.Second)
+		for !c.nc.IsClosed() && time.Now().Before(deadline) {
+			time.Sleep(10 * time.Millisecond)
+		}
+		c.nc.Close()
 	}
-	return q, nil
+	if c.server != nil {
+		c.server.Shutdown()
+		c.server.WaitForShutdown()
+	}
+}
+
+// current returns the connection, or an ErrUnavailable saying why there is
+// none.
+func (q *Queue) current() (*conn, error) {
+	if c := q.conn.Load(); c != nil {
+		return c, nil
+	}
+	q.errMu.Lock()
+	defer q.errMu.Unlock()
+	return nil, fmt.Errorf("%w: NATS is not connected (%v)", ErrUnavailable, q.lastErr)
 }
 
 func startEmbedded(cfg config.NATS) (*server.Server, error) {
 	opts := &server.Options{
-		ServerName: "presence-bridge",
-		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		DontListen: cfg.Listen == "",
-		NoSigs:     true,
-		NoLog:      true,
+		ServerName:        "presence-bridge",
+		JetStream:         true,
+		StoreDir:          cfg.StoreDir,
+		JetStreamMaxStore: cfg.MaxStore,
+		DontListen:        cfg.Listen == "",
+		NoSigs:            true,
+		NoLog:             true,
 	}
 	if cfg.Listen != "" {
 		host, port, err := net.SplitHostPort(cfg.Listen)
@@ -141,8 +217,8 @@ func joinURLs(urls []string) string {
 	return out
 }
 
-func (q *Queue) ensureStreams(ctx context.Context) error {
-	events, err := q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+func (q *Queue) ensureStreams(ctx context.Context, js jetstream.JetStream) (jetstream.Stream, error) {
+	events, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        q.cfg.Stream,
 		Description: "Presence events from webhooks and bus publishers.",
 		Subjects:    []string{q.cfg.SubjectPrefix + ".>"},
@@ -150,22 +226,31 @@ func (q *Queue) ensureStreams(ctx context.Context) error {
 		Retention:   jetstream.WorkQueuePolicy,
 		Duplicates:  q.cfg.DuplicateWindow,
 		Replicas:    q.cfg.Replicas,
+		// A full stream refuses new events (answered 503) rather than
+		// dropping events it already acknowledged.
+		MaxBytes: q.cfg.StreamMaxBytes,
+		MaxMsgs:  limit(q.cfg.StreamMaxMsgs),
+		Discard:  jetstream.DiscardNew,
 	})
 	if err != nil {
-		return fmt.Errorf("create stream %s: %w", q.cfg.Stream, err)
+		return nil, fmt.Errorf("create stream %s: %w", q.cfg.Stream, err)
 	}
-	q.events = events
-	_, err = q.js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	_, err = js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        q.cfg.DeadLetter,
 		Description: "Presence events that could not be applied, with the reason.",
 		Subjects:    []string{q.deadLetterSubject() + ".>"},
 		Storage:     jetstream.FileStorage,
 		Retention:   jetstream.LimitsPolicy,
-		MaxAge:      30 * 24 * time.Hour,
 		Replicas:    q.cfg.Replicas,
+		// Past its limits the stream drops its oldest records, so dead
+		// letters can never stop the bridge.
+		MaxBytes: q.cfg.DeadLetterMaxBytes,
+		MaxMsgs:  limit(q.cfg.DeadLetterMaxMsgs),
+		MaxAge:   q.cfg.DeadLetterMaxAge,
+		Discard:  jetstream.DiscardOld,
 	})
 	if err != nil {
-		return fmt.Errorf("create stream %s: %w", q.cfg.DeadLetter, err)
+		return nil, fmt.Errorf("create stream %s: %w", q.cfg.DeadLetter, err)
 	}
 	_, err = events.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{
 		Durable:       q.cfg.Consumer,
@@ -176,16 +261,35 @@ func (q *Queue) ensureStreams(ctx context.Context) error {
 		MaxAckPending: 10000,
 	})
 	if err != nil {
-		return fmt.Errorf("create consumer %s: %w", q.cfg.Consumer, err)
+		return nil, fmt.Errorf("create consumer %s: %w", q.cfg.Consumer, err)
+	}
+	return events, nil
+}
+
+// limit turns "0 means none" into JetStream's -1.
+func limit(n int64) int64 {
+	if n <= 0 {
+		return -1
+	}
+	return n
+}
+
+// JetStream returns the JetStream context, for the engine's KV buckets, or
+// nil while not connected.
+func (q *Queue) JetStream() jetstream.JetStream {
+	if c := q.conn.Load(); c != nil {
+		return c.js
 	}
 	return nil
 }
 
-// JetStream returns the JetStream context, for the engine's KV buckets.
-func (q *Queue) JetStream() jetstream.JetStream { return q.js }
-
-// Conn returns the NATS connection.
-func (q *Queue) Conn() *nats.Conn { return q.nc }
+// Conn returns the NATS connection, or nil while not connected.
+func (q *Queue) Conn() *nats.Conn {
+	if c := q.conn.Load(); c != nil {
+		return c.nc
+	}
+	return nil
+}
 
 // Subject returns the subject events of a source are published on.
 func (q *Queue) Subject(source string) string { return q.cfg.SubjectPrefix + "." + source }
@@ -194,8 +298,14 @@ func (q *Queue) deadLetterSubject() string { return "presence.deadletter." + q.c
 
 // Publish stores events in JetStream and returns once every one is
 // acknowledged. Each is published with Nats-Msg-Id source:id, so a retried
-// event is stored once. A failure wraps ErrUnavailable.
+// event is stored once within nats.duplicate_window. A failure wraps
+// ErrUnavailable, and ErrFull when JetStream refused for lack of space; on
+// any other failure an event may or may not have been stored.
 func (q *Queue) Publish(ctx context.Context, events []adapters.Event) error {
+	c, err := q.current()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, q.cfg.PublishTimeout)
 	defer cancel()
 	futures := make([]jetstream.PubAckFuture, 0, len(events))
@@ -204,7 +314,7 @@ func (q *Queue) Publish(ctx context.Context, events []adapters.Event) error {
 		if err != nil {
 			return fmt.Errorf("encode event %s: %w", e.Key(), err)
 		}
-		f, err := q.js.PublishMsgAsync(&nats.Msg{
+		f, err := c.js.PublishMsgAsync(&nats.Msg{
 			Subject: q.Subject(e.Source),
 			Data:    data,
 			Header:  nats.Header{jetstream.MsgIDHeader: []string{e.Key()}},
@@ -218,43 +328,105 @@ func (q *Queue) Publish(ctx context.Context, events []adapters.Event) error {
 		select {
 		case <-f.Ok():
 		case err := <-f.Err():
-			return fmt.Errorf("%w: %v", ErrUnavailable, err)
+			return q.refused(err)
 		case <-ctx.Done():
-			return fmt.Errorf("%w: no acknowledgement: %v", ErrUnavailable, ctx.Err())
+			return fmt.Errorf("%w: no acknowledgement within %s: %v", ErrUnavailable, q.cfg.PublishTimeout, ctx.Err())
 		}
 	}
+	q.full.stored(q.log, time.Now())
 	return nil
 }
 
-// Ready reports whether JetStream answers and the events stream exists.
-func (q *Queue) Ready(ctx context.Context) error {
-	if q.nc == nil || !q.nc.IsConnected() {
-		return fmt.Errorf("%w: not connected", ErrUnavailable)
+// refused turns a write JetStream refused into ErrFull when it was for
+// lack of space, noting it for Ready and the log, and into ErrUnavailable
+// otherwise.
+func (q *Queue) refused(err error) error {
+	reason := fullReason(err)
+	if reason == "" {
+		return fmt.Errorf("%w: %v", ErrUnavailable, err)
 	}
-	if _, err := q.events.Info(ctx); err != nil {
+	q.full.refused(q.log, reason, time.Now())
+	return &fullError{reason: reason}
+}
+
+// fullReason says why JetStream refused a write for lack of space, or
+// returns "" when err is something else.
+func fullReason(err error) string {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		return ""
+	}
+	switch apiErr.ErrorCode {
+	case jsErrCodeInsufficientResources, jsErrCodeAccountResourcesExceeded:
+		return "the JetStream store is full (" + apiErr.Description + ")"
+	case jsErrCodeStreamStoreFailed:
+		if strings.Contains(apiErr.Description, "maximum bytes") || strings.Contains(apiErr.Description, "maximum messages") {
+			return "the events stream reached its limit (" + apiErr.Description + ")"
+		}
+	}
+	return ""
+}
+
+// JetStream error codes the client library has no names for.
+const (
+	jsErrCodeAccountResourcesExceeded jetstream.ErrorCode = 10002
+	jsErrCodeInsufficientResources    jetstream.ErrorCode = 10023
+	jsErrCodeStreamStoreFailed        jetstream.ErrorCode = 10077
+)
+
+// streamFullMargin is how much room the events stream must have left to
+// count as able to take events.
+const streamFullMargin = 4096
+
+// Ready reports whether the queue can take events: NATS connected, the
+// events stream below its limits, the store not full, and no write
+// refused for lack of space in the last few seconds. The error says which.
+func (q *Queue) Ready(ctx context.Context) error {
+	c, err := q.current()
+	if err != nil {
+		return err
+	}
+	if !c.nc.IsConnected() {
+		return fmt.Errorf("%w: NATS connection lost, reconnecting", ErrUnavailable)
+	}
+	info, err := c.events.Info(ctx)
+	if err != nil {
 		return fmt.Errorf("%w: stream %s: %v", ErrUnavailable, q.cfg.Stream, err)
 	}
+	if m := info.Config.MaxBytes; m > 0 && info.State.Bytes+streamFullMargin > uint64(m) {
+		return &fullError{reason: fmt.Sprintf("the events stream %s holds %d of its %d bytes (nats.stream_max_bytes)", q.cfg.Stream, info.State.Bytes, m)}
+	}
+	if m := info.Config.MaxMsgs; m > 0 && info.State.Msgs >= uint64(m) {
+		return &fullError{reason: fmt.Sprintf("the events stream %s holds %d of its %d messages (nats.stream_max_msgs)", q.cfg.Stream, info.State.Msgs, m)}
+	}
+	if q.cfg.Embedded && q.cfg.MaxStore > 0 {
+		account, err := c.js.AccountInfo(ctx)
+		if err != nil {
+			return fmt.Errorf("%w: account info: %v", ErrUnavailable, err)
+		}
+		if int64(account.Store) >= q.cfg.MaxStore {
+			return &fullError{reason: fmt.Sprintf("the JetStream store holds %d of its %d bytes (nats.max_store)", account.Store, q.cfg.MaxStore)}
+		}
+	}
+	if reason := q.full.recent(time.Now()); reason != "" {
+		return &fullError{reason: reason}
+	}
 	return nil
 }
 
-// Close drains the connection and stops the embedded server. It is safe to
-// call more than once.
+// Close disconnects and stops the embedded server. It is safe to call
+// more than once; Connect may be called again afterwards.
 func (q *Queue) Close() {
-	if q.nc != nil {
-		_ = q.nc.Drain()
-		deadline := time.Now().Add(5 * time.Second)
-		for !q.nc.IsClosed() && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		q.nc.Close()
-	}
-	if q.server != nil {
-		q.server.Shutdown()
-		q.server.WaitForShutdown()
-		q.server = nil
+	if c := q.conn.Swap(nil); c != nil {
+		c.close()
 	}
 }
 
 // EmbeddedServer returns the in-process NATS server, or nil when connected
 // to external servers.
-func (q *Queue) EmbeddedServer() *server.Server { return q.server }
+func (q *Queue) EmbeddedServer() *server.Server {
+	if c := q.conn.Load(); c != nil {
+		return c.server
+	}
+	return nil
+}

@@ -9,6 +9,10 @@
 //	presence-bridge emulator --config FILE
 //	presence-bridge dlq list|replay SEQ|purge --config FILE
 //
+// run stays up when external NATS servers can not be reached at start: it
+// answers /healthz, reports not ready on /readyz, answers ingest with 503
+// and connects when the servers come.
+//
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or configuration.
 package main
 
