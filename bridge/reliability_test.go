@@ -24,7 +24,9 @@ func TestGraphOutageOpensBreakerAndConverges(t *testing.T) {
 	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)
 
 	em.Outage(time.Hour)
-	presenceCalls := func() int { return countRequests(b, "/presence/setPresence") + countRequests(b, "/presence/clearPresence") }
+	presenceCalls := func() int {
+		return countRequests(b, "/presence/setPresence") + countRequests(b, "/presence/clearPresence")
+	}
 	start := presenceCalls()
 	now := time.Now()
 	postEvent(t, b, callEvent("o1", "alice@contoso.example", "w", "ended", now))
