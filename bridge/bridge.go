@@ -99,7 +99,13 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		return err
 	}
 	b.rules = rules
-	b.directory = directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)
+	lookups := newUserLookups(b.graph, b.cfg.Graph.Breaker, b.log.With("component", "directory"))
+	b.directory = directory.New(directory.Options{
+		Entries:    b.cfg.Directory,
+		Lookup:     lookups.lookup,
+		TTL:        b.cfg.Graph.UserCacheTTL,
+		UnknownTTL: b.cfg.Graph.UnknownUserTTL,
+	})
 	tenants := make([]engine.TenantOptions, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenants[i] = engine.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
@@ -120,6 +126,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
+		MaxRetryDelay:   b.cfg.Graph.Retry.MaxDelay,
 		Logger:          b.log.With("component", "engine"),
 	})
 	if err != nil {
@@ -144,14 +151,20 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		DeadLetters:   b.queue,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
+		Lanes:         b.cfg.Worker.Lanes,
+		LaneDepth:     b.cfg.Worker.LaneDepth,
+		AckWait:       b.cfg.NATS.AckWait,
 		Log:           b.log.With("component", "worker"),
 		Observe:       b.metrics.workerOutcome,
 	})
-	stop, err := b.queue.Consume(ctx, w.Handle)
+	stop, err := b.queue.Consume(ctx, w.Dispatch)
 	if err != nil {
+		w.Stop()
 		return err
 	}
-	b.stopConsume = stop
+	// The consumer stops first, so no message comes into a lane after the
+	// lanes stop.
+	b.stopConsume = func() { stop(); w.Stop() }
 	return nil
 }
 
