@@ -121,13 +121,14 @@ func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, e
 
 // cached returns the unexpired outcome remembered for key.
 func (d *Directory) cached(key string) (cached, bool) {
+	now := d.opts.Now()
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	c, ok := d.cache[key]
 	if !ok {
 		return cached{}, false
 	}
-	if !d.opts.Now().Before(c.expires) {
+	if !now.Before(c.expires) {
 		delete(d.cache, key)
 		return cached{}, false
 	}
