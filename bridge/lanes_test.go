@@ -37,7 +37,9 @@ func callsInState(t *testing.T, b *bridge.Bridge, user string) int {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var view struct{ State struct{ Calls map[string]any } }
+	var view struct {
+		State struct{ Calls map[string]any }
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&view); err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("admin view of %s: %d %v", user, resp.StatusCode, err)
 	}
