@@ -124,7 +124,6 @@ func (g *graphTenants) lookupUser(ctx context.Context, tenant, upn string) (stri
 // failures (as the engine's does), never on 404 or 429.
 type userLookups struct {
 	graph    *graphTenants
-	log      *slog.Logger
 	breakers map[string]*lookupBreaker
 }
 
@@ -138,7 +137,7 @@ type lookupBreaker struct {
 // newUserLookups builds a breaker per configured tenant; each state change
 // is logged once, not each event it turns away.
 func newUserLookups(g *graphTenants, cfg config.Breaker, log *slog.Logger) *userLookups {
-	l := &userLookups{graph: g, log: log, breakers: map[string]*lookupBreaker{}}
+	l := &userLookups{graph: g, breakers: map[string]*lookupBreaker{}}
 	for tenant := range g.clients {
 		b := &lookupBreaker{timeout: cfg.OpenTimeout}
 		b.cb = gobreaker.NewCircuitBreaker[string](gobreaker.Settings{
