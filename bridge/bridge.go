@@ -100,7 +100,13 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	b.directory = directory.New(b.cfg.Directory, b.graph.lookupUser, b.cfg.Graph.UserCacheTTL)
+	lookups := newUserLookups(b.graph, b.cfg.Graph.Breaker, b.log.With("component", "directory"))
+	b.directory = directory.New(directory.Options{
+		Entries:    b.cfg.Directory,
+		Lookup:     lookups.lookup,
+		TTL:        b.cfg.Graph.UserCacheTTL,
+		UnknownTTL: b.cfg.Graph.UnknownUserTTL,
+	})
 	b.queue = queue.New(b.cfg.NATS, b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
 	if connectErr != nil && b.cfg.NATS.Embedded {
@@ -217,6 +223,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
+		MaxRetryDelay:   b.cfg.Graph.Retry.MaxDelay,
 		Logger:          b.log.With("component", "engine"),
 		MaxStateSize:    b.cfg.Presence.MaxStateSize,
 	})
@@ -243,14 +250,20 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
 		MaxFutureSkew: b.cfg.HTTP.MaxFutureSkew,
+		Lanes:         b.cfg.Worker.Lanes,
+		LaneDepth:     b.cfg.Worker.LaneDepth,
+		AckWait:       b.cfg.NATS.AckWait,
 		Log:           b.log.With("component", "worker"),
 		Observe:       b.metrics.workerOutcome,
 	})
-	stop, err := b.queue.Consume(ctx, w.Handle)
+	stop, err := b.queue.Consume(ctx, w.Dispatch)
 	if err != nil {
+		w.Stop()
 		return err
 	}
-	b.stopConsume = stop
+	// The consumer stops first, so no message comes into a lane after the
+	// lanes stop.
+	b.stopConsume = func() { stop(); w.Stop() }
 	return nil
 }
 

@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
+
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
@@ -100,15 +104,97 @@ func (g *graphTenants) GetPresences(ctx context.Context, tenant string, userIDs 
 	return seen, nil
 }
 
-// lookupUser resolves a UPN to an object id for the directory.
+// lookupUser resolves a UPN to an object id for the directory. It makes
+// one request; userLookups puts it behind a breaker.
 func (g *graphTenants) lookupUser(ctx context.Context, tenant, upn string) (string, error) {
 	c, err := g.client(tenant)
 	if err != nil {
 		return "", err
 	}
 	user, err := c.GetUser(ctx, upn)
-	if err == nil {
-		return user.ID, nil
+	if err != nil {
+		return "", err
+	}
+	return user.ID, nil
+}
+
+// userLookups resolves UPNs through Graph behind one circuit breaker per
+// tenant, so that a Graph outage costs a few probes instead of a request
+// per event and redelivery. The breaker opens on 5xx, timeouts and network
+// failures (as the engine's does), never on 404 or 429.
+type userLookups struct {
+	graph    *graphTenants
+	breakers map[string]*lookupBreaker
+}
+
+// lookupBreaker is one tenant's breaker and when it closes for probes.
+type lookupBreaker struct {
+	cb        *gobreaker.CircuitBreaker[string]
+	timeout   time.Duration
+	openUntil atomic.Int64 // Unix nanoseconds
+}
+
+// newUserLookups builds a breaker per configured tenant; each state change
+// is logged once, not each event it turns away.
+func newUserLookups(g *graphTenants, cfg config.Breaker, log *slog.Logger) *userLookups {
+	l := &userLookups{graph: g, breakers: map[string]*lookupBreaker{}}
+	for tenant := range g.clients {
+		b := &lookupBreaker{timeout: cfg.OpenTimeout}
+		b.cb = gobreaker.NewCircuitBreaker[string](gobreaker.Settings{
+			Name:        "user lookups:" + tenant,
+			MaxRequests: 1,
+			Timeout:     cfg.OpenTimeout,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= cfg.Failures },
+			IsSuccessful: func(err error) bool {
+				class, _ := classifyGraph(err)
+				return err == nil || class != engine.Retryable
+			},
+			OnStateChange: func(_ string, from, to gobreaker.State) {
+				b.stateChanged(log.With("tenant", tenant), from, to)
+			},
+		})
+		l.breakers[tenant] = b
+	}
+	return l
+}
+
+// stateChanged records when an opened breaker lets a probe through and
+// logs the change: an outage's start once as a warning, its end once.
+func (b *lookupBreaker) stateChanged(log *slog.Logger, from, to gobreaker.State) {
+	switch to {
+	case gobreaker.StateOpen:
+		b.openUntil.Store(time.Now().Add(b.timeout).UnixNano())
+		if from == gobreaker.StateClosed {
+			log.Warn("user lookups paused: Graph keeps failing; events for users not yet resolved wait", "probe_every", b.timeout)
+		} else {
+			log.Debug("user lookup probe failed; still paused", "probe_in", b.timeout)
+		}
+	case gobreaker.StateHalfOpen:
+		log.Debug("user lookups: probing Graph")
+	case gobreaker.StateClosed:
+		log.Info("user lookups resumed: Graph answers again")
+	}
+}
+
+// remaining is how long the breaker stays open, zero once a probe may go.
+func (b *lookupBreaker) remaining() time.Duration {
+	return max(0, time.Until(time.Unix(0, b.openUntil.Load())))
+}
+
+// lookup resolves upn in tenant for the directory. While the breaker is
+// open it fails at once, asking for the event to come back when the next
+// probe may go; a user Graph does not know is permanent.
+func (l *userLookups) lookup(ctx context.Context, tenant, upn string) (string, error) {
+	b, ok := l.breakers[tenant]
+	if !ok {
+		return "", fmt.Errorf("tenant %q is not configured", tenant)
+	}
+	id, err := b.cb.Execute(func() (string, error) { return l.graph.lookupUser(ctx, tenant, upn) })
+	switch {
+	case err == nil:
+		return id, nil
+	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
+		return "", &worker.RetryError{After: b.remaining(), Quiet: true, Err: fmt.Errorf("user lookups in tenant %s are paused while Graph fails: %w", tenant, err)}
 	}
 	var gerr *graphclient.Error
 	if errors.As(err, &gerr) && gerr.StatusCode == http.StatusNotFound {

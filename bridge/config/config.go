@@ -27,6 +27,7 @@ type Config struct {
 	Graph     Graph             `yaml:"graph"`
 	Presence  Presence          `yaml:"presence"`
 	Directory map[string]string `yaml:"directory"`
+	Worker    Worker            `yaml:"worker"`
 	Sources   []Source          `yaml:"sources"`
 	Admin     Admin             `yaml:"admin"`
 }
@@ -98,8 +99,21 @@ type Graph struct {
 	Emulator     emulator.Config `yaml:"emulator"`
 	Timeout      time.Duration   `yaml:"timeout"`
 	UserCacheTTL time.Duration   `yaml:"user_cache_ttl"`
-	Breaker      Breaker         `yaml:"breaker"`
-	Retry        Retry           `yaml:"retry"`
+	// UnknownUserTTL is how long a user Graph does not know is remembered
+	// as unknown.
+	UnknownUserTTL time.Duration `yaml:"unknown_user_ttl"`
+	Breaker        Breaker       `yaml:"breaker"`
+	Retry          Retry         `yaml:"retry"`
+}
+
+// Worker sets how events are applied: in lanes, each user's events in
+// order, different users' side by side.
+type Worker struct {
+	// Lanes is how many events are applied at once.
+	Lanes int `yaml:"lanes"`
+	// LaneDepth bounds the events waiting in one lane; more are handed
+	// back to JetStream and come again later.
+	LaneDepth int `yaml:"lane_depth"`
 }
 
 // Tenant is one Entra tenant and the application registered in it.
@@ -263,11 +277,13 @@ func Default() *Config {
 			DeadLetterMaxAge:   30 * 24 * time.Hour,
 		},
 		Graph: Graph{
-			Timeout:      10 * time.Second,
-			UserCacheTTL: time.Hour,
-			Breaker:      Breaker{Failures: 5, OpenTimeout: 30 * time.Second},
-			Retry:        Retry{MinDelay: time.Second, MaxDelay: time.Minute},
+			Timeout:        10 * time.Second,
+			UserCacheTTL:   time.Hour,
+			UnknownUserTTL: time.Minute,
+			Breaker:        Breaker{Failures: 5, OpenTimeout: 30 * time.Second},
+			Retry:          Retry{MinDelay: time.Second, MaxDelay: time.Minute},
 		},
+		Worker: Worker{Lanes: 8, LaneDepth: 1024},
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,

@@ -49,6 +49,8 @@ func TestDefaults(t *testing.T) {
 		{"source path", cfg.Sources[0].Path == "/v1/hooks/demo"},
 		{"source tenant", cfg.Sources[0].Tenant == "contoso.example"},
 		{"expiration 15m", cfg.Presence.Expiration == 15*time.Minute},
+		{"unknown users remembered 1m", cfg.Graph.UnknownUserTTL == time.Minute},
+		{"8 lanes of 1024", cfg.Worker.Lanes == 8 && cfg.Worker.LaneDepth == 1024},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -99,6 +101,11 @@ sources:
 		}},
 		{"no tenants", "sources: []\n", []string{"graph.tenants: at least one tenant is required"}},
 		{"future skew", minimal + "http: {max_future_skew: 0s}\n", []string{"http.max_future_skew: must be at least 1s"}},
+		{"worker lanes and unknown users", strings.Replace(minimal, "graph:\n", "graph:\n  unknown_user_ttl: -1s\n", 1) + "worker: {lanes: 0, lane_depth: -1}\n", []string{
+			"graph.unknown_user_ttl: must not be negative",
+			"worker.lanes: must be between 1 and 1024 (got 0)",
+			"worker.lane_depth: must be positive (got -1)",
+		}},
 		{"two secret forms", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, client_secret_env: X", 1), []string{
 			"graph.tenants[0].client_secret: set only one of the value, its _file or its _env",
 		}},

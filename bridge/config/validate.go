@@ -36,6 +36,8 @@ func (c *Config) validate() []string {
 	c.validateGraph(&p)
 	c.validatePresence(&p)
 	c.validateSources(&p)
+	p.check(c.Worker.Lanes >= 1 && c.Worker.Lanes <= 1024, "worker.lanes", "must be between 1 and 1024 (got %d)", c.Worker.Lanes)
+	p.check(c.Worker.LaneDepth >= 1, "worker.lane_depth", "must be positive (got %d)", c.Worker.LaneDepth)
 	for key, target := range c.Directory {
 		p.check(key != "" && target != "", "directory", "entries need a key and a user (%q: %q)", key, target)
 	}
@@ -109,6 +111,7 @@ func (c *Config) validateGraph(p *problems) {
 	}
 	p.check(g.Timeout > 0, "graph.timeout", "must be positive")
 	p.check(g.UserCacheTTL >= 0, "graph.user_cache_ttl", "must not be negative")
+	p.check(g.UnknownUserTTL >= 0, "graph.unknown_user_ttl", "must not be negative")
 	p.check(g.Breaker.Failures > 0, "graph.breaker.failures", "must be positive")
 	p.check(g.Breaker.OpenTimeout > 0, "graph.breaker.open_timeout", "must be positive")
 	p.check(g.Retry.MinDelay > 0 && g.Retry.MaxDelay >= g.Retry.MinDelay, "graph.retry", "min_delay must be positive and max_delay at least min_delay")

@@ -97,6 +97,9 @@ type Options struct {
 	// RetryDelay is the first delay after a retryable failure (doubling up
 	// to a minute).
 	RetryDelay time.Duration
+	// MaxRetryDelay caps the delay after retryable failures
+	// (graph.retry.max_delay).
+	MaxRetryDelay time.Duration
 	// ObserveEvery is how often a writer reads Graph's aggregate for the
 	// users it holds a session for, to record manual statuses; zero turns
 	// it off, and so does a Graph that is no PresenceReader.

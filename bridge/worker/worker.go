@@ -2,6 +2,10 @@
 // are about, hands them to an Applier and settles each message: Ack when
 // applied, NakWithDelay when it may work later, Term with a dead-letter
 // record when it never will.
+//
+// Messages are handled in lanes (lanes.go): each user's events in order,
+// different users' side by side, so that a storm of events about one user
+// does not hold up the others.
 package worker
 
 import (
@@ -10,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -34,10 +39,14 @@ type DeadLetters interface {
 	PublishDeadLetter(ctx context.Context, d queue.DeadLetter) error
 }
 
-// RetryError asks for the message to be delivered again after After (zero
-// means the worker's own backoff).
+// RetryError asks for the message to be delivered again. After is the
+// least delay (such as Graph's Retry-After, or the time until a breaker
+// lets a probe through); the worker's backoff applies when it is longer.
 type RetryError struct {
 	After time.Duration
+	// Quiet means the cause has been logged once already (an open
+	// breaker), so each event turned away is not logged again.
+	Quiet bool
 	Err   error
 }
 
@@ -71,22 +80,45 @@ type Options struct {
 	MaxFutureSkew time.Duration
 	// MinDelay and MaxDelay bound the exponential redelivery backoff.
 	MinDelay, MaxDelay time.Duration
-	Log                *slog.Logger
+	// Lanes is how many users' events are applied side by side (1 when
+	// zero); LaneDepth bounds the messages waiting in one lane (1024 when
+	// zero), beyond which a message is handed back for later.
+	Lanes, LaneDepth int
+	// AckWait is the consumer's ack wait: a message that waits in a lane
+	// or is being handled for a third of it is marked in progress, so that
+	// JetStream does not deliver it a second time meanwhile. Zero turns
+	// that off.
+	AckWait time.Duration
+	Log     *slog.Logger
 	// Observe, when set, is told the outcome of every message.
 	Observe func(outcome string)
 }
 
 // Worker settles the events stream's messages.
 type Worker struct {
-	opts Options
+	opts  Options
+	lanes []*lane
+	stop  chan struct{}
+	done  sync.WaitGroup
+	once  sync.Once
 }
 
-// New returns a Worker.
+// New returns a Worker with its lanes running; Dispatch feeds them and
+// Stop ends them.
 func New(opts Options) *Worker {
 	if opts.Observe == nil {
 		opts.Observe = func(string) {}
 	}
-	return &Worker{opts: opts}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	opts.Lanes = max(opts.Lanes, 1)
+	if opts.LaneDepth <= 0 {
+		opts.LaneDepth = 1024
+	}
+	w := &Worker{opts: opts, stop: make(chan struct{})}
+	w.startLanes()
+	return w
 }
 
 // Outcomes reported to Options.Observe.
@@ -112,12 +144,17 @@ func (w *Worker) Handle(msg jetstream.Msg) {
 		w.deadLetter(ctx, log, msg, permanent)
 	default:
 		// Anything not known to be permanent is retried: losing an event is
-		// worse than trying it again.
+		// worse than trying it again. A delay asked for is a floor: the
+		// backoff still grows with every delivery, up to MaxDelay.
 		delay := w.backoff(msg)
-		if errors.As(err, &retry) && retry.After > 0 {
-			delay = retry.After
+		level := slog.LevelWarn
+		if errors.As(err, &retry) {
+			delay = min(max(delay, retry.After), w.opts.MaxDelay)
+			if retry.Quiet {
+				level = slog.LevelDebug
+			}
 		}
-		log.Warn("event will be retried", "err", err, "delay", delay)
+		log.Log(ctx, level, "event will be retried", "err", err, "delay", delay)
 		w.settle(log, "nak", msg.NakWithDelay(delay))
 		w.opts.Observe(OutcomeRetry)
 	}
