@@ -3,6 +3,7 @@ GO      ?= go
 CONFIG  ?= config.example.yaml
 FUZZTIME ?= 60s
 SOAK    ?= 10m
+BENCHTIME ?= 1s
 
 .PHONY: help run test race vet bench fuzz soak sdk-test build docker
 
@@ -21,8 +22,8 @@ race: ## Run vet and the tests with the race detector, as CI does.
 vet: ## Run go vet.
 	$(GO) vet ./...
 
-bench: ## Run the benchmarks.
-	$(GO) test -run='^$$' -bench=. -benchmem ./...
+bench: ## Run every benchmark for BENCHTIME (default 1s); BENCHMARKS.md says what each measures.
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
 
 fuzz: ## Run every fuzz target for FUZZTIME each.
 	@for pkg in $$($(GO) list ./...); do \

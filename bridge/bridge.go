@@ -34,6 +34,7 @@ type Bridge struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	metrics *metrics
+	clock   engine.Clock // nil: the real time
 
 	emulator *emulator.Emulator
 	queue    *queue.Queue
@@ -59,15 +60,28 @@ type Bridge struct {
 	stopErr        error
 }
 
+// Option changes how New builds a Bridge.
+type Option func(*Bridge)
+
+// WithClock makes the engine, and the in-process Graph emulator when one
+// is configured, tell time by c instead of the real time, so that tests
+// can move hours ahead with one fake clock. Leases, retries and timeouts
+// still run on the real time.
+func WithClock(c engine.Clock) Option { return func(b *Bridge) { b.clock = c } }
+
 // New returns a bridge for cfg; nothing runs until Start.
-func New(cfg *config.Config, log *slog.Logger) (*Bridge, error) {
+func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) {
 	if cfg == nil {
 		return nil, errors.New("bridge: nil config")
 	}
 	if log == nil {
 		log = slog.Default()
 	}
-	return &Bridge{cfg: cfg, log: log, metrics: newMetrics()}, nil
+	b := &Bridge{cfg: cfg, log: log, metrics: newMetrics()}
+	for _, o := range opts {
+		o(b)
+	}
+	return b, nil
 }
 
 // Start brings the bridge up and returns once HTTP listens. With the
@@ -85,7 +99,11 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	}()
 	emulatorURL := ""
 	if b.cfg.Graph.Emulator.Enabled {
-		em, err := emulator.New(b.cfg.Graph.Emulator, emulator.WithLogger(b.log.With("component", "emulator")))
+		emOpts := []emulator.Option{emulator.WithLogger(b.log.With("component", "emulator"))}
+		if b.clock != nil {
+			emOpts = append(emOpts, emulator.WithClock(b.clock))
+		}
+		em, err := emulator.New(b.cfg.Graph.Emulator, emOpts...)
 		if err != nil {
 			return fmt.Errorf("graph emulator: %w", err)
 		}
@@ -224,6 +242,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxRetryDelay:   b.cfg.Graph.Retry.MaxDelay,
+		Clock:           b.clock,
 		Logger:          b.log.With("component", "engine"),
 		MaxStateSize:    b.cfg.Presence.MaxStateSize,
 	})

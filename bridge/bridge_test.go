@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -357,81 +356,4 @@ func getAnswer(t testing.TB, b *bridge.Bridge, path string) response {
 		t.Fatalf("%s answered %d, not a JSON object: %q", path, resp.StatusCode, raw)
 	}
 	return r
-}
-
-// BenchmarkIngest measures events accepted per second (202 after the
-// JetStream PubAck), two senders posting one event per request.
-func BenchmarkIngest(b *testing.B) { benchmarkIngest(b, 1) }
-
-// BenchmarkIngestBatch is BenchmarkIngest with {"events":[...]} batches
-// of 100, the way a busy PBX would post.
-func BenchmarkIngestBatch(b *testing.B) { benchmarkIngest(b, 100) }
-
-func benchmarkIngest(b *testing.B, batch int) {
-	br := startBridge(b, testConfig(b))
-	url := "http://" + br.Addr() + "/v1/events"
-	now := time.Now()
-	var seq atomic.Int64
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		client := &http.Client{}
-		for pb.Next() {
-			events := make([]string, batch)
-			for i := range events {
-				id := seq.Add(1)
-				events[i] = callEvent(fmt.Sprintf("b%d", id), "ext:1001", fmt.Sprintf("c%d", id), "ringing", now)
-			}
-			body := events[0]
-			if batch > 1 {
-				body = `{"events":[` + strings.Join(events, ",") + `]}`
-			}
-			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer demo-token")
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := client.Do(req)
-			if err != nil {
-				b.Fatal(err)
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				b.Fatalf("status %d", resp.StatusCode)
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "events/s")
-}
-
-// BenchmarkWebhookToPresence measures the latency from POST to the
-// emulator showing the new presence, one event at a time.
-//
-// Both the emulator's throttle and the bridge's budget are lifted: at
-// Graph's 1,500 requests per 30 s the benchmark would measure the budget
-// (20 ms per call), not the bridge.
-func BenchmarkWebhookToPresence(b *testing.B) {
-	cfg := strings.Replace(testConfig(b), "admin: {writes: true}", "admin: {writes: true}\n    throttle: {limit: 100000000, window: 30s}", 1)
-	cfg = strings.Replace(cfg, "client_secret: demo-secret\n  timeout", "client_secret: demo-secret\n      budget: 100000000\n  timeout", 1)
-	br := startBridge(b, cfg)
-	states := []string{"active", "ended"}
-	want := []string{"Busy/InACall", "Offline/Offline"}
-	start := time.Now()
-	b.ResetTimer()
-	for i := range b.N {
-		body := callEvent(fmt.Sprintf("l%d", i), "alice@contoso.example", "c1", states[i%2], start.Add(time.Duration(i)*time.Millisecond))
-		if r := postEvent(b, br, body); r.status != http.StatusAccepted {
-			b.Fatalf("status %d", r.status)
-		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			p, ok := br.Emulator().Presence(aliceID)
-			if ok && p.Availability+"/"+p.Activity == want[i%2] {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("event %d: presence %s/%s, want %s", i, p.Availability, p.Activity, want[i%2])
-			}
-			time.Sleep(50 * time.Microsecond)
-		}
-	}
-	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N), "µs/event")
 }

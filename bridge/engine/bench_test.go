@@ -9,8 +9,10 @@ import (
 	"time"
 )
 
-// BenchmarkApply measures events persisted per second (KV compare-and-set
-// on a real in-process JetStream), from parallel workers.
+// BenchmarkApply measures Engine.Apply alone: one op is one event
+// persisted into its user's state (read, decode, apply, encode, KV
+// compare-and-set on a real in-process JetStream), from GOMAXPROCS
+// goroutines over 5,000 users. No HTTP, no worker, and no writer runs.
 func BenchmarkApply(b *testing.B) {
 	js, _ := startJetStream(b)
 	e, err := New(context.Background(), Options{JetStream: js, Graph: newFakeGraph(&fakeClock{now: t0}), Classify: classify})
@@ -31,12 +33,16 @@ func BenchmarkApply(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }
 
-// BenchmarkConverge: N users all change at once; how long until Graph
-// shows every one, against the physical limit of N divided by the budget
-// per second. It runs on the real clock with the window scaled down to
-// seconds (3,000 calls per 6 s, so 500/s), so that the figure includes
-// every real cost: KV writes, the watch, the calls.
-func BenchmarkConverge(b *testing.B) {
+// BenchmarkBudgetPacing measures how closely one tenant's writer paces
+// its Graph calls to its budget when the budget is the limit; it says
+// nothing about Graph, HTTP or throughput (BenchmarkConverge in package
+// bridge does). One op is 1,000 users whose states were stored before
+// the timer starts, each needing one setPresence, at a budget of 3,000
+// calls per 6 s (500/s, so at best 2.0 s), against an in-memory Graph
+// that answers at once. The writer's KV watch is real JetStream, but the
+// figure is the token bucket's: the time it lets 1,000 calls out in,
+// against the best it could do.
+func BenchmarkBudgetPacing(b *testing.B) {
 	const users, budget, window = 1000, 3000, 6 * time.Second
 	for range b.N {
 		b.StopTimer()
@@ -71,14 +77,15 @@ func BenchmarkConverge(b *testing.B) {
 		b.StopTimer()
 		cancel()
 		stop()
-		limit := float64(users) / (float64(budget) / window.Seconds())
-		b.ReportMetric(took.Seconds(), "s-to-converge")
-		b.ReportMetric(limit, "s-physical-limit")
+		best := float64(users) / (float64(budget) / window.Seconds())
+		b.ReportMetric(took.Seconds(), "s-for-1000-calls")
+		b.ReportMetric(best/took.Seconds()*100, "%-of-budget-used")
 	}
 }
 
-// BenchmarkHeapPerUser measures the writer's memory per tracked user with
-// 100,000 users, each with one open call.
+// BenchmarkHeapPerUser measures the heap a tenant's writer holds per
+// tracked user: one op is 100,000 users, each with one open call, fed to
+// a writer that does not run (no JetStream, no Graph).
 func BenchmarkHeapPerUser(b *testing.B) {
 	const users = 100_000
 	for range b.N {

@@ -96,11 +96,11 @@ func (e *Emulator) adminClearRequests(w http.ResponseWriter, _ *http.Request) {
 	ok(w)
 }
 
-// ClearRequests empties the request log.
+// ClearRequests empties the request log and its counts.
 func (e *Emulator) ClearRequests() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.requests = nil
+	e.requests, e.counts = nil, nil
 }
 
 // adminSessionBody is POST /_emulator/sessions: a simulated Teams client

@@ -55,6 +55,9 @@ type Emulator struct {
 	faults   faults
 	requests []RequestRecord
 	seq      uint64 // the sequence number counter, never reset
+	// counts counts what requests records, by route and status, without
+	// ever dropping any.
+	counts map[RouteStatus]uint64
 
 	server serverState
 }
@@ -94,7 +97,7 @@ func (e *Emulator) Reset() {
 	e.signKey = key
 	e.throttle = newLimiter(e.cfg.Throttle.Limit, e.cfg.Throttle.Window)
 	e.faults = faults{}
-	e.requests = nil
+	e.requests, e.counts = nil, nil
 	for _, t := range e.cfg.Tenants {
 		tenant := strings.ToLower(t.ID)
 		e.tenants[tenant] = true
@@ -159,6 +162,7 @@ func (e *Emulator) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if admin {
 		return
 	}
+	e.countRequest(r, rec.status)
 	e.logRequest(RequestRecord{
 		Time: m.now, Method: r.Method, Path: r.URL.Path, Query: redactBody(r.URL.Path, []byte(r.URL.RawQuery)), Status: rec.status,
 		Body: redactBody(r.URL.Path, body), ContentEncoding: encoding, RequestID: m.id,

@@ -1,6 +1,8 @@
 package emulator
 
 import (
+	"maps"
+	"net/http"
 	"net/url"
 	"strings"
 	"time"
@@ -42,8 +44,39 @@ func (e *Emulator) logRequest(rec RequestRecord) {
 	e.requests = append(e.requests, rec)
 }
 
+// RouteStatus names one of RequestCounts: the route that took the
+// requests, as its pattern (such as
+// "POST /v1.0/users/{id}/presence/setPresence"; "/" for requests no route
+// takes), and the status they were answered with.
+type RouteStatus struct {
+	Route  string
+	Status int
+}
+
+// countRequest counts r, answered with status, under its route.
+func (e *Emulator) countRequest(r *http.Request, status int) {
+	_, route := e.mux.Handler(r)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.counts == nil {
+		e.counts = map[RouteStatus]uint64{}
+	}
+	e.counts[RouteStatus{Route: route, Status: status}]++
+}
+
+// RequestCounts returns how many requests each route answered with each
+// status since the emulator started, was reset or had its request log
+// cleared. Requests the log records are counted, admin API requests are
+// not. Unlike the log, the counts are never truncated, so they tell how
+// many Graph writes a long run made.
+func (e *Emulator) RequestCounts() map[RouteStatus]uint64 {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return maps.Clone(e.counts)
+}
+
 // Requests returns a copy of the request log, oldest first (at most the
-// last 10,000 requests).
+// last 10,000 requests; RequestCounts counts them all).
 func (e *Emulator) Requests() []RequestRecord {
 	e.mu.Lock()
 	defer e.mu.Unlock()
