@@ -115,6 +115,8 @@ func TestTwoHourCallAgainstEmulator(t *testing.T) {
 		}
 	}
 	apply(call("pbx", "c1", "active", 0, false))
+	waitWriter(t, e)
+	clock.Advance(time.Second) // the writer's bucket starts empty
 	emulatorShows(t, em, "Busy/InACall", "start")
 	for minute := 1; minute <= 120; minute++ {
 		clock.Advance(time.Minute)
@@ -149,10 +151,25 @@ func TestSilentSourceLapsesAgainstEmulator(t *testing.T) {
 	if err := e.Apply(context.Background(), emuTenant, emuUser, call("flaky", "c1", "active", 0, false)); err != nil {
 		t.Fatal(err)
 	}
+	waitWriter(t, e)
+	clock.Advance(time.Second) // the writer's bucket starts empty
 	emulatorShows(t, em, "Busy/InACall", "start")
 	clock.Advance(9 * time.Minute)
 	time.Sleep(20 * time.Millisecond)
 	emulatorShows(t, em, "Busy/InACall", "before the lapse")
 	clock.Advance(time.Minute)
 	emulatorShows(t, em, "Offline/Offline", "after the lapse")
+}
+
+// waitWriter waits until e writes for the tenant, so that its token bucket
+// exists before the fake clock moves.
+func waitWriter(t *testing.T, e *Engine) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !e.Writing(emuTenant) {
+		if time.Now().After(deadline) {
+			t.Fatal("no writer")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
 }

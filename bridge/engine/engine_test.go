@@ -249,7 +249,7 @@ func TestCoalescing(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.Tenants[0].Budget, o.Tenants[0].Window = 3, 30*time.Second })
 	e, _ := h.start("a")
 	h.apply(e, "u0", call("pbx", "warm", "active", 0, false))
-	h.waitSession("u0", inACall) // uses the one token in the bucket
+	h.settle("u0", inACall) // the writer's bucket starts empty: wait for a token
 	for i := range 10 {
 		state := []string{"active", "held", "ended"}[i%3]
 		h.apply(e, "u1", call("pbx", "c1", state, i+1, i%2 == 0))
@@ -316,6 +316,8 @@ func TestThrottlePausesTenant(t *testing.T) {
 	e, _ := h.start("a")
 	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
 	h.apply(e, "u2", call("pbx", "c1", "active", 0, false))
+	h.eventually("a writer", func() bool { return e.Writing("contoso.example") })
+	h.clock.Advance(25 * time.Millisecond) // one token into the empty bucket
 	h.eventually("the 429", func() bool { return len(h.graph.callsSnapshot()) >= 1 })
 	time.Sleep(50 * time.Millisecond)
 	if n := len(h.graph.callsSnapshot()); n != 1 {
@@ -387,6 +389,8 @@ func TestPermanentErrorIsDeadLetteredOnce(t *testing.T) {
 	e, _ := h.start("a")
 	ev := call("pbx", "c1", "active", 0, false)
 	h.apply(e, "u1", ev)
+	h.eventually("a writer", func() bool { return e.Writing("contoso.example") })
+	h.clock.Advance(25 * time.Millisecond) // one token into the empty bucket
 	select {
 	case d := <-h.dead:
 		if d.UserID != "u1" || d.Event == nil || d.Event.CallID != "c1" {
@@ -413,7 +417,7 @@ func TestLongCallKeptAlive(t *testing.T) {
 	h := newHarness(t, nil)
 	e, _ := h.start("a")
 	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
-	h.waitSession("u1", inACall)
+	h.settle("u1", inACall)
 	for minute := 1; minute <= 120; minute++ {
 		h.clock.Advance(time.Minute)
 		time.Sleep(4 * time.Millisecond)
@@ -436,7 +440,7 @@ func TestSilentSourceLapses(t *testing.T) {
 	h := newHarness(t, nil)
 	e, _ := h.start("a")
 	h.apply(e, "u1", call("flaky", "c1", "active", 0, false))
-	h.waitSession("u1", inACall)
+	h.settle("u1", inACall)
 	h.clock.Advance(9 * time.Minute)
 	time.Sleep(20 * time.Millisecond)
 	if !samePair(h.graph.session("u1"), inACall) {
@@ -453,7 +457,7 @@ func TestRestartConverges(t *testing.T) {
 	e, stop := h.start("a")
 	h.apply(e, "u1", adapters.Event{ID: "m", Source: "cal", Type: "meeting", OccurredAt: at(0), Start: tp(at(30)), End: tp(at(60)), ShowAs: "busy"})
 	h.apply(e, "u2", call("pbx", "c1", "active", 0, false))
-	h.waitSession("u2", inACall)
+	h.settle("u2", inACall)
 	stop()
 	h.apply(e, "u2", call("pbx", "c1", "ended", 1, false)) // applied while no writer runs
 	h.start("b")
@@ -495,7 +499,7 @@ func TestLeaseTakeover(t *testing.T) {
 		t.Fatalf("takeover took %s, lease TTL is 2s", took)
 	}
 	h.apply(engines[(holder+1)%3], "u1", call("pbx", "c1", "active", 0, false))
-	h.waitSession("u1", inACall)
+	h.settle("u1", inACall)
 }
 
 // TestShuffledEventsConverge: 10,000 events for 1,000 users, shuffled and
@@ -659,6 +663,7 @@ func TestWriterStopsWhenLeaseLapses(t *testing.T) {
 		t.Fatal("a writer past its lease called Graph")
 	}
 	w.fenceAt(time.Now().Add(time.Minute))
+	h.clock.Advance(time.Second) // the bucket starts empty
 	w.dispatch(context.Background(), h.clock.Now())
 	if w.inFlight != 1 {
 		t.Fatal("a writer holding its lease did not call Graph")
