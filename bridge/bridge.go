@@ -46,6 +46,10 @@ type Bridge struct {
 	serveDone   chan error
 	stopOnce    sync.Once
 	stopErr     error
+
+	// clock is the engine's clock, nil for the real one; tests set it
+	// (export_test.go) to drive budgets and pauses with a fake clock.
+	clock engine.Clock
 }
 
 // New returns a bridge for cfg; nothing runs until Start.
@@ -120,6 +124,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
+		Clock:           b.clock,
 		Logger:          b.log.With("component", "engine"),
 	})
 	if err != nil {
