@@ -94,13 +94,18 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 	// token is due.
 	//
 	// The bucket starts empty, as if the writer had just spent its burst,
-	// because its predecessor (another instance, or this one before a
-	// restart) may have. The predecessor sent at most burst + r*a calls in
-	// the last a seconds before it stopped, this writer at most r*b in its
-	// first b seconds, so any window of W' = a + b (plus the gap between
-	// them, in which nobody calls) holds at most burst + r*W' =
-	// burst + (budget-burst) = budget calls. A bucket that started with
-	// even one token would make that budget+1.
+	// because a predecessor (another instance, or this one before a
+	// restart) may have. With W the stretched window and r =
+	// (budget-burst)/W: a bucket of burst tokens lets out at most
+	// burst + r*a calls in any a seconds, so the predecessor's last a
+	// seconds hold at most burst + r*a calls and this writer's first b
+	// seconds, from an empty bucket, at most r*b. A window of Graph's
+	// that spans the handover has a + b <= W - W/31 (nobody calls in the
+	// gap between them), so it holds at most burst + r*W = budget calls
+	// even when the calls' arrival shifts them by up to W/31, as within
+	// one writer's run. One token at the start would make that budget + 1.
+	// The writer also starts no call before its predecessor's fence has
+	// passed (lease.go).
 	burst := min(max(t.Budget/100, 1), 50)
 	window := t.Window + t.Window/30
 	r := rate.Limit(float64(t.Budget-burst) / window.Seconds())
