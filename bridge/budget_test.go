@@ -232,11 +232,21 @@ func checkRetryAfter(t *testing.T, calls []emulator.RequestRecord) int {
 // TestBudgetHeldByThreeBridges: three bridges on one NATS share one
 // tenant's budget; events go in through all three. In the middle of the
 // run Graph answers 429 with a 20 s Retry-After, and the bridge holding
-// the lease stops while that pause is in force: the bridge that takes the
-// tenant over calls Graph only after the pause, no window holds more than
-// the budget across the handover, and every user converges.
+// the lease stops (or loses its NATS connection, and with it the lease)
+// while that pause is in force: the bridge that takes the tenant over
+// calls Graph only after the pause, no window holds more than the budget
+// across the handover, and every user converges.
 func TestBudgetHeldByThreeBridges(t *testing.T) {
 	t.Parallel() // mostly waiting
+	for _, crash := range []bool{false, true} {
+		t.Run(map[bool]string{false: "stop", true: "crash"}[crash], func(t *testing.T) {
+			t.Parallel()
+			budgetAcrossHandover(t, crash)
+		})
+	}
+}
+
+func budgetAcrossHandover(t *testing.T, crash bool) {
 	const budget, users, retryAfter = 30, 60, 20 * time.Second
 	run := newFakeTimeRun(t, users, budget, emulator.Throttle{})
 	bridges := make([]*bridge.Bridge, 3)
@@ -274,7 +284,9 @@ func TestBudgetHeldByThreeBridges(t *testing.T) {
 	if holder < 0 {
 		t.Fatal("no bridge writes")
 	}
-	if err := bridges[holder].Stop(context.Background()); err != nil {
+	if crash {
+		bridges[holder].Queue().Conn().Close() // no renewal, no release
+	} else if err := bridges[holder].Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	deadline := time.Now().Add(30 * time.Second)
