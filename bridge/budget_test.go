@@ -21,10 +21,12 @@ import (
 // The budget tests run bridges whose engines and the Graph emulator share
 // one fake clock, which the test moves in steps; leases stay on real time.
 // Every budget, Retry-After and window is then judged on the emulator's
-// arrival times in fake time, so a slow machine makes a run slower, never
-// different. Graph's budget window is 30 s; the writer stretches it by a
-// thirtieth (1 s) for the time a request takes from the writer's decision
-// to Graph, so a step of 100 ms leaves ten steps for a request on its way.
+// arrival times in fake time, and no assertion depends on how much gets
+// done per real second. Graph's budget window is 30 s; the writer
+// stretches it by a thirtieth (1 s) for the time a request takes from the
+// writer's decision to Graph. Each 100 ms step waits until the emulator
+// has been quiet for 20 ms of real time, so only a request held up through
+// ten such waits could arrive late enough (in fake time) to matter.
 
 const (
 	budgetWindow = 30 * time.Second
