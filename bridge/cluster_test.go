@@ -45,7 +45,9 @@ sources:
 
 // TestThreeBridgesOneNATS: three bridges share one NATS server and one
 // Graph emulator. Events posted to any of them are applied; only one
-// writes to Graph; when it stops, another takes over within the lease TTL.
+// writes to Graph; when it stops, another takes over. (How soon is the
+// engine's lease arithmetic, tested there; here the deadlines only stop a
+// broken run.)
 func TestThreeBridgesOneNATS(t *testing.T) {
 	natsURL, em := sharedParts(t)
 	bridges := make([]*bridge.Bridge, 3)
@@ -58,7 +60,7 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	}
 	wait := func(id, want string) {
 		t.Helper()
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for presence(id) != want {
 			if time.Now().After(deadline) {
 				t.Fatalf("%s is %s, want %s", id, presence(id), want)
@@ -68,7 +70,7 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	}
 	holder := func() int {
 		found := -1
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for found < 0 && time.Now().Before(deadline) {
 			n := 0
 			for i, b := range bridges {
@@ -98,12 +100,10 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	wait(aliceID, "Busy/InACall")
 
 	// Stop the writer's bridge; another takes over and keeps working.
-	stopped := time.Now()
 	bridges[first].Stop(context.Background())
 	bridges[first] = nil
-	next := holder()
-	if next < 0 || time.Since(stopped) > 2*time.Second {
-		t.Fatalf("no takeover within the 2 s lease TTL (holder %d after %s)", next, time.Since(stopped))
+	if next := holder(); next < 0 {
+		t.Fatal("no bridge took the tenant over")
 	}
 	other := bridges[(first+1)%3]
 	if other == nil {
@@ -131,6 +131,13 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 // more.
 func sharedParts(t *testing.T, more ...emulator.User) (string, *emulator.Emulator) {
 	t.Helper()
+	return sharedPartsOn(t, nil, emulator.Throttle{}, more...)
+}
+
+// sharedPartsOn is sharedParts with the emulator on clock (the real one
+// when nil) and with its presence throttling (the default when zero).
+func sharedPartsOn(t *testing.T, clock emulator.Clock, throttle emulator.Throttle, more ...emulator.User) (string, *emulator.Emulator) {
+	t.Helper()
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
@@ -140,14 +147,19 @@ func sharedParts(t *testing.T, more ...emulator.User) (string, *emulator.Emulato
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("nats not ready")
 	}
+	var opts []emulator.Option
+	if clock != nil {
+		opts = append(opts, emulator.WithClock(clock))
+	}
 	em, err := emulator.New(emulator.Config{
-		Listen: "127.0.0.1:0",
+		Listen:   "127.0.0.1:0",
+		Throttle: throttle,
 		Tenants: []emulator.Tenant{{
 			ID:    "contoso.example",
 			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}}},
 			Users: append([]emulator.User{{ID: aliceID, UserPrincipalName: "alice@contoso.example"}, {ID: bobID, UserPrincipalName: "bob@contoso.example"}}, more...),
 		}},
-	})
+	}, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,11 +177,26 @@ func startClusterBridge(t *testing.T, natsURL string, em *emulator.Emulator) *br
 
 func startClusterBridgeFrom(t *testing.T, yaml string) *bridge.Bridge {
 	t.Helper()
+	return startClusterBridgeOn(t, yaml, nil)
+}
+
+// startClusterBridgeOn starts a bridge whose engine tells time by clock
+// (the real one when nil).
+func startClusterBridgeOn(t *testing.T, yaml string, clock *emulator.FakeClock) *bridge.Bridge {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	}
+	var opts []bridge.Option
+	if clock != nil {
+		opts = append(opts, bridge.WithClock(clock))
+	}
+	b, err := bridge.New(cfg, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +230,7 @@ func TestRestartOnSameStore(t *testing.T) {
 	em.SetLatency(0)
 	startClusterBridge(t, natsURL, em)
 	for _, want := range []struct{ id, pair string }{{aliceID, "Offline/Offline"}, {bobID, "Busy/InACall"}} {
-		deadline := time.Now().Add(10 * time.Second)
+		deadline := time.Now().Add(30 * time.Second)
 		for {
 			p, _ := em.Presence(want.id)
 			if p.Availability+"/"+p.Activity == want.pair {

@@ -79,7 +79,10 @@ func (w *writer) read(ctx context.Context, reader PresenceReader, told map[strin
 	for id := range told {
 		ids = append(ids, id)
 	}
-	seen, err := reader.GetPresences(ctx, w.tenant.ID, ids)
+	// Like a write, a read may not outlive the lease (lease.go).
+	readCtx, cancel := context.WithTimeout(ctx, min(callTimeout, w.leaseLeft()))
+	seen, err := reader.GetPresences(readCtx, w.tenant.ID, ids)
+	cancel()
 	if err != nil {
 		return err
 	}

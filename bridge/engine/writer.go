@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -18,6 +19,9 @@ import (
 
 // maxInFlight bounds the Graph calls one tenant's writer has open at once.
 const maxInFlight = 8
+
+// callTimeout bounds one Graph call (shorter while the lease runs out).
+const callTimeout = 30 * time.Second
 
 // writer reconciles one tenant's users: level-triggered, it compares what
 // each user should have with what Graph was last told and sends only the
@@ -42,8 +46,10 @@ type writer struct {
 	watched atomic.Uint64
 
 	// leaseUntil is when this writer must stop calling Graph unless its
-	// lease is renewed (Unix nanoseconds, real time; lease.go).
-	leaseUntil atomic.Int64
+	// lease is renewed (lease.go). It is read from mono, whose readings
+	// carry Go's monotonic clock, so a step of the wall clock moves it not.
+	leaseUntil atomic.Pointer[time.Time]
+	mono       func() time.Time
 
 	// Aggregate reads that notice manual statuses (manual.go).
 	toRead   []string
@@ -85,9 +91,21 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 	// the window is stretched by a thirtieth (a second in Graph's 30 s) to
 	// keep that jitter inside the budget too. A burst of about 1% of the
 	// budget keeps the budget usable when the loop wakes a little after a
-	// token is due; the bucket starts with one token, as if the writer had
-	// been busy, so a writer taking over adds at most one call to its
-	// predecessor's last window.
+	// token is due.
+	//
+	// The bucket starts empty, as if the writer had just spent its burst,
+	// because a predecessor (another instance, or this one before a
+	// restart) may have. With W the stretched window and r =
+	// (budget-burst)/W: a bucket of burst tokens lets out at most
+	// burst + r*a calls in any a seconds, so the predecessor's last a
+	// seconds hold at most burst + r*a calls and this writer's first b
+	// seconds, from an empty bucket, at most r*b. A window of Graph's
+	// that spans the handover has a + b <= W - W/31 (nobody calls in the
+	// gap between them), so it holds at most burst + r*W = budget calls
+	// even when the calls' arrival shifts them by up to W/31, as within
+	// one writer's run. One token at the start would make that budget + 1.
+	// The writer also starts no call before its predecessor's fence has
+	// passed (lease.go).
 	burst := min(max(t.Budget/100, 1), 50)
 	window := t.Window + t.Window/30
 	r := rate.Limit(float64(t.Budget-burst) / window.Seconds())
@@ -95,10 +113,11 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 		r = rate.Limit(1 / window.Seconds() / 2)
 	}
 	limiter := rate.NewLimiter(r, burst)
-	limiter.AllowN(e.opts.Clock.Now(), burst-1)
+	limiter.AllowN(e.opts.Clock.Now(), burst)
 	w := &writer{
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),
 		limiter:  limiter,
+		mono:     time.Now,
 		users:    map[string]*tracked{},
 		results:  make(chan result, maxInFlight),
 		readDone: make(chan readResult, 1),
@@ -122,11 +141,12 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 	return w
 }
 
-func (w *writer) run(ctx context.Context) {
+// run reconciles until ctx ends (it then returns nil) or until it can no
+// longer follow the users' states, which it returns as an error.
+func (w *writer) run(ctx context.Context) error {
 	watcher, err := w.e.store.kv.Watch(ctx, "u."+tenantToken(w.tenant.ID)+".>")
 	if err != nil {
-		w.log.Error("watch user states", "err", err)
-		return
+		return fmt.Errorf("watch user states: %w", err)
 	}
 	defer func() { _ = watcher.Stop() }()
 	ticker := time.NewTicker(w.e.opts.Tick)
@@ -134,17 +154,12 @@ func (w *writer) run(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			for w.inFlight > 0 {
-				<-w.results
-				w.inFlight--
-			}
-			if w.reading {
-				<-w.readDone
-			}
-			return
+			w.drain()
+			return nil
 		case entry, ok := <-watcher.Updates():
 			if !ok {
-				return
+				w.drain()
+				return errors.New("the watch of user states ended")
 			}
 			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
 				continue
@@ -167,6 +182,19 @@ func (w *writer) run(ctx context.Context) {
 		w.fireTimers(now)
 		w.dispatch(ctx, now)
 		w.startRead(ctx, now)
+	}
+}
+
+// drain waits for the Graph calls and the read in flight, so that none
+// outlives the writer (each ends by the lease's end at the latest).
+func (w *writer) drain() {
+	for w.inFlight > 0 {
+		<-w.results
+		w.inFlight--
+	}
+	if w.reading {
+		<-w.readDone
+		w.reading = false
 	}
 }
 
@@ -241,11 +269,22 @@ func (w *writer) fireTimers(now time.Time) {
 }
 
 // fenceAt sets when the writer stops calling Graph unless the lease is
-// renewed again.
-func (w *writer) fenceAt(t time.Time) { w.leaseUntil.Store(t.UnixNano()) }
+// renewed again; t must come from w.mono (time.Now keeps the monotonic
+// reading that Before and Sub then use).
+func (w *writer) fenceAt(t time.Time) { w.leaseUntil.Store(&t) }
+
+// leaseLeft is how long the writer may still call Graph: zero or less once
+// the lease may have passed to another instance.
+func (w *writer) leaseLeft() time.Duration {
+	until := w.leaseUntil.Load()
+	if until == nil {
+		return 0
+	}
+	return until.Sub(w.mono())
+}
 
 // fenced reports whether the lease may have passed to another instance.
-func (w *writer) fenced() bool { return time.Now().UnixNano() > w.leaseUntil.Load() }
+func (w *writer) fenced() bool { return w.leaseLeft() <= 0 }
 
 // dispatch starts Graph calls while the lease, the budget, the breaker and
 // the tenant's pause allow: state changes first, then keep-alives.
@@ -295,7 +334,9 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		return
 	}
 	_, err := w.breaker.Execute(func() (struct{}, error) {
-		callCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		// A call may not outlive the lease: a deposed writer's request must
+		// reach Graph before the new holder can start (lease.go).
+		callCtx, cancel := context.WithTimeout(ctx, min(callTimeout, w.leaseLeft()))
 		defer cancel()
 		if want == nil {
 			return struct{}{}, w.e.opts.Graph.ClearPresence(callCtx, w.tenant.ID, userID)
@@ -370,6 +411,7 @@ func (w *writer) handle(r result) {
 	case r.class == Throttled:
 		after := max(r.after, time.Second)
 		w.pausedUntil = now.Add(after)
+		w.persistPause(w.pausedUntil)
 		w.log.Warn("throttled by graph; tenant paused", "retry_after", after)
 		w.changes.pushFront(r.userID)
 		t.dirty = false
