@@ -325,8 +325,8 @@ func TestBudgetUnderOverload(t *testing.T) {
 			h.caughtUp(e, fmt.Sprintf("u%d", 4*budget-1))
 			// 100 s of fake time; at each step the writer does all the
 			// budget allows before the clock moves on.
-			for step := 0; step < 1000; step++ {
-				h.clock.Advance(100 * time.Millisecond)
+			for step := 0; step < 400; step++ {
+				h.clock.Advance(250 * time.Millisecond)
 				h.quiesce(e)
 			}
 			calls := h.graph.callsSnapshot()

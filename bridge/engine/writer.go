@@ -20,7 +20,8 @@ import (
 const maxInFlight = 8
 
 // urgentShare: a session's keep-alive goes ahead of every change once
-// less than 1/urgentShare of its expiration is left.
+// less than 1/urgentShare of its expiration is left, plus the time the
+// budget needs to send the keep-alives due (next).
 const urgentShare = 6
 
 // writer reconciles one tenant's users: level-triggered, it compares what
@@ -31,8 +32,9 @@ const urgentShare = 6
 // refresh between a half and two thirds of its expiration (a point fixed
 // per user, so sessions set together do not all come due together) and is
 // then refreshed whenever no change waits; once less than a sixth of its
-// expiration is left it goes ahead of the changes, earliest expiry first,
-// so a stream of changes never lets a session lapse. What that costs is
+// expiration is left, plus the time the budget needs to send every due
+// keep-alive, the keep-alives go ahead of the changes, earliest expiry
+// first, so a stream of changes never lets a session lapse. What that costs is
 // bounded by sessionCapacity, which the writer logs when it starts and
 // warns about once when more sessions are live.
 type writer struct {
@@ -275,7 +277,7 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		if due := w.dueAt(userID, told); now.Before(due) {
 			soon(due)
 		} else {
-			w.keepAlives.push(userID, w.urgentAt(told))
+			w.keepAlives.push(userID, expiresAt(told, w.e.opts.Expiration))
 		}
 	default:
 		if at, ok := emptyAt(t.state, now, w.e.opts.Rules); ok {
@@ -299,13 +301,12 @@ func (w *writer) dueAt(userID string, told *Told) time.Time {
 	return told.At.Add(exp/2 + spread)
 }
 
-// urgentAt is when a session's refresh goes ahead of every change.
-func (w *writer) urgentAt(told *Told) time.Time {
-	expires := told.Expires
-	if expires.IsZero() {
-		expires = told.At.Add(w.e.opts.Expiration)
+// expiresAt is when the session told expires.
+func expiresAt(told *Told, expiration time.Duration) time.Time {
+	if told.Expires.IsZero() {
+		return told.At.Add(expiration)
 	}
-	return expires.Add(-w.e.opts.Expiration / urgentShare)
+	return told.Expires
 }
 
 // schedule sets the user's one timer; an earlier timer left in the heap
@@ -387,9 +388,16 @@ func (w *writer) mayCall(now time.Time) bool {
 // next returns the user to call for next without taking it off its
 // queue: a keep-alive that can wait no longer, else a change, else a
 // due keep-alive.
+//
+// Keep-alives can wait no longer once the earliest expiry among them is
+// closer than the time the budget needs to send them all, plus a sixth of
+// the expiration to spare: they then go first, earliest expiry first.
 func (w *writer) next(now time.Time) (userID string, keepAlive, ok bool) {
-	if k, ok := w.keepAlives.front(); ok && !now.Before(k.at) {
-		return k.userID, true, true
+	if k, ok := w.keepAlives.front(); ok {
+		drain := time.Duration(float64(len(w.keepAlives.h)+1) / float64(w.budget.limiter.Limit()) * float64(time.Second))
+		if !now.Before(k.at.Add(-drain - w.e.opts.Expiration/urgentShare)) {
+			return k.userID, true, true
+		}
 	}
 	if id, ok := w.changes.front(); ok {
 		return id, false, true
