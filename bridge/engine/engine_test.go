@@ -445,6 +445,8 @@ func TestHalfOpenBreakerSendsOneProbe(t *testing.T) {
 	}
 	// Half-open: hold the probe at Graph and check nothing else starts.
 	release := make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // before the engine stops, which waits for the probe
 	var held atomic.Bool
 	h.graph.wait = func(string) {
 		if held.CompareAndSwap(false, true) {
@@ -460,7 +462,7 @@ func TestHalfOpenBreakerSendsOneProbe(t *testing.T) {
 	if n := h.started(e); n != failed+1 {
 		t.Fatalf("half-open breaker started %d calls, want one probe", n-failed)
 	}
-	close(release)
+	free()
 	for i := range 5 {
 		h.settle(fmt.Sprintf("u%d", i), inACall)
 	}
