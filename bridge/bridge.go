@@ -120,6 +120,8 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
+		RefusalProbe:    b.cfg.Graph.RefusalProbe.First,
+		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
 		Logger:          b.log.With("component", "engine"),
 	})
 	if err != nil {
