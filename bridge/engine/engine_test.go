@@ -484,7 +484,7 @@ func TestPermanentErrorIsDeadLetteredOnce(t *testing.T) {
 		if d.UserID != "u1" || d.Event == nil || d.Event.CallID != "c1" {
 			t.Fatalf("dead letter %+v", d)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no dead letter")
 	}
 	h.clock.Advance(5 * time.Minute)
@@ -695,7 +695,7 @@ func TestCrashedHolderLosesLease(t *testing.T) {
 		return e, nc
 	}
 	a, ncA := start()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !a.Writing("contoso.example") && time.Now().Before(deadline) {
 		time.Sleep(5 * time.Millisecond)
 	}
