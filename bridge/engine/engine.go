@@ -100,9 +100,9 @@ type Options struct {
 	Tenants     []TenantOptions
 	Rules       Rules
 	// Expiration is the expirationDuration sent with setPresence. A
-	// session is refreshed between a half and two thirds of it when the
-	// budget has room, and ahead of any change from five sixths of it on
-	// (see writer.go and SessionCapacity).
+	// session is refreshed between a half and two thirds of it when no
+	// change waits, and ahead of the changes when its expiry comes near
+	// (see writer and SessionCapacity).
 	Expiration time.Duration
 	// LeaseTTL is how long a dead writer's lease lasts.
 	LeaseTTL time.Duration

@@ -423,7 +423,7 @@ func (w *writer) need(userID string, now time.Time) (*adapters.Pair, bool) {
 	case t.state.Pending != nil:
 		return want, true
 	case !samePair(toldPair(told), want):
-		return want, told != nil || want != nil
+		return want, true
 	case want != nil:
 		return want, !now.Before(w.dueAt(userID, told))
 	}
