@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -11,8 +12,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
 // logRecorder keeps the messages logged through it.
@@ -190,6 +189,7 @@ func TestDeniedDispatchCostsNothing(t *testing.T) {
 	if large > small || large > 5 {
 		t.Fatalf("a denied tick allocates %.0f times with 10 users waiting, %.0f with 100,000", small, large)
 	}
+	t.Logf("a denied tick allocates %.0f times with 10 users waiting, %.0f with 100,000", small, large)
 }
 
 // TestTenantRefusalPauses: Graph refuses the tenant (403, a permission
@@ -262,7 +262,7 @@ func TestEmptyUserForgotten(t *testing.T) {
 	h.clock.Advance(keepClaims + time.Minute)
 	h.eventually("the key deleted", func() bool {
 		_, err := kv.Get(context.Background(), key)
-		return err == jetstream.ErrKeyNotFound
+		return errors.Is(err, jetstream.ErrKeyNotFound)
 	})
 	w := h.writer(e)
 	h.eventually("the writer to drop u1", func() bool { return w.known.Load() == 0 })
@@ -296,5 +296,3 @@ func TestRetryDelayCapped(t *testing.T) {
 		t.Fatalf("retry delays %v, want %v", got, want)
 	}
 }
-
-var _ = adapters.Pair{}
