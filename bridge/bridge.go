@@ -243,6 +243,8 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxRetryDelay:   b.cfg.Graph.Retry.MaxDelay,
 		Clock:           b.clock,
+		RefusalProbe:    b.cfg.Graph.RefusalProbe.First,
+		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
 		Logger:          b.log.With("component", "engine"),
 		MaxStateSize:    b.cfg.Presence.MaxStateSize,
 	})

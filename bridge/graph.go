@@ -206,11 +206,19 @@ func (l *userLookups) lookup(ctx context.Context, tenant, upn string) (string, e
 // classifyGraph sorts a graphclient error for the engine. A token that
 // can not be had (a wrong or expired secret) is an outage to fix in the
 // configuration: the desired states wait for it instead of being
-// dead-lettered.
+// dead-lettered. So is a Graph answer of 401 (a token Graph does not
+// accept) or 403: the presence permission is granted to the application
+// for the whole tenant (Graph's 403 for a missing permission or admin
+// consent often has no message), and Graph answers a problem with one
+// user with 400 or 404. Such refusals pause the tenant (engine.Refused).
 func classifyGraph(err error) (engine.ErrorClass, time.Duration) {
 	var tokenErr *graphclient.TokenError
 	if errors.As(err, &tokenErr) {
 		return engine.Retryable, graphclient.RetryAfter(err)
+	}
+	var gerr *graphclient.Error
+	if errors.As(err, &gerr) && (gerr.StatusCode == http.StatusUnauthorized || gerr.StatusCode == http.StatusForbidden) {
+		return engine.Refused, 0
 	}
 	switch graphclient.Classify(err) {
 	case graphclient.Throttled:
@@ -223,10 +231,10 @@ func classifyGraph(err error) (engine.ErrorClass, time.Duration) {
 }
 
 // classifiedError wraps a Graph error as the worker's retry or permanent
-// error.
+// error; a refusal stays permanent here, as before tenant pauses.
 func classifiedError(err error) error {
 	class, after := classifyGraph(err)
-	if class == engine.Permanent {
+	if class == engine.Permanent || class == engine.Refused {
 		return &worker.PermanentError{Reason: "graph refused the request", GraphError: err.Error(), Err: err}
 	}
 	return &worker.RetryError{After: after, Err: err}

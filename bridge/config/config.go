@@ -93,6 +93,14 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
+// The default budget of a tenant: Microsoft's published presence limit
+// since September 2025, 10,000 requests per 30 s per application per
+// tenant. A tenant Graph still holds to less is learned from its 429s.
+const (
+	DefaultBudget       = 10000
+	DefaultBudgetWindow = 30 * time.Second
+)
+
 // Graph sets how the bridge reaches Microsoft Graph.
 type Graph struct {
 	Tenants      []Tenant        `yaml:"tenants"`
@@ -104,6 +112,16 @@ type Graph struct {
 	UnknownUserTTL time.Duration `yaml:"unknown_user_ttl"`
 	Breaker        Breaker       `yaml:"breaker"`
 	Retry          Retry         `yaml:"retry"`
+	// RefusalProbe paces a tenant Graph refuses as a whole (401, or 403
+	// for a missing permission or consent): one probing call after First,
+	// the wait doubling up to Max while Graph keeps refusing.
+	RefusalProbe Probe `yaml:"refusal_probe"`
+}
+
+// Probe sets a growing wait between probing calls.
+type Probe struct {
+	First time.Duration `yaml:"first"`
+	Max   time.Duration `yaml:"max"`
 }
 
 // Worker sets how events are applied: in lanes, each user's events in
@@ -282,6 +300,7 @@ func Default() *Config {
 			UnknownUserTTL: time.Minute,
 			Breaker:        Breaker{Failures: 5, OpenTimeout: 30 * time.Second},
 			Retry:          Retry{MinDelay: time.Second, MaxDelay: time.Minute},
+			RefusalProbe:   Probe{First: 30 * time.Second, Max: 10 * time.Minute},
 		},
 		Worker: Worker{Lanes: 8, LaneDepth: 1024},
 		Presence: Presence{
@@ -310,10 +329,10 @@ func (c *Config) applyDerivedDefaults() {
 			t.Cloud = "global"
 		}
 		if t.Budget == 0 {
-			t.Budget = 1500
+			t.Budget = DefaultBudget
 		}
 		if t.BudgetWindow == 0 {
-			t.BudgetWindow = 30 * time.Second
+			t.BudgetWindow = DefaultBudgetWindow
 		}
 	}
 	for i := range c.Sources {

@@ -115,6 +115,7 @@ func (c *Config) validateGraph(p *problems) {
 	p.check(g.Breaker.Failures > 0, "graph.breaker.failures", "must be positive")
 	p.check(g.Breaker.OpenTimeout > 0, "graph.breaker.open_timeout", "must be positive")
 	p.check(g.Retry.MinDelay > 0 && g.Retry.MaxDelay >= g.Retry.MinDelay, "graph.retry", "min_delay must be positive and max_delay at least min_delay")
+	p.check(g.RefusalProbe.First > 0 && g.RefusalProbe.Max >= g.RefusalProbe.First, "graph.refusal_probe", "first must be positive and max at least first")
 	if g.Emulator.Enabled {
 		if err := g.Emulator.Validate(); err != nil {
 			for _, line := range strings.Split(err.Error(), "\n") {

@@ -43,8 +43,13 @@ const (
 	Retryable ErrorClass = iota
 	// Throttled errors (429) pause the tenant for Retry-After.
 	Throttled
-	// Permanent errors (400, 403, 404) are dead-lettered.
+	// Permanent errors (400, 404) are dead-lettered.
 	Permanent
+	// Refused errors concern the whole tenant, not one user: a token
+	// Graph does not accept (401) or a permission the application lacks
+	// (403). The writer pauses the tenant and probes with one call at a
+	// growing interval; desired states wait, nothing is dead-lettered.
+	Refused
 )
 
 // Classifier sorts a Graph error and returns its Retry-After.
@@ -66,7 +71,16 @@ type systemClock struct{}
 
 func (systemClock) Now() time.Time { return time.Now() }
 
-// TenantOptions set one tenant's Graph budget.
+// Default budget: Microsoft's published presence limit, 10,000 requests
+// per 30 s per application per tenant (raised from 1,500 in September
+// 2025). A writer held to less learns it from 429s (see budget.go).
+const (
+	DefaultBudget       = 10000
+	DefaultBudgetWindow = 30 * time.Second
+)
+
+// TenantOptions set one tenant's Graph budget: at most Budget calls per
+// Window, DefaultBudget per DefaultBudgetWindow when zero.
 type TenantOptions struct {
 	ID     string
 	Budget int
@@ -85,8 +99,10 @@ type Options struct {
 	DeadLetter  func(ctx context.Context, d DeadLetter) error
 	Tenants     []TenantOptions
 	Rules       Rules
-	// Expiration is the expirationDuration sent with setPresence; the
-	// session is refreshed after two thirds of it.
+	// Expiration is the expirationDuration sent with setPresence. A
+	// session is refreshed between a half and two thirds of it when no
+	// change waits, and ahead of the changes when its expiry comes near
+	// (see writer and SessionCapacity).
 	Expiration time.Duration
 	// LeaseTTL is how long a dead writer's lease lasts.
 	LeaseTTL time.Duration
@@ -94,12 +110,15 @@ type Options struct {
 	// BreakerTimeout.
 	BreakerFailures uint32
 	BreakerTimeout  time.Duration
-	// RetryDelay is the first delay after a retryable failure (doubling up
-	// to a minute).
-	RetryDelay time.Duration
-	// MaxRetryDelay caps the delay after retryable failures
-	// (graph.retry.max_delay).
+	// RetryDelay is the first delay after a retryable failure, doubling up
+	// to MaxRetryDelay (default a minute).
+	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
+	// RefusalProbe is how long a tenant Graph refused (Refused errors)
+	// waits before one probing call; the wait doubles after every refused
+	// probe up to RefusalProbeMax. Defaults 30 s and 10 min.
+	RefusalProbe    time.Duration
+	RefusalProbeMax time.Duration
 	// ObserveEvery is how often a writer reads Graph's aggregate for the
 	// users it holds a session for, to record manual statuses; zero turns
 	// it off, and so does a Graph that is no PresenceReader.
@@ -152,6 +171,23 @@ func New(ctx context.Context, opts Options) (*Engine, error) {
 	}
 	if opts.RetryDelay == 0 {
 		opts.RetryDelay = time.Second
+	}
+	if opts.MaxRetryDelay == 0 {
+		opts.MaxRetryDelay = time.Minute
+	}
+	if opts.RefusalProbe == 0 {
+		opts.RefusalProbe = 30 * time.Second
+	}
+	if opts.RefusalProbeMax == 0 {
+		opts.RefusalProbeMax = 10 * time.Minute
+	}
+	for i := range opts.Tenants {
+		if opts.Tenants[i].Budget <= 0 {
+			opts.Tenants[i].Budget = DefaultBudget
+		}
+		if opts.Tenants[i].Window <= 0 {
+			opts.Tenants[i].Window = DefaultBudgetWindow
+		}
 	}
 	if opts.Tick == 0 {
 		opts.Tick = 10 * time.Millisecond
@@ -274,7 +310,40 @@ func (e *Engine) Run(ctx context.Context) error {
 
 // Writing reports whether this instance currently writes for tenant.
 func (e *Engine) Writing(tenant string) bool {
+	return e.writer(tenant) != nil
+}
+
+func (e *Engine) writer(tenant string) *writer {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.writers[tenant] != nil
+	return e.writers[tenant]
+}
+
+// TenantPaused reports why and until when this instance's writer holds
+// tenant's Graph calls back because Graph refused the whole tenant (a
+// missing permission or consent, a token Graph does not accept); the
+// reason is empty when it does not. For readiness and admin views.
+func (e *Engine) TenantPaused(tenant string) (reason string, until time.Time) {
+	w := e.writer(tenant)
+	if w == nil {
+		return "", time.Time{}
+	}
+	if r := w.refusal.Load(); r != nil {
+		return r.reason, r.until
+	}
+	return "", time.Time{}
+}
+
+// SessionCapacity is how many app sessions tenant's configured budget can
+// keep alive: the calls the budget allows during the five sixths of
+// Expiration after which a keep-alive goes ahead of every change. It
+// counts keep-alives alone; state changes spend the same budget. Zero for
+// a tenant that is not configured.
+func (e *Engine) SessionCapacity(tenant string) int {
+	for _, t := range e.opts.Tenants {
+		if t.ID == tenant {
+			return sessionCapacity(t.Budget, t.Window, e.opts.Expiration)
+		}
+	}
+	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"math/rand"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -61,6 +62,9 @@ type fakeGraph struct {
 	sessions map[string]*adapters.Pair
 	expires  map[string]time.Time
 	fail     func(n int) error
+	// wait, when set, runs before each call is recorded, outside the
+	// lock; a test holds a call back with it.
+	wait func(user string)
 }
 
 type graphCall struct {
@@ -74,6 +78,7 @@ var (
 	err503 = errors.New("503")
 	err429 = errors.New("429")
 	err400 = errors.New("400")
+	err403 = errors.New("403")
 )
 
 func classify(err error) (ErrorClass, time.Duration) {
@@ -82,6 +87,8 @@ func classify(err error) (ErrorClass, time.Duration) {
 		return Throttled, 5 * time.Second
 	case err400:
 		return Permanent, 0
+	case err403:
+		return Refused, 0
 	}
 	return Retryable, 0
 }
@@ -91,6 +98,9 @@ func newFakeGraph(clock *fakeClock) *fakeGraph {
 }
 
 func (g *fakeGraph) record(user string, p *adapters.Pair, exp time.Duration) error {
+	if g.wait != nil {
+		g.wait(user)
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	var err error
@@ -180,10 +190,10 @@ func (h *harness) apply(e *Engine, user string, ev adapters.Event) {
 	}
 }
 
-// eventually polls cond for up to 10 s of real time.
+// eventually polls cond for up to 30 s of real time.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	for !cond() {
 		if time.Now().After(deadline) {
 			h.t.Fatalf("timed out waiting for %s", what)
@@ -200,12 +210,41 @@ func (h *harness) caughtUp(e *Engine, user string) {
 		h.t.Fatal(err)
 	}
 	h.eventually("the writer to see the newest state", func() bool {
-		e.mu.Lock()
-		w := e.writers["contoso.example"]
-		e.mu.Unlock()
+		w := e.writer("contoso.example")
 		return w != nil && w.watched.Load() >= rev
 	})
 }
+
+// writer waits for e's writer and returns it.
+func (h *harness) writer(e *Engine) *writer {
+	h.t.Helper()
+	var w *writer
+	h.eventually("a writer", func() bool { w = e.writer("contoso.example"); return w != nil })
+	return w
+}
+
+// quiesce waits until e's writer has taken back every call it started
+// and then turned its loop twice (each turn looks at the fake clock's
+// time, its timers and its queues) without starting another: whatever it
+// would do at the fake clock's time, it has done.
+func (h *harness) quiesce(e *Engine) {
+	h.t.Helper()
+	w := h.writer(e)
+	h.eventually("the writer to settle", func() bool {
+		started := w.started.Load()
+		if w.handled.Load() != started {
+			return false
+		}
+		loops := w.loops.Load()
+		for w.loops.Load() < loops+2 {
+			time.Sleep(time.Millisecond)
+		}
+		return w.started.Load() == started && w.handled.Load() == started
+	})
+}
+
+// started is how many Graph calls e's writer has started.
+func (h *harness) started(e *Engine) uint64 { return h.writer(e).started.Load() }
 
 func (h *harness) waitSession(user string, want *adapters.Pair) {
 	h.t.Helper()
@@ -258,7 +297,9 @@ func TestCoalescing(t *testing.T) {
 	h.caughtUp(e, "u1") // the writer must know the last change before the token comes
 	h.clock.Advance(30 * time.Second)
 	h.waitSession("u1", inConf)
-	time.Sleep(50 * time.Millisecond)
+	// Tokens for many more calls: none may go to an older state of u1.
+	h.clock.Advance(5 * time.Minute)
+	h.quiesce(e)
 	n := 0
 	for _, c := range h.graph.callsSnapshot() {
 		if c.user == "u1" {
@@ -278,14 +319,15 @@ func TestBudgetUnderOverload(t *testing.T) {
 		t.Run(fmt.Sprint(budget), func(t *testing.T) {
 			h := newHarness(t, func(o *Options) { o.Tenants[0].Budget, o.Tenants[0].Window = budget, window })
 			e, _ := h.start("a")
-			for i := range 10 * budget {
+			for i := range 4 * budget {
 				h.apply(e, fmt.Sprintf("u%d", i), call("pbx", "c", "active", 0, false))
 			}
-			// 100 s of fake time, slowly enough that the writer uses
-			// its whole budget.
-			for step := 0; step < 1000; step++ {
-				h.clock.Advance(100 * time.Millisecond)
-				time.Sleep(3 * time.Millisecond)
+			h.caughtUp(e, fmt.Sprintf("u%d", 4*budget-1))
+			// 100 s of fake time; at each step the writer does all the
+			// budget allows before the clock moves on.
+			for step := 0; step < 400; step++ {
+				h.clock.Advance(250 * time.Millisecond)
+				h.quiesce(e)
 			}
 			calls := h.graph.callsSnapshot()
 			if len(calls) < budget*100/30*85/100 { // saturated: near the budget's worth
@@ -316,16 +358,16 @@ func TestThrottlePausesTenant(t *testing.T) {
 	e, _ := h.start("a")
 	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
 	h.apply(e, "u2", call("pbx", "c1", "active", 0, false))
-	h.eventually("a writer", func() bool { return e.Writing("contoso.example") })
+	h.caughtUp(e, "u2")
 	h.clock.Advance(25 * time.Millisecond) // one token into the empty bucket
 	h.eventually("the 429", func() bool { return len(h.graph.callsSnapshot()) >= 1 })
-	time.Sleep(50 * time.Millisecond)
-	if n := len(h.graph.callsSnapshot()); n != 1 {
+	h.quiesce(e)
+	if n := h.started(e); n != 1 {
 		t.Fatalf("%d calls before Retry-After elapsed", n)
 	}
 	h.clock.Advance(4 * time.Second)
-	time.Sleep(50 * time.Millisecond)
-	if n := len(h.graph.callsSnapshot()); n != 1 {
+	h.quiesce(e)
+	if n := h.started(e); n != 1 {
 		t.Fatalf("a call 4 s into a 5 s Retry-After")
 	}
 	h.clock.Advance(time.Second)
@@ -338,43 +380,92 @@ func TestThrottlePausesTenant(t *testing.T) {
 	}
 }
 
+// TestBreakerOpensOnServerErrorsOnly: consecutive retryable failures
+// open the breaker; refusals, throttling and answers Graph gave for good
+// do not.
 func TestBreakerOpensOnServerErrorsOnly(t *testing.T) {
 	h := newHarness(t, nil)
-	var mu sync.Mutex
-	mode := err503
-	h.graph.fail = func(int) error { mu.Lock(); defer mu.Unlock(); return mode }
-	e, _ := h.start("a")
-	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
-	// Three 503s open the breaker; it then holds calls back in real time.
-	// The clock moves while waiting, past each retry's delay whenever the
-	// writer takes the failure in.
-	for i := 0; i < 3; i++ {
-		h.eventually("a failing call", func() bool {
-			if len(h.graph.callsSnapshot()) > i {
-				return true
+	e, err := New(context.Background(), Options{JetStream: h.js, Graph: h.graph, Classify: classify, Clock: h.clock, Rules: rules, BreakerFailures: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name  string
+		err   error
+		opens bool
+	}{
+		{"503", err503, true},
+		{"400", err400, false},
+		{"403", err403, false},
+		{"429", err429, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			w := newWriter(e, TenantOptions{ID: "contoso.example"})
+			for range 5 {
+				class, after := classify(tt.err)
+				w.handle(result{userID: "u1", graph: true, err: tt.err, class: class, after: after})
 			}
-			h.clock.Advance(time.Second)
-			return false
+			if open := w.breaker.state == breakerOpen; open != tt.opens {
+				t.Fatalf("five %s answers: breaker %s", tt.name, w.breaker.state)
+			}
 		})
 	}
-	time.Sleep(20 * time.Millisecond)
-	h.clock.Advance(time.Minute)
-	before := len(h.graph.callsSnapshot())
-	time.Sleep(100 * time.Millisecond) // less than the 200 ms open time
-	if after := len(h.graph.callsSnapshot()); after != before {
-		t.Fatalf("the breaker let %d calls through while open", after-before)
+}
+
+// TestHalfOpenBreakerSendsOneProbe: with several users waiting, an open
+// breaker lets no call through until its timeout has passed on the
+// engine's clock, then exactly one, and nothing else while that probe is
+// under way.
+func TestHalfOpenBreakerSendsOneProbe(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.BreakerTimeout = 30 * time.Second })
+	var failing atomic.Bool
+	failing.Store(true)
+	h.graph.fail = func(int) error {
+		if failing.Load() {
+			return err503
+		}
+		return nil
 	}
-	mu.Lock()
-	mode = nil
-	mu.Unlock()
-	for i := 0; i < 50 && !samePair(h.graph.session("u1"), inACall); i++ {
-		h.clock.Advance(time.Minute)
-		time.Sleep(20 * time.Millisecond)
+	e, _ := h.start("a")
+	for i := range 5 {
+		h.apply(e, fmt.Sprintf("u%d", i), call("pbx", "c1", "active", 0, false))
 	}
-	h.waitSession("u1", inACall)
-	w := e.writers["contoso.example"]
-	if w == nil {
-		t.Fatal("no writer")
+	// Three 503s open the breaker (the clock moves past each retry's
+	// delay).
+	h.eventually("three failing calls", func() bool {
+		h.clock.Advance(100 * time.Millisecond)
+		return len(h.graph.callsSnapshot()) >= 3
+	})
+	h.quiesce(e)
+	failed := h.started(e)
+	h.clock.Advance(20 * time.Second) // past every retry delay, not the breaker's 30 s
+	h.quiesce(e)
+	if n := h.started(e); n != failed {
+		t.Fatalf("the open breaker let %d calls through", n-failed)
+	}
+	// Half-open: hold the probe at Graph and check nothing else starts.
+	release := make(chan struct{})
+	free := sync.OnceFunc(func() { close(release) })
+	t.Cleanup(free) // before the engine stops, which waits for the probe
+	var held atomic.Bool
+	h.graph.wait = func(string) {
+		if held.CompareAndSwap(false, true) {
+			<-release
+		}
+	}
+	failing.Store(false)
+	h.clock.Advance(10 * time.Second)
+	h.eventually("the probe", func() bool { return held.Load() })
+	w := h.writer(e)
+	loops := w.loops.Load()
+	h.eventually("the writer to turn", func() bool { return w.loops.Load() > loops+3 })
+	if n := h.started(e); n != failed+1 {
+		t.Fatalf("half-open breaker started %d calls, want one probe", n-failed)
+	}
+	free()
+	for i := range 5 {
+		h.settle(fmt.Sprintf("u%d", i), inACall)
 	}
 }
 
@@ -396,13 +487,11 @@ func TestPermanentErrorIsDeadLetteredOnce(t *testing.T) {
 		if d.UserID != "u1" || d.Event == nil || d.Event.CallID != "c1" {
 			t.Fatalf("dead letter %+v", d)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(30 * time.Second):
 		t.Fatal("no dead letter")
 	}
-	for range 5 {
-		h.clock.Advance(time.Minute)
-		time.Sleep(10 * time.Millisecond)
-	}
+	h.clock.Advance(5 * time.Minute)
+	h.quiesce(e)
 	if n := len(h.graph.callsSnapshot()); n != 1 {
 		t.Fatalf("a refused change was sent %d times", n)
 	}
@@ -420,20 +509,28 @@ func TestLongCallKeptAlive(t *testing.T) {
 	h.settle("u1", inACall)
 	for minute := 1; minute <= 120; minute++ {
 		h.clock.Advance(time.Minute)
-		time.Sleep(4 * time.Millisecond)
-		h.eventually(fmt.Sprintf("u1 still in a call at minute %d", minute), func() bool { return samePair(h.graph.session("u1"), inACall) })
+		h.quiesce(e)
+		if !samePair(h.graph.session("u1"), inACall) {
+			t.Fatalf("u1 not in a call at minute %d", minute)
+		}
+	}
+	// Every refresh came before the session it renewed expired.
+	var sets []time.Time
+	for _, c := range h.graph.callsSnapshot() {
+		if c.pair != nil && c.err == nil {
+			sets = append(sets, c.at)
+		}
+	}
+	for i, next := range append(sets[1:], at(120)) {
+		if !next.Before(sets[i].Add(15 * time.Minute)) {
+			t.Fatalf("the session set at %s expired before its refresh at %s", sets[i].Format(time.Kitchen), next.Format(time.Kitchen))
+		}
+	}
+	if len(sets) < 12 || len(sets) > 17 {
+		t.Fatalf("%d setPresence calls in two hours; want a refresh every 7.5 to 10 minutes", len(sets))
 	}
 	h.apply(e, "u1", call("pbx", "c1", "ended", 120, false))
 	h.settle("u1", nil)
-	sets := 0
-	for _, c := range h.graph.callsSnapshot() {
-		if c.pair != nil {
-			sets++
-		}
-	}
-	if sets < 12 || sets > 14 {
-		t.Fatalf("%d setPresence calls in two hours; want a refresh every 10 minutes", sets)
-	}
 }
 
 func TestSilentSourceLapses(t *testing.T) {
@@ -442,7 +539,7 @@ func TestSilentSourceLapses(t *testing.T) {
 	h.apply(e, "u1", call("flaky", "c1", "active", 0, false))
 	h.settle("u1", inACall)
 	h.clock.Advance(9 * time.Minute)
-	time.Sleep(20 * time.Millisecond)
+	h.quiesce(e)
 	if !samePair(h.graph.session("u1"), inACall) {
 		t.Fatal("cleared before the lapse")
 	}

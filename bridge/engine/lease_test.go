@@ -110,7 +110,7 @@ func TestNewWriterStartsEmpty(t *testing.T) {
 	}
 	for _, budget := range []int{10, 1500, 10000} {
 		w := newWriter(e, TenantOptions{ID: "contoso.example", Budget: budget, Window: 30 * time.Second})
-		if tokens := w.limiter.TokensAt(h.clock.Now()); tokens >= 1 {
+		if tokens := w.budget.limiter.TokensAt(h.clock.Now()); tokens >= 1 {
 			t.Fatalf("budget %d: a new writer starts with %.2f tokens", budget, tokens)
 		}
 	}

@@ -5,8 +5,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
@@ -37,11 +35,11 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 		}
 		slices.Sort(w.toRead)
 	}
-	if len(w.toRead) == 0 || len(w.changes.items) > 0 || w.inFlight >= maxInFlight ||
-		now.Before(w.pausedUntil) || w.breaker.State() == gobreaker.StateOpen {
+	if len(w.toRead) == 0 || w.changes.len() > 0 || w.inFlight >= maxInFlight ||
+		!w.mayCall(now) || w.breaker.state != breakerClosed {
 		return
 	}
-	if !w.limiter.AllowN(now, 1) {
+	if !w.budget.allow(now) {
 		return
 	}
 	n := min(len(w.toRead), maxIDsPerRead)
@@ -133,7 +131,8 @@ func (w *writer) finishRead(r readResult, now time.Time) {
 	}
 	class, after := w.e.opts.Classify(r.err)
 	if class == Throttled {
-		w.pausedUntil = now.Add(max(after, time.Second))
+		w.pause(now.Add(max(after, time.Second)), "aggregate read throttled by graph")
+		w.budget.throttled(now)
 	}
 	w.log.Warn("read graph presence", "err", r.err)
 }

@@ -6,13 +6,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"log/slog"
+	"maps"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/sony/gobreaker/v2"
-	"golang.org/x/time/rate"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
@@ -23,27 +24,63 @@ const maxInFlight = 8
 // callTimeout bounds one Graph call (shorter while the lease runs out).
 const callTimeout = 30 * time.Second
 
+// urgentShare: a session's keep-alive goes ahead of every change once
+// less than 1/urgentShare of its expiration is left, plus the time the
+// budget needs to send the keep-alives due (next).
+const urgentShare = 6
+
 // writer reconciles one tenant's users: level-triggered, it compares what
 // each user should have with what Graph was last told and sends only the
 // newest difference, within the tenant's budget.
+//
+// Keep-alives are driven by deadlines. A session becomes due for a
+// refresh between a half and two thirds of its expiration (a point fixed
+// per user, so sessions set together do not all come due together) and is
+// then refreshed whenever no change waits; once less than a sixth of its
+// expiration is left, plus the time the budget needs to send every due
+// keep-alive, the keep-alives go ahead of the changes, earliest expiry
+// first, so a stream of changes never lets a session lapse. What that costs is
+// bounded by sessionCapacity, which the writer logs when it starts and
+// warns about once when more sessions are live.
 type writer struct {
 	e       *Engine
 	tenant  TenantOptions
 	log     *slog.Logger
-	limiter *rate.Limiter
-	breaker *gobreaker.CircuitBreaker[struct{}]
+	budget  *budget
+	breaker breaker
 
-	users       map[string]*tracked
-	changes     queue // users whose desired session differs from Graph's
-	keepAlives  queue // users whose session needs refreshing
-	timers      timerHeap
-	inFlight    int
+	users      map[string]*tracked
+	keys       map[string]string // KV key to user id
+	changes    queue             // users whose desired session differs from Graph's
+	keepAlives deadlines         // users whose session is due for a refresh
+	timers     timerHeap
+	inFlight   int
+	results    chan result
+
+	// pausedUntil holds every call back after a 429 (pause).
 	pausedUntil time.Time
-	results     chan result
+	// refusal is set while Graph refuses the whole tenant (refuse);
+	// probeEvery is the wait before the next probe.
+	refusal    atomic.Pointer[refusal]
+	probeEvery time.Duration
 
-	// watched is the newest KV revision the writer has taken in, so tests
-	// can tell when it has seen a change.
+	// live counts the users Graph holds an app session for; capacity is
+	// how many the budget keeps alive (sessionCapacity).
+	live, capacity int
+	overCapacity   bool
+
+	// watched is the newest KV revision the writer has taken in, loops
+	// counts the loop's turns, started the calls it started, handled
+	// their results taken back and known the users it tracks, so tests
+	// can tell what the writer has done.
 	watched atomic.Uint64
+	loops   atomic.Uint64
+	started atomic.Uint64
+	handled atomic.Uint64
+	known   atomic.Int64
+
+	// forgetting counts the deletions of empty user states under way.
+	forgetting sync.WaitGroup
 
 	// leaseUntil is when this writer must stop calling Graph unless its
 	// lease is renewed (lease.go). It is read from mono, whose readings
@@ -58,19 +95,27 @@ type writer struct {
 	readDone chan readResult
 }
 
+// refusal is why and until when a refused tenant's calls wait.
+type refusal struct {
+	reason string
+	until  time.Time
+}
+
 type tracked struct {
-	state    UserState
-	rev      uint64 // the KV revision of state
-	inFlight bool
-	dirty    bool // changed while in flight
-	failures int
-	retryAt  time.Time
-	timerAt  time.Time
+	state      UserState
+	rev        uint64 // the KV revision of state
+	inFlight   bool
+	dirty      bool // changed while in flight
+	forgetting bool // its key is being deleted
+	failures   int
+	retryAt    time.Time
+	timerAt    time.Time
 }
 
 type result struct {
 	userID  string
 	want    *adapters.Pair
+	graph   bool // Graph was called
 	err     error
 	class   ErrorClass
 	after   time.Duration
@@ -80,65 +125,22 @@ type result struct {
 
 func newWriter(e *Engine, t TenantOptions) *writer {
 	if t.Budget <= 0 {
-		t.Budget = 1500
+		t.Budget = DefaultBudget
 	}
 	if t.Window <= 0 {
-		t.Window = 30 * time.Second
+		t.Window = DefaultBudgetWindow
 	}
-	// A bucket of burst tokens refilled at (budget-burst)/window never
-	// lets more than budget calls go out in any window. Graph counts
-	// arrivals, not departures, and calls take varying time to arrive, so
-	// the window is stretched by a thirtieth (a second in Graph's 30 s) to
-	// keep that jitter inside the budget too. A burst of about 1% of the
-	// budget keeps the budget usable when the loop wakes a little after a
-	// token is due.
-	//
-	// The bucket starts empty, as if the writer had just spent its burst,
-	// because a predecessor (another instance, or this one before a
-	// restart) may have. With W the stretched window and r =
-	// (budget-burst)/W: a bucket of burst tokens lets out at most
-	// burst + r*a calls in any a seconds, so the predecessor's last a
-	// seconds hold at most burst + r*a calls and this writer's first b
-	// seconds, from an empty bucket, at most r*b. A window of Graph's
-	// that spans the handover has a + b <= W - W/31 (nobody calls in the
-	// gap between them), so it holds at most burst + r*W = budget calls
-	// even when the calls' arrival shifts them by up to W/31, as within
-	// one writer's run. One token at the start would make that budget + 1.
-	// The writer also starts no call before its predecessor's fence has
-	// passed (lease.go).
-	burst := min(max(t.Budget/100, 1), 50)
-	window := t.Window + t.Window/30
-	r := rate.Limit(float64(t.Budget-burst) / window.Seconds())
-	if t.Budget <= burst {
-		r = rate.Limit(1 / window.Seconds() / 2)
-	}
-	limiter := rate.NewLimiter(r, burst)
-	limiter.AllowN(e.opts.Clock.Now(), burst)
-	w := &writer{
+	return &writer{
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),
-		limiter:  limiter,
+		budget:   newBudget(t.Budget, t.Window, e.opts.Clock.Now()),
+		breaker:  breaker{threshold: e.opts.BreakerFailures, timeout: e.opts.BreakerTimeout},
+		capacity: sessionCapacity(t.Budget, t.Window, e.opts.Expiration),
 		mono:     time.Now,
 		users:    map[string]*tracked{},
+		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
 		readDone: make(chan readResult, 1),
 	}
-	w.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-		Name:        "graph:" + t.ID,
-		MaxRequests: 1,
-		Timeout:     e.opts.BreakerTimeout,
-		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= e.opts.BreakerFailures },
-		IsSuccessful: func(err error) bool {
-			if err == nil {
-				return true
-			}
-			class, _ := e.opts.Classify(err)
-			return class != Retryable
-		},
-		OnStateChange: func(name string, from, to gobreaker.State) {
-			w.log.Warn("circuit breaker", "from", from.String(), "to", to.String())
-		},
-	})
-	return w
 }
 
 // run reconciles until ctx ends (it then returns nil) or until it can no
@@ -149,6 +151,8 @@ func (w *writer) run(ctx context.Context) error {
 		return fmt.Errorf("watch user states: %w", err)
 	}
 	defer func() { _ = watcher.Stop() }()
+	w.log.Info("writer started", "budget", w.tenant.Budget, "window", w.tenant.Window,
+		"expiration", w.e.opts.Expiration, "session_capacity", w.capacity)
 	ticker := time.NewTicker(w.e.opts.Tick)
 	defer ticker.Stop()
 	for {
@@ -161,19 +165,25 @@ func (w *writer) run(ctx context.Context) error {
 				w.drain()
 				return errors.New("the watch of user states ended")
 			}
-			if entry == nil || entry.Operation() != jetstream.KeyValuePut {
+			if entry == nil {
 				continue
 			}
 			w.watched.Store(entry.Revision())
+			if entry.Operation() != jetstream.KeyValuePut {
+				w.drop(entry.Key())
+				continue
+			}
 			var st UserState
 			if err := json.Unmarshal(entry.Value(), &st); err != nil {
 				w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
 				continue
 			}
+			w.keys[entry.Key()] = st.UserID
 			w.observe(st, entry.Revision())
 		case r := <-w.results:
 			w.inFlight--
 			w.handle(r)
+			w.handled.Add(1)
 		case r := <-w.readDone:
 			w.finishRead(r, w.e.opts.Clock.Now())
 		case <-ticker.C:
@@ -182,6 +192,7 @@ func (w *writer) run(ctx context.Context) error {
 		w.fireTimers(now)
 		w.dispatch(ctx, now)
 		w.startRead(ctx, now)
+		w.loops.Add(1)
 	}
 }
 
@@ -196,6 +207,7 @@ func (w *writer) drain() {
 		<-w.readDone
 		w.reading = false
 	}
+	w.forgetting.Wait()
 }
 
 // observe takes a version of a user's state; an older one than the
@@ -206,11 +218,12 @@ func (w *writer) observe(st UserState, rev uint64) {
 	if t == nil {
 		t = &tracked{}
 		w.users[st.UserID] = t
+		w.known.Add(1)
 	}
 	if rev <= t.rev {
 		return
 	}
-	t.state, t.rev = st, rev
+	w.setState(t, st, rev)
 	if t.inFlight {
 		t.dirty = true
 		return
@@ -218,10 +231,45 @@ func (w *writer) observe(st UserState, rev uint64) {
 	w.evaluate(st.UserID, w.e.opts.Clock.Now())
 }
 
+// setState records a user's newer state and keeps the count of live
+// sessions.
+func (w *writer) setState(t *tracked, st UserState, rev uint64) {
+	if hasSession(t.state) {
+		w.live--
+	}
+	t.state, t.rev, t.forgetting = st, rev, false
+	if hasSession(st) {
+		w.live++
+	}
+	if w.live > w.capacity && !w.overCapacity {
+		w.overCapacity = true
+		w.log.Warn("more live sessions than the budget can keep alive; sessions will lapse while changes wait",
+			"sessions", w.live, "session_capacity", w.capacity)
+	}
+}
+
+func hasSession(st UserState) bool { return st.Told != nil && st.Told.Pair != nil }
+
+// drop forgets a user whose key was deleted.
+func (w *writer) drop(key string) {
+	userID, ok := w.keys[key]
+	if !ok {
+		return
+	}
+	delete(w.keys, key)
+	if t := w.users[userID]; t != nil && !t.inFlight {
+		if hasSession(t.state) {
+			w.live--
+		}
+		delete(w.users, userID)
+		w.known.Add(-1)
+	}
+}
+
 // evaluate decides whether a user needs a Graph call now or later.
 func (w *writer) evaluate(userID string, now time.Time) {
 	t := w.users[userID]
-	if t == nil || t.inFlight {
+	if t == nil || t.inFlight || t.forgetting {
 		return
 	}
 	if t.retryAt.After(now) {
@@ -229,6 +277,11 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		return
 	}
 	want, next := t.state.Desired(w.e.opts.Rules, now)
+	soon := func(at time.Time) {
+		if next.IsZero() || at.Before(next) {
+			next = at
+		}
+	}
 	told := t.state.Told
 	switch {
 	case t.state.Failed != nil && samePair(t.state.Failed.Pair, want):
@@ -238,14 +291,39 @@ func (w *writer) evaluate(userID string, now time.Time) {
 	case !samePair(toldPair(told), want) && !(told == nil && want == nil):
 		w.changes.push(userID)
 	case want != nil:
-		refresh := told.At.Add(w.e.opts.Expiration * 2 / 3)
-		if !now.Before(refresh) {
-			w.keepAlives.push(userID)
-		} else if next.IsZero() || refresh.Before(next) {
-			next = refresh
+		if due := w.dueAt(userID, told); now.Before(due) {
+			soon(due)
+		} else {
+			w.keepAlives.push(userID, expiresAt(told, w.e.opts.Expiration))
+		}
+	default:
+		if at, ok := emptyAt(t.state, now, w.e.opts.Rules); ok {
+			if now.Before(at) {
+				soon(at)
+			} else {
+				w.forget(t, userID)
+			}
 		}
 	}
 	w.schedule(t, userID, next)
+}
+
+// dueAt is when a session told becomes due for a refresh: between a half
+// and two thirds of the expiration, at a point fixed by the user id.
+func (w *writer) dueAt(userID string, told *Told) time.Time {
+	exp := w.e.opts.Expiration
+	h := fnv.New32a()
+	h.Write([]byte(userID))
+	spread := time.Duration(float64(exp/6) * float64(h.Sum32()%1024) / 1024)
+	return told.At.Add(exp/2 + spread)
+}
+
+// expiresAt is when the session told expires.
+func expiresAt(told *Told, expiration time.Duration) time.Time {
+	if told.Expires.IsZero() {
+		return told.At.Add(expiration)
+	}
+	return told.Expires
 }
 
 // schedule sets the user's one timer; an earlier timer left in the heap
@@ -287,36 +365,97 @@ func (w *writer) leaseLeft() time.Duration {
 func (w *writer) fenced() bool { return w.leaseLeft() <= 0 }
 
 // dispatch starts Graph calls while the lease, the budget, the breaker and
-// the tenant's pause allow: state changes first, then keep-alives.
+// the tenant's pauses allow: urgent keep-alives first, then state
+// changes, then due keep-alives. A user is taken off its queue only once
+// the budget has given its call a token, so a tick the budget denies
+// costs nothing whatever the queue's length.
 func (w *writer) dispatch(ctx context.Context, now time.Time) {
 	if w.fenced() {
 		return
 	}
-	for w.inFlight < maxInFlight && !now.Before(w.pausedUntil) && w.breaker.State() != gobreaker.StateOpen {
-		from := &w.changes
-		userID, ok := from.pop()
+	if w.budget.recover(now) {
+		w.log.Info("budget growing back after a quiet window", "limit", w.budget.limit, "window", w.tenant.Window)
+	}
+	for w.inFlight < maxInFlight && w.mayCall(now) {
+		userID, keepAlive, ok := w.next(now)
 		if !ok {
-			from = &w.keepAlives
-			if userID, ok = from.pop(); !ok {
-				return
-			}
-		}
-		t := w.users[userID]
-		if t == nil || t.inFlight {
-			continue
-		}
-		want, _ := t.state.Desired(w.e.opts.Rules, now)
-		if t.state.Told == nil && t.state.Pending == nil && want == nil {
-			continue
-		}
-		if !w.limiter.AllowN(now, 1) {
-			from.pushFront(userID)
 			return
 		}
-		t.inFlight = true
+		want, needed := w.need(userID, now)
+		if needed && !w.budget.allow(now) {
+			return
+		}
+		if keepAlive {
+			w.keepAlives.pop()
+		} else {
+			w.changes.pop()
+		}
+		if !needed {
+			continue
+		}
+		w.users[userID].inFlight = true
 		w.inFlight++
+		w.started.Add(1)
 		go w.call(ctx, userID, want, now)
 	}
+}
+
+// mayCall reports whether a call may start now: not during a 429's pause,
+// while the tenant is refused only the one probe when the wait is over,
+// and what the breaker allows (one probe when half-open).
+func (w *writer) mayCall(now time.Time) bool {
+	if now.Before(w.pausedUntil) {
+		return false
+	}
+	if r := w.refusal.Load(); r != nil && (now.Before(r.until) || w.inFlight > 0) {
+		return false
+	}
+	return w.breaker.allow(now, w.inFlight)
+}
+
+// next returns the user to call for next without taking it off its
+// queue: a keep-alive that can wait no longer, else a change, else a
+// due keep-alive.
+//
+// Keep-alives can wait no longer once the earliest expiry among them is
+// closer than the time the budget needs to send them all, plus a sixth of
+// the expiration to spare: they then go first, earliest expiry first.
+func (w *writer) next(now time.Time) (userID string, keepAlive, ok bool) {
+	if k, ok := w.keepAlives.front(); ok {
+		drain := time.Duration(float64(len(w.keepAlives.h)+1) / float64(w.budget.limiter.Limit()) * float64(time.Second))
+		if !now.Before(k.at.Add(-drain - w.e.opts.Expiration/urgentShare)) {
+			return k.userID, true, true
+		}
+	}
+	if id, ok := w.changes.front(); ok {
+		return id, false, true
+	}
+	if k, ok := w.keepAlives.front(); ok {
+		return k.userID, true, true
+	}
+	return "", false, false
+}
+
+// need reports whether a queued user still needs a call at now, and what
+// to send.
+func (w *writer) need(userID string, now time.Time) (*adapters.Pair, bool) {
+	t := w.users[userID]
+	if t == nil || t.inFlight || t.forgetting || t.retryAt.After(now) {
+		return nil, false
+	}
+	want, _ := t.state.Desired(w.e.opts.Rules, now)
+	told := t.state.Told
+	switch {
+	case t.state.Failed != nil && samePair(t.state.Failed.Pair, want):
+		return nil, false
+	case t.state.Pending != nil:
+		return want, true
+	case !samePair(toldPair(told), want):
+		return want, true
+	case want != nil:
+		return want, !now.Before(w.dueAt(userID, told))
+	}
+	return nil, false
 }
 
 // call makes one Graph call and records what Graph was told. The intent
@@ -333,22 +472,22 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		r.err, r.class = err, Retryable
 		return
 	}
-	_, err := w.breaker.Execute(func() (struct{}, error) {
+	r.graph = true
+	err := func() error {
 		// A call may not outlive the lease: a deposed writer's request must
 		// reach Graph before the new holder can start (lease.go).
 		callCtx, cancel := context.WithTimeout(ctx, min(callTimeout, w.leaseLeft()))
 		defer cancel()
 		if want == nil {
-			return struct{}{}, w.e.opts.Graph.ClearPresence(callCtx, w.tenant.ID, userID)
+			return w.e.opts.Graph.ClearPresence(callCtx, w.tenant.ID, userID)
 		}
-		return struct{}{}, w.e.opts.Graph.SetPresence(callCtx, w.tenant.ID, userID, *want, exp)
-	})
+		return w.e.opts.Graph.SetPresence(callCtx, w.tenant.ID, userID, *want, exp)
+	}()
 	// Record the outcome even while shutting down: Graph has acted.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	r.err = err
-	switch {
-	case err == nil:
+	if err == nil {
 		st, rev, uerr := w.e.store.update(recordCtx, w.tenant.ID, userID, func(s *UserState) bool {
 			s.Told, s.Pending = &Told{Pair: want, At: at}, nil
 			if want != nil {
@@ -363,13 +502,11 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		} else {
 			r.updated, r.rev = &st, rev
 		}
-	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
-		r.class, r.after = Retryable, w.e.opts.BreakerTimeout
-	default:
-		r.class, r.after = w.e.opts.Classify(err)
-		if r.class == Permanent {
-			r.updated, r.rev = w.refuse(recordCtx, userID, want, err, at)
-		}
+		return
+	}
+	r.class, r.after = w.e.opts.Classify(err)
+	if r.class == Permanent {
+		r.updated, r.rev = w.refuse(recordCtx, userID, want, err, at)
 	}
 }
 
@@ -396,34 +533,140 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 
 // handle takes a call's result back into the loop.
 func (w *writer) handle(r result) {
+	now := w.e.opts.Clock.Now()
+	if r.graph {
+		failed := r.err != nil && r.class == Retryable
+		if from, to := w.breaker.record(failed, now); from != to {
+			w.log.Warn("circuit breaker", "from", from.String(), "to", to.String())
+		}
+		if r.err == nil {
+			w.budget.accept(now)
+		}
+		if r.err == nil || r.class == Permanent {
+			w.accepted() // Graph took the call in: the tenant is not refused
+		}
+	}
 	t := w.users[r.userID]
 	if t == nil {
 		return
 	}
 	t.inFlight = false
-	now := w.e.opts.Clock.Now()
 	if r.updated != nil && r.rev > t.rev {
-		t.state, t.rev = *r.updated, r.rev
+		w.setState(t, *r.updated, r.rev)
 	}
 	switch {
 	case r.err == nil:
 		t.failures, t.retryAt = 0, time.Time{}
 	case r.class == Throttled:
-		after := max(r.after, time.Second)
-		w.pausedUntil = now.Add(after)
-		w.persistPause(w.pausedUntil)
-		w.log.Warn("throttled by graph; tenant paused", "retry_after", after)
+		w.pause(now.Add(max(r.after, time.Second)), "throttled by graph")
+		if w.budget.throttled(now) {
+			w.log.Warn("graph throttles below the budget; sending less", "limit", w.budget.limit, "window", w.tenant.Window)
+		}
 		w.changes.pushFront(r.userID)
+		t.dirty = false
+		return
+	case r.class == Refused:
+		w.refuseTenant(now, r.err)
+		w.changes.push(r.userID) // at the back: the next probe is another user's
 		t.dirty = false
 		return
 	case r.class == Retryable:
 		t.failures++
-		delay := w.e.opts.RetryDelay << min(t.failures-1, 6)
-		t.retryAt = now.Add(min(max(delay, r.after), time.Minute))
+		delay := w.e.opts.RetryDelay << min(t.failures-1, 16)
+		t.retryAt = now.Add(min(max(delay, r.after), w.e.opts.MaxRetryDelay))
 		w.log.Warn("graph call failed; will retry", "user", r.userID, "err", r.err, "retry_at", t.retryAt)
 	}
 	t.dirty = false
 	w.evaluate(r.userID, now)
+}
+
+// pause holds every call of the tenant back until until, as a 429's
+// Retry-After asks.
+func (w *writer) pause(until time.Time, reason string) {
+	if until.After(w.pausedUntil) {
+		w.pausedUntil = until
+		w.persistPause(until)
+	}
+	w.log.Warn(reason+"; tenant paused", "until", until)
+}
+
+// refuseTenant takes in a Refused answer: the tenant's calls wait
+// RefusalProbe, then one call probes; each refused probe doubles the wait
+// up to RefusalProbeMax. The reason is logged once, when the refusal
+// starts. Answers to calls sent before the wait began change nothing.
+func (w *writer) refuseTenant(now time.Time, err error) {
+	r := w.refusal.Load()
+	switch {
+	case r == nil:
+		w.probeEvery = w.e.opts.RefusalProbe
+		w.log.Error("graph refuses the tenant (missing permission or consent, or a token it does not accept); calls paused, desired states kept",
+			"err", err, "probe_in", w.probeEvery)
+	case now.Before(r.until):
+		return
+	default:
+		w.probeEvery = min(2*w.probeEvery, w.e.opts.RefusalProbeMax)
+		w.log.Debug("graph still refuses the tenant", "err", err, "probe_in", w.probeEvery)
+	}
+	w.refusal.Store(&refusal{reason: err.Error(), until: now.Add(w.probeEvery)})
+}
+
+// accepted ends a refusal once Graph takes a call in again.
+func (w *writer) accepted() {
+	if w.refusal.Swap(nil) != nil {
+		w.log.Info("graph accepts the tenant's calls again")
+	}
+}
+
+// forget deletes the key of a user with nothing left to remember, unless
+// the key changed meanwhile (a new event wins); the watcher then reports
+// the deletion and the writer drops the user.
+func (w *writer) forget(t *tracked, userID string) {
+	t.forgetting = true
+	rev := t.rev
+	w.forgetting.Add(1)
+	go func() {
+		defer w.forgetting.Done()
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		err := w.e.store.kv.Delete(ctx, userKey(w.tenant.ID, userID), jetstream.LastRevision(rev))
+		if err != nil && !isConflict(err) {
+			w.log.Warn("delete empty user state", "user", userID, "err", err)
+		}
+	}()
+}
+
+// emptyAt returns when st, with no session and nothing under way, will
+// hold nothing once pruned (so that its key can go), and false when it
+// holds a session, a pending call, a refusal or a manual status, or when
+// its claims outlive any horizon worth a timer.
+func emptyAt(st UserState, now time.Time, r Rules) (time.Time, bool) {
+	if hasSession(st) || st.Pending != nil || st.Failed != nil || st.Manual != nil {
+		return time.Time{}, false
+	}
+	if prunedEmpty(st, r, now) {
+		return now, true
+	}
+	hi := now.Add(2*keepClaims + r.MaxCallDuration + time.Minute)
+	if !prunedEmpty(st, r, hi) {
+		return time.Time{}, false
+	}
+	lo := now // not empty at lo, empty at hi; Prune only removes more later
+	for hi.Sub(lo) > time.Second {
+		mid := lo.Add(hi.Sub(lo) / 2)
+		if prunedEmpty(st, r, mid) {
+			hi = mid
+		} else {
+			lo = mid
+		}
+	}
+	return hi, true
+}
+
+// prunedEmpty reports whether Prune leaves st without claims at at.
+func prunedEmpty(st UserState, r Rules, at time.Time) bool {
+	st.Calls, st.Meetings, st.Presence = maps.Clone(st.Calls), maps.Clone(st.Meetings), maps.Clone(st.Presence)
+	st.Prune(r, at, keepClaims)
+	return len(st.Calls) == 0 && len(st.Meetings) == 0 && len(st.Presence) == 0
 }
 
 func samePair(a, b *adapters.Pair) bool {
@@ -440,41 +683,97 @@ func toldPair(t *Told) *adapters.Pair {
 	return t.Pair
 }
 
-// queue is a FIFO of user ids in which a user stands at most once, so a
-// busy user can not crowd out the others.
+// queue is a FIFO of user ids, a ring buffer in which a user stands at
+// most once, so a busy user can not crowd out the others; every operation
+// but growing is O(1).
 type queue struct {
-	items []string
-	in    map[string]bool
+	buf     []string
+	head, n int
+	in      map[string]bool
 }
 
+func (q *queue) len() int { return q.n }
+
 func (q *queue) push(id string) {
-	if q.in == nil {
-		q.in = map[string]bool{}
-	}
-	if !q.in[id] {
-		q.in[id] = true
-		q.items = append(q.items, id)
+	if q.add(id) {
+		q.buf[(q.head+q.n)%len(q.buf)] = id
+		q.n++
 	}
 }
 
 func (q *queue) pushFront(id string) {
-	if q.in == nil {
-		q.in = map[string]bool{}
-	}
-	if !q.in[id] {
-		q.in[id] = true
-		q.items = append([]string{id}, q.items...)
+	if q.add(id) {
+		q.head = (q.head - 1 + len(q.buf)) % len(q.buf)
+		q.buf[q.head] = id
+		q.n++
 	}
 }
 
-func (q *queue) pop() (string, bool) {
-	if len(q.items) == 0 {
+// add marks id as queued and makes room for it; false if it was queued.
+func (q *queue) add(id string) bool {
+	if q.in == nil {
+		q.in = map[string]bool{}
+	}
+	if q.in[id] {
+		return false
+	}
+	q.in[id] = true
+	if q.n == len(q.buf) {
+		grown := make([]string, max(16, 2*len(q.buf)))
+		for i := range q.n {
+			grown[i] = q.buf[(q.head+i)%len(q.buf)]
+		}
+		q.buf, q.head = grown, 0
+	}
+	return true
+}
+
+func (q *queue) front() (string, bool) {
+	if q.n == 0 {
 		return "", false
 	}
-	id := q.items[0]
-	q.items = q.items[1:]
+	return q.buf[q.head], true
+}
+
+func (q *queue) pop() (string, bool) {
+	id, ok := q.front()
+	if !ok {
+		return "", false
+	}
+	q.buf[q.head] = ""
+	q.head = (q.head + 1) % len(q.buf)
+	q.n--
 	delete(q.in, id)
 	return id, true
+}
+
+// deadlines are the users due for a keep-alive, earliest deadline first,
+// each at most once.
+type deadlines struct {
+	h  timerHeap
+	in map[string]bool
+}
+
+func (d *deadlines) push(userID string, at time.Time) {
+	if d.in == nil {
+		d.in = map[string]bool{}
+	}
+	if !d.in[userID] {
+		d.in[userID] = true
+		heap.Push(&d.h, timer{at: at, userID: userID})
+	}
+}
+
+func (d *deadlines) front() (timer, bool) {
+	if len(d.h) == 0 {
+		return timer{}, false
+	}
+	return d.h[0], true
+}
+
+func (d *deadlines) pop() {
+	tm := heap.Pop(&d.h).(timer)
+	delete(d.in, tm.userID)
 }
 
 type timer struct {
