@@ -75,6 +75,9 @@ func startClockedBridge(t *testing.T) (*bridge.Bridge, *emulator.FakeClock) {
 			t.Errorf("stop: %v", err)
 		}
 	})
+	// A new writer's budget starts empty; a second of fake time fills it.
+	waitFor(t, "the tenant's writer", func() (bool, string) { return b.Writing("contoso.example"), "no writer" })
+	clock.Advance(time.Second)
 	return b, clock
 }
 

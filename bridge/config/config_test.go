@@ -44,7 +44,6 @@ func TestDefaults(t *testing.T) {
 		{"events stream 256 MiB", cfg.NATS.StreamMaxBytes == 256<<20},
 		{"body limit 1 MiB", cfg.HTTP.BodyLimit == 1<<20},
 		{"max future skew 5m", cfg.HTTP.MaxFutureSkew == 5*time.Minute},
-		{"budget 1500/30s", cfg.Graph.Tenants[0].Budget == 1500 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
 		{"budget 10000/30s", cfg.Graph.Tenants[0].Budget == 10000 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
 		{"refusal probe 30s to 10m", cfg.Graph.RefusalProbe == Probe{First: 30 * time.Second, Max: 10 * time.Minute}},
 		{"cloud global", cfg.Graph.Tenants[0].Cloud == "global"},

@@ -19,7 +19,7 @@ func TestLongCallOutlivesOtherEvents(t *testing.T) {
 	h := newHarness(t, nil)
 	e, _ := h.start("a")
 	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
-	h.waitSession("u1", inACall)
+	h.settle("u1", inACall)
 
 	h.clock.Advance(3 * time.Hour)
 	h.apply(e, "u1", call("zoom", "other", "ended", 180, false))
