@@ -17,6 +17,7 @@ import (
 //	POST   /v1/admin/deadletters/{seq}/replay
 //	DELETE /v1/admin/deadletters
 //	GET    /v1/admin/users/{tenant}/{user}   (the engine's state of a user)
+//	GET    /v1/admin/tenants                 (each tenant's writer, as this bridge sees it)
 //
 // Without admin.token they answer 404, so nothing is open by accident.
 func (b *Bridge) registerAdmin(r *gin.Engine) {
@@ -78,6 +79,9 @@ func (b *Bridge) registerAdmin(r *gin.Engine) {
 		desired, _ := st.Desired(b.rules, time.Now())
 		c.JSON(http.StatusOK, gin.H{"state": st, "desired": desired})
 	})
+	g.GET("/tenants", func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"tenants": b.tenantViews()})
+	})
 	g.DELETE("/deadletters", func(c *gin.Context) {
 		n, err := b.queue.PurgeDeadLetters(c)
 		if err != nil {
@@ -98,4 +102,35 @@ func (b *Bridge) resolveForAdmin(ctx context.Context, tenant, user string) (stri
 		return "", err
 	}
 	return b.directory.Resolve(ctx, tenant, user)
+}
+
+// tenantView is what the admin API shows of one tenant's writer.
+type tenantView struct {
+	ID string `json:"id"`
+	// Writing tells whether this bridge holds the tenant's writer lease.
+	Writing bool `json:"writing"`
+	// Refused is why Graph refuses the whole tenant (a missing permission
+	// or consent), with the time of the next probing call; empty when it
+	// does not, or when another bridge writes for the tenant.
+	Refused      string     `json:"refused,omitempty"`
+	RefusedUntil *time.Time `json:"refusedUntil,omitempty"`
+	// SessionCapacity is how many app sessions the budget keeps alive.
+	SessionCapacity int `json:"sessionCapacity"`
+}
+
+func (b *Bridge) tenantViews() []tenantView {
+	eng := b.runningEngine()
+	views := make([]tenantView, 0, len(b.cfg.Graph.Tenants))
+	for _, t := range b.cfg.Graph.Tenants {
+		v := tenantView{ID: t.ID}
+		if eng != nil {
+			v.Writing = eng.Writing(t.ID)
+			v.SessionCapacity = eng.SessionCapacity(t.ID)
+			if reason, until := eng.TenantPaused(t.ID); reason != "" {
+				v.Refused, v.RefusedUntil = reason, &until
+			}
+		}
+		views = append(views, v)
+	}
+	return views
 }

@@ -119,6 +119,10 @@ func TestMissingConsentPausesTenant(t *testing.T) {
 		t.Fatalf("%d dead letters for a tenant-wide refusal", n)
 	}
 
+	if v := tenantView(t, b); !v.Writing || !strings.Contains(v.Refused, "403") || v.RefusedUntil == nil {
+		t.Fatalf("the admin API does not show the refusal: %+v", v)
+	}
+
 	emulatorAdmin(t, b, http.MethodDelete, "")
 	for u := range users {
 		waitPresence(t, b, consentUser(u), "Busy/InACall", 30*time.Second)
@@ -126,6 +130,35 @@ func TestMissingConsentPausesTenant(t *testing.T) {
 	if n := logs.count("graph accepts the tenant's calls again"); n != 1 {
 		t.Fatalf("the recovery was logged %d times, want once", n)
 	}
+	if v := tenantView(t, b); v.Refused != "" {
+		t.Fatalf("the admin API still shows a refusal: %+v", v)
+	}
+}
+
+// tenantView reads the one tenant's writer through the admin API.
+func tenantView(t *testing.T, b *bridge.Bridge) (v struct {
+	ID, Refused  string
+	Writing      bool
+	RefusedUntil *time.Time
+}) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/admin/tenants", nil)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Tenants []json.RawMessage `json:"tenants"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK || len(list.Tenants) != 1 {
+		t.Fatalf("tenants: %d %v %d", resp.StatusCode, err, len(list.Tenants))
+	}
+	if err := json.Unmarshal(list.Tenants[0], &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func consentUser(u int) string { return fmt.Sprintf("c0a5e700-0000-0000-0000-%012d", u) }
