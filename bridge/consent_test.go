@@ -142,18 +142,12 @@ func tenantView(t *testing.T, b *bridge.Bridge) (v struct {
 	RefusedUntil *time.Time
 }) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/admin/tenants", nil)
-	req.Header.Set("Authorization", "Bearer admin-token")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
 	var list struct {
 		Tenants []json.RawMessage `json:"tenants"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK || len(list.Tenants) != 1 {
-		t.Fatalf("tenants: %d %v %d", resp.StatusCode, err, len(list.Tenants))
+	adminGet(t, b, "/v1/admin/tenants", &list)
+	if len(list.Tenants) != 1 {
+		t.Fatalf("%d tenants, want 1", len(list.Tenants))
 	}
 	if err := json.Unmarshal(list.Tenants[0], &v); err != nil {
 		t.Fatal(err)
@@ -166,18 +160,24 @@ func consentUser(u int) string { return fmt.Sprintf("c0a5e700-0000-0000-0000-%01
 // deadLetters counts the dead letters through the admin API.
 func deadLetters(t *testing.T, b *bridge.Bridge) int {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/admin/deadletters", nil)
+	var list struct {
+		DeadLetters []json.RawMessage `json:"deadLetters"`
+	}
+	adminGet(t, b, "/v1/admin/deadletters", &list)
+	return len(list.DeadLetters)
+}
+
+// adminGet reads one admin endpoint of b into v.
+func adminGet(t *testing.T, b *bridge.Bridge, path string, v any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+path, nil)
 	req.Header.Set("Authorization", "Bearer admin-token")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	var list struct {
-		DeadLetters []json.RawMessage `json:"deadLetters"`
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("dead letters: %d %v", resp.StatusCode, err)
-	}
-	return len(list.DeadLetters)
 }
