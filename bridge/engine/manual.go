@@ -5,6 +5,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/sony/gobreaker/v2"
+
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
@@ -36,7 +38,7 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 		slices.Sort(w.toRead)
 	}
 	if len(w.toRead) == 0 || w.changes.len() > 0 || w.inFlight >= maxInFlight ||
-		!w.mayCall(now) || w.breaker.state != breakerClosed {
+		!w.mayCall(now) || w.breaker.State() != gobreaker.StateClosed {
 		return
 	}
 	if !w.budget.allow(now) {

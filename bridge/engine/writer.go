@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
@@ -47,7 +48,7 @@ type writer struct {
 	tenant  TenantOptions
 	log     *slog.Logger
 	budget  *budget
-	breaker breaker
+	breaker *gobreaker.CircuitBreaker[struct{}]
 
 	users      map[string]*tracked
 	keys       map[string]string // KV key to user id
@@ -113,14 +114,16 @@ type tracked struct {
 }
 
 type result struct {
-	userID  string
-	want    *adapters.Pair
-	graph   bool // Graph was called
-	err     error
-	class   ErrorClass
-	after   time.Duration
-	updated *UserState
-	rev     uint64
+	userID string
+	want   *adapters.Pair
+	graph  bool // Graph was called
+	// rejected: the breaker turned the call away before Graph.
+	rejected bool
+	err      error
+	class    ErrorClass
+	after    time.Duration
+	updated  *UserState
+	rev      uint64
 }
 
 func newWriter(e *Engine, t TenantOptions) *writer {
@@ -130,10 +133,9 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 	if t.Window <= 0 {
 		t.Window = DefaultBudgetWindow
 	}
-	return &writer{
+	w := &writer{
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),
 		budget:   newBudget(t.Budget, t.Window, e.opts.Clock.Now()),
-		breaker:  breaker{threshold: e.opts.BreakerFailures, timeout: e.opts.BreakerTimeout},
 		capacity: sessionCapacity(t.Budget, t.Window, e.opts.Expiration),
 		mono:     time.Now,
 		users:    map[string]*tracked{},
@@ -141,6 +143,26 @@ func newWriter(e *Engine, t TenantOptions) *writer {
 		results:  make(chan result, maxInFlight),
 		readDone: make(chan readResult, 1),
 	}
+	// The breaker runs on real time (gobreaker takes no clock). Half-open
+	// it lets one call through; mayCall keeps the writer from starting
+	// more, so no budget or KV write is spent on calls it would reject.
+	w.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+		Name:        "graph writes:" + t.ID,
+		MaxRequests: 1,
+		Timeout:     e.opts.BreakerTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= e.opts.BreakerFailures },
+		IsSuccessful: func(err error) bool {
+			if err == nil {
+				return true
+			}
+			class, _ := e.opts.Classify(err)
+			return class != Retryable
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			w.log.Warn("circuit breaker", "from", from.String(), "to", to.String())
+		},
+	})
+	return w
 }
 
 // run reconciles until ctx ends (it then returns nil) or until it can no
@@ -410,7 +432,13 @@ func (w *writer) mayCall(now time.Time) bool {
 	if r := w.refusal.Load(); r != nil && (now.Before(r.until) || w.inFlight > 0) {
 		return false
 	}
-	return w.breaker.allow(now, w.inFlight)
+	switch w.breaker.State() {
+	case gobreaker.StateOpen:
+		return false
+	case gobreaker.StateHalfOpen:
+		return w.inFlight == 0 // the probe goes alone
+	}
+	return true
 }
 
 // next returns the user to call for next without taking it off its
@@ -472,17 +500,21 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		r.err, r.class = err, Retryable
 		return
 	}
-	r.graph = true
-	err := func() error {
+	_, err := w.breaker.Execute(func() (struct{}, error) {
 		// A call may not outlive the lease: a deposed writer's request must
 		// reach Graph before the new holder can start (lease.go).
 		callCtx, cancel := context.WithTimeout(ctx, min(callTimeout, w.leaseLeft()))
 		defer cancel()
 		if want == nil {
-			return w.e.opts.Graph.ClearPresence(callCtx, w.tenant.ID, userID)
+			return struct{}{}, w.e.opts.Graph.ClearPresence(callCtx, w.tenant.ID, userID)
 		}
-		return w.e.opts.Graph.SetPresence(callCtx, w.tenant.ID, userID, *want, exp)
-	}()
+		return struct{}{}, w.e.opts.Graph.SetPresence(callCtx, w.tenant.ID, userID, *want, exp)
+	})
+	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
+		r.err, r.class, r.rejected = err, Retryable, true
+		return
+	}
+	r.graph = true
 	// Record the outcome even while shutting down: Graph has acted.
 	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -535,10 +567,6 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 func (w *writer) handle(r result) {
 	now := w.e.opts.Clock.Now()
 	if r.graph {
-		failed := r.err != nil && r.class == Retryable
-		if from, to := w.breaker.record(failed, now); from != to {
-			w.log.Warn("circuit breaker", "from", from.String(), "to", to.String())
-		}
 		if r.err == nil {
 			w.budget.accept(now)
 		}
@@ -557,6 +585,8 @@ func (w *writer) handle(r result) {
 	switch {
 	case r.err == nil:
 		t.failures, t.retryAt = 0, time.Time{}
+	case r.rejected: // not a failure of Graph: again once a probe may go
+		t.retryAt = now.Add(w.e.opts.BreakerTimeout)
 	case r.class == Throttled:
 		w.pause(now.Add(max(r.after, time.Second)), "throttled by graph")
 		if w.budget.throttled(now) {
