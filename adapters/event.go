@@ -97,6 +97,14 @@ type Pair struct {
 // String returns the pair as "Availability/Activity".
 func (p Pair) String() string { return p.Availability + "/" + p.Activity }
 
+// SamePair reports whether a and b name the same pair, nil meaning none.
+func SamePair(a, b *Pair) bool {
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return *a == *b
+}
+
 // SettablePairs are the pairs Graph's setPresence accepts for an
 // application session.
 var SettablePairs = []Pair{

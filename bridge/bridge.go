@@ -20,12 +20,15 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/admin"
+	"github.com/presence-bridge/presence-bridge/bridge/apply"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
-	"github.com/presence-bridge/presence-bridge/bridge/directory"
-	"github.com/presence-bridge/presence-bridge/bridge/engine"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/bridge/graph"
+	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
-	"github.com/presence-bridge/presence-bridge/bridge/queue"
-	"github.com/presence-bridge/presence-bridge/bridge/worker"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
@@ -34,23 +37,24 @@ type Bridge struct {
 	cfg     *config.Config
 	log     *slog.Logger
 	metrics *metrics
-	clock   engine.Clock // nil: the real time
+	clock   state.Clock // nil: the real time
 
 	emulator *emulator.Emulator
-	queue    *queue.Queue
-	graph    *graphTenants
+	events   *eventlog.Queue
+	graph    *graph.Tenants
 	server   *http.Server
 	listener net.Listener
 
-	// mu serialises bringing the engine and the worker up (connect) with
+	// mu serialises bringing the pipeline's stages up (connect) with
 	// taking them down (Stop); running says they run, for readers that do
 	// not take mu.
 	mu          sync.Mutex
 	running     atomic.Bool
-	engine      *engine.Engine
-	rules       engine.Rules
-	directory   *directory.Directory
-	stopEngine  func()
+	state       *state.Store
+	writers     *writer.Pool
+	rules       state.Rules
+	directory   *identity.Directory
+	stopWriters func()
 	stopConsume func()
 
 	stopConnecting func()        // ends keepConnecting
@@ -63,11 +67,11 @@ type Bridge struct {
 // Option changes how New builds a Bridge.
 type Option func(*Bridge)
 
-// WithClock makes the engine, and the in-process Graph emulator when one
+// WithClock makes the state and writer stages, and the in-process Graph emulator when one
 // is configured, tell time by c instead of the real time, so that tests
 // can move hours ahead with one fake clock. Leases, retries and timeouts
 // still run on the real time.
-func WithClock(c engine.Clock) Option { return func(b *Bridge) { b.clock = c } }
+func WithClock(c state.Clock) Option { return func(b *Bridge) { b.clock = c } }
 
 // New returns a bridge for cfg; nothing runs until Start.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) {
@@ -85,7 +89,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) 
 }
 
 // Start brings the bridge up and returns once HTTP listens. With the
-// embedded NATS server, or external servers that answer, the engine and the
+// embedded NATS server, or external servers that answer, the stages and the
 // worker run too when it returns. When external servers can not be reached
 // (or JetStream refuses to set up the streams), Start still returns nil:
 // /readyz and ingest answer 503 saying why, and the bridge keeps trying in
@@ -114,18 +118,22 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		emulatorURL = "http://" + em.Addr()
 		b.log.Info("graph emulator listening", "addr", em.Addr())
 	}
-	b.graph, err = newGraphTenants(b.cfg.Graph, emulatorURL)
+	b.graph, err = graph.New(b.cfg.Graph, emulatorURL)
 	if err != nil {
 		return err
 	}
-	lookups := newUserLookups(b.graph, b.cfg.Graph.Breaker, b.log.With("component", "directory"))
-	b.directory = directory.New(directory.Options{
+	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
+	for i, t := range b.cfg.Graph.Tenants {
+		tenantIDs[i] = t.ID
+	}
+	lookups := identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
+	b.directory = identity.New(identity.Options{
 		Entries:    b.cfg.Directory,
-		Lookup:     lookups.lookup,
+		Lookup:     lookups.Lookup,
 		TTL:        b.cfg.Graph.UserCacheTTL,
 		UnknownTTL: b.cfg.Graph.UnknownUserTTL,
 	})
-	b.queue = queue.New(b.cfg.NATS, b.log.With("component", "nats"))
+	b.events = eventlog.New(b.cfg.NATS, b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
 	if connectErr != nil && b.cfg.NATS.Embedded {
 		return connectErr // nothing outside the process to wait for
@@ -143,7 +151,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	return nil
 }
 
-// connect connects to NATS and starts the engine and the worker. On
+// connect connects to NATS and starts the apply, state and writer stages. On
 // failure nothing of it is left running, and it may be tried again.
 func (b *Bridge) connect(ctx context.Context) error {
 	b.mu.Lock()
@@ -151,12 +159,12 @@ func (b *Bridge) connect(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	if err := b.queue.Connect(ctx); err != nil {
+	if err := b.events.Connect(ctx); err != nil {
 		return err
 	}
 	if err := b.startWorker(ctx); err != nil {
 		b.stopWorker(context.Background())
-		b.queue.Close()
+		b.events.Close()
 		return err
 	}
 	b.running.Store(true)
@@ -200,38 +208,47 @@ func (b *Bridge) keepConnecting(ctx context.Context) {
 }
 
 // Ready reports whether the bridge takes and processes events: NATS
-// connected, JetStream with room, the engine and the worker running. The
+// connected, JetStream with room, the apply and writer stages running. The
 // error says what is missing; /readyz answers it.
 func (b *Bridge) Ready(ctx context.Context) error {
-	if b.queue == nil {
+	if b.events == nil {
 		return errors.New("not started")
 	}
-	if err := b.queue.Ready(ctx); err != nil {
+	if err := b.events.Ready(ctx); err != nil {
 		return err
 	}
 	if !b.running.Load() {
-		return errors.New("NATS is connected; the engine and the worker are starting")
+		return errors.New("NATS is connected; the apply and writer stages are starting")
 	}
 	return nil
 }
 
 func (b *Bridge) startWorker(ctx context.Context) error {
-	rules, err := engineRules(b.cfg)
+	rules, err := stateRules(b.cfg)
 	if err != nil {
 		return err
 	}
 	b.rules = rules
-	tenants := make([]engine.TenantOptions, len(b.cfg.Graph.Tenants))
+	b.state, err = state.Open(ctx, b.events.JetStream(), state.Options{
+		Replicas:     b.cfg.NATS.Replicas,
+		Rules:        rules,
+		MaxStateSize: b.cfg.Presence.MaxStateSize,
+		Clock:        b.clock,
+	})
+	if err != nil {
+		return err
+	}
+	tenants := make([]writer.TenantOptions, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
-		tenants[i] = engine.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
+		tenants[i] = writer.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
 	}
 	hostname, _ := os.Hostname()
-	b.engine, err = engine.New(ctx, engine.Options{
-		JetStream:       b.queue.JetStream(),
+	b.writers, err = writer.New(ctx, writer.Options{
+		JetStream:       b.events.JetStream(),
+		State:           b.state,
 		Replicas:        b.cfg.NATS.Replicas,
 		InstanceID:      fmt.Sprintf("%s-%d-%d", hostname, os.Getpid(), time.Now().UnixNano()),
 		Graph:           b.graph,
-		Classify:        classifyGraph,
 		DeadLetter:      b.deadLetter,
 		Tenants:         tenants,
 		Rules:           rules,
@@ -245,29 +262,28 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Clock:           b.clock,
 		RefusalProbe:    b.cfg.Graph.RefusalProbe.First,
 		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
-		Logger:          b.log.With("component", "engine"),
-		MaxStateSize:    b.cfg.Presence.MaxStateSize,
+		Logger:          b.log.With("component", "writer"),
 	})
 	if err != nil {
 		return err
 	}
-	engineCtx, stopEngine := context.WithCancel(context.Background())
-	engineDone := make(chan struct{})
-	go func() { defer close(engineDone); _ = b.engine.Run(engineCtx) }()
-	b.stopEngine = func() { stopEngine(); <-engineDone }
+	writersCtx, stopWriters := context.WithCancel(context.Background())
+	writersDone := make(chan struct{})
+	go func() { defer close(writersDone); _ = b.writers.Run(writersCtx) }()
+	b.stopWriters = func() { stopWriters(); <-writersDone }
 
-	sourceTenants, identity := map[string]string{}, map[string]adapters.IdentityHints{}
+	sourceTenants, hints := map[string]string{}, map[string]adapters.IdentityHints{}
 	for _, s := range b.cfg.Sources {
 		sourceTenants[s.Name] = s.Tenant
-		identity[s.Name] = s.Identity
+		hints[s.Name] = s.Identity
 	}
-	w := worker.New(worker.Options{
+	w := apply.New(apply.Options{
 		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
 		Tenants:       sourceTenants,
-		Identity:      identity,
-		Resolver:      resolver{dir: b.directory},
-		Applier:       refusals{next: b.engine},
-		DeadLetters:   b.queue,
+		Identity:      hints,
+		Resolver:      identity.Resolver{Directory: b.directory},
+		Applier:       b.state,
+		DeadLetters:   b.events,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
 		MaxFutureSkew: b.cfg.HTTP.MaxFutureSkew,
@@ -275,9 +291,9 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		LaneDepth:     b.cfg.Worker.LaneDepth,
 		AckWait:       b.cfg.NATS.AckWait,
 		Log:           b.log.With("component", "worker"),
-		Observe:       b.metrics.workerOutcome,
+		Count:         b.metrics.workerOutcome,
 	})
-	stop, err := b.queue.Consume(ctx, w.Dispatch)
+	stop, err := b.events.Consume(ctx, w.Dispatch)
 	if err != nil {
 		w.Stop()
 		return err
@@ -288,10 +304,11 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	return nil
 }
 
-// engineRules turns the presence configuration into the engine's rules.
-func engineRules(cfg *config.Config) (engine.Rules, error) {
+// stateRules turns the presence configuration into the rules user states
+// are derived by.
+func stateRules(cfg *config.Config) (state.Rules, error) {
 	m := cfg.Presence.Mapping
-	rules := engine.Rules{
+	rules := state.Rules{
 		MeetingShowAs:   m.MeetingShowAs,
 		Priority:        cfg.Presence.Priority,
 		MaxCallDuration: cfg.Presence.MaxCallDuration,
@@ -321,16 +338,16 @@ func engineRules(cfg *config.Config) (engine.Rules, error) {
 
 // deadLetter stores a change Graph refused, with the event that asked for
 // it, so that it can be listed and replayed.
-func (b *Bridge) deadLetter(ctx context.Context, d engine.DeadLetter) error {
-	record := queue.DeadLetter{Reason: d.Reason + " for user " + d.UserID, GraphError: d.GraphError, At: d.At.UTC(), Data: []byte("null")}
+func (b *Bridge) deadLetter(ctx context.Context, d writer.DeadLetter) error {
+	record := eventlog.DeadLetter{Reason: d.Reason + " for user " + d.UserID, GraphError: d.GraphError, At: d.At.UTC(), Data: []byte("null")}
 	if d.Event != nil {
 		data, err := json.Marshal(d.Event)
 		if err != nil {
 			return fmt.Errorf("encode dead-lettered event: %w", err)
 		}
-		record.Data, record.Source, record.Subject = data, d.Event.Source, b.queue.Subject(d.Event.Source)
+		record.Data, record.Source, record.Subject = data, d.Event.Source, b.events.Subject(d.Event.Source)
 	}
-	return b.queue.PublishDeadLetter(ctx, record)
+	return b.events.PublishDeadLetter(ctx, record)
 }
 
 func (b *Bridge) startHTTP() error {
@@ -339,17 +356,27 @@ func (b *Bridge) startHTTP() error {
 		return err
 	}
 	router := ingest.NewRouter(ingest.Options{
-		Publisher:       b.queue,
+		Publisher:       b.events,
 		Sources:         sources,
 		BodyLimit:       b.cfg.HTTP.BodyLimit,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
 		Ready:           b.Ready,
 		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
 		Log:             b.log.With("component", "http"),
-		Observe:         b.metrics.httpRequest,
+		Count:           b.metrics.httpRequest,
 	})
 	b.metrics.register(router)
-	b.registerAdmin(router)
+	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
+	for i, t := range b.cfg.Graph.Tenants {
+		tenantIDs[i] = t.ID
+	}
+	admin.Register(router, admin.Deps{
+		Token:       b.cfg.Admin.Token,
+		DeadLetters: b.events,
+		Resolve:     b.resolveForAdmin,
+		Stages:      b.runningStages,
+		Tenants:     tenantIDs,
+	})
 	ln, err := net.Listen("tcp", b.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
@@ -379,7 +406,7 @@ func (b *Bridge) Addr() string {
 func (b *Bridge) Emulator() *emulator.Emulator { return b.emulator }
 
 // Queue returns the JetStream connection, once started.
-func (b *Bridge) Queue() *queue.Queue { return b.queue }
+func (b *Bridge) Queue() *eventlog.Queue { return b.events }
 
 // Run starts the bridge, waits until ctx ends or the HTTP server fails,
 // then stops it within the configured shutdown timeout.
@@ -404,7 +431,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 
 // Stop takes the bridge down: first the HTTP server (no new events), then
 // any connection attempt still going on, the consumer (messages in hand are
-// settled), the engine, NATS and the emulator.
+// settled), the writers, NATS and the emulator.
 // It is idempotent and bounded by ctx.
 func (b *Bridge) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
@@ -432,10 +459,10 @@ func (b *Bridge) Stop(ctx context.Context) error {
 		}
 		b.mu.Unlock()
 		if b.graph != nil {
-			b.graph.closeIdleConnections()
+			b.graph.CloseIdleConnections()
 		}
-		if b.queue != nil {
-			b.queue.Close()
+		if b.events != nil {
+			b.events.Close()
 		}
 		if b.emulator != nil {
 			if err := b.emulator.Close(); err != nil {
@@ -449,7 +476,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 }
 
 // stopWorker stops the consumer (messages in hand are settled, bounded by
-// ctx) and then the engine. b.mu must be held.
+// ctx) and then the writers. b.mu must be held.
 func (b *Bridge) stopWorker(ctx context.Context) error {
 	var err error
 	if b.stopConsume != nil {
@@ -462,24 +489,33 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		}
 		b.stopConsume = nil
 	}
-	if b.stopEngine != nil {
-		b.stopEngine()
-		b.stopEngine = nil
+	if b.stopWriters != nil {
+		b.stopWriters()
+		b.stopWriters = nil
 	}
 	return err
 }
 
-// runningEngine returns the engine, or nil while it does not run.
-func (b *Bridge) runningEngine() *engine.Engine {
+// runningStages returns the state store, the writers and their rules, or
+// nils while they do not run.
+func (b *Bridge) runningStages() (*state.Store, *writer.Pool, state.Rules) {
 	if !b.running.Load() {
-		return nil
+		return nil, nil, state.Rules{}
 	}
-	return b.engine
+	return b.state, b.writers, b.rules
+}
+
+// resolveForAdmin resolves a user given as object id, UPN or directory key.
+func (b *Bridge) resolveForAdmin(ctx context.Context, tenant, user string) (string, error) {
+	if _, err := b.graph.Client(tenant); err != nil {
+		return "", err
+	}
+	return b.directory.Resolve(ctx, tenant, user)
 }
 
 // Writing reports whether this bridge currently holds the tenant's Graph
 // writer.
 func (b *Bridge) Writing(tenant string) bool {
-	e := b.runningEngine()
-	return e != nil && e.Writing(tenant)
+	_, w, _ := b.runningStages()
+	return w != nil && w.Writing(tenant)
 }

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
-	"github.com/presence-bridge/presence-bridge/bridge/engine"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
 // TestShuffledEventsConvergeThroughTheBridge: 10,000 call events for 1,000
@@ -36,7 +36,7 @@ func TestShuffledEventsConvergeThroughTheBridge(t *testing.T) {
 	b := startBridge(t, cfg)
 
 	// The rules of the default configuration.
-	rules := engine.Rules{
+	rules := state.Rules{
 		Call:           &adapters.Pair{Availability: "Busy", Activity: "InACall"},
 		ConferenceCall: &adapters.Pair{Availability: "Busy", Activity: "InAConferenceCall"},
 		Meeting:        &adapters.Pair{Availability: "Busy", Activity: "InAConferenceCall"},
@@ -49,7 +49,7 @@ func TestShuffledEventsConvergeThroughTheBridge(t *testing.T) {
 	want := map[string]string{}
 	changes := 0
 	for u := range users {
-		var ordered engine.UserState
+		var ordered state.UserState
 		last := "Offline/Offline"
 		for i := range perUser {
 			ev := adapters.Event{

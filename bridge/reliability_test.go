@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/queue"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 )
 
 // TestGraphOutageOpensBreakerAndConverges: Graph answers 503 for a while;
@@ -155,7 +155,7 @@ func TestBusPublisher(t *testing.T) {
 	}
 }
 
-func waitDeadLetters(t *testing.T, b *bridge.Bridge, n int) []queue.DeadLetter {
+func waitDeadLetters(t *testing.T, b *bridge.Bridge, n int) []eventlog.DeadLetter {
 	t.Helper()
 	deadline := time.Now().Add(patience)
 	for {

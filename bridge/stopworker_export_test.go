@@ -8,8 +8,8 @@ func (b *Bridge) StopWorker() {
 		b.stopConsume()
 		b.stopConsume = nil
 	}
-	if b.stopEngine != nil {
-		b.stopEngine()
-		b.stopEngine = nil
+	if b.stopWriters != nil {
+		b.stopWriters()
+		b.stopWriters = nil
 	}
 }

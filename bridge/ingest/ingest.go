@@ -18,7 +18,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
-	"github.com/presence-bridge/presence-bridge/bridge/queue"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 )
 
 // Publisher stores events durably; it returns once they are stored.
@@ -55,14 +55,14 @@ type Options struct {
 	// (nats.duplicate_window); 503 answers quote it.
 	DuplicateWindow time.Duration
 	Log             *slog.Logger
-	// Observe, when set, counts each answered request by route and status.
-	Observe func(route string, status int)
+	// Count, when set, counts each answered request by route and status.
+	Count func(route string, status int)
 }
 
 // NewRouter returns the HTTP handler.
 func NewRouter(opts Options) *gin.Engine {
-	if opts.Observe == nil {
-		opts.Observe = func(string, int) {}
+	if opts.Count == nil {
+		opts.Count = func(string, int) {}
 	}
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 5 * time.Second
@@ -72,7 +72,7 @@ func NewRouter(opts Options) *gin.Engine {
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
 	h := &handler{opts: opts}
-	r.Use(h.recover, h.observe)
+	r.Use(h.recover, h.count)
 	r.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "not_found", "no such endpoint", nil) })
 	r.NoMethod(func(c *gin.Context) {
 		writeError(c, http.StatusMethodNotAllowed, "method_not_allowed", "method "+c.Request.Method+" is not allowed here", nil)
@@ -179,7 +179,7 @@ func (h *handler) publish(c *gin.Context, events []adapters.Event, responder ada
 func (h *handler) publishFailed(c *gin.Context, count int, err error) {
 	c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
 	retry := "retry them with the same ids after Retry-After; JetStream recognises a repeated id within the duplicate window (nats.duplicate_window, " + h.opts.DuplicateWindow.String() + ")"
-	if errors.Is(err, queue.ErrFull) {
+	if errors.Is(err, eventlog.ErrFull) {
 		// The queue logs when JetStream fills up and when it has room
 		// again; a line per refused request would flood the log.
 		writeError(c, http.StatusServiceUnavailable, "queue_full",
@@ -249,13 +249,13 @@ func (h *handler) recover(c *gin.Context) {
 	c.Next()
 }
 
-func (h *handler) observe(c *gin.Context) {
+func (h *handler) count(c *gin.Context) {
 	c.Next()
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
 	}
-	h.opts.Observe(route, c.Writer.Status())
+	h.opts.Count(route, c.Writer.Status())
 }
 
 // errorBody is every error answer's JSON shape.

@@ -1,0 +1,156 @@
+// Package admin is the bridge's token-protected operations API: dead
+// letters, a user's state, and each tenant's writer as this bridge sees it.
+package admin
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
+)
+
+// DeadLetters is the dead-letter stream as the admin API uses it.
+type DeadLetters interface {
+	ListDeadLetters(ctx context.Context, from uint64, limit int) ([]eventlog.DeadLetter, error)
+	ReplayDeadLetter(ctx context.Context, seq uint64) error
+	PurgeDeadLetters(ctx context.Context) (uint64, error)
+}
+
+// Deps are the parts of a running bridge the admin API reads.
+type Deps struct {
+	// Token is the bearer token every request must carry; empty turns
+	// the API off.
+	Token       string
+	DeadLetters DeadLetters
+	// Resolve resolves a user given as object id, UPN or directory key.
+	Resolve func(ctx context.Context, tenant, user string) (string, error)
+	// Stages returns the state store, the writers and the rules they
+	// derive by, or nils while they do not run.
+	Stages func() (*state.Store, *writer.Pool, state.Rules)
+	// Tenants are the configured tenant ids.
+	Tenants []string
+}
+
+// registerAdmin adds the token-protected dead-letter endpoints:
+//
+//	GET    /v1/admin/deadletters?from=SEQ&limit=N
+//	POST   /v1/admin/deadletters/{seq}/replay
+//	DELETE /v1/admin/deadletters
+//	GET    /v1/admin/users/{tenant}/{user}   (the stored state of a user)
+//	GET    /v1/admin/tenants                 (each tenant's writer, as this bridge sees it)
+//
+// Without admin.token they answer 404, so nothing is open by accident.
+func Register(r *gin.Engine, d Deps) {
+	token := d.Token
+	g := r.Group("/v1/admin", func(c *gin.Context) {
+		if token == "" {
+			adminError(c, http.StatusNotFound, "not_found", "admin endpoints are off (set admin.token)")
+			return
+		}
+		scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
+		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			adminError(c, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token")
+			return
+		}
+		c.Next()
+	})
+	g.GET("/deadletters", func(c *gin.Context) {
+		from, err1 := strconv.ParseUint(c.DefaultQuery("from", "0"), 10, 64)
+		limit, err2 := strconv.Atoi(c.DefaultQuery("limit", "100"))
+		if err1 != nil || err2 != nil || limit < 1 || limit > 1000 {
+			adminError(c, http.StatusBadRequest, "invalid_request", "from must be a sequence number and limit between 1 and 1000")
+			return
+		}
+		list, err := d.DeadLetters.ListDeadLetters(c, from, limit)
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "queue_unavailable", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"deadLetters": list})
+	})
+	g.POST("/deadletters/:seq/replay", func(c *gin.Context) {
+		seq, err := strconv.ParseUint(c.Param("seq"), 10, 64)
+		if err != nil || seq == 0 {
+			adminError(c, http.StatusBadRequest, "invalid_request", "seq must be a positive sequence number")
+			return
+		}
+		if err := d.DeadLetters.ReplayDeadLetter(c, seq); err != nil {
+			adminError(c, http.StatusNotFound, "not_replayed", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"replayed": seq})
+	})
+	g.GET("/users/:tenant/:user", func(c *gin.Context) {
+		userID, err := d.Resolve(c, c.Param("tenant"), c.Param("user"))
+		if err != nil {
+			adminError(c, http.StatusNotFound, "unknown_user", err.Error())
+			return
+		}
+		store, _, rules := d.Stages()
+		if store == nil {
+			adminError(c, http.StatusServiceUnavailable, "state_unavailable", "the state store is not open (NATS not connected yet)")
+			return
+		}
+		st, _, err := store.Get(c, c.Param("tenant"), userID)
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "state_unavailable", err.Error())
+			return
+		}
+		desired, _ := st.Desired(rules, time.Now())
+		c.JSON(http.StatusOK, gin.H{"state": st, "desired": desired})
+	})
+	g.GET("/tenants", func(c *gin.Context) {
+		c.JSON(http.StatusOK, gin.H{"tenants": tenantViews(d)})
+	})
+	g.DELETE("/deadletters", func(c *gin.Context) {
+		n, err := d.DeadLetters.PurgeDeadLetters(c)
+		if err != nil {
+			adminError(c, http.StatusServiceUnavailable, "queue_unavailable", err.Error())
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"purged": n})
+	})
+}
+
+func adminError(c *gin.Context, status int, code, message string) {
+	c.AbortWithStatusJSON(status, gin.H{"error": gin.H{"code": code, "message": message}})
+}
+
+// tenantView is what the admin API shows of one tenant's writer.
+type tenantView struct {
+	ID string `json:"id"`
+	// Writing tells whether this bridge holds the tenant's writer lease.
+	Writing bool `json:"writing"`
+	// Refused is why Graph refuses the whole tenant (a missing permission
+	// or consent), with the time of the next probing call; empty when it
+	// does not, or when another bridge writes for the tenant.
+	Refused      string     `json:"refused,omitempty"`
+	RefusedUntil *time.Time `json:"refusedUntil,omitempty"`
+	// SessionCapacity is how many app sessions the budget keeps alive.
+	SessionCapacity int `json:"sessionCapacity"`
+}
+
+func tenantViews(d Deps) []tenantView {
+	_, writers, _ := d.Stages()
+	views := make([]tenantView, 0, len(d.Tenants))
+	for _, id := range d.Tenants {
+		v := tenantView{ID: id}
+		if writers != nil {
+			v.Writing = writers.Writing(id)
+			v.SessionCapacity = writers.SessionCapacity(id)
+			if reason, until := writers.TenantPaused(id); reason != "" {
+				v.Refused, v.RefusedUntil = reason, &until
+			}
+		}
+		views = append(views, v)
+	}
+	return views
+}

@@ -1,0 +1,223 @@
+// Package apply consumes presence events from JetStream, resolves who they
+// are about, hands them to an Applier and settles each message: Ack when
+// applied, NakWithDelay when it may work later, Term with a dead-letter
+// record when it never will.
+//
+// Messages are handled in lanes (lanes.go): each user's events in order,
+// different users' side by side, so that a storm of events about one user
+// does not hold up the others.
+package apply
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
+)
+
+// Applier makes an event take effect for a resolved user.
+type Applier interface {
+	Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error
+}
+
+// Resolver turns an event's user (UPN, object id or directory key) into the
+// user's object id in a tenant.
+type Resolver interface {
+	Resolve(ctx context.Context, tenant, user string) (string, error)
+}
+
+// DeadLetters stores what can never be applied.
+type DeadLetters interface {
+	PublishDeadLetter(ctx context.Context, d eventlog.DeadLetter) error
+}
+
+// Options configure a Worker.
+type Options struct {
+	// SubjectPrefix is the events' subject prefix; the next token names the
+	// source.
+	SubjectPrefix string
+	// Tenants maps each configured source name to its tenant.
+	Tenants map[string]string
+	// Identity holds each source\'s identity hints.
+	Identity    map[string]adapters.IdentityHints
+	Resolver    Resolver
+	Applier     Applier
+	DeadLetters DeadLetters
+	// MaxFutureSkew bounds how far ahead of now an event's occurredAt may
+	// be; zero means adapters.DefaultMaxFutureSkew.
+	MaxFutureSkew time.Duration
+	// MinDelay and MaxDelay bound the exponential redelivery backoff.
+	MinDelay, MaxDelay time.Duration
+	// Lanes is how many users' events are applied side by side (1 when
+	// zero); LaneDepth bounds the messages waiting in one lane (1024 when
+	// zero), beyond which a message is handed back for later.
+	Lanes, LaneDepth int
+	// AckWait is the consumer's ack wait: a message that waits in a lane
+	// or is being handled for a third of it is marked in progress, so that
+	// JetStream does not deliver it a second time meanwhile. Zero turns
+	// that off.
+	AckWait time.Duration
+	Log     *slog.Logger
+	// Count, when set, is told the outcome of every message.
+	Count func(outcome string)
+}
+
+// Worker settles the events stream's messages.
+type Worker struct {
+	opts  Options
+	lanes []*lane
+	stop  chan struct{}
+	done  sync.WaitGroup
+	once  sync.Once
+}
+
+// New returns a Worker with its lanes running; Dispatch feeds them and
+// Stop ends them.
+func New(opts Options) *Worker {
+	if opts.Count == nil {
+		opts.Count = func(string) {}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	opts.Lanes = max(opts.Lanes, 1)
+	if opts.LaneDepth <= 0 {
+		opts.LaneDepth = 1024
+	}
+	w := &Worker{opts: opts, stop: make(chan struct{})}
+	w.startLanes()
+	return w
+}
+
+// Outcomes reported to Options.Count.
+const (
+	OutcomeApplied    = "applied"
+	OutcomeRetry      = "retry"
+	OutcomeDeadLetter = "dead_letter"
+)
+
+// Handle processes and settles one message.
+func (w *Worker) Handle(msg jetstream.Msg) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := w.process(ctx, msg.Subject(), msg.Data())
+	log := w.opts.Log.With("subject", msg.Subject())
+	if err == nil {
+		w.settle(log, "ack", msg.Ack())
+		w.opts.Count(OutcomeApplied)
+		return
+	}
+	switch class, after := fault.Of(err); class {
+	case fault.Permanent, fault.Refused:
+		w.deadLetter(ctx, log, msg, err)
+	default:
+		// Anything not known to be permanent is retried: losing an event is
+		// worse than trying it again. A delay asked for is a floor: the
+		// backoff still grows with every delivery, up to MaxDelay.
+		delay := min(max(w.backoff(msg), after), w.opts.MaxDelay)
+		level := slog.LevelWarn
+		var ferr *fault.Error
+		if errors.As(err, &ferr) && ferr.Quiet {
+			level = slog.LevelDebug
+		}
+		log.Log(ctx, level, "event will be retried", "err", err, "delay", delay)
+		w.settle(log, "nak", msg.NakWithDelay(delay))
+		w.opts.Count(OutcomeRetry)
+	}
+}
+
+func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream.Msg, err error) {
+	reason := err.Error()
+	if ferr := (*fault.Error)(nil); !errors.As(err, &ferr) || ferr.Reason == "" {
+		reason = "graph refused the request: " + reason
+	}
+	d := eventlog.DeadLetter{
+		Subject:    msg.Subject(),
+		Source:     w.sourceOf(msg.Subject()),
+		Data:       msg.Data(),
+		Reason:     reason,
+		GraphError: fault.GraphError(err),
+		At:         time.Now().UTC(),
+	}
+	if err := w.opts.DeadLetters.PublishDeadLetter(ctx, d); err != nil {
+		// Keep the event rather than lose it: it comes back later.
+		log.Error("dead letter not stored; event kept for retry", "err", err)
+		w.settle(log, "nak", msg.NakWithDelay(w.backoff(msg)))
+		w.opts.Count(OutcomeRetry)
+		return
+	}
+	log.Warn("event dead-lettered", "reason", d.Reason)
+	w.settle(log, "term", msg.TermWithReason(truncate(d.Reason, 200)))
+	w.opts.Count(OutcomeDeadLetter)
+}
+
+func (w *Worker) process(ctx context.Context, subject string, data []byte) error {
+	events, err := adapters.DecodeEvents(data)
+	if err != nil {
+		return fault.Permanently("invalid event", err)
+	}
+	if len(events) != 1 {
+		return fault.Permanently("invalid event", fmt.Errorf("a bus message carries one event, not %d", len(events)))
+	}
+	if err := adapters.CheckFuture(events, time.Now(), w.opts.MaxFutureSkew); err != nil {
+		return fault.Permanently("occurredAt in the future", err)
+	}
+	ev := events[0]
+	source := w.sourceOf(subject)
+	if ev.Source != source {
+		return fault.Permanently("source mismatch", fmt.Errorf("event source %q published on subject of source %q", ev.Source, source))
+	}
+	tenant, known := w.opts.Tenants[ev.Source]
+	if !known {
+		return fault.Permanently("unknown source", fmt.Errorf("source %q is not configured", ev.Source))
+	}
+	userID, err := w.opts.Resolver.Resolve(ctx, tenant, w.opts.Identity[ev.Source].Apply(ev.User))
+	if err != nil {
+		return err
+	}
+	return w.opts.Applier.Apply(ctx, tenant, userID, ev)
+}
+
+func (w *Worker) sourceOf(subject string) string {
+	rest, ok := strings.CutPrefix(subject, w.opts.SubjectPrefix+".")
+	if !ok {
+		return ""
+	}
+	source, _, _ := strings.Cut(rest, ".")
+	return source
+}
+
+// backoff doubles the delay with every delivery, from MinDelay to MaxDelay.
+func (w *Worker) backoff(msg jetstream.Msg) time.Duration {
+	delivered := uint64(1)
+	if md, err := msg.Metadata(); err == nil {
+		delivered = md.NumDelivered
+	}
+	delay := w.opts.MinDelay
+	for i := uint64(1); i < delivered && delay < w.opts.MaxDelay; i++ {
+		delay *= 2
+	}
+	return min(delay, w.opts.MaxDelay)
+}
+
+func (w *Worker) settle(log *slog.Logger, what string, err error) {
+	if err != nil {
+		log.Warn("settle message", "op", what, "err", err)
+	}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}

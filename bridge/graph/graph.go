@@ -1,0 +1,113 @@
+// Package graph holds the bridge's Graph clients, one per configured
+// tenant, and serves every stage that talks to Graph: identity lookups,
+// the writers' calls and reads, and adapters that fetch from Graph.
+package graph
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/graphclient"
+)
+
+// Tenants holds one Graph client per configured tenant.
+type Tenants struct {
+	clients map[string]*graphclient.Client
+}
+
+// New builds the clients; emulatorURL, when set, is used for every tenant
+// that names no explicit URLs.
+func New(cfg config.Graph, emulatorURL string) (*Tenants, error) {
+	g := &Tenants{clients: map[string]*graphclient.Client{}}
+	for i, t := range cfg.Tenants {
+		gc := graphclient.Config{
+			TenantID:          t.ID,
+			ClientID:          t.ClientID,
+			ClientSecret:      t.ClientSecret,
+			ClientCertificate: []byte(t.ClientCertificate),
+			Cloud:             t.Cloud,
+			GraphBaseURL:      t.GraphURL,
+			LoginBaseURL:      t.LoginURL,
+			Timeout:           cfg.Timeout,
+			UserAgent:         "presence-bridge",
+		}
+		if gc.GraphBaseURL == "" && emulatorURL != "" {
+			gc.GraphBaseURL = emulatorURL + "/v1.0"
+			gc.LoginBaseURL = emulatorURL
+		}
+		client, err := graphclient.New(gc)
+		if err != nil {
+			return nil, fmt.Errorf("graph.tenants[%d]: %w", i, err)
+		}
+		g.clients[t.ID] = client
+	}
+	return g, nil
+}
+
+// CloseIdleConnections closes every client's idle connections.
+func (g *Tenants) CloseIdleConnections() {
+	for _, c := range g.clients {
+		c.CloseIdleConnections()
+	}
+}
+
+// Client returns tenant's client.
+func (g *Tenants) Client(tenant string) (*graphclient.Client, error) {
+	c, ok := g.clients[tenant]
+	if !ok {
+		return nil, fmt.Errorf("tenant %q is not configured", tenant)
+	}
+	return c, nil
+}
+
+// SetPresence sets the application's session for a user.
+func (g *Tenants) SetPresence(ctx context.Context, tenant, userID string, p adapters.Pair, expiration time.Duration) error {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return err
+	}
+	return c.SetPresence(ctx, userID, graphclient.Pair{Availability: p.Availability, Activity: p.Activity}, expiration)
+}
+
+// ClearPresence removes the application's session for a user.
+func (g *Tenants) ClearPresence(ctx context.Context, tenant, userID string) error {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return err
+	}
+	return c.ClearPresence(ctx, userID)
+}
+
+// GetPresences reads the aggregated presence of users, keyed by id.
+func (g *Tenants) GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]adapters.Pair, error) {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return nil, err
+	}
+	presences, err := c.GetPresencesByUserID(ctx, userIDs)
+	if err != nil {
+		return nil, err
+	}
+	seen := make(map[string]adapters.Pair, len(presences))
+	for _, p := range presences {
+		seen[p.ID] = adapters.Pair{Availability: p.Availability, Activity: p.Activity}
+	}
+	return seen, nil
+}
+
+// LookupUser resolves a UPN to an object id. It makes one request;
+// identity.Lookups puts it behind a breaker.
+func (g *Tenants) LookupUser(ctx context.Context, tenant, upn string) (string, error) {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return "", err
+	}
+	user, err := c.GetUser(ctx, upn)
+	if err != nil {
+		return "", err
+	}
+	return user.ID, nil
+}

@@ -1,0 +1,182 @@
+// Package directory resolves the people events name (directory keys such as
+// "ext:1001", UPNs, emails or Entra object ids) to Entra object ids: first
+// through the configured directory, then through Graph, cached with a TTL.
+package identity
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// ErrUnknownUser means the user can not be resolved, now or later.
+var ErrUnknownUser = errors.New("unknown user")
+
+// LookupFunc asks Graph for a user's object id by UPN or email. It returns
+// an error wrapping ErrUnknownUser when Graph does not know the user.
+type LookupFunc func(ctx context.Context, tenant, upn string) (string, error)
+
+var objectID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
+
+// IsObjectID reports whether s looks like an Entra object id (a GUID).
+func IsObjectID(s string) bool { return objectID.MatchString(s) }
+
+// Options configure a Directory.
+type Options struct {
+	// Entries maps directory keys to UPNs or object ids; keys are matched
+	// case-insensitively.
+	Entries map[string]string
+	// Lookup asks Graph; it is called at most once at a time per user.
+	Lookup LookupFunc
+	// TTL is how long a resolved user is remembered; zero remembers none.
+	TTL time.Duration
+	// UnknownTTL is how long a user Graph does not know is remembered as
+	// unknown, so that a stream of events about them is not a stream of
+	// lookups; zero remembers none.
+	UnknownTTL time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Directory resolves users. It is safe for concurrent use.
+type Directory struct {
+	opts    Options
+	entries map[string]string
+	flights singleflight.Group
+
+	mu        sync.Mutex
+	cache     map[string]cached
+	nextSweep time.Time
+}
+
+// cached is a lookup's outcome: an object id, or the error of an unknown
+// user.
+type cached struct {
+	id      string
+	err     error
+	expires time.Time
+}
+
+// New returns a Directory.
+func New(opts Options) *Directory {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	normalized := make(map[string]string, len(opts.Entries))
+	for k, v := range opts.Entries {
+		normalized[Normalize(k)] = strings.TrimSpace(v)
+	}
+	return &Directory{opts: opts, entries: normalized, cache: map[string]cached{}}
+}
+
+// Normalize puts a key in the one form adapters emit (see
+// adapters.NormalizeIdentity), so "EXT:1001" and "tel:+1 555 123 4567" in
+// the configuration match what the vendors send.
+func Normalize(key string) string { return adapters.NormalizeIdentity(key) }
+
+// Resolve returns the object id of user in tenant. Concurrent misses for
+// the same user share one lookup.
+func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, error) {
+	target := user
+	if mapped, ok := d.entries[Normalize(user)]; ok {
+		target = mapped
+	}
+	if IsObjectID(target) {
+		return strings.ToLower(target), nil
+	}
+	if !strings.Contains(target, "@") {
+		return "", fmt.Errorf("%w: %q is not in the directory and is neither a UPN nor an object id", ErrUnknownUser, user)
+	}
+	upn := strings.ToLower(target)
+	key := tenant + "/" + upn
+	if c, ok := d.cached(key); ok {
+		return c.id, c.err
+	}
+	v, err, _ := d.flights.Do(key, func() (any, error) {
+		// A flight that ended just before this one began has filled the
+		// cache: no second request.
+		if c, ok := d.cached(key); ok {
+			return c.id, c.err
+		}
+		id, err := d.opts.Lookup(ctx, tenant, upn)
+		if err != nil {
+			err = fmt.Errorf("resolve %s: %w", upn, err)
+		}
+		d.remember(key, id, err)
+		return id, err
+	})
+	if err != nil {
+		return "", err
+	}
+	return v.(string), nil
+}
+
+// cached returns the unexpired outcome remembered for key.
+func (d *Directory) cached(key string) (cached, bool) {
+	now := d.opts.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	c, ok := d.cache[key]
+	if !ok {
+		return cached{}, false
+	}
+	if !now.Before(c.expires) {
+		delete(d.cache, key)
+		return cached{}, false
+	}
+	return c, true
+}
+
+// remember keeps a resolved id for TTL and an unknown user for UnknownTTL;
+// other failures are not kept. Expired entries are swept out at most once
+// per the shorter TTL, so the cache holds only users seen recently.
+func (d *Directory) remember(key, id string, err error) {
+	ttl := d.opts.TTL
+	if err != nil {
+		ttl = 0
+		if errors.Is(err, ErrUnknownUser) {
+			ttl = d.opts.UnknownTTL
+		}
+	}
+	now := d.opts.Now()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !now.Before(d.nextSweep) {
+		for k, c := range d.cache {
+			if !now.Before(c.expires) {
+				delete(d.cache, k)
+			}
+		}
+		d.nextSweep = now.Add(d.sweepEvery())
+	}
+	if ttl > 0 {
+		d.cache[key] = cached{id: id, err: err, expires: now.Add(ttl)}
+	}
+}
+
+// sweepEvery is the shortest of the positive TTLs and a minute.
+func (d *Directory) sweepEvery() time.Duration {
+	every := time.Minute
+	for _, ttl := range []time.Duration{d.opts.TTL, d.opts.UnknownTTL} {
+		if ttl > 0 && ttl < every {
+			every = ttl
+		}
+	}
+	return every
+}
+
+// Len returns how many outcomes are cached, expired ones not yet swept
+// included.
+func (d *Directory) Len() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.cache)
+}

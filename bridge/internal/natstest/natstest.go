@@ -1,0 +1,45 @@
+// Package natstest starts a real in-process nats-server with JetStream for
+// tests, on a loopback port with a temporary store.
+package natstest
+
+import (
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// Server runs the server until the test ends.
+func Server(t testing.TB) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
+
+// Start runs a server and connects to it; both stop when the test ends,
+// or earlier through the returned stop.
+func Start(t testing.TB) (jetstream.JetStream, func()) {
+	t.Helper()
+	srv := Server(t)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := func() { nc.Close(); srv.Shutdown() }
+	t.Cleanup(stop)
+	return js, stop
+}

@@ -1,0 +1,249 @@
+package state
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
+)
+
+// Store keeps user states in a KV bucket and updates them with
+// compare-and-set on the key's revision, so concurrent writers never lose
+// each other's changes.
+type Store struct {
+	kv      jetstream.KeyValue
+	rules   Rules
+	maxSize int
+	clock   Clock
+}
+
+// Clock tells the time; tests use a fake one.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Options configure a Store.
+type Options struct {
+	// Bucket is the KV bucket of user states, default PRESENCE_STATE.
+	Bucket   string
+	Replicas int
+	// Rules are the derivation's settings; Rules.MaxClaims defaults to
+	// DefaultMaxClaims.
+	Rules Rules
+	// MaxStateSize caps a user's encoded state in bytes (default
+	// DefaultMaxStateSize, and never more than the NATS server's maximum
+	// payload less some room); see Apply.
+	MaxStateSize int
+	Clock        Clock
+}
+
+// Bounds on one user's state, whatever the sources send.
+const (
+	// DefaultMaxClaims is Rules.MaxClaims when unset.
+	DefaultMaxClaims = 64
+	// DefaultMaxStateSize is Options.MaxStateSize when unset: well under
+	// NATS's default maximum payload of 1 MiB, and large enough for
+	// DefaultMaxClaims claims of ordinary size.
+	DefaultMaxStateSize = 64 << 10
+)
+
+// KeepClaims is how long claims are remembered after they stopped
+// counting (ended calls, past meetings), so that a late event about them
+// changes nothing.
+const KeepClaims = time.Hour
+
+// Open creates or updates the state bucket and returns a Store on it.
+func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, error) {
+	if opts.Bucket == "" {
+		opts.Bucket = "PRESENCE_STATE"
+	}
+	if opts.Replicas == 0 {
+		opts.Replicas = 1
+	}
+	if opts.Rules.MaxClaims == 0 {
+		opts.Rules.MaxClaims = DefaultMaxClaims
+	}
+	if opts.MaxStateSize == 0 {
+		opts.MaxStateSize = DefaultMaxStateSize
+	}
+	if nc := js.Conn(); nc != nil {
+		if room := int(nc.MaxPayload()) - 4<<10; room > 0 && opts.MaxStateSize > room {
+			opts.MaxStateSize = room
+		}
+	}
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	kv, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket: opts.Bucket, Description: "Per-user presence state.", History: 1, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("state bucket %s: %w", opts.Bucket, err)
+	}
+	return &Store{kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock}, nil
+}
+
+// WithKV returns a copy of s on another handle of its bucket, for tests
+// that break a watch.
+func (s *Store) WithKV(kv jetstream.KeyValue) *Store {
+	c := *s
+	c.kv = kv
+	return &c
+}
+
+// KV is the bucket itself, for watching user keys and keeping a tenant's
+// small records (such as a Graph pause) beside its users.
+func (s *Store) KV() jetstream.KeyValue { return s.kv }
+
+// TenantToken encodes a tenant id into one KV key token.
+func TenantToken(tenant string) string { return hex.EncodeToString([]byte(strings.ToLower(tenant))) }
+
+// UserKey is the KV key of a user's state.
+func UserKey(tenant, userID string) string {
+	return "u." + TenantToken(tenant) + "." + hex.EncodeToString([]byte(strings.ToLower(userID)))
+}
+
+// UserKeys is the KV filter matching every user key of tenant.
+func UserKeys(tenant string) string { return "u." + TenantToken(tenant) + ".>" }
+
+// Apply records ev for the user and returns once the state is persisted;
+// the caller acks the event after that. Older and duplicate events change
+// nothing, but still count as a sign of life from their source and let a
+// change Graph refused be tried again (a dead letter's replay).
+//
+// The state stays bounded, so that every event costs about the same: old
+// claims are pruned, at most Rules.MaxClaims are kept (see
+// UserState.Evict), and more are evicted while the encoded state is over
+// Options.MaxStateSize. The claim ev is about is never evicted; when the
+// state can not fit with it, Apply returns an error wrapping
+// ErrStateTooLarge, classified fault.Permanent. Any other error is worth
+// retrying.
+func (s *Store) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
+	now := s.clock.Now()
+	r := s.rules
+	protect := claimID(ev)
+	_, _, err := s.UpdateWithin(ctx, tenant, userID, s.maxSize, func(st *UserState) bool {
+		st.Tenant, st.UserID = tenant, userID
+		return applyEvent(st, ev, r, now)
+	}, func(st *UserState) bool {
+		return st.Evict(r, now, st.Claims()-1, protect) > 0
+	})
+	if errors.Is(err, ErrStateTooLarge) {
+		return fault.Permanently("event not stored", err)
+	}
+	return err
+}
+
+// applyEvent is Apply's change to a state read from the store: it records
+// ev, prunes and evicts claims, and reports whether the state must be
+// written.
+func applyEvent(s *UserState, ev adapters.Event, r Rules, now time.Time) bool {
+	lastSeen := s.SourceSeen[ev.Source]
+	changed := s.Apply(ev, now)
+	if !changed && s.Failed != nil {
+		s.Failed = nil
+		changed = true
+	}
+	forgot := s.Prune(r, now, KeepClaims)
+	if r.MaxClaims > 0 {
+		forgot += s.Evict(r, now, r.MaxClaims, claimID(ev))
+	}
+	return changed || forgot > 0 || now.Sub(lastSeen) > time.Minute
+}
+
+// errConflict means the key changed between read and write.
+var errConflict = errors.New("state changed concurrently")
+
+// Get returns the user's state and its revision (0 when there is none).
+func (s *Store) Get(ctx context.Context, tenant, userID string) (UserState, uint64, error) {
+	entry, err := s.kv.Get(ctx, UserKey(tenant, userID))
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		return UserState{Tenant: tenant, UserID: userID}, 0, nil
+	}
+	if err != nil {
+		return UserState{}, 0, fmt.Errorf("read state of %s: %w", userID, err)
+	}
+	var st UserState
+	if err := json.Unmarshal(entry.Value(), &st); err != nil {
+		return UserState{}, 0, fmt.Errorf("decode state of %s: %w", userID, err)
+	}
+	return st, entry.Revision(), nil
+}
+
+// ErrStateTooLarge means a user's state would not fit under the size
+// limit even with every claim evicted but the one the event is about: the
+// event can never be stored, and retrying it changes nothing.
+var ErrStateTooLarge = errors.New("user state too large")
+
+// Update reads the state, lets change modify it, and writes it back if
+// change reports a change, retrying on conflicts.
+// It returns the state and its revision as written (or as read, when
+// nothing changed).
+func (s *Store) Update(ctx context.Context, tenant, userID string, change func(*UserState) bool) (UserState, uint64, error) {
+	return s.UpdateWithin(ctx, tenant, userID, 0, change, nil)
+}
+
+// UpdateWithin is Update with a ceiling of limit bytes (none when zero)
+// on the encoded state: while the state is larger, shrink is asked to make
+// it smaller; when it can not, nothing is written and the error wraps
+// ErrStateTooLarge. Any other failure to write is worth retrying.
+func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
+	for attempt := 0; attempt < 100; attempt++ {
+		st, rev, err := s.Get(ctx, tenant, userID)
+		if err != nil {
+			return st, 0, err
+		}
+		if !change(&st) {
+			return st, rev, nil
+		}
+		data, err := json.Marshal(st)
+		for err == nil && limit > 0 && len(data) > limit {
+			if shrink == nil || !shrink(&st) {
+				return st, 0, fmt.Errorf("%w for %s: %d bytes encoded, over the limit of %d", ErrStateTooLarge, userID, len(data), limit)
+			}
+			data, err = json.Marshal(st)
+		}
+		if err != nil {
+			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
+		}
+		key := UserKey(tenant, userID)
+		if rev == 0 {
+			rev, err = s.kv.Create(ctx, key, data)
+		} else {
+			rev, err = s.kv.Update(ctx, key, data, rev)
+		}
+		if err == nil {
+			return st, rev, nil
+		}
+		if !isConflict(err) {
+			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
+		}
+	}
+	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
+}
+
+func isConflict(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.Is(err, jetstream.ErrKeyExists) ||
+		(errors.As(err, &apiErr) && apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence)
+}
+
+// Forget deletes the user's state if it is still at revision rev; a state
+// changed since is kept, and that is no error.
+func (s *Store) Forget(ctx context.Context, tenant, userID string, rev uint64) error {
+	err := s.kv.Delete(ctx, UserKey(tenant, userID), jetstream.LastRevision(rev))
+	if err != nil && !isConflict(err) {
+		return fmt.Errorf("forget state of %s: %w", userID, err)
+	}
+	return nil
+}

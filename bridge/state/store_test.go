@@ -1,0 +1,122 @@
+package state
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
+)
+
+// openStore opens a store on a fresh in-process JetStream.
+func openStore(tb testing.TB, opts Options) *Store {
+	tb.Helper()
+	js, _ := natstest.Start(tb)
+	if opts.Rules.Call == nil {
+		opts.Rules = rules
+	}
+	s, err := Open(context.Background(), js, opts)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
+// TestApplyKeepsStateUnderItsSize: claims are evicted to keep the encoded
+// state under MaxStateSize, the newest kept; an event whose own claim can
+// not fit is refused with ErrStateTooLarge and changes nothing.
+func TestApplyKeepsStateUnderItsSize(t *testing.T) {
+	const limit = 1024
+	e := openStore(t, Options{MaxStateSize: limit, Clock: fixedClock(t0)})
+	ctx := context.Background()
+	var last string
+	for i := range 40 {
+		last = fmt.Sprintf("c%02d-%s", i, strings.Repeat("x", 40))
+		if err := e.Apply(ctx, "contoso.example", "u1", call("pbx", last, "ringing", 0, false)); err != nil {
+			t.Fatal(err)
+		}
+		entry, err := e.KV().Get(ctx, UserKey("contoso.example", "u1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n := len(entry.Value()); n > limit {
+			t.Fatalf("state of %d bytes after %d calls, limit %d", n, i+1, limit)
+		}
+	}
+	st, _, err := e.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := st.Calls["pbx/"+last]; !ok {
+		t.Fatal("the newest call was evicted")
+	}
+
+	big := call("pbx", strings.Repeat("<", adapters.MaxStringLength), "active", 0, false)
+	err = e.Apply(ctx, "contoso.example", "u1", big)
+	if !errors.Is(err, ErrStateTooLarge) {
+		t.Fatalf("Apply of a claim larger than the limit: %v, want ErrStateTooLarge", err)
+	}
+	if class, _ := fault.Of(err); class != fault.Permanent {
+		t.Fatalf("a state too large is %v, want permanent: retrying it changes nothing", class)
+	}
+	after, _, err := e.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(after.Calls) != len(st.Calls) || after.Calls["pbx/"+big.CallID] != nil {
+		t.Fatal("a refused event changed the state")
+	}
+}
+
+// BenchmarkApplyCrowdedUser applies b.N ringing calls, each with its own
+// call id, to one user: the time per event stays the same however large
+// b.N is, because the state keeps at most MaxClaims claims.
+func BenchmarkApplyCrowdedUser(b *testing.B) {
+	e := openStore(b, Options{Clock: fixedClock(t0)})
+	ctx := context.Background()
+	for i := range b.N {
+		if err := e.Apply(ctx, "contoso.example", "agent", call("hunt", fmt.Sprintf("ring-%d", i), "ringing", 0, false)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	st, _, err := e.Get(ctx, "contoso.example", "agent")
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, _ := json.Marshal(st)
+	b.ReportMetric(float64(st.Claims()), "claims")
+	b.ReportMetric(float64(len(data)), "state-bytes")
+}
+
+// BenchmarkApply measures Store.Apply alone: one op is one event
+// persisted into its user's state (read, decode, apply, encode, KV
+// compare-and-set on a real in-process JetStream), from GOMAXPROCS
+// goroutines over 5,000 users. No HTTP, no worker, and no writer runs.
+func BenchmarkApply(b *testing.B) {
+	e := openStore(b, Options{Clock: fixedClock(t0)})
+	var n atomic.Int64
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			ev := call("pbx", "c", []string{"active", "ended"}[i%2], int(i), false)
+			if err := e.Apply(context.Background(), "contoso.example", fmt.Sprintf("u%d", i%5000), ev); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+}
+
+// fixedClock is a clock that stays at one time.
+type fixedClock time.Time
+
+func (c fixedClock) Now() time.Time { return time.Time(c) }

@@ -1,0 +1,247 @@
+package writer
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// TestFenceOnMonotonicClock: the fence keeps Go's monotonic reading (a
+// wall-clock step can not move it), and expires when the monotonic source
+// passes it whatever the engine's wall clock does.
+func TestFenceOnMonotonicClock(t *testing.T) {
+	h := newHarness(t, nil)
+	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+
+	// In production the fence comes from time.Now and keeps its monotonic
+	// reading ("m=" in its String form); Unix nanoseconds would not.
+	w.fenceAt(time.Now().Add(time.Minute))
+	if until := w.leaseUntil.Load(); !strings.Contains(until.String(), " m=") {
+		t.Fatalf("the fence %s has no monotonic reading", until)
+	}
+
+	base := time.Now()
+	var mu sync.Mutex
+	elapsed := time.Duration(0)
+	w.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return base.Add(elapsed) }
+	advance := func(d time.Duration) { mu.Lock(); elapsed += d; mu.Unlock() }
+	w.fenceAt(base.Add(2 * time.Second))
+	for _, s := range []struct {
+		wallStep, elapse time.Duration
+		fenced           bool
+	}{
+		{0, 0, false},
+		{-time.Hour, time.Second, false}, // the wall clock steps back an hour
+		{-time.Hour, 999 * time.Millisecond, false},
+		{0, time.Millisecond, true}, // two monotonic seconds have passed
+		{2 * time.Hour, 0, true},    // and a step forward changes nothing
+	} {
+		h.clock.Advance(s.wallStep)
+		advance(s.elapse)
+		if got := w.fenced(); got != s.fenced {
+			t.Fatalf("after %s of monotonic time (wall clock now %s): fenced %v, want %v", elapsed, h.clock.Now(), got, s.fenced)
+		}
+	}
+}
+
+// deadlineGraph records the deadline of every Graph call's context.
+type deadlineGraph struct {
+	*fakeGraph
+	deadlines chan time.Time
+}
+
+func (g deadlineGraph) SetPresence(ctx context.Context, tenant, user string, p adapters.Pair, exp time.Duration) error {
+	d, _ := ctx.Deadline()
+	g.deadlines <- d
+	return g.fakeGraph.SetPresence(ctx, tenant, user, p, exp)
+}
+
+// TestCallEndsWithTheLease: a Graph call's context ends when the lease
+// may pass to another instance, not 30 s later.
+func TestCallEndsWithTheLease(t *testing.T) {
+	h := newHarness(t, nil)
+	g := deadlineGraph{fakeGraph: h.graph, deadlines: make(chan time.Time, 1)}
+	e, err := newEngine(Options{JetStream: h.js, Graph: g, Clock: h.clock, Rules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	st, err := e.State(context.Background(), "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+	w.take(st, 1)
+	fence := time.Now().Add(3 * time.Second)
+	w.fenceAt(fence)
+	h.clock.Advance(time.Second) // the bucket starts empty
+	w.dispatch(context.Background(), h.clock.Now())
+	if w.inFlight != 1 {
+		t.Fatal("no call")
+	}
+	deadline := <-g.deadlines
+	if r := <-w.results; r.err != nil {
+		t.Fatal(r.err)
+	}
+	// The deadline is taken a moment after the lease's time left is read,
+	// so it may pass the fence by that moment, never by seconds (the old
+	// deadline was 30 s away).
+	if past := deadline.Sub(fence); past > 100*time.Millisecond {
+		t.Fatalf("the call may run %s past the lease's end", past)
+	}
+}
+
+// TestNewWriterStartsEmpty: a writer's token bucket starts empty, so that
+// its first calls and its predecessor's last stay within one budget.
+func TestNewWriterStartsEmpty(t *testing.T) {
+	h := newHarness(t, nil)
+	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, budget := range []int{10, 1500, 10000} {
+		w := newWriter(e.Pool, TenantOptions{ID: "contoso.example", Budget: budget, Window: 30 * time.Second})
+		if tokens := w.budget.limiter.TokensAt(h.clock.Now()); tokens >= 1 {
+			t.Fatalf("budget %d: a new writer starts with %.2f tokens", budget, tokens)
+		}
+	}
+}
+
+// TestPauseSurvivesHandover: a Retry-After given to one writer holds for
+// the instance that takes the tenant over; it calls Graph only after the
+// pause, on the fake clock Graph's calls are stamped with.
+func TestPauseSurvivesHandover(t *testing.T) {
+	h := newHarness(t, nil)
+	h.graph.fail = func(n int) error {
+		if n == 0 {
+			return err429 // Retry-After 5 s
+		}
+		return nil
+	}
+	a, stopA := h.start("a")
+	h.eventually("a writer", func() bool { return a.Writing("contoso.example") })
+	h.apply(a, "u1", call("pbx", "c1", "active", 0, false))
+	h.clock.Advance(25 * time.Millisecond) // one token
+	h.eventually("the 429", func() bool { return len(h.graph.callsSnapshot()) >= 1 })
+	h.eventually("the pause recorded", func() bool {
+		_, err := a.store.KV().Get(context.Background(), pauseKey("contoso.example"))
+		return err == nil
+	})
+	stopA()
+	b, _ := h.start("b")
+	h.eventually("b to write", func() bool { return b.Writing("contoso.example") })
+	h.settle("u1", inACall)
+	calls := h.graph.callsSnapshot()
+	until := calls[0].at.Add(5 * time.Second)
+	for _, c := range calls[1:] {
+		if c.at.Before(until) {
+			t.Fatalf("a call at %s, inside the Retry-After that ends at %s", c.at, until)
+		}
+	}
+}
+
+// breakableKV is the state bucket with a first watch that ends when
+// broken is closed, as a watch does when its consumer is lost.
+type breakableKV struct {
+	jetstream.KeyValue
+	broken  chan struct{}
+	mu      sync.Mutex
+	watches int
+}
+
+func (k *breakableKV) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	inner, err := k.KeyValue.Watch(ctx, keys, opts...)
+	k.mu.Lock()
+	first := k.watches == 0
+	k.watches++
+	k.mu.Unlock()
+	if err != nil || !first {
+		return inner, err
+	}
+	out := make(chan jetstream.KeyValueEntry)
+	go func() {
+		defer close(out)
+		for {
+			select {
+			case <-k.broken:
+				return
+			case entry, ok := <-inner.Updates():
+				if !ok {
+					return
+				}
+				select {
+				case out <- entry:
+				case <-k.broken:
+					return
+				}
+			}
+		}
+	}()
+	return brokenWatcher{KeyWatcher: inner, out: out}, nil
+}
+
+type brokenWatcher struct {
+	jetstream.KeyWatcher
+	out chan jetstream.KeyValueEntry
+}
+
+func (w brokenWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.out }
+
+// lockedBuffer is a log sink safe for concurrent writers.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// TestStoppedWriterIsRestarted: a writer whose watch of the user states
+// ends says so in the log, and the tenant is written again (here by the
+// same instance, after it released the lease and won it back).
+func TestStoppedWriterIsRestarted(t *testing.T) {
+	h := newHarness(t, nil)
+	logs := &lockedBuffer{}
+	e, err := newEngine(Options{JetStream: h.js, InstanceID: "a", Graph: h.graph, Clock: h.clock,
+		Rules: rules, LeaseTTL: 2 * time.Second, Tick: 2 * time.Millisecond,
+		Tenants: []TenantOptions{{ID: "contoso.example"}}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv := &breakableKV{KeyValue: e.store.KV(), broken: make(chan struct{})}
+	e.store = e.store.WithKV(kv)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); e.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	h.settle("u1", inACall)
+	close(kv.broken)
+	h.apply(e, "u1", call("pbx", "c1", "ended", 1, false))
+	h.settle("u1", nil)
+	if !strings.Contains(logs.String(), "writer stopped") || !strings.Contains(logs.String(), "watch of user states ended") {
+		t.Fatalf("the writer's stop was not logged with its reason:\n%s", logs.String())
+	}
+}
