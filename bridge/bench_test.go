@@ -24,6 +24,7 @@ func benchConfig(b *testing.B, n int) string {
 	}
 	return fmt.Sprintf(`
 log: {level: warn}
+worker: {lanes: 8}
 http: {listen: "127.0.0.1:0"}
 nats: {embedded: true, store_dir: %q}
 graph:
@@ -227,4 +228,49 @@ func converged(em *emulator.Emulator, users int, want string) string {
 		}
 	}
 	return ""
+}
+
+// BenchmarkApplyBacklog measures the apply stage draining a backlog: one
+// op is one event. b.N call events for 1,000 users (each user's calls
+// alternate active and ended) are stored in JetStream while the consumer
+// is stopped; the timer runs from starting the consumer and writers until
+// every event is settled (presence_bridge_events_processed_total). On the
+// path: the durable consumer, the lanes, the directory, the state KV
+// (read and compare-and-set) and the ack; the writers run beside it and
+// send what changed to the in-process emulator within Graph's budget, as
+// in production.
+func BenchmarkApplyBacklog(b *testing.B) {
+	const users, batch = 1000, 100
+	// Graph's published budget, as in production: the writers send at
+	// most 10,000 calls per 30 s, the newest state of each user.
+	br := startBridge(b, strings.Replace(benchConfig(b, users), ", budget: 100000000}", "}", 1))
+	br.StopWorker()
+	url := "http://" + br.Addr() + "/v1/events"
+	client := &http.Client{}
+	start := time.Now().Add(-time.Hour)
+	states := []string{"active", "ended"}
+	for from := 0; from < b.N; from += batch {
+		events := make([]string, 0, batch)
+		for i := from; i < min(from+batch, b.N); i++ {
+			u := i % users
+			events = append(events, callEvent(fmt.Sprintf("a%d", i), benchUser(u), "c1", states[(i/users)%2], start.Add(time.Duration(i)*time.Millisecond)))
+		}
+		if err := postBody(client, url, `{"events":[`+strings.Join(events, ",")+`]}`); err != nil {
+			b.Fatal(err)
+		}
+	}
+	before := br.Processed()
+	b.ResetTimer()
+	if err := br.StartWorker(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for br.Processed() < before+float64(b.N) {
+		if time.Now().After(deadline) {
+			b.Fatalf("%v of %d events settled after 5 minutes", br.Processed()-before, b.N)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
 }

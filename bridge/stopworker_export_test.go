@@ -1,9 +1,17 @@
 package bridge
 
-// StopWorker stops the bridge's consumer and engine and leaves its HTTP
+import (
+	"context"
+
+	dto "github.com/prometheus/client_model/go"
+)
+
+// StopWorker stops the bridge's consumer and writers and leaves its HTTP
 // ingest running, so that a benchmark can measure ingest alone: events
 // are stored in JetStream and nothing reads them.
 func (b *Bridge) StopWorker() {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.stopConsume != nil {
 		b.stopConsume()
 		b.stopConsume = nil
@@ -12,4 +20,24 @@ func (b *Bridge) StopWorker() {
 		b.stopWriters()
 		b.stopWriters = nil
 	}
+}
+
+// StartWorker starts what StopWorker stopped.
+func (b *Bridge) StartWorker(ctx context.Context) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.startWorker(ctx)
+}
+
+// Processed is how many events the apply stage has settled, whatever
+// the outcome.
+func (b *Bridge) Processed() float64 {
+	var n float64
+	for _, outcome := range []string{"applied", "retry", "dead_letter"} {
+		var m dto.Metric
+		if err := b.metrics.outcomes.WithLabelValues(outcome).Write(&m); err == nil {
+			n += m.GetCounter().GetValue()
+		}
+	}
+	return n
 }

@@ -1,7 +1,6 @@
 package apply
 
 import (
-	"encoding/json"
 	"hash/fnv"
 	"sync"
 	"time"
@@ -29,9 +28,11 @@ type lane struct {
 	handling *held
 }
 
-// held is a message in a lane and when JetStream last heard of it.
+// held is a message in a lane, decoded once, and when JetStream last
+// heard of it.
 type held struct {
 	msg     jetstream.Msg
+	decoded decoded
 	touched time.Time
 }
 
@@ -57,7 +58,8 @@ func (w *Worker) startLanes() {
 // events may then be applied out of order, which the state's ordering by
 // event time makes harmless.
 func (w *Worker) Dispatch(msg jetstream.Msg) {
-	l := w.lanes[w.laneOf(msg)]
+	d := decode(msg.Data())
+	l := w.lanes[w.laneOf(msg.Subject(), d)]
 	l.mu.Lock()
 	select {
 	case <-w.stop:
@@ -74,7 +76,7 @@ func (w *Worker) Dispatch(msg jetstream.Msg) {
 		w.opts.Count(OutcomeRetry)
 		return
 	}
-	l.waiting = append(l.waiting, &held{msg: msg, touched: time.Now()})
+	l.waiting = append(l.waiting, &held{msg: msg, decoded: d, touched: time.Now()})
 	l.mu.Unlock()
 	select {
 	case l.wake <- struct{}{}:
@@ -84,13 +86,13 @@ func (w *Worker) Dispatch(msg jetstream.Msg) {
 
 // laneOf hashes the event's tenant and user to a lane; a message that does
 // not decode goes to the lane of its subject and is dead-lettered there.
-func (w *Worker) laneOf(msg jetstream.Msg) int {
+func (w *Worker) laneOf(subject string, d decoded) int {
 	if len(w.lanes) == 1 {
 		return 0
 	}
-	key := msg.Subject()
-	var ev struct{ Source, User string }
-	if json.Unmarshal(msg.Data(), &ev) == nil && ev.User != "" {
+	key := subject
+	if d.err == nil && len(d.events) == 1 {
+		ev := d.events[0]
 		key = w.opts.Tenants[ev.Source] + "\x00" + adapters.NormalizeIdentity(w.opts.Identity[ev.Source].Apply(ev.User))
 	}
 	h := fnv.New32a()
@@ -122,7 +124,7 @@ func (w *Worker) runLane(l *lane) {
 		case <-w.stop:
 			w.settle(w.opts.Log, "nak", h.msg.Nak())
 		default:
-			w.Handle(h.msg)
+			w.handle(h.msg, h.decoded)
 		}
 
 		l.mu.Lock()

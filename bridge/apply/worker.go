@@ -106,10 +106,13 @@ const (
 )
 
 // Handle processes and settles one message.
-func (w *Worker) Handle(msg jetstream.Msg) {
+func (w *Worker) Handle(msg jetstream.Msg) { w.handle(msg, decode(msg.Data())) }
+
+// handle processes and settles a message already decoded.
+func (w *Worker) handle(msg jetstream.Msg, d decoded) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := w.process(ctx, msg.Subject(), msg.Data())
+	err := w.process(ctx, msg.Subject(), d)
 	log := w.opts.Log.With("subject", msg.Subject())
 	if err == nil {
 		w.settle(log, "ack", msg.Ack())
@@ -160,8 +163,19 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream
 	w.opts.Count(OutcomeDeadLetter)
 }
 
-func (w *Worker) process(ctx context.Context, subject string, data []byte) error {
+// decoded is a message's events as decoded and validated, or why not.
+type decoded struct {
+	events []adapters.Event
+	err    error
+}
+
+func decode(data []byte) decoded {
 	events, err := adapters.DecodeEvents(data)
+	return decoded{events: events, err: err}
+}
+
+func (w *Worker) process(ctx context.Context, subject string, d decoded) error {
+	events, err := d.events, d.err
 	if err != nil {
 		return fault.Permanently("invalid event", err)
 	}

@@ -127,7 +127,7 @@ func testWorker(t *testing.T, opts Options, g *gate) (*Worker, func(user string)
 func otherLane(w *Worker, user string) string {
 	for i := 0; ; i++ {
 		other := fmt.Sprintf("calm%d@contoso.example", i)
-		if w.laneOf(eventMsg("x", other)) != w.laneOf(eventMsg("x", user)) {
+		if laneOfMsg(w, eventMsg("x", other)) != laneOfMsg(w, eventMsg("x", user)) {
 			return other
 		}
 	}
@@ -280,3 +280,5 @@ func TestRetryDelay(t *testing.T) {
 		})
 	}
 }
+
+func laneOfMsg(w *Worker, m jetstream.Msg) int { return w.laneOf(m.Subject(), decode(m.Data())) }

@@ -47,8 +47,9 @@ func (e *fullError) Is(target error) bool { return target == ErrFull || target =
 // succeeds. Every other method is safe to call at any time and answers
 // ErrUnavailable while not connected.
 type Queue struct {
-	cfg     config.NATS
-	log     *slog.Logger
+	cfg        config.NATS
+	log        *slog.Logger
+	maxPending int
 	conn    atomic.Pointer[conn]
 	full    refusals
 	errMu   sync.Mutex
@@ -63,9 +64,13 @@ type conn struct {
 	events jetstream.Stream
 }
 
-// New returns a queue for cfg that is not connected yet.
-func New(cfg config.NATS, log *slog.Logger) *Queue {
-	return &Queue{cfg: cfg, log: log, lastErr: errors.New("not connected yet")}
+// New returns a queue for cfg that is not connected yet. maxPending is
+// how many events the consumer hands out before earlier ones are settled,
+// across every bridge: well within what the apply stage's lanes can hold
+// (half, as users do not spread evenly over lanes), so that an event is
+// seldom handed to a bridge that must give it back unread.
+func New(cfg config.NATS, maxPending int, log *slog.Logger) *Queue {
+	return &Queue{cfg: cfg, maxPending: maxPending, log: log, lastErr: errors.New("not connected yet")}
 }
 
 // Connect starts the embedded server when configured, connects, and
@@ -258,7 +263,7 @@ func (q *Queue) ensureStreams(ctx context.Context, js jetstream.JetStream) (jets
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       q.cfg.AckWait,
 		MaxDeliver:    -1,
-		MaxAckPending: 10000,
+		MaxAckPending: max(q.maxPending, 1),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("create consumer %s: %w", q.cfg.Consumer, err)

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"regexp"
 	"strings"
 	"sync"
 	"time"
@@ -24,10 +23,27 @@ var ErrUnknownUser = errors.New("unknown user")
 // an error wrapping ErrUnknownUser when Graph does not know the user.
 type LookupFunc func(ctx context.Context, tenant, upn string) (string, error)
 
-var objectID = regexp.MustCompile(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)
-
 // IsObjectID reports whether s looks like an Entra object id (a GUID).
-func IsObjectID(s string) bool { return objectID.MatchString(s) }
+// It runs for every event, so it is a plain loop rather than a regexp.
+func IsObjectID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
 
 // Options configure a Directory.
 type Options struct {

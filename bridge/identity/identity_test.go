@@ -199,3 +199,23 @@ func TestResolveWithoutLookup(t *testing.T) {
 		t.Errorf("ext:9999: %v, want unknown", err)
 	}
 }
+
+func TestIsObjectID(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want bool
+	}{
+		{"fa8bf3dc-eca7-46b7-bad1-db199b62afc3", true},
+		{"FA8BF3DC-ECA7-46B7-BAD1-DB199B62AFC3", true},
+		{"fa8bf3dc-eca7-46b7-bad1-db199b62afc", false},
+		{"fa8bf3dc-eca7-46b7-bad1-db199b62afc3a", false},
+		{"fa8bf3dceeca7-46b7-bad1-db199b62afc3", false},
+		{"fa8bf3dc-eca7-46b7-bad1-db199b62afg3", false},
+		{"alice@contoso.example", false},
+		{"", false},
+	} {
+		if got := IsObjectID(tt.in); got != tt.want {
+			t.Errorf("IsObjectID(%q) = %v, want %v", tt.in, got, tt.want)
+		}
+	}
+}

@@ -23,6 +23,7 @@ type Store struct {
 	rules   Rules
 	maxSize int
 	clock   Clock
+	recent  *recentStates
 }
 
 // Clock tells the time; tests use a fake one.
@@ -90,7 +91,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", opts.Bucket, err)
 	}
-	return &Store{kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock}, nil
+	return &Store{kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax)}, nil
 }
 
 // WithKV returns a copy of s on another handle of its bucket, for tests
@@ -98,6 +99,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 func (s *Store) WithKV(kv jetstream.KeyValue) *Store {
 	c := *s
 	c.kv = kv
+	c.recent = newRecentStates(recentStatesMax)
 	return &c
 }
 
@@ -132,7 +134,7 @@ func (s *Store) Apply(ctx context.Context, tenant, userID string, ev adapters.Ev
 	now := s.clock.Now()
 	r := s.rules
 	protect := claimID(ev)
-	_, _, err := s.UpdateWithin(ctx, tenant, userID, s.maxSize, func(st *UserState) bool {
+	_, _, err := s.update(ctx, tenant, userID, s.maxSize, true, func(st *UserState) bool {
 		st.Tenant, st.UserID = tenant, userID
 		return applyEvent(st, ev, r, now)
 	}, func(st *UserState) bool {
@@ -166,18 +168,29 @@ var errConflict = errors.New("state changed concurrently")
 
 // Get returns the user's state and its revision (0 when there is none).
 func (s *Store) Get(ctx context.Context, tenant, userID string) (UserState, uint64, error) {
+	st, rev, _, err := s.read(ctx, tenant, userID)
+	return st, rev, err
+}
+
+// read is Get that also returns the state as stored.
+func (s *Store) read(ctx context.Context, tenant, userID string) (UserState, uint64, []byte, error) {
 	entry, err := s.kv.Get(ctx, UserKey(tenant, userID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return UserState{Tenant: tenant, UserID: userID}, 0, nil
+		return UserState{Tenant: tenant, UserID: userID}, 0, nil, nil
 	}
 	if err != nil {
-		return UserState{}, 0, fmt.Errorf("read state of %s: %w", userID, err)
+		return UserState{}, 0, nil, fmt.Errorf("read state of %s: %w", userID, err)
 	}
+	st, err := decode(entry.Value(), userID)
+	return st, entry.Revision(), entry.Value(), err
+}
+
+func decode(data []byte, userID string) (UserState, error) {
 	var st UserState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil {
-		return UserState{}, 0, fmt.Errorf("decode state of %s: %w", userID, err)
+	if err := json.Unmarshal(data, &st); err != nil {
+		return UserState{}, fmt.Errorf("decode state of %s: %w", userID, err)
 	}
-	return st, entry.Revision(), nil
+	return st, nil
 }
 
 // ErrStateTooLarge means a user's state would not fit under the size
@@ -198,15 +211,44 @@ func (s *Store) Update(ctx context.Context, tenant, userID string, change func(*
 // it smaller; when it can not, nothing is written and the error wraps
 // ErrStateTooLarge. Any other failure to write is worth retrying.
 func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
+	return s.update(ctx, tenant, userID, limit, false, change, shrink)
+}
+
+// update is UpdateWithin; with fromRecent, it starts from the state this
+// Store last read or wrote for the user, when it has one, instead of
+// reading it: the compare-and-set still fails when anyone changed the
+// state since, and the state is then read. A decision to write nothing is
+// only ever taken on a state just read.
+func (s *Store) update(ctx context.Context, tenant, userID string, limit int, fromRecent bool, change, shrink func(*UserState) bool) (UserState, uint64, error) {
+	key := UserKey(tenant, userID)
 	for attempt := 0; attempt < 100; attempt++ {
-		st, rev, err := s.Get(ctx, tenant, userID)
+		var st UserState
+		var rev uint64
+		var data []byte
+		var err error
+		recent := false
+		if fromRecent && attempt == 0 {
+			rev, data, recent = s.recent.get(key)
+		}
+		if recent {
+			st, err = decode(data, userID)
+		} else {
+			st, rev, data, err = s.read(ctx, tenant, userID)
+		}
 		if err != nil {
+			s.recent.drop(key)
 			return st, 0, err
 		}
 		if !change(&st) {
+			if recent {
+				continue // decide on what is stored, not on what was
+			}
+			if rev > 0 {
+				s.recent.put(key, rev, data)
+			}
 			return st, rev, nil
 		}
-		data, err := json.Marshal(st)
+		data, err = json.Marshal(st)
 		for err == nil && limit > 0 && len(data) > limit {
 			if shrink == nil || !shrink(&st) {
 				return st, 0, fmt.Errorf("%w for %s: %d bytes encoded, over the limit of %d", ErrStateTooLarge, userID, len(data), limit)
@@ -216,15 +258,16 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 		if err != nil {
 			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
-		key := UserKey(tenant, userID)
 		if rev == 0 {
 			rev, err = s.kv.Create(ctx, key, data)
 		} else {
 			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {
+			s.recent.put(key, rev, data)
 			return st, rev, nil
 		}
+		s.recent.drop(key)
 		if !isConflict(err) {
 			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
 		}
@@ -241,7 +284,9 @@ func isConflict(err error) bool {
 // Forget deletes the user's state if it is still at revision rev; a state
 // changed since is kept, and that is no error.
 func (s *Store) Forget(ctx context.Context, tenant, userID string, rev uint64) error {
-	err := s.kv.Delete(ctx, UserKey(tenant, userID), jetstream.LastRevision(rev))
+	key := UserKey(tenant, userID)
+	s.recent.drop(key)
+	err := s.kv.Delete(ctx, key, jetstream.LastRevision(rev))
 	if err != nil && !isConflict(err) {
 		return fmt.Errorf("forget state of %s: %w", userID, err)
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
@@ -120,3 +122,64 @@ func BenchmarkApply(b *testing.B) {
 type fixedClock time.Time
 
 func (c fixedClock) Now() time.Time { return time.Time(c) }
+
+// countingKV counts the reads of a bucket.
+type countingKV struct {
+	jetstream.KeyValue
+	gets atomic.Int64
+}
+
+func (k *countingKV) Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error) {
+	k.gets.Add(1)
+	return k.KeyValue.Get(ctx, key)
+}
+
+// TestApplyStartsFromRecentState: the second event for a user costs no
+// read (the store starts from the state it wrote), and two stores (two
+// bridges) applying to one user in turns lose nothing: a state changed by
+// the other store fails the compare-and-set and is read again.
+func TestApplyStartsFromRecentState(t *testing.T) {
+	js, _ := natstest.Start(t)
+	ctx := context.Background()
+	open := func() (*Store, *countingKV) {
+		s, err := Open(ctx, js, Options{Rules: rules, Clock: fixedClock(t0)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		kv := &countingKV{KeyValue: s.KV()}
+		return s.WithKV(kv), kv
+	}
+	a, akv := open()
+	b, _ := open()
+	if err := a.Apply(ctx, "contoso.example", "u1", call("pbx", "c0", "active", 0, false)); err != nil {
+		t.Fatal(err)
+	}
+	before := akv.gets.Load()
+	if err := a.Apply(ctx, "contoso.example", "u1", call("pbx", "c1", "active", 1, false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := akv.gets.Load() - before; n != 0 {
+		t.Fatalf("applying to a state the store just wrote read it %d times, want 0", n)
+	}
+	for i := 2; i < 12; i++ {
+		s := []*Store{a, b}[i%2]
+		if err := s.Apply(ctx, "contoso.example", "u1", call("pbx", fmt.Sprintf("c%d", i), "active", i, false)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _, err := a.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Calls) != 12 {
+		t.Fatalf("two stores applying in turns kept %d of 12 calls", len(st.Calls))
+	}
+	// A duplicate is judged on the stored state, never on a remembered one.
+	before = akv.gets.Load()
+	if err := a.Apply(ctx, "contoso.example", "u1", call("pbx", "c11", "active", 11, false)); err != nil {
+		t.Fatal(err)
+	}
+	if akv.gets.Load() == before {
+		t.Fatal("a duplicate was dropped on a remembered state without reading the stored one")
+	}
+}
