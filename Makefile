@@ -29,7 +29,8 @@ bench-e2e: ## Compare the bridge with a bare Gin+JetStream handler from outside 
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
 	$(GO) build -o "$$dir/presence-bridge" ./cmd/presence-bridge && \
 	$(GO) build -o "$$dir/presence-load" ./cmd/presence-load && \
-	"$$dir/presence-load" e2e --bridge "$$dir/presence-bridge" --config cmd/presence-load/bridge.yaml
+	"$$dir/presence-load" e2e --bridge "$$dir/presence-bridge" --config cmd/presence-load/bridge.yaml \
+	  --revision "$$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo +changes)"
 
 fuzz: ## Run every fuzz target for FUZZTIME each.
 	@for pkg in $$($(GO) list ./...); do \

@@ -88,6 +88,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&o.users, "users", 1000, "distinct users the events are about")
 		fs.Float64Var(&o.rate, "rate", 2000, "the fixed rate of the latency runs, events per second")
 		fs.DurationVar(&o.applyWait, "apply-wait", 5*time.Minute, "how long to wait for the bridge to apply what it accepted")
+		fs.StringVar(&o.revision, "revision", "an unnamed commit", "the commit measured, printed in the header")
 		if fs.Parse(args) != nil {
 			return exitUsage
 		}

@@ -188,6 +188,10 @@ func post(ctx context.Context, o postOptions) (result, error) {
 	return r, nil
 }
 
+// errNotProcessed means the bridge did not process every accepted event
+// within the wait.
+var errNotProcessed = errors.New("not processed in time")
+
 // waitProcessed polls the bridge's metrics until it has processed (beyond
 // before) as many events as were accepted, and records when.
 func waitProcessed(ctx context.Context, client *http.Client, o postOptions, start time.Time, before map[string]float64, r *result) error {
@@ -213,7 +217,7 @@ func waitProcessed(ctx context.Context, client *http.Client, o postOptions, star
 			return nil
 		}
 		if now.After(deadline) {
-			return fmt.Errorf("the bridge processed %.0f of %d accepted events within %s", done-base, r.accepted, o.applyWait)
+			return fmt.Errorf("%w: the bridge processed %.0f of %d accepted events within %s", errNotProcessed, done-base, r.accepted, o.applyWait)
 		}
 		select {
 		case <-ctx.Done():
