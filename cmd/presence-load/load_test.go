@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -319,7 +320,7 @@ func TestWaitProcessed(t *testing.T) {
 	o.applyWait = time.Nanosecond
 	r = result{accepted: 1000}
 	err = waitProcessed(ctx, srv.Client(), o, start, before, &r)
-	if err == nil || !strings.Contains(err.Error(), "of 1000 accepted events") {
+	if !errors.Is(err, errNotProcessed) || !strings.Contains(err.Error(), "of 1000 accepted events") {
 		t.Errorf("err = %v, want the bridge to fall short", err)
 	}
 }
