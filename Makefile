@@ -5,10 +5,10 @@ FUZZTIME ?= 60s
 SOAK    ?= 10m
 BENCHTIME ?= 1s
 
-.PHONY: help run test race vet bench fuzz soak sdk-test build docker
+.PHONY: help run test race vet bench bench-e2e fuzz soak sdk-test build docker
 
 help: ## List the targets.
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-8s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
 
 run: ## Run the bridge on its embedded default (NATS and Graph emulator in-process).
 	$(GO) run ./cmd/presence-bridge --config $(CONFIG)
@@ -24,6 +24,13 @@ vet: ## Run go vet.
 
 bench: ## Run every benchmark for BENCHTIME (default 1s); BENCHMARKS.md says what each measures.
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+
+bench-e2e: ## Compare the bridge with a bare Gin+JetStream handler from outside (issue 10's acceptance).
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	$(GO) build -o "$$dir/presence-bridge" ./cmd/presence-bridge && \
+	$(GO) build -o "$$dir/presence-load" ./cmd/presence-load && \
+	"$$dir/presence-load" e2e --bridge "$$dir/presence-bridge" --config cmd/presence-load/bridge.yaml \
+	  --revision "$$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo +changes)"
 
 fuzz: ## Run every fuzz target for FUZZTIME each.
 	@for pkg in $$($(GO) list ./...); do \

@@ -1,0 +1,305 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// e2eOptions configure the end-to-end comparison.
+type e2eOptions struct {
+	bridge    string // the presence-bridge binary
+	config    string // the bench configuration template
+	duration  time.Duration
+	conns     int
+	users     int
+	rate      float64
+	applyWait time.Duration
+	revision  string // the commit measured, for the header
+}
+
+// Issue 10's targets.
+const (
+	targetIngest  = 0.85 // bridge accepted/s over bare accepted/s, at least
+	targetApplied = 0.50 // bridge accepted-and-applied/s over bare accepted/s, at least
+	targetP99     = 3.0  // bridge p99 over bare p99 at a fixed rate, at most
+)
+
+const benchToken = "bench-token"
+
+// runE2E runs the comparison: the bare handler and then the bridge, each a
+// child process of its own with a fresh store, at full speed and then at
+// the fixed rate. It prints the runs and a table, and reports whether
+// every target was met.
+func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return false, fmt.Errorf("find own binary: %w", err)
+	}
+	dir, err := os.MkdirTemp("", "presence-load-e2e-")
+	if err != nil {
+		return false, err
+	}
+	defer os.RemoveAll(dir)
+	load := postOptions{token: benchToken, source: "bench", domain: "contoso.example",
+		duration: o.duration, conns: o.conns, users: o.users, applyWait: o.applyWait}
+
+	fmt.Fprintf(stdout, "presence-load e2e: %d users, %d connections, %s per run, %d CPUs, %s, built from %s\n",
+		o.users, o.conns, o.duration, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339), o.revision)
+	var runs [4]result
+	for i, phase := range []struct {
+		bridge bool
+		rate   float64
+	}{{false, 0}, {true, 0}, {false, o.rate}, {true, o.rate}} {
+		name := "bare"
+		if phase.bridge {
+			name = "bridge"
+		}
+		port, err := freePort()
+		if err != nil {
+			return false, err
+		}
+		base := "http://127.0.0.1:" + strconv.Itoa(port)
+		runDir := filepath.Join(dir, fmt.Sprintf("%d-%s", i, name))
+		if err := os.Mkdir(runDir, 0o700); err != nil {
+			return false, err
+		}
+		var c *child
+		if phase.bridge {
+			cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users)
+			if err != nil {
+				return false, err
+			}
+			cfgPath := filepath.Join(runDir, "bridge.yaml")
+			if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+				return false, err
+			}
+			c, err = startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath)
+			if err != nil {
+				return false, err
+			}
+			err = c.waitReady(ctx, base+"/readyz")
+		} else {
+			c, err = startChild(ctx, runDir, self, "bare", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--token", benchToken)
+			if err != nil {
+				return false, err
+			}
+			err = c.waitReady(ctx, base+"/")
+		}
+		if err != nil {
+			c.stop()
+			return false, fmt.Errorf("%s: %w\n%s", name, err, c.tail())
+		}
+		opts := load
+		opts.url, opts.rate = base+"/v1/events", phase.rate
+		if phase.bridge && phase.rate == 0 {
+			opts.metrics = base + "/metrics"
+		}
+		r, err := post(ctx, opts)
+		c.stop()
+		if err != nil && !errors.Is(err, errNotProcessed) {
+			return false, fmt.Errorf("%s: %w\n%s", name, err, c.tail())
+		}
+		fmt.Fprintf(stdout, "\n%s, ", name)
+		r.print(stdout)
+		if err != nil {
+			fmt.Fprintln(stdout, err) // counted as none applied
+		}
+		runs[i] = r
+	}
+	return printTable(stdout, o.rate, runs), nil
+}
+
+// printTable prints the comparison and returns whether every target was
+// met. runs are bare and bridge at full speed, then bare and bridge at the
+// fixed rate.
+func printTable(w io.Writer, rate float64, runs [4]result) bool {
+	bare, bridge, bareRate, bridgeRate := runs[0], runs[1], runs[2], runs[3]
+	ok := true
+	verdict := func(met bool) string {
+		if met {
+			return "ok"
+		}
+		ok = false
+		return "MISSED"
+	}
+	ingest := ratio(bridge.acceptedPerSecond(), bare.acceptedPerSecond())
+	applied := ratio(bridge.appliedPerSecond(), bare.acceptedPerSecond())
+	p99Bare, p99Bridge := percentile(bareRate.latencies, 99), percentile(bridgeRate.latencies, 99)
+	p99 := ratio(float64(p99Bridge), float64(p99Bare))
+	fmt.Fprintf(w, "\n%-38s %12s %12s %8s %9s\n", "", "bare", "bridge", "ratio", "target")
+	fmt.Fprintf(w, "%-38s %12.0f %12.0f %7.0f%% %9s  %s\n", "accepted/s at full speed",
+		bare.acceptedPerSecond(), bridge.acceptedPerSecond(), 100*ingest, ">= 85%", verdict(ingest >= targetIngest))
+	fmt.Fprintf(w, "%-38s %12.0f %12.0f %7.0f%% %9s  %s\n", "accepted and applied/s, whole run",
+		bare.acceptedPerSecond(), bridge.appliedPerSecond(), 100*applied, ">= 50%", verdict(applied >= targetApplied))
+	fmt.Fprintf(w, "%-38s %12s %12s %7.1fx %9s  %s\n", fmt.Sprintf("p99 latency at %.0f/s", rate),
+		ms(p99Bare), ms(p99Bridge), p99, "<= 3x", verdict(p99 <= targetP99 && p99Bare > 0))
+	fmt.Fprintln(w, "(the bare handler applies nothing: its accepted/s stands in both rows)")
+	for _, r := range runs {
+		if r.rejected+r.errors > 0 {
+			fmt.Fprintln(w, "some requests were not accepted; see the runs above")
+			return false
+		}
+	}
+	return ok
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// benchConfig returns the bench configuration template with the HTTP
+// port, the NATS store and users bench users filled in.
+func benchConfig(path string, port int, storeDir string, users int) ([]byte, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read bench config: %w", err)
+	}
+	var cfg map[string]any
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	httpCfg, err1 := section(cfg, "http")
+	natsCfg, err2 := section(cfg, "nats")
+	graphCfg, err3 := section(cfg, "graph")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	emCfg, err := section(graphCfg, "emulator")
+	if err != nil {
+		return nil, fmt.Errorf("%s: graph.%w", path, err)
+	}
+	tenants, _ := emCfg["tenants"].([]any)
+	if len(tenants) != 1 {
+		return nil, fmt.Errorf("%s: graph.emulator.tenants must list one tenant", path)
+	}
+	tenant, ok := tenants[0].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: graph.emulator.tenants[0] must be a mapping", path)
+	}
+	list := make([]any, users)
+	for u := range users {
+		list[u] = map[string]any{
+			"id":                  fmt.Sprintf("10ad0000-0000-4000-8000-%012d", u),
+			"user_principal_name": userName(u, "contoso.example"),
+		}
+	}
+	tenant["users"] = list
+	httpCfg["listen"] = "127.0.0.1:" + strconv.Itoa(port)
+	natsCfg["store_dir"] = storeDir
+	return yaml.Marshal(cfg)
+}
+
+func section(m map[string]any, key string) (map[string]any, error) {
+	s, ok := m[key].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s: a mapping is required", key)
+	}
+	return s, nil
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("find a free port: %w", err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// child is a server run as a child process, its output in a log file. It
+// is stopped with SIGTERM, killed if it does not stop, and killed when
+// this process dies.
+type child struct {
+	cmd     *exec.Cmd
+	logPath string
+	exited  chan struct{}
+	cancel  context.CancelFunc
+}
+
+func startChild(ctx context.Context, dir, name string, args ...string) (*child, error) {
+	logPath := filepath.Join(dir, "log")
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
+	cmd.WaitDelay = 30 * time.Second
+	dieWithParent(cmd)
+	if err := cmd.Start(); err != nil {
+		cancel()
+		logFile.Close()
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	c := &child{cmd: cmd, logPath: logPath, exited: make(chan struct{}), cancel: cancel}
+	go func() {
+		_ = cmd.Wait()
+		logFile.Close()
+		close(c.exited)
+	}()
+	return c, nil
+}
+
+// stop ends the child and waits until it has exited.
+func (c *child) stop() {
+	c.cancel()
+	<-c.exited
+}
+
+// waitReady polls url until it answers (200 for a /readyz, any answer for
+// anything else), for at most a minute.
+func (c *child) waitReady(ctx context.Context, url string) error {
+	client := &http.Client{Timeout: 2 * time.Second}
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := client.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK || !strings.HasSuffix(url, "/readyz") {
+				return nil
+			}
+		}
+		select {
+		case <-c.exited:
+			return errors.New("exited before it was ready")
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not ready within a minute at %s", url)
+		}
+	}
+}
+
+// tail returns the last lines of the child's log.
+func (c *child) tail() string {
+	data, err := os.ReadFile(c.logPath)
+	if err != nil {
+		return ""
+	}
+	lines := bytes.Split(bytes.TrimSpace(data), []byte("\n"))
+	return string(bytes.Join(lines[max(0, len(lines)-20):], []byte("\n")))
+}

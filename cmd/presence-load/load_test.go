@@ -1,0 +1,383 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+)
+
+func TestPercentile(t *testing.T) {
+	ms := func(n ...int) []time.Duration {
+		out := make([]time.Duration, len(n))
+		for i, v := range n {
+			out[i] = time.Duration(v) * time.Millisecond
+		}
+		return out
+	}
+	hundred := make([]int, 100)
+	for i := range hundred {
+		hundred[i] = i + 1
+	}
+	for _, tc := range []struct {
+		name   string
+		sorted []time.Duration
+		p      float64
+		want   time.Duration
+	}{
+		{"none", nil, 99, 0},
+		{"one", ms(7), 50, 7 * time.Millisecond},
+		{"one at p100", ms(7), 100, 7 * time.Millisecond},
+		{"median of four is the second", ms(1, 2, 3, 4), 50, 2 * time.Millisecond},
+		{"p99 of 1..100", ms(hundred...), 99, 99 * time.Millisecond},
+		{"p50 of 1..100", ms(hundred...), 50, 50 * time.Millisecond},
+		{"max", ms(hundred...), 100, 100 * time.Millisecond},
+		{"p99 of ten is the largest", ms(1, 2, 3, 4, 5, 6, 7, 8, 9, 10), 99, 10 * time.Millisecond},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := percentile(tc.sorted, tc.p); got != tc.want {
+				t.Errorf("percentile(%v, %v) = %v, want %v", tc.sorted, tc.p, got, tc.want)
+			}
+		})
+	}
+}
+
+// exposition is what a bridge's /metrics page looks like around the
+// processed counter.
+const exposition = `# HELP presence_bridge_events_processed_total Events taken from JetStream, by outcome (applied, retry, dead_letter).
+# TYPE presence_bridge_events_processed_total counter
+presence_bridge_events_processed_total{outcome="applied"} 1.2e+06
+presence_bridge_events_processed_total{outcome="dead_letter"} 3
+presence_bridge_events_processed_total{outcome="retry"} 40
+# HELP presence_bridge_http_requests_total HTTP requests answered, by route and status.
+presence_bridge_http_requests_total{route="/v1/events",status="202"} 1.200003e+06
+presence_bridge_events_processed_total_extra 99
+go_goroutines 12
+`
+
+func TestSumByLabel(t *testing.T) {
+	for _, tc := range []struct {
+		name, text, metric, label string
+		want                      map[string]float64
+		wantErr                   string
+	}{
+		{name: "bridge page", text: exposition, metric: processedMetric, label: outcomeLabel,
+			want: map[string]float64{"applied": 1.2e6, "dead_letter": 3, "retry": 40}},
+		{name: "other metric", text: exposition, metric: "presence_bridge_http_requests_total", label: "status",
+			want: map[string]float64{"202": 1200003}},
+		{name: "absent", text: exposition, metric: "nope_total", label: "x", want: map[string]float64{}},
+		{name: "no labels", text: "go_goroutines 12\n", metric: "go_goroutines", label: "x", want: map[string]float64{"": 12}},
+		{name: "same label value summed", text: "m{a=\"x\",b=\"1\"} 2\nm{b=\"2\",a=\"x\"} 3 1700000000000\n", metric: "m", label: "a",
+			want: map[string]float64{"x": 5}},
+		{name: "escapes and spaces", text: `m{ a = "q\"u\\o\nte" , } 1` + "\n", metric: "m", label: "a",
+			want: map[string]float64{"q\"u\\o\nte": 1}},
+		{name: "comma and brace inside a value", text: `m{a="x,}y"} 4`, metric: "m", label: "a", want: map[string]float64{"x,}y": 4}},
+		{name: "bad value", text: "m 1x\n", metric: "m", label: "a", wantErr: "line 1: bad value"},
+		{name: "NaN", text: "m NaN\n", metric: "m", label: "a", wantErr: "bad value"},
+		{name: "no value", text: "#\nm{a=\"b\"}\n", metric: "m", label: "a", wantErr: "line 2: want a value"},
+		{name: "unterminated", text: `m{a="b} 1`, metric: "m", label: "a", wantErr: "unterminated"},
+		{name: "unquoted", text: `m{a=b} 1`, metric: "m", label: "a", wantErr: "not quoted"},
+		{name: "no equals", text: `m{a} 1`, metric: "m", label: "a", wantErr: "bad label"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := sumByLabel([]byte(tc.text), tc.metric, tc.label)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Errorf("got %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestProcessedLeavesOutRetries(t *testing.T) {
+	done, by, err := processed([]byte(exposition))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if done != 1.2e6+3 || by["retry"] != 40 {
+		t.Errorf("processed = %v, %v; want 1200003 done and 40 retries", done, by)
+	}
+}
+
+func FuzzSumByLabel(f *testing.F) {
+	for _, s := range []string{exposition, `m{a="x\"y"} 1 2`, "m{", `m{a="`, "m 1e400", "m -Inf", "\n\n#"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, text string) {
+		if len(text) > 1<<16 {
+			return
+		}
+		for _, m := range []string{processedMetric, "m"} {
+			sums, err := sumByLabel([]byte(text), m, "a")
+			if err == nil && sums == nil {
+				t.Fatal("nil sums without an error")
+			}
+		}
+	})
+}
+
+// TestEventsAreValidCanonicalEvents decodes what the generator posts with
+// the bridge's own decoder: every event valid, ids distinct, users spread,
+// each user's calls walking ringing, active, ended.
+func TestEventsAreValidCanonicalEvents(t *testing.T) {
+	g := &generator{opts: postOptions{source: "bench", users: 3}, runID: "r1", names: []string{"user0000@x.example", "user0001@x.example", "user0002@x.example"}}
+	ids := map[string]bool{}
+	var user1 []string
+	for i := range int64(12) {
+		events, err := adapters.DecodeEvents(g.event(nil, i))
+		if err != nil {
+			t.Fatalf("event %d: %v", i, err)
+		}
+		e := events[0]
+		if ids[e.ID] {
+			t.Errorf("event %d repeats id %s", i, e.ID)
+		}
+		ids[e.ID] = true
+		if want := g.names[i%3]; e.User != want || e.Source != "bench" || e.Type != adapters.TypeCall {
+			t.Errorf("event %d is %+v, want a call of %s from bench", i, e, want)
+		}
+		if i%3 == 1 {
+			user1 = append(user1, e.CallID+" "+e.State)
+		}
+	}
+	want := []string{"r1-1-0 ringing", "r1-1-0 active", "r1-1-0 ended", "r1-1-1 ringing"}
+	if fmt.Sprint(user1) != fmt.Sprint(want) {
+		t.Errorf("user 1's events are %v, want %v", user1, want)
+	}
+	req := g.request(nil, 0)
+	if !bytes.HasPrefix(req, []byte("POST ")) || !bytes.Contains(req, []byte("Content-Length: ")) {
+		t.Errorf("request %q", req)
+	}
+}
+
+// startBare serves the bare handler on a loopback port for the test.
+func startBare(t *testing.T, token string) (*bare, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	b, err := newBare(ctx, t.TempDir(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: b.Handler()}
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(func() {
+		_ = srv.Close()
+		b.Close()
+	})
+	return b, "http://" + ln.Addr().String() + "/v1/events"
+}
+
+func TestBare(t *testing.T) {
+	const token = "s3cret-token"
+	b, url := startBare(t, token)
+	valid := `{"id":"e1","source":"bench","type":"call","user":"user0001@contoso.example","occurredAt":"2026-01-02T03:04:05Z","callId":"c1","state":"ringing"}`
+	for _, tc := range []struct {
+		name, auth, body string
+		want             int
+	}{
+		{"valid", "Bearer " + token, valid, http.StatusAccepted},
+		{"the same id again", "Bearer " + token, valid, http.StatusAccepted},
+		{"no token", "", valid, http.StatusUnauthorized},
+		{"wrong token", "Bearer nope", valid, http.StatusUnauthorized},
+		{"token without scheme", token, valid, http.StatusUnauthorized},
+		{"not JSON", "Bearer " + token, `{"id":`, http.StatusBadRequest},
+		{"invalid event", "Bearer " + token, `{"id":"e2","source":"bench","type":"call","occurredAt":"2026-01-02T03:04:05Z","callId":"c1","state":"dialing"}`, http.StatusBadRequest},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(tc.body))
+			req.Header.Set("Content-Type", "application/json")
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var body bytes.Buffer
+			_, _ = body.ReadFrom(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != tc.want {
+				t.Errorf("status %d (%s), want %d", resp.StatusCode, body.String(), tc.want)
+			}
+			if strings.Contains(body.String(), token) {
+				t.Errorf("the answer %q shows the token", body.String())
+			}
+		})
+	}
+	// The two valid posts share a message id: JetStream stored one.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	stream, err := b.js.Stream(ctx, bareStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Errorf("the stream holds %d messages, want 1", info.State.Msgs)
+	}
+}
+
+// TestPostAgainstBare runs the load tool briefly against the bare handler:
+// at full speed every request is answered 202 and timed; at a fixed rate
+// exactly rate x duration requests are sent; with a wrong token nothing
+// is accepted and the token is not in the report.
+func TestPostAgainstBare(t *testing.T) {
+	const token = "s3cret-token"
+	_, url := startBare(t, token)
+	opts := postOptions{url: url, token: token, source: "bench", domain: "contoso.example",
+		duration: 100 * time.Millisecond, conns: 2, users: 10, applyWait: time.Minute}
+	if err := opts.check(); err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	r, err := post(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.accepted < 2 || r.rejected+r.errors != 0 || int64(len(r.latencies)) != r.accepted || r.elapsed <= 0 {
+		t.Errorf("full speed: %d accepted, %d rejected, %d errors (%s), %d latencies, elapsed %s",
+			r.accepted, r.rejected, r.errors, r.firstErr, len(r.latencies), r.elapsed)
+	}
+
+	opts.rate = 200 // one every 5 ms: 20 in 100 ms, however late
+	if r, err = post(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	if r.accepted != 20 || r.rejected+r.errors != 0 {
+		t.Errorf("at 200/s for 100 ms: %d accepted, %d rejected, %d errors (%s); want 20 accepted", r.accepted, r.rejected, r.errors, r.firstErr)
+	}
+
+	opts.rate, opts.token = 0, "wrong-"+token
+	if r, err = post(ctx, opts); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	r.print(&out)
+	if r.accepted != 0 || r.rejected == 0 || !strings.Contains(out.String(), "status 401") || strings.Contains(out.String(), token) {
+		t.Errorf("with a wrong token: %d accepted, %d rejected; report %q", r.accepted, r.rejected, out.String())
+	}
+}
+
+// TestWaitProcessed serves a /metrics page whose processed counter grows
+// by 4 at each scrape: the run waits until it covers the accepted events
+// (counted from the scrape before the load, retries left out) and fails
+// when the bridge does not get there in time.
+func TestWaitProcessed(t *testing.T) {
+	var scrapes atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		n := scrapes.Add(1)
+		fmt.Fprintf(w, "presence_bridge_events_processed_total{outcome=\"applied\"} %d\n", 100+4*n)
+		fmt.Fprintf(w, "presence_bridge_events_processed_total{outcome=\"retry\"} %d\n", 1000*n)
+	}))
+	defer srv.Close()
+	ctx := context.Background()
+	o := postOptions{metrics: srv.URL, applyWait: time.Minute}
+	_, before, err := scrape(ctx, srv.Client(), srv.URL) // 104 applied
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := result{accepted: 10}
+	start := time.Now()
+	if err := waitProcessed(ctx, srv.Client(), o, start, before, &r); err != nil {
+		t.Fatal(err)
+	}
+	// 108, 112, 116: the third scrape after the baseline covers 10.
+	if got := scrapes.Load(); got != 4 {
+		t.Errorf("%d scrapes, want 4", got)
+	}
+	if r.done <= 0 || r.outcomes["applied"] != 12 || r.outcomes["retry"] != 3000 {
+		t.Errorf("done %s, outcomes %v; want applied 12, retry 3000", r.done, r.outcomes)
+	}
+
+	o.applyWait = time.Nanosecond
+	r = result{accepted: 1000}
+	err = waitProcessed(ctx, srv.Client(), o, start, before, &r)
+	if !errors.Is(err, errNotProcessed) || !strings.Contains(err.Error(), "of 1000 accepted events") {
+		t.Errorf("err = %v, want the bridge to fall short", err)
+	}
+}
+
+// TestBenchConfig checks that the committed bench configuration, filled
+// in as e2e does, is a valid bridge configuration whose emulator knows
+// every bench user.
+func TestBenchConfig(t *testing.T) {
+	dir := t.TempDir()
+	data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if cfg.HTTP.Listen != "127.0.0.1:18080" || !cfg.NATS.Embedded || cfg.NATS.Listen != "" || !cfg.Graph.Emulator.Enabled {
+		t.Errorf("http.listen %q, nats embedded %v listen %q, emulator %v", cfg.HTTP.Listen, cfg.NATS.Embedded, cfg.NATS.Listen, cfg.Graph.Emulator.Enabled)
+	}
+	users := cfg.Graph.Emulator.Tenants[0].Users
+	if len(users) != 1000 || users[999].UserPrincipalName != "user0999@contoso.example" {
+		t.Errorf("%d emulator users, the last %+v", len(users), users[len(users)-1])
+	}
+	if _, err := os.Stat(filepath.Join(dir, "nats")); err == nil {
+		t.Error("parsing created the store")
+	}
+}
+
+func TestPrintTable(t *testing.T) {
+	lat := func(d time.Duration) []time.Duration { return []time.Duration{d} }
+	full := func(accepted int64, done time.Duration) result {
+		return result{accepted: accepted, elapsed: 10 * time.Second, done: done}
+	}
+	at := func(p99 time.Duration) result { return result{rate: 2000, accepted: 1, latencies: lat(p99)} }
+	for _, tc := range []struct {
+		name   string
+		runs   [4]result
+		want   bool
+		missed string
+	}{
+		{"every target met", [4]result{full(100000, 0), full(90000, 15*time.Second), at(time.Millisecond), at(3 * time.Millisecond)}, true, ""},
+		{"ingest below 85%", [4]result{full(100000, 0), full(80000, 10*time.Second), at(time.Millisecond), at(time.Millisecond)}, false, "accepted/s at full speed"},
+		{"applied below 50%", [4]result{full(100000, 0), full(90000, 30*time.Second), at(time.Millisecond), at(time.Millisecond)}, false, "accepted and applied/s"},
+		{"p99 above 3x", [4]result{full(100000, 0), full(90000, 10*time.Second), at(time.Millisecond), at(4 * time.Millisecond)}, false, "p99 latency"},
+		{"refused requests", [4]result{full(100000, 0), {accepted: 90000, rejected: 1, elapsed: 10 * time.Second, done: 10 * time.Second}, at(time.Millisecond), at(time.Millisecond)}, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out bytes.Buffer
+			if got := printTable(&out, 2000, tc.runs); got != tc.want {
+				t.Errorf("printTable = %v, want %v\n%s", got, tc.want, out.String())
+			}
+			for _, line := range strings.Split(out.String(), "\n") {
+				if strings.HasSuffix(line, "MISSED") != (tc.missed != "" && strings.HasPrefix(line, tc.missed)) {
+					t.Errorf("line %q (want MISSED only on %q)", line, tc.missed)
+				}
+			}
+		})
+	}
+}
