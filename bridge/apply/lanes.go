@@ -25,7 +25,7 @@ type lane struct {
 	// keeper marks in progress.
 	mu       sync.Mutex
 	waiting  []*held
-	handling *held
+	handling []*held
 }
 
 // held is a message in a lane, decoded once, and when JetStream last
@@ -100,7 +100,8 @@ func (w *Worker) laneOf(subject string, d decoded) int {
 	return int(h.Sum32() % uint32(len(w.lanes)))
 }
 
-// runLane handles the lane's messages in order until Stop, then hands the
+// runLane handles the lane's messages in order, all that wait at once (up
+// to maxBatch), until Stop, then hands the
 // ones still waiting back to JetStream for another bridge or a restart.
 func (w *Worker) runLane(l *lane) {
 	for {
@@ -114,17 +115,21 @@ func (w *Worker) runLane(l *lane) {
 				return
 			}
 		}
-		h := l.waiting[0]
-		l.waiting[0] = nil
-		l.waiting = l.waiting[1:]
-		l.handling = h
+		n := min(len(l.waiting), maxBatch)
+		batch := make([]*held, n)
+		copy(batch, l.waiting)
+		clear(l.waiting[:n])
+		l.waiting = l.waiting[n:]
+		l.handling = batch
 		l.mu.Unlock()
 
 		select {
 		case <-w.stop:
-			w.settle(w.opts.Log, "nak", h.msg.Nak())
+			for _, h := range batch {
+				w.settle(w.opts.Log, "nak", h.msg.Nak())
+			}
 		default:
-			w.handle(h.msg, h.decoded)
+			w.handleBatch(batch)
 		}
 
 		l.mu.Lock()
@@ -147,8 +152,8 @@ func (w *Worker) keep() {
 		case now := <-ticker.C:
 			for _, l := range w.lanes {
 				l.mu.Lock()
-				if l.handling != nil {
-					touch(l.handling, now, every)
+				for _, h := range l.handling {
+					touch(h, now, every)
 				}
 				for _, h := range l.waiting {
 					touch(h, now, every)

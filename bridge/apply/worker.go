@@ -24,9 +24,9 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 )
 
-// Applier makes an event take effect for a resolved user.
+// Applier makes events take effect, in order, for a resolved user.
 type Applier interface {
-	Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error
+	Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error
 }
 
 // Resolver turns an event's user (UPN, object id or directory key) into the
@@ -112,7 +112,64 @@ func (w *Worker) Handle(msg jetstream.Msg) { w.handle(msg, decode(msg.Data())) }
 func (w *Worker) handle(msg jetstream.Msg, d decoded) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	err := w.process(ctx, msg.Subject(), d)
+	w.finish(ctx, msg, w.process(ctx, msg.Subject(), d))
+}
+
+// maxBatch bounds the messages a lane takes at once.
+const maxBatch = 1024
+
+// handleBatch processes and settles a lane's messages, in order: the
+// events of one user are applied together, with one compare-and-set of
+// the user's state, so that a backlog costs less per event the longer it
+// is. When a user's events can not be stored together for good, they are
+// tried one at a time, so that only the one at fault is dead-lettered.
+func (w *Worker) handleBatch(hs []*held) {
+	if len(hs) == 1 {
+		w.handle(hs[0].msg, hs[0].decoded)
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	type group struct {
+		target target
+		events []adapters.Event
+		msgs   []jetstream.Msg
+	}
+	var groups []*group
+	byUser := map[target]*group{}
+	for _, h := range hs {
+		t, ev, err := w.prepare(ctx, h.msg.Subject(), h.decoded)
+		if err != nil {
+			w.finish(ctx, h.msg, err)
+			continue
+		}
+		g := byUser[t]
+		if g == nil {
+			g = &group{target: t}
+			byUser[t] = g
+			groups = append(groups, g)
+		}
+		g.events = append(g.events, ev)
+		g.msgs = append(g.msgs, h.msg)
+	}
+	for _, g := range groups {
+		err := w.opts.Applier.Apply(ctx, g.target.tenant, g.target.userID, g.events...)
+		if class, _ := fault.Of(err); err != nil && len(g.msgs) > 1 && (class == fault.Permanent || class == fault.Refused) {
+			for i, msg := range g.msgs {
+				w.finish(ctx, msg, w.opts.Applier.Apply(ctx, g.target.tenant, g.target.userID, g.events[i]))
+			}
+			continue
+		}
+		for _, msg := range g.msgs {
+			w.finish(ctx, msg, err)
+		}
+	}
+}
+
+// finish settles msg after processing it ended with err: ack when nil,
+// dead letter when it can never work, otherwise back to JetStream for
+// later.
+func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, err error) {
 	log := w.opts.Log.With("subject", msg.Subject())
 	if err == nil {
 		w.settle(log, "ack", msg.Ack())
@@ -174,31 +231,43 @@ func decode(data []byte) decoded {
 	return decoded{events: events, err: err}
 }
 
+// target is the tenant and user an event is about.
+type target struct{ tenant, userID string }
+
 func (w *Worker) process(ctx context.Context, subject string, d decoded) error {
+	t, ev, err := w.prepare(ctx, subject, d)
+	if err != nil {
+		return err
+	}
+	return w.opts.Applier.Apply(ctx, t.tenant, t.userID, ev)
+}
+
+// prepare checks a decoded message and resolves whom its event is about.
+func (w *Worker) prepare(ctx context.Context, subject string, d decoded) (target, adapters.Event, error) {
 	events, err := d.events, d.err
 	if err != nil {
-		return fault.Permanently("invalid event", err)
+		return target{}, adapters.Event{}, fault.Permanently("invalid event", err)
 	}
 	if len(events) != 1 {
-		return fault.Permanently("invalid event", fmt.Errorf("a bus message carries one event, not %d", len(events)))
+		return target{}, adapters.Event{}, fault.Permanently("invalid event", fmt.Errorf("a bus message carries one event, not %d", len(events)))
 	}
 	if err := adapters.CheckFuture(events, time.Now(), w.opts.MaxFutureSkew); err != nil {
-		return fault.Permanently("occurredAt in the future", err)
+		return target{}, adapters.Event{}, fault.Permanently("occurredAt in the future", err)
 	}
 	ev := events[0]
 	source := w.sourceOf(subject)
 	if ev.Source != source {
-		return fault.Permanently("source mismatch", fmt.Errorf("event source %q published on subject of source %q", ev.Source, source))
+		return target{}, adapters.Event{}, fault.Permanently("source mismatch", fmt.Errorf("event source %q published on subject of source %q", ev.Source, source))
 	}
 	tenant, known := w.opts.Tenants[ev.Source]
 	if !known {
-		return fault.Permanently("unknown source", fmt.Errorf("source %q is not configured", ev.Source))
+		return target{}, adapters.Event{}, fault.Permanently("unknown source", fmt.Errorf("source %q is not configured", ev.Source))
 	}
 	userID, err := w.opts.Resolver.Resolve(ctx, tenant, w.opts.Identity[ev.Source].Apply(ev.User))
 	if err != nil {
-		return err
+		return target{}, adapters.Event{}, err
 	}
-	return w.opts.Applier.Apply(ctx, tenant, userID, ev)
+	return target{tenant: tenant, userID: userID}, ev, nil
 }
 
 func (w *Worker) sourceOf(subject string) string {

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 )
 
@@ -78,8 +81,15 @@ func (f resolverFunc) Resolve(ctx context.Context, tenant, user string) (string,
 
 type applierFunc func(ctx context.Context, tenant, userID string, ev adapters.Event) error
 
-func (f applierFunc) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
-	return f(ctx, tenant, userID, ev)
+// Apply calls f for each event in turn, as one store update would apply
+// them, and stops at the first error.
+func (f applierFunc) Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error {
+	for _, ev := range events {
+		if err := f(ctx, tenant, userID, ev); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // gate holds the applier for one user until released, and tells when it is
@@ -223,18 +233,19 @@ func TestWaitingMessagesKeptInProgress(t *testing.T) {
 	waitFor(t, "the lane to drain", settledAs(second, "ack"))
 }
 
-// TestStopHandsWaitingBack: Stop lets the message in hand finish and hands
-// the waiting ones back at once; a message dispatched after Stop goes back
+// TestStopHandsWaitingBack: Stop lets the messages in hand finish and
+// hands the waiting ones back at once; a message dispatched after Stop goes back
 // too.
 func TestStopHandsWaitingBack(t *testing.T) {
 	const storm = "storm@contoso.example"
 	g := newGate(storm)
 	w, _ := testWorker(t, Options{Lanes: 2}, g)
 	msgs := []*fakeMsg{eventMsg("s0", storm), eventMsg("s1", storm), eventMsg("s2", storm)}
-	for _, m := range msgs {
+	w.Dispatch(msgs[0])
+	<-g.entered // s0 is in hand, alone
+	for _, m := range msgs[1:] {
 		w.Dispatch(m)
 	}
-	<-g.entered
 	stopped := make(chan struct{})
 	go func() { w.Stop(); close(stopped) }()
 	<-w.stop // stopping before the message in hand finishes
@@ -282,3 +293,77 @@ func TestRetryDelay(t *testing.T) {
 }
 
 func laneOfMsg(w *Worker, m jetstream.Msg) int { return w.laneOf(m.Subject(), decode(m.Data())) }
+
+// batchApplier records each Apply call's user and event ids, and refuses
+// for good any call that holds the event id bad.
+type batchApplier struct {
+	mu    sync.Mutex
+	calls []string
+	gate  *gate
+}
+
+func (a *batchApplier) Apply(_ context.Context, _, userID string, events ...adapters.Event) error {
+	ids := make([]string, len(events))
+	for i, ev := range events {
+		ids[i] = ev.ID
+	}
+	if a.gate != nil && userID == a.gate.user {
+		a.gate.entered <- ids[0]
+		<-a.gate.release
+		a.gate = nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.calls = append(a.calls, userID+":"+strings.Join(ids, ","))
+	if slices.Contains(ids, "bad") {
+		return fault.Permanently("event not stored", errors.New("too large"))
+	}
+	return nil
+}
+
+type deadLetterFunc func(ctx context.Context, d eventlog.DeadLetter) error
+
+func (f deadLetterFunc) PublishDeadLetter(ctx context.Context, d eventlog.DeadLetter) error {
+	return f(ctx, d)
+}
+
+// TestLaneAppliesEachUsersEventsTogether: the messages waiting in a lane
+// are applied with one Apply per user, each user's events in the order
+// they came; when a user's events can not be stored together for good,
+// they are tried one at a time and only the one at fault is
+// dead-lettered.
+func TestLaneAppliesEachUsersEventsTogether(t *testing.T) {
+	const a, b = "a@contoso.example", "b@contoso.example"
+	g := newGate(a)
+	applier := &batchApplier{gate: g}
+	w := New(Options{
+		SubjectPrefix: "presence.events", Tenants: map[string]string{"demo": "t"}, Lanes: 1,
+		Resolver:    resolverFunc(func(_ context.Context, _, user string) (string, error) { return user, nil }),
+		Applier:     applier,
+		DeadLetters: deadLetterFunc(func(context.Context, eventlog.DeadLetter) error { return nil }),
+		MinDelay:    100 * time.Millisecond, MaxDelay: time.Second,
+	})
+	t.Cleanup(w.Stop)
+	first := eventMsg("a0", a)
+	w.Dispatch(first)
+	<-g.entered // a0 in hand; the rest waits and goes as one batch
+	msgs := []*fakeMsg{eventMsg("b0", b), eventMsg("b1", b), eventMsg("a1", a), eventMsg("bad", b), eventMsg("b3", b)}
+	for _, m := range msgs {
+		w.Dispatch(m)
+	}
+	close(g.release)
+	for i, want := range []string{"ack", "ack", "ack", "term", "ack"} {
+		waitFor(t, fmt.Sprintf("message %d to be settled %s", i, want), settledAs(msgs[i], want))
+	}
+	applier.mu.Lock()
+	defer applier.mu.Unlock()
+	want := []string{
+		a + ":a0",
+		b + ":b0,b1,bad,b3",                         // together, refused for good
+		b + ":b0", b + ":b1", b + ":bad", b + ":b3", // then one at a time
+		a + ":a1",
+	}
+	if !slices.Equal(applier.calls, want) {
+		t.Fatalf("Apply calls\n%q\nwant\n%q", applier.calls, want)
+	}
+}

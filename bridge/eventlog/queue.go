@@ -50,10 +50,10 @@ type Queue struct {
 	cfg        config.NATS
 	log        *slog.Logger
 	maxPending int
-	conn    atomic.Pointer[conn]
-	full    refusals
-	errMu   sync.Mutex
-	lastErr error // why the last Connect failed
+	conn       atomic.Pointer[conn]
+	full       refusals
+	errMu      sync.Mutex
+	lastErr    error // why the last Connect failed
 }
 
 // conn is one established connection with what was set up on it.

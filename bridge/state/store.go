@@ -118,25 +118,33 @@ func UserKey(tenant, userID string) string {
 // UserKeys is the KV filter matching every user key of tenant.
 func UserKeys(tenant string) string { return "u." + TenantToken(tenant) + ".>" }
 
-// Apply records ev for the user and returns once the state is persisted;
-// the caller acks the event after that. Older and duplicate events change
+// Apply records events, in order, for the user and returns once the
+// state is persisted, with one compare-and-set however many events there
+// are; the caller acks them after that. Older and duplicate events change
 // nothing, but still count as a sign of life from their source and let a
 // change Graph refused be tried again (a dead letter's replay).
 //
 // The state stays bounded, so that every event costs about the same: old
 // claims are pruned, at most Rules.MaxClaims are kept (see
 // UserState.Evict), and more are evicted while the encoded state is over
-// Options.MaxStateSize. The claim ev is about is never evicted; when the
-// state can not fit with it, Apply returns an error wrapping
-// ErrStateTooLarge, classified fault.Permanent. Any other error is worth
-// retrying.
-func (s *Store) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
+// Options.MaxStateSize. The claim the last event is about is never
+// evicted; when the state can not fit with it, Apply returns an error
+// wrapping ErrStateTooLarge, classified fault.Permanent (apply the events
+// one at a time to learn which one). Any other error is worth retrying.
+func (s *Store) Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
 	now := s.clock.Now()
 	r := s.rules
-	protect := claimID(ev)
+	protect := claimID(events[len(events)-1])
 	_, _, err := s.update(ctx, tenant, userID, s.maxSize, true, func(st *UserState) bool {
 		st.Tenant, st.UserID = tenant, userID
-		return applyEvent(st, ev, r, now)
+		changed := false
+		for _, ev := range events {
+			changed = applyEvent(st, ev, r, now) || changed
+		}
+		return changed
 	}, func(st *UserState) bool {
 		return st.Evict(r, now, st.Claims()-1, protect) > 0
 	})

@@ -183,3 +183,39 @@ func TestApplyStartsFromRecentState(t *testing.T) {
 		t.Fatal("a duplicate was dropped on a remembered state without reading the stored one")
 	}
 }
+
+// TestApplyManyEventsOneWrite: events applied together cost one write of
+// the state and leave what applying them one by one leaves.
+func TestApplyManyEventsOneWrite(t *testing.T) {
+	ctx := context.Background()
+	together := openStore(t, Options{Clock: fixedClock(t0)})
+	oneByOne := openStore(t, Options{Clock: fixedClock(t0)})
+	events := []adapters.Event{
+		call("pbx", "c1", "ringing", 0, false), call("pbx", "c1", "active", 1, false),
+		call("pbx", "c2", "active", 2, true), call("pbx", "c1", "ended", 3, false),
+	}
+	if err := together.Apply(ctx, "contoso.example", "u1", events...); err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range events {
+		if err := oneByOne.Apply(ctx, "contoso.example", "u1", ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, rev, err := together.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rev != 1 {
+		t.Fatalf("four events applied together took %d writes, want 1", rev)
+	}
+	want, _, err := oneByOne.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotJSON, _ := json.Marshal(got)
+	wantJSON, _ := json.Marshal(want)
+	if string(gotJSON) != string(wantJSON) {
+		t.Fatalf("applied together:\n%s\none by one:\n%s", gotJSON, wantJSON)
+	}
+}
