@@ -17,8 +17,8 @@ func TestParseDuration(t *testing.T) {
 	}{
 		{"PT5M", 5 * time.Minute, true}, {"PT1H", time.Hour, true}, {"PT1H30M", 90 * time.Minute, true},
 		{"PT4H", 4 * time.Hour, true}, {"PT300S", 5 * time.Minute, true}, {"PT0.5S", 500 * time.Millisecond, true},
-		{"P1D", 24 * time.Hour, true}, {"P1W", 7 * 24 * time.Hour, true}, {"P0DT0H15M0S", 15 * time.Minute, true},
-		{"P1Y", 365 * 24 * time.Hour, true}, {"P1M", 30 * 24 * time.Hour, true}, {"PT1M", time.Minute, true},
+		{"P1D", 24 * time.Hour, true}, {"P1DT2H", 26 * time.Hour, true}, {"P0DT0H15M0S", 15 * time.Minute, true},
+		{"P1W", 0, false}, {"P1Y", 0, false}, {"P1M", 0, false}, {"P1Y2M3W4D", 0, false}, {"PT1M", time.Minute, true},
 		{"PT0S", 0, true}, {"PT1.000000001S", time.Second + time.Nanosecond, true},
 		{"P", 0, false}, {"PT", 0, false}, {"P1DT", 0, false}, {"5M", 0, false}, {"", 0, false},
 		{"-PT5M", 0, false}, {"PT-5M", 0, false}, {"pt5m", 0, false}, {"PT5m", 0, false},
