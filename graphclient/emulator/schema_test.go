@@ -91,7 +91,9 @@ func TestSchemaFacts(t *testing.T) {
 		}
 	}
 	noLocation := map[string]any{"placeId": nil, "source": "none", "workLocationType": "unspecified"}
-	filter := func(ids string) string { return "/v1.0/communications/presences?$filter=" + url.QueryEscape("id in ("+ids+")") }
+	filter := func(ids string) string {
+		return "/v1.0/communications/presences?$filter=" + url.QueryEscape("id in ("+ids+")")
+	}
 
 	tests := []struct {
 		fact   string
@@ -164,7 +166,9 @@ func TestSchemaFacts(t *testing.T) {
 		// statusMessage: presenceStatusMessage, itemBody, dateTimeTimeZone.
 		{fact: "statusMessage is null until set", method: "GET", path: presenceURL, status: 200, check: equal(nil, "statusMessage")},
 		{fact: "statusMessage is an itemBody; another user's reader sees no expiry or publishedDateTime",
-			setup:  func(h *harness) { must(h, "POST", presenceURL+"/setStatusMessage", status("On a call", `{"dateTime":"2026-11-23T11:00:00","timeZone":"UTC"}`), "") },
+			setup: func(h *harness) {
+				must(h, "POST", presenceURL+"/setStatusMessage", status("On a call", `{"dateTime":"2026-11-23T11:00:00","timeZone":"UTC"}`), "")
+			},
 			method: "GET", path: presenceURL, status: 200,
 			check: func(h *harness, body map[string]any) error {
 				if err := equal(map[string]any{"content": "On a call", "contentType": "text"}, "statusMessage", "message")(h, body); err != nil {
@@ -176,7 +180,9 @@ func TestSchemaFacts(t *testing.T) {
 				return absent("statusMessage", "publishedDateTime")(h, body)
 			}},
 		{fact: "the user themself sees expiryDateTime (dateTimeTimeZone) and publishedDateTime",
-			setup:  func(h *harness) { must(h, "POST", presenceURL+"/setStatusMessage", status("On a call", `{"dateTime":"2026-11-23T11:00:00","timeZone":"UTC"}`), "") },
+			setup: func(h *harness) {
+				must(h, "POST", presenceURL+"/setStatusMessage", status("On a call", `{"dateTime":"2026-11-23T11:00:00","timeZone":"UTC"}`), "")
+			},
 			method: "GET", path: "/v1.0/me/presence", as: "Presence.Read", status: 200,
 			check: func(h *harness, body map[string]any) error {
 				if err := equal(map[string]any{"dateTime": "2026-11-23T11:00:00", "timeZone": "UTC"}, "statusMessage", "expiryDateTime")(h, body); err != nil {
