@@ -153,3 +153,35 @@ func FuzzParseIDFilter(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseStatusMessage: no setStatusMessage body panics; an accepted one
+// is text, and its expiry, when it has one, is the instant its
+// dateTimeTimeZone names.
+func FuzzParseStatusMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"statusMessage":{"message":{"content":"Hey I'm currently in a meeting.","contentType":"text"},"expiryDateTime":{"dateTime":"2022-10-18T17:05:33.2079781","timeZone":"Pacific Standard Time"}}}`,
+		`{"statusMessage":{"message":{"content":"x"}}}`, `{"statusMessage":{"message":{"content":"x","contentType":"html"}}}`,
+		`{"statusMessage":{"message":{"content":""},"expiryDateTime":{"dateTime":"2026-11-23T11:00","timeZone":"Europe/Paris"}}}`,
+		`{"statusMessage":{"message":null,"expiryDateTime":{"timeZone":"../../etc/passwd"}}}`, `{"statusMessage":[]}`, `{}`, ``, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := parseStatusMessage(body)
+		if err != nil {
+			if err.status != 400 {
+				t.Fatalf("status %d for %q", err.status, body)
+			}
+			return
+		}
+		if s.contentType != "text" {
+			t.Fatalf("content type %q accepted from %q", s.contentType, body)
+		}
+		if s.expiry != nil {
+			at, aerr := s.expiry.instant()
+			if aerr != nil || !at.Equal(s.expiresAt) {
+				t.Fatalf("expiry %+v: %v, %v", s.expiry, at, aerr)
+			}
+		}
+	})
+}
