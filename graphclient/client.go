@@ -279,8 +279,8 @@ type request struct {
 	header http.Header
 }
 
-// do sends r and decodes a 2xx JSON answer into out when out is not nil. A
-// non-2xx answer becomes an *Error. A 401 renews the token and repeats the
+// do sends r and decodes a 2xx JSON answer into out when out is not nil
+// and the answer has a body. A non-2xx answer becomes an *Error. A 401 renews the token and repeats the
 // request once; a second 401 is returned.
 func (c *Client) do(ctx context.Context, r request, out any) error {
 	if c.tokens == nil {
@@ -353,7 +353,9 @@ func (c *Client) send(ctx context.Context, r request, payload []byte, token stri
 		}
 		return e
 	}
-	if out == nil {
+	// Any 2XX is success (Graph promises no more): a 204, or another 2XX
+	// without a body, leaves out as it was.
+	if out == nil || len(bytes.TrimSpace(data)) == 0 {
 		return nil
 	}
 	if len(data) > maxBody {

@@ -1,6 +1,7 @@
 package graphclient
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -92,4 +93,27 @@ func TestClean(t *testing.T) {
 			t.Errorf("clean(%q) = %q, want %q", tt.in, got, tt.want)
 		}
 	}
+}
+
+// FuzzPresenceJSON: a presence body never panics, and whatever it holds
+// as availability or activity is kept as valid UTF-8 text.
+func FuzzPresenceJSON(f *testing.F) {
+	for _, s := range []string{
+		`{"id":"a","availability":"Busy","activity":"InACall","statusMessage":null}`,
+		`{"availability":["Busy","InACall"],"activity":7}`, `{"availability":{"a":[1,2]},"activity":null}`,
+		`{"availability":"\ud800"}`, `{"workLocation":{"source":"manual","workLocationType":"office"}}`, `[]`, `null`, ``,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var p Presence
+		if json.Unmarshal(body, &p) != nil {
+			return
+		}
+		for _, v := range []string{p.Availability, p.Activity} {
+			if !utf8.ValidString(v) {
+				t.Fatalf("kept %q from %q", v, body)
+			}
+		}
+	})
 }

@@ -1,10 +1,14 @@
 package graphclient
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -30,6 +34,89 @@ type Presence struct {
 	SequenceNumber      string               `json:"sequenceNumber,omitempty"`
 	StatusMessage       *StatusMessage       `json:"statusMessage,omitempty"`
 	OutOfOfficeSettings *OutOfOfficeSettings `json:"outOfOfficeSettings,omitempty"`
+	WorkLocation        *WorkLocation        `json:"workLocation,omitempty"`
+}
+
+// UnmarshalJSON reads a presence leniently: Graph's schema types
+// availability and activity as open strings, and Microsoft has moved
+// values between them (the September 2025 changelog lists InACall,
+// InAMeeting, Presenting and Focusing as availabilities), so any value is
+// kept as it came and never an error. A list of strings (as old pages
+// describe the fields) is kept joined with commas; any other JSON value is
+// kept as its JSON text, at most 128 bytes.
+func (p *Presence) UnmarshalJSON(b []byte) error {
+	type plain Presence // without this method
+	var raw struct {
+		plain
+		Availability json.RawMessage `json:"availability"`
+		Activity     json.RawMessage `json:"activity"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil {
+		return err
+	}
+	*p = Presence(raw.plain)
+	p.Availability, p.Activity = openString(raw.Availability), openString(raw.Activity)
+	return nil
+}
+
+// maxOpenValue bounds a value openString keeps that was not a string.
+const maxOpenValue = 128
+
+// openString keeps a JSON value as a string: a string as is, null as "",
+// a list of strings joined with commas, anything else as its JSON text.
+func openString(raw json.RawMessage) string {
+	raw = bytes.TrimSpace(raw)
+	var s string
+	if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	var list []string
+	if json.Unmarshal(raw, &list) == nil {
+		return strings.Join(list, ",")
+	}
+	if len(raw) > maxOpenValue {
+		raw = raw[:maxOpenValue]
+	}
+	return strings.ToValidUTF8(string(raw), "\uFFFD")
+}
+
+// The availability and activity values Graph's v1.0 pages document.
+var (
+	knownAvailabilities = []string{"Available", "AvailableIdle", "Away", "BeRightBack", "Busy", "BusyIdle", "DoNotDisturb", "Offline", "PresenceUnknown"}
+	knownActivities     = []string{"Available", "AvailableInactive", "Away", "BeRightBack", "Busy", "DoNotDisturb", "InACall", "InAConferenceCall", "Inactive", "InAMeeting", "Offline", "OffWork", "OutOfOffice", "PresenceUnknown", "Presenting", "UrgentInterruptionsOnly"}
+)
+
+// Unknown lists the presence's values Graph's v1.0 pages do not document,
+// such as "availability=Focusing", so that a caller can log them; the
+// values themselves are kept in the Presence.
+func (p Presence) Unknown() []string {
+	var out []string
+	if p.Availability != "" && !slices.Contains(knownAvailabilities, p.Availability) {
+		out = append(out, "availability="+p.Availability)
+	}
+	if p.Activity != "" && !slices.Contains(knownActivities, p.Activity) {
+		out = append(out, "activity="+p.Activity)
+	}
+	return out
+}
+
+// StatusText returns the content of the presence's status message, or ""
+// when there is none.
+func (p Presence) StatusText() string {
+	if p.StatusMessage == nil {
+		return ""
+	}
+	return p.StatusMessage.Message.Content
+}
+
+// WorkLocation is where the user works today, Graph's userWorkLocation:
+// Source is none, manual, scheduled or automatic; WorkLocationType is
+// unspecified, office, remote or timeOff (both open: other values are
+// kept).
+type WorkLocation struct {
+	PlaceID          string `json:"placeId,omitempty"`
+	Source           string `json:"source"`
+	WorkLocationType string `json:"workLocationType"`
 }
 
 // OutOfOffice reports whether the user's mailbox says they are out of
@@ -38,7 +125,9 @@ func (p Presence) OutOfOffice() bool {
 	return p.OutOfOfficeSettings != nil && p.OutOfOfficeSettings.IsOutOfOffice
 }
 
-// StatusMessage is the note a user set in Teams.
+// StatusMessage is the note shown under a user's name in Teams. Graph
+// shows ExpiryDateTime and PublishedDateTime only to the user themself:
+// an application reading another user's presence gets the message alone.
 type StatusMessage struct {
 	Message        ItemBody          `json:"message"`
 	ExpiryDateTime *DateTimeTimeZone `json:"expiryDateTime,omitempty"`
@@ -144,6 +233,46 @@ func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Pres
 		all = append(all, out.Value...)
 	}
 	return all, nil
+}
+
+// statusDateTime is the layout of a dateTimeTimeZone's dateTime.
+const statusDateTime = "2006-01-02T15:04:05.0000000"
+
+// SetStatusMessage sets the status message shown under a user's name in
+// Teams (setStatusMessage): text, until expires (the zero time: no
+// expiry), sent in UTC. Graph replaces whatever message was there, the
+// user's own included: read it first (Presence.StatusText) to leave a
+// user's message alone. Empty text clears the message (the emulator does
+// so; Graph documents no other way to remove one). It needs
+// Presence.ReadWrite.All.
+func (c *Client) SetStatusMessage(ctx context.Context, userID, text string, expires time.Time) error {
+	op := "set status message for " + userID
+	path, err := c.presencePath(op, userID)
+	if err != nil {
+		return err
+	}
+	type dateTimeTimeZone struct {
+		DateTime string `json:"dateTime"`
+		TimeZone string `json:"timeZone"`
+	}
+	type statusMessage struct {
+		Message        ItemBody          `json:"message"`
+		ExpiryDateTime *dateTimeTimeZone `json:"expiryDateTime,omitempty"`
+	}
+	msg := statusMessage{Message: ItemBody{Content: text, ContentType: "text"}}
+	if !expires.IsZero() {
+		msg.ExpiryDateTime = &dateTimeTimeZone{DateTime: expires.UTC().Format(statusDateTime), TimeZone: "UTC"}
+	}
+	body := struct {
+		StatusMessage statusMessage `json:"statusMessage"`
+	}{msg}
+	return c.do(ctx, request{op: op, method: http.MethodPost, path: path + "/setStatusMessage", body: body}, nil)
+}
+
+// ClearStatusMessage removes the user's status message by setting an
+// empty one.
+func (c *Client) ClearStatusMessage(ctx context.Context, userID string) error {
+	return c.SetStatusMessage(ctx, userID, "", time.Time{})
 }
 
 // presencePath returns "/users/{id}/presence", or an error when the id is

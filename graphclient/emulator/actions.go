@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -78,40 +79,53 @@ func parseExpiration(s string, def time.Duration) (time.Duration, *apiError) {
 }
 
 // presenceAction runs the parts every presence action shares: the token,
-// Presence.ReadWrite.All, throttling, a JSON body, the user. change then
-// alters the user's state at now, holding e.mu; a non-nil answer from it is
-// sent instead of 200.
-func (e *Emulator) presenceAction(w http.ResponseWriter, r *http.Request, parse func([]byte) *apiError, change func(u *userState, c *claims, now time.Time) *apiError) {
-	c, err := e.authorized(r, presenceWrite, true)
+// permission p, throttling, a JSON body, the user (the signed-in user's
+// under /me, an object id only under /communications/presences). change
+// then alters the user's state at now, holding e.mu; a non-nil answer from
+// it is sent instead of success. Success is 200 with no body, or the
+// status SetActionStatus chose.
+func (e *Emulator) presenceAction(w http.ResponseWriter, r *http.Request, p permission, parse func([]byte) *apiError, change func(u *userState, c *claims, now time.Time) *apiError) {
+	c, err := e.authorized(r, p, true)
 	if err == nil && len(bytes.TrimSpace(meta(r).body)) > 0 {
 		err = requireJSON(r) // a body must be JSON; no body is {}
 	}
 	if err == nil {
 		err = parse(meta(r).body)
 	}
-	if err != nil {
-		writeError(w, r, err)
-		return
-	}
 	id, now := r.PathValue("id"), meta(r).now
-	err = e.withUser(c, id, presenceWrite, errUserNotFound(id), func(u *userState) *apiError {
-		u.advance(now)
-		defer u.settle(now)
-		return change(u, c, now)
-	})
+	switch {
+	case err != nil:
+	case strings.Contains(r.URL.Path, "/me/"):
+		if !c.delegated() {
+			err = errMeAppOnly
+		}
+		id = c.ObjectID
+	case onlyObjectIDs(r) && !isObjectID(id):
+		err = errUserNotFound(id)
+	}
+	if err == nil {
+		err = e.withUser(c, id, p, errUserNotFound(id), func(u *userState) *apiError {
+			u.advance(now)
+			defer u.settle(now)
+			return change(u, c, now)
+		})
+	}
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
-	w.Header().Set("Content-Length", "0")
-	w.WriteHeader(http.StatusOK)
+	status := e.actionStatus()
+	if status != http.StatusNoContent {
+		w.Header().Set("Content-Length", "0")
+	}
+	w.WriteHeader(status)
 }
 
 // setPresence serves POST /users/{id}/presence/setPresence: it creates or
 // refreshes the application session sessionId.
 func (e *Emulator) setPresence(w http.ResponseWriter, r *http.Request) {
 	var req SetPresenceRequest
-	e.presenceAction(w, r, func(body []byte) *apiError {
+	e.presenceAction(w, r, presenceWrite, func(body []byte) *apiError {
 		var err *apiError
 		req, err = parseSetPresence(body)
 		return err
@@ -128,7 +142,7 @@ func (e *Emulator) setPresence(w http.ResponseWriter, r *http.Request) {
 // is none).
 func (e *Emulator) clearPresence(w http.ResponseWriter, r *http.Request) {
 	var sessionID string
-	e.presenceAction(w, r, func(body []byte) *apiError {
+	e.presenceAction(w, r, presenceWrite, func(body []byte) *apiError {
 		if err := actionParams(body, "clearPresence", map[string]any{"sessionId": &sessionID}); err != nil {
 			return err
 		}
@@ -181,7 +195,7 @@ func preferredLifetime(p Pair) time.Duration {
 func (e *Emulator) setPreferred(w http.ResponseWriter, r *http.Request) {
 	var pair Pair
 	var lifetime time.Duration
-	e.presenceAction(w, r, func(body []byte) *apiError {
+	e.presenceAction(w, r, presenceWrite, func(body []byte) *apiError {
 		var err *apiError
 		pair, lifetime, err = parsePreferred(body)
 		return err
@@ -194,7 +208,7 @@ func (e *Emulator) setPreferred(w http.ResponseWriter, r *http.Request) {
 // clearPreferred serves POST /users/{id}/presence/clearUserPreferredPresence
 // (body {}); clearing when none is set is not an error.
 func (e *Emulator) clearPreferred(w http.ResponseWriter, r *http.Request) {
-	e.presenceAction(w, r, func(body []byte) *apiError {
+	e.presenceAction(w, r, presenceWrite, func(body []byte) *apiError {
 		return actionParams(body, "clearUserPreferredPresence", map[string]any{})
 	}, func(u *userState, _ *claims, _ time.Time) *apiError {
 		u.preferred = nil

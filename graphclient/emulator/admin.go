@@ -193,6 +193,7 @@ type adminFaultsBody struct {
 	Seed           uint64        `json:"seed"`
 	ThrottleNext   *int          `json:"throttleNext"`
 	RetryAfter     *jsonDuration `json:"retryAfter"`
+	ActionStatus   *int          `json:"actionStatus"`
 }
 
 func (e *Emulator) adminFaults(w http.ResponseWriter, r *http.Request) {
@@ -204,6 +205,12 @@ func (e *Emulator) adminFaults(w http.ResponseWriter, r *http.Request) {
 	if body.FailRate != nil && (*body.FailRate < 0 || *body.FailRate > 1) {
 		writeError(w, r, badRequest("BadRequest", "failRate must be between 0 and 1."))
 		return
+	}
+	if body.ActionStatus != nil {
+		if err := e.SetActionStatus(*body.ActionStatus); err != nil {
+			writeError(w, r, badRequest("BadRequest", "%v.", err))
+			return
+		}
 	}
 	if body.Latency != nil {
 		e.SetLatency(time.Duration(*body.Latency))
@@ -225,6 +232,29 @@ func (e *Emulator) adminFaults(w http.ResponseWriter, r *http.Request) {
 		e.ForceThrottle(*body.ThrottleNext, ra)
 	}
 	writeJSON(w, http.StatusOK, e.Faults())
+}
+
+// adminStatusMessage is POST /_emulator/statusMessage: a status message
+// the user wrote, {"user","content","expiresIn"}; empty content clears it.
+func (e *Emulator) adminStatusMessage(w http.ResponseWriter, r *http.Request) {
+	var body struct {
+		User      string        `json:"user"`
+		Content   string        `json:"content"`
+		ExpiresIn *jsonDuration `json:"expiresIn"`
+	}
+	if err := decodeAdmin(r, &body); err != nil {
+		writeError(w, r, err)
+		return
+	}
+	var expires time.Time
+	if body.ExpiresIn != nil {
+		if *body.ExpiresIn <= 0 {
+			writeError(w, r, badRequest("BadRequest", "expiresIn must be positive."))
+			return
+		}
+		expires = e.clock.Now().Add(time.Duration(*body.ExpiresIn))
+	}
+	e.answerChange(w, r, e.SetStatusMessage(body.User, body.Content, expires))
 }
 
 func (e *Emulator) adminGetFaults(w http.ResponseWriter, _ *http.Request) {

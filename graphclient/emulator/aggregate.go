@@ -43,18 +43,23 @@ var preferredPairs = []Pair{
 }
 
 // availabilities and activities are the values Graph shows; a simulated
-// Teams client session may use any of them.
+// Teams client session may use any of them. Microsoft's September 2025
+// changelog also lists InACall, InAMeeting, Presenting and Focusing as
+// availabilities (and Focusing as an activity), so that clients can be
+// tested against values they did not expect.
 var (
-	availabilities = []string{"Available", "AvailableIdle", "Away", "BeRightBack", "Busy", "BusyIdle", "DoNotDisturb", "Offline", "PresenceUnknown"}
-	activities     = []string{"Available", "AvailableInactive", "Away", "BeRightBack", "Busy", "DoNotDisturb", "InACall", "InAConferenceCall", "Inactive", "InAMeeting", "Offline", "OffWork", "OutOfOffice", "PresenceUnknown", "Presenting", "UrgentInterruptionsOnly"}
+	availabilities = []string{"Available", "AvailableIdle", "Away", "BeRightBack", "Busy", "BusyIdle", "DoNotDisturb", "Offline", "PresenceUnknown", "InACall", "InAMeeting", "Presenting", "Focusing"}
+	activities     = []string{"Available", "AvailableInactive", "Away", "BeRightBack", "Busy", "DoNotDisturb", "InACall", "InAConferenceCall", "Inactive", "InAMeeting", "Offline", "OffWork", "OutOfOffice", "PresenceUnknown", "Presenting", "UrgentInterruptionsOnly", "Focusing"}
 )
 
 // rank orders availabilities for aggregation: Graph documents
 // DoNotDisturb > Busy > Available > Away; the idle variants sit just below
 // their base, BeRightBack between Available and Away, and Offline and
-// PresenceUnknown last.
+// PresenceUnknown last. The changelog's new availabilities rank with what
+// they resemble: InACall and InAMeeting as Busy, Presenting and Focusing
+// as DoNotDisturb (a guess: Microsoft documents no order for them).
 var rank = map[string]int{
-	"DoNotDisturb": 9, "Busy": 8, "BusyIdle": 7, "Available": 6, "AvailableIdle": 5,
+	"DoNotDisturb": 9, "Presenting": 9, "Focusing": 9, "Busy": 8, "InACall": 8, "InAMeeting": 8, "BusyIdle": 7, "Available": 6, "AvailableIdle": 5,
 	"BeRightBack": 4, "Away": 3, "Offline": 2, "PresenceUnknown": 1,
 }
 

@@ -14,12 +14,13 @@ const maxDuration = 10 * 366 * 24 * time.Hour
 
 var errDurationSyntax = errors.New("not an ISO 8601 duration")
 
-// ParseDuration reads an ISO 8601 duration such as PT15M, PT1H30M, P1D or
-// P0DT0H5M0.5S: P, then optional years (Y, counted as 365 days), months (M,
-// 30 days), weeks (W) and days (D), then optionally T and hours (H),
-// minutes (M) and seconds (S, the only unit that may have a fraction).
-// Designators are upper case, at least one component is required, and
-// negative durations and durations over ten years are errors.
+// ParseDuration reads an Edm.Duration, the ISO 8601 subset OData uses,
+// such as PT15M, PT1H30M, P1D or P0DT0H5M0.5S: P, then optional days (D),
+// then optionally T and hours (H), minutes (M) and seconds (S, the only
+// unit that may have a fraction). Years, months and weeks (P1Y, P1M, P1W)
+// are not Edm.Durations and are errors, as in Graph. Designators are upper
+// case, at least one component is required, and negative durations and
+// durations over ten years are errors.
 func ParseDuration(s string) (time.Duration, error) {
 	d, err := parseISODuration(s)
 	if err != nil {
@@ -35,7 +36,7 @@ func parseISODuration(s string) (time.Duration, error) {
 	dateUnits := []struct {
 		designator byte
 		seconds    float64
-	}{{'Y', 365 * 86400}, {'M', 30 * 86400}, {'W', 7 * 86400}, {'D', 86400}}
+	}{{'D', 86400}}
 	timeUnits := []struct {
 		designator byte
 		seconds    float64

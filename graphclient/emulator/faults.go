@@ -1,8 +1,10 @@
 package emulator
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/http"
+	"slices"
 	"time"
 )
 
@@ -24,6 +26,9 @@ type faults struct {
 	// throttleNext requests answer 429 with throttleRetryAfter.
 	throttleNext       int
 	throttleRetryAfter time.Duration
+	// actionStatus is the success status of the presence actions; zero
+	// is 200.
+	actionStatus int
 }
 
 // FaultsView is the injected faults as GET /_emulator/faults shows them.
@@ -36,6 +41,7 @@ type FaultsView struct {
 	FailRateStatus     int        `json:"failRateStatus,omitempty"`
 	ThrottleNext       int        `json:"throttleNext"`
 	ThrottleRetryAfter string     `json:"throttleRetryAfter,omitempty"`
+	ActionStatus       int        `json:"actionStatus"`
 }
 
 // failureStatus keeps an injected status within 400-599; anything else
@@ -100,6 +106,32 @@ func (e *Emulator) SetLatency(d time.Duration) {
 	e.faults.latency = max(0, d)
 }
 
+// actionStatuses are the success statuses SetActionStatus takes: Graph
+// promises any 2XX for its actions, and its documentation shows 200, 202
+// and 204.
+var actionStatuses = []int{http.StatusOK, http.StatusAccepted, http.StatusNoContent}
+
+// SetActionStatus makes every successful presence action (setPresence,
+// clearPresence, the preferred presence, status message and work location
+// actions) answer status with no body: 200 (the default), 202 or 204, so
+// that clients are tested against each.
+func (e *Emulator) SetActionStatus(status int) error {
+	if !slices.Contains(actionStatuses, status) {
+		return fmt.Errorf("action status %d: want 200, 202 or 204", status)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.faults.actionStatus = status
+	return nil
+}
+
+// actionStatus is the success status of a presence action now.
+func (e *Emulator) actionStatus() int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return max(e.faults.actionStatus, http.StatusOK)
+}
+
 // ClearFaults removes every injected fault.
 func (e *Emulator) ClearFaults() {
 	e.mu.Lock()
@@ -114,6 +146,7 @@ func (e *Emulator) Faults() FaultsView {
 	f := e.faults
 	v := FaultsView{
 		Latency: f.latency.String(), FailNext: f.failNext, FailRate: f.failRate, ThrottleNext: f.throttleNext,
+		ActionStatus: max(f.actionStatus, http.StatusOK),
 	}
 	if f.failNext > 0 {
 		v.FailStatus = f.failStatus

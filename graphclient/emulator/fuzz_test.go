@@ -17,8 +17,8 @@ func TestParseDuration(t *testing.T) {
 	}{
 		{"PT5M", 5 * time.Minute, true}, {"PT1H", time.Hour, true}, {"PT1H30M", 90 * time.Minute, true},
 		{"PT4H", 4 * time.Hour, true}, {"PT300S", 5 * time.Minute, true}, {"PT0.5S", 500 * time.Millisecond, true},
-		{"P1D", 24 * time.Hour, true}, {"P1W", 7 * 24 * time.Hour, true}, {"P0DT0H15M0S", 15 * time.Minute, true},
-		{"P1Y", 365 * 24 * time.Hour, true}, {"P1M", 30 * 24 * time.Hour, true}, {"PT1M", time.Minute, true},
+		{"P1D", 24 * time.Hour, true}, {"P1DT2H", 26 * time.Hour, true}, {"P0DT0H15M0S", 15 * time.Minute, true},
+		{"P1W", 0, false}, {"P1Y", 0, false}, {"P1M", 0, false}, {"P1Y2M3W4D", 0, false}, {"PT1M", time.Minute, true},
 		{"PT0S", 0, true}, {"PT1.000000001S", time.Second + time.Nanosecond, true},
 		{"P", 0, false}, {"PT", 0, false}, {"P1DT", 0, false}, {"5M", 0, false}, {"", 0, false},
 		{"-PT5M", 0, false}, {"PT-5M", 0, false}, {"pt5m", 0, false}, {"PT5m", 0, false},
@@ -150,6 +150,38 @@ func FuzzParseIDFilter(f *testing.F) {
 		back, err := ParseIDFilter("id in (" + strings.Join(quoted, ",") + ")")
 		if err != nil || !slices.Equal(back, ids) {
 			t.Fatalf("ParseIDFilter(%q) = %q, written back: %q, %v", s, ids, back, err)
+		}
+	})
+}
+
+// FuzzParseStatusMessage: no setStatusMessage body panics; an accepted one
+// is text, and its expiry, when it has one, is the instant its
+// dateTimeTimeZone names.
+func FuzzParseStatusMessage(f *testing.F) {
+	for _, s := range []string{
+		`{"statusMessage":{"message":{"content":"Hey I'm currently in a meeting.","contentType":"text"},"expiryDateTime":{"dateTime":"2022-10-18T17:05:33.2079781","timeZone":"Pacific Standard Time"}}}`,
+		`{"statusMessage":{"message":{"content":"x"}}}`, `{"statusMessage":{"message":{"content":"x","contentType":"html"}}}`,
+		`{"statusMessage":{"message":{"content":""},"expiryDateTime":{"dateTime":"2026-11-23T11:00","timeZone":"Europe/Paris"}}}`,
+		`{"statusMessage":{"message":null,"expiryDateTime":{"timeZone":"../../etc/passwd"}}}`, `{"statusMessage":[]}`, `{}`, ``, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		s, err := parseStatusMessage(body)
+		if err != nil {
+			if err.status != 400 {
+				t.Fatalf("status %d for %q", err.status, body)
+			}
+			return
+		}
+		if s.contentType != "text" {
+			t.Fatalf("content type %q accepted from %q", s.contentType, body)
+		}
+		if s.expiry != nil {
+			at, aerr := s.expiry.instant()
+			if aerr != nil || !at.Equal(s.expiresAt) {
+				t.Fatalf("expiry %+v: %v, %v", s.expiry, at, aerr)
+			}
 		}
 	})
 }

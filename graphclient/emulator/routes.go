@@ -20,6 +20,15 @@ func (e *Emulator) routes() {
 		mux.HandleFunc("POST "+v+"/users/{id}/presence/clearPresence", e.clearPresence)
 		mux.HandleFunc("POST "+v+"/users/{id}/presence/setUserPreferredPresence", e.setPreferred)
 		mux.HandleFunc("POST "+v+"/users/{id}/presence/clearUserPreferredPresence", e.clearPreferred)
+		mux.HandleFunc("POST "+v+"/users/{id}/presence/setStatusMessage", e.setStatusMessage)
+		mux.HandleFunc("POST "+v+"/communications/presences/{id}/setStatusMessage", e.setStatusMessage)
+		for _, action := range []string{"setManualLocation", "setAutomaticLocation", "clearLocation", "clearAutomaticLocation"} {
+			mux.HandleFunc("POST "+v+"/me/presence/"+action, e.locationAction(action))
+			mux.HandleFunc("POST "+v+"/users/{id}/presence/"+action, e.locationAction(action))
+			if strings.HasPrefix(action, "set") {
+				mux.HandleFunc("POST "+v+"/communications/presences/{id}/"+action, e.locationAction(action))
+			}
+		}
 		mux.HandleFunc("GET "+v+"/users/{id}", e.getUser)
 		mux.HandleFunc("GET "+v+"/users/{id}/events/{eventId}", e.getEvent)
 	}
@@ -35,6 +44,7 @@ func (e *Emulator) routes() {
 	mux.HandleFunc("POST /_emulator/sessions", e.adminWrite(e.adminSession))
 	mux.HandleFunc("DELETE /_emulator/sessions/{user}/{session}", e.adminWrite(e.adminEndSession))
 	mux.HandleFunc("POST /_emulator/preferred", e.adminWrite(e.adminPreferred))
+	mux.HandleFunc("POST /_emulator/statusMessage", e.adminWrite(e.adminStatusMessage))
 	mux.HandleFunc("DELETE /_emulator/preferred/{user}", e.adminWrite(e.adminClearPreferred))
 	mux.HandleFunc("POST /_emulator/faults", e.adminWrite(e.adminFaults))
 	mux.HandleFunc("DELETE /_emulator/faults", e.adminWrite(e.adminClearFaults))
@@ -74,7 +84,8 @@ func (e *Emulator) unknown(w http.ResponseWriter, r *http.Request) {
 var knownSegments = map[string]bool{
 	"users": true, "communications": true, "me": true, "presence": true, "presences": true, "events": true,
 	"getPresencesByUserId": true, "setPresence": true, "clearPresence": true,
-	"setUserPreferredPresence": true, "clearUserPreferredPresence": true,
+	"setUserPreferredPresence": true, "clearUserPreferredPresence": true, "setStatusMessage": true,
+	"setManualLocation": true, "setAutomaticLocation": true, "clearLocation": true, "clearAutomaticLocation": true,
 }
 
 // unknownSegment names the first segment of a Graph path the emulator

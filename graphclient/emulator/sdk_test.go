@@ -24,6 +24,7 @@ import (
 	"github.com/microsoft/kiota-abstractions-go/serialization"
 	msgraphsdk "github.com/microsoftgraph/msgraph-sdk-go"
 	"github.com/microsoftgraph/msgraph-sdk-go/communications"
+	"github.com/microsoftgraph/msgraph-sdk-go/models"
 	"github.com/microsoftgraph/msgraph-sdk-go/models/odataerrors"
 	"github.com/microsoftgraph/msgraph-sdk-go/users"
 )
@@ -142,6 +143,44 @@ func TestOfficialSDK(t *testing.T) {
 	}
 	if creds.fetched != 1 {
 		t.Fatalf("%d token requests, want 1", creds.fetched)
+	}
+
+	// setStatusMessage in the docs' shape, read back through the SDK's
+	// models (without the expiry: the app is not the user).
+	content, text := models.NewItemBody(), models.TEXT_BODYTYPE
+	content.SetContent(str("On a call"))
+	content.SetContentType(&text)
+	expiry := models.NewDateTimeTimeZone()
+	expiry.SetDateTime(str("2026-11-23T03:00:00.0000000"))
+	expiry.SetTimeZone(str("Pacific Standard Time"))
+	status := models.NewPresenceStatusMessage()
+	status.SetMessage(content)
+	status.SetExpiryDateTime(expiry)
+	setStatus := users.NewItemPresenceSetStatusMessagePostRequestBody()
+	setStatus.SetStatusMessage(status)
+	if err := client.Users().ByUserId(alice).Presence().SetStatusMessage().Post(ctx, setStatus, nil); err != nil {
+		t.Fatalf("setStatusMessage: %v", err)
+	}
+	p, err = client.Users().ByUserId(alice).Presence().Get(ctx, nil)
+	if err != nil || p.GetStatusMessage() == nil || *p.GetStatusMessage().GetMessage().GetContent() != "On a call" ||
+		*p.GetStatusMessage().GetMessage().GetContentType() != models.TEXT_BODYTYPE || p.GetStatusMessage().GetExpiryDateTime() != nil {
+		t.Fatalf("statusMessage read back: %v", err)
+	}
+	if v, _ := h.em.Presence(alice); v.StatusMessage == nil || !v.StatusMessage.ExpiresAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("the SDK's expiryDateTime was not honoured: %+v", v.StatusMessage)
+	}
+	// Any 2XX: the SDK takes a 204 from an action.
+	if err := h.em.SetActionStatus(http.StatusNoContent); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Users().ByUserId(alice).Presence().SetPresence().Post(ctx, set, nil); err != nil {
+		t.Fatalf("setPresence answered 204: %v", err)
+	}
+	if err := client.Users().ByUserId(alice).Presence().ClearPresence().Post(ctx, clear, nil); err != nil {
+		t.Fatalf("clearPresence answered 204: %v", err)
+	}
+	if err := h.em.SetActionStatus(http.StatusOK); err != nil {
+		t.Fatal(err)
 	}
 
 	// Graph's errors arrive as ODataError with the status and code.

@@ -16,6 +16,8 @@ type userState struct {
 	sessions  map[string]*sessionState
 	preferred *preferredState
 	events    map[string]CalendarEvent
+	status    *statusMessageState
+	location  workLocationState
 
 	// shown is the aggregate last evaluated, seq its sequence number, and
 	// evaluated the instant it was evaluated for.
@@ -118,6 +120,11 @@ type PresenceView struct {
 	SequenceNumber    string         `json:"sequenceNumber"`
 	Sessions          []SessionView  `json:"sessions"`
 	Preferred         *PreferredView `json:"preferred,omitempty"`
+	// StatusMessage is the user's live status message, nil when there is
+	// none or it has expired.
+	StatusMessage *StatusMessageView `json:"statusMessage"`
+	// WorkLocation is the aggregated work location.
+	WorkLocation WorkLocationView `json:"workLocation"`
 }
 
 // view returns the user's presence at now; the caller holds Emulator.mu.
@@ -141,6 +148,8 @@ func (u *userState) view(now time.Time) PresenceView {
 	if p := u.preferred; p != nil {
 		v.Preferred = &PreferredView{Availability: p.pair.Availability, Activity: p.pair.Activity, SetAt: p.set, ExpiresAt: p.expires}
 	}
+	v.StatusMessage = u.status.view(now)
+	v.WorkLocation = u.location.view()
 	return v
 }
 
