@@ -317,8 +317,12 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 	r.mkcalendar(t, "/alice/work/")
 	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
 	var requests atomic.Int64
+	var listings atomic.Int64 // PROPFINDs of every member's etag
 	count := roundTripper(func(req *http.Request) (*http.Response, error) {
 		requests.Add(1)
+		if req.Method == "PROPFIND" && req.Header.Get("Depth") == "1" {
+			listings.Add(1)
+		}
 		return http.DefaultTransport.RoundTrip(req)
 	})
 	cfg := Config{
@@ -352,8 +356,12 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
 	}
 	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T120000Z\nDTEND:20261203T130000Z"))
+	listings.Store(0)
 	if n := poll("changed"); n < 2 {
 		t.Errorf("a poll of a changed calendar made %d requests; it has to read the change", n)
+	}
+	if n := listings.Load(); n != 0 {
+		t.Errorf("a changed calendar was listed whole %d times instead of asked with sync-collection", n)
 	}
 	got.waitWindows(t, "after the change", "Dec 3 12:00-13:00 busy")
 	if n := poll("unchanged again"); n != 1 {
