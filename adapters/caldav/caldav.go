@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
@@ -311,23 +312,11 @@ func (a *account) poll(ctx context.Context, s *Source, publish adapters.Publish)
 		}
 	}
 	from, to := now.Add(-s.cfg.WindowBefore), now.Add(s.cfg.WindowAfter)
-	current := map[string]window{}
-	for _, c := range a.collections {
-		for href, obj := range c.objects {
-			occs, err := expand(obj.comps, from, to, s.cfg.MaxOccurrences-len(current))
-			if errors.Is(err, errTooMany) {
-				s.log.Warn("caldav occurrences capped", "user", a.cal.User, "max", s.cfg.MaxOccurrences)
-			}
-			for _, o := range occs {
-				key := occurrenceKey(a.cal.User, c.url, o)
-				current[key] = window{Occurrence: o, version: version(obj.etag, href, o)}
-			}
-			if err != nil {
-				break
-			}
-		}
+	current, complete := a.windows(from, to, s.cfg.MaxOccurrences)
+	if !complete {
+		s.log.Warn("caldav occurrences capped; none is ended this poll", "user", a.cal.User, "max", s.cfg.MaxOccurrences)
 	}
-	events, next := a.diff(s.cfg.Name, current, from, now)
+	events, next := a.diff(s.cfg.Name, current, complete, from, now)
 	for len(events) > 0 {
 		n := min(len(events), adapters.MaxBatchSize)
 		if err := publish(ctx, events[:n]); err != nil {
@@ -341,6 +330,27 @@ func (a *account) poll(ctx context.Context, s *Source, publish adapters.Publish)
 	return errors.Join(errs...)
 }
 
+// windows expands every object of every collection over [from, to), in
+// a fixed order so that a capped expansion keeps the same windows from
+// poll to poll. complete is false when the cap cut it short.
+func (a *account) windows(from, to time.Time, limit int) (current map[string]window, complete bool) {
+	current = map[string]window{}
+	for _, cu := range slices.Sorted(maps.Keys(a.collections)) {
+		c := a.collections[cu]
+		for _, href := range slices.Sorted(maps.Keys(c.objects)) {
+			obj := c.objects[href]
+			occs, err := expand(obj.comps, from, to, limit-len(current))
+			for _, o := range occs {
+				current[occurrenceKey(a.cal.User, c.url, o)] = window{Occurrence: o, version: version(obj.etag, href, o)}
+			}
+			if err != nil {
+				return current, false
+			}
+		}
+	}
+	return current, true
+}
+
 // window is a current occurrence and its version.
 type window struct {
 	Occurrence
@@ -349,9 +359,9 @@ type window struct {
 
 // diff returns the events that turn what was published into current: a
 // window for each new or changed occurrence, an end for each that is gone
-// (deleted, moved away, cancelled, declined) unless it simply passed; and
-// what is published once they are stored.
-func (a *account) diff(source string, current map[string]window, from, now time.Time) ([]adapters.Event, map[string]published) {
+// (deleted, moved away, cancelled, declined) unless it simply passed or
+// current is not complete; and what is published once they are stored.
+func (a *account) diff(source string, current map[string]window, complete bool, from, now time.Time) ([]adapters.Event, map[string]published) {
 	var events []adapters.Event
 	next := make(map[string]published, len(current))
 	for key, w := range current {
@@ -371,6 +381,10 @@ func (a *account) diff(source string, current map[string]window, from, now time.
 		}
 		if !p.end.After(from) {
 			continue // it ended by itself
+		}
+		if !complete {
+			next[key] = p // it may only have been cut off
+			continue
 		}
 		events = append(events, adapters.Event{
 			ID: idPrefix + key + ":ended-" + p.version, Source: source, Type: adapters.TypeMeeting,

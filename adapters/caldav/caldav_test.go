@@ -1,11 +1,14 @@
 package caldav
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
 func slogTo(w io.Writer) *slog.Logger {
@@ -50,5 +53,50 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatalf("the error quotes a secret: %v", err)
 			}
 		})
+	}
+}
+
+// TestOccurrenceCap fills a calendar with more windows than
+// MaxOccurrences: the same ones are published poll after poll, and none
+// is ended for having been cut off.
+func TestOccurrenceCap(t *testing.T) {
+	src, err := New(Config{Name: "calendar", MaxOccurrences: 3, Calendars: []Calendar{{User: "alice@example.com", URL: "http://127.0.0.1:1/cal/"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := src.people[0]
+	c := a.collections["http://127.0.0.1:1/cal/"]
+	p := person{addresses: a.addresses, loc: time.UTC}
+	for i := range 6 {
+		ics := fmt.Sprintf("BEGIN:VCALENDAR\r\nBEGIN:VEVENT\r\nUID:e%d\r\nDTSTART:20261203T1%d0000Z\r\nDURATION:PT30M\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n", i, i)
+		comps, err := parseObject([]byte(ics), DefaultMaxObjectBytes, p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.objects[fmt.Sprintf("/cal/e%d.ics", i)] = &object{etag: "1", comps: comps}
+	}
+	from, to := testNow.Add(-time.Hour), testNow.Add(24*time.Hour)
+	var first []string
+	for poll := range 3 {
+		current, complete := a.windows(from, to, 3)
+		if complete || len(current) != 3 {
+			t.Fatalf("poll %d: %d windows, complete %v; want 3, false", poll, len(current), complete)
+		}
+		events, next := a.diff("calendar", current, complete, from, testNow)
+		a.published = next
+		for _, ev := range events {
+			if ev.State == adapters.MeetingEnded {
+				t.Errorf("poll %d ended %s", poll, ev.ID)
+			}
+			if poll == 0 {
+				first = append(first, ev.ID)
+			}
+		}
+		if poll > 0 && len(events) != 0 {
+			t.Errorf("poll %d published %d events again (first poll: %q)", poll, len(events), first)
+		}
+	}
+	if len(first) != 3 {
+		t.Errorf("the first poll published %q", first)
 	}
 }

@@ -439,3 +439,59 @@ func TestRadicaleSecretsNeverLeak(t *testing.T) {
 type roundTripper func(*http.Request) (*http.Response, error)
 
 func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// TestRadicaleWithoutSyncCollection polls as against a server that has
+// no sync-token, only a ctag: the probe asks Radicale for getctag alone.
+// An unchanged calendar still costs one request; a change is found by
+// listing the members' etags, and a deleted member ends its window.
+func TestRadicaleWithoutSyncCollection(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	r.put(t, "/alice/work/a.ics", vevent("a", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
+	r.put(t, "/alice/work/b.ics", vevent("b", "DTSTART:20261203T120000Z\nDTEND:20261203T130000Z"))
+	var requests, syncReports atomic.Int64
+	ctagOnly := roundTripper(func(req *http.Request) (*http.Response, error) {
+		requests.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		if bytes.Contains(body, []byte("sync-collection")) {
+			syncReports.Add(1)
+		}
+		body = bytes.ReplaceAll(body, []byte("<d:sync-token/>"), nil)
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		return http.DefaultTransport.RoundTrip(req)
+	})
+	src, err := New(Config{
+		Name: "calendar",
+		Calendars: []Calendar{{
+			User: "alice@example.com", URL: r.base + "/alice/work/",
+			Username: radicaleUser, Password: radicalePassword,
+		}},
+		Now:       func() time.Time { return testNow },
+		Transport: ctagOnly,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	poll := func() int64 {
+		t.Helper()
+		requests.Store(0)
+		if err := src.Poll(context.Background(), got.publish); err != nil {
+			t.Fatal(err)
+		}
+		return requests.Load()
+	}
+	poll()
+	got.waitWindows(t, "first poll", "Dec 3 10:00-11:00 busy", "Dec 3 12:00-13:00 busy")
+	if n := poll(); n != 1 {
+		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
+	}
+	r.do(t, "DELETE", "/alice/work/b.ics", "", nil, http.StatusOK, http.StatusNoContent)
+	if n := poll(); n < 2 {
+		t.Errorf("a poll of a changed calendar made %d requests", n)
+	}
+	got.waitWindows(t, "after a deletion", "Dec 3 10:00-11:00 busy")
+	if n := syncReports.Load(); n != 0 {
+		t.Errorf("%d sync-collection REPORTs without a sync-token", n)
+	}
+}
