@@ -236,6 +236,7 @@ func (s *Source) Run(ctx context.Context, publish adapters.Publish) error {
 
 // Poll polls every calendar once and publishes the windows that began,
 // changed or ended since the last poll. It returns the problems met.
+// Run calls it; it must not be called while Run runs.
 func (s *Source) Poll(ctx context.Context, publish adapters.Publish) error {
 	var errs []error
 	for _, a := range s.people {
