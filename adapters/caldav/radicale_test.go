@@ -1,0 +1,497 @@
+package caldav
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// The account the test Radicale knows (htpasswd, plain).
+const (
+	radicaleUser     = "alice"
+	radicalePassword = "pw-3f9a-radicale-never-logged"
+)
+
+// radicale is a real Radicale server started for one test.
+type radicale struct {
+	base string // http://127.0.0.1:port
+}
+
+// startRadicale runs Debian's radicale on a free loopback port with its
+// storage in a temp folder and htpasswd (plain) auth, and waits until it
+// answers. It skips the test when radicale is not installed.
+func startRadicale(t *testing.T) *radicale {
+	t.Helper()
+	bin, err := exec.LookPath("radicale")
+	if err != nil {
+		t.Skip("radicale is not installed (apt-get install -y -q radicale): skipping the real CalDAV server test")
+	}
+	dir := t.TempDir()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	users := filepath.Join(dir, "users")
+	if err := os.WriteFile(users, []byte(radicaleUser+":"+radicalePassword+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "config")
+	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`[server]
+hosts = %s
+[auth]
+type = htpasswd
+htpasswd_filename = %s
+htpasswd_encryption = plain
+delay = 0
+[rights]
+type = owner_only
+[storage]
+filesystem_folder = %s
+[web]
+type = none
+[logging]
+level = warning
+`, addr, users, filepath.Join(dir, "collections"))), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logs bytes.Buffer
+	cmd := exec.Command(bin, "-C", conf)
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("radicale output:\n%s", logs.String())
+		}
+	})
+	r := &radicale{base: "http://" + addr}
+	waitFor(t, "radicale to answer", func() bool {
+		resp, err := http.Get(r.base + "/.well-known/caldav")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return true
+	})
+	return r
+}
+
+// do sends one authenticated request to Radicale and checks the status.
+func (r *radicale) do(t *testing.T, method, path, body string, header map[string]string, want ...int) {
+	t.Helper()
+	req, err := http.NewRequest(method, r.base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.SetBasicAuth(radicaleUser, radicalePassword)
+	for k, v := range header {
+		req.Header.Set(k, v)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	got, _ := io.ReadAll(resp.Body)
+	if !slices.Contains(want, resp.StatusCode) {
+		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, got)
+	}
+}
+
+func (r *radicale) mkcalendar(t *testing.T, path string) {
+	r.do(t, "MKCALENDAR", path, "", nil, http.StatusCreated)
+}
+
+func (r *radicale) put(t *testing.T, path, ics string) {
+	ics = strings.ReplaceAll(strings.TrimSpace(ics), "\n", "\r\n") + "\r\n"
+	r.do(t, "PUT", path, ics, map[string]string{"Content-Type": "text/calendar; charset=utf-8"}, http.StatusCreated, http.StatusNoContent, http.StatusOK)
+}
+
+// waitFor polls cond with a generous deadline; it costs time only when
+// the test fails.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// collector gathers published events and folds them as the bridge's
+// state does: every version of one occurrence ("caldav-event:<key>:...")
+// replaces the previous one, and an ended one removes it.
+type collector struct {
+	mu     sync.Mutex
+	events []adapters.Event
+	fail   atomic.Bool
+}
+
+func (c *collector) publish(_ context.Context, events []adapters.Event) error {
+	if c.fail.Load() {
+		return fmt.Errorf("event log unavailable")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.events = append(c.events, events...)
+	return nil
+}
+
+// windows returns the windows the published events leave open, as
+// sorted "start-end showAs" strings.
+func (c *collector) windows(t *testing.T) []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	open := map[string]string{}
+	for _, ev := range c.events {
+		if err := ev.Validate(""); err != nil {
+			t.Errorf("published an invalid event %+v: %v", ev, err)
+		}
+		rest, ok := strings.CutPrefix(ev.ID, idPrefix)
+		i := strings.LastIndexByte(rest, ':')
+		if !ok || i < 0 {
+			t.Errorf("event id %q is not caldav-event:<occurrence>:<version>", ev.ID)
+			continue
+		}
+		key := rest[:i]
+		if ev.State == adapters.MeetingEnded {
+			delete(open, key)
+			continue
+		}
+		open[key] = ev.Start.UTC().Format("Jan 2 15:04") + "-" + ev.End.UTC().Format("15:04") + " " + ev.ShowAs
+	}
+	var out []string
+	for _, w := range open {
+		out = append(out, w)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (c *collector) waitWindows(t *testing.T, what string, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	var got []string
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		if got = c.windows(t); slices.Equal(got, want) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: windows %q, want %q", what, got, want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func (c *collector) ids() []string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, ev := range c.events {
+		out = append(out, ev.ID)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// testNow is the fake "now" of the Radicale tests: 08:00 UTC on Dec 3.
+var testNow = time.Date(2026, 12, 3, 8, 0, 0, 0, time.UTC)
+
+func vevent(uid, extra string) string {
+	return "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presence-bridge test//EN\nBEGIN:VEVENT\nUID:" + uid +
+		"\nDTSTAMP:20261201T000000Z\n" + strings.TrimSpace(extra) + "\nEND:VEVENT\nEND:VCALENDAR"
+}
+
+// standup is a daily series from Dec 1 with the Dec 4 instance excluded
+// and the Dec 5 instance moved to the afternoon.
+const standup = `BEGIN:VCALENDAR
+VERSION:2.0
+PRODID:-//presence-bridge test//EN
+BEGIN:VEVENT
+UID:standup
+DTSTAMP:20261201T000000Z
+DTSTART:20261201T090000Z
+DTEND:20261201T091500Z
+RRULE:FREQ=DAILY
+EXDATE:20261204T090000Z
+SUMMARY:Standup
+END:VEVENT
+BEGIN:VEVENT
+UID:standup
+DTSTAMP:20261201T000000Z
+RECURRENCE-ID:20261205T090000Z
+DTSTART:20261205T150000Z
+DTEND:20261205T153000Z
+SUMMARY:Standup, later that day
+END:VEVENT
+END:VCALENDAR`
+
+// TestRadicaleFollowsCalendar runs the source against a real Radicale,
+// discovering Alice's calendars from her principal, and changes her
+// calendars through CalDAV: the published windows follow a new event, a
+// recurring series with an EXDATE and an override, a reschedule, a move
+// to another calendar, a cancellation and deletions.
+func TestRadicaleFollowsCalendar(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	r.mkcalendar(t, "/alice/home/")
+	var now atomic.Pointer[time.Time]
+	now.Store(&testNow)
+	src, err := New(Config{
+		Name:         "calendar",
+		PollInterval: time.Second,
+		WindowAfter:  72 * time.Hour,
+		Calendars: []Calendar{{
+			User: "alice@example.com", Principal: r.base + "/alice/",
+			Username: radicaleUser, Password: radicalePassword,
+		}},
+		Now: func() time.Time { return *now.Load() },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, got.publish) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
+	got.waitWindows(t, "a new event", "Dec 3 10:00-11:00 busy")
+
+	r.put(t, "/alice/work/standup.ics", standup)
+	got.waitWindows(t, "a recurring series", "Dec 3 10:00-11:00 busy",
+		"Dec 3 09:00-09:15 busy", "Dec 5 15:00-15:30 busy")
+
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T130000Z\nDTEND:20261203T140000Z"))
+	got.waitWindows(t, "a rescheduled event", "Dec 3 13:00-14:00 busy",
+		"Dec 3 09:00-09:15 busy", "Dec 5 15:00-15:30 busy")
+
+	r.do(t, "MOVE", "/alice/work/review.ics", "", map[string]string{"Destination": r.base + "/alice/home/review.ics"}, http.StatusCreated, http.StatusNoContent)
+	got.waitWindows(t, "an event moved to another calendar", "Dec 3 13:00-14:00 busy",
+		"Dec 3 09:00-09:15 busy", "Dec 5 15:00-15:30 busy")
+	r.put(t, "/alice/home/review.ics", vevent("review", "DTSTART:20261203T130000Z\nDTEND:20261203T140000Z\nSTATUS:CANCELLED"))
+	got.waitWindows(t, "a cancelled event", "Dec 3 09:00-09:15 busy", "Dec 5 15:00-15:30 busy")
+
+	r.put(t, "/alice/work/declined.ics", vevent("declined", "DTSTART:20261203T160000Z\nDTEND:20261203T170000Z\nATTENDEE;PARTSTAT=DECLINED:mailto:alice@example.com"))
+	r.put(t, "/alice/work/tentative.ics", vevent("tentative", "DTSTART:20261203T160000Z\nDTEND:20261203T170000Z\nATTENDEE;PARTSTAT=TENTATIVE:mailto:alice@example.com"))
+	got.waitWindows(t, "a declined and a tentative invitation", "Dec 3 09:00-09:15 busy", "Dec 5 15:00-15:30 busy", "Dec 3 16:00-17:00 tentative")
+
+	r.do(t, "DELETE", "/alice/work/standup.ics", "", nil, http.StatusOK, http.StatusNoContent)
+	r.do(t, "DELETE", "/alice/work/tentative.ics", "", nil, http.StatusOK, http.StatusNoContent)
+	got.waitWindows(t, "deleted events")
+}
+
+// TestRadicaleUnchangedCalendarCostsOneRequest counts the HTTP requests
+// of each poll of a calendar collection through the transport: one when
+// nothing changed, more when something did.
+func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
+	var requests atomic.Int64
+	var listings atomic.Int64 // PROPFINDs of every member's etag
+	count := roundTripper(func(req *http.Request) (*http.Response, error) {
+		requests.Add(1)
+		if req.Method == "PROPFIND" && req.Header.Get("Depth") == "1" {
+			listings.Add(1)
+		}
+		return http.DefaultTransport.RoundTrip(req)
+	})
+	cfg := Config{
+		Name: "calendar",
+		Calendars: []Calendar{{
+			User: "alice@example.com", URL: r.base + "/alice/work/",
+			Username: radicaleUser, Password: radicalePassword,
+		}},
+		Now:       func() time.Time { return testNow },
+		Transport: count,
+	}
+	src, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	ctx := context.Background()
+	poll := func(what string) int64 {
+		t.Helper()
+		requests.Store(0)
+		if err := src.Poll(ctx, got.publish); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return requests.Load()
+	}
+	if n := poll("first poll"); n < 2 {
+		t.Errorf("the first poll made %d requests; it has to list and fetch", n)
+	}
+	got.waitWindows(t, "first poll", "Dec 3 10:00-11:00 busy")
+	if n := poll("unchanged"); n != 1 {
+		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
+	}
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T120000Z\nDTEND:20261203T130000Z"))
+	listings.Store(0)
+	if n := poll("changed"); n < 2 {
+		t.Errorf("a poll of a changed calendar made %d requests; it has to read the change", n)
+	}
+	if n := listings.Load(); n != 0 {
+		t.Errorf("a changed calendar was listed whole %d times instead of asked with sync-collection", n)
+	}
+	got.waitWindows(t, "after the change", "Dec 3 12:00-13:00 busy")
+	if n := poll("unchanged again"); n != 1 {
+		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
+	}
+
+	// A second bridge polling the same calendar publishes the very same
+	// ids, so that the event log keeps one copy.
+	other, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var copyOf collector
+	if err := other.Poll(ctx, copyOf.publish); err != nil {
+		t.Fatal(err)
+	}
+	last := got.ids()[len(got.ids())-1:]
+	if ids := copyOf.ids(); !slices.Contains(got.ids(), ids[0]) || len(ids) != 1 {
+		t.Errorf("the second bridge published %q; the first %q (latest %q)", ids, got.ids(), last)
+	}
+
+	// An event log that can not store the events makes the next poll
+	// publish them again.
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T140000Z\nDTEND:20261203T150000Z"))
+	got.fail.Store(true)
+	if err := src.Poll(ctx, got.publish); err == nil {
+		t.Error("a failed publish was not reported")
+	}
+	got.fail.Store(false)
+	if err := src.Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "after a failed publish", "Dec 3 14:00-15:00 busy")
+}
+
+// TestRadicaleSecretsNeverLeak polls with a wrong password and with a
+// bearer token that Radicale refuses, and checks that neither appears in
+// the errors or the logs.
+func TestRadicaleSecretsNeverLeak(t *testing.T) {
+	r := startRadicale(t)
+	const wrong, token = "pw-wrong-7c1d-secret", "tok-91be-bearer-secret"
+	var logs bytes.Buffer
+	logger := slogTo(&logs)
+	for _, cal := range []Calendar{
+		{User: "alice@example.com", URL: r.base + "/alice/work/", Username: radicaleUser, Password: wrong},
+		{User: "alice@example.com", Principal: r.base + "/", Token: token},
+	} {
+		src, err := New(Config{Name: "calendar", Calendars: []Calendar{cal}, Now: func() time.Time { return testNow }, Logger: logger})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		err = src.Poll(ctx, func(context.Context, []adapters.Event) error { return nil })
+		cancel()
+		if err == nil {
+			t.Fatalf("a poll with refused credentials succeeded")
+		}
+		logger.Warn("poll failed", "err", err)
+		if !strings.Contains(err.Error(), "401") {
+			t.Errorf("the error does not say the server refused: %v", err)
+		}
+	}
+	_, err := New(Config{Name: "calendar", Calendars: []Calendar{{User: "a", URL: "https://alice:" + wrong + "@example.com/cal/"}}})
+	if err == nil {
+		t.Fatal("a URL with credentials was accepted")
+	}
+	all := logs.String() + err.Error()
+	for _, secret := range []string{wrong, token} {
+		if strings.Contains(all, secret) {
+			t.Errorf("a secret leaked: %s", all)
+		}
+	}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(req *http.Request) (*http.Response, error) { return f(req) }
+
+// TestRadicaleWithoutSyncCollection polls as against a server that has
+// no sync-token, only a ctag: the probe asks Radicale for getctag alone.
+// An unchanged calendar still costs one request; a change is found by
+// listing the members' etags, and a deleted member ends its window.
+func TestRadicaleWithoutSyncCollection(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	r.put(t, "/alice/work/a.ics", vevent("a", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
+	r.put(t, "/alice/work/b.ics", vevent("b", "DTSTART:20261203T120000Z\nDTEND:20261203T130000Z"))
+	var requests, syncReports atomic.Int64
+	ctagOnly := roundTripper(func(req *http.Request) (*http.Response, error) {
+		requests.Add(1)
+		body, _ := io.ReadAll(req.Body)
+		if bytes.Contains(body, []byte("sync-collection")) {
+			syncReports.Add(1)
+		}
+		body = bytes.ReplaceAll(body, []byte("<d:sync-token/>"), nil)
+		req.Body, req.ContentLength = io.NopCloser(bytes.NewReader(body)), int64(len(body))
+		return http.DefaultTransport.RoundTrip(req)
+	})
+	src, err := New(Config{
+		Name: "calendar",
+		Calendars: []Calendar{{
+			User: "alice@example.com", URL: r.base + "/alice/work/",
+			Username: radicaleUser, Password: radicalePassword,
+		}},
+		Now:       func() time.Time { return testNow },
+		Transport: ctagOnly,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	poll := func() int64 {
+		t.Helper()
+		requests.Store(0)
+		if err := src.Poll(context.Background(), got.publish); err != nil {
+			t.Fatal(err)
+		}
+		return requests.Load()
+	}
+	poll()
+	got.waitWindows(t, "first poll", "Dec 3 10:00-11:00 busy", "Dec 3 12:00-13:00 busy")
+	if n := poll(); n != 1 {
+		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
+	}
+	r.do(t, "DELETE", "/alice/work/b.ics", "", nil, http.StatusOK, http.StatusNoContent)
+	if n := poll(); n < 2 {
+		t.Errorf("a poll of a changed calendar made %d requests", n)
+	}
+	got.waitWindows(t, "after a deletion", "Dec 3 10:00-11:00 busy")
+	if n := syncReports.Load(); n != 0 {
+		t.Errorf("%d sync-collection REPORTs without a sync-token", n)
+	}
+}
