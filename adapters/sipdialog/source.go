@@ -183,7 +183,7 @@ func (s *Source) register(ctx context.Context) {
 			s.log.Warn("sipdialog registration failed", "error", answer(res, err), "retry_in", wait)
 		default:
 			failures = 0
-			granted := grantedExpiry(res, s.cfg.RegisterExpiry)
+			granted := s.registered(res)
 			wait = refreshIn(granted)
 			s.log.Debug("sipdialog registered", "expires", granted)
 		}
@@ -214,15 +214,26 @@ func refreshIn(d time.Duration) time.Duration {
 	return d - min(d/3, time.Minute+d/10)
 }
 
-// grantedExpiry reads the lifetime a 2xx grants, or returns asked.
-func grantedExpiry(res *sip.Response, asked time.Duration) time.Duration {
-	if c := res.Contact(); c != nil {
+// registered reads the lifetime a REGISTER's 2xx grants the bridge's own
+// contact (the answer lists every contact of the user).
+func (s *Source) registered(res *sip.Response) time.Duration {
+	for _, h := range res.GetHeaders("Contact") {
+		c, ok := h.(*sip.ContactHeader)
+		if !ok || c.Address.Host != s.contact.Address.Host || c.Address.Port != s.contact.Address.Port {
+			continue
+		}
 		if v, ok := c.Params.Get("expires"); ok {
 			if n, err := strconv.Atoi(v); err == nil && n > 0 {
 				return time.Duration(n) * time.Second
 			}
 		}
 	}
+	return grantedExpiry(res, s.cfg.RegisterExpiry)
+}
+
+// grantedExpiry reads the lifetime a 2xx's Expires grants, or returns
+// asked.
+func grantedExpiry(res *sip.Response, asked time.Duration) time.Duration {
 	if h := res.GetHeader("Expires"); h != nil {
 		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
 			return time.Duration(n) * time.Second

@@ -56,9 +56,7 @@ func (sub *subscription) run(ctx context.Context) {
 			}
 			continue
 		}
-		if failures > 0 {
-			sub.log.Info("sipdialog subscription restored", "attempts", failures+1)
-		}
+		sub.log.Info("sipdialog subscribed", "expires", granted, "attempts", failures+1)
 		failures = 0
 		reason := sub.keep(ctx, granted)
 		if ctx.Err() != nil {
@@ -83,7 +81,7 @@ func (sub *subscription) keep(ctx context.Context, granted time.Duration) string
 			return reason
 		case <-t.C:
 		}
-		res, err := sub.src.do(ctx, sub.request(sub.src.cfg.SubscribeExpiry, true))
+		res, err := sub.send(ctx, sub.request(sub.src.cfg.SubscribeExpiry, true))
 		if err != nil || !res.IsSuccess() {
 			return "refresh: " + answer(res, err)
 		}
@@ -106,7 +104,7 @@ func (sub *subscription) subscribe(ctx context.Context) (time.Duration, error) {
 	sub.mu.Unlock()
 	sub.src.track(old, sub.callID, sub)
 
-	res, err := sub.src.do(ctx, sub.request(sub.src.cfg.SubscribeExpiry, false))
+	res, err := sub.send(ctx, sub.request(sub.src.cfg.SubscribeExpiry, false))
 	if err != nil {
 		return 0, err
 	}
@@ -179,7 +177,21 @@ func (sub *subscription) unsubscribe() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	_, _ = sub.src.do(ctx, sub.request(0, true))
+	_, _ = sub.send(ctx, sub.request(0, true))
+}
+
+// send sends one SUBSCRIBE and keeps its CSeq, which answering a
+// challenge raises, so the next request of the dialog follows it.
+func (sub *subscription) send(ctx context.Context, req *sip.Request) (*sip.Response, error) {
+	res, err := sub.src.do(ctx, req)
+	if cs := req.CSeq(); cs != nil {
+		sub.mu.Lock()
+		if req.CallID() != nil && req.CallID().Value() == sub.callID {
+			sub.cseq = max(sub.cseq, cs.SeqNo)
+		}
+		sub.mu.Unlock()
+	}
+	return res, err
 }
 
 // ours reports whether a NOTIFY belongs to the current subscription, and
