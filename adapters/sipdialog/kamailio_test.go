@@ -271,10 +271,11 @@ func (c *call) hangUp(t *testing.T) {
 }
 
 // startSource runs a sipdialog source against k watching 1001 and 1002.
-func startSource(t *testing.T, k *kamailio, rec *recorder, lg *logs) {
+func startSource(t *testing.T, k *kamailio, transport string, rec *recorder, lg *logs) {
 	t.Helper()
 	cfg := Config{
 		PBX:             k.addr(),
+		Transport:       transport,
 		Listen:          "127.0.0.1:0",
 		Domain:          "pbx.test",
 		User:            "bridge",
@@ -312,8 +313,8 @@ func TestKamailio(t *testing.T) {
 	k := startKamailio(t)
 	rec, rec2 := &recorder{}, &recorder{}
 	lg, lg2 := newLogs(), newLogs()
-	startSource(t, k, rec, lg)
-	startSource(t, k, rec2, lg2)
+	startSource(t, k, "udp", rec, lg)
+	startSource(t, k, "udp", rec2, lg2)
 	t.Cleanup(func() {
 		if t.Failed() {
 			for i, r := range []*recorder{rec, rec2} {
@@ -329,7 +330,9 @@ func TestKamailio(t *testing.T) {
 	subscribed := func(l *logs, entity string) int {
 		return l.count("sipdialog subscribed", "entity=sip:"+entity+"@pbx.test")
 	}
-	waitFor(t, "both subscriptions", func() bool { return subscribed(lg, "1001") > 0 && subscribed(lg, "1002") > 0 })
+	waitFor(t, "both bridges' subscriptions", func() bool {
+		return subscribed(lg, "1001") > 0 && subscribed(lg, "1002") > 0 && subscribed(lg2, "1001") > 0 && subscribed(lg2, "1002") > 0
+	})
 
 	p1, p2 := newPhone(t, "1001", k.addr()), newPhone(t, "1002", k.addr())
 	p1.register()
@@ -420,5 +423,34 @@ func TestKamailio(t *testing.T) {
 	}
 	if strings.Contains(lg.text(), bridgePassword) {
 		t.Error("the password appears in the logs")
+	}
+}
+
+// TestKamailioTCP watches a call through Kamailio over TCP.
+func TestKamailioTCP(t *testing.T) {
+	k := startKamailio(t)
+	rec, lg := &recorder{}, newLogs()
+	startSource(t, k, "tcp", rec, lg)
+	waitFor(t, "both subscriptions", func() bool {
+		return lg.count("sipdialog subscribed", "entity=sip:1001@pbx.test") > 0 && lg.count("sipdialog subscribed", "entity=sip:1002@pbx.test") > 0
+	})
+	p1, p2 := newPhone(t, "1001", k.addr()), newPhone(t, "1002", k.addr())
+	p1.register()
+	p2.register()
+	c := p1.dial("1002")
+	p2.answer()
+	waitFor(t, "active for 1001 and 1002", func() bool {
+		_, a := rec.find("ext:1001", "active")
+		_, b := rec.find("bob@contoso.example", "active")
+		return a && b
+	})
+	c.hangUp(t)
+	waitFor(t, "ended for 1001 and 1002", func() bool {
+		_, a := rec.find("ext:1001", "ended")
+		_, b := rec.find("bob@contoso.example", "ended")
+		return a && b
+	})
+	if t.Failed() {
+		t.Log(lg.text())
 	}
 }
