@@ -11,6 +11,7 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+	"gopkg.in/yaml.v3"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
@@ -226,4 +227,82 @@ func TestNotifyHandling(t *testing.T) {
 		t.Fatalf("NOTIFY answered %d, want 200", got)
 	}
 	waitFor(t, "the call ended", func() bool { _, ok := rec.find("ext:1001", "ended"); return ok })
+}
+
+// FuzzNotify feeds whatever the SIP parser accepts as a request to the
+// code that matches and applies NOTIFYs: it must not panic, and never
+// track more dialogs than the limit.
+func FuzzNotify(f *testing.F) {
+	body := `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="1" state="full" entity="sip:1001@pbx.test"><dialog id="c1"><state>early</state></dialog></dialog-info>`
+	msg := func(state, contentType, body string) string {
+		return "NOTIFY sip:bridge@127.0.0.1:5070 SIP/2.0\r\n" +
+			"Via: SIP/2.0/UDP 127.0.0.1:5060;branch=z9hG4bK1\r\n" +
+			"From: <sip:1001@pbx.test>;tag=pbx\r\nTo: <sip:bridge@pbx.test>;tag=ours\r\n" +
+			"Call-ID: call-1\r\nCSeq: 2 NOTIFY\r\nEvent: dialog\r\n" +
+			"Subscription-State: " + state + "\r\nContent-Type: " + contentType + "\r\n" +
+			fmt.Sprintf("Content-Length: %d\r\n\r\n", len(body)) + body
+	}
+	f.Add([]byte(msg("active;expires=60", "application/dialog-info+xml", body)))
+	f.Add([]byte(msg("terminated;reason=noresource", "application/dialog-info+xml", "")))
+	f.Add([]byte(msg(";;;", "application/dialog-info+xml; charset=\"", body)))
+	f.Add([]byte(msg("active", "text/plain", "hello")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := sip.NewParser().ParseSIP(data)
+		if err != nil {
+			return
+		}
+		req, ok := m.(*sip.Request)
+		if !ok {
+			return
+		}
+		s, err := New("pbx", validConfig(), slogFor(newLogs()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec := &recorder{}
+		s.ctx, s.publish = context.Background(), rec.publish
+		sub := s.entities[0]
+		sub.callID, sub.fromTag = "call-1", "ours"
+		if sub.ours(req) {
+			sub.notify(req)
+		}
+		if len(sub.tracker.open) > MaxDialogs {
+			t.Fatalf("%d dialogs tracked", len(sub.tracker.open))
+		}
+	})
+}
+
+// TestConfigYAML reads the documented keys strictly.
+func TestConfigYAML(t *testing.T) {
+	doc := `
+pbx: 192.0.2.10:5060
+transport: tcp
+listen: 0.0.0.0:5070
+contact_host: 192.0.2.50
+domain: pbx.example.com
+user: presence-bridge
+password: s3cret
+register: true
+register_expiry: 5m
+subscribe_expiry: 10m
+request_timeout: 5s
+backoff: {min: 1s, max: 2m}
+lapse_after: 2
+entities:
+  - entity: "1001"
+  - entity: sip:1002@pbx.example.com
+    user: bob@contoso.example
+`
+	dec := yaml.NewDecoder(strings.NewReader(doc))
+	dec.KnownFields(true)
+	var cfg Config
+	if err := dec.Decode(&cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New("pbx", cfg, nil); err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backoff.Max != 2*time.Minute || cfg.SubscribeExpiry != 10*time.Minute || len(cfg.Entities) != 2 || cfg.Entities[1].User != "bob@contoso.example" {
+		t.Errorf("decoded %+v", cfg)
+	}
 }
