@@ -123,6 +123,8 @@ func (c Config) validate() error {
 	}
 	if err := hostPort(c.Listen); err != nil {
 		bad("listen", "%v", err)
+	} else if host, _, _ := net.SplitHostPort(c.Listen); c.ContactHost == "" && (host == "" || net.ParseIP(host).IsUnspecified()) {
+		bad("contact_host", "needed when listen has no specific address (%q)", c.Listen)
 	}
 	if !token(c.User) {
 		bad("user", "must be a SIP user name (letters, digits, -_.!~*'+)")

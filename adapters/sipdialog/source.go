@@ -114,6 +114,23 @@ func (s *Source) Run(ctx context.Context, publish adapters.Publish) error {
 	return nil
 }
 
+// EntityStatus is whether one entity is watched, for metrics and status
+// pages.
+type EntityStatus struct {
+	Entity     string
+	User       string
+	Subscribed bool
+}
+
+// Status reports each entity's subscription, in configuration order.
+func (s *Source) Status() []EntityStatus {
+	out := make([]EntityStatus, len(s.entities))
+	for i, sub := range s.entities {
+		out[i] = EntityStatus{Entity: sub.uri.String(), User: sub.user, Subscribed: sub.live.Load()}
+	}
+	return out
+}
+
 // listen opens the configured local address for the transport.
 func (s *Source) listen(srv *sipgo.Server) (addr string, serve func() error, closer func(), err error) {
 	if s.cfg.Transport == "tcp" {

@@ -32,6 +32,8 @@ func TestConfig(t *testing.T) {
 		{"no pbx", func(c *Config) { c.PBX = "" }, `pbx: "" is not host:port`},
 		{"bad transport", func(c *Config) { c.Transport = "sctp" }, `transport: must be udp or tcp, not "sctp"`},
 		{"no listen", func(c *Config) { c.Listen = "nowhere" }, `listen: "nowhere" is not host:port`},
+		{"wildcard listen", func(c *Config) { c.Listen = "0.0.0.0:5070" }, `contact_host: needed when listen has no specific address ("0.0.0.0:5070")`},
+		{"wildcard listen with contact", func(c *Config) { c.Listen, c.ContactHost = ":5070", "192.0.2.1" }, ""},
 		{"bad user", func(c *Config) { c.User = "a b" }, "user: must be a SIP user name"},
 		{"short expiry", func(c *Config) { c.SubscribeExpiry = time.Second }, "subscribe_expiry: must be at least 10s"},
 		{"short registration", func(c *Config) { c.Register, c.RegisterExpiry = true, time.Second }, "register_expiry: must be at least 10s"},
@@ -201,6 +203,9 @@ func TestNotifyHandling(t *testing.T) {
 		t.Errorf("Accept: %v", h)
 	}
 	waitFor(t, "the subscription", func() bool { return lg.count("sipdialog subscribed") == 1 })
+	if st := src.Status(); len(st) != 1 || !st[0].Subscribed || st[0].User != "ext:1001" {
+		t.Errorf("status %+v", st)
+	}
 
 	full := `<dialog-info xmlns="urn:ietf:params:xml:ns:dialog-info" version="%d" state="full" entity="sip:1001@pbx.test">%s</dialog-info>`
 	call := `<dialog id="c1" direction="initiator"><state>confirmed</state></dialog>`

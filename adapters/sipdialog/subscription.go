@@ -7,6 +7,7 @@ import (
 	"mime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emiago/sipgo/sip"
@@ -21,6 +22,8 @@ type subscription struct {
 	// lost is signalled when a NOTIFY ends the subscription or shows that
 	// a document was missed.
 	lost chan string
+	// live reports that the entity is subscribed.
+	live atomic.Bool
 
 	mu      sync.Mutex // guards the fields below; serialises NOTIFYs
 	tracker tracker
@@ -56,9 +59,11 @@ func (sub *subscription) run(ctx context.Context) {
 			}
 			continue
 		}
+		sub.live.Store(true)
 		sub.log.Info("sipdialog subscribed", "expires", granted, "attempts", failures+1)
 		failures = 0
 		reason := sub.keep(ctx, granted)
+		sub.live.Store(false)
 		if ctx.Err() != nil {
 			sub.unsubscribe()
 			return
