@@ -6,6 +6,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,6 +114,8 @@ type fakePBX struct {
 	client *sipgo.Client
 	mu     sync.Mutex
 	subs   []*sip.Request // initial SUBSCRIBEs
+	// refuse makes it answer new subscriptions 403.
+	refuse atomic.Bool
 }
 
 func newFakePBX(t *testing.T) *fakePBX {
@@ -127,6 +130,10 @@ func newFakePBX(t *testing.T) *fakePBX {
 	p := &fakePBX{t: t, addr: conn.LocalAddr().String(), client: client}
 	srv.OnSubscribe(func(req *sip.Request, tx sip.ServerTransaction) {
 		res := sip.NewResponseFromRequest(req, 200, "OK", nil)
+		if tag, _ := req.To().Params.Get("tag"); tag == "" && p.refuse.Load() {
+			_ = tx.Respond(sip.NewResponseFromRequest(req, 403, "Forbidden", nil))
+			return
+		}
 		if tag, _ := req.To().Params.Get("tag"); tag == "" {
 			res.To().Params.Add("tag", "pbx-"+req.CallID().Value())
 			p.mu.Lock()
@@ -309,5 +316,44 @@ entities:
 	}
 	if cfg.Backoff.Max != 2*time.Minute || cfg.SubscribeExpiry != 10*time.Minute || len(cfg.Entities) != 2 || cfg.Entities[1].User != "bob@contoso.example" {
 		t.Errorf("decoded %+v", cfg)
+	}
+}
+
+// TestLapse shows that when a subscription ends and cannot be made again,
+// the entity's open calls end, and that this is logged.
+func TestLapse(t *testing.T) {
+	pbx := newFakePBX(t)
+	rec, lg := &recorder{}, newLogs()
+	cfg := Config{PBX: pbx.addr, Listen: fmt.Sprintf("127.0.0.1:%d", freePort(t)), Domain: "pbx.test",
+		Backoff: Backoff{Min: 10 * time.Millisecond, Max: 100 * time.Millisecond}, Entities: []Entity{{Entity: "1001"}}}
+	src, err := New("pbx-main", cfg, slogFor(lg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, rec.publish) }()
+	defer func() { cancel(); <-done }()
+
+	waitFor(t, "the subscription", func() bool { return lg.count("sipdialog subscribed") == 1 })
+	sub := pbx.subscriptions()[0]
+	calls := `<dialog-info version="1" state="full" entity="sip:1001@pbx.test"><dialog id="a"><state>confirmed</state></dialog><dialog id="b"><state>early</state></dialog></dialog-info>`
+	if got := pbx.notify(sub, "active;expires=60", calls, false); got != 200 {
+		t.Fatalf("NOTIFY answered %d", got)
+	}
+	waitFor(t, "two open calls", func() bool { return len(rec.forAll()) == 2 })
+	pbx.refuse.Store(true)
+	pbx.notify(sub, "terminated;reason=noresource", "", false)
+	waitFor(t, "both calls ended", func() bool { return len(rec.forCall("a")) == 2 && len(rec.forCall("b")) == 2 })
+	for _, e := range rec.forAll()[2:] {
+		if e.State != "ended" || e.User != "ext:1001" || e.ID != "sipdialog:sip:1001@pbx.test:"+e.CallID+":ended" {
+			t.Errorf("lapse event %+v", e)
+		}
+	}
+	if lg.count("sipdialog entity unwatched, its calls end", "ended=2") != 1 {
+		t.Errorf("lapse not logged once:\n%s", lg.text())
+	}
+	if st := src.Status(); st[0].Subscribed {
+		t.Error("status still subscribed")
 	}
 }
