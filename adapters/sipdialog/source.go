@@ -317,7 +317,7 @@ func (s *Source) emit(ctx context.Context, sub *subscription, changes []change) 
 	events := make([]adapters.Event, 0, len(changes))
 	for _, c := range changes {
 		e := adapters.Event{
-			ID:         eventID(sub.uri.String(), c.DialogID, c.State),
+			ID:         eventID(sub.uri.String(), c.DialogID, c.State, c.Round),
 			Source:     s.name,
 			Type:       adapters.TypeCall,
 			User:       sub.user,
@@ -357,8 +357,12 @@ func rank(state string) int64 {
 	}
 }
 
-// eventID is the same on every bridge for one entity, dialog and state.
-func eventID(entity, dialog, state string) string {
+// eventID is the same on every bridge for one entity, dialog, state and
+// round (see change.Round).
+func eventID(entity, dialog, state string, round int) string {
+	if round > 0 {
+		state += ":r" + strconv.Itoa(round)
+	}
 	id := "sipdialog:" + entity + ":" + dialog + ":" + state
 	if len(id) <= adapters.MaxIDLength && printable(id) {
 		return id

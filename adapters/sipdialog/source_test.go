@@ -89,15 +89,15 @@ func TestUsers(t *testing.T) {
 // TestEventIDs shows that ids depend on entity, dialog and state only,
 // and stay valid for any dialog id a PBX sends.
 func TestEventIDs(t *testing.T) {
-	a := eventID("sip:1001@pbx", "abc", "active")
-	if a != "sipdialog:sip:1001@pbx:abc:active" || a != eventID("sip:1001@pbx", "abc", "active") {
+	a := eventID("sip:1001@pbx", "abc", "active", 0)
+	if a != "sipdialog:sip:1001@pbx:abc:active" || a != eventID("sip:1001@pbx", "abc", "active", 0) {
 		t.Errorf("id %q", a)
 	}
-	if eventID("sip:1001@pbx", "abc", "ended") == a || eventID("sip:1002@pbx", "abc", "active") == a {
+	if eventID("sip:1001@pbx", "abc", "ended", 0) == a || eventID("sip:1002@pbx", "abc", "active", 0) == a || eventID("sip:1001@pbx", "abc", "active", 1) == a {
 		t.Error("ids collide")
 	}
 	for _, dialog := range []string{strings.Repeat("x", 400), "with space", "ü"} {
-		id, call := eventID("sip:1001@pbx", dialog, "ringing"), callID(dialog)
+		id, call := eventID("sip:1001@pbx", dialog, "ringing", 2), callID(dialog)
 		e := adapters.Event{ID: id, Source: "pbx", Type: "call", User: "ext:1001", OccurredAt: time.Now(), CallID: call, State: "ringing"}
 		if err := e.Validate(""); err != nil {
 			t.Errorf("dialog %q: %v", dialog, err)

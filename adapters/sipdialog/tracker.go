@@ -10,6 +10,11 @@ import (
 type change struct {
 	DialogID string
 	State    string
+	// Round counts the times the bridge ended this dialog itself because
+	// the entity could not be watched. It keeps the events of a call seen
+	// again afterwards apart from those already published, which the
+	// event log would drop as duplicates.
+	Round int
 }
 
 // tracker is what one entity's subscriptions have said: the version of
@@ -19,6 +24,7 @@ type tracker struct {
 	version uint64
 	seen    bool
 	open    map[string]string // dialog id → ringing or active
+	lapsed  map[string]int    // dialog id → rounds ended by lapse
 }
 
 // canonical maps an RFC 4235 dialog state to a call state.
@@ -71,14 +77,15 @@ func (t *tracker) apply(doc *DialogInfo) (r applied) {
 		case state == adapters.CallEnded:
 			if isOpen {
 				delete(t.open, d.ID)
-				r.changes = append(r.changes, change{d.ID, state})
+				r.changes = append(r.changes, change{d.ID, state, t.lapsed[d.ID]})
+				delete(t.lapsed, d.ID)
 			}
 		case old == state:
 		case !isOpen && len(t.open) >= MaxDialogs:
 			r.dropped++
 		default:
 			t.open[d.ID] = state
-			r.changes = append(r.changes, change{d.ID, state})
+			r.changes = append(r.changes, change{d.ID, state, t.lapsed[d.ID]})
 		}
 	}
 	if doc.Full {
@@ -91,7 +98,8 @@ func (t *tracker) apply(doc *DialogInfo) (r applied) {
 		sort.Strings(gone)
 		for _, id := range gone {
 			delete(t.open, id)
-			r.changes = append(r.changes, change{id, adapters.CallEnded})
+			r.changes = append(r.changes, change{id, adapters.CallEnded, t.lapsed[id]})
+			delete(t.lapsed, id)
 		}
 	}
 	return r
@@ -106,7 +114,11 @@ func (t *tracker) lapse() []change {
 	sort.Strings(ids)
 	changes := make([]change, 0, len(ids))
 	for _, id := range ids {
-		changes = append(changes, change{id, adapters.CallEnded})
+		changes = append(changes, change{id, adapters.CallEnded, t.lapsed[id]})
+		if t.lapsed == nil || len(t.lapsed) >= MaxDialogs {
+			t.lapsed = make(map[string]int)
+		}
+		t.lapsed[id]++
 	}
 	clear(t.open)
 	return changes

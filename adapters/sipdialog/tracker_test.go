@@ -119,4 +119,39 @@ func TestTrackerBounds(t *testing.T) {
 	if len(ended) != MaxDialogs || len(tr.open) != 0 {
 		t.Errorf("lapse ended %d, left %d", len(ended), len(tr.open))
 	}
+	for range 3 {
+		tr.apply(doc(t, "full", 10, "x=early"))
+		tr.lapse()
+	}
+	if len(tr.lapsed) > MaxDialogs {
+		t.Errorf("%d lapsed dialogs remembered", len(tr.lapsed))
+	}
+}
+
+// TestTrackerLapse shows that a call ended by a lapse and seen again
+// afterwards gets events of a new round, and an ordinary end then closes
+// that round.
+func TestTrackerLapse(t *testing.T) {
+	var tr tracker
+	tr.apply(doc(t, "full", 1, "a=confirmed", "b=early"))
+	if got := tr.lapse(); !reflect.DeepEqual(got, []change{{"a", "ended", 0}, {"b", "ended", 0}}) {
+		t.Fatalf("lapse %v", got)
+	}
+	tr.restart()
+	r := tr.apply(doc(t, "full", 0, "a=confirmed"))
+	if !reflect.DeepEqual(r.changes, []change{{"a", "active", 1}}) {
+		t.Fatalf("seen again: %v", r.changes)
+	}
+	r = tr.apply(doc(t, "partial", 1, "a=terminated"))
+	if !reflect.DeepEqual(r.changes, []change{{"a", "ended", 1}}) {
+		t.Fatalf("ended: %v", r.changes)
+	}
+	r = tr.apply(doc(t, "partial", 2, "b=early"))
+	if !reflect.DeepEqual(r.changes, []change{{"b", "ringing", 1}}) {
+		t.Fatalf("b seen again: %v", r.changes)
+	}
+	r = tr.apply(doc(t, "partial", 3, "a=early"))
+	if !reflect.DeepEqual(r.changes, []change{{"a", "ringing", 0}}) {
+		t.Fatalf("a's round was not forgotten: %v", r.changes)
+	}
 }
