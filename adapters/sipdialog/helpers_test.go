@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -160,3 +161,10 @@ func freePort(t *testing.T) int {
 }
 
 func slogFor(l *logs) *slog.Logger { return slog.New(l) }
+
+// TestMain silences the SIP library's own logger, which the test phones
+// and the fake PBX use.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}
