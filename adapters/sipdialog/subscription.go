@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"mime"
 	"strings"
 	"sync"
@@ -40,6 +41,10 @@ type subscription struct {
 // Config.LapseAfter failed attempts the entity's open calls end.
 func (sub *subscription) run(ctx context.Context) {
 	cfg := sub.src.cfg
+	// Spread the first SUBSCRIBEs of many entities over a few seconds.
+	if n := len(sub.src.entities); n > 1 && !sleep(ctx, rand.N(min(time.Duration(n)*20*time.Millisecond, 10*time.Second))) {
+		return
+	}
 	failures := 0
 	for {
 		granted, err := sub.subscribe(ctx)
