@@ -1,0 +1,170 @@
+package sipdialog
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// deadline is how long a test waits for a condition: generous, because it
+// only costs time when the test fails.
+const deadline = 60 * time.Second
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	end := time.Now().Add(deadline)
+	for !cond() {
+		if time.Now().After(end) {
+			t.Fatalf("gave up waiting for %s", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// recorder keeps the events a source publishes.
+type recorder struct {
+	mu     sync.Mutex
+	events []adapters.Event
+}
+
+func (r *recorder) publish(_ context.Context, events []adapters.Event) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, e := range events {
+		if err := e.Validate(""); err != nil {
+			return fmt.Errorf("invalid event published: %w", err)
+		}
+	}
+	r.events = append(r.events, events...)
+	return nil
+}
+
+// has reports whether user's call reached state; callID "" matches any
+// call other than those in skip.
+func (r *recorder) find(user, state string, skip ...string) (adapters.Event, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+next:
+	for _, e := range r.events {
+		if e.User != user || e.State != state {
+			continue
+		}
+		for _, s := range skip {
+			if e.CallID == s {
+				continue next
+			}
+		}
+		return e, true
+	}
+	return adapters.Event{}, false
+}
+
+func (r *recorder) forAll() []adapters.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]adapters.Event(nil), r.events...)
+}
+
+func (r *recorder) forCall(callID string) []adapters.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []adapters.Event
+	for _, e := range r.events {
+		if e.CallID == callID {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// logs is a slog handler that keeps every record's text.
+type logs struct {
+	mu    sync.Mutex
+	lines []string
+	attrs []slog.Attr
+	root  *logs
+}
+
+func newLogs() *logs { l := &logs{}; l.root = l; return l }
+
+func (l *logs) Enabled(context.Context, slog.Level) bool { return true }
+func (l *logs) Handle(_ context.Context, r slog.Record) error {
+	var b strings.Builder
+	b.WriteString(r.Message)
+	for _, a := range l.attrs {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+	}
+	r.Attrs(func(a slog.Attr) bool {
+		fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
+		return true
+	})
+	l.root.mu.Lock()
+	l.root.lines = append(l.root.lines, b.String())
+	l.root.mu.Unlock()
+	return nil
+}
+func (l *logs) WithAttrs(attrs []slog.Attr) slog.Handler {
+	return &logs{root: l.root, attrs: append(append([]slog.Attr{}, l.attrs...), attrs...)}
+}
+func (l *logs) WithGroup(string) slog.Handler { return l }
+
+// count is how many lines hold every one of parts.
+func (l *logs) count(parts ...string) int {
+	l.root.mu.Lock()
+	defer l.root.mu.Unlock()
+	n := 0
+next:
+	for _, line := range l.root.lines {
+		for _, p := range parts {
+			if !strings.Contains(line, p) {
+				continue next
+			}
+		}
+		n++
+	}
+	return n
+}
+
+func (l *logs) text() string {
+	l.root.mu.Lock()
+	defer l.root.mu.Unlock()
+	return strings.Join(l.root.lines, "\n")
+}
+
+// freePort finds a loopback port free for both UDP and TCP.
+func freePort(t *testing.T) int {
+	t.Helper()
+	for range 20 {
+		u, err := net.ListenPacket("udp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := u.LocalAddr().(*net.UDPAddr).Port
+		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		_ = u.Close()
+		if err == nil {
+			_ = l.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+func slogFor(l *logs) *slog.Logger { return slog.New(l) }
+
+// TestMain silences the SIP library's own logger, which the test phones
+// and the fake PBX use.
+func TestMain(m *testing.M) {
+	slog.SetDefault(slog.New(slog.DiscardHandler))
+	os.Exit(m.Run())
+}

@@ -1,0 +1,125 @@
+package sipdialog
+
+import (
+	"sort"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+)
+
+// change is one dialog of an entity moving to a canonical call state.
+type change struct {
+	DialogID string
+	State    string
+	// Round counts the times the bridge ended this dialog itself because
+	// the entity could not be watched. It keeps the events of a call seen
+	// again afterwards apart from those already published, which the
+	// event log would drop as duplicates.
+	Round int
+}
+
+// tracker is what one entity's subscriptions have said: the version of
+// the current subscription's last document and the dialogs still open.
+// It is not safe for concurrent use.
+type tracker struct {
+	version uint64
+	seen    bool
+	open    map[string]string // dialog id → ringing or active
+	lapsed  map[string]int    // dialog id → rounds ended by lapse
+}
+
+// canonical maps an RFC 4235 dialog state to a call state.
+func canonical(state string) string {
+	switch state {
+	case StateTrying, StateProceeding, StateEarly:
+		return adapters.CallRinging
+	case StateConfirmed:
+		return adapters.CallActive
+	default:
+		return adapters.CallEnded
+	}
+}
+
+// restart begins a new subscription: its versions start over. The open
+// dialogs stay until its first full document says otherwise.
+func (t *tracker) restart() {
+	t.version, t.seen = 0, false
+}
+
+// applied is what one document did.
+type applied struct {
+	changes []change
+	// stale reports a document not newer than the last one; it changed
+	// nothing.
+	stale bool
+	// gap reports a partial document that skips a version: one was lost,
+	// and only a new full state can be trusted.
+	gap bool
+	// dropped counts dialogs left out because MaxDialogs were open.
+	dropped int
+}
+
+// apply takes one document of the current subscription.
+func (t *tracker) apply(doc *DialogInfo) (r applied) {
+	if t.seen && doc.Version <= t.version {
+		return applied{stale: true}
+	}
+	r.gap = t.seen && !doc.Full && doc.Version > t.version+1
+	t.version, t.seen = doc.Version, true
+	if t.open == nil {
+		t.open = make(map[string]string)
+	}
+	listed := make(map[string]bool, len(doc.Dialogs))
+	for _, d := range doc.Dialogs {
+		listed[d.ID] = true
+		state := canonical(d.State)
+		old, isOpen := t.open[d.ID]
+		switch {
+		case state == adapters.CallEnded:
+			if isOpen {
+				delete(t.open, d.ID)
+				r.changes = append(r.changes, change{d.ID, state, t.lapsed[d.ID]})
+				delete(t.lapsed, d.ID)
+			}
+		case old == state:
+		case !isOpen && len(t.open) >= MaxDialogs:
+			r.dropped++
+		default:
+			t.open[d.ID] = state
+			r.changes = append(r.changes, change{d.ID, state, t.lapsed[d.ID]})
+		}
+	}
+	if doc.Full {
+		var gone []string
+		for id := range t.open {
+			if !listed[id] {
+				gone = append(gone, id)
+			}
+		}
+		sort.Strings(gone)
+		for _, id := range gone {
+			delete(t.open, id)
+			r.changes = append(r.changes, change{id, adapters.CallEnded, t.lapsed[id]})
+			delete(t.lapsed, id)
+		}
+	}
+	return r
+}
+
+// lapse ends every open dialog: the entity can no longer be watched.
+func (t *tracker) lapse() []change {
+	ids := make([]string, 0, len(t.open))
+	for id := range t.open {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	changes := make([]change, 0, len(ids))
+	for _, id := range ids {
+		changes = append(changes, change{id, adapters.CallEnded, t.lapsed[id]})
+		if t.lapsed == nil || len(t.lapsed) >= MaxDialogs {
+			t.lapsed = make(map[string]int)
+		}
+		t.lapsed[id]++
+	}
+	clear(t.open)
+	return changes
+}
