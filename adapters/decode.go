@@ -34,6 +34,14 @@ func DecodeEvents(body []byte) ([]Event, error) {
 	if p := JSONTextProblem(body); p != nil {
 		return nil, &InvalidError{Problems: []FieldError{*p}}
 	}
+	if e, ok := decodeOne(body); ok {
+		return []Event{e}, nil
+	}
+	return decodeEach(body)
+}
+
+// decodeEach decodes body field by field, so that every problem is named.
+func decodeEach(body []byte) ([]Event, error) {
 	var top map[string]json.RawMessage
 	if err := json.Unmarshal(body, &top); err != nil {
 		return nil, &InvalidError{Problems: []FieldError{{Field: "body", Problem: syntaxProblem(err)}}}

@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -130,4 +131,38 @@ func FuzzDecodeEvents(f *testing.F) {
 			}
 		}
 	})
+}
+
+// FuzzDecodeFastPathAgrees: whatever the fast path accepts, the field by
+// field decoding accepts too, as the same event.
+func FuzzDecodeFastPathAgrees(f *testing.F) {
+	f.Add([]byte(`{"id":"e1","source":"pbx","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"}`))
+	f.Add([]byte(`{"ID":"e1","source":"pbx","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active"}`))
+	f.Add([]byte(`{"id":"e1","source":"pbx","type":"meeting","user":"a","occurredAt":"2026-11-23T10:00:00Z","start":"2026-11-23T10:00:00Z","end":"2026-11-23T11:00:00Z","showAs":"busy"}`))
+	f.Add([]byte(`{"events":[{"id":"e1"}]}`))
+	f.Add([]byte(`{"id":"e1","source":"pbx","type":"call","user":"a","occurredAt":"2026-11-23T10:00:00Z","callId":"c1","state":"active","x":{"id":1}}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		fast, ok := decodeOne(body)
+		if !ok {
+			return
+		}
+		slow, err := decodeEach(body)
+		if err != nil {
+			t.Fatalf("the fast path took %s, the field by field decoding refused it: %v", body, err)
+		}
+		a, _ := json.Marshal(fast)
+		b, _ := json.Marshal(slow[0])
+		if len(slow) != 1 || !bytes.Equal(a, b) {
+			t.Fatalf("the two decodings differ:\n%s\n%s", a, b)
+		}
+	})
+}
+
+func BenchmarkDecodeEvents(b *testing.B) {
+	body := []byte(`{"id":"pbx-1:CA42:3","source":"demo","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"CA42","state":"active"}`)
+	for b.Loop() {
+		if _, err := DecodeEvents(body); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
