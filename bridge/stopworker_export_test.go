@@ -41,3 +41,12 @@ func (b *Bridge) Processed() float64 {
 	}
 	return n
 }
+
+// Applied is how many events the apply stage has applied.
+func (b *Bridge) Applied() float64 {
+	var m dto.Metric
+	if err := b.metrics.outcomes.WithLabelValues("applied").Write(&m); err != nil {
+		return 0
+	}
+	return m.GetCounter().GetValue()
+}
