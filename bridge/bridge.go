@@ -238,6 +238,10 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if !b.cfg.Worker.Enabled {
+		b.log.Info("worker.enabled is false: this bridge takes events in and applies none")
+		return nil
+	}
 	tenants := make([]writer.TenantOptions, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenants[i] = writer.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}

@@ -197,3 +197,38 @@ func waitEmulatorPresence(t *testing.T, em *emulator.Emulator, id, want string) 
 		}
 	}
 }
+
+// TestIngestTier: a bridge with worker.enabled false takes events in and
+// applies none; a bridge beside it on the same NATS applies them.
+func TestIngestTier(t *testing.T) {
+	natsURL, em := scaleParts(t, 10)
+	cfg, err := config.Parse([]byte(clusterConfig(natsURL, em.Addr())+"worker: {enabled: false}\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ingest, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ingest.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ingest.Stop(context.Background()) })
+	if r := postEvent(t, ingest, callEvent("tier-1", benchUser(3), "c1", "active", time.Now())); r.status != http.StatusAccepted {
+		t.Fatalf("ingest-only bridge answered %d %v", r.status, r.body)
+	}
+	if err := ingest.Ready(context.Background()); err != nil {
+		t.Fatalf("an ingest-only bridge is not ready: %v", err)
+	}
+	if ingest.Writing("contoso.example") || ingest.Processed() != 0 {
+		t.Fatal("the ingest-only bridge writes or applies")
+	}
+	applier := scaleBridge(t, natsURL, em)
+	if err := applier.StartWorker(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	waitEmulatorPresence(t, em, benchUser(3), "Busy/InACall")
+	if ingest.Processed() != 0 {
+		t.Fatal("the ingest-only bridge applied events")
+	}
+}

@@ -127,6 +127,10 @@ type Probe struct {
 // Worker sets how events are applied: in lanes, each user's events in
 // order, different users' side by side.
 type Worker struct {
+	// Enabled runs the apply stage and the writers (default true). A
+	// bridge with it off only takes events in: an ingest tier in front of
+	// bridges that apply them.
+	Enabled bool `yaml:"enabled"`
 	// Lanes is how many events are applied at once.
 	Lanes int `yaml:"lanes"`
 	// LaneDepth bounds the events waiting in one lane; more are handed
@@ -302,7 +306,7 @@ func Default() *Config {
 			Retry:          Retry{MinDelay: time.Second, MaxDelay: time.Minute},
 			RefusalProbe:   Probe{First: 30 * time.Second, Max: 10 * time.Minute},
 		},
-		Worker: Worker{Lanes: 8, LaneDepth: 1024},
+		Worker: Worker{Enabled: true, Lanes: 8, LaneDepth: 1024},
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,

@@ -330,7 +330,7 @@ func TestWaitProcessed(t *testing.T) {
 // every bench user.
 func TestBenchConfig(t *testing.T) {
 	dir := t.TempDir()
-	data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), 1000)
+	data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), 1000, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -358,15 +358,15 @@ func TestPrintTable(t *testing.T) {
 	at := func(p99 time.Duration) result { return result{rate: 2000, accepted: 1, latencies: lat(p99)} }
 	for _, tc := range []struct {
 		name   string
-		runs   [4]result
+		runs   [5]result
 		want   bool
 		missed string
 	}{
-		{"every target met", [4]result{full(100000, 0), full(90000, 15*time.Second), at(time.Millisecond), at(3 * time.Millisecond)}, true, ""},
-		{"ingest below 85%", [4]result{full(100000, 0), full(80000, 10*time.Second), at(time.Millisecond), at(time.Millisecond)}, false, "accepted/s at full speed"},
-		{"applied below 50%", [4]result{full(100000, 0), full(90000, 30*time.Second), at(time.Millisecond), at(time.Millisecond)}, false, "accepted and applied/s"},
-		{"p99 above 3x", [4]result{full(100000, 0), full(90000, 10*time.Second), at(time.Millisecond), at(4 * time.Millisecond)}, false, "p99 latency"},
-		{"refused requests", [4]result{full(100000, 0), {accepted: 90000, rejected: 1, elapsed: 10 * time.Second, done: 10 * time.Second}, at(time.Millisecond), at(time.Millisecond)}, false, ""},
+		{"every target met", [5]result{full(100000, 0), full(90000, 15*time.Second), at(time.Millisecond), at(3 * time.Millisecond), full(90000, 15*time.Second)}, true, ""},
+		{"ingest below 85%", [5]result{full(100000, 0), full(90000, 10*time.Second), at(time.Millisecond), at(time.Millisecond), full(80000, 10*time.Second)}, false, "accepted/s, ingest alone"},
+		{"applied below 50%", [5]result{full(100000, 0), full(90000, 30*time.Second), at(time.Millisecond), at(time.Millisecond), full(90000, 30*time.Second)}, false, "accepted and applied/s"},
+		{"p99 above 3x", [5]result{full(100000, 0), full(90000, 10*time.Second), at(time.Millisecond), at(4 * time.Millisecond), full(90000, 10*time.Second)}, false, "p99 latency"},
+		{"refused requests", [5]result{full(100000, 0), {accepted: 90000, rejected: 1, elapsed: 10 * time.Second, done: 10 * time.Second}, at(time.Millisecond), at(time.Millisecond), {accepted: 90000, rejected: 1, elapsed: 10 * time.Second, done: 10 * time.Second}}, false, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
