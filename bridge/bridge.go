@@ -133,7 +133,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		TTL:        b.cfg.Graph.UserCacheTTL,
 		UnknownTTL: b.cfg.Graph.UnknownUserTTL,
 	})
-	b.events = eventlog.New(b.cfg.NATS, max(1, b.cfg.Worker.Lanes*b.cfg.Worker.LaneDepth), b.log.With("component", "nats"))
+	b.events = eventlog.New(b.cfg.NATS, max(1, b.cfg.Worker.Lanes*b.cfg.Worker.LaneDepth/2), b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
 	if connectErr != nil && b.cfg.NATS.Embedded {
 		return connectErr // nothing outside the process to wait for

@@ -306,7 +306,7 @@ func Default() *Config {
 			Retry:          Retry{MinDelay: time.Second, MaxDelay: time.Minute},
 			RefusalProbe:   Probe{First: 30 * time.Second, Max: 10 * time.Minute},
 		},
-		Worker: Worker{Enabled: true, Lanes: 8, LaneDepth: 1024},
+		Worker: Worker{Enabled: true, Lanes: 8, LaneDepth: 2048},
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,

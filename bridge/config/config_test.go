@@ -51,7 +51,7 @@ func TestDefaults(t *testing.T) {
 		{"source tenant", cfg.Sources[0].Tenant == "contoso.example"},
 		{"expiration 15m", cfg.Presence.Expiration == 15*time.Minute},
 		{"unknown users remembered 1m", cfg.Graph.UnknownUserTTL == time.Minute},
-		{"8 lanes of 1024", cfg.Worker.Lanes == 8 && cfg.Worker.LaneDepth == 1024},
+		{"8 lanes of 2048, applying", cfg.Worker.Enabled && cfg.Worker.Lanes == 8 && cfg.Worker.LaneDepth == 2048},
 	}
 	for _, c := range checks {
 		if !c.ok {
