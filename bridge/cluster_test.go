@@ -10,10 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
@@ -136,17 +135,9 @@ func sharedParts(t *testing.T, more ...emulator.User) (string, *emulator.Emulato
 
 // sharedPartsOn is sharedParts with the emulator on clock (the real one
 // when nil) and with its presence throttling (the default when zero).
-func sharedPartsOn(t *testing.T, clock emulator.Clock, throttle emulator.Throttle, more ...emulator.User) (string, *emulator.Emulator) {
+func sharedPartsOn(t testing.TB, clock emulator.Clock, throttle emulator.Throttle, more ...emulator.User) (string, *emulator.Emulator) {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
+	srv := natstest.Server(t)
 	var opts []emulator.Option
 	if clock != nil {
 		opts = append(opts, emulator.WithClock(clock))

@@ -9,12 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/presence-bridge/presence-bridge/bridge"
 )
 
-// pendingEvents is how many events the bridge's consumer has not yet
-// acknowledged, delivered or not.
-func pendingEvents(t *testing.T, b *bridge.Bridge) int {
+// consumerInfo reads the bridge's consumer of the events stream.
+func consumerInfo(t *testing.T, b *bridge.Bridge) *jetstream.ConsumerInfo {
 	t.Helper()
 	consumer, err := b.Queue().JetStream().Consumer(context.Background(), "PRESENCE_EVENTS", "presence-worker")
 	if err != nil {
@@ -24,6 +25,14 @@ func pendingEvents(t *testing.T, b *bridge.Bridge) int {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return info
+}
+
+// pendingEvents is how many events the bridge's consumer has not yet
+// acknowledged, delivered or not.
+func pendingEvents(t *testing.T, b *bridge.Bridge) int {
+	t.Helper()
+	info := consumerInfo(t, b)
 	return info.NumAckPending + int(info.NumPending)
 }
 

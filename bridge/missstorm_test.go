@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -34,15 +33,7 @@ func TestDirectoryMissStormNoRedelivery(t *testing.T) {
 			t.Fatalf("%d events still pending", pendingEvents(t, b))
 		}
 	}
-	consumer, err := b.Queue().JetStream().Consumer(context.Background(), "PRESENCE_EVENTS", "presence-worker")
-	if err != nil {
-		t.Fatal(err)
-	}
-	info, err := consumer.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if info.NumRedelivered != 0 || info.Delivered.Consumer != unknown {
+	if info := consumerInfo(t, b); info.NumRedelivered != 0 || info.Delivered.Consumer != unknown {
 		t.Fatalf("%d deliveries, %d redelivered, for %d events", info.Delivered.Consumer, info.NumRedelivered, unknown)
 	}
 	lookups := 0

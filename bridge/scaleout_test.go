@@ -10,47 +10,21 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
 // scaleParts starts what bridges share in a scale-out run: one external
-// NATS server with JetStream and a standalone emulator that knows users
-// benchUser(0) to benchUser(users-1) at Graph's budget.
+// NATS server with JetStream and a standalone emulator that also knows
+// users benchUser(0) to benchUser(users-1), at Graph's budget.
 func scaleParts(tb testing.TB, users int) (natsURL string, em *emulator.Emulator) {
 	tb.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: tb.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	srv.Start()
-	tb.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		tb.Fatal("nats not ready")
-	}
 	people := make([]emulator.User, users)
 	for u := range people {
 		people[u] = emulator.User{ID: benchUser(u), UserPrincipalName: fmt.Sprintf("bench%d@contoso.example", u)}
 	}
-	em, err = emulator.New(emulator.Config{
-		Listen: "127.0.0.1:0",
-		Tenants: []emulator.Tenant{{
-			ID:    "contoso.example",
-			Apps:  []emulator.App{{ClientID: "22553876-f5ab-4529-bffb-cfe50aa89f87", ClientSecret: "demo-secret", Roles: []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}}},
-			Users: people,
-		}},
-	})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := em.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { em.Close() })
-	return srv.ClientURL(), em
+	return sharedPartsOn(tb, nil, emulator.Throttle{}, people...)
 }
 
 // scaleBridge starts a bridge on the shared parts with its apply stage and
@@ -202,18 +176,7 @@ func waitEmulatorPresence(t *testing.T, em *emulator.Emulator, id, want string) 
 // applies none; a bridge beside it on the same NATS applies them.
 func TestIngestTier(t *testing.T) {
 	natsURL, em := scaleParts(t, 10)
-	cfg, err := config.Parse([]byte(clusterConfig(natsURL, em.Addr())+"worker: {enabled: false}\n"), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	ingest, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := ingest.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ingest.Stop(context.Background()) })
+	ingest := startClusterBridgeFrom(t, clusterConfig(natsURL, em.Addr())+"worker: {enabled: false}\n")
 	if r := postEvent(t, ingest, callEvent("tier-1", benchUser(3), "c1", "active", time.Now())); r.status != http.StatusAccepted {
 		t.Fatalf("ingest-only bridge answered %d %v", r.status, r.body)
 	}

@@ -121,14 +121,7 @@ func waitDrained(t *testing.T, b *bridge.Bridge, within time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		consumer, err := b.Queue().JetStream().Consumer(context.Background(), "PRESENCE_EVENTS", "presence-worker")
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := consumer.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
+		info := consumerInfo(t, b)
 		if info.NumPending == 0 && info.NumAckPending == 0 {
 			return
 		}
