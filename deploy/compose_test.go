@@ -430,6 +430,14 @@ func TestComposeTopology(t *testing.T) {
 		})
 	}
 
+	// The image's HEALTHCHECK asks this of every bridge container.
+	health := healthURL(t, readDockerfile(t)).Path
+	for name, u := range bridgeURL {
+		if code, _, err := get(u + health); err != nil || code != http.StatusOK {
+			t.Errorf("%s answers %s with %d, %v", name, health, code, err)
+		}
+	}
+
 	token := cfg.Sources[0].Token
 	var keys []string
 	for k := range cfg.Directory {
