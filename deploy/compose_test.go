@@ -80,6 +80,13 @@ func readTopology(t *testing.T) topology {
 			t.Fatalf("compose.yaml: service %s is neither NATS, the emulator nor a bridge", name)
 		}
 	}
+	for name, s := range top.file.Services {
+		for _, dep := range s.DependsOn {
+			if _, ok := top.file.Services[dep]; !ok {
+				t.Fatalf("compose.yaml: %s depends on %s, which is no service", name, dep)
+			}
+		}
+	}
 	slices.Sort(top.nats)
 	slices.Sort(top.bridges)
 	if len(top.nats) != 3 || top.emulator == "" || len(top.bridges) != 2 {
@@ -158,6 +165,9 @@ func (l *loopback) rewrite(t *testing.T, self, text string) string {
 		return fmt.Sprintf("127.0.0.1:%d", l.port(t, host, p))
 	})
 }
+
+// urlHost matches the host of a URL.
+var urlHost = regexp.MustCompile(`://([A-Za-z0-9.-]+)`)
 
 // interpolate resolves compose's ${VAR:-default} to its default.
 var interpolation = regexp.MustCompile(`\$\{[A-Za-z_][A-Za-z0-9_]*:-([^}]*)\}`)
@@ -310,6 +320,13 @@ func serviceArgs(t *testing.T, top topology, l *loopback, name string) []string 
 				t.Fatal(err)
 			}
 			text = strings.ReplaceAll(text, "/run/secrets/"+secret, abs)
+		}
+		// Every address must name a service of the compose file; one
+		// left pointing elsewhere is drift between the two.
+		for _, m := range urlHost.FindAllStringSubmatch(text, -1) {
+			if m[1] != "127.0.0.1" {
+				t.Fatalf("%s: %s names %s, which is no service of compose.yaml", name, host, m[1])
+			}
 		}
 		if strings.Contains(text, "/run/secrets/") {
 			t.Fatalf("%s: %s reads a secret the service is not given", name, host)
