@@ -516,6 +516,20 @@ func TestComposeTopology(t *testing.T) {
 	post(second, "deploy-3", keys[1], "active", now.Add(time.Second))
 	presence(bob, "Busy/InACall")
 	presence(alice, "Offline/Offline")
+
+	// No secret the bridges were given shows in their logs.
+	secrets := []string{cfg.Sources[0].Token, cfg.Admin.Token, cfg.Graph.Tenants[0].ClientSecret}
+	for name, c := range bridges {
+		out := c.out.String()
+		if out == "" {
+			t.Errorf("%s logged nothing", name)
+		}
+		for _, secret := range secrets {
+			if secret != "" && strings.Contains(out, secret) {
+				t.Errorf("%s logs a secret", name)
+			}
+		}
+	}
 }
 
 // TestSystemdUnit: systemd accepts the unit, and its sandbox rates as
