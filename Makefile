@@ -5,7 +5,7 @@ FUZZTIME ?= 60s
 SOAK    ?= 10m
 BENCHTIME ?= 1s
 
-.PHONY: help run test race vet bench bench-e2e fuzz soak sdk-test build docker
+.PHONY: help run test race vet bench bench-e2e fuzz soak sdk-test build docker deploy-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
@@ -49,5 +49,10 @@ sdk-test: ## Drive the Graph emulator with the official Microsoft Graph SDK for 
 build: ## Build a static binary.
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o presence-bridge ./cmd/presence-bridge
 
-docker: ## Build the container image.
-	docker build -t presence-bridge .
+docker: ## Build the container image, labelled with the version.
+	docker build --build-arg VERSION="$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \
+	  --build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+	  --build-arg CREATED="$$(date -u +%Y-%m-%dT%H:%M:%SZ)" -t presence-bridge .
+
+deploy-test: ## Run deploy/'s tests: the compose topology on loopback, the image, the unit, dashboards and alerts.
+	$(GO) test -count=1 -v ./deploy/
