@@ -38,10 +38,13 @@ var webhooks = map[string]func(adapters.SourceConfig, Deps) (adapters.Adapter, e
 			return nil, fmt.Errorf("graphcalendar source %s: no Graph client for its tenant", c.Name)
 		}
 		a, err := graphcalendar.New(c, graphcalendar.GraphFetcher{Client: d.Graph})
-		if err == nil && d.CalendarLifecycle != nil {
+		if err != nil {
+			return nil, err
+		}
+		if d.CalendarLifecycle != nil {
 			a.OnLifecycle(d.CalendarLifecycle)
 		}
-		return a, err
+		return a, nil
 	},
 }
 
