@@ -62,6 +62,10 @@ type Bridge struct {
 	serveDone      chan error
 	stopOnce       sync.Once
 	stopErr        error
+
+	// calendarSubs keeps graphcalendar sources' subscriptions
+	// (calendarsubs.go); nil when no source asks for it.
+	calendarSubs *calendarSubs
 }
 
 // Option changes how New builds a Bridge.
@@ -122,6 +126,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	b.calendarSubs = b.newCalendarSubs()
 	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
@@ -271,6 +276,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	writersDone := make(chan struct{})
 	go func() { defer close(writersDone); _ = b.writers.Run(writersCtx) }()
 	b.stopWriters = func() { stopWriters(); <-writersDone }
+	b.calendarSubs.start(b.writers)
 
 	sourceTenants, hints := map[string]string{}, map[string]adapters.IdentityHints{}
 	for _, s := range b.cfg.Sources {
@@ -489,6 +495,7 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		}
 		b.stopConsume = nil
 	}
+	b.calendarSubs.halt()
 	if b.stopWriters != nil {
 		b.stopWriters()
 		b.stopWriters = nil

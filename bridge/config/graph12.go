@@ -94,6 +94,7 @@ func (c *Config) validateGraph12(p *problems) {
 		}
 		path := fmt.Sprintf("sources[%d].subscriptions", i)
 		p.check(src.Type == "graphcalendar", path, "only a graphcalendar source has subscriptions")
+		p.check(len(src.Secret) <= 128, fmt.Sprintf("sources[%d].secret", i), "must be at most 128 characters: Graph's limit for a clientState")
 		p.check(len(s.Users) > 0, path+".users", "required: the users whose calendars to watch")
 		seen := map[string]bool{}
 		for j, u := range s.Users {
