@@ -30,6 +30,7 @@ func (e *Emulator) routes() {
 			}
 		}
 		mux.HandleFunc("GET "+v+"/users/{id}", e.getUser)
+		mux.HandleFunc("GET "+v+"/users", e.listUsers)
 		mux.HandleFunc("GET "+v+"/users/{id}/events/{eventId}", e.getEvent)
 		mux.HandleFunc("POST "+v+"/subscriptions", e.createSubscription)
 		mux.HandleFunc("GET "+v+"/subscriptions", e.listSubscriptions)
