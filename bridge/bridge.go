@@ -132,11 +132,14 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		tenantIDs[i] = t.ID
 	}
 	lookups := identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
+	phoneLookup, phoneTenants := b.phoneLookups(lookups) // phones.go
 	b.directory = identity.New(identity.Options{
-		Entries:    b.cfg.Directory,
-		Lookup:     lookups.Lookup,
-		TTL:        b.cfg.Graph.UserCacheTTL,
-		UnknownTTL: b.cfg.Graph.UnknownUserTTL,
+		Entries:      b.cfg.Directory,
+		Lookup:       lookups.Lookup,
+		TTL:          b.cfg.Graph.UserCacheTTL,
+		UnknownTTL:   b.cfg.Graph.UnknownUserTTL,
+		PhoneLookup:  phoneLookup,
+		PhoneTenants: phoneTenants,
 	})
 	b.events = eventlog.New(b.cfg.NATS, max(1, b.cfg.Worker.Lanes*b.cfg.Worker.LaneDepth), b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
