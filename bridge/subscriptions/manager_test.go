@@ -4,8 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,4 +229,48 @@ func TestManagerBacksOffOnThrottlingAndOutages(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestManagerDropsUnconfiguredUsersAndKeepsClientStateOutOfLogs: a user
+// taken out of the configuration loses the subscription; a user Graph
+// refuses does not stop the others; the clientState never reaches the log.
+func TestManagerDropsUnconfiguredUsersAndKeepsClientStateOutOfLogs(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	f.m.Reconcile(ctx)
+	var logs strings.Builder
+	var mu sync.Mutex
+	src := f.m.opts.Sources[0]
+	src.Users = []string{alice, "nobody@contoso.example"}
+	m := New(Options{
+		Sources: []Source{src},
+		Client:  func(string) (Client, error) { return f.client, nil },
+		Writing: func(string) bool { return true },
+		Now:     f.clock.Now,
+		Log:     slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	m.Reconcile(ctx)
+	exp := f.expirations()
+	if _, ok := exp["users/bob@contoso.example/events"]; ok || len(exp) != 1 {
+		t.Fatalf("after bob left the configuration: %v", exp)
+	}
+	if st := m.Stats(); st.Deleted != 1 || st.Failed != 1 {
+		t.Fatalf("stats %+v", st)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(logs.String(), "calendar-client-state") || !strings.Contains(logs.String(), "nobody@contoso.example") {
+		t.Fatalf("logs:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
