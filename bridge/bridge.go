@@ -62,6 +62,10 @@ type Bridge struct {
 	serveDone      chan error
 	stopOnce       sync.Once
 	stopErr        error
+
+	// calendarSubs keeps graphcalendar sources' subscriptions
+	// (calendarsubs.go); nil when no source asks for it.
+	calendarSubs *calendarSubs
 }
 
 // Option changes how New builds a Bridge.
@@ -122,16 +126,20 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
+	b.calendarSubs = b.newCalendarSubs()
 	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
 	}
 	lookups := identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
+	phoneLookup, phoneTenants := b.phoneLookups(lookups) // phones.go
 	b.directory = identity.New(identity.Options{
-		Entries:    b.cfg.Directory,
-		Lookup:     lookups.Lookup,
-		TTL:        b.cfg.Graph.UserCacheTTL,
-		UnknownTTL: b.cfg.Graph.UnknownUserTTL,
+		Entries:      b.cfg.Directory,
+		Lookup:       lookups.Lookup,
+		TTL:          b.cfg.Graph.UserCacheTTL,
+		UnknownTTL:   b.cfg.Graph.UnknownUserTTL,
+		PhoneLookup:  phoneLookup,
+		PhoneTenants: phoneTenants,
 	})
 	b.events = eventlog.New(b.cfg.NATS, max(1, b.cfg.Worker.Lanes*b.cfg.Worker.LaneDepth/2), b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
@@ -275,6 +283,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	writersDone := make(chan struct{})
 	go func() { defer close(writersDone); _ = b.writers.Run(writersCtx) }()
 	b.stopWriters = func() { stopWriters(); <-writersDone }
+	b.calendarSubs.start(b.writers)
 
 	sourceTenants, hints := map[string]string{}, map[string]adapters.IdentityHints{}
 	for _, s := range b.cfg.Sources {
@@ -493,6 +502,7 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		}
 		b.stopConsume = nil
 	}
+	b.calendarSubs.halt()
 	if b.stopWriters != nil {
 		b.stopWriters()
 		b.stopWriters = nil

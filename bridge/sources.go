@@ -14,7 +14,7 @@ import (
 func (b *Bridge) ingestSources() ([]ingest.Source, error) {
 	out := make([]ingest.Source, 0, len(b.cfg.Sources))
 	for i, s := range b.cfg.Sources {
-		var deps catalog.Deps
+		deps := catalog.Deps{CalendarLifecycle: b.calendarSubs.lifecycle()}
 		if c, err := b.graph.Client(s.Tenant); err == nil {
 			deps.Graph = c
 		}

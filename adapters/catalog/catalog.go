@@ -22,6 +22,9 @@ type Deps struct {
 	// Graph is the source's tenant's Graph client (graphcalendar fetches
 	// the events its notifications name).
 	Graph *graphclient.Client
+	// CalendarLifecycle receives graphcalendar sources' lifecycle
+	// notifications (the bridge's subscription manager); optional.
+	CalendarLifecycle graphcalendar.LifecycleFunc
 }
 
 var webhooks = map[string]func(adapters.SourceConfig, Deps) (adapters.Adapter, error){
@@ -34,7 +37,14 @@ var webhooks = map[string]func(adapters.SourceConfig, Deps) (adapters.Adapter, e
 		if d.Graph == nil {
 			return nil, fmt.Errorf("graphcalendar source %s: no Graph client for its tenant", c.Name)
 		}
-		return graphcalendar.New(c, graphcalendar.GraphFetcher{Client: d.Graph})
+		a, err := graphcalendar.New(c, graphcalendar.GraphFetcher{Client: d.Graph})
+		if err != nil {
+			return nil, err
+		}
+		if d.CalendarLifecycle != nil {
+			a.OnLifecycle(d.CalendarLifecycle)
+		}
+		return a, nil
 	},
 }
 

@@ -35,11 +35,27 @@ type Fetcher interface {
 	FetchEvent(ctx context.Context, userID, eventID string) (Meeting, error)
 }
 
+// Lifecycle is a lifecycle notification about a subscription:
+// reauthorizationRequired, subscriptionRemoved or missed.
+type Lifecycle struct {
+	SubscriptionID string
+	Event          string
+}
+
+// LifecycleFunc receives the lifecycle notifications of a source (the
+// bridge's subscription manager); it must not block.
+type LifecycleFunc func(source string, n Lifecycle)
+
 // Adapter decodes Graph calendar notifications.
 type Adapter struct {
-	cfg   adapters.SourceConfig
-	fetch Fetcher
+	cfg       adapters.SourceConfig
+	fetch     Fetcher
+	lifecycle LifecycleFunc
 }
+
+// OnLifecycle sets where lifecycle notifications go; without it they are
+// accepted and dropped.
+func (a *Adapter) OnLifecycle(f LifecycleFunc) { a.lifecycle = f }
 
 var (
 	_ adapters.Adapter    = (*Adapter)(nil)
@@ -98,6 +114,7 @@ type notifications struct {
 		ResourceData   struct {
 			ID string `json:"id"`
 		} `json:"resourceData"`
+		LifecycleEvent string `json:"lifecycleEvent"`
 	} `json:"value"`
 }
 
@@ -129,6 +146,15 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	now := a.cfg.Clock().UTC()
 	var events []adapters.Event
 	for i, v := range n.Value {
+		if v.LifecycleEvent != "" {
+			if !adapters.Token(v.LifecycleEvent, 64) || !adapters.Token(v.SubscriptionID, 128) {
+				return nil, adapters.BadRequest("value[%d] is a lifecycle notification without a readable lifecycleEvent and subscriptionId", i)
+			}
+			if a.lifecycle != nil {
+				a.lifecycle(a.cfg.Name, Lifecycle{SubscriptionID: v.SubscriptionID, Event: v.LifecycleEvent})
+			}
+			continue
+		}
 		userID, eventID, ok := parseResource(v.Resource)
 		if !ok {
 			return nil, adapters.BadRequest("value[%d].resource %q is not Users/{id}/Events/{id}", i, v.Resource)

@@ -105,3 +105,24 @@ func FuzzDecode(f *testing.F) {
 	}
 	adaptertest.Fuzz(f, a, func(t *testing.T, body []byte) *http.Request { return adaptertest.JSONRequest(body) })
 }
+
+func TestLifecycleNotificationsGoToTheHook(t *testing.T) {
+	a, _ := New(adapters.SourceConfig{Name: "calendar", Secret: clientState}, calendar)
+	var got []Lifecycle
+	a.OnLifecycle(func(source string, n Lifecycle) {
+		if source != "calendar" {
+			t.Errorf("source %q", source)
+		}
+		got = append(got, n)
+	})
+	body := []byte(`{"value":[{"subscriptionId":"sub-1","subscriptionExpirationDateTime":"2026-11-23T11:00:00Z","tenantId":"t","clientState":"calendar-client-state","lifecycleEvent":"subscriptionRemoved"}]}`)
+	events, err := a.Decode(adaptertest.JSONRequest(body))
+	if err != nil || len(events) != 0 || len(got) != 1 || got[0] != (Lifecycle{SubscriptionID: "sub-1", Event: "subscriptionRemoved"}) {
+		t.Fatalf("events %v, err %v, hook got %v", events, err, got)
+	}
+	forged := []byte(`{"value":[{"subscriptionId":"sub-1","clientState":"guess","lifecycleEvent":"subscriptionRemoved"}]}`)
+	var re *adapters.RequestError
+	if _, err := a.Decode(adaptertest.JSONRequest(forged)); !errors.As(err, &re) || re.Status != http.StatusUnauthorized || len(got) != 1 {
+		t.Fatalf("forged lifecycle notification: %v, hook got %v", err, got)
+	}
+}

@@ -155,6 +155,12 @@ type Tenant struct {
 	ClientCertificateEnv  string        `yaml:"client_certificate_env"`
 	Budget                int           `yaml:"budget"`
 	BudgetWindow          time.Duration `yaml:"budget_window"`
+
+	// --- phone number lookups (graph12.go) ---
+	// PhoneLookup resolves tel: and ext: keys missing from the directory
+	// through Graph; off by default.
+	PhoneLookup PhoneLookup `yaml:"phone_lookup"`
+	// --- end phone number lookups ---
 }
 
 // Breaker sets the circuit breaker in front of Graph.
@@ -210,6 +216,12 @@ type Source struct {
 	Lapse      time.Duration     `yaml:"lapse"`
 	// Identity completes the identities the source emits.
 	Identity adapters.IdentityHints `yaml:"identity"`
+
+	// --- managed Graph calendar subscriptions (graph12.go) ---
+	// Subscriptions has the bridge keep a graphcalendar source's
+	// subscriptions; nil leaves them to the administrator.
+	Subscriptions *CalendarSubscriptions `yaml:"subscriptions"`
+	// --- end managed Graph calendar subscriptions ---
 }
 
 // Admin protects the administrative HTTP endpoints.
@@ -348,6 +360,7 @@ func (c *Config) applyDerivedDefaults() {
 			s.Tenant = c.Graph.Tenants[0].ID
 		}
 	}
+	c.graph12Defaults() // managed calendar subscriptions, phone lookups
 }
 
 // resolveSecrets replaces each secret's *_file or *_env form by its value.

@@ -60,6 +60,13 @@ type Options struct {
 	UnknownTTL time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+
+	// PhoneLookup asks Graph for the user a "tel:" or "ext:" key names
+	// when the key is not in Entries; it is cached, shared and remembered
+	// as unknown exactly as Lookup is. Nil turns phone lookups off.
+	PhoneLookup LookupFunc
+	// PhoneTenants are the tenants whose phone lookups are on.
+	PhoneTenants map[string]bool
 }
 
 // Directory resolves users. It is safe for concurrent use.
@@ -109,10 +116,25 @@ func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, e
 		return strings.ToLower(target), nil
 	}
 	if !strings.Contains(target, "@") {
+		if phone := Normalize(target); d.phoneLookups(tenant, phone) {
+			return d.lookup(ctx, tenant, phone, d.opts.PhoneLookup)
+		}
 		return "", fmt.Errorf("%w: %q is not in the directory and is neither a UPN nor an object id", ErrUnknownUser, user)
 	}
-	upn := strings.ToLower(target)
-	key := tenant + "/" + upn
+	return d.lookup(ctx, tenant, strings.ToLower(target), d.opts.Lookup)
+}
+
+// phoneLookups tells whether key is a tel: or ext: key that tenant looks
+// up through Graph.
+func (d *Directory) phoneLookups(tenant, key string) bool {
+	return d.opts.PhoneLookup != nil && d.opts.PhoneTenants[tenant] &&
+		(strings.HasPrefix(key, "tel:") || strings.HasPrefix(key, "ext:"))
+}
+
+// lookup resolves name (a UPN or a phone key) in tenant through find,
+// from the cache when it can; concurrent misses share one call.
+func (d *Directory) lookup(ctx context.Context, tenant, name string, find LookupFunc) (string, error) {
+	key := tenant + "/" + name
 	if c, ok := d.cached(key); ok {
 		return c.id, c.err
 	}
@@ -122,9 +144,9 @@ func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, e
 		if c, ok := d.cached(key); ok {
 			return c.id, c.err
 		}
-		id, err := d.opts.Lookup(ctx, tenant, upn)
+		id, err := find(ctx, tenant, name)
 		if err != nil {
-			err = fmt.Errorf("resolve %s: %w", upn, err)
+			err = fmt.Errorf("resolve %s: %w", name, err)
 		}
 		d.remember(key, id, err)
 		return id, err

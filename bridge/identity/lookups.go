@@ -83,11 +83,25 @@ func (b *lookupBreaker) remaining() time.Duration {
 // open it fails at once, asking for the event to come back when the next
 // probe may go; a user Graph does not know is permanent.
 func (l *Lookups) Lookup(ctx context.Context, tenant, upn string) (string, error) {
+	return l.through(ctx, tenant, upn, l.lookup)
+}
+
+// Through puts another lookup (such as Phones.Find) behind the same
+// breakers, so that UPN and phone lookups pause together while Graph
+// fails.
+func (l *Lookups) Through(find LookupFunc) LookupFunc {
+	return func(ctx context.Context, tenant, key string) (string, error) {
+		return l.through(ctx, tenant, key, find)
+	}
+}
+
+// through runs find behind tenant's breaker.
+func (l *Lookups) through(ctx context.Context, tenant, upn string, find LookupFunc) (string, error) {
 	b, ok := l.breakers[tenant]
 	if !ok {
 		return "", fmt.Errorf("tenant %q is not configured", tenant)
 	}
-	id, err := b.cb.Execute(func() (string, error) { return l.lookup(ctx, tenant, upn) })
+	id, err := b.cb.Execute(func() (string, error) { return find(ctx, tenant, upn) })
 	switch {
 	case err == nil:
 		return id, nil

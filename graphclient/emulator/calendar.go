@@ -49,7 +49,12 @@ func (e *Emulator) SetEvent(ev CalendarEvent) error {
 	}
 	ev.User = u.user.ID
 	ev.Start, ev.End = ev.Start.UTC(), ev.End.UTC()
+	change := "updated"
+	if _, ok := u.events[ev.ID]; !ok {
+		change = "created"
+	}
 	u.events[ev.ID] = ev
+	e.notifyEvent(ev.User, ev.ID, change, e.clock.Now())
 	return nil
 }
 
@@ -63,6 +68,9 @@ func (e *Emulator) DeleteEvent(user, id string) bool {
 	}
 	_, ok := u.events[id]
 	delete(u.events, id)
+	if ok {
+		e.notifyEvent(u.user.ID, id, "deleted", e.clock.Now())
+	}
 	return ok
 }
 

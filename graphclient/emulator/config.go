@@ -52,6 +52,12 @@ type User struct {
 	UserPrincipalName string `yaml:"user_principal_name"`
 	DisplayName       string `yaml:"display_name"`
 	Mail              string `yaml:"mail"`
+	// BusinessPhones, MobilePhone and ExtensionAttributes (keys
+	// extensionAttribute1 to extensionAttribute15) are what
+	// GET /users?$filter= matches phone numbers and extensions against.
+	BusinessPhones      []string          `yaml:"business_phones"`
+	MobilePhone         string            `yaml:"mobile_phone"`
+	ExtensionAttributes map[string]string `yaml:"extension_attributes"`
 }
 
 // Throttle is a fixed-window request limit per application per tenant on
@@ -175,6 +181,11 @@ func (c Config) Validate() error {
 				add(upath+".user_principal_name", "duplicate of %s", upns[upn])
 			default:
 				upns[upn] = upath
+			}
+			for name := range u.ExtensionAttributes {
+				if !extensionAttributePattern.MatchString(name) {
+					add(upath+".extension_attributes", "%q is not extensionAttribute1 to extensionAttribute15", name)
+				}
 			}
 		}
 	}

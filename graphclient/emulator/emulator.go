@@ -58,6 +58,8 @@ type Emulator struct {
 	// counts counts what requests records, by route and status, without
 	// ever dropping any.
 	counts map[RouteStatus]uint64
+	// subs are the change notification subscriptions.
+	subs subscriptions
 
 	server serverState
 }
@@ -98,6 +100,7 @@ func (e *Emulator) Reset() {
 	e.throttle = newLimiter(e.cfg.Throttle.Limit, e.cfg.Throttle.Window)
 	e.faults = faults{}
 	e.requests, e.counts = nil, nil
+	e.subs = subscriptions{byID: map[string]*Subscription{}}
 	for _, t := range e.cfg.Tenants {
 		tenant := strings.ToLower(t.ID)
 		e.tenants[tenant] = true

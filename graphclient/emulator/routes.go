@@ -30,7 +30,14 @@ func (e *Emulator) routes() {
 			}
 		}
 		mux.HandleFunc("GET "+v+"/users/{id}", e.getUser)
+		mux.HandleFunc("GET "+v+"/users", e.listUsers)
 		mux.HandleFunc("GET "+v+"/users/{id}/events/{eventId}", e.getEvent)
+		mux.HandleFunc("POST "+v+"/subscriptions", e.createSubscription)
+		mux.HandleFunc("GET "+v+"/subscriptions", e.listSubscriptions)
+		mux.HandleFunc("GET "+v+"/subscriptions/{id}", e.getSubscription)
+		mux.HandleFunc("PATCH "+v+"/subscriptions/{id}", e.renewSubscription)
+		mux.HandleFunc("DELETE "+v+"/subscriptions/{id}", e.deleteSubscription)
+		mux.HandleFunc("POST "+v+"/subscriptions/{id}/reauthorize", e.reauthorizeSubscription)
 	}
 
 	mux.HandleFunc("GET /_emulator/presences", e.adminPresences)
@@ -39,6 +46,9 @@ func (e *Emulator) routes() {
 	mux.HandleFunc("GET /_emulator/faults", e.adminGetFaults)
 	mux.HandleFunc("GET /_emulator/events", e.adminEvents)
 	mux.HandleFunc("GET /_emulator/clock", e.adminClock)
+	mux.HandleFunc("GET /_emulator/subscriptions", e.adminSubscriptions)
+	mux.HandleFunc("POST /_emulator/subscriptions/{id}/lifecycle", e.adminWrite(e.adminLifecycle))
+	mux.HandleFunc("DELETE /_emulator/subscriptions/{id}", e.adminWrite(e.adminRemoveSubscription))
 
 	mux.HandleFunc("DELETE /_emulator/requests", e.adminWrite(e.adminClearRequests))
 	mux.HandleFunc("POST /_emulator/sessions", e.adminWrite(e.adminSession))
@@ -61,7 +71,7 @@ func (e *Emulator) routes() {
 // unknown answers a request no route took: 405 for a known path with
 // another method, Graph's 400 for an unknown Graph segment, 404 otherwise.
 func (e *Emulator) unknown(w http.ResponseWriter, r *http.Request) {
-	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodDelete} {
+	for _, method := range []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete} {
 		if method == r.Method {
 			continue
 		}
@@ -82,7 +92,7 @@ func (e *Emulator) unknown(w http.ResponseWriter, r *http.Request) {
 // knownSegments are the path segments the emulated Graph resolves; the
 // segment after a collection is a key.
 var knownSegments = map[string]bool{
-	"users": true, "communications": true, "me": true, "presence": true, "presences": true, "events": true,
+	"users": true, "subscriptions": true, "reauthorize": true, "communications": true, "me": true, "presence": true, "presences": true, "events": true,
 	"getPresencesByUserId": true, "setPresence": true, "clearPresence": true,
 	"setUserPreferredPresence": true, "clearUserPreferredPresence": true, "setStatusMessage": true,
 	"setManualLocation": true, "setAutomaticLocation": true, "clearLocation": true, "clearAutomaticLocation": true,
@@ -97,7 +107,7 @@ func unknownSegment(path string) string {
 		if !knownSegments[s] {
 			return s
 		}
-		if s == "users" || s == "presences" || s == "events" {
+		if s == "users" || s == "presences" || s == "events" || s == "subscriptions" {
 			i++ // the key
 		}
 	}

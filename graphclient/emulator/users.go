@@ -1,6 +1,7 @@
 package emulator
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -10,15 +11,25 @@ import (
 var userProperties = []string{
 	"businessPhones", "displayName", "givenName", "jobTitle", "mail", "mobilePhone",
 	"officeLocation", "preferredLanguage", "surname", "userPrincipalName", "id",
-	"accountEnabled", "userType",
+	"accountEnabled", "userType", "onPremisesExtensionAttributes",
 }
 
 // userResource is the user resource as Graph returns it.
 func userResource(u User) map[string]any {
+	phones := u.BusinessPhones
+	if phones == nil {
+		phones = []string{}
+	}
+	attributes := map[string]any{}
+	for i := 1; i <= 15; i++ {
+		name := fmt.Sprintf("extensionAttribute%d", i)
+		attributes[name] = nilIfEmpty(u.ExtensionAttributes[name])
+	}
 	return map[string]any{
-		"businessPhones": []string{}, "displayName": nilIfEmpty(u.DisplayName), "givenName": nil, "jobTitle": nil,
-		"mail": nilIfEmpty(u.Mail), "mobilePhone": nil, "officeLocation": nil, "preferredLanguage": nil, "surname": nil,
+		"businessPhones": phones, "displayName": nilIfEmpty(u.DisplayName), "givenName": nil, "jobTitle": nil,
+		"mail": nilIfEmpty(u.Mail), "mobilePhone": nilIfEmpty(u.MobilePhone), "officeLocation": nil, "preferredLanguage": nil, "surname": nil,
 		"userPrincipalName": u.UserPrincipalName, "id": u.ID, "accountEnabled": true, "userType": "Member",
+		"onPremisesExtensionAttributes": attributes,
 	}
 }
 

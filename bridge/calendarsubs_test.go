@@ -1,0 +1,80 @@
+package bridge_test
+
+import (
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+)
+
+// freeAddr returns a loopback address no one listens on now.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// waitUntil polls cond until it holds, failing after patience.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(max(patience, 30*time.Second))
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestManagedCalendarSubscriptions: the bridge subscribes to Alice's
+// calendar by itself; a meeting added in the emulator reaches the bridge
+// through the subscription and changes her presence; a subscription the
+// emulator drops is created again; deleting the meeting clears her.
+func TestManagedCalendarSubscriptions(t *testing.T) {
+	addr := freeAddr(t)
+	cfg := testConfig(t)
+	cfg = strings.Replace(cfg, `http: {listen: "127.0.0.1:0"}`, `http: {listen: "`+addr+`"}`, 1)
+	cfg = strings.Replace(cfg, "roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]", "roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All, Calendars.Read]", 1)
+	cfg = strings.Replace(cfg, "admin: {token: admin-token}", `  - name: calendar
+    type: graphcalendar
+    secret: calendar-state
+    subscriptions:
+      users: [alice@contoso.example]
+      notification_url: "http://`+addr+`/v1/hooks/calendar"
+      every: 1s
+      renew_before: 1h
+admin: {token: admin-token}`, 1)
+	b := startBridge(t, cfg)
+	em := b.Emulator()
+
+	subscribed := func() []emulator.Subscription {
+		var out []emulator.Subscription
+		for _, s := range em.Subscriptions() {
+			if s.User == aliceID && s.ClientState == "calendar-state" && s.LifecycleNotificationURL == "http://"+addr+"/v1/hooks/calendar" {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	waitUntil(t, "the subscription", func() bool { return len(subscribed()) == 1 })
+	first := subscribed()[0]
+
+	now := time.Now().UTC()
+	if err := em.SetEvent(emulator.CalendarEvent{ID: "AAMkMeeting", User: aliceID, Start: now.Add(-time.Minute), End: now.Add(time.Hour), ShowAs: "busy"}); err != nil {
+		t.Fatal(err)
+	}
+	waitPresence(t, b, aliceID, "Busy/InAConferenceCall", 30*time.Second)
+
+	em.RemoveSubscription(first.ID)
+	waitUntil(t, "a new subscription", func() bool { s := subscribed(); return len(s) == 1 && s[0].ID != first.ID })
+
+	em.DeleteEvent(aliceID, "AAMkMeeting")
+	waitPresence(t, b, aliceID, "Offline/Offline", 30*time.Second)
+}
