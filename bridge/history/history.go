@@ -102,6 +102,15 @@ func Decision(decision string, pair *adapters.Pair, err error, at time.Time) Ent
 	return e
 }
 
+// Sent returns the entry of a session set to pair, or cleared when pair is
+// nil, at at.
+func Sent(pair *adapters.Pair, at time.Time) Entry {
+	if pair == nil {
+		return Decision(DecisionClear, nil, nil, at)
+	}
+	return Decision(DecisionSet, pair, nil, at)
+}
+
 // Defaults of Options.
 const (
 	DefaultStream     = "PRESENCE_HISTORY"
