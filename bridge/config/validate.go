@@ -40,7 +40,8 @@ func (c *Config) validate() []string {
 	p.check(c.Worker.LaneDepth >= 1, "worker.lane_depth", "must be positive (got %d)", c.Worker.LaneDepth)
 	if c.Admin.Listen != "" {
 		p.checkAddr("admin.listen", c.Admin.Listen)
-		p.check(c.Admin.Listen != c.HTTP.Listen, "admin.listen", "must differ from http.listen (leave it empty to share it)")
+		_, port, _ := net.SplitHostPort(c.Admin.Listen)
+		p.check(c.Admin.Listen != c.HTTP.Listen || port == "0", "admin.listen", "must differ from http.listen (leave it empty to share it)")
 	}
 	p.check(c.Admin.History.MaxEntries >= 1 && c.Admin.History.MaxEntries <= 1000, "admin.history.max_entries", "must be between 1 and 1000 (got %d)", c.Admin.History.MaxEntries)
 	p.check(c.Admin.History.MaxAge >= time.Minute, "admin.history.max_age", "must be at least 1m")

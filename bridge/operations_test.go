@@ -1,0 +1,155 @@
+package bridge_test
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/admin"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
+)
+
+// withAdminListen gives a test configuration an operations listener.
+func withAdminListen(yaml string) string {
+	return strings.Replace(yaml, "admin: {token: admin-token}", `admin: {token: admin-token, listen: "127.0.0.1:0"}`, 1)
+}
+
+func getStatus(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(body)
+}
+
+// With admin.listen, /metrics, the admin API and the status page answer
+// only there, and the webhooks only on http.listen.
+func TestOperationsListener(t *testing.T) {
+	b := startBridge(t, withAdminListen(testConfig(t)))
+	if b.AdminAddr() == b.Addr() {
+		t.Fatalf("operations and webhooks share %s", b.Addr())
+	}
+	public, ops := "http://"+b.Addr(), "http://"+b.AdminAddr()
+	for _, tc := range []struct {
+		url    string
+		status int
+	}{
+		{ops + "/metrics", 200},
+		{ops + "/v1/admin/tenants", 200},
+		{ops + "/", 200}, // the login form
+		{public + "/metrics", 404},
+		{public + "/v1/admin/tenants", 404},
+		{public + "/", 404},
+		{public + "/healthz", 200},
+		{ops + "/v1/events", 404},
+	} {
+		if status, body := getStatus(t, tc.url, "admin-token"); status != tc.status {
+			t.Errorf("GET %s: %d, want %d (%.200s)", tc.url, status, tc.status, body)
+		}
+	}
+	if r := postEvent(t, b, callEvent("ops-1", "alice@contoso.example", "c1", "active", time.Now())); r.status != http.StatusAccepted {
+		t.Fatalf("webhook on the public listener: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Busy/InACall", 0)
+}
+
+// Without admin.listen everything stays on the one listener, as before.
+func TestOperationsShareListenerByDefault(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	if b.AdminAddr() != b.Addr() {
+		t.Fatalf("AdminAddr %s, Addr %s", b.AdminAddr(), b.Addr())
+	}
+	for _, path := range []string{"/metrics", "/v1/admin/tenants", "/"} {
+		if status, _ := getStatus(t, "http://"+b.Addr()+path, "admin-token"); status != 200 {
+			t.Errorf("GET %s: %d", path, status)
+		}
+	}
+}
+
+// userView fetches GET /v1/admin/users/{tenant}/{user}.
+func userView(t *testing.T, b *bridge.Bridge, user string) (int, admin.UserView) {
+	t.Helper()
+	status, body := getStatus(t, "http://"+b.AdminAddr()+"/v1/admin/users/contoso.example/"+user, "admin-token")
+	var v admin.UserView
+	if status == http.StatusOK {
+		if err := json.Unmarshal([]byte(body), &v); err != nil {
+			t.Fatalf("user view: %v in %s", err, body)
+		}
+	}
+	return status, v
+}
+
+// hasEntry reports whether entries hold one matching want's set fields.
+func hasEntry(entries []history.Entry, match func(history.Entry) bool) bool {
+	for _, e := range entries {
+		if match(e) {
+			return true
+		}
+	}
+	return false
+}
+
+// "Why is Alice busy?": the user view shows, by UPN, directory key or
+// object id, the events that touched her with their outcome, the
+// writer's set, the open call and when it will be dropped; a refused
+// change shows Graph's error and request-id; an unknown user is 404 and a
+// Graph that can not resolve one is 503.
+func TestWhyIsAliceBusy(t *testing.T) {
+	b := startBridge(t, withLookupUsers(testConfig(t), 1))
+	started := time.Now().UTC().Truncate(time.Second)
+	postEvent(t, b, callEvent("why-1", "ext:1001", "c1", "active", started))
+	waitPresence(t, b, aliceID, "Busy/InACall", 0)
+
+	for _, user := range []string{"alice@contoso.example", "ext:1001", aliceID} {
+		var v admin.UserView
+		waitFor(t, "alice's history by "+user, func() (bool, string) {
+			var status int
+			status, v = userView(t, b, user)
+			return status == 200 && hasEntry(v.History, func(e history.Entry) bool {
+				return e.Decision == history.DecisionSet && e.Pair == "Busy/InACall"
+			}), "status " + http.StatusText(status)
+		})
+		if !hasEntry(v.History, func(e history.Entry) bool {
+			return e.Source == "demo" && e.ID == "why-1" && e.Type == "call" && e.State == "active" &&
+				e.Outcome == "applied" && e.OccurredAt != nil && e.OccurredAt.Equal(started)
+		}) {
+			t.Fatalf("by %s: no entry for the event in %+v", user, v.History)
+		}
+		if v.UserID != aliceID || len(v.OpenCalls) != 1 || v.OpenCalls[0].DropAt == nil ||
+			!v.OpenCalls[0].DropAt.Equal(v.OpenCalls[0].Updated.Add(4*time.Hour)) || v.Pending != nil {
+			t.Fatalf("by %s: view %+v", user, v)
+		}
+	}
+
+	b.Emulator().FailNext(1, http.StatusBadRequest)
+	postEvent(t, b, callEvent("why-2", "bob@contoso.example", "c2", "active", time.Now()))
+	waitFor(t, "bob's refusal in his history", func() (bool, string) {
+		_, v := userView(t, b, "bob@contoso.example")
+		return hasEntry(v.History, func(e history.Entry) bool {
+			return e.Decision == history.DecisionRefused && e.Pair == "Busy/InACall" && strings.Contains(e.Detail, "400") && e.RequestID != ""
+		}), "no refusal"
+	})
+
+	if status, _ := userView(t, b, "nobody@contoso.example"); status != http.StatusNotFound {
+		t.Errorf("unknown user: %d, want 404", status)
+	}
+	if status, _ := getStatus(t, "http://"+b.AdminAddr()+"/v1/admin/users/fabrikam.example/alice@contoso.example", "admin-token"); status != http.StatusNotFound {
+		t.Errorf("unknown tenant: %d, want 404", status)
+	}
+	b.Emulator().Outage(time.Hour)
+	_, upn := lookupUser(0)
+	if status, _ := userView(t, b, upn); status != http.StatusServiceUnavailable {
+		t.Errorf("user not yet resolved while Graph is down: %d, want 503", status)
+	}
+}
