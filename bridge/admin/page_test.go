@@ -261,7 +261,7 @@ func TestPageStructure(t *testing.T) {
 		`<td>calendar</td>`, `none</td>`,
 		`action="/deadletters/7/replay"`, `action="/deadletters/9/replay"`,
 		`graph answered 400 &lt;script&gt;alert(1)&lt;/script&gt;`,
-		`<tr><th>Should show</th><td>Busy/InACall</td></tr>`,
+		"<td><code>" + aliceID + "</code></td>\n<td>Busy/InACall</td>\n<td>nothing yet</td>\n<td>none under way</td>",
 		`<td>pbx-main</td><td>active</td><td>2026-12-03 09:30:00Z</td><td>2026-12-03 13:30:00Z</td>`,
 		`writer: refused`, `BadRequest &lt;b&gt;bold&lt;/b&gt;`, `writer: set`,
 		`<td>pbx-main / <code>pbx-1:CA42:1</code></td><td>call active</td><td>2026-12-03 09:25:00Z</td><td>applied</td>`,
