@@ -1,8 +1,11 @@
 package bridge_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
@@ -10,7 +13,9 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
 // withAdminListen gives a test configuration an operations listener.
@@ -152,4 +157,72 @@ func TestWhyIsAliceBusy(t *testing.T) {
 	if status, _ := userView(t, b, upn); status != http.StatusServiceUnavailable {
 		t.Errorf("user not yet resolved while Graph is down: %d, want 503", status)
 	}
+}
+
+// waitHistory waits until user's history holds an entry matching match.
+func waitHistory(t *testing.T, b *bridge.Bridge, user, what string, match func(history.Entry) bool) {
+	t.Helper()
+	waitFor(t, what, func() (bool, string) {
+		status, v := userView(t, b, user)
+		return status == 200 && hasEntry(v.History, match), fmt.Sprintf("status %d, history %+v", status, v.History)
+	})
+}
+
+// The writer's decisions show in the history: a failed call to retry
+// (with its time) before the set that worked, and a status set by hand
+// that the bridge leaves alone.
+func TestWriterDecisionsInHistory(t *testing.T) {
+	yaml := strings.Replace(testConfig(t), "admin: {token: admin-token}", "admin: {token: admin-token}\npresence: {observe_interval: 100ms}", 1)
+	b := startBridge(t, yaml)
+	em := b.Emulator()
+	em.FailNext(1, http.StatusServiceUnavailable)
+	postEvent(t, b, callEvent("dec-1", "bob@contoso.example", "c1", "active", time.Now()))
+	waitPresence(t, b, bobID, "Busy/InACall", 0)
+	waitHistory(t, b, "bob@contoso.example", "the retry, then the set", func(e history.Entry) bool {
+		return e.Decision == history.DecisionSet
+	})
+	_, v := userView(t, b, "bob@contoso.example")
+	retried := false
+	for _, e := range v.History {
+		if e.Decision == history.DecisionRetry {
+			retried = e.Until != nil && !e.Until.Before(e.At) && strings.Contains(e.Detail, "503")
+		}
+		if e.Decision == history.DecisionSet && !retried {
+			t.Fatalf("no retry with its time and Graph's 503 before the set: %+v", v.History)
+		}
+	}
+
+	postEvent(t, b, callEvent("dec-2", "alice@contoso.example", "c2", "active", time.Now()))
+	waitPresence(t, b, aliceID, "Busy/InACall", 0)
+	if err := em.SetPreferred(aliceID, "DoNotDisturb", "DoNotDisturb", 0); err != nil {
+		t.Fatal(err)
+	}
+	waitHistory(t, b, aliceID, "the manual status", func(e history.Entry) bool {
+		return e.Decision == history.DecisionManual && e.Pair == "DoNotDisturb/DoNotDisturb"
+	})
+}
+
+// A session refreshed before it expires shows as a keep-alive.
+func TestKeepAliveInHistory(t *testing.T) {
+	clock := emulator.NewFakeClock(time.Now().Add(-3 * time.Hour).Truncate(time.Minute))
+	cfg, err := config.Parse([]byte(clockedConfig(t)+"admin: {token: admin-token}\n"), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := bridge.New(cfg, slog.New(slog.DiscardHandler), bridge.WithClock(clock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Stop(context.Background()) })
+	waitFor(t, "the tenant's writer", func() (bool, string) { return b.Writing("contoso.example"), "no writer" })
+	clock.Advance(time.Second)
+	postSourceEvent(t, b, "demo", "ka-1", "alice@contoso.example", "c1", "active", clock.Now())
+	waitHistory(t, b, aliceID, "the set", func(e history.Entry) bool { return e.Decision == history.DecisionSet })
+	clock.Advance(11 * time.Minute) // past two thirds of the 15-minute expiration
+	waitHistory(t, b, aliceID, "the keep-alive", func(e history.Entry) bool {
+		return e.Decision == history.DecisionKeepAlive && e.Pair == "Busy/InACall"
+	})
 }

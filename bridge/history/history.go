@@ -209,16 +209,8 @@ func Subject(tenant, userID string) string {
 // Record queues e for the user's history, or drops it when the buffer is
 // full or the store is closed.
 func (s *Store) Record(tenant, userID string, e Entry) {
-	if len(e.Detail) > maxDetail {
-		e.Detail = e.Detail[:maxDetail] + "…"
-	}
-	for _, f := range []*string{&e.Source, &e.ID, &e.Type, &e.State} {
-		if len(*f) > 256 {
-			*f = (*f)[:256]
-		}
-	}
-	data, err := json.Marshal(e)
-	if err != nil {
+	data, ok := encode(e)
+	if !ok {
 		s.dropped.Add(1)
 		return
 	}
@@ -233,6 +225,32 @@ func (s *Store) Record(tenant, userID string, e Entry) {
 	default:
 		s.dropped.Add(1)
 	}
+}
+
+// encode returns e as JSON of at most maxEntrySize bytes, cutting long
+// strings (and more of them when JSON escaping makes them grow), or false
+// when it can not fit.
+func encode(e Entry) ([]byte, bool) {
+	for _, limit := range []int{maxDetail, maxDetail / 8} {
+		fields := []*string{&e.Source, &e.ID, &e.Type, &e.State, &e.Outcome, &e.Decision, &e.Pair, &e.RequestID}
+		for _, f := range fields {
+			*f = cut(*f, min(limit, 256))
+		}
+		e.Detail = cut(e.Detail, limit)
+		data, err := json.Marshal(e)
+		if err == nil && len(data) <= maxEntrySize {
+			return data, true
+		}
+	}
+	return nil, false
+}
+
+// cut shortens s to at most n bytes, marking the cut.
+func cut(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:n], "") + "…"
 }
 
 // Dropped counts the entries dropped because the buffer was full or NATS
