@@ -116,6 +116,7 @@ const (
 	DefaultStream     = "PRESENCE_HISTORY"
 	DefaultMaxPerUser = 50
 	DefaultMaxAge     = 24 * time.Hour
+	DefaultMaxTotal   = 100_000
 	DefaultBuffer     = 4096
 )
 
@@ -127,6 +128,11 @@ type Options struct {
 	// long.
 	MaxPerUser int
 	MaxAge     time.Duration
+	// MaxTotal caps the entries of all users together, the oldest going
+	// first, so that the stream stays small beside the events and states
+	// sharing the JetStream store (entries are at most 4 KiB, most a few
+	// hundred bytes).
+	MaxTotal int64
 	// Buffer is how many entries may wait to be published before new
 	// ones are dropped.
 	Buffer int
@@ -167,6 +173,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if opts.MaxAge <= 0 {
 		opts.MaxAge = DefaultMaxAge
 	}
+	if opts.MaxTotal <= 0 {
+		opts.MaxTotal = DefaultMaxTotal
+	}
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
 	}
@@ -179,6 +188,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 		Subjects:          []string{subjectPrefix + ">"},
 		MaxMsgsPerSubject: int64(opts.MaxPerUser),
 		MaxAge:            opts.MaxAge,
+		MaxMsgs:           opts.MaxTotal,
 		MaxMsgSize:        maxEntrySize,
 		Discard:           jetstream.DiscardOld,
 		Replicas:          opts.Replicas,

@@ -173,3 +173,28 @@ func TestDecisionCarriesGraphRequestID(t *testing.T) {
 		t.Fatalf("entry %+v", e)
 	}
 }
+
+// All users' entries together stay under MaxTotal, the oldest going.
+func TestHistoryBoundedInTotal(t *testing.T) {
+	js, _ := natstest.Start(t)
+	s, err := history.Open(context.Background(), js, history.Options{MaxPerUser: 5, MaxTotal: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 30 {
+		s.Record("contoso", fmt.Sprint("user-", i), history.Entry{ID: fmt.Sprint("ev-", i)})
+	}
+	waitFor(t, "the last user's entry", func() bool { return len(list(t, s, "contoso", "user-29")) == 1 })
+	stream, err := js.Stream(context.Background(), history.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := stream.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs > 10 || len(list(t, s, "contoso", "user-0")) != 0 {
+		t.Fatalf("%d entries kept, user-0's still there: want at most 10, the oldest gone", info.State.Msgs)
+	}
+}
