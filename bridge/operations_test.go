@@ -86,6 +86,11 @@ func TestOperationsShareListenerByDefault(t *testing.T) {
 func userView(t *testing.T, b *bridge.Bridge, user string) (int, admin.UserView) {
 	t.Helper()
 	status, body := getStatus(t, "http://"+b.AdminAddr()+"/v1/admin/users/contoso.example/"+user, "admin-token")
+	for _, secret := range []string{"admin-token", "demo-token", "demo-secret"} {
+		if strings.Contains(body, secret) {
+			t.Fatalf("the user view shows the secret %q", secret)
+		}
+	}
 	var v admin.UserView
 	if status == http.StatusOK {
 		if err := json.Unmarshal([]byte(body), &v); err != nil {
