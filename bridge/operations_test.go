@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -230,4 +231,50 @@ func TestKeepAliveInHistory(t *testing.T) {
 	waitHistory(t, b, aliceID, "the keep-alive", func(e history.Entry) bool {
 		return e.Decision == history.DecisionKeepAlive && e.Pair == "Busy/InACall"
 	})
+}
+
+// The status page's Replay button, on a real dead letter: logged in and
+// with the form's CSRF field the letter is replayed, and Graph takes the
+// change this time.
+func TestStatusPageReplays(t *testing.T) {
+	b := startBridge(t, withAdminListen(testConfig(t)))
+	b.Emulator().FailNext(1, http.StatusBadRequest)
+	postEvent(t, b, callEvent("page-1", "bob@contoso.example", "c1", "active", time.Now()))
+	letters := waitDeadLetters(t, b, 1)
+	ops := "http://" + b.AdminAddr()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	login, err := noRedirect.PostForm(ops+"/login", url.Values{"token": {"admin-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Body.Close()
+	if len(login.Cookies()) != 1 {
+		t.Fatalf("login: %d %v", login.StatusCode, login.Cookies())
+	}
+	req, _ := http.NewRequest(http.MethodGet, ops+"/", nil)
+	req.AddCookie(login.Cookies()[0])
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	action := fmt.Sprintf(`action="/deadletters/%d/replay"><input type="hidden" name="csrf" value="`, letters[0].Seq)
+	i := strings.Index(string(page), action)
+	if i < 0 {
+		t.Fatalf("no replay button for dead letter %d:\n%s", letters[0].Seq, page)
+	}
+	csrf := string(page[i+len(action) : i+len(action)+64])
+	req, _ = http.NewRequest(http.MethodPost, fmt.Sprintf("%s/deadletters/%d/replay", ops, letters[0].Seq), strings.NewReader(url.Values{"csrf": {csrf}}.Encode()))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.AddCookie(login.Cookies()[0])
+	resp, err = noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusSeeOther || !strings.Contains(resp.Header.Get("Location"), "replayed") {
+		t.Fatalf("replay: %d to %q", resp.StatusCode, resp.Header.Get("Location"))
+	}
+	waitPresence(t, b, bobID, "Busy/InACall", 0)
 }
