@@ -208,6 +208,22 @@ func TestWriterDecisionsInHistory(t *testing.T) {
 	})
 }
 
+// A 429 holds a call back until its Retry-After, and the history says
+// until when.
+func TestThrottleInHistory(t *testing.T) {
+	// No aggregate reads, so that the 429 meets the clear.
+	yaml := strings.Replace(testConfig(t), "admin: {token: admin-token}", "admin: {token: admin-token}\npresence: {observe_interval: 0s}", 1)
+	b := startBridge(t, yaml)
+	postEvent(t, b, callEvent("thr-1", "bob@contoso.example", "c1", "active", time.Now()))
+	waitPresence(t, b, bobID, "Busy/InACall", 0)
+	b.Emulator().ForceThrottle(1, 2*time.Second)
+	postEvent(t, b, callEvent("thr-2", "bob@contoso.example", "c1", "ended", time.Now()))
+	waitHistory(t, b, bobID, "the throttled clear", func(e history.Entry) bool {
+		return e.Decision == history.DecisionRetry && strings.Contains(e.Detail, "429") && e.Until != nil && !e.Until.Before(e.At.Add(time.Second))
+	})
+	waitHistory(t, b, bobID, "the clear", func(e history.Entry) bool { return e.Decision == history.DecisionClear })
+}
+
 // A session refreshed before it expires shows as a keep-alive.
 func TestKeepAliveInHistory(t *testing.T) {
 	clock := emulator.NewFakeClock(time.Now().Add(-3 * time.Hour).Truncate(time.Minute))

@@ -111,6 +111,16 @@ func Sent(pair *adapters.Pair, at time.Time) Entry {
 	return Decision(DecisionSet, pair, nil, at)
 }
 
+// Retry returns the entry of a Graph call that failed at at and waits
+// until until (a retry delay, a 429's pause, an open breaker, a refused
+// tenant's next probe).
+func Retry(until time.Time, err error, at time.Time) Entry {
+	e := Decision(DecisionRetry, nil, err, at)
+	until = until.UTC()
+	e.Until = &until
+	return e
+}
+
 // Defaults of Options.
 const (
 	DefaultStream     = "PRESENCE_HISTORY"

@@ -596,17 +596,20 @@ func (w *writer) handle(r result) {
 		t.failures, t.retryAt = 0, time.Time{}
 	case r.rejected: // not a failure of Graph: again once a probe may go
 		t.retryAt = now.Add(w.e.opts.BreakerTimeout)
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(t.retryAt, r.err, now))
 	case r.class == fault.Throttled:
 		w.pause(now.Add(max(r.after, time.Second)), "throttled by graph")
 		if w.budget.throttled(now) {
 			w.log.Warn("graph throttles below the budget; sending less", "limit", w.budget.limit, "window", w.tenant.Window)
 		}
 		w.changes.pushFront(r.userID)
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(w.pausedUntil, r.err, now))
 		t.dirty = false
 		return
 	case r.class == fault.Refused:
 		w.refuseTenant(now, r.err)
 		w.changes.push(r.userID) // at the back: the next probe is another user's
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(w.refusal.Load().until, r.err, now))
 		t.dirty = false
 		return
 	case r.class == fault.Retry:
@@ -614,7 +617,7 @@ func (w *writer) handle(r result) {
 		delay := w.e.opts.RetryDelay << min(t.failures-1, 16)
 		t.retryAt = now.Add(min(max(delay, r.after), w.e.opts.MaxRetryDelay))
 		w.log.Warn("graph call failed; will retry", "user", r.userID, "err", r.err, "retry_at", t.retryAt)
-		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Entry{At: now.UTC(), Decision: history.DecisionRetry, Until: &t.retryAt, Detail: r.err.Error()})
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(t.retryAt, r.err, now))
 	}
 	t.dirty = false
 	w.evaluate(r.userID, now)
