@@ -224,8 +224,10 @@ func TestThrottleInHistory(t *testing.T) {
 	waitHistory(t, b, bobID, "the clear", func(e history.Entry) bool { return e.Decision == history.DecisionClear })
 }
 
-// A session refreshed before it expires shows as a keep-alive.
-func TestKeepAliveInHistory(t *testing.T) {
+// startClockedAdminBridge is startClockedBridge with the admin API on,
+// before the writer's budget, empty at first, has any fake time to fill.
+func startClockedAdminBridge(t *testing.T) (*bridge.Bridge, *emulator.FakeClock) {
+	t.Helper()
 	clock := emulator.NewFakeClock(time.Now().Add(-3 * time.Hour).Truncate(time.Minute))
 	cfg, err := config.Parse([]byte(clockedConfig(t)+"admin: {token: admin-token}\n"), t.TempDir())
 	if err != nil {
@@ -240,6 +242,12 @@ func TestKeepAliveInHistory(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = b.Stop(context.Background()) })
 	waitFor(t, "the tenant's writer", func() (bool, string) { return b.Writing("contoso.example"), "no writer" })
+	return b, clock
+}
+
+// A session refreshed before it expires shows as a keep-alive.
+func TestKeepAliveInHistory(t *testing.T) {
+	b, clock := startClockedAdminBridge(t)
 	clock.Advance(time.Second)
 	postSourceEvent(t, b, "demo", "ka-1", "alice@contoso.example", "c1", "active", clock.Now())
 	waitHistory(t, b, aliceID, "the set", func(e history.Entry) bool { return e.Decision == history.DecisionSet })
@@ -247,6 +255,22 @@ func TestKeepAliveInHistory(t *testing.T) {
 	waitHistory(t, b, aliceID, "the keep-alive", func(e history.Entry) bool {
 		return e.Decision == history.DecisionKeepAlive && e.Pair == "Busy/InACall"
 	})
+}
+
+// A change undone before the budget let it go costs no call and shows as
+// coalesced: the budget is empty until the fake clock moves.
+func TestCoalescedInHistory(t *testing.T) {
+	b, clock := startClockedAdminBridge(t)
+	postSourceEvent(t, b, "demo", "co-1", "bob@contoso.example", "c1", "active", clock.Now())
+	waitHistory(t, b, bobID, "the call's event", func(e history.Entry) bool { return e.ID == "co-1" })
+	postSourceEvent(t, b, "demo", "co-2", "bob@contoso.example", "c1", "ended", clock.Now().Add(time.Second))
+	waitHistory(t, b, bobID, "the coalesced change", func(e history.Entry) bool { return e.Decision == history.DecisionCoalesced })
+	_, v := userView(t, b, bobID)
+	if hasEntry(v.History, func(e history.Entry) bool {
+		return e.Decision == history.DecisionSet || e.Decision == history.DecisionClear
+	}) {
+		t.Fatalf("a call was sent for a change undone in time: %+v", v.History)
+	}
 }
 
 // The status page's Replay button, on a real dead letter: logged in and
