@@ -343,3 +343,23 @@ func TestPageOffWithoutToken(t *testing.T) {
 		}
 	}
 }
+
+// Dead letters come twenty to a page, with a link to the next.
+func TestPageDeadLetterPaging(t *testing.T) {
+	f := newFixture(t)
+	for seq := uint64(10); seq < 33; seq++ {
+		f.dl.list = append(f.dl.list, eventlog.DeadLetter{Seq: seq, Reason: "unknown user", At: now})
+	}
+	cookie := f.login(t)
+	_, body := f.do(t, http.MethodGet, "/", nil, cookie)
+	if n := strings.Count(body, `/replay"`); n != 20 {
+		t.Fatalf("%d replay buttons on the first page, want 20", n)
+	}
+	if !strings.Contains(body, `href="/?from=28#deadletters"`) {
+		t.Fatal("no link to the next page, from 28")
+	}
+	_, body = f.do(t, http.MethodGet, "/?from=28", nil, cookie)
+	if n := strings.Count(body, `/replay"`); n != 5 || strings.Contains(body, "#deadletters\">More") {
+		t.Fatalf("%d replay buttons on the last page, want 5 and no link", n)
+	}
+}
