@@ -1,5 +1,6 @@
-// Package admin is the bridge's token-protected operations API: dead
-// letters, a user's state, and each tenant's writer as this bridge sees it.
+// Package admin is the bridge's token-protected operations surface: the
+// admin API (dead letters, a user's state and history, each tenant's
+// writer as this bridge sees it) and the status page.
 package admin
 
 import (
@@ -55,7 +56,7 @@ type Source struct {
 	Name, Type, Tenant, Path string
 }
 
-// registerAdmin adds the token-protected dead-letter endpoints:
+// Register adds the token-protected admin endpoints:
 //
 //	GET    /v1/admin/deadletters?from=SEQ&limit=N
 //	POST   /v1/admin/deadletters/{seq}/replay
