@@ -19,12 +19,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gin-gonic/gin"
+
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
 	"github.com/presence-bridge/presence-bridge/bridge/apply"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/graph"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
@@ -44,6 +47,11 @@ type Bridge struct {
 	graph    *graph.Tenants
 	server   *http.Server
 	listener net.Listener
+	// ops serves /metrics, the admin API and the status page when
+	// admin.listen gives them an address of their own.
+	ops         *http.Server
+	opsListener net.Listener
+	opsDone     chan error
 
 	// mu serialises bringing the pipeline's stages up (connect) with
 	// taking them down (Stop); running says they run, for readers that do
@@ -51,6 +59,7 @@ type Bridge struct {
 	mu          sync.Mutex
 	running     atomic.Bool
 	state       *state.Store
+	history     *history.Store
 	writers     *writer.Pool
 	rules       state.Rules
 	directory   *identity.Directory
@@ -246,6 +255,15 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	b.history, err = history.Open(ctx, b.events.JetStream(), history.Options{
+		Replicas:   b.cfg.NATS.Replicas,
+		MaxPerUser: b.cfg.Admin.History.MaxEntries,
+		MaxAge:     b.cfg.Admin.History.MaxAge,
+		Log:        b.log.With("component", "history"),
+	})
+	if err != nil {
+		return err
+	}
 	if !b.cfg.Worker.Enabled {
 		b.log.Info("worker.enabled is false: this bridge takes events in and applies none")
 		return nil
@@ -275,6 +293,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		RefusalProbe:    b.cfg.Graph.RefusalProbe.First,
 		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
 		Logger:          b.log.With("component", "writer"),
+		History:         b.history,
 	})
 	if err != nil {
 		return err
@@ -295,7 +314,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Tenants:       sourceTenants,
 		Identity:      hints,
 		Resolver:      identity.Resolver{Directory: b.directory},
-		Applier:       b.state,
+		Applier:       history.RecordingApplier{Next: b.state, Recorder: b.history, Clock: b.clock},
 		DeadLetters:   b.events,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
@@ -378,18 +397,17 @@ func (b *Bridge) startHTTP() error {
 		Log:             b.log.With("component", "http"),
 		Count:           b.metrics.httpRequest,
 	})
-	b.metrics.register(router)
-	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenantIDs[i] = t.ID
+	ops := router
+	if b.cfg.Admin.Listen != "" {
+		ops = gin.New()
+		ops.Use(gin.Recovery())
 	}
-	admin.Register(router, admin.Deps{
-		Token:       b.cfg.Admin.Token,
-		DeadLetters: b.events,
-		Resolve:     b.resolveForAdmin,
-		Stages:      b.runningStages,
-		Tenants:     tenantIDs,
-	})
+	b.registerOperations(ops)
+	if ops != router {
+		if err := b.startOperations(ops); err != nil {
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", b.cfg.HTTP.Listen)
 	if err != nil {
 		return fmt.Errorf("http listen: %w", err)
@@ -405,6 +423,70 @@ func (b *Bridge) startHTTP() error {
 	go func() { b.serveDone <- b.server.Serve(ln) }()
 	b.log.Info("presence bridge listening", "addr", ln.Addr().String())
 	return nil
+}
+
+// registerOperations adds /metrics, the admin API and the status page to r.
+func (b *Bridge) registerOperations(r *gin.Engine) {
+	b.metrics.register(r)
+	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
+	for i, t := range b.cfg.Graph.Tenants {
+		tenantIDs[i] = t.ID
+	}
+	sources := make([]admin.Source, len(b.cfg.Sources))
+	for i, s := range b.cfg.Sources {
+		sources[i] = admin.Source{Name: s.Name, Type: s.Type, Tenant: s.Tenant, Path: s.Path}
+	}
+	now := time.Now
+	if b.clock != nil {
+		now = b.clock.Now
+	}
+	admin.Register(r, admin.Deps{
+		Token:       b.cfg.Admin.Token,
+		DeadLetters: b.events,
+		Resolve:     b.resolveForAdmin,
+		Stages:      b.runningStages,
+		Tenants:     tenantIDs,
+		History:     b.userHistory,
+		Sources:     sources,
+		Metrics:     b.metrics.registry,
+		Now:         now,
+	})
+}
+
+// startOperations serves r on admin.listen, the operations listener.
+func (b *Bridge) startOperations(r *gin.Engine) error {
+	ln, err := net.Listen("tcp", b.cfg.Admin.Listen)
+	if err != nil {
+		return fmt.Errorf("admin listen: %w", err)
+	}
+	b.opsListener = ln
+	b.ops = &http.Server{
+		Handler:           r,
+		ReadHeaderTimeout: b.cfg.HTTP.ReadTimeout,
+		ReadTimeout:       b.cfg.HTTP.ReadTimeout,
+		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
+	}
+	b.opsDone = make(chan error, 1)
+	go func() { b.opsDone <- b.ops.Serve(ln) }()
+	b.log.Info("operations listening (metrics, admin API, status page)", "addr", ln.Addr().String())
+	return nil
+}
+
+// userHistory reads a user's history, once the stages run.
+func (b *Bridge) userHistory(ctx context.Context, tenant, userID string) ([]history.Entry, error) {
+	if !b.running.Load() {
+		return nil, errors.New("the history is not open (NATS not connected yet)")
+	}
+	return b.history.List(ctx, tenant, userID)
+}
+
+// AdminAddr returns the operations listener's address: admin.listen's
+// once started, else the HTTP server's.
+func (b *Bridge) AdminAddr() string {
+	if b.opsListener != nil {
+		return b.opsListener.Addr().String()
+	}
+	return b.Addr()
 }
 
 // Addr returns the HTTP server's address, once started.
@@ -432,6 +514,8 @@ func (b *Bridge) Run(ctx context.Context) error {
 	case <-ctx.Done():
 	case serveErr = <-b.serveDone:
 		b.serveDone <- serveErr
+	case serveErr = <-b.opsDone: // nil without admin.listen: never ready
+		b.opsDone <- serveErr
 	}
 	stopCtx, cancel := context.WithTimeout(context.Background(), b.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
@@ -453,6 +537,12 @@ func (b *Bridge) Stop(ctx context.Context) error {
 			if err := b.server.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop http: %w", err))
 				_ = b.server.Close()
+			}
+		}
+		if b.ops != nil {
+			if err := b.ops.Shutdown(ctx); err != nil {
+				errs = append(errs, fmt.Errorf("stop operations listener: %w", err))
+				_ = b.ops.Close()
 			}
 		}
 		if b.stopConnecting != nil {
@@ -507,6 +597,9 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		b.stopWriters()
 		b.stopWriters = nil
 	}
+	if b.history != nil {
+		b.history.Close()
+	}
 	return err
 }
 
@@ -522,7 +615,7 @@ func (b *Bridge) runningStages() (*state.Store, *writer.Pool, state.Rules) {
 // resolveForAdmin resolves a user given as object id, UPN or directory key.
 func (b *Bridge) resolveForAdmin(ctx context.Context, tenant, user string) (string, error) {
 	if _, err := b.graph.Client(tenant); err != nil {
-		return "", err
+		return "", fmt.Errorf("%w: %w", admin.ErrUnknownTenant, err)
 	}
 	return b.directory.Resolve(ctx, tenant, user)
 }

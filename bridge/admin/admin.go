@@ -1,5 +1,6 @@
-// Package admin is the bridge's token-protected operations API: dead
-// letters, a user's state, and each tenant's writer as this bridge sees it.
+// Package admin is the bridge's token-protected operations surface: the
+// admin API (dead letters, a user's state and history, each tenant's
+// writer as this bridge sees it) and the status page.
 package admin
 
 import (
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 )
@@ -37,18 +40,35 @@ type Deps struct {
 	Stages func() (*state.Store, *writer.Pool, state.Rules)
 	// Tenants are the configured tenant ids.
 	Tenants []string
+	// History returns a user's history, nil when none is kept.
+	History func(ctx context.Context, tenant, userID string) ([]history.Entry, error)
+	// Sources are the configured sources, for the status page.
+	Sources []Source
+	// Metrics is the bridge's registry; the status page shows the
+	// tenants' and sources' figures it holds.
+	Metrics prometheus.Gatherer
+	// Now tells the time; nil means time.Now.
+	Now func() time.Time
 }
 
-// registerAdmin adds the token-protected dead-letter endpoints:
+// Source is what the status page shows of a configured source.
+type Source struct {
+	Name, Type, Tenant, Path string
+}
+
+// Register adds the token-protected admin endpoints:
 //
 //	GET    /v1/admin/deadletters?from=SEQ&limit=N
 //	POST   /v1/admin/deadletters/{seq}/replay
 //	DELETE /v1/admin/deadletters
-//	GET    /v1/admin/users/{tenant}/{user}   (the stored state of a user)
+//	GET    /v1/admin/users/{tenant}/{user}   (a user's state, open calls, pending call and history)
 //	GET    /v1/admin/tenants                 (each tenant's writer, as this bridge sees it)
 //
 // Without admin.token they answer 404, so nothing is open by accident.
+//
+// It also adds the status page at / (see registerPage).
 func Register(r *gin.Engine, d Deps) {
+	registerPage(r, d)
 	token := d.Token
 	g := r.Group("/v1/admin", func(c *gin.Context) {
 		if token == "" {
@@ -89,23 +109,12 @@ func Register(r *gin.Engine, d Deps) {
 		c.JSON(http.StatusOK, gin.H{"replayed": seq})
 	})
 	g.GET("/users/:tenant/:user", func(c *gin.Context) {
-		userID, err := d.Resolve(c, c.Param("tenant"), c.Param("user"))
+		v, err := lookupUser(c, d, c.Param("tenant"), c.Param("user"))
 		if err != nil {
-			adminError(c, http.StatusNotFound, "unknown_user", err.Error())
+			adminError(c, err.status, err.code, err.message)
 			return
 		}
-		store, _, rules := d.Stages()
-		if store == nil {
-			adminError(c, http.StatusServiceUnavailable, "state_unavailable", "the state store is not open (NATS not connected yet)")
-			return
-		}
-		st, _, err := store.Get(c, c.Param("tenant"), userID)
-		if err != nil {
-			adminError(c, http.StatusServiceUnavailable, "state_unavailable", err.Error())
-			return
-		}
-		desired, _ := st.Desired(rules, time.Now())
-		c.JSON(http.StatusOK, gin.H{"state": st, "desired": desired})
+		c.JSON(http.StatusOK, v)
 	})
 	g.GET("/tenants", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"tenants": tenantViews(d)})

@@ -224,11 +224,25 @@ type Source struct {
 	// --- end managed Graph calendar subscriptions ---
 }
 
-// Admin protects the administrative HTTP endpoints.
+// Admin protects the administrative HTTP endpoints and says where the
+// operations surface (metrics, admin API, status page) listens.
 type Admin struct {
 	Token     string `yaml:"token"`
 	TokenFile string `yaml:"token_file"`
 	TokenEnv  string `yaml:"token_env"`
+	// Listen serves /metrics, /v1/admin/ and the status page on an address
+	// of their own, away from the public webhooks; empty serves them on
+	// http.listen.
+	Listen string `yaml:"listen"`
+	// History bounds each user's history ("why is Alice busy?").
+	History History `yaml:"history"`
+}
+
+// History bounds the per-user history kept in NATS.
+type History struct {
+	// MaxEntries is how many entries are kept per user, MaxAge how long.
+	MaxEntries int           `yaml:"max_entries"`
+	MaxAge     time.Duration `yaml:"max_age"`
 }
 
 // Error lists every problem found in a configuration.
@@ -319,6 +333,7 @@ func Default() *Config {
 			RefusalProbe:   Probe{First: 30 * time.Second, Max: 10 * time.Minute},
 		},
 		Worker: Worker{Enabled: true, Lanes: 8, LaneDepth: 2048},
+		Admin:  Admin{History: History{MaxEntries: 50, MaxAge: 24 * time.Hour}},
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,

@@ -52,6 +52,8 @@ func TestDefaults(t *testing.T) {
 		{"expiration 15m", cfg.Presence.Expiration == 15*time.Minute},
 		{"unknown users remembered 1m", cfg.Graph.UnknownUserTTL == time.Minute},
 		{"8 lanes of 2048, applying", cfg.Worker.Enabled && cfg.Worker.Lanes == 8 && cfg.Worker.LaneDepth == 2048},
+		{"operations on the webhook listener", cfg.Admin.Listen == ""},
+		{"history of 50 entries for 24h", cfg.Admin.History == History{MaxEntries: 50, MaxAge: 24 * time.Hour}},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -71,6 +73,11 @@ func TestErrors(t *testing.T) {
 		{"unknown keys with paths", minimal + "http: {listen: ':1', lissen: x}\ngraph2: 1\n", []string{
 			"http.lissen: unknown key (line 7)",
 			"graph2: unknown key (line 8)",
+		}},
+		{"admin listener and history bounds", minimal + "http: {listen: '127.0.0.1:8080'}\nadmin: {listen: '127.0.0.1:8080', history: {max_entries: 0, max_age: 1s}}\n", []string{
+			"admin.listen: must differ from http.listen (leave it empty to share it)",
+			"admin.history.max_entries: must be between 1 and 1000 (got 0)",
+			"admin.history.max_age: must be at least 1m",
 		}},
 		{"unknown nested key", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, secret: x", 1), []string{
 			"graph.tenants[0].secret: unknown key (line 4)",

@@ -39,6 +39,13 @@ func (c *Config) validate() []string {
 	c.validateGraph12(&p) // managed calendar subscriptions, phone lookups
 	p.check(c.Worker.Lanes >= 1 && c.Worker.Lanes <= 1024, "worker.lanes", "must be between 1 and 1024 (got %d)", c.Worker.Lanes)
 	p.check(c.Worker.LaneDepth >= 1, "worker.lane_depth", "must be positive (got %d)", c.Worker.LaneDepth)
+	if c.Admin.Listen != "" {
+		p.checkAddr("admin.listen", c.Admin.Listen)
+		_, port, _ := net.SplitHostPort(c.Admin.Listen)
+		p.check(c.Admin.Listen != c.HTTP.Listen || port == "0", "admin.listen", "must differ from http.listen (leave it empty to share it)")
+	}
+	p.check(c.Admin.History.MaxEntries >= 1 && c.Admin.History.MaxEntries <= 1000, "admin.history.max_entries", "must be between 1 and 1000 (got %d)", c.Admin.History.MaxEntries)
+	p.check(c.Admin.History.MaxAge >= time.Minute, "admin.history.max_age", "must be at least 1m")
 	for key, target := range c.Directory {
 		p.check(key != "" && target != "", "directory", "entries need a key and a user (%q: %q)", key, target)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
@@ -121,6 +122,7 @@ func (w *writer) read(ctx context.Context, reader PresenceReader, told map[strin
 			w.log.Warn("graph no longer has the app session; setting it again", "user", id)
 		case manual != nil:
 			w.log.Debug("a status set by hand shows instead of the app session", "user", id, "manual", manual.String())
+			history.Record(w.e.opts.History, w.tenant.ID, id, history.Decision(history.DecisionManual, manual, nil, at))
 		}
 	}
 	return nil

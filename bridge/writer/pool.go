@@ -17,6 +17,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
@@ -101,6 +102,9 @@ type Options struct {
 	Tick   time.Duration
 	Clock  state.Clock
 	Logger *slog.Logger
+	// History records each decision in the user's history; nil records
+	// nothing.
+	History history.Recorder
 }
 
 // Pool runs the writers of the tenants whose leases this instance holds.

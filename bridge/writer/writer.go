@@ -18,6 +18,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
@@ -415,11 +416,15 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 			w.changes.pop()
 		}
 		if !needed {
+			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionCoalesced, nil, nil, now))
 			continue
 		}
 		w.users[userID].inFlight = true
 		w.inFlight++
 		w.started.Add(1)
+		if keepAlive {
+			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionKeepAlive, want, nil, now))
+		}
 		go w.call(ctx, userID, want, now)
 	}
 }
@@ -536,6 +541,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		} else {
 			r.updated, r.rev = &st, rev
 		}
+		history.Record(w.e.opts.History, w.tenant.ID, userID, history.Sent(want, at))
 		return
 	}
 	r.class, r.after = fault.Of(err)
@@ -555,6 +561,7 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 	if uerr != nil {
 		w.log.Error("record refusal", "user", userID, "err", uerr)
 	}
+	history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionRefused, want, err, at))
 	d := DeadLetter{Tenant: w.tenant.ID, UserID: userID, Event: st.LastEvent, Reason: "graph refused the change", GraphError: err.Error(), At: at}
 	if derr := w.e.opts.DeadLetter(ctx, d); derr != nil {
 		w.log.Error("dead letter", "user", userID, "err", derr)
@@ -589,17 +596,20 @@ func (w *writer) handle(r result) {
 		t.failures, t.retryAt = 0, time.Time{}
 	case r.rejected: // not a failure of Graph: again once a probe may go
 		t.retryAt = now.Add(w.e.opts.BreakerTimeout)
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(t.retryAt, r.err, now))
 	case r.class == fault.Throttled:
 		w.pause(now.Add(max(r.after, time.Second)), "throttled by graph")
 		if w.budget.throttled(now) {
 			w.log.Warn("graph throttles below the budget; sending less", "limit", w.budget.limit, "window", w.tenant.Window)
 		}
 		w.changes.pushFront(r.userID)
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(w.pausedUntil, r.err, now))
 		t.dirty = false
 		return
 	case r.class == fault.Refused:
 		w.refuseTenant(now, r.err)
 		w.changes.push(r.userID) // at the back: the next probe is another user's
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(w.refusal.Load().until, r.err, now))
 		t.dirty = false
 		return
 	case r.class == fault.Retry:
@@ -607,6 +617,7 @@ func (w *writer) handle(r result) {
 		delay := w.e.opts.RetryDelay << min(t.failures-1, 16)
 		t.retryAt = now.Add(min(max(delay, r.after), w.e.opts.MaxRetryDelay))
 		w.log.Warn("graph call failed; will retry", "user", r.userID, "err", r.err, "retry_at", t.retryAt)
+		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(t.retryAt, r.err, now))
 	}
 	t.dirty = false
 	w.evaluate(r.userID, now)
