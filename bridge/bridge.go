@@ -259,6 +259,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Replicas:   b.cfg.NATS.Replicas,
 		MaxPerUser: b.cfg.Admin.History.MaxEntries,
 		MaxAge:     b.cfg.Admin.History.MaxAge,
+		MaxRate:    b.cfg.Admin.History.MaxRate,
 		Log:        b.log.With("component", "history"),
 	})
 	if err != nil {

@@ -243,6 +243,10 @@ type History struct {
 	// MaxEntries is how many entries are kept per user, MaxAge how long.
 	MaxEntries int           `yaml:"max_entries"`
 	MaxAge     time.Duration `yaml:"max_age"`
+	// MaxRate caps the entries recorded per second, across users, so
+	// that a burst of events costs the event path no more than this many
+	// extra writes; entries beyond it are dropped and counted.
+	MaxRate int `yaml:"max_rate"`
 }
 
 // Error lists every problem found in a configuration.
@@ -333,7 +337,7 @@ func Default() *Config {
 			RefusalProbe:   Probe{First: 30 * time.Second, Max: 10 * time.Minute},
 		},
 		Worker: Worker{Enabled: true, Lanes: 8, LaneDepth: 2048},
-		Admin:  Admin{History: History{MaxEntries: 50, MaxAge: 24 * time.Hour}},
+		Admin:  Admin{History: History{MaxEntries: 50, MaxAge: 24 * time.Hour, MaxRate: 500}},
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
 			MaxCallDuration: 4 * time.Hour,

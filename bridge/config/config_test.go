@@ -53,7 +53,7 @@ func TestDefaults(t *testing.T) {
 		{"unknown users remembered 1m", cfg.Graph.UnknownUserTTL == time.Minute},
 		{"8 lanes of 2048, applying", cfg.Worker.Enabled && cfg.Worker.Lanes == 8 && cfg.Worker.LaneDepth == 2048},
 		{"operations on the webhook listener", cfg.Admin.Listen == ""},
-		{"history of 50 entries for 24h", cfg.Admin.History == History{MaxEntries: 50, MaxAge: 24 * time.Hour}},
+		{"history of 50 entries for 24h, 500 a second", cfg.Admin.History == History{MaxEntries: 50, MaxAge: 24 * time.Hour, MaxRate: 500}},
 	}
 	for _, c := range checks {
 		if !c.ok {

@@ -46,6 +46,7 @@ func (c *Config) validate() []string {
 	}
 	p.check(c.Admin.History.MaxEntries >= 1 && c.Admin.History.MaxEntries <= 1000, "admin.history.max_entries", "must be between 1 and 1000 (got %d)", c.Admin.History.MaxEntries)
 	p.check(c.Admin.History.MaxAge >= time.Minute, "admin.history.max_age", "must be at least 1m")
+	p.check(c.Admin.History.MaxRate >= 1, "admin.history.max_rate", "must be at least 1 (got %d)", c.Admin.History.MaxRate)
 	for key, target := range c.Directory {
 		p.check(key != "" && target != "", "directory", "entries need a key and a user (%q: %q)", key, target)
 	}

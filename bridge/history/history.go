@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -128,6 +129,7 @@ const (
 	DefaultMaxAge     = 24 * time.Hour
 	DefaultMaxTotal   = 100_000
 	DefaultBuffer     = 4096
+	DefaultMaxRate    = 500
 )
 
 // Options configure a Store.
@@ -146,13 +148,18 @@ type Options struct {
 	// Buffer is how many entries may wait to be published before new
 	// ones are dropped.
 	Buffer int
-	Log    *slog.Logger
+	// MaxRate caps the entries recorded per second (DefaultMaxRate when
+	// zero); more are dropped and counted, so that history never costs
+	// the event path more than this many writes per second.
+	MaxRate int
+	Log     *slog.Logger
 }
 
 // Store is a Recorder keeping histories in a JetStream stream.
 type Store struct {
 	js      jetstream.JetStream
 	opts    Options
+	rate    *rate.Limiter
 	entries chan published
 	dropped atomic.Uint64
 	done    chan struct{}
@@ -189,6 +196,9 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if opts.Buffer <= 0 {
 		opts.Buffer = DefaultBuffer
 	}
+	if opts.MaxRate <= 0 {
+		opts.MaxRate = DefaultMaxRate
+	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
 	}
@@ -207,7 +217,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("history stream %s: %w", opts.Stream, err)
 	}
-	s := &Store{js: js, opts: opts, entries: make(chan published, opts.Buffer), done: make(chan struct{})}
+	s := &Store{js: js, opts: opts, rate: rate.NewLimiter(rate.Limit(opts.MaxRate), opts.MaxRate), entries: make(chan published, opts.Buffer), done: make(chan struct{})}
 	go s.publish()
 	return s, nil
 }
@@ -226,9 +236,13 @@ func Subject(tenant, userID string) string {
 	return subjectPrefix + hex.EncodeToString([]byte(strings.ToLower(tenant))) + "." + hex.EncodeToString(sum[:16])
 }
 
-// Record queues e for the user's history, or drops it when the buffer is
-// full or the store is closed.
+// Record queues e for the user's history, or drops it when entries come
+// faster than MaxRate, the buffer is full or the store is closed.
 func (s *Store) Record(tenant, userID string, e Entry) {
+	if !s.rate.Allow() {
+		s.dropped.Add(1)
+		return
+	}
 	data, ok := encode(e)
 	if !ok {
 		s.dropped.Add(1)

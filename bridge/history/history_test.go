@@ -198,3 +198,20 @@ func TestHistoryBoundedInTotal(t *testing.T) {
 		t.Fatalf("%d entries kept, user-0's still there: want at most 10, the oldest gone", info.State.Msgs)
 	}
 }
+
+// TestRecordRateCapped: entries beyond MaxRate in a burst are dropped and
+// counted, never queued.
+func TestRecordRateCapped(t *testing.T) {
+	js, _ := natstest.Start(t)
+	s, err := history.Open(context.Background(), js, history.Options{MaxRate: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 100 {
+		s.Record("contoso.example", "u1", history.Entry{ID: fmt.Sprint(i), Outcome: "applied"})
+	}
+	if d := s.Dropped(); d < 80 {
+		t.Fatalf("%d of 100 entries dropped at a cap of 10 a second, want at least 80", d)
+	}
+}
