@@ -206,6 +206,10 @@ type Source struct {
 	Lapse      time.Duration     `yaml:"lapse"`
 	// Identity completes the identities the source emits.
 	Identity adapters.IdentityHints `yaml:"identity"`
+	// SIPDialog and CalDAV configure the sources that connect out, of
+	// type sipdialog and caldav (connectout.go).
+	SIPDialog *SIPDialog `yaml:"sipdialog"`
+	CalDAV    *CalDAV    `yaml:"caldav"`
 }
 
 // Admin protects the administrative HTTP endpoints.
@@ -337,7 +341,7 @@ func (c *Config) applyDerivedDefaults() {
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
-		if s.Path == "" && s.Name != "" {
+		if s.Path == "" && s.Name != "" && !ConnectsOut(s.Type) {
 			s.Path = "/v1/hooks/" + s.Name
 		}
 		if s.Tenant == "" && len(c.Graph.Tenants) == 1 {
@@ -368,6 +372,7 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 		s := &c.Sources[i]
 		resolve(fmt.Sprintf("sources[%d].token", i), &s.Token, s.TokenFile, s.TokenEnv)
 		resolve(fmt.Sprintf("sources[%d].secret", i), &s.Secret, s.SecretFile, s.SecretEnv)
+		s.resolveConnectOut(i, resolve)
 	}
 	return problems
 }
