@@ -4,11 +4,13 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters/caldav"
+	"github.com/presence-bridge/presence-bridge/adapters/catalog"
 	"github.com/presence-bridge/presence-bridge/adapters/sipdialog"
 )
 
@@ -155,5 +157,18 @@ func TestConnectOutErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestSourceTypesMatchCatalog: the configuration accepts exactly the types
+// the catalog builds, and agrees on which connect out.
+func TestSourceTypesMatchCatalog(t *testing.T) {
+	if got, want := strings.Join(slices.Sorted(slices.Values(SourceTypes)), ","), strings.Join(catalog.Types(), ","); got != want {
+		t.Errorf("SourceTypes %s, catalog %s", got, want)
+	}
+	for _, typ := range SourceTypes {
+		if ConnectsOut(typ) != catalog.ConnectsOut(typ) {
+			t.Errorf("%s: config and catalog disagree on connecting out", typ)
+		}
 	}
 }
