@@ -15,6 +15,8 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
+	// sourceRunning is 1 for each connect-out source this bridge runs.
+	sourceRunning *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -28,8 +30,12 @@ func newMetrics() *metrics {
 			Name: "presence_bridge_events_processed_total",
 			Help: "Events taken from JetStream, by outcome (applied, retry, dead_letter).",
 		}, []string{"outcome"}),
+		sourceRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "presence_bridge_source_running",
+			Help: "1 for each connect-out source (sipdialog, caldav) this bridge runs, 0 for one it does not.",
+		}, []string{"source"}),
 	}
-	m.registry.MustRegister(m.requests, m.outcomes,
+	m.registry.MustRegister(m.requests, m.outcomes, m.sourceRunning,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
