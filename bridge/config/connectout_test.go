@@ -172,3 +172,38 @@ func TestSourceTypesMatchCatalog(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleConnectOutSources: the commented-out sipdialog and caldav
+// examples of config.example.yaml are valid once uncommented.
+func TestExampleConnectOutSources(t *testing.T) {
+	data, err := os.ReadFile("../../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	uncommented := 0
+	for _, line := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(line, "  # - name: ") || (uncommented > 0 && strings.HasPrefix(line, "  #   ")) {
+			line = "  " + line[4:]
+			uncommented++
+		}
+		out = append(out, line)
+	}
+	if uncommented < 10 {
+		t.Fatalf("found %d example lines", uncommented)
+	}
+	for _, env := range []string{"PBX_SIP_PASSWORD", "ALICE_CALDAV_PASSWORD", "BOB_CALDAV_TOKEN"} {
+		t.Setenv(env, "example-"+env)
+	}
+	cfg, err := Parse([]byte(strings.Join(out, "\n")), "../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	types := map[string]bool{}
+	for _, s := range cfg.Sources {
+		types[s.Type] = s.Settings() != nil
+	}
+	if !types["sipdialog"] || !types["caldav"] {
+		t.Fatalf("examples not loaded: %v", types)
+	}
+}
