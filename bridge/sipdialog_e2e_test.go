@@ -3,7 +3,9 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"net/http"
 	"strings"
 	"testing"
 
@@ -13,9 +15,10 @@ import (
 )
 
 // TestSIPDialogThroughTheBridge runs a sipdialog source in a whole bridge
-// against a real Kamailio: a call 1001 → 1002 placed by two phones makes
-// the emulator show Alice (ext:1001 in the directory) and Bob in a call,
-// and hanging up clears both. The SIP password comes from the environment
+// against a real Kamailio: a call 1001 → 1002 placed by two phones rings
+// both Alice (ext:1001 in the directory) and Bob (mapped to Away/Away here,
+// to be seen), answered makes the emulator show both in a call, and
+// hanging up clears both. The SIP password comes from the environment
 // and never reaches the logs.
 func TestSIPDialogThroughTheBridge(t *testing.T) {
 	k := sipdialogtest.StartKamailio(t)
@@ -35,6 +38,7 @@ func TestSIPDialogThroughTheBridge(t *testing.T) {
       entities:
         - {entity: "1001"}
         - {entity: "sip:1002@%s", user: bob@contoso.example}
+presence: {mapping: {ringing: Away/Away}}
 admin: {token`, k.Addr(), sipdialogtest.Domain, sipdialogtest.BridgeUser, sipdialogtest.Domain), 1)
 	cfg, err := config.Parse([]byte(yaml), t.TempDir())
 	if err != nil {
@@ -72,11 +76,22 @@ admin: {token`, k.Addr(), sipdialogtest.Domain, sipdialogtest.BridgeUser, sipdia
 	p1.Register()
 	p2.Register()
 	c := p1.Dial("1002")
+	wait("a call 1001 → 1002 ringing", "Away/Away")
 	p2.Answer()
-	wait("a call 1001 → 1002", "Busy/InACall")
+	wait("the call answered", "Busy/InACall")
 	c.HangUp(t)
 	wait("the call hung up", "Offline/Offline")
 	if !b.Running("pbx") {
 		t.Error("the bridge does not report running the source")
 	}
+	sipdialogtest.WaitFor(t, "the source's metrics", func() bool {
+		resp, err := http.Get("http://" + b.Addr() + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return strings.Contains(string(body), `presence_bridge_source_running{source="pbx"} 1`) &&
+			strings.Contains(string(body), `presence_bridge_source_entities{source="pbx",state="subscribed"} 2`)
+	})
 }

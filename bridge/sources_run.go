@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/catalog"
@@ -126,6 +127,7 @@ func (b *Bridge) holdSource(ctx context.Context, r *sourceRunners, leases jetstr
 		b.setRunning(r, s.Name, true)
 		err = b.runHeld(ctx, leases, key, rev, s, instance, log)
 		b.setRunning(r, s.Name, false)
+		b.metrics.sourceEntities.DeletePartialMatch(prometheus.Labels{"source": s.Name})
 		if err != nil {
 			log.Error("source stopped; lease released, competing again", "err", err, "retry_in", ttl)
 			sleep(ctx, ttl)
@@ -180,6 +182,7 @@ func (b *Bridge) runHeld(ctx context.Context, leases jetstream.KeyValue, key str
 			return err
 		case <-ticker.C:
 		}
+		b.countWatched(s.Name, runner)
 		renewCtx, cancel := context.WithTimeout(ctx, ttl/sourceRenewEvery)
 		next, err := leases.Update(renewCtx, key, []byte(instance), rev)
 		cancel()
@@ -193,6 +196,16 @@ func (b *Bridge) runHeld(ctx context.Context, leases jetstream.KeyValue, key str
 		}
 		rev = next
 	}
+}
+
+// countWatched updates the metric of the entities the source watches.
+func (b *Bridge) countWatched(name string, r adapters.Runner) {
+	live, total, ok := catalog.Watched(r)
+	if !ok {
+		return
+	}
+	b.metrics.sourceEntities.WithLabelValues(name, "subscribed").Set(float64(live))
+	b.metrics.sourceEntities.WithLabelValues(name, "unsubscribed").Set(float64(total - live))
 }
 
 func sleep(ctx context.Context, d time.Duration) {

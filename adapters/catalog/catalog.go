@@ -91,6 +91,23 @@ func Runner(cfg RunnerConfig) (adapters.Runner, error) {
 	return build(cfg)
 }
 
+// Watched reports, for a runner that keeps a subscription per entity
+// (sipdialog), how many entities it watches now and how many it should;
+// ok is false for other runners.
+func Watched(r adapters.Runner) (live, total int, ok bool) {
+	src, ok := r.(*sipdialog.Source)
+	if !ok {
+		return 0, 0, false
+	}
+	for _, e := range src.Status() {
+		if e.Subscribed {
+			live++
+		}
+		total++
+	}
+	return live, total, true
+}
+
 // ConnectsOut reports whether sources of this type are runners rather
 // than webhooks.
 func ConnectsOut(sourceType string) bool {

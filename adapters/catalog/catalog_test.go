@@ -25,6 +25,13 @@ func TestRunner(t *testing.T) {
 		{"generic", nil, `no runner for type "generic" (known: [caldav sipdialog])`},
 	} {
 		r, err := Runner(RunnerConfig{Name: "s", Type: c.typ, Settings: c.settings})
+		if err == nil {
+			// A sipdialog source watches its one entity, not yet subscribed.
+			live, total, ok := Watched(r)
+			if want := c.typ == "sipdialog"; ok != want || live != 0 || total != map[bool]int{true: 1}[want] {
+				t.Errorf("%s: Watched = %d, %d, %v", c.typ, live, total, ok)
+			}
+		}
 		switch {
 		case c.err == "" && (err != nil || r == nil):
 			t.Errorf("%s: %v", c.typ, err)
