@@ -207,3 +207,20 @@ func TestExampleConnectOutSources(t *testing.T) {
 		t.Fatalf("examples not loaded: %v", types)
 	}
 }
+
+// FuzzParseConnectOut: no configuration of connect-out sources makes Parse
+// panic.
+func FuzzParseConnectOut(f *testing.F) {
+	f.Add([]byte(connectOut))
+	f.Add([]byte(minimal + "  - {name: pbx, type: sipdialog, sipdialog: {pbx: \"[::1]:5060\", listen: \":0\", entities: [{entity: \"sips:x@[::1]\"}]}}\n"))
+	f.Add([]byte(minimal + "  - {name: cal, type: caldav, caldav: {calendars: [{user: a, url: \"http://u:p@h/\"}], time_zone: Nowhere/Else}}\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 64<<10 {
+			return
+		}
+		cfg, err := Parse(data, t.TempDir())
+		if err == nil && cfg == nil {
+			t.Fatal("nil config without error")
+		}
+	})
+}
