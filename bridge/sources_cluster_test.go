@@ -2,9 +2,11 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
 )
 
@@ -78,4 +80,72 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	if last == first || last == second {
 		t.Fatalf("bridge %d runs the source after %d and %d left", last, first, second)
 	}
+}
+
+// TestCalDAVHandoverBetweenBridges: two bridges on one NATS and one
+// Graph emulator, one caldav source on a real Radicale. The bridge that
+// runs it makes Alice busy for a meeting now; it stops, and the other
+// bridge, taking the source over, follows the calendar: it moves Alice's
+// meeting to later (a new version of the same meeting, so she is free)
+// and puts Bob in his.
+func TestCalDAVHandoverBetweenBridges(t *testing.T) {
+	r := caldavtest.Start(t)
+	r.MkCalendar(t, "/alice/work/")
+	r.MkCalendar(t, "/alice/bob/")
+	natsURL, em := sharedParts(t)
+	yaml := clusterConfig(natsURL, em.Addr()) + fmt.Sprintf(`  - name: cal
+    type: caldav
+    caldav:
+      poll_interval: 1s
+      calendars:
+        - {user: alice@contoso.example, url: "%[1]s/alice/work/", username: %[2]s, password: %[3]s}
+        - {user: bob@contoso.example, url: "%[1]s/alice/bob/", username: %[2]s, password: %[3]s}
+`, r.Base, caldavtest.User, caldavtest.Password)
+	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
+	runner := func() int {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			for i, b := range bridges {
+				if b != nil && b.Running("cal") {
+					return i
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no bridge runs the source")
+		return -1
+	}
+	wait := func(what, id, want string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			p, _ := em.Presence(id)
+			if got := p.Availability + "/" + p.Activity; got == want {
+				return
+			} else if time.Now().After(deadline) {
+				t.Fatalf("%s: %s is %s, want %s", what, id, got, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	now := time.Now().UTC()
+	meeting := func(uid string, from, to time.Duration) string {
+		stamp := func(d time.Duration) string { return now.Add(d).Format("20060102T150405Z") }
+		return "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presence-bridge test//EN\nBEGIN:VEVENT\nUID:" + uid +
+			"\nDTSTAMP:" + stamp(0) + "\nDTSTART:" + stamp(from) + "\nDTEND:" + stamp(to) + "\nEND:VEVENT\nEND:VCALENDAR"
+	}
+	first := runner()
+	r.Put(t, "/alice/work/review.ics", meeting("review", -5*time.Minute, time.Hour))
+	wait("a meeting now", aliceID, "Busy/InAConferenceCall")
+
+	if err := bridges[first].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bridges[first] = nil
+	runner()
+	r.Put(t, "/alice/work/review.ics", meeting("review", 2*time.Hour, 3*time.Hour))
+	r.Put(t, "/alice/bob/sync.ics", meeting("sync", -time.Minute, time.Hour))
+	wait("Bob's meeting, after the handover", bobID, "Busy/InAConferenceCall")
+	wait("Alice's meeting moved to later, after the handover", aliceID, "Offline/Offline")
 }
