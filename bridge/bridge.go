@@ -65,6 +65,7 @@ type Bridge struct {
 	directory   *identity.Directory
 	stopWriters func()
 	stopConsume func()
+	sources     *sourceRunners // connect-out sources (sources_run.go)
 
 	stopConnecting func()        // ends keepConnecting
 	connecting     chan struct{} // closed when keepConnecting returns
@@ -274,11 +275,12 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		tenants[i] = writer.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
 	}
 	hostname, _ := os.Hostname()
+	instance := fmt.Sprintf("%s-%d-%d", hostname, os.Getpid(), time.Now().UnixNano())
 	b.writers, err = writer.New(ctx, writer.Options{
 		JetStream:       b.events.JetStream(),
 		State:           b.state,
 		Replicas:        b.cfg.NATS.Replicas,
-		InstanceID:      fmt.Sprintf("%s-%d-%d", hostname, os.Getpid(), time.Now().UnixNano()),
+		InstanceID:      instance,
 		Graph:           b.graph,
 		DeadLetter:      b.deadLetter,
 		Tenants:         tenants,
@@ -334,7 +336,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	// The consumer stops first, so no message comes into a lane after the
 	// lanes stop.
 	b.stopConsume = func() { stop(); w.Stop() }
-	return nil
+	return b.startSources(ctx, instance)
 }
 
 // stateRules turns the presence configuration into the rules user states
@@ -582,6 +584,7 @@ func (b *Bridge) Stop(ctx context.Context) error {
 // stopWorker stops the consumer (messages in hand are settled, bounded by
 // ctx) and then the writers. b.mu must be held.
 func (b *Bridge) stopWorker(ctx context.Context) error {
+	b.stopSources() // they publish; they stop first
 	var err error
 	if b.stopConsume != nil {
 		done := make(chan struct{})

@@ -15,6 +15,11 @@ type metrics struct {
 	registry *prometheus.Registry
 	requests *prometheus.CounterVec
 	outcomes *prometheus.CounterVec
+	// sourceRunning is 1 for each connect-out source this bridge runs;
+	// sourceEntities counts the entities such a source watches or fails
+	// to.
+	sourceRunning  *prometheus.GaugeVec
+	sourceEntities *prometheus.GaugeVec
 }
 
 func newMetrics() *metrics {
@@ -28,8 +33,16 @@ func newMetrics() *metrics {
 			Name: "presence_bridge_events_processed_total",
 			Help: "Events taken from JetStream, by outcome (applied, retry, dead_letter).",
 		}, []string{"outcome"}),
+		sourceRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "presence_bridge_source_running",
+			Help: "1 for each connect-out source (sipdialog, caldav) this bridge runs, 0 for one it does not.",
+		}, []string{"source"}),
+		sourceEntities: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "presence_bridge_source_entities",
+			Help: "Entities (extensions) a sipdialog source run by this bridge watches (state subscribed) or cannot (state unsubscribed).",
+		}, []string{"source", "state"}),
 	}
-	m.registry.MustRegister(m.requests, m.outcomes,
+	m.registry.MustRegister(m.requests, m.outcomes, m.sourceRunning, m.sourceEntities,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -14,6 +14,9 @@ import (
 func (b *Bridge) ingestSources() ([]ingest.Source, error) {
 	out := make([]ingest.Source, 0, len(b.cfg.Sources))
 	for i, s := range b.cfg.Sources {
+		if catalog.ConnectsOut(s.Type) {
+			continue // no webhook: it runs (sources_run.go)
+		}
 		deps := catalog.Deps{CalendarLifecycle: b.calendarSubs.lifecycle()}
 		if c, err := b.graph.Client(s.Tenant); err == nil {
 			deps.Graph = c

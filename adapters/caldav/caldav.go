@@ -84,6 +84,13 @@ type Calendar struct {
 	Username string `yaml:"username"`
 	Password string `yaml:"password"`
 	Token    string `yaml:"token"`
+	// PasswordFile, PasswordEnv, TokenFile and TokenEnv are the _file and
+	// _env forms of Password and Token. The bridge's configuration reads
+	// them into Password and Token; the source itself ignores them.
+	PasswordFile string `yaml:"password_file"`
+	PasswordEnv  string `yaml:"password_env"`
+	TokenFile    string `yaml:"token_file"`
+	TokenEnv     string `yaml:"token_env"`
 }
 
 // Defaults.

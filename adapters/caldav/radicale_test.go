@@ -5,11 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -18,113 +14,36 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 )
 
-// The account the test Radicale knows (htpasswd, plain).
+// The account the test Radicale knows.
 const (
-	radicaleUser     = "alice"
-	radicalePassword = "pw-3f9a-radicale-never-logged"
+	radicaleUser     = caldavtest.User
+	radicalePassword = caldavtest.Password
 )
 
-// radicale is a real Radicale server started for one test.
+// radicale is a real Radicale server started for one test (caldavtest).
 type radicale struct {
+	*caldavtest.Radicale
 	base string // http://127.0.0.1:port
 }
 
-// startRadicale runs Debian's radicale on a free loopback port with its
-// storage in a temp folder and htpasswd (plain) auth, and waits until it
-// answers. It skips the test when radicale is not installed.
+// startRadicale starts Radicale, or skips the test when it is absent.
 func startRadicale(t *testing.T) *radicale {
 	t.Helper()
-	bin, err := exec.LookPath("radicale")
-	if err != nil {
-		t.Skip("radicale is not installed (apt-get install -y -q radicale): skipping the real CalDAV server test")
-	}
-	dir := t.TempDir()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	users := filepath.Join(dir, "users")
-	if err := os.WriteFile(users, []byte(radicaleUser+":"+radicalePassword+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := filepath.Join(dir, "config")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`[server]
-hosts = %s
-[auth]
-type = htpasswd
-htpasswd_filename = %s
-htpasswd_encryption = plain
-delay = 0
-[rights]
-type = owner_only
-[storage]
-filesystem_folder = %s
-[web]
-type = none
-[logging]
-level = warning
-`, addr, users, filepath.Join(dir, "collections"))), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	var logs bytes.Buffer
-	cmd := exec.Command(bin, "-C", conf)
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-		if t.Failed() {
-			t.Logf("radicale output:\n%s", logs.String())
-		}
-	})
-	r := &radicale{base: "http://" + addr}
-	waitFor(t, "radicale to answer", func() bool {
-		resp, err := http.Get(r.base + "/.well-known/caldav")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		return true
-	})
-	return r
+	r := caldavtest.Start(t)
+	return &radicale{Radicale: r, base: r.Base}
 }
 
-// do sends one authenticated request to Radicale and checks the status.
 func (r *radicale) do(t *testing.T, method, path, body string, header map[string]string, want ...int) {
 	t.Helper()
-	req, err := http.NewRequest(method, r.base+path, strings.NewReader(body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.SetBasicAuth(radicaleUser, radicalePassword)
-	for k, v := range header {
-		req.Header.Set(k, v)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	got, _ := io.ReadAll(resp.Body)
-	if !slices.Contains(want, resp.StatusCode) {
-		t.Fatalf("%s %s: %d %s", method, path, resp.StatusCode, got)
-	}
+	r.Do(t, method, path, body, header, want...)
 }
 
-func (r *radicale) mkcalendar(t *testing.T, path string) {
-	r.do(t, "MKCALENDAR", path, "", nil, http.StatusCreated)
-}
+func (r *radicale) mkcalendar(t *testing.T, path string) { t.Helper(); r.MkCalendar(t, path) }
 
-func (r *radicale) put(t *testing.T, path, ics string) {
-	ics = strings.ReplaceAll(strings.TrimSpace(ics), "\n", "\r\n") + "\r\n"
-	r.do(t, "PUT", path, ics, map[string]string{"Content-Type": "text/calendar; charset=utf-8"}, http.StatusCreated, http.StatusNoContent, http.StatusOK)
-}
+func (r *radicale) put(t *testing.T, path, ics string) { t.Helper(); r.Put(t, path, ics) }
 
 // waitFor polls cond with a generous deadline; it costs time only when
 // the test fails.

@@ -4,13 +4,16 @@ package catalog
 
 import (
 	"fmt"
+	"log/slog"
 	"slices"
 	"sort"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/adapters/caldav"
 	"github.com/presence-bridge/presence-bridge/adapters/generic"
 	"github.com/presence-bridge/presence-bridge/adapters/graphcalendar"
 	"github.com/presence-bridge/presence-bridge/adapters/ringcentral"
+	"github.com/presence-bridge/presence-bridge/adapters/sipdialog"
 	"github.com/presence-bridge/presence-bridge/adapters/twilio"
 	"github.com/presence-bridge/presence-bridge/adapters/webex"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
@@ -57,12 +60,92 @@ func Webhook(cfg adapters.SourceConfig, deps Deps) (adapters.Adapter, error) {
 	return build(cfg, deps)
 }
 
-// Types lists the source types, sorted.
+// RunnerConfig is what a connect-out source is built from.
+type RunnerConfig struct {
+	// Name is the source's name, stamped on its events.
+	Name string
+	// Type is the source type (sipdialog, caldav).
+	Type string
+	// Settings is the type's own configuration, secrets resolved: a
+	// sipdialog.Config or a caldav.Config (config.Source.Settings).
+	Settings any
+	// Logger receives the source's logs; nil means slog.Default().
+	Logger *slog.Logger
+}
+
+var runners = map[string]func(RunnerConfig) (adapters.Runner, error){
+	"sipdialog": func(c RunnerConfig) (adapters.Runner, error) {
+		settings, ok := c.Settings.(sipdialog.Config)
+		if !ok {
+			return nil, fmt.Errorf("sipdialog source %s: settings are %T, not sipdialog.Config", c.Name, c.Settings)
+		}
+		return sipdialog.New(c.Name, settings, c.Logger)
+	},
+	"caldav": func(c RunnerConfig) (adapters.Runner, error) {
+		settings, ok := c.Settings.(caldav.Config)
+		if !ok {
+			return nil, fmt.Errorf("caldav source %s: settings are %T, not caldav.Config", c.Name, c.Settings)
+		}
+		settings.Name, settings.Logger = c.Name, c.Logger
+		return caldav.New(settings)
+	},
+}
+
+// Runner builds a fresh runner of a connect-out source of type cfg.Type.
+// A runner is built for each time the source is run.
+func Runner(cfg RunnerConfig) (adapters.Runner, error) {
+	build, ok := runners[cfg.Type]
+	if !ok {
+		return nil, fmt.Errorf("no runner for type %q (known: %v)", cfg.Type, RunnerTypes())
+	}
+	return build(cfg)
+}
+
+// Watched reports, for a runner that keeps a subscription per entity
+// (sipdialog), how many entities it watches now and how many it should;
+// ok is false for other runners.
+func Watched(r adapters.Runner) (live, total int, ok bool) {
+	src, ok := r.(*sipdialog.Source)
+	if !ok {
+		return 0, 0, false
+	}
+	for _, e := range src.Status() {
+		if e.Subscribed {
+			live++
+		}
+		total++
+	}
+	return live, total, true
+}
+
+// ConnectsOut reports whether sources of this type are runners rather
+// than webhooks.
+func ConnectsOut(sourceType string) bool {
+	_, ok := runners[sourceType]
+	return ok
+}
+
+// RunnerTypes lists the connect-out source types, sorted.
+func RunnerTypes() []string { return sortedKeys(runners) }
+
+// Types lists the source types, webhooks and runners, sorted.
 func Types() []string {
-	types := make([]string, 0, len(webhooks))
+	types := make([]string, 0, len(webhooks)+len(runners))
 	for t := range webhooks {
+		types = append(types, t)
+	}
+	for t := range runners {
 		types = append(types, t)
 	}
 	sort.Strings(types)
 	return slices.Clip(types)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"net"
 	"os"
 	"strings"
 	"sync"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/adapters/sipdialog/sipdialogtest"
 )
 
 // deadline is how long a test waits for a condition: generous, because it
@@ -141,24 +141,7 @@ func (l *logs) text() string {
 }
 
 // freePort finds a loopback port free for both UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		_ = u.Close()
-		if err == nil {
-			_ = l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
+func freePort(t *testing.T) int { return sipdialogtest.FreePort(t) }
 
 func slogFor(l *logs) *slog.Logger { return slog.New(l) }
 

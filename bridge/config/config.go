@@ -222,6 +222,10 @@ type Source struct {
 	// subscriptions; nil leaves them to the administrator.
 	Subscriptions *CalendarSubscriptions `yaml:"subscriptions"`
 	// --- end managed Graph calendar subscriptions ---
+	// SIPDialog and CalDAV configure the sources that connect out, of
+	// type sipdialog and caldav (connectout.go).
+	SIPDialog *SIPDialog `yaml:"sipdialog"`
+	CalDAV    *CalDAV    `yaml:"caldav"`
 }
 
 // Admin protects the administrative HTTP endpoints and says where the
@@ -372,7 +376,7 @@ func (c *Config) applyDerivedDefaults() {
 	}
 	for i := range c.Sources {
 		s := &c.Sources[i]
-		if s.Path == "" && s.Name != "" {
+		if s.Path == "" && s.Name != "" && !ConnectsOut(s.Type) {
 			s.Path = "/v1/hooks/" + s.Name
 		}
 		if s.Tenant == "" && len(c.Graph.Tenants) == 1 {
@@ -404,6 +408,7 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 		s := &c.Sources[i]
 		resolve(fmt.Sprintf("sources[%d].token", i), &s.Token, s.TokenFile, s.TokenEnv)
 		resolve(fmt.Sprintf("sources[%d].secret", i), &s.Secret, s.SecretFile, s.SecretEnv)
+		s.resolveConnectOut(i, resolve)
 	}
 	return problems
 }

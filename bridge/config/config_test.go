@@ -105,7 +105,7 @@ sources:
 			`presence.mapping.call: "Busy/InAMeeting" is not a pair setPresence accepts (one of Available/Available, Busy/InACall, Busy/InAConferenceCall, Away/Away, DoNotDisturb/Presenting)`,
 			`presence.priority[1]: must be one of conference, call, meeting, presence, each once (got "call")`,
 			`sources[0].name: must be lower-case letters, digits, '-' or '_' (got "Bad Name")`,
-			`sources[0].type: must be one of generic, twilio, zoomphone, webex, ringcentral, graphcalendar (got "fax")`,
+			`sources[0].type: must be one of generic, twilio, zoomphone, webex, ringcentral, graphcalendar, sipdialog, caldav (got "fax")`,
 		}},
 		{"no tenants", "sources: []\n", []string{"graph.tenants: at least one tenant is required"}},
 		{"future skew", minimal + "http: {max_future_skew: 0s}\n", []string{"http.max_future_skew: must be at least 1s"}},

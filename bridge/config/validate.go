@@ -13,7 +13,7 @@ import (
 )
 
 // SourceTypes are the adapter types a source may have.
-var SourceTypes = []string{"generic", "twilio", "zoomphone", "webex", "ringcentral", "graphcalendar"}
+var SourceTypes = []string{"generic", "twilio", "zoomphone", "webex", "ringcentral", "graphcalendar", "sipdialog", "caldav"}
 
 // Clouds are the Microsoft clouds a tenant may name.
 var Clouds = []string{"global", "usgov", "usgovdod", "china"}
@@ -174,9 +174,12 @@ func (c *Config) validateSources(p *problems) {
 		p.check(!names[s.Name], path+".name", "duplicate source %q", s.Name)
 		names[s.Name] = true
 		p.check(slices.Contains(SourceTypes, s.Type), path+".type", "must be one of %s (got %q)", strings.Join(SourceTypes, ", "), s.Type)
-		p.check(strings.HasPrefix(s.Path, "/") && !strings.HasPrefix(s.Path, "/v1/events") && !strings.HasPrefix(s.Path, "/_"), path+".path", "must start with / and not clash with the bridge's own endpoints (got %q)", s.Path)
-		p.check(!paths[s.Path], path+".path", "duplicate path %q", s.Path)
-		paths[s.Path] = true
+		validateConnectOut(p, path, s)
+		if !ConnectsOut(s.Type) {
+			p.check(strings.HasPrefix(s.Path, "/") && !strings.HasPrefix(s.Path, "/v1/events") && !strings.HasPrefix(s.Path, "/_"), path+".path", "must start with / and not clash with the bridge's own endpoints (got %q)", s.Path)
+			p.check(!paths[s.Path], path+".path", "duplicate path %q", s.Path)
+			paths[s.Path] = true
+		}
 		p.check(s.Tenant != "", path+".tenant", "required when more than one tenant is configured")
 		if s.Tenant != "" {
 			p.check(tenants[s.Tenant], path+".tenant", "unknown tenant %q", s.Tenant)

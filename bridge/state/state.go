@@ -233,14 +233,17 @@ func (p *PresenceClaim) state() string {
 	return p.Pair.String()
 }
 
-// meetingKey identifies a meeting: adapters give calendar events ids of
-// the form "graph-event:<id>:<version>", so every version of one event
-// shares a key; other events are keyed by their own id.
+// meetingKey identifies a meeting: calendar adapters give their events ids
+// of the form "graph-event:<id>:<version>" or "caldav-event:<id>:<version>",
+// so every version of one event (its end included) shares a key; other
+// events are keyed by their own id.
 func meetingKey(ev adapters.Event) string {
 	id := ev.ID
-	if rest, ok := strings.CutPrefix(id, "graph-event:"); ok {
-		if i := strings.LastIndexByte(rest, ':'); i > 0 {
-			return rest[:i]
+	for _, prefix := range []string{"graph-event:", "caldav-event:"} {
+		if rest, ok := strings.CutPrefix(id, prefix); ok {
+			if i := strings.LastIndexByte(rest, ':'); i > 0 {
+				return rest[:i]
+			}
 		}
 	}
 	if ev.Start == nil && ev.State != "" {

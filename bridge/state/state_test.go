@@ -279,3 +279,47 @@ func TestCrowdStaysBounded(t *testing.T) {
 		t.Fatalf("desired %v after the real call ended", got)
 	}
 }
+
+// TestMeetingKey: every version of one calendar event, its end included,
+// shares a key, for Graph's ids and CalDAV's alike; other ids stand alone.
+func TestMeetingKey(t *testing.T) {
+	start := tp(at(0))
+	for _, c := range []struct {
+		id    string
+		start *time.Time
+		state string
+		want  string
+	}{
+		{"graph-event:AAMk=:0a1b2c3d", start, "", "AAMk="},
+		{"graph-event:AAMk=:ended", nil, adapters.MeetingEnded, "AAMk="},
+		{"caldav-event:5f2b9c:0123456789abcdef", start, "", "5f2b9c"},
+		{"caldav-event:5f2b9c:ended-0123456789abcdef", nil, adapters.MeetingEnded, "5f2b9c"},
+		{"caldav-event:5f2b9c", start, "", "caldav-event:5f2b9c"},
+		{"caldav-event::v1", start, "", "caldav-event::v1"},
+		{"meeting-7", start, "", "meeting-7"},
+		{"m-8", nil, adapters.MeetingEnded, "state"},
+	} {
+		ev := adapters.Event{ID: c.id, Type: adapters.TypeMeeting, Start: c.start, State: c.state}
+		if got := meetingKey(ev); got != c.want {
+			t.Errorf("meetingKey(%q) = %q, want %q", c.id, got, c.want)
+		}
+	}
+}
+
+// TestCalDAVMeetingEnds: a CalDAV window's end, which carries no times,
+// ends that window's claim.
+func TestCalDAVMeetingEnds(t *testing.T) {
+	var s UserState
+	window := adapters.Event{ID: "caldav-event:5f2b9c:0123456789abcdef", Source: "cal", Type: adapters.TypeMeeting,
+		User: "alice@contoso.example", OccurredAt: at(0), Start: tp(at(-5)), End: tp(at(55)), ShowAs: "busy"}
+	s.Apply(window, at(0))
+	if want, _ := s.Desired(rules, at(1)); want == nil || *want != *inConf {
+		t.Fatalf("during the window: %v, want %v", want, inConf)
+	}
+	ended := adapters.Event{ID: "caldav-event:5f2b9c:ended-0123456789abcdef", Source: "cal", Type: adapters.TypeMeeting,
+		User: "alice@contoso.example", OccurredAt: at(2), State: adapters.MeetingEnded}
+	s.Apply(ended, at(2))
+	if want, _ := s.Desired(rules, at(3)); want != nil {
+		t.Fatalf("after the end: %v, want none", want)
+	}
+}

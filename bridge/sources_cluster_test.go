@@ -1,0 +1,151 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
+	"github.com/presence-bridge/presence-bridge/bridge"
+)
+
+// calSource is a caldav source for clusterConfig's sources list; url is
+// the calendar it polls.
+func calSource(url string) string {
+	return `  - name: cal
+    type: caldav
+    caldav:
+      poll_interval: 1s
+      calendars: [{user: alice@contoso.example, url: "` + url + `"}]
+`
+}
+
+// TestConnectOutSourceOneBridgeAtATime: of three bridges on one NATS,
+// only one runs a connect-out source; when it stops, another takes it over
+// at once; when that one loses NATS (as if it died), its lease runs out
+// and the last takes over. (The calendar here answers nothing: which
+// bridge polls is what counts.)
+func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
+	natsURL, em := sharedParts(t)
+	yaml := clusterConfig(natsURL, em.Addr()) + calSource("http://127.0.0.1:1/alice/calendar/")
+	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
+	runner := func() int {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			found, n := -1, 0
+			for i, b := range bridges {
+				if b != nil && b.Running("cal") {
+					found, n = i, n+1
+				}
+			}
+			if n > 1 {
+				t.Fatalf("%d bridges run the source", n)
+			}
+			if found >= 0 {
+				return found
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no bridge runs the source")
+		return -1
+	}
+	first := runner()
+	if bridges[first].Running("demo") {
+		t.Error("a webhook source is reported running")
+	}
+	if err := bridges[first].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if bridges[first].Running("cal") {
+		t.Fatal("a stopped bridge still runs the source")
+	}
+	bridges[first] = nil
+	second := runner()
+
+	// The second loses NATS: it can renew no more and stops the source;
+	// the lease's TTL frees the source for the last bridge.
+	cut := bridges[second]
+	bridges[second] = nil
+	cut.Queue().Conn().Close()
+	last := runner()
+	deadline := time.Now().Add(30 * time.Second)
+	for cut.Running("cal") {
+		if time.Now().After(deadline) {
+			t.Fatal("a bridge without NATS still runs the source")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if last == first || last == second {
+		t.Fatalf("bridge %d runs the source after %d and %d left", last, first, second)
+	}
+}
+
+// TestCalDAVHandoverBetweenBridges: two bridges on one NATS and one
+// Graph emulator, one caldav source on a real Radicale. The bridge that
+// runs it makes Alice busy for a meeting now; it stops, and the other
+// bridge, taking the source over, follows the calendar: it moves Alice's
+// meeting to later (a new version of the same meeting, so she is free)
+// and puts Bob in his.
+func TestCalDAVHandoverBetweenBridges(t *testing.T) {
+	r := caldavtest.Start(t)
+	r.MkCalendar(t, "/alice/work/")
+	r.MkCalendar(t, "/alice/bob/")
+	natsURL, em := sharedParts(t)
+	yaml := clusterConfig(natsURL, em.Addr()) + fmt.Sprintf(`  - name: cal
+    type: caldav
+    caldav:
+      poll_interval: 1s
+      calendars:
+        - {user: alice@contoso.example, url: "%[1]s/alice/work/", username: %[2]s, password: %[3]s}
+        - {user: bob@contoso.example, url: "%[1]s/alice/bob/", username: %[2]s, password: %[3]s}
+`, r.Base, caldavtest.User, caldavtest.Password)
+	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
+	runner := func() int {
+		t.Helper()
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			for i, b := range bridges {
+				if b != nil && b.Running("cal") {
+					return i
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatal("no bridge runs the source")
+		return -1
+	}
+	wait := func(what, id, want string) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			p, _ := em.Presence(id)
+			if got := p.Availability + "/" + p.Activity; got == want {
+				return
+			} else if time.Now().After(deadline) {
+				t.Fatalf("%s: %s is %s, want %s", what, id, got, want)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	now := time.Now().UTC()
+	meeting := func(uid string, from, to time.Duration) string {
+		stamp := func(d time.Duration) string { return now.Add(d).Format("20060102T150405Z") }
+		return "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presence-bridge test//EN\nBEGIN:VEVENT\nUID:" + uid +
+			"\nDTSTAMP:" + stamp(0) + "\nDTSTART:" + stamp(from) + "\nDTEND:" + stamp(to) + "\nEND:VEVENT\nEND:VCALENDAR"
+	}
+	first := runner()
+	r.Put(t, "/alice/work/review.ics", meeting("review", -5*time.Minute, time.Hour))
+	wait("a meeting now", aliceID, "Busy/InAConferenceCall")
+
+	if err := bridges[first].Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	bridges[first] = nil
+	runner()
+	r.Put(t, "/alice/work/review.ics", meeting("review", 2*time.Hour, 3*time.Hour))
+	r.Put(t, "/alice/bob/sync.ics", meeting("sync", -time.Minute, time.Hour))
+	wait("Bob's meeting, after the handover", bobID, "Busy/InAConferenceCall")
+	wait("Alice's meeting moved to later, after the handover", aliceID, "Offline/Offline")
+}
