@@ -1,0 +1,25 @@
+package graph
+
+import (
+	"net/http/httptest"
+	"testing"
+)
+
+func TestOperation(t *testing.T) {
+	for _, tc := range []struct{ method, url, want string }{
+		{"POST", "http://g/tenant-1/oauth2/v2.0/token", "token"},
+		{"POST", "http://g/v1.0/users/6e4f/presence/setPresence", "setPresence"},
+		{"POST", "http://g/v1.0/users/6e4f/presence/clearPresence", "clearPresence"},
+		{"POST", "http://g/v1.0/users/6e4f/presence/setStatusMessage", "setStatusMessage"},
+		{"POST", "http://g/v1.0/communications/getPresencesByUserId", "getPresencesByUserId"},
+		{"GET", "http://g/v1.0/users/alice@contoso.example", "getUser"},
+		{"GET", "http://g/v1.0/users/6e4f/events/AAMk", "calendar"},
+		{"GET", "http://g/v1.0/users/6e4f/presence", "getPresence"},
+		{"GET", "http://g/v1.0/something/else", "other"},
+		{"GET", "http://g/", "other"},
+	} {
+		if got := Operation(httptest.NewRequest(tc.method, tc.url, nil)); got != tc.want {
+			t.Errorf("%s %s: %q, want %q", tc.method, tc.url, got, tc.want)
+		}
+	}
+}
