@@ -18,6 +18,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
@@ -81,6 +82,10 @@ type writer struct {
 	started atomic.Uint64
 	handled atomic.Uint64
 	known   atomic.Int64
+	// stats are published for Status (snapshot.go).
+	stats writerStats
+	// throttle keeps repeated identical failures to a line per interval.
+	throttle *logthrottle.Throttle
 
 	// forgetting counts the deletions of empty user states under way.
 	forgetting sync.WaitGroup
@@ -113,6 +118,7 @@ type tracked struct {
 	failures   int
 	retryAt    time.Time
 	timerAt    time.Time
+	measured   string // the event whose latency was observed (observeLatency)
 }
 
 type result struct {
@@ -144,6 +150,7 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
 		readDone: make(chan readResult, 1),
+		throttle: logthrottle.New(failureLogEvery),
 	}
 	// The breaker runs on real time (gobreaker takes no clock). Half-open
 	// it lets one call through; mayCall keeps the writer from starting
@@ -217,6 +224,7 @@ func (w *writer) run(ctx context.Context) error {
 		w.dispatch(ctx, now)
 		w.startRead(ctx, now)
 		w.loops.Add(1)
+		w.publish(now)
 	}
 }
 
@@ -243,6 +251,7 @@ func (w *writer) take(st state.UserState, rev uint64) {
 		t = &tracked{}
 		w.users[st.UserID] = t
 		w.known.Add(1)
+		t.measured = eventKey(st.LastEvent)
 	}
 	if rev <= t.rev {
 		return
@@ -258,6 +267,7 @@ func (w *writer) take(st state.UserState, rev uint64) {
 // setState records a user's newer state and keeps the count of live
 // sessions.
 func (w *writer) setState(t *tracked, st state.UserState, rev uint64) {
+	w.countManual(&t.state, &st)
 	if hasSession(t.state) {
 		w.live--
 	}
@@ -285,6 +295,7 @@ func (w *writer) drop(key string) {
 		if hasSession(t.state) {
 			w.live--
 		}
+		w.countManual(&t.state, nil)
 		delete(w.users, userID)
 		w.known.Add(-1)
 	}
@@ -559,6 +570,8 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 	if derr := w.e.opts.DeadLetter(ctx, d); derr != nil {
 		w.log.Error("dead letter", "user", userID, "err", derr)
 	}
+	w.log.Warn("graph refused the change; dead-lettered", append(eventAttrs(st.LastEvent),
+		"user", userID, "graph_error", err.Error(), "request_id", requestID(err))...)
 	if uerr != nil {
 		return nil, 0
 	}
@@ -581,8 +594,12 @@ func (w *writer) handle(r result) {
 		return
 	}
 	t.inFlight = false
+	told := toldPair(t.state.Told)
 	if r.updated != nil && r.rev > t.rev {
 		w.setState(t, *r.updated, r.rev)
+	}
+	if r.graph && (r.err == nil || r.class == fault.Permanent) {
+		w.observeLatency(t, told, r.want, now)
 	}
 	switch {
 	case r.err == nil:
@@ -606,7 +623,8 @@ func (w *writer) handle(r result) {
 		t.failures++
 		delay := w.e.opts.RetryDelay << min(t.failures-1, 16)
 		t.retryAt = now.Add(min(max(delay, r.after), w.e.opts.MaxRetryDelay))
-		w.log.Warn("graph call failed; will retry", "user", r.userID, "err", r.err, "retry_at", t.retryAt)
+		w.throttle.Log(context.Background(), w.log, slog.LevelWarn, failureKind(r.err), "graph call failed; will retry",
+			append(eventAttrs(t.state.LastEvent), "user", r.userID, "err", r.err, "retry_at", t.retryAt)...)
 	}
 	t.dirty = false
 	w.evaluate(r.userID, now)
