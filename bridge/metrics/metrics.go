@@ -4,7 +4,7 @@
 // the collectors here read at scrape time.
 //
 // Tenant and source labels only ever take configured names (anything else
-// is counted as "other"), so no request can grow a label set.
+// is counted as Other), so no request can grow a label set.
 package metrics
 
 import (
@@ -21,8 +21,9 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// Other is the label value of a source or tenant that is not configured.
-const Other = "other"
+// Other is the label value of a source or tenant that is not configured
+// (no configured name can start with an underscore).
+const Other = "_unknown"
 
 // Breaker states as presence_bridge_breaker_state reports them.
 const (

@@ -86,6 +86,9 @@ type writer struct {
 	stats writerStats
 	// throttle keeps repeated identical failures to a line per interval.
 	throttle *logthrottle.Throttle
+	// caughtUp: the watch has delivered the states stored before the
+	// writer started (their events are not measured by observeLatency).
+	caughtUp bool
 
 	// forgetting counts the deletions of empty user states under way.
 	forgetting sync.WaitGroup
@@ -197,6 +200,7 @@ func (w *writer) run(ctx context.Context) error {
 				return errors.New("the watch of user states ended")
 			}
 			if entry == nil {
+				w.caughtUp = true // the states stored before the writer started are in
 				continue
 			}
 			w.watched.Store(entry.Revision())
@@ -251,7 +255,9 @@ func (w *writer) take(st state.UserState, rev uint64) {
 		t = &tracked{}
 		w.users[st.UserID] = t
 		w.known.Add(1)
-		t.measured = eventKey(st.LastEvent)
+		if !w.caughtUp {
+			t.measured = eventKey(st.LastEvent)
+		}
 	}
 	if rev <= t.rev {
 		return
