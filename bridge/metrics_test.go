@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -260,6 +261,14 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 		if l["source"] != "demo" || l["event_id"] == "" {
 			t.Errorf("an accepted event's line lacks its source and id: %v", l)
 		}
+	}
+	// A graceful stop hands the lease over at once, and says so.
+	if err := b.Stop(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	released := findLogs(logLines(t, logs.String()), "writer lease released")
+	if len(released) != 1 || released[0]["why"] != "stopping" || released[0]["tenant"] != "contoso.example" {
+		t.Errorf("a graceful stop should log the lease's release once, with the tenant: %v", released)
 	}
 	for _, secret := range []string{bodyMarker, "wrong-token", "not-others-token", "demo-token", "other-token", "demo-secret", "admin-token"} {
 		if strings.Contains(logs.String(), secret) || strings.Contains(s.text, secret) {
