@@ -300,3 +300,33 @@ func findLogs(lines []map[string]any, msg string) []map[string]any {
 }
 
 func runtimeVersion() string { return runtime.Version() }
+
+// TestRedeliveriesCounted: while Graph is down the user can not be
+// resolved, so the event is handed back and delivered again; each retry
+// shows as a retry outcome and a redelivery of its source, and Graph's
+// 503s as lookups answered 503.
+func TestRedeliveriesCounted(t *testing.T) {
+	b, _ := startBridgeWithLogs(t, metricsConfig(t))
+	b.Emulator().Outage(time.Hour)
+	postEvent(t, b, callEvent("r1", "alice@contoso.example", "c1", "active", time.Now()))
+	waitMetric(t, b, "a redelivery", func(s scrape) bool {
+		v, _ := s.value("presence_bridge_consumer_redelivered_total", "source=demo")
+		return v >= 1
+	})
+	b.Emulator().ClearFaults()
+	waitPresence(t, b, aliceID, "Busy/InACall", time.Second)
+	s := waitMetric(t, b, "the event applied", func(s scrape) bool {
+		v, _ := s.value("presence_bridge_events_processed_total", "source=demo", "outcome=applied")
+		return v == 1
+	})
+	retries, _ := s.value("presence_bridge_events_processed_total", "source=demo", "outcome=retry")
+	redelivered, _ := s.value("presence_bridge_consumer_redelivered_total", "source=demo")
+	// Each retry is delivered again; an ack timeout on a stalled machine
+	// may add a redelivery of its own.
+	if retries < 1 || redelivered < retries {
+		t.Errorf("%v retries and %v redeliveries; want at least 1, and a redelivery for every retry", retries, redelivered)
+	}
+	if v, _ := s.value("presence_bridge_graph_requests_total", "tenant=contoso.example", "operation=getUser", "code=503"); v < 1 {
+		t.Errorf("the lookups Graph answered 503 are not counted: %v", v)
+	}
+}
