@@ -217,7 +217,7 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream
 		w.opts.Count(d.Source, OutcomeRetry)
 		return
 	}
-	log.Warn("event dead-lettered", "reason", d.Reason)
+	log.Warn("event dead-lettered", "reason", d.Reason, "graph_error", d.GraphError)
 	w.settle(log, "term", msg.TermWithReason(truncate(d.Reason, 200)))
 	w.opts.Count(d.Source, OutcomeDeadLetter)
 }

@@ -23,3 +23,20 @@ func TestOperation(t *testing.T) {
 		}
 	}
 }
+
+// FuzzOperation: any request path names one of the fixed operations,
+// never a part of the path.
+func FuzzOperation(f *testing.F) {
+	for _, seed := range []string{"/", "", "/v1.0/users/", "/users/a/presence/setPresence", "//users//", "/x/oauth2/v2.0/token"} {
+		f.Add(seed)
+	}
+	known := map[string]bool{"token": true, "setPresence": true, "clearPresence": true, "setStatusMessage": true, "getPresence": true,
+		"getPresencesByUserId": true, "getUser": true, "calendar": true, "other": true}
+	f.Fuzz(func(t *testing.T, path string) {
+		req := httptest.NewRequest("GET", "http://g/", nil)
+		req.URL.Path = path
+		if op := Operation(req); !known[op] {
+			t.Fatalf("path %q named operation %q", path, op)
+		}
+	})
+}
