@@ -195,8 +195,10 @@ func (h *handler) publish(c *gin.Context, events []adapters.Event, responder ada
 			return
 		}
 		h.opts.Accepted(events[0].Source, len(events))
-		for _, e := range events {
-			h.opts.Log.Debug("event accepted", "source", e.Source, "event_id", e.ID, "type", e.Type)
+		if h.opts.Log.Enabled(c, slog.LevelDebug) {
+			for _, e := range events {
+				h.opts.Log.Debug("event accepted", "source", e.Source, "event_id", e.ID, "type", e.Type)
+			}
 		}
 	}
 	if responder != nil {
