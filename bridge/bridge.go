@@ -30,6 +30,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
+	"github.com/presence-bridge/presence-bridge/bridge/metrics"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
@@ -39,8 +40,10 @@ import (
 type Bridge struct {
 	cfg     *config.Config
 	log     *slog.Logger
-	metrics *metrics
+	metrics *metrics.Metrics
 	clock   state.Clock // nil: the real time
+	// version and revision label presence_bridge_build_info (WithVersion).
+	version, revision string
 
 	emulator *emulator.Emulator
 	events   *eventlog.Queue
@@ -87,6 +90,12 @@ type Option func(*Bridge)
 // still run on the real time.
 func WithClock(c state.Clock) Option { return func(b *Bridge) { b.clock = c } }
 
+// WithVersion sets the version and revision the metrics report; by
+// default they come from the Go build information.
+func WithVersion(version, revision string) Option {
+	return func(b *Bridge) { b.version, b.revision = version, revision }
+}
+
 // New returns a bridge for cfg; nothing runs until Start.
 func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) {
 	if cfg == nil {
@@ -95,10 +104,11 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) 
 	if log == nil {
 		log = slog.Default()
 	}
-	b := &Bridge{cfg: cfg, log: log, metrics: newMetrics()}
+	b := &Bridge{cfg: cfg, log: log}
 	for _, o := range opts {
 		o(b)
 	}
+	b.metrics = b.newMetrics(cfg)
 	return b, nil
 }
 
@@ -132,7 +142,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		emulatorURL = "http://" + em.Addr()
 		b.log.Info("graph emulator listening", "addr", em.Addr())
 	}
-	b.graph, err = graph.New(b.cfg.Graph, emulatorURL)
+	b.graph, err = graph.New(b.cfg.Graph, emulatorURL, graph.WithObserver(b.metrics.GraphRequest))
 	if err != nil {
 		return err
 	}
@@ -297,6 +307,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
 		Logger:          b.log.With("component", "writer"),
 		History:         b.history,
+		EventToGraph:    b.metrics.EventToGraph,
 	})
 	if err != nil {
 		return err
@@ -326,9 +337,9 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		LaneDepth:     b.cfg.Worker.LaneDepth,
 		AckWait:       b.cfg.NATS.AckWait,
 		Log:           b.log.With("component", "worker"),
-		Count:         b.metrics.workerOutcome,
+		Count:         b.metrics.EventSettled,
 	})
-	stop, err := b.events.Consume(ctx, w.Dispatch)
+	stop, err := b.events.Consume(ctx, b.countRedelivered(w.Dispatch))
 	if err != nil {
 		w.Stop()
 		return err
@@ -382,7 +393,11 @@ func (b *Bridge) deadLetter(ctx context.Context, d writer.DeadLetter) error {
 		}
 		record.Data, record.Source, record.Subject = data, d.Event.Source, b.events.Subject(d.Event.Source)
 	}
-	return b.events.PublishDeadLetter(ctx, record)
+	if err := b.events.PublishDeadLetter(ctx, record); err != nil {
+		return err
+	}
+	b.metrics.GraphRefused(record.Source)
+	return nil
 }
 
 func (b *Bridge) startHTTP() error {
@@ -398,7 +413,9 @@ func (b *Bridge) startHTTP() error {
 		Ready:           b.Ready,
 		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
 		Log:             b.log.With("component", "http"),
-		Count:           b.metrics.httpRequest,
+		Count:           b.metrics.HTTPRequest,
+		Observe:         b.metrics.WebhookRequest,
+		Accepted:        b.metrics.EventsAccepted,
 	})
 	ops := router
 	if b.cfg.Admin.Listen != "" {
@@ -430,7 +447,7 @@ func (b *Bridge) startHTTP() error {
 
 // registerOperations adds /metrics, the admin API and the status page to r.
 func (b *Bridge) registerOperations(r *gin.Engine) {
-	b.metrics.register(r)
+	r.GET("/metrics", gin.WrapH(b.metrics.Handler()))
 	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
@@ -451,7 +468,7 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 		Tenants:     tenantIDs,
 		History:     b.userHistory,
 		Sources:     sources,
-		Metrics:     b.metrics.registry,
+		Metrics:     b.metrics.Registry(),
 		Now:         now,
 	})
 }

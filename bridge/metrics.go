@@ -1,59 +1,80 @@
 package bridge
 
 import (
-	"strconv"
+	"context"
+	"strings"
 
-	"github.com/gin-gonic/gin"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/metrics"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
 )
 
-// metrics are the bridge's Prometheus metrics, on a registry of its own so
-// that several bridges can run in one process (tests).
-type metrics struct {
-	registry *prometheus.Registry
-	requests *prometheus.CounterVec
-	outcomes *prometheus.CounterVec
-	// sourceRunning is 1 for each connect-out source this bridge runs;
-	// sourceEntities counts the entities such a source watches or fails
-	// to.
-	sourceRunning  *prometheus.GaugeVec
-	sourceEntities *prometheus.GaugeVec
-}
-
-func newMetrics() *metrics {
-	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "presence_bridge_http_requests_total",
-			Help: "HTTP requests answered, by route and status.",
-		}, []string{"route", "status"}),
-		outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "presence_bridge_events_processed_total",
-			Help: "Events taken from JetStream, by outcome (applied, retry, dead_letter).",
-		}, []string{"outcome"}),
-		sourceRunning: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "presence_bridge_source_running",
-			Help: "1 for each connect-out source (sipdialog, caldav) this bridge runs, 0 for one it does not.",
-		}, []string{"source"}),
-		sourceEntities: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "presence_bridge_source_entities",
-			Help: "Entities (extensions) a sipdialog source run by this bridge watches (state subscribed) or cannot (state unsubscribed).",
-		}, []string{"source", "state"}),
+// newMetrics makes the bridge's metrics, with the configured sources and
+// tenants as the only label values, reading the writers and JetStream at
+// scrape time.
+func (b *Bridge) newMetrics(cfg *config.Config) *metrics.Metrics {
+	sources := make([]string, len(cfg.Sources))
+	for i, s := range cfg.Sources {
+		sources[i] = s.Name
 	}
-	m.registry.MustRegister(m.requests, m.outcomes, m.sourceRunning, m.sourceEntities,
-		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	return m
+	tenants := make([]string, len(cfg.Graph.Tenants))
+	for i, t := range cfg.Graph.Tenants {
+		tenants[i] = t.ID
+	}
+	return metrics.New(metrics.Options{
+		Version:     b.version,
+		Revision:    b.revision,
+		Sources:     sources,
+		Tenants:     tenants,
+		TenantState: b.tenantMetrics,
+		Consumer: func(ctx context.Context) (metrics.Consumer, error) {
+			st, err := b.events.ConsumerState(ctx)
+			return metrics.Consumer{Pending: st.Pending, AckPending: st.AckPending}, err
+		},
+		DeadLetters: func(ctx context.Context) (uint64, error) { return b.events.DeadLetterCount(ctx) },
+	})
 }
 
-func (m *metrics) httpRequest(route string, status int) {
-	m.requests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+// breakerStates maps writer.TenantStatus.Breaker to the metric's values.
+var breakerStates = map[string]int{
+	writer.BreakerStates[0]: metrics.BreakerClosed,
+	writer.BreakerStates[1]: metrics.BreakerHalfOpen,
+	writer.BreakerStates[2]: metrics.BreakerOpen,
 }
 
-func (m *metrics) workerOutcome(outcome string) { m.outcomes.WithLabelValues(outcome).Inc() }
+// tenantMetrics reads the writers' status: every tenant not held here
+// while the stages do not run.
+func (b *Bridge) tenantMetrics() []metrics.Tenant {
+	_, writers, _ := b.runningStages()
+	if writers == nil {
+		out := make([]metrics.Tenant, len(b.cfg.Graph.Tenants))
+		for i, t := range b.cfg.Graph.Tenants {
+			out[i].ID = t.ID
+		}
+		return out
+	}
+	status := writers.Status()
+	out := make([]metrics.Tenant, len(status))
+	for i, s := range status {
+		out[i] = metrics.Tenant{
+			ID: s.Tenant, LeaseHeld: s.Writing, Breaker: breakerStates[s.Breaker],
+			BudgetRemaining: s.BudgetRemaining, Backlog: s.Backlog, Sessions: s.Sessions, ManualUsers: s.ManualUsers,
+		}
+	}
+	return out
+}
 
-func (m *metrics) register(r *gin.Engine) {
-	h := promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
-	r.GET("/metrics", gin.WrapH(h))
+// countRedelivered wraps the consumer's handler to count events JetStream
+// delivers again, by source.
+func (b *Bridge) countRedelivered(handle func(jetstream.Msg)) func(jetstream.Msg) {
+	prefix := b.cfg.NATS.SubjectPrefix + "."
+	return func(msg jetstream.Msg) {
+		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+			source, _, _ := strings.Cut(strings.TrimPrefix(msg.Subject(), prefix), ".")
+			b.metrics.Redelivered(source)
+		}
+		handle(msg)
+	}
 }

@@ -61,6 +61,9 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 
 	postEvent(t, b, callEvent("s1", "alice@contoso.example", "c1", "active", time.Now()))
 	post(t, b, "/v1/events", "not-the-token", "application/json", "{}")
+	// Rejected webhooks are logged and counted; what they carried is not.
+	post(t, b, "/v1/hooks/demo", "guessed-token", "application/json", `{"password":"body-secret"}`)
+	post(t, b, "/v1/events", "demo-token", "application/json", `{"id":"body-secret"`)
 	post(t, b, "/v1/admin/deadletters/1/replay", "wrong-admin", "", "")
 	deadline := time.Now().Add(patience)
 	for !strings.Contains(logs.String(), "invalid_client") && time.Now().Before(deadline) {
@@ -84,7 +87,10 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	if letters, _ := b.Queue().ListDeadLetters(context.Background(), 0, 10); len(letters) != 0 {
 		t.Errorf("a wrong Graph secret dead-lettered %d events", len(letters))
 	}
-	for _, secret := range []string{"wrong-graph-secret", "demo-secret", "demo-token", "admin-token", "other-token", "emu."} {
+	if !strings.Contains(logs.String(), "webhook rejected") || !strings.Contains(string(metrics), "presence_bridge_webhook_rejections_total") {
+		t.Fatalf("the rejected webhooks should be logged and counted")
+	}
+	for _, secret := range []string{"wrong-graph-secret", "demo-secret", "demo-token", "admin-token", "other-token", "emu.", "guessed-token", "body-secret", "not-the-token"} {
 		for what, text := range map[string]string{"logs": logs.String(), "metrics": string(metrics), "dead letters": dl.String()} {
 			if strings.Contains(text, secret) {
 				t.Errorf("%q appears in the %s", secret, what)

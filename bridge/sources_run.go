@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/catalog"
@@ -127,7 +126,7 @@ func (b *Bridge) holdSource(ctx context.Context, r *sourceRunners, leases jetstr
 		b.setRunning(r, s.Name, true)
 		err = b.runHeld(ctx, leases, key, rev, s, instance, log)
 		b.setRunning(r, s.Name, false)
-		b.metrics.sourceEntities.DeletePartialMatch(prometheus.Labels{"source": s.Name})
+		b.metrics.SourceEntities(s.Name, 0, -1)
 		if err != nil {
 			log.Error("source stopped; lease released, competing again", "err", err, "retry_in", ttl)
 			sleep(ctx, ttl)
@@ -139,11 +138,7 @@ func (b *Bridge) setRunning(r *sourceRunners, name string, on bool) {
 	r.mu.Lock()
 	r.running[name] = on
 	r.mu.Unlock()
-	v := 0.0
-	if on {
-		v = 1
-	}
-	b.metrics.sourceRunning.WithLabelValues(name).Set(v)
+	b.metrics.SourceRunning(name, on)
 }
 
 // runHeld runs the source while the lease at rev is renewed. It returns
@@ -204,8 +199,7 @@ func (b *Bridge) countWatched(name string, r adapters.Runner) {
 	if !ok {
 		return
 	}
-	b.metrics.sourceEntities.WithLabelValues(name, "subscribed").Set(float64(live))
-	b.metrics.sourceEntities.WithLabelValues(name, "unsubscribed").Set(float64(total - live))
+	b.metrics.SourceEntities(name, live, total)
 }
 
 func sleep(ctx context.Context, d time.Duration) {

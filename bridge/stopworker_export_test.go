@@ -2,8 +2,6 @@ package bridge
 
 import (
 	"context"
-
-	dto "github.com/prometheus/client_model/go"
 )
 
 // StopWorker stops the bridge's consumer and writers and leaves its HTTP
@@ -32,21 +30,8 @@ func (b *Bridge) StartWorker(ctx context.Context) error {
 // Processed is how many events the apply stage has settled, whatever
 // the outcome.
 func (b *Bridge) Processed() float64 {
-	var n float64
-	for _, outcome := range []string{"applied", "retry", "dead_letter"} {
-		var m dto.Metric
-		if err := b.metrics.outcomes.WithLabelValues(outcome).Write(&m); err == nil {
-			n += m.GetCounter().GetValue()
-		}
-	}
-	return n
+	return b.metrics.Settled()
 }
 
 // Applied is how many events the apply stage has applied.
-func (b *Bridge) Applied() float64 {
-	var m dto.Metric
-	if err := b.metrics.outcomes.WithLabelValues("applied").Write(&m); err != nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
-}
+func (b *Bridge) Applied() float64 { return b.metrics.Outcome("applied") }

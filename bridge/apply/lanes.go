@@ -73,7 +73,7 @@ func (w *Worker) Dispatch(msg jetstream.Msg) {
 		delay := w.backoff(msg)
 		w.opts.Log.Debug("lane full; event handed back", "subject", msg.Subject(), "delay", delay)
 		w.settle(w.opts.Log, "nak", msg.NakWithDelay(delay))
-		w.opts.Count(OutcomeRetry)
+		w.opts.Count(w.sourceOf(msg.Subject()), OutcomeRetry)
 		return
 	}
 	l.waiting = append(l.waiting, &held{msg: msg, decoded: d, touched: time.Now()})

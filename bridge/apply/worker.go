@@ -67,8 +67,9 @@ type Options struct {
 	// that off.
 	AckWait time.Duration
 	Log     *slog.Logger
-	// Count, when set, is told the outcome of every message.
-	Count func(outcome string)
+	// Count, when set, is told the outcome of every message, with the
+	// source its subject names.
+	Count func(source, outcome string)
 }
 
 // Worker settles the events stream's messages.
@@ -84,7 +85,7 @@ type Worker struct {
 // Stop ends them.
 func New(opts Options) *Worker {
 	if opts.Count == nil {
-		opts.Count = func(string) {}
+		opts.Count = func(string, string) {}
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -170,10 +171,11 @@ func (w *Worker) handleBatch(hs []*held) {
 // dead letter when it can never work, otherwise back to JetStream for
 // later.
 func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, err error) {
-	log := w.opts.Log.With("subject", msg.Subject())
+	source := w.sourceOf(msg.Subject())
+	log := w.opts.Log.With("subject", msg.Subject(), "source", source, "event_id", eventID(msg))
 	if err == nil {
 		w.settle(log, "ack", msg.Ack())
-		w.opts.Count(OutcomeApplied)
+		w.opts.Count(source, OutcomeApplied)
 		return
 	}
 	switch class, after := fault.Of(err); class {
@@ -191,7 +193,7 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, err error) {
 		}
 		log.Log(ctx, level, "event will be retried", "err", err, "delay", delay)
 		w.settle(log, "nak", msg.NakWithDelay(delay))
-		w.opts.Count(OutcomeRetry)
+		w.opts.Count(source, OutcomeRetry)
 	}
 }
 
@@ -212,12 +214,12 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream
 		// Keep the event rather than lose it: it comes back later.
 		log.Error("dead letter not stored; event kept for retry", "err", err)
 		w.settle(log, "nak", msg.NakWithDelay(w.backoff(msg)))
-		w.opts.Count(OutcomeRetry)
+		w.opts.Count(d.Source, OutcomeRetry)
 		return
 	}
-	log.Warn("event dead-lettered", "reason", d.Reason)
+	log.Warn("event dead-lettered", "reason", d.Reason, "graph_error", d.GraphError)
 	w.settle(log, "term", msg.TermWithReason(truncate(d.Reason, 200)))
-	w.opts.Count(OutcomeDeadLetter)
+	w.opts.Count(d.Source, OutcomeDeadLetter)
 }
 
 // decoded is a message's events as decoded and validated, or why not.
@@ -296,6 +298,12 @@ func (w *Worker) settle(log *slog.Logger, what string, err error) {
 	if err != nil {
 		log.Warn("settle message", "op", what, "err", err)
 	}
+}
+
+// eventID is the event's id as published (Nats-Msg-Id is source:id).
+func eventID(msg jetstream.Msg) string {
+	_, id, _ := strings.Cut(msg.Headers().Get(jetstream.MsgIDHeader), ":")
+	return id
 }
 
 func truncate(s string, n int) string {

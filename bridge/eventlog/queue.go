@@ -22,6 +22,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 )
 
 // ErrUnavailable means JetStream could not take a message; the sender must
@@ -54,6 +55,8 @@ type Queue struct {
 	full       refusals
 	errMu      sync.Mutex
 	lastErr    error // why the last Connect failed
+	// links keeps a flapping connection to a line per kind and interval.
+	links *logthrottle.Throttle
 }
 
 // conn is one established connection with what was set up on it.
@@ -64,13 +67,17 @@ type conn struct {
 	events jetstream.Stream
 }
 
+// linkLogEvery is how often, at most, NATS disconnects (and reconnects)
+// are logged; the next line counts those left out.
+const linkLogEvery = 10 * time.Second
+
 // New returns a queue for cfg that is not connected yet. maxPending is
 // how many events the consumer hands out before earlier ones are settled,
 // across every bridge: well within what the apply stage's lanes can hold
 // (half, as users do not spread evenly over lanes), so that an event is
 // seldom handed to a bridge that must give it back unread.
 func New(cfg config.NATS, maxPending int, log *slog.Logger) *Queue {
-	return &Queue{cfg: cfg, maxPending: maxPending, log: log, lastErr: errors.New("not connected yet")}
+	return &Queue{cfg: cfg, maxPending: maxPending, log: log, lastErr: errors.New("not connected yet"), links: logthrottle.New(linkLogEvery)}
 }
 
 // Connect starts the embedded server when configured, connects, and
@@ -106,10 +113,17 @@ func (q *Queue) connect(ctx context.Context) (c *conn, err error) {
 		nats.MaxReconnects(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				log.Warn("nats disconnected", "err", err)
+				q.links.Log(context.Background(), log, slog.LevelWarn, "disconnected", "nats disconnected; reconnecting", "err", err)
 			}
 		}),
-		nats.ReconnectHandler(func(*nats.Conn) { log.Info("nats reconnected") }),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			q.links.Log(context.Background(), log, slog.LevelInfo, "reconnected", "nats reconnected", "server", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(nc *nats.Conn) {
+			if err := nc.LastError(); err != nil {
+				log.Warn("nats connection closed", "err", err)
+			}
+		}),
 	}
 	url := ""
 	if q.cfg.Embedded {

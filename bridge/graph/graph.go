@@ -6,6 +6,7 @@ package graph
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
@@ -20,7 +21,11 @@ type Tenants struct {
 
 // New builds the clients; emulatorURL, when set, is used for every tenant
 // that names no explicit URLs.
-func New(cfg config.Graph, emulatorURL string) (*Tenants, error) {
+func New(cfg config.Graph, emulatorURL string, opts ...Option) (*Tenants, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	g := &Tenants{clients: map[string]*graphclient.Client{}}
 	for i, t := range cfg.Tenants {
 		gc := graphclient.Config{
@@ -38,6 +43,9 @@ func New(cfg config.Graph, emulatorURL string) (*Tenants, error) {
 			gc.GraphBaseURL = emulatorURL + "/v1.0"
 			gc.LoginBaseURL = emulatorURL
 		}
+		if o.observe != nil {
+			gc.HTTPClient = observedClient(t.ID, cfg.Timeout, o.observe)
+		}
 		client, err := graphclient.New(gc)
 		if err != nil {
 			return nil, fmt.Errorf("graph.tenants[%d]: %w", i, err)
@@ -45,6 +53,17 @@ func New(cfg config.Graph, emulatorURL string) (*Tenants, error) {
 		g.clients[t.ID] = client
 	}
 	return g, nil
+}
+
+// observedClient is the HTTP client graphclient would make itself, with
+// every request reported to observe.
+func observedClient(tenant string, timeout time.Duration, observe Observer) *http.Client {
+	if timeout <= 0 {
+		timeout = graphclient.DefaultTimeout
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 32
+	return &http.Client{Transport: &observed{tenant: tenant, next: tr, observe: observe}, Timeout: timeout}
 }
 
 // CloseIdleConnections closes every client's idle connections.

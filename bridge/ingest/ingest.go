@@ -19,6 +19,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 )
 
 // Publisher stores events durably; it returns once they are stored.
@@ -57,7 +58,19 @@ type Options struct {
 	Log             *slog.Logger
 	// Count, when set, counts each answered request by route and status.
 	Count func(route string, status int)
+	// Observe, when set, is told of every answered request to a source's
+	// endpoints (its webhook, or /v1/events with its token): the source
+	// (UnknownSource when the bearer token matched none), the status, and
+	// for a 4xx answer why the request was rejected (see rejectionReason).
+	Observe func(source string, status int, reason string)
+	// Accepted, when set, is told how many of a source's events were just
+	// stored.
+	Accepted func(source string, n int)
 }
+
+// UnknownSource names the source of a request to /v1/events whose bearer
+// token matched no source.
+const UnknownSource = "unknown"
 
 // NewRouter returns the HTTP handler.
 func NewRouter(opts Options) *gin.Engine {
@@ -67,11 +80,20 @@ func NewRouter(opts Options) *gin.Engine {
 	if opts.RetryAfter <= 0 {
 		opts.RetryAfter = 5 * time.Second
 	}
+	if opts.Observe == nil {
+		opts.Observe = func(string, int, string) {}
+	}
+	if opts.Accepted == nil {
+		opts.Accepted = func(string, int) {}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
-	h := &handler{opts: opts}
+	h := &handler{opts: opts, rejections: logthrottle.New(rejectionLogEvery)}
 	r.Use(h.recover, h.count)
 	r.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "not_found", "no such endpoint", nil) })
 	r.NoMethod(func(c *gin.Context) {
@@ -99,6 +121,10 @@ type handler struct {
 	failedMu     sync.Mutex
 	failedLogged time.Time
 	failedCount  int
+
+	// rejections keeps a flood of identical rejections to one line per
+	// rejectionLogEvery.
+	rejections *logthrottle.Throttle
 }
 
 // failedLogEvery is how often, at most, failed publishes are logged.
@@ -117,6 +143,11 @@ func (h *handler) ready(c *gin.Context) {
 // authenticated by the bearer token of the source the events name.
 func (h *handler) events(c *gin.Context) {
 	source, ok := h.sourceByToken(c.GetHeader("Authorization"))
+	name := source.Name
+	if !ok {
+		name = UnknownSource
+	}
+	defer h.observe(c, name, true)
 	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="presence-bridge"`)
 		writeError(c, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token", nil)
@@ -162,6 +193,12 @@ func (h *handler) publish(c *gin.Context, events []adapters.Event, responder ada
 		if err := h.opts.Publisher.Publish(c, events); err != nil {
 			h.publishFailed(c, len(events), err)
 			return
+		}
+		h.opts.Accepted(events[0].Source, len(events))
+		if h.opts.Log.Enabled(c, slog.LevelDebug) {
+			for _, e := range events {
+				h.opts.Log.Debug("event accepted", "source", e.Source, "event_id", e.ID, "type", e.Type)
+			}
 		}
 	}
 	if responder != nil {
@@ -225,12 +262,12 @@ type hookHandler struct {
 }
 
 func (h *hookHandler) serve(c *gin.Context) {
+	defer h.observe(c, h.source.Name, false)
 	if hs, ok := h.source.Adapter.(adapters.Handshaker); ok && hs.Handshake(c.Writer, c.Request) {
 		return
 	}
 	events, err := h.source.Adapter.Decode(c.Request)
 	if err != nil {
-		h.opts.Log.Info("webhook rejected", "source", h.source.Name, "err", err)
 		writeRequestError(c, err)
 		return
 	}
@@ -270,6 +307,7 @@ type errorDetail struct {
 }
 
 func writeError(c *gin.Context, status int, code, message string, fields []adapters.FieldError) {
+	c.Set(errorKey, errorDetail{Code: code, Message: message, Fields: fields})
 	c.AbortWithStatusJSON(status, errorBody{Error: errorDetail{Code: code, Message: message, Fields: fields}})
 }
 

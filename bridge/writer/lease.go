@@ -83,7 +83,11 @@ func (e *Pool) holdTenant(ctx context.Context, t TenantOptions) {
 		if ctx.Err() != nil || stopped != nil {
 			// Hand the tenant over at once rather than after the TTL.
 			releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
-			_ = e.leases.Delete(releaseCtx, key, jetstream.LastRevision(rev))
+			if err := e.leases.Delete(releaseCtx, key, jetstream.LastRevision(rev)); err != nil {
+				log.Warn("writer lease not released; another instance takes over after its TTL", "err", err, "ttl", ttl)
+			} else {
+				log.Info("writer lease released", "why", releaseReason(ctx))
+			}
 			cancel()
 		}
 		if stopped != nil {
@@ -205,6 +209,14 @@ func (e *Pool) acquire(ctx context.Context, key string, seenRev *uint64, seenAt 
 	}
 	log.Warn("writer lease taken over from a silent holder", "holder", string(entry.Value()))
 	return rev, nil
+}
+
+// releaseReason says why a held lease is released.
+func releaseReason(ctx context.Context) string {
+	if ctx.Err() != nil {
+		return "stopping"
+	}
+	return "the writer stopped"
 }
 
 func sleep(ctx context.Context, d time.Duration) {

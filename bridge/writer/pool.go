@@ -105,6 +105,10 @@ type Options struct {
 	// History records each decision in the user's history; nil records
 	// nothing.
 	History history.Recorder
+	// EventToGraph, when set, is told how long after an event took effect
+	// in a user's state Graph answered the call it caused (once per event;
+	// keep-alives are not measured).
+	EventToGraph func(time.Duration)
 }
 
 // Pool runs the writers of the tenants whose leases this instance holds.

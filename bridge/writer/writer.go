@@ -19,6 +19,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
@@ -82,6 +83,13 @@ type writer struct {
 	started atomic.Uint64
 	handled atomic.Uint64
 	known   atomic.Int64
+	// stats are published for Status (snapshot.go).
+	stats writerStats
+	// throttle keeps repeated identical failures to a line per interval.
+	throttle *logthrottle.Throttle
+	// caughtUp: the watch has delivered the states stored before the
+	// writer started (their events are not measured by observeLatency).
+	caughtUp bool
 
 	// forgetting counts the deletions of empty user states under way.
 	forgetting sync.WaitGroup
@@ -114,6 +122,7 @@ type tracked struct {
 	failures   int
 	retryAt    time.Time
 	timerAt    time.Time
+	measured   string // the event whose latency was observed (observeLatency)
 }
 
 type result struct {
@@ -145,6 +154,7 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
 		readDone: make(chan readResult, 1),
+		throttle: logthrottle.New(failureLogEvery),
 	}
 	// The breaker runs on real time (gobreaker takes no clock). Half-open
 	// it lets one call through; mayCall keeps the writer from starting
@@ -191,6 +201,7 @@ func (w *writer) run(ctx context.Context) error {
 				return errors.New("the watch of user states ended")
 			}
 			if entry == nil {
+				w.caughtUp = true // the states stored before the writer started are in
 				continue
 			}
 			w.watched.Store(entry.Revision())
@@ -218,6 +229,7 @@ func (w *writer) run(ctx context.Context) error {
 		w.dispatch(ctx, now)
 		w.startRead(ctx, now)
 		w.loops.Add(1)
+		w.publish(now)
 	}
 }
 
@@ -244,6 +256,9 @@ func (w *writer) take(st state.UserState, rev uint64) {
 		t = &tracked{}
 		w.users[st.UserID] = t
 		w.known.Add(1)
+		if !w.caughtUp {
+			t.measured = eventKey(st.LastEvent)
+		}
 	}
 	if rev <= t.rev {
 		return
@@ -259,6 +274,7 @@ func (w *writer) take(st state.UserState, rev uint64) {
 // setState records a user's newer state and keeps the count of live
 // sessions.
 func (w *writer) setState(t *tracked, st state.UserState, rev uint64) {
+	w.countManual(&t.state, &st)
 	if hasSession(t.state) {
 		w.live--
 	}
@@ -286,6 +302,7 @@ func (w *writer) drop(key string) {
 		if hasSession(t.state) {
 			w.live--
 		}
+		w.countManual(&t.state, nil)
 		delete(w.users, userID)
 		w.known.Add(-1)
 	}
@@ -566,6 +583,8 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 	if derr := w.e.opts.DeadLetter(ctx, d); derr != nil {
 		w.log.Error("dead letter", "user", userID, "err", derr)
 	}
+	w.log.Warn("graph refused the change; dead-lettered", append(eventAttrs(st.LastEvent),
+		"user", userID, "graph_error", err.Error(), "request_id", requestID(err))...)
 	if uerr != nil {
 		return nil, 0
 	}
@@ -588,8 +607,12 @@ func (w *writer) handle(r result) {
 		return
 	}
 	t.inFlight = false
+	told := toldPair(t.state.Told)
 	if r.updated != nil && r.rev > t.rev {
 		w.setState(t, *r.updated, r.rev)
+	}
+	if r.graph && (r.err == nil || r.class == fault.Permanent) {
+		w.observeLatency(t, told, r.want, now)
 	}
 	switch {
 	case r.err == nil:
@@ -616,7 +639,8 @@ func (w *writer) handle(r result) {
 		t.failures++
 		delay := w.e.opts.RetryDelay << min(t.failures-1, 16)
 		t.retryAt = now.Add(min(max(delay, r.after), w.e.opts.MaxRetryDelay))
-		w.log.Warn("graph call failed; will retry", "user", r.userID, "err", r.err, "retry_at", t.retryAt)
+		w.throttle.Log(context.Background(), w.log, slog.LevelWarn, failureKind(r.err), "graph call failed; will retry",
+			append(eventAttrs(t.state.LastEvent), "user", r.userID, "err", r.err, "retry_at", t.retryAt)...)
 		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(t.retryAt, r.err, now))
 	}
 	t.dirty = false

@@ -1,0 +1,96 @@
+package eventlog
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startServer(t *testing.T, port int, dir string) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(30 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
+
+// TestLinkLoss: losing the NATS server is logged as a disconnect, its
+// return as a reconnect, and the scrape helpers answer again after it.
+func TestLinkLoss(t *testing.T) {
+	dir := t.TempDir()
+	srv := startServer(t, -1, dir)
+	port := srv.Addr().(*net.TCPAddr).Port
+	addr := srv.ClientURL()
+	cfg := config.Default().NATS
+	cfg.Embedded, cfg.URLs = false, []string{addr}
+	var logs syncBuffer
+	q := New(cfg, 16, slog.New(slog.NewTextHandler(&logs, nil)))
+	ctx := context.Background()
+	if err := q.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer q.Close()
+	if st, err := q.ConsumerState(ctx); err != nil || st.Pending != 0 {
+		t.Fatalf("consumer state %+v, %v", st, err)
+	}
+	if n, err := q.DeadLetterCount(ctx); err != nil || n != 0 {
+		t.Fatalf("dead letters %d, %v", n, err)
+	}
+
+	srv.Shutdown()
+	srv.WaitForShutdown()
+	waitLog(t, &logs, "nats disconnected")
+	startServer(t, port, dir)
+	waitLog(t, &logs, "nats reconnected")
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := q.DeadLetterCount(ctx); err == nil {
+			break
+		} else if time.Now().After(deadline) {
+			t.Fatalf("dead letters unreadable after the reconnect: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+func waitLog(t *testing.T, logs *syncBuffer, msg string) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(logs.String(), msg) {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %q logged:\n%s", msg, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

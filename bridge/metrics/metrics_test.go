@@ -1,0 +1,108 @@
+package metrics
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// TestLabelsBoundedByConfiguration: names that are not configured are
+// all counted as Other, however many there are.
+func TestLabelsBoundedByConfiguration(t *testing.T) {
+	m := New(Options{Sources: []string{"pbx"}, Tenants: []string{"contoso.example"}})
+	for _, s := range []string{"pbx", "x1", "x2", "../../etc", ""} {
+		m.WebhookRequest(s, 401, "token")
+		m.EventSettled(s, "applied")
+	}
+	m.GraphRequest("fabrikam.example", "setPresence", 429, time.Millisecond)
+	got := gather(t, m)
+	if n := len(got["presence_bridge_webhook_rejections_total"]); n != 2 {
+		t.Errorf("%d rejection series, want 2 (pbx and %s): %v", n, Other, got["presence_bridge_webhook_rejections_total"])
+	}
+	if v := got["presence_bridge_webhook_rejections_total"]["reason=token,source="+Other]; v != 4 {
+		t.Errorf("%s counted %v rejections, want 4", Other, v)
+	}
+	if v := got["presence_bridge_graph_throttled_total"]["tenant="+Other]; v != 1 {
+		t.Errorf("an unconfigured tenant's 429 counted %v times under %s, want 1", v, Other)
+	}
+	if s := m.Settled(); s != 5 {
+		t.Errorf("Settled = %v, want 5", s)
+	}
+	m.GraphRefused("pbx")
+	if s := m.Settled(); s != 5 {
+		t.Errorf("a Graph refusal changed Settled to %v", s)
+	}
+}
+
+// TestScrapeReadsState: the tenant gauges come from TenantState at scrape
+// time, only the lease gauge for tenants held elsewhere, and what can not
+// be read is left out rather than reported as zero.
+func TestScrapeReadsState(t *testing.T) {
+	m := New(Options{
+		Tenants: []string{"a", "b"},
+		TenantState: func() []Tenant {
+			return []Tenant{{ID: "a", LeaseHeld: true, Breaker: BreakerOpen, BudgetRemaining: 7, Backlog: 3, Sessions: 2, ManualUsers: 1}, {ID: "b"}}
+		},
+		Consumer:    func(context.Context) (Consumer, error) { return Consumer{}, errors.New("nats down") },
+		DeadLetters: func(context.Context) (uint64, error) { return 4, nil },
+	})
+	got := gather(t, m)
+	want := map[string]map[string]float64{
+		"presence_bridge_breaker_state":        {"tenant=a": 2},
+		"presence_bridge_budget_remaining":     {"tenant=a": 7},
+		"presence_bridge_writer_backlog":       {"tenant=a": 3},
+		"presence_bridge_sessions":             {"tenant=a": 2},
+		"presence_bridge_manual_status_users":  {"tenant=a": 1},
+		"presence_bridge_lease_held":           {"tenant=a": 1, "tenant=b": 0},
+		"presence_bridge_deadletters":          {"": 4},
+		"presence_bridge_consumer_pending":     nil,
+		"presence_bridge_consumer_ack_pending": nil,
+	}
+	for name, series := range want {
+		if len(got[name]) != len(series) {
+			t.Errorf("%s: %v, want %v", name, got[name], series)
+			continue
+		}
+		for labels, v := range series {
+			if g, ok := got[name][labels]; !ok || g != v {
+				t.Errorf("%s{%s} = %v (present %v), want %v", name, labels, g, ok, v)
+			}
+		}
+	}
+}
+
+// gather returns every sample's value by family and "k=v,..." labels
+// (sorted by name, as the registry gives them).
+func gather(t *testing.T, m *Metrics) map[string]map[string]float64 {
+	t.Helper()
+	families, err := m.Registry().Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]float64{}
+	for _, f := range families {
+		series := map[string]float64{}
+		for _, s := range f.GetMetric() {
+			key := ""
+			for i, l := range s.GetLabel() {
+				if i > 0 {
+					key += ","
+				}
+				key += l.GetName() + "=" + l.GetValue()
+			}
+			switch {
+			case s.Counter != nil:
+				series[key] = s.GetCounter().GetValue()
+			case s.Gauge != nil:
+				series[key] = s.GetGauge().GetValue()
+			}
+		}
+		out[f.GetName()] = series
+	}
+	return out
+}
+
+var _ prometheus.Collector = (*scraped)(nil)
