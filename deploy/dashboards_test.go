@@ -193,9 +193,7 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 	if t.Failed() || len(missing) == 0 {
 		return
 	}
-	// Remove this skip once issue 11 item 1 (the metrics) is merged: from
-	// then on a missing family is a failure.
-	t.Skipf("the bridge does not export these yet (issue 11 item 1): %s", strings.Join(slices.Sorted(func(yield func(string) bool) {
+	t.Errorf("the bridge does not export these: %s", strings.Join(slices.Sorted(func(yield func(string) bool) {
 		for name := range missing {
 			if !yield(name) {
 				return
