@@ -192,7 +192,7 @@ func TestExampleConnectOutSources(t *testing.T) {
 	if uncommented < 10 {
 		t.Fatalf("found %d example lines", uncommented)
 	}
-	for _, env := range []string{"PBX_SIP_PASSWORD", "ALICE_CALDAV_PASSWORD", "BOB_CALDAV_TOKEN"} {
+	for _, env := range []string{"PBX_SIP_PASSWORD", "ALICE_CALDAV_PASSWORD", "BOB_CALDAV_TOKEN", "CALENDAR_CLIENT_STATE"} {
 		t.Setenv(env, "example-"+env)
 	}
 	cfg, err := Parse([]byte(strings.Join(out, "\n")), "../..")
