@@ -211,3 +211,38 @@ func TestStatusMessagesWithinBudget(t *testing.T) {
 		t.Fatalf("%d reads and %d setStatusMessage requests for %d users", reads, writes, users)
 	}
 }
+
+// TestStatusMessageRenewedWhileTheCallLasts: in fake time, a message that
+// expires after 5 minutes is set again before it does, so it shows
+// throughout a call of 12 minutes, and is removed when the call ends.
+func TestStatusMessageRenewedWhileTheCallLasts(t *testing.T) {
+	t.Parallel() // mostly waiting
+	run := newFakeTimeRun(t, 1, 100, emulator.Throttle{})
+	run.cfg = strings.Replace(run.cfg, "observe_interval: 0s}", "observe_interval: 0s, status_messages: {call: On a call, expiry: 5m}}", 1)
+	b := run.start()
+	user, start := budgetUser(0), run.clock.Now()
+	run.post(b, 0, 1, start)
+	shown := func() bool { m := message(run.em, user); return m != nil && m.Content == "On a call" }
+	run.stepUntil("message shown", time.Minute, shown)
+	for end := start.Add(12 * time.Minute); run.clock.Now().Before(end); {
+		run.clock.Advance(10*time.Second - fakeStep)
+		run.step()
+		if !shown() {
+			t.Fatalf("message gone %s into the call", run.clock.Now().Sub(start))
+		}
+	}
+	writes := 0
+	for _, r := range run.calls() {
+		if strings.HasSuffix(r.Path, "/setStatusMessage") {
+			writes++
+		}
+	}
+	if writes < 3 {
+		t.Fatalf("%d setStatusMessage requests in 12 minutes with a 5-minute expiry", writes)
+	}
+	end := `{"id":"t0e","source":"demo","type":"call","user":"` + user + `","occurredAt":"` + start.Add(time.Second).UTC().Format(time.RFC3339Nano) + `","callId":"c1","state":"ended"}`
+	if r := postEvent(t, b, end); r.status != http.StatusAccepted {
+		t.Fatalf("post ended: %d %v", r.status, r.body)
+	}
+	run.stepUntil("message removed", time.Minute, func() bool { return message(run.em, user) == nil })
+}
