@@ -98,7 +98,7 @@ func (w *writer) statusDue(st state.UserState, want *adapters.Pair, now time.Tim
 // now, and the text to show.
 func (w *writer) statusNeed(userID string, now time.Time) (string, bool) {
 	t := w.users[userID]
-	if t == nil || t.inFlight || t.forgetting || t.retryAt.After(now) {
+	if len(w.e.opts.StatusMessages) == 0 || t == nil || t.inFlight || t.forgetting || t.retryAt.After(now) {
 		return "", false
 	}
 	want, _ := t.state.Desired(w.e.rules, now)
