@@ -298,6 +298,8 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Expiration:      b.cfg.Presence.Expiration,
 		LeaseTTL:        b.cfg.Presence.LeaseTTL,
 		ObserveEvery:    b.cfg.Presence.ObserveInterval,
+		StatusMessages:  b.cfg.Presence.StatusMessages.ByKind(),
+		StatusExpiry:    b.cfg.Presence.StatusMessages.Expiry,
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,
 		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
 		RetryDelay:      b.cfg.Graph.Retry.MinDelay,

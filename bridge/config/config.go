@@ -187,6 +187,33 @@ type Presence struct {
 	// person; MaxStateSize caps a person's stored state in bytes.
 	MaxClaims    int `yaml:"max_claims"`
 	MaxStateSize int `yaml:"max_state_size"`
+	// StatusMessages are the status messages shown while an activity
+	// sets the session; all empty (the default) turns them off.
+	StatusMessages StatusMessages `yaml:"status_messages"`
+}
+
+// StatusMessages name the status message ("On a call") shown under a
+// person's name while each kind of activity sets their session; an empty
+// value shows none. Each message expires Expiry after it was set and is
+// set again before that while the activity lasts.
+type StatusMessages struct {
+	Call           string        `yaml:"call"`
+	ConferenceCall string        `yaml:"conference_call"`
+	Ringing        string        `yaml:"ringing"`
+	Meeting        string        `yaml:"meeting"`
+	Expiry         time.Duration `yaml:"expiry"`
+}
+
+// ByKind returns the messages that are set, keyed by kind of activity
+// ("call", "conference_call", "ringing", "meeting").
+func (s StatusMessages) ByKind() map[string]string {
+	m := map[string]string{}
+	for kind, text := range map[string]string{"call": s.Call, "conference_call": s.ConferenceCall, "ringing": s.Ringing, "meeting": s.Meeting} {
+		if text != "" {
+			m[kind] = text
+		}
+	}
+	return m
 }
 
 // Mapping names the presence pair ("Availability/Activity") each kind of
@@ -353,9 +380,10 @@ func Default() *Config {
 				Meeting:        "Busy/InAConferenceCall",
 				MeetingShowAs:  []string{"busy", "oof"},
 			},
-			Priority:     []string{"conference", "call", "meeting", "presence"},
-			MaxClaims:    64,
-			MaxStateSize: 64 << 10,
+			Priority:       []string{"conference", "call", "meeting", "presence"},
+			MaxClaims:      64,
+			MaxStateSize:   64 << 10,
+			StatusMessages: StatusMessages{Expiry: time.Hour},
 		},
 	}
 }

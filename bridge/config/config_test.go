@@ -54,6 +54,7 @@ func TestDefaults(t *testing.T) {
 		{"8 lanes of 2048, applying", cfg.Worker.Enabled && cfg.Worker.Lanes == 8 && cfg.Worker.LaneDepth == 2048},
 		{"operations on the webhook listener", cfg.Admin.Listen == ""},
 		{"history of 50 entries for 24h, 500 a second", cfg.Admin.History == History{MaxEntries: 50, MaxAge: 24 * time.Hour, MaxRate: 500}},
+		{"no status messages, expiry 1h", len(cfg.Presence.StatusMessages.ByKind()) == 0 && cfg.Presence.StatusMessages.Expiry == time.Hour},
 	}
 	for _, c := range checks {
 		if !c.ok {
@@ -143,6 +144,19 @@ sources:
 		{"twilio needs its secret and URL", minimal + "  - {name: pbx, type: twilio}\n", []string{
 			"sources[1].secret: required (the account's Auth Token)", "sources[1].public_url: required (the URL Twilio calls)",
 		}},
+		{"status messages", minimal + "presence:\n  status_messages: {call: \"On a call\\n\", conference_call: \"  \", ringing: Ringing, meeting: " + strings.Repeat("é", 281) + ", expiry: 1m}\n", []string{
+			"presence.status_messages.call: must be one line of text, not only spaces",
+			"presence.status_messages.conference_call: must be one line of text, not only spaces",
+			"presence.status_messages.ringing: has no effect: presence.mapping.ringing is empty, so this activity never sets a session",
+			"presence.status_messages.meeting: must be at most 280 characters (got 281)",
+			"presence.status_messages.expiry: must be between 5m and 24h",
+		}},
+		{"status message expiry too long", minimal + "presence: {status_messages: {expiry: 25h}}\n", []string{
+			"presence.status_messages.expiry: must be between 5m and 24h",
+		}},
+		{"unknown status message kind", minimal + "presence: {status_messages: {presenting: x}}\n", []string{
+			"presence.status_messages.presenting: unknown key (line 7)",
+		}},
 		{"wrong type", minimal + "http: {body_limit: lots}\n", []string{
 			"yaml: line 7: cannot unmarshal !!str `lots` into int64",
 		}},
@@ -222,5 +236,18 @@ func TestStateBounds(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("error %v does not say %q", err, want)
 		}
+	}
+}
+
+// TestStatusMessagesByKind: the messages set are keyed by the kinds the
+// writer knows, empty ones left out.
+func TestStatusMessagesByKind(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"presence:\n  mapping: {ringing: Busy/InACall}\n  status_messages: {call: On a call, ringing: Ringing, expiry: 30m}\n"), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := cfg.Presence.StatusMessages.ByKind()
+	if len(got) != 2 || got["call"] != "On a call" || got["ringing"] != "Ringing" || cfg.Presence.StatusMessages.Expiry != 30*time.Minute {
+		t.Fatalf("status messages %v, expiry %s", got, cfg.Presence.StatusMessages.Expiry)
 	}
 }

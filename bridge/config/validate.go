@@ -7,6 +7,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -155,6 +157,19 @@ func (c *Config) validatePresence(p *problems) {
 	for i, s := range m.MeetingShowAs {
 		p.check(slices.Contains([]string{"free", "tentative", "busy", "oof", "workingElsewhere", "unknown"}, s), fmt.Sprintf("presence.mapping.meeting_show_as[%d]", i), "must be one of free, tentative, busy, oof, workingElsewhere, unknown (got %q)", s)
 	}
+	sm := pr.StatusMessages
+	for _, entry := range []struct{ key, text, mapping string }{
+		{"call", sm.Call, m.Call}, {"conference_call", sm.ConferenceCall, m.ConferenceCall}, {"ringing", sm.Ringing, m.Ringing}, {"meeting", sm.Meeting, m.Meeting},
+	} {
+		if entry.text == "" {
+			continue
+		}
+		key := "presence.status_messages." + entry.key
+		p.check(utf8.RuneCountInString(entry.text) <= MaxStatusMessage, key, "must be at most %d characters (got %d)", MaxStatusMessage, utf8.RuneCountInString(entry.text))
+		p.check(strings.TrimSpace(entry.text) != "" && !strings.ContainsFunc(entry.text, unicode.IsControl), key, "must be one line of text, not only spaces")
+		p.check(entry.mapping != "", key, "has no effect: presence.mapping.%s is empty, so this activity never sets a session", entry.key)
+	}
+	p.check(sm.Expiry >= 5*time.Minute && sm.Expiry <= 24*time.Hour, "presence.status_messages.expiry", "must be between 5m and 24h")
 	seen := map[string]bool{}
 	for i, kind := range pr.Priority {
 		p.check(slices.Contains(Priorities, kind) && !seen[kind], fmt.Sprintf("presence.priority[%d]", i), "must be one of %s, each once (got %q)", strings.Join(Priorities, ", "), kind)
@@ -197,6 +212,9 @@ func (c *Config) validateSources(p *problems) {
 		}
 	}
 }
+
+// MaxStatusMessage is the most characters a status message may have.
+const MaxStatusMessage = 280
 
 // ParsePair parses "Availability/Activity" and checks that Graph's
 // setPresence accepts it.

@@ -11,10 +11,14 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
 // Tenants holds one Graph client per configured tenant.
+//
+// It is what the writers need of Graph: a writer.GraphWriter, a
+// writer.PresenceReader and a writer.StatusMessenger.
 type Tenants struct {
 	clients map[string]*graphclient.Client
 }
@@ -100,8 +104,9 @@ func (g *Tenants) ClearPresence(ctx context.Context, tenant, userID string) erro
 	return c.ClearPresence(ctx, userID)
 }
 
-// GetPresences reads the aggregated presence of users, keyed by id.
-func (g *Tenants) GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]adapters.Pair, error) {
+// GetPresences reads the aggregated presence of users and the text of
+// their status messages, keyed by id.
+func (g *Tenants) GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]writer.Aggregate, error) {
 	c, err := g.Client(tenant)
 	if err != nil {
 		return nil, err
@@ -110,12 +115,36 @@ func (g *Tenants) GetPresences(ctx context.Context, tenant string, userIDs []str
 	if err != nil {
 		return nil, err
 	}
-	seen := make(map[string]adapters.Pair, len(presences))
+	seen := make(map[string]writer.Aggregate, len(presences))
 	for _, p := range presences {
-		seen[p.ID] = adapters.Pair{Availability: p.Availability, Activity: p.Activity}
+		seen[p.ID] = writer.Aggregate{Pair: adapters.Pair{Availability: p.Availability, Activity: p.Activity}, StatusText: p.StatusText()}
 	}
 	return seen, nil
 }
+
+// SetStatusMessage shows text under a user's name until expires.
+func (g *Tenants) SetStatusMessage(ctx context.Context, tenant, userID, text string, expires time.Time) error {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return err
+	}
+	return c.SetStatusMessage(ctx, userID, text, expires)
+}
+
+// ClearStatusMessage removes a user's status message.
+func (g *Tenants) ClearStatusMessage(ctx context.Context, tenant, userID string) error {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return err
+	}
+	return c.ClearStatusMessage(ctx, userID)
+}
+
+var (
+	_ writer.GraphWriter     = (*Tenants)(nil)
+	_ writer.PresenceReader  = (*Tenants)(nil)
+	_ writer.StatusMessenger = (*Tenants)(nil)
+)
 
 // LookupUser resolves a UPN to an object id. It makes one request;
 // identity.Lookups puts it behind a breaker.

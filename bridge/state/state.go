@@ -34,6 +34,9 @@ type UserState struct {
 	// presence), seen overriding the app session in Graph's aggregate. The
 	// bridge records it and never fights it.
 	Manual *ManualStatus `json:"manual,omitempty"`
+	// Status is the status message the writer keeps for the user (see
+	// StatusMessage), nil when it keeps none.
+	Status *StatusMessage `json:"status,omitempty"`
 	// LastEvent is the newest event applied, kept for dead letters.
 	LastEvent *adapters.Event `json:"lastEvent,omitempty"`
 }
@@ -84,6 +87,18 @@ type Told struct {
 type ManualStatus struct {
 	Pair  adapters.Pair `json:"pair"`
 	Since time.Time     `json:"since"`
+}
+
+// StatusMessage is what the writer knows of the user's status message:
+// the text it set (Text, until Expires), or a message the user wrote
+// themself (UserText), which it leaves alone, or a text Graph refused
+// (Refused), not sent again until the text wanted changes.
+type StatusMessage struct {
+	Text     string    `json:"text,omitempty"`
+	Expires  time.Time `json:"expires,omitzero"`
+	UserText string    `json:"userText,omitempty"`
+	Refused  string    `json:"refused,omitempty"`
+	At       time.Time `json:"at"`
 }
 
 // Failure is a desired state Graph refused.

@@ -55,6 +55,10 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 			if t.state.Manual != nil {
 				snap.manual = &t.state.Manual.Pair
 			}
+			if t.state.Status != nil {
+				status := *t.state.Status
+				snap.status = &status
+			}
 			told[id] = snap
 		}
 	}
@@ -67,16 +71,19 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 }
 
 // readSnapshot is what the writer knew of a user when a read began: the
-// session Graph was told and the manual status on record.
+// session Graph was told, the manual status and the status message on
+// record.
 type readSnapshot struct {
 	told   state.Told
 	manual *adapters.Pair
+	status *state.StatusMessage
 }
 
 // read compares Graph's aggregate with what each user's app session was
 // told and records the difference: a status set by hand is noted and
 // left alone; a session Graph no longer has is forgotten, so the writer
-// sets it again.
+// sets it again. With status messages on, it also records a status
+// message the user wrote (compareStatus), which the writer leaves alone.
 func (w *writer) read(ctx context.Context, reader PresenceReader, told map[string]readSnapshot, at time.Time) error {
 	ids := make([]string, 0, len(told))
 	for id := range told {
@@ -95,13 +102,21 @@ func (w *writer) read(ctx context.Context, reader PresenceReader, told map[strin
 			continue
 		}
 		was := snap.told
-		lost, manual := compareAggregate(*was.Pair, got)
-		if !lost && adapters.SamePair(manual, snap.manual) {
+		lost, manual := compareAggregate(*was.Pair, got.Pair)
+		status, statusChanged := snap.status, false
+		if len(w.e.opts.StatusMessages) > 0 {
+			status, statusChanged = compareStatus(snap.status, got.StatusText, at)
+		}
+		if !lost && adapters.SamePair(manual, snap.manual) && !statusChanged {
 			continue // nothing new to record
 		}
 		_, _, err := w.e.store.Update(ctx, w.tenant.ID, id, func(s *state.UserState) bool {
 			if s.Pending != nil || s.Told == nil || !adapters.SamePair(s.Told.Pair, was.Pair) || !s.Told.At.Equal(was.At) {
 				return false // the session changed since the read began
+			}
+			statusNow := statusChanged && sameStatus(s.Status, snap.status)
+			if statusNow {
+				s.Status = status
 			}
 			switch {
 			case lost:
@@ -111,7 +126,7 @@ func (w *writer) read(ctx context.Context, reader PresenceReader, told map[strin
 			case manual != nil && (s.Manual == nil || s.Manual.Pair != *manual):
 				s.Manual = &state.ManualStatus{Pair: *manual, Since: at}
 			default:
-				return false
+				return statusNow
 			}
 			return true
 		})

@@ -31,7 +31,22 @@ type GraphWriter interface {
 // by user id. A GraphWriter that also implements it lets the writers
 // notice statuses users set by hand.
 type PresenceReader interface {
-	GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]adapters.Pair, error)
+	GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]Aggregate, error)
+}
+
+// Aggregate is a user's presence as Graph shows it to the application:
+// the aggregated pair and the text of the status message, "" when none.
+type Aggregate struct {
+	Pair       adapters.Pair
+	StatusText string
+}
+
+// StatusMessenger sets and clears users' status messages. The writers
+// set status messages (Options.StatusMessages) through a GraphWriter
+// that is also a StatusMessenger and a PresenceReader.
+type StatusMessenger interface {
+	SetStatusMessage(ctx context.Context, tenant, userID, text string, expires time.Time) error
+	ClearStatusMessage(ctx context.Context, tenant, userID string) error
 }
 
 // DeadLetter is a change Graph refused for good.
@@ -98,6 +113,13 @@ type Options struct {
 	// users it holds a session for, to record manual statuses; zero turns
 	// it off, and so does a Graph that is no PresenceReader.
 	ObserveEvery time.Duration
+	// StatusMessages is the status message set while a kind of claim
+	// ("call", "conference_call", "ringing", "meeting") sets the session,
+	// none for a kind left out; empty turns status messages off. Each
+	// message expires StatusExpiry after it was set (default an hour) and
+	// is set again before that while the claim lasts (status.go).
+	StatusMessages map[string]string
+	StatusExpiry   time.Duration
 	// Tick is how often writers look at their timers and queues.
 	Tick   time.Duration
 	Clock  state.Clock
@@ -163,6 +185,14 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 		}
 		if opts.Tenants[i].Window <= 0 {
 			opts.Tenants[i].Window = DefaultBudgetWindow
+		}
+	}
+	if len(opts.StatusMessages) > 0 {
+		if _, ok := opts.Graph.(statusGraph); !ok {
+			return nil, errors.New("writer: status messages need a Graph that reads presence and sets status messages")
+		}
+		if opts.StatusExpiry <= 0 {
+			opts.StatusExpiry = DefaultStatusExpiry
 		}
 	}
 	if opts.Tick == 0 {

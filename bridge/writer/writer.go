@@ -325,6 +325,10 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		}
 	}
 	told := t.state.Told
+	_, statusDue, statusAt := w.statusDue(t.state, want, now)
+	if !statusAt.IsZero() {
+		soon(statusAt)
+	}
 	switch {
 	case t.state.Failed != nil && adapters.SamePair(t.state.Failed.Pair, want):
 		// Graph refused exactly this; wait for the claims to change.
@@ -332,6 +336,8 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		w.changes.push(userID) // an earlier call's outcome is unknown
 	case !adapters.SamePair(toldPair(told), want) && !(told == nil && want == nil):
 		w.changes.push(userID)
+	case statusDue:
+		w.changes.push(userID) // the status message, once the session is right
 	case want != nil:
 		if due := w.dueAt(userID, told); now.Before(due) {
 			soon(due)
@@ -424,7 +430,11 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 			return
 		}
 		want, needed := w.need(userID, now)
-		if needed && !w.budget.allow(now) {
+		text, status := "", false
+		if !needed {
+			text, status = w.statusNeed(userID, now)
+		}
+		if (needed || status) && !w.budget.allow(now) {
 			return
 		}
 		if keepAlive {
@@ -432,13 +442,17 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 		} else {
 			w.changes.pop()
 		}
-		if !needed {
+		if !needed && !status {
 			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionCoalesced, nil, nil, now))
 			continue
 		}
 		w.users[userID].inFlight = true
 		w.inFlight++
 		w.started.Add(1)
+		if status {
+			go w.callStatus(ctx, userID, text, w.users[userID].state.Status)
+			continue
+		}
 		if keepAlive {
 			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionKeepAlive, want, nil, now))
 		}
@@ -550,6 +564,9 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 				s.Told.Expires = at.Add(exp)
 			} else {
 				s.Manual = nil // only recorded while there is a session to hide
+				if s.Status != nil && s.Status.Text == "" {
+					s.Status = nil // the next session reads the user's message again
+				}
 			}
 			return true
 		})
@@ -703,10 +720,11 @@ func (w *writer) forget(t *tracked, userID string) {
 
 // emptyAt returns when st, with no session and nothing under way, will
 // hold nothing once pruned (so that its key can go), and false when it
-// holds a session, a pending call, a refusal or a manual status, or when
-// its claims outlive any horizon worth a timer.
+// holds a session, a pending call, a refusal, a manual status or a status
+// message the writer set, or when its claims outlive any horizon worth a
+// timer.
 func emptyAt(st state.UserState, now time.Time, r state.Rules) (time.Time, bool) {
-	if hasSession(st) || st.Pending != nil || st.Failed != nil || st.Manual != nil {
+	if hasSession(st) || st.Pending != nil || st.Failed != nil || st.Manual != nil || (st.Status != nil && st.Status.Text != "") {
 		return time.Time{}, false
 	}
 	if prunedEmpty(st, r, now) {
