@@ -56,6 +56,7 @@ type Bridge struct {
 	directory   *identity.Directory
 	stopWriters func()
 	stopConsume func()
+	live        live // what Reload changes (reload.go)
 
 	stopConnecting func()        // ends keepConnecting
 	connecting     chan struct{} // closed when keepConnecting returns
@@ -357,7 +358,7 @@ func (b *Bridge) startHTTP() error {
 	}
 	router := ingest.NewRouter(ingest.Options{
 		Publisher:       b.events,
-		Sources:         sources,
+		Live:            b.startLive(sources),
 		BodyLimit:       b.cfg.HTTP.BodyLimit,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
 		Ready:           b.Ready,
@@ -376,6 +377,7 @@ func (b *Bridge) startHTTP() error {
 		Resolve:     b.resolveForAdmin,
 		Stages:      b.runningStages,
 		Tenants:     tenantIDs,
+		Sources:     b.adminSources,
 	})
 	ln, err := net.Listen("tcp", b.cfg.HTTP.Listen)
 	if err != nil {

@@ -12,8 +12,13 @@ import (
 // ingestSources turns the configured sources into what the HTTP front
 // needs: bearer tokens for /v1/events and an adapter per webhook path.
 func (b *Bridge) ingestSources() ([]ingest.Source, error) {
-	out := make([]ingest.Source, 0, len(b.cfg.Sources))
-	for i, s := range b.cfg.Sources {
+	return b.buildSources(b.cfg.Sources)
+}
+
+// buildSources builds the HTTP front's sources from configured ones.
+func (b *Bridge) buildSources(sources []config.Source) ([]ingest.Source, error) {
+	out := make([]ingest.Source, 0, len(sources))
+	for i, s := range sources {
 		var deps catalog.Deps
 		if c, err := b.graph.Client(s.Tenant); err == nil {
 			deps.Graph = c

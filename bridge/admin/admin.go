@@ -37,6 +37,8 @@ type Deps struct {
 	Stages func() (*state.Store, *writer.Pool, state.Rules)
 	// Tenants are the configured tenant ids.
 	Tenants []string
+	// Sources returns the configured sources (sources.go).
+	Sources func() []Source
 }
 
 // registerAdmin adds the token-protected dead-letter endpoints:
@@ -46,6 +48,7 @@ type Deps struct {
 //	DELETE /v1/admin/deadletters
 //	GET    /v1/admin/users/{tenant}/{user}   (the stored state of a user)
 //	GET    /v1/admin/tenants                 (each tenant's writer, as this bridge sees it)
+//	GET    /v1/admin/sources                 (the configured sources, without secrets)
 //
 // Without admin.token they answer 404, so nothing is open by accident.
 func Register(r *gin.Engine, d Deps) {
@@ -107,6 +110,7 @@ func Register(r *gin.Engine, d Deps) {
 		desired, _ := st.Desired(rules, time.Now())
 		c.JSON(http.StatusOK, gin.H{"state": st, "desired": desired})
 	})
+	registerSources(g, d)
 	g.GET("/tenants", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"tenants": tenantViews(d)})
 	})
