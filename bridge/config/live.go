@@ -280,3 +280,13 @@ func (c *Config) Warnings() []string {
 	}
 	return warnings
 }
+
+// DirectoryFileOf returns the directory_file a configuration document
+// names, as written, even when the document is otherwise invalid.
+func DirectoryFileOf(data []byte) string {
+	var doc struct {
+		DirectoryFile string `yaml:"directory_file"`
+	}
+	_ = yaml.Unmarshal(data, &doc)
+	return doc.DirectoryFile
+}
