@@ -1,13 +1,16 @@
 package bridge_test
 
 import (
+	"bytes"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/adapters/generic"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 )
 
@@ -90,5 +93,48 @@ func TestAdminSources(t *testing.T) {
 	}
 	if strings.Contains(string(body), "demo-token") {
 		t.Fatal("the sources endpoint shows a token")
+	}
+}
+
+// TestReloadWebhookSecret rotates a webhook source's signing secret: the
+// source's own path checks the new secret at once.
+func TestReloadWebhookSecret(t *testing.T) {
+	const newSecret = "whsec_c2Vjb25kLXNlY3JldC1mb3ItdGhlLXRlc3Q="
+	yaml := strings.Replace(testConfig(t), "admin: {token: admin-token}", "  - {name: signed, type: generic, secret: "+whsec+"}\nadmin: {token: admin-token}", 1)
+	b := startBridge(t, yaml)
+	send := func(secret, id string) int {
+		body := []byte(`{"id":"` + id + `","source":"signed","type":"call","user":"ext:1001","occurredAt":"` + time.Now().UTC().Format(time.RFC3339) + `","callId":"s","state":"active"}`)
+		key, err := generic.DecodeSecret(secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := strconv.FormatInt(time.Now().Unix(), 10)
+		req, _ := http.NewRequest(http.MethodPost, "http://"+b.Addr()+"/v1/hooks/signed", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("webhook-id", id)
+		req.Header.Set("webhook-timestamp", ts)
+		req.Header.Set("webhook-signature", generic.Sign(key, id, ts, body))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := send(whsec, "m1"); code != http.StatusAccepted {
+		t.Fatalf("before reload: %d", code)
+	}
+	cfg, err := config.Parse([]byte(strings.Replace(yaml, whsec, newSecret, 1)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if code := send(whsec, "m2"); code == http.StatusAccepted {
+		t.Fatal("the old secret still works after reload")
+	}
+	if code := send(newSecret, "m3"); code != http.StatusAccepted {
+		t.Fatalf("the new secret after reload: %d", code)
 	}
 }
