@@ -204,8 +204,10 @@ func writeTree(w io.Writer, v any, indent string) {
 				fmt.Fprintf(w, "%s- %s\n", indent, cell(item))
 				continue
 			}
-			fmt.Fprintf(w, "%s-\n", indent)
-			writeTree(w, item, indent+"  ")
+			// "- " takes the place of the item's indent on its first line.
+			var b strings.Builder
+			writeTree(&b, item, indent+"  ")
+			fmt.Fprint(w, indent+"- "+strings.TrimPrefix(b.String(), indent+"  "))
 		}
 	default:
 		fmt.Fprintln(w, indent+cell(x))
