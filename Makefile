@@ -46,8 +46,13 @@ soak: ## Run the soak and chaos test for SOAK (default 10m) against two restarti
 sdk-test: ## Drive the Graph emulator with the official Microsoft Graph SDK for Go (slow to compile).
 	$(GO) test -tags msgraphsdk -run TestOfficialSDK -count=1 ./graphclient/emulator/
 
-build: ## Build a static binary.
-	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o presence-bridge ./cmd/presence-bridge
+# The version and revision `presence-bridge --version` prints; without
+# them the binary reads Go's embedded build information.
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null)
+REVISION ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)
+
+build: ## Build a static binary stamped with VERSION and REVISION (from git).
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w -X main.version=$(VERSION) -X main.revision=$(REVISION)' -o presence-bridge ./cmd/presence-bridge
 
 docker: ## Build the container image, labelled with the version.
 	docker build --build-arg VERSION="$$(git describe --tags --always --dirty 2>/dev/null || echo dev)" \

@@ -69,6 +69,7 @@ type Bridge struct {
 	stopWriters func()
 	stopConsume func()
 	sources     *sourceRunners // connect-out sources (sources_run.go)
+	live        live           // what Reload changes (reload.go)
 
 	stopConnecting func()        // ends keepConnecting
 	connecting     chan struct{} // closed when keepConnecting returns
@@ -409,7 +410,7 @@ func (b *Bridge) startHTTP() error {
 	}
 	router := ingest.NewRouter(ingest.Options{
 		Publisher:       b.events,
-		Sources:         sources,
+		Live:            b.startLive(sources),
 		BodyLimit:       b.cfg.HTTP.BodyLimit,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
 		Ready:           b.Ready,
@@ -454,10 +455,6 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
 	}
-	sources := make([]admin.Source, len(b.cfg.Sources))
-	for i, s := range b.cfg.Sources {
-		sources[i] = admin.Source{Name: s.Name, Type: s.Type, Tenant: s.Tenant, Path: s.Path}
-	}
 	now := time.Now
 	if b.clock != nil {
 		now = b.clock.Now
@@ -469,7 +466,7 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 		Stages:      b.runningStages,
 		Tenants:     tenantIDs,
 		History:     b.userHistory,
-		Sources:     sources,
+		Sources:     b.adminSources,
 		Metrics:     b.metrics.Registry(),
 		Now:         now,
 	})

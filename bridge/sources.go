@@ -12,8 +12,14 @@ import (
 // ingestSources turns the configured sources into what the HTTP front
 // needs: bearer tokens for /v1/events and an adapter per webhook path.
 func (b *Bridge) ingestSources() ([]ingest.Source, error) {
-	out := make([]ingest.Source, 0, len(b.cfg.Sources))
-	for i, s := range b.cfg.Sources {
+	return b.buildSources(b.cfg.Sources)
+}
+
+// buildSources builds the HTTP front's sources from configured ones; the
+// sources that connect out have none.
+func (b *Bridge) buildSources(sources []config.Source) ([]ingest.Source, error) {
+	out := make([]ingest.Source, 0, len(sources))
+	for i, s := range sources {
 		if catalog.ConnectsOut(s.Type) {
 			continue // no webhook: it runs (sources_run.go)
 		}

@@ -55,7 +55,6 @@ func userRecord(t *testing.T, b *bridge.Bridge, user string) (status *statusReco
 	return view.State.Status, view.State.Told != nil && len(view.State.Told.Pair) > 0 && string(view.State.Told.Pair) != "null"
 }
 
-
 // message returns the status message the emulator shows for user, nil
 // when none.
 func message(em *emulator.Emulator, user string) *emulator.StatusMessageView {

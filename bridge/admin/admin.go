@@ -42,18 +42,14 @@ type Deps struct {
 	Tenants []string
 	// History returns a user's history, nil when none is kept.
 	History func(ctx context.Context, tenant, userID string) ([]history.Entry, error)
-	// Sources are the configured sources, for the status page.
-	Sources []Source
+	// Sources returns the configured sources, for the status page and
+	// GET /v1/admin/sources (sources.go).
+	Sources func() []Source
 	// Metrics is the bridge's registry; the status page shows the
 	// tenants' and sources' figures it holds.
 	Metrics prometheus.Gatherer
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
-}
-
-// Source is what the status page shows of a configured source.
-type Source struct {
-	Name, Type, Tenant, Path string
 }
 
 // Register adds the token-protected admin endpoints:
@@ -63,6 +59,7 @@ type Source struct {
 //	DELETE /v1/admin/deadletters
 //	GET    /v1/admin/users/{tenant}/{user}   (a user's state, open calls, pending call and history)
 //	GET    /v1/admin/tenants                 (each tenant's writer, as this bridge sees it)
+//	GET    /v1/admin/sources                 (the configured sources, without secrets)
 //
 // Without admin.token they answer 404, so nothing is open by accident.
 //
@@ -116,6 +113,7 @@ func Register(r *gin.Engine, d Deps) {
 		}
 		c.JSON(http.StatusOK, v)
 	})
+	registerSources(g, d)
 	g.GET("/tenants", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"tenants": tenantViews(d)})
 	})

@@ -212,7 +212,7 @@ func statusData(c *gin.Context, d Deps, a *pageAuth) pageData {
 		}
 		data.Tenants = append(data.Tenants, row)
 	}
-	for _, s := range d.Sources {
+	for _, s := range d.sourceList() {
 		row := sourceRow{Source: s, LastEvent: m.lastEvent(s.Name)}
 		for reason, n := range m.rejections(s.Name) {
 			row.Rejections = append(row.Rejections, rejection{reason, n})

@@ -135,7 +135,9 @@ func newFixture(t *testing.T) *fixture {
 		Stages:  func() (*state.Store, *writer.Pool, state.Rules) { return store, nil, rules },
 		Tenants: []string{"contoso.example"},
 		History: func(context.Context, string, string) ([]history.Entry, error) { return entries, nil },
-		Sources: []admin.Source{{Name: "pbx-main", Type: "generic", Tenant: "contoso.example", Path: "/v1/hooks/pbx-main"}, {Name: "calendar", Type: "graphcalendar", Tenant: "contoso.example", Path: "/v1/hooks/calendar"}},
+		Sources: func() []admin.Source {
+			return []admin.Source{{Name: "pbx-main", Type: "generic", Tenant: "contoso.example", Path: "/v1/hooks/pbx-main"}, {Name: "calendar", Type: "graphcalendar", Tenant: "contoso.example", Path: "/v1/hooks/calendar"}}
+		},
 		Metrics: reg,
 		Now:     func() time.Time { return now },
 	})

@@ -27,9 +27,12 @@ type Config struct {
 	Graph     Graph             `yaml:"graph"`
 	Presence  Presence          `yaml:"presence"`
 	Directory map[string]string `yaml:"directory"`
-	Worker    Worker            `yaml:"worker"`
-	Sources   []Source          `yaml:"sources"`
-	Admin     Admin             `yaml:"admin"`
+	// DirectoryFile names a CSV (key,user) or YAML file of more directory
+	// entries; SIGHUP or a change of the file reloads it (live.go).
+	DirectoryFile string   `yaml:"directory_file"`
+	Worker        Worker   `yaml:"worker"`
+	Sources       []Source `yaml:"sources"`
+	Admin         Admin    `yaml:"admin"`
 }
 
 // Log sets the logger.
@@ -306,20 +309,21 @@ func Parse(data []byte, baseDir string) (*Config, error) {
 	if err := yaml.Unmarshal(data, &root); err != nil {
 		return nil, &Error{Problems: []string{yamlProblem(err)}}
 	}
-	if problems := unknownKeys(&root, reflect.TypeOf(Config{}), ""); len(problems) > 0 {
-		return nil, &Error{Problems: problems}
-	}
+	// Unknown keys and values of the wrong type are reported with their
+	// paths, together with every other problem (live.go).
+	problems := append(unknownKeys(&root, reflect.TypeOf(Config{}), ""), scalarProblems(&root, reflect.TypeOf(Config{}), "")...)
 	cfg := Default()
 	if len(bytes.TrimSpace(data)) > 0 {
 		dec := yaml.NewDecoder(bytes.NewReader(data))
 		dec.KnownFields(true)
-		if err := dec.Decode(cfg); err != nil {
+		if err := dec.Decode(cfg); err != nil && len(problems) == 0 {
 			return nil, &Error{Problems: []string{yamlProblem(err)}}
 		}
 	}
 	cfg.Graph.Emulator.SetDefaults()
 	cfg.applyDerivedDefaults()
-	problems := cfg.resolveSecrets(baseDir)
+	problems = append(problems, cfg.resolveSecrets(baseDir)...)
+	problems = append(problems, cfg.loadDirectoryFile(baseDir)...)
 	problems = append(problems, cfg.validate()...)
 	if len(problems) > 0 {
 		return nil, &Error{Problems: problems}

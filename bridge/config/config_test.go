@@ -157,8 +157,12 @@ sources:
 		{"unknown status message kind", minimal + "presence: {status_messages: {presenting: x}}\n", []string{
 			"presence.status_messages.presenting: unknown key (line 7)",
 		}},
-		{"wrong type", minimal + "http: {body_limit: lots}\n", []string{
-			"yaml: line 7: cannot unmarshal !!str `lots` into int64",
+		{"wrong types, each with its path", minimal + "http: {body_limit: lots, read_timeout: 10 parsecs}\ngraph2: 1\nnats: {embedded: maybe, ack_wait: 5}\n", []string{
+			"graph2: unknown key (line 8)",
+			`http.body_limit: must be a whole number (got "lots", line 7)`,
+			`http.read_timeout: must be a duration such as 30s, 5m or 4h (got "10 parsecs", line 7)`,
+			`nats.embedded: must be true or false (got "maybe", line 9)`,
+			`nats.ack_wait: must be a duration such as 30s, 5m or 4h (got "5", line 9)`,
 		}},
 	}
 	for _, tt := range tests {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/singleflight"
@@ -72,7 +73,7 @@ type Options struct {
 // Directory resolves users. It is safe for concurrent use.
 type Directory struct {
 	opts    Options
-	entries map[string]string
+	entries atomic.Pointer[map[string]string]
 	flights singleflight.Group
 
 	mu        sync.Mutex
@@ -93,11 +94,20 @@ func New(opts Options) *Directory {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	normalized := make(map[string]string, len(opts.Entries))
-	for k, v := range opts.Entries {
+	d := &Directory{opts: opts, cache: map[string]cached{}}
+	d.Replace(opts.Entries)
+	return d
+}
+
+// Replace swaps the configured entries for entries at once: a Resolve
+// sees either the old directory or the new one, never a mix. Lookups
+// already cached from Graph stay.
+func (d *Directory) Replace(entries map[string]string) {
+	normalized := make(map[string]string, len(entries))
+	for k, v := range entries {
 		normalized[Normalize(k)] = strings.TrimSpace(v)
 	}
-	return &Directory{opts: opts, entries: normalized, cache: map[string]cached{}}
+	d.entries.Store(&normalized)
 }
 
 // Normalize puts a key in the one form adapters emit (see
@@ -109,7 +119,7 @@ func Normalize(key string) string { return adapters.NormalizeIdentity(key) }
 // the same user share one lookup.
 func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, error) {
 	target := user
-	if mapped, ok := d.entries[Normalize(user)]; ok {
+	if mapped, ok := (*d.entries.Load())[Normalize(user)]; ok {
 		target = mapped
 	}
 	if IsObjectID(target) {

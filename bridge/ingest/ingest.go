@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -43,6 +44,9 @@ type Source struct {
 type Options struct {
 	Publisher Publisher
 	Sources   []Source
+	// Live, when set, is served instead of Sources, so that a reload can
+	// swap the sources' credentials and adapters (see SourceSet).
+	Live      *SourceSet
 	BodyLimit int64
 	// Ready reports whether the bridge can take events (JetStream up).
 	Ready func(ctx context.Context) error
@@ -93,6 +97,9 @@ func NewRouter(opts Options) *gin.Engine {
 	r := gin.New()
 	r.HandleMethodNotAllowed = true
 	r.ContextWithFallback = true
+	if opts.Live == nil {
+		opts.Live = NewSourceSet(opts.Sources)
+	}
 	h := &handler{opts: opts, rejections: logthrottle.New(rejectionLogEvery)}
 	r.Use(h.recover, h.count)
 	r.NoRoute(func(c *gin.Context) { writeError(c, http.StatusNotFound, "not_found", "no such endpoint", nil) })
@@ -102,7 +109,7 @@ func NewRouter(opts Options) *gin.Engine {
 	r.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	r.GET("/readyz", h.ready)
 	r.POST("/v1/events", h.events)
-	for _, s := range opts.Sources {
+	for _, s := range opts.Live.Sources() {
 		if s.Adapter == nil {
 			continue
 		}
@@ -246,7 +253,7 @@ func (h *handler) sourceByToken(header string) (Source, bool) {
 		return Source{}, false
 	}
 	found, match := Source{}, false
-	for _, s := range h.opts.Sources {
+	for _, s := range h.opts.Live.Sources() {
 		// Compare against every token so the time taken does not tell which
 		// source matched.
 		if s.Token != "" && subtle.ConstantTimeCompare([]byte(s.Token), []byte(token)) == 1 {
@@ -262,6 +269,11 @@ type hookHandler struct {
 }
 
 func (h *hookHandler) serve(c *gin.Context) {
+	h, ok := h.current()
+	if !ok {
+		writeError(c, http.StatusNotFound, "not_found", "no such endpoint", nil)
+		return
+	}
 	defer h.observe(c, h.source.Name, false)
 	if hs, ok := h.source.Adapter.(adapters.Handshaker); ok && hs.Handshake(c.Writer, c.Request) {
 		return
@@ -273,6 +285,40 @@ func (h *hookHandler) serve(c *gin.Context) {
 	}
 	responder, _ := h.source.Adapter.(adapters.Responder)
 	h.publish(c, events, responder)
+}
+
+// SourceSet holds the sources a router serves. Replace swaps them at once:
+// a request sees the old set or the new one, and one in flight finishes
+// with the set it began with, so a reload drops no event.
+type SourceSet struct{ p atomic.Pointer[[]Source] }
+
+// NewSourceSet returns a set holding sources.
+func NewSourceSet(sources []Source) *SourceSet {
+	s := &SourceSet{}
+	s.Replace(sources)
+	return s
+}
+
+// Replace swaps the set's sources for sources. Webhook routes are made
+// when the router is built: a source whose path is new is served on
+// /v1/events at once, on its own path only after a restart.
+func (s *SourceSet) Replace(sources []Source) {
+	sources = append([]Source(nil), sources...)
+	s.p.Store(&sources)
+}
+
+// Sources returns the current sources; callers must not modify them.
+func (s *SourceSet) Sources() []Source { return *s.p.Load() }
+
+// current returns the hook for the source now served on this hook's path,
+// or false when a reload removed it.
+func (h *hookHandler) current() (*hookHandler, bool) {
+	for _, s := range h.opts.Live.Sources() {
+		if s.Path == h.source.Path && s.Adapter != nil {
+			return &hookHandler{handler: h.handler, source: s}, true
+		}
+	}
+	return nil, false
 }
 
 func (h *handler) recover(c *gin.Context) {
