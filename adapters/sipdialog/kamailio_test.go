@@ -129,6 +129,14 @@ func TestKamailio(t *testing.T) {
 	p1.Register()
 	p2.Register()
 	c = p1.Dial("1002")
+	// Answered only once both ring, as in the first call: Kamailio can
+	// lose the callee's dialog state when the answer overtakes the
+	// ringing publication ("No E_Tag match").
+	waitFor(t, "a call after the restart, ringing for both", func() bool {
+		_, a := rec.find(alice, "ringing", first.CallID)
+		_, b := rec.find(bob, "ringing", first.CallID)
+		return a && b
+	})
 	p2.Answer()
 	waitFor(t, "a call after the restart, active for both", func() bool {
 		_, a := rec.find(alice, "active", first.CallID)
