@@ -138,7 +138,7 @@ func (s *Store) Apply(ctx context.Context, tenant, userID string, events ...adap
 	now := s.clock.Now()
 	r := s.rules
 	protect := claimID(events[len(events)-1])
-	_, _, err := s.update(ctx, tenant, userID, s.maxSize, true, func(st *UserState) bool {
+	_, _, err := s.UpdateWithin(ctx, tenant, userID, s.maxSize, func(st *UserState) bool {
 		st.Tenant, st.UserID = tenant, userID
 		changed := false
 		for _, ev := range events {
@@ -218,16 +218,14 @@ func (s *Store) Update(ctx context.Context, tenant, userID string, change func(*
 // on the encoded state: while the state is larger, shrink is asked to make
 // it smaller; when it can not, nothing is written and the error wraps
 // ErrStateTooLarge. Any other failure to write is worth retrying.
+//
+// It starts from the state this Store last read or wrote for the user,
+// when it has one, instead of reading it: the compare-and-set still fails
+// when anyone changed the state since, and the state is then read. A
+// decision to write nothing is only ever taken on a state just read. So
+// change may run more than once, and must change nothing but the state
+// it is given.
 func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
-	return s.update(ctx, tenant, userID, limit, false, change, shrink)
-}
-
-// update is UpdateWithin; with fromRecent, it starts from the state this
-// Store last read or wrote for the user, when it has one, instead of
-// reading it: the compare-and-set still fails when anyone changed the
-// state since, and the state is then read. A decision to write nothing is
-// only ever taken on a state just read.
-func (s *Store) update(ctx context.Context, tenant, userID string, limit int, fromRecent bool, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	key := UserKey(tenant, userID)
 	for attempt := 0; attempt < 100; attempt++ {
 		var st UserState
@@ -235,7 +233,7 @@ func (s *Store) update(ctx context.Context, tenant, userID string, limit int, fr
 		var data []byte
 		var err error
 		recent := false
-		if fromRecent && attempt == 0 {
+		if attempt == 0 {
 			rev, data, recent = s.recent.get(key)
 		}
 		if recent {
