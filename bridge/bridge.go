@@ -431,21 +431,31 @@ func (b *Bridge) startHTTP() error {
 			return err
 		}
 	}
-	ln, err := net.Listen("tcp", b.cfg.HTTP.Listen)
+	ln, server, done, err := b.serve("http", b.cfg.HTTP.Listen, router)
 	if err != nil {
-		return fmt.Errorf("http listen: %w", err)
+		return err
 	}
-	b.listener = ln
-	b.server = &http.Server{
-		Handler:           router,
+	b.listener, b.server, b.serveDone = ln, server, done
+	b.log.Info("presence bridge listening", "addr", ln.Addr().String())
+	return nil
+}
+
+// serve listens on addr and serves h there until the server is shut
+// down; done receives what Serve returned.
+func (b *Bridge) serve(what, addr string, h http.Handler) (net.Listener, *http.Server, chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("%s listen: %w", what, err)
+	}
+	server := &http.Server{
+		Handler:           h,
 		ReadHeaderTimeout: b.cfg.HTTP.ReadTimeout,
 		ReadTimeout:       b.cfg.HTTP.ReadTimeout,
 		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
 	}
-	b.serveDone = make(chan error, 1)
-	go func() { b.serveDone <- b.server.Serve(ln) }()
-	b.log.Info("presence bridge listening", "addr", ln.Addr().String())
-	return nil
+	done := make(chan error, 1)
+	go func() { done <- server.Serve(ln) }()
+	return ln, server, done, nil
 }
 
 // registerOperations adds /metrics, the admin API and the status page to r.
@@ -474,19 +484,11 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 
 // startOperations serves r on admin.listen, the operations listener.
 func (b *Bridge) startOperations(r *gin.Engine) error {
-	ln, err := net.Listen("tcp", b.cfg.Admin.Listen)
+	ln, server, done, err := b.serve("admin", b.cfg.Admin.Listen, r)
 	if err != nil {
-		return fmt.Errorf("admin listen: %w", err)
+		return err
 	}
-	b.opsListener = ln
-	b.ops = &http.Server{
-		Handler:           r,
-		ReadHeaderTimeout: b.cfg.HTTP.ReadTimeout,
-		ReadTimeout:       b.cfg.HTTP.ReadTimeout,
-		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
-	}
-	b.opsDone = make(chan error, 1)
-	go func() { b.opsDone <- b.ops.Serve(ln) }()
+	b.opsListener, b.ops, b.opsDone = ln, server, done
 	b.log.Info("operations listening (metrics, admin API, status page)", "addr", ln.Addr().String())
 	return nil
 }
