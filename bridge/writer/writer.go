@@ -209,6 +209,11 @@ func (w *writer) run(ctx context.Context) error {
 				w.drop(entry.Key())
 				continue
 			}
+			if id, ok := w.keys[entry.Key()]; ok {
+				if t := w.users[id]; t != nil && entry.Revision() <= t.rev {
+					continue // its own write, already taken in; take would skip it
+				}
+			}
 			var st state.UserState
 			if err := json.Unmarshal(entry.Value(), &st); err != nil {
 				w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
