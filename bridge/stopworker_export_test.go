@@ -35,3 +35,10 @@ func (b *Bridge) Processed() float64 {
 
 // Applied is how many events the apply stage has applied.
 func (b *Bridge) Applied() float64 { return b.metrics.Outcome("applied") }
+
+// WriterCaughtUp reports whether this bridge writes for tenant and its
+// writer has read the states stored before it started.
+func (b *Bridge) WriterCaughtUp(tenant string) bool {
+	_, w, _ := b.runningStages()
+	return w != nil && w.CaughtUp(tenant)
+}

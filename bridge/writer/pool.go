@@ -239,6 +239,14 @@ func (e *Pool) Writing(tenant string) bool {
 	return e.writer(tenant) != nil
 }
 
+// CaughtUp reports whether this instance writes for tenant and its writer
+// has read every user state stored before it started: from then on each
+// event it sees is new, and its latency is measured.
+func (e *Pool) CaughtUp(tenant string) bool {
+	w := e.writer(tenant)
+	return w != nil && w.caughtUpShared.Load()
+}
+
 func (e *Pool) writer(tenant string) *writer {
 	e.mu.Lock()
 	defer e.mu.Unlock()

@@ -90,6 +90,8 @@ type writer struct {
 	// caughtUp: the watch has delivered the states stored before the
 	// writer started (their events are not measured by observeLatency).
 	caughtUp bool
+	// caughtUpShared is caughtUp for other goroutines (Pool.CaughtUp).
+	caughtUpShared atomic.Bool
 
 	// forgetting counts the deletions of empty user states under way.
 	forgetting sync.WaitGroup
@@ -202,6 +204,7 @@ func (w *writer) run(ctx context.Context) error {
 			}
 			if entry == nil {
 				w.caughtUp = true // the states stored before the writer started are in
+				w.caughtUpShared.Store(true)
 				continue
 			}
 			w.watched.Store(entry.Revision())
