@@ -207,23 +207,10 @@ func (w *writer) run(ctx context.Context) error {
 				w.caughtUpShared.Store(true)
 				continue
 			}
+			w.takeEntry(entry)
+			// Stored once the entry is taken in, so that whoever waits for
+			// a revision finds its state in the writer.
 			w.watched.Store(entry.Revision())
-			if entry.Operation() != jetstream.KeyValuePut {
-				w.drop(entry.Key())
-				continue
-			}
-			if id, ok := w.keys[entry.Key()]; ok {
-				if t := w.users[id]; t != nil && entry.Revision() <= t.rev {
-					continue // its own write, already taken in; take would skip it
-				}
-			}
-			var st state.UserState
-			if err := json.Unmarshal(entry.Value(), &st); err != nil {
-				w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
-				continue
-			}
-			w.keys[entry.Key()] = st.UserID
-			w.take(st, entry.Revision())
 		case r := <-w.results:
 			w.inFlight--
 			w.handle(r)
@@ -257,6 +244,28 @@ func (w *writer) drain() {
 
 // take takes in a version of a user's state; an older one than the
 // writer holds (its own record of a call, arriving after a newer event)
+// takeEntry takes in one watched entry: a deleted user is dropped, a
+// state at a revision the writer already holds (its own write) is not
+// decoded again, any other is taken in.
+func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
+	if entry.Operation() != jetstream.KeyValuePut {
+		w.drop(entry.Key())
+		return
+	}
+	if id, ok := w.keys[entry.Key()]; ok {
+		if t := w.users[id]; t != nil && entry.Revision() <= t.rev {
+			return
+		}
+	}
+	var st state.UserState
+	if err := json.Unmarshal(entry.Value(), &st); err != nil {
+		w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
+		return
+	}
+	w.keys[entry.Key()] = st.UserID
+	w.take(st, entry.Revision())
+}
+
 // is ignored.
 func (w *writer) take(st state.UserState, rev uint64) {
 	t := w.users[st.UserID]
