@@ -298,12 +298,17 @@ sources: [{name: demo, type: generic, token: x}]
 	path := filepath.Join(dir, "c.yaml")
 	os.WriteFile(path, []byte(cfg), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
-	var errOut bytes.Buffer
+	errOut := &syncWriter{w: &bytes.Buffer{}}
 	done := make(chan int)
 	go func() {
-		done <- run(ctx, []string{"--config", path}, &env{stdout: io.Discard, stderr: &syncWriter{w: &errOut}})
+		done <- run(ctx, []string{"--config", path}, &env{stdout: io.Discard, stderr: errOut})
 	}()
-	time.Sleep(time.Second)
+	// Stopped once it runs, not after a guess at how long starting takes.
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(errOut.String(), "presence bridge listening"); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the bridge did not start:\n%s", errOut.String())
+		}
+	}
 	cancel()
 	select {
 	case code := <-done:
