@@ -7,10 +7,12 @@ import "sync"
 const recentStatesMax = 50_000
 
 // recentStates remembers the state a Store last read or wrote for each
-// user, with its revision, so that applying an event usually costs one
-// compare-and-set instead of a read and a compare-and-set. It is a hint:
-// a state someone else changed since fails the compare-and-set and is
-// read again. When full, it forgets an arbitrary user.
+// user, decoded, with its revision, so that applying an event usually
+// costs one compare-and-set instead of a read, a decoding and a
+// compare-and-set. It is a hint: a state someone else changed since fails
+// the compare-and-set and is read again. It holds copies (copyState) and
+// hands out copies, so a caller may change what it gets. When full, it
+// forgets an arbitrary user.
 type recentStates struct {
 	mu     sync.Mutex
 	max    int
@@ -18,22 +20,39 @@ type recentStates struct {
 }
 
 type recentState struct {
-	rev  uint64
-	data []byte
+	rev uint64
+	st  UserState
 }
 
 func newRecentStates(max int) *recentStates {
 	return &recentStates{max: max, states: make(map[string]recentState)}
 }
 
-func (r *recentStates) get(key string) (uint64, []byte, bool) {
+// get returns a copy of the state remembered for key and its revision.
+func (r *recentStates) get(key string) (UserState, uint64, bool) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	s, ok := r.states[key]
-	return s.rev, s.data, ok
+	r.mu.Unlock()
+	if !ok {
+		return UserState{}, 0, false
+	}
+	return copyState(s.st), s.rev, true
 }
 
-func (r *recentStates) put(key string, rev uint64, data []byte) {
+// getAt is get for revision rev only.
+func (r *recentStates) getAt(key string, rev uint64) (UserState, bool) {
+	r.mu.Lock()
+	s, ok := r.states[key]
+	r.mu.Unlock()
+	if !ok || s.rev != rev {
+		return UserState{}, false
+	}
+	return copyState(s.st), true
+}
+
+// put remembers a copy of st at rev for key.
+func (r *recentStates) put(key string, rev uint64, st UserState) {
+	st = copyState(st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.states[key]; !ok && len(r.states) >= r.max {
@@ -42,7 +61,7 @@ func (r *recentStates) put(key string, rev uint64, data []byte) {
 			break
 		}
 	}
-	r.states[key] = recentState{rev: rev, data: data}
+	r.states[key] = recentState{rev: rev, st: st}
 }
 
 func (r *recentStates) drop(key string) {

@@ -230,16 +230,13 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 	for attempt := 0; attempt < 100; attempt++ {
 		var st UserState
 		var rev uint64
-		var data []byte
 		var err error
 		recent := false
 		if attempt == 0 {
-			rev, data, recent = s.recent.get(key)
+			st, rev, recent = s.recent.get(key)
 		}
-		if recent {
-			st, err = decode(data, userID)
-		} else {
-			st, rev, data, err = s.read(ctx, tenant, userID)
+		if !recent {
+			st, rev, _, err = s.read(ctx, tenant, userID)
 		}
 		if err != nil {
 			s.recent.drop(key)
@@ -250,11 +247,11 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 				continue // decide on what is stored, not on what was
 			}
 			if rev > 0 {
-				s.recent.put(key, rev, data)
+				s.recent.put(key, rev, st)
 			}
 			return st, rev, nil
 		}
-		data, err = json.Marshal(st)
+		data, err := json.Marshal(st)
 		for err == nil && limit > 0 && len(data) > limit {
 			if shrink == nil || !shrink(&st) {
 				return st, 0, fmt.Errorf("%w for %s: %d bytes encoded, over the limit of %d", ErrStateTooLarge, userID, len(data), limit)
@@ -270,7 +267,7 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
 		if err == nil {
-			s.recent.put(key, rev, data)
+			s.recent.put(key, rev, st)
 			return st, rev, nil
 		}
 		s.recent.drop(key)
@@ -279,6 +276,13 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 		}
 	}
 	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
+}
+
+// Recent returns the state of key at revision rev as this Store last read
+// or wrote it, when it did, so that a watcher of the bucket in the same
+// process need not decode it again.
+func (s *Store) Recent(key string, rev uint64) (UserState, bool) {
+	return s.recent.getAt(key, rev)
 }
 
 func isConflict(err error) bool {

@@ -242,11 +242,10 @@ func (w *writer) drain() {
 	w.forgetting.Wait()
 }
 
-// take takes in a version of a user's state; an older one than the
-// writer holds (its own record of a call, arriving after a newer event)
 // takeEntry takes in one watched entry: a deleted user is dropped, a
 // state at a revision the writer already holds (its own write) is not
-// decoded again, any other is taken in.
+// decoded again, any other is taken in, decoded unless the store in this
+// process just wrote or read it.
 func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 	if entry.Operation() != jetstream.KeyValuePut {
 		w.drop(entry.Key())
@@ -257,15 +256,19 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 			return
 		}
 	}
-	var st state.UserState
-	if err := json.Unmarshal(entry.Value(), &st); err != nil {
-		w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
-		return
+	st, ok := w.e.store.Recent(entry.Key(), entry.Revision())
+	if !ok {
+		if err := json.Unmarshal(entry.Value(), &st); err != nil {
+			w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
+			return
+		}
 	}
 	w.keys[entry.Key()] = st.UserID
 	w.take(st, entry.Revision())
 }
 
+// take takes in a version of a user's state; an older one than the
+// writer holds (its own record of a call, arriving after a newer event)
 // is ignored.
 func (w *writer) take(st state.UserState, rev uint64) {
 	t := w.users[st.UserID]
