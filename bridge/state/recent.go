@@ -50,6 +50,13 @@ func (r *recentStates) getAt(key string, rev uint64) (UserState, bool) {
 	return copyState(s.st), true
 }
 
+// revision returns the revision remembered for key, 0 when none.
+func (r *recentStates) revision(key string) uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.states[key].rev
+}
+
 // put remembers a copy of st at rev for key.
 func (r *recentStates) put(key string, rev uint64, st UserState) {
 	st = copyState(st)

@@ -285,6 +285,11 @@ func (s *Store) Recent(key string, rev uint64) (UserState, bool) {
 	return s.recent.getAt(key, rev)
 }
 
+// RecentRevision is the revision of key this Store last read or wrote, 0
+// when it remembers none. A watcher given an older revision knows a newer
+// one is on its way.
+func (s *Store) RecentRevision(key string) uint64 { return s.recent.revision(key) }
+
 func isConflict(err error) bool {
 	var apiErr *jetstream.APIError
 	return errors.Is(err, jetstream.ErrKeyExists) ||

@@ -244,8 +244,9 @@ func (w *writer) drain() {
 
 // takeEntry takes in one watched entry: a deleted user is dropped, a
 // state at a revision the writer already holds (its own write) is not
-// decoded again, any other is taken in, decoded unless the store in this
-// process just wrote or read it.
+// decoded again, and neither is one older than the store in this process
+// wrote or read since (the newer one is on its way); any other is taken
+// in, decoded unless the store just wrote or read it.
 func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 	if entry.Operation() != jetstream.KeyValuePut {
 		w.drop(entry.Key())
@@ -258,6 +259,9 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 	}
 	st, ok := w.e.store.Recent(entry.Key(), entry.Revision())
 	if !ok {
+		if w.e.store.RecentRevision(entry.Key()) > entry.Revision() {
+			return // a newer state of the user is on its way
+		}
 		if err := json.Unmarshal(entry.Value(), &st); err != nil {
 			w.log.Error("undecodable user state", "key", entry.Key(), "err", err)
 			return
