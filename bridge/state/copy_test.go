@@ -200,3 +200,36 @@ func sameClaims(t *testing.T, a, b []byte) bool {
 	jb, _ := json.Marshal(y)
 	return string(ja) == string(jb)
 }
+
+// benchState is a user in one call, as most states are.
+func benchState() UserState {
+	now := time.Now()
+	ev := adapters.Event{ID: "e-123456", Source: "pbx", Type: "call", User: "alice@contoso.example", State: "active", CallID: "c-1", OccurredAt: now}
+	return UserState{Tenant: "contoso.example", UserID: "10ad0000-0000-4000-8000-000000000001",
+		Calls:      map[string]*CallClaim{"pbx/c-1": {Source: "pbx", State: "active", OccurredAt: now, Updated: now}},
+		SourceSeen: map[string]time.Time{"pbx": now},
+		Told:       &Told{Pair: inACall, At: now, Expires: now.Add(time.Hour)},
+		LastEvent:  &ev}
+}
+
+// BenchmarkDecodeState is what an update cost to start before the store
+// remembered decoded states: decoding the stored JSON.
+func BenchmarkDecodeState(b *testing.B) {
+	data, err := json.Marshal(benchState())
+	if err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, err := decode(data, "u1"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkCopyState is what it costs now: a copy of the remembered state.
+func BenchmarkCopyState(b *testing.B) {
+	st := benchState()
+	for b.Loop() {
+		_ = copyState(st)
+	}
+}
