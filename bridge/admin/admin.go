@@ -64,16 +64,26 @@ type Deps struct {
 // Without admin.token they answer 404, so nothing is open by accident.
 //
 // It also adds the status page at / (see registerPage).
+//
+// A client address that presents a wrong token too often, here or at the
+// status page's login, is refused with 429 for a while (guard.go).
 func Register(r *gin.Engine, d Deps) {
-	registerPage(r, d)
+	guard := newGuessGuard(d.Now)
+	registerPage(r, d, guard)
 	token := d.Token
 	g := r.Group("/v1/admin", func(c *gin.Context) {
 		if token == "" {
 			adminError(c, http.StatusNotFound, "not_found", "admin endpoints are off (set admin.token)")
 			return
 		}
+		if wait := guard.wait(c.RemoteIP()); wait > 0 {
+			c.Header("Retry-After", retryAfter(wait))
+			adminError(c, http.StatusTooManyRequests, "too_many_attempts", "too many wrong admin tokens from this address; try again later")
+			return
+		}
 		scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
 		if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			guard.failed(c.RemoteIP())
 			adminError(c, http.StatusUnauthorized, "unauthorized", "missing or wrong admin token")
 			return
 		}
@@ -160,4 +170,9 @@ func tenantViews(d Deps) []tenantView {
 		views = append(views, v)
 	}
 	return views
+}
+
+// retryAfter is a Retry-After value: whole seconds, at least one.
+func retryAfter(d time.Duration) string {
+	return strconv.Itoa(int(max(1, (d+time.Second-1)/time.Second)))
 }

@@ -85,7 +85,7 @@ func (a *pageAuth) posted(c *gin.Context) bool {
 //	POST /login                     form field token: the admin token
 //	POST /logout
 //	POST /deadletters/{seq}/replay  form field csrf
-func registerPage(r *gin.Engine, d Deps) {
+func registerPage(r *gin.Engine, d Deps, guard *guessGuard) {
 	if d.Token == "" {
 		r.GET("/", func(c *gin.Context) {
 			c.String(http.StatusNotFound, "The status page is off: set admin.token.\n")
@@ -108,7 +108,13 @@ func registerPage(r *gin.Engine, d Deps) {
 		render(c, http.StatusOK, statusData(c, d, a))
 	})
 	page.POST("/login", func(c *gin.Context) {
+		if wait := guard.wait(c.RemoteIP()); wait > 0 {
+			c.Header("Retry-After", retryAfter(wait))
+			render(c, http.StatusTooManyRequests, pageData{Login: true, Error: "Too many wrong tokens from this address. Try again later."})
+			return
+		}
 		if subtle.ConstantTimeCompare([]byte(c.PostForm("token")), []byte(d.Token)) != 1 {
+			guard.failed(c.RemoteIP())
 			render(c, http.StatusUnauthorized, pageData{Login: true, Error: "That is not the admin token."})
 			return
 		}

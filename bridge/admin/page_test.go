@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -363,5 +364,53 @@ func TestPageDeadLetterPaging(t *testing.T) {
 	_, body = f.do(t, http.MethodGet, "/?from=28", nil, cookie)
 	if n := strings.Count(body, `/replay"`); n != 5 || strings.Contains(body, "#deadletters\">More") {
 		t.Fatalf("%d replay buttons on the last page, want 5 and no link", n)
+	}
+}
+
+// TestWrongTokensHeldBack: after ten wrong admin tokens from one address,
+// to the API and the login form alike, that address is refused with 429,
+// a Retry-After and a JSON body naming the problem, even with the right
+// token; nothing the guessing client sent shows in the answers.
+func TestWrongTokensHeldBack(t *testing.T) {
+	f := newFixture(t)
+	for i := range 10 {
+		var status int
+		if i%2 == 0 {
+			resp, _ := f.do(t, http.MethodPost, "/login", url.Values{"token": {fmt.Sprintf("guess-%d", i)}}, nil)
+			status = resp.StatusCode
+		} else {
+			req, _ := http.NewRequest(http.MethodGet, f.server.URL+"/v1/admin/tenants", nil)
+			req.Header.Set("Authorization", fmt.Sprintf("Bearer guess-%d", i))
+			resp, err := client.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			status = resp.StatusCode
+		}
+		if status != http.StatusUnauthorized {
+			t.Fatalf("wrong token %d: %d, want 401", i+1, status)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodGet, f.server.URL+"/v1/admin/tenants", nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("after ten wrong tokens: %d, Retry-After %q, want 429 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(string(raw), `"too_many_attempts"`) {
+		t.Fatalf("429 body %s names no problem", raw)
+	}
+	page, body := f.do(t, http.MethodPost, "/login", url.Values{"token": {token}}, nil)
+	if page.StatusCode != http.StatusTooManyRequests || !strings.Contains(body, "Too many wrong tokens") {
+		t.Fatalf("login after ten wrong tokens: %d", page.StatusCode)
+	}
+	if strings.Contains(body, "guess-") {
+		t.Fatal("the login page shows a guessed token")
 	}
 }
