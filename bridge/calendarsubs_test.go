@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // freeAddr returns a loopback address no one listens on now.
@@ -19,18 +20,6 @@ func freeAddr(t *testing.T) string {
 	addr := l.Addr().String()
 	l.Close()
 	return addr
-}
-
-// waitUntil polls cond until it holds, failing after patience.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(max(patience, 30*time.Second))
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestManagedCalendarSubscriptions: the bridge subscribes to Alice's
@@ -63,7 +52,7 @@ admin: {token: admin-token}`, 1)
 		}
 		return out
 	}
-	waitUntil(t, "the subscription", func() bool { return len(subscribed()) == 1 })
+	testpoll.Until(t, "the subscription", func() bool { return len(subscribed()) == 1 })
 	first := subscribed()[0]
 
 	now := time.Now().UTC()
@@ -73,7 +62,7 @@ admin: {token: admin-token}`, 1)
 	waitPresence(t, b, aliceID, "Busy/InAConferenceCall", 30*time.Second)
 
 	em.RemoveSubscription(first.ID)
-	waitUntil(t, "a new subscription", func() bool { s := subscribed(); return len(s) == 1 && s[0].ID != first.ID })
+	testpoll.Until(t, "a new subscription", func() bool { s := subscribed(); return len(s) == 1 && s[0].ID != first.ID })
 
 	em.DeleteEvent(aliceID, "AAMkMeeting")
 	waitPresence(t, b, aliceID, "Offline/Offline", 30*time.Second)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 const appID = "22553876-f5ab-4529-bffb-cfe50aa89f87"
@@ -88,7 +89,7 @@ func TestStatusMessageWhileInACall(t *testing.T) {
 			now := time.Now()
 			postEvent(t, b, callEvent("e1", "alice@contoso.example", "c1", "active", now))
 			waitPresence(t, b, aliceID, "Busy/InACall", time.Second)
-			waitUntil(t, "message recorded as the bridge's", func() bool {
+			testpoll.Until(t, "message recorded as the bridge's", func() bool {
 				rec, _ := userRecord(t, b, aliceID)
 				return rec != nil && rec.Text == "On a call"
 			})
@@ -102,8 +103,8 @@ func TestStatusMessageWhileInACall(t *testing.T) {
 
 			postEvent(t, b, callEvent("e2", "alice@contoso.example", "c1", "ended", now.Add(time.Second)))
 			waitPresence(t, b, aliceID, "Offline/Offline", time.Second)
-			waitUntil(t, "message removed", func() bool { return message(b.Emulator(), aliceID) == nil })
-			waitUntil(t, "removal recorded", func() bool {
+			testpoll.Until(t, "message removed", func() bool { return message(b.Emulator(), aliceID) == nil })
+			testpoll.Until(t, "removal recorded", func() bool {
 				rec, told := userRecord(t, b, aliceID)
 				return rec == nil && !told
 			})
@@ -128,18 +129,18 @@ func TestStatusMessageLeavesTheUsersOwn(t *testing.T) {
 	postEvent(t, b, callEvent("a1", "alice@contoso.example", "c1", "active", now))
 	postEvent(t, b, callEvent("b1", "bob@contoso.example", "c2", "active", now))
 	waitPresence(t, b, aliceID, "Busy/InACall", time.Second)
-	waitUntil(t, "Alice's own message recorded", func() bool {
+	testpoll.Until(t, "Alice's own message recorded", func() bool {
 		rec, _ := userRecord(t, b, aliceID)
 		return rec != nil && rec.UserText == "Back on Monday" && rec.Text == ""
 	})
-	waitUntil(t, "Bob's message set", func() bool {
+	testpoll.Until(t, "Bob's message set", func() bool {
 		rec, _ := userRecord(t, b, bobID)
 		return rec != nil && rec.Text == "On a call"
 	})
 	if err := em.SetStatusMessage(bobID, "Lunch", time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "Bob's own message noticed", func() bool {
+	testpoll.Until(t, "Bob's own message noticed", func() bool {
 		rec, _ := userRecord(t, b, bobID)
 		return rec != nil && rec.UserText == "Lunch"
 	})
@@ -148,7 +149,7 @@ func TestStatusMessageLeavesTheUsersOwn(t *testing.T) {
 	postEvent(t, b, callEvent("b2", "bob@contoso.example", "c2", "ended", now.Add(time.Second)))
 	for _, user := range []string{aliceID, bobID} {
 		waitPresence(t, b, user, "Offline/Offline", time.Second)
-		waitUntil(t, "session end recorded", func() bool {
+		testpoll.Until(t, "session end recorded", func() bool {
 			rec, told := userRecord(t, b, user)
 			return rec == nil && !told
 		})

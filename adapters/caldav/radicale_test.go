@@ -45,19 +45,6 @@ func (r *radicale) mkcalendar(t *testing.T, path string) { t.Helper(); r.MkCalen
 
 func (r *radicale) put(t *testing.T, path, ics string) { t.Helper(); r.Put(t, path, ics) }
 
-// waitFor polls cond with a generous deadline; it costs time only when
-// the test fails.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // collector gathers published events and folds them as the bridge's
 // state does: every version of one occurrence ("caldav-event:<key>:...")
 // replaces the previous one, and an ended one removes it.

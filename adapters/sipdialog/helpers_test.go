@@ -18,18 +18,6 @@ import (
 // only costs time when the test fails.
 const deadline = 60 * time.Second
 
-// waitFor polls cond until it holds or the deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // recorder keeps the events a source publishes.
 type recorder struct {
 	mu     sync.Mutex

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters/sipdialog/sipdialogtest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // startSource runs a sipdialog source against k watching 1001 and 1002.
@@ -69,7 +70,7 @@ func TestKamailio(t *testing.T) {
 	subscribed := func(l *logs, entity string) int {
 		return l.count("sipdialog subscribed", "entity=sip:"+entity+"@pbx.test")
 	}
-	waitFor(t, "both bridges' subscriptions", func() bool {
+	testpoll.Until(t, "both bridges' subscriptions", func() bool {
 		return subscribed(lg, "1001") > 0 && subscribed(lg, "1002") > 0 && subscribed(lg2, "1001") > 0 && subscribed(lg2, "1002") > 0
 	})
 
@@ -79,13 +80,13 @@ func TestKamailio(t *testing.T) {
 
 	// A call 1001 → 1002 rings both, then makes both busy.
 	c := p1.Dial("1002")
-	waitFor(t, "ringing for 1001 and 1002", func() bool {
+	testpoll.Until(t, "ringing for 1001 and 1002", func() bool {
 		_, a := rec.find(alice, "ringing")
 		_, b := rec.find(bob, "ringing")
 		return a && b
 	})
 	dlg := p2.Answer()
-	waitFor(t, "active for 1001 and 1002", func() bool {
+	testpoll.Until(t, "active for 1001 and 1002", func() bool {
 		_, a := rec.find(alice, "active")
 		_, b := rec.find(bob, "active")
 		return a && b
@@ -94,7 +95,7 @@ func TestKamailio(t *testing.T) {
 
 	// Hanging up clears both.
 	c.HangUp(t)
-	waitFor(t, "ended for 1001 and 1002", func() bool {
+	testpoll.Until(t, "ended for 1001 and 1002", func() bool {
 		_, a := rec.find(alice, "ended")
 		_, b := rec.find(bob, "ended")
 		return a && b
@@ -102,7 +103,7 @@ func TestKamailio(t *testing.T) {
 	_ = dlg
 
 	// The second bridge saw the same call under the same event ids.
-	waitFor(t, "the second bridge's events", func() bool { return len(rec2.forCall(first.CallID)) >= 6 })
+	testpoll.Until(t, "the second bridge's events", func() bool { return len(rec2.forCall(first.CallID)) >= 6 })
 	ids := map[string]bool{}
 	for _, e := range rec.forCall(first.CallID) {
 		ids[e.ID] = true
@@ -116,14 +117,14 @@ func TestKamailio(t *testing.T) {
 	// A subscription Kamailio no longer holds is renewed.
 	before := subscribed(lg, "1001")
 	k.RPC("htable.seti", "drop", "s:1001", "2") // one refresh of each bridge
-	waitFor(t, "1001's subscription lost", func() bool { return lg.count("sipdialog subscription lost", "entity=sip:1001@pbx.test", "481") > 0 })
-	waitFor(t, "1001 subscribed again", func() bool { return subscribed(lg, "1001") > before })
+	testpoll.Until(t, "1001's subscription lost", func() bool { return lg.count("sipdialog subscription lost", "entity=sip:1001@pbx.test", "481") > 0 })
+	testpoll.Until(t, "1001 subscribed again", func() bool { return subscribed(lg, "1001") > before })
 
 	// A Kamailio restart is survived: subscriptions come back and the next
 	// call is seen.
 	b1, b2 := subscribed(lg, "1001"), subscribed(lg, "1002")
 	k.Restart()
-	waitFor(t, "both subscribed again after the restart", func() bool {
+	testpoll.Until(t, "both subscribed again after the restart", func() bool {
 		return subscribed(lg, "1001") > b1 && subscribed(lg, "1002") > b2
 	})
 	p1.Register()
@@ -132,13 +133,13 @@ func TestKamailio(t *testing.T) {
 	// Answered only once both ring, as in the first call: Kamailio can
 	// lose the callee's dialog state when the answer overtakes the
 	// ringing publication ("No E_Tag match").
-	waitFor(t, "a call after the restart, ringing for both", func() bool {
+	testpoll.Until(t, "a call after the restart, ringing for both", func() bool {
 		_, a := rec.find(alice, "ringing", first.CallID)
 		_, b := rec.find(bob, "ringing", first.CallID)
 		return a && b
 	})
 	p2.Answer()
-	waitFor(t, "a call after the restart, active for both", func() bool {
+	testpoll.Until(t, "a call after the restart, active for both", func() bool {
 		_, a := rec.find(alice, "active", first.CallID)
 		_, b := rec.find(bob, "active", first.CallID)
 		return a && b
@@ -156,7 +157,7 @@ func TestKamailio(t *testing.T) {
 	// A PBX that goes away during a call ends the call for both: nobody
 	// stays in a call.
 	k.Stop()
-	waitFor(t, "the second call ended for both after Kamailio stopped", func() bool {
+	testpoll.Until(t, "the second call ended for both after Kamailio stopped", func() bool {
 		ended := map[string]bool{}
 		for _, e := range rec.forCall(second.CallID) {
 			if e.State == "ended" {
@@ -178,7 +179,7 @@ func TestKamailioTCP(t *testing.T) {
 	k := sipdialogtest.StartKamailio(t)
 	rec, lg := &recorder{}, newLogs()
 	startSource(t, k, "tcp", rec, lg)
-	waitFor(t, "both subscriptions", func() bool {
+	testpoll.Until(t, "both subscriptions", func() bool {
 		return lg.count("sipdialog subscribed", "entity=sip:1001@pbx.test") > 0 && lg.count("sipdialog subscribed", "entity=sip:1002@pbx.test") > 0
 	})
 	p1, p2 := sipdialogtest.NewPhone(t, "1001", k.Addr()), sipdialogtest.NewPhone(t, "1002", k.Addr())
@@ -186,13 +187,13 @@ func TestKamailioTCP(t *testing.T) {
 	p2.Register()
 	c := p1.Dial("1002")
 	p2.Answer()
-	waitFor(t, "active for 1001 and 1002", func() bool {
+	testpoll.Until(t, "active for 1001 and 1002", func() bool {
 		_, a := rec.find("ext:1001", "active")
 		_, b := rec.find("bob@contoso.example", "active")
 		return a && b
 	})
 	c.HangUp(t)
-	waitFor(t, "ended for 1001 and 1002", func() bool {
+	testpoll.Until(t, "ended for 1001 and 1002", func() bool {
 		_, a := rec.find("ext:1001", "ended")
 		_, b := rec.find("bob@contoso.example", "ended")
 		return a && b

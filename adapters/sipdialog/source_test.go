@@ -15,6 +15,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 func validConfig() Config {
@@ -201,7 +202,7 @@ func TestNotifyHandling(t *testing.T) {
 	go func() { done <- src.Run(ctx, rec.publish) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, "a SUBSCRIBE", func() bool { return len(pbx.subscriptions()) == 1 })
+	testpoll.Until(t, "a SUBSCRIBE", func() bool { return len(pbx.subscriptions()) == 1 })
 	sub := pbx.subscriptions()[0]
 	if h := sub.GetHeader("Event"); h == nil || h.Value() != "dialog" {
 		t.Errorf("Event: %v", h)
@@ -209,7 +210,7 @@ func TestNotifyHandling(t *testing.T) {
 	if h := sub.GetHeader("Accept"); h == nil || h.Value() != "application/dialog-info+xml" {
 		t.Errorf("Accept: %v", h)
 	}
-	waitFor(t, "the subscription", func() bool { return lg.count("sipdialog subscribed") == 1 })
+	testpoll.Until(t, "the subscription", func() bool { return lg.count("sipdialog subscribed") == 1 })
 	if st := src.Status(); len(st) != 1 || !st[0].Subscribed || st[0].User != "ext:1001" {
 		t.Errorf("status %+v", st)
 	}
@@ -219,14 +220,14 @@ func TestNotifyHandling(t *testing.T) {
 	if got := pbx.notify(sub, "active;expires=60", fmt.Sprintf(full, 1, call), false); got != 200 {
 		t.Fatalf("NOTIFY answered %d, want 200", got)
 	}
-	waitFor(t, "the call active", func() bool { _, ok := rec.find("ext:1001", "active"); return ok })
+	testpoll.Until(t, "the call active", func() bool { _, ok := rec.find("ext:1001", "active"); return ok })
 	if got := pbx.notify(sub, "active;expires=60", fmt.Sprintf(full, 1, call), true); got != 481 {
 		t.Errorf("NOTIFY of no subscription answered %d, want 481", got)
 	}
 	if got := pbx.notify(sub, "terminated;reason=deactivated", "", false); got != 200 {
 		t.Errorf("terminating NOTIFY answered %d, want 200", got)
 	}
-	waitFor(t, "a new SUBSCRIBE", func() bool { return len(pbx.subscriptions()) == 2 })
+	testpoll.Until(t, "a new SUBSCRIBE", func() bool { return len(pbx.subscriptions()) == 2 })
 	renewed := pbx.subscriptions()[1]
 	if renewed.CallID().Value() == sub.CallID().Value() {
 		t.Error("the new subscription reuses the old Call-ID")
@@ -234,11 +235,11 @@ func TestNotifyHandling(t *testing.T) {
 	if got := pbx.notify(sub, "active;expires=60", fmt.Sprintf(full, 2, ""), false); got != 481 {
 		t.Errorf("NOTIFY of the old subscription answered %d, want 481", got)
 	}
-	waitFor(t, "the new subscription", func() bool { return lg.count("sipdialog subscribed") == 2 })
+	testpoll.Until(t, "the new subscription", func() bool { return lg.count("sipdialog subscribed") == 2 })
 	if got := pbx.notify(renewed, "active;expires=60", fmt.Sprintf(full, 0, ""), false); got != 200 {
 		t.Fatalf("NOTIFY answered %d, want 200", got)
 	}
-	waitFor(t, "the call ended", func() bool { _, ok := rec.find("ext:1001", "ended"); return ok })
+	testpoll.Until(t, "the call ended", func() bool { _, ok := rec.find("ext:1001", "ended"); return ok })
 }
 
 // FuzzNotify feeds whatever the SIP parser accepts as a request to the
@@ -335,16 +336,16 @@ func TestLapse(t *testing.T) {
 	go func() { done <- src.Run(ctx, rec.publish) }()
 	defer func() { cancel(); <-done }()
 
-	waitFor(t, "the subscription", func() bool { return lg.count("sipdialog subscribed") == 1 })
+	testpoll.Until(t, "the subscription", func() bool { return lg.count("sipdialog subscribed") == 1 })
 	sub := pbx.subscriptions()[0]
 	calls := `<dialog-info version="1" state="full" entity="sip:1001@pbx.test"><dialog id="a"><state>confirmed</state></dialog><dialog id="b"><state>early</state></dialog></dialog-info>`
 	if got := pbx.notify(sub, "active;expires=60", calls, false); got != 200 {
 		t.Fatalf("NOTIFY answered %d", got)
 	}
-	waitFor(t, "two open calls", func() bool { return len(rec.forAll()) == 2 })
+	testpoll.Until(t, "two open calls", func() bool { return len(rec.forAll()) == 2 })
 	pbx.refuse.Store(true)
 	pbx.notify(sub, "terminated;reason=noresource", "", false)
-	waitFor(t, "both calls ended", func() bool { return len(rec.forCall("a")) == 2 && len(rec.forCall("b")) == 2 })
+	testpoll.Until(t, "both calls ended", func() bool { return len(rec.forCall("a")) == 2 && len(rec.forCall("b")) == 2 })
 	for _, e := range rec.forAll()[2:] {
 		if e.State != "ended" || e.User != "ext:1001" || e.ID != "sipdialog:sip:1001@pbx.test:"+e.CallID+":ended" {
 			t.Errorf("lapse event %+v", e)

@@ -16,6 +16,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // fakeMsg is a JetStream message that records how it was settled.
@@ -143,16 +144,6 @@ func otherLane(w *Worker, user string) string {
 	}
 }
 
-// waitFor polls cond until it holds, for up to 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
-}
-
 func settledAs(m *fakeMsg, how string) func() bool {
 	return func() bool { s, _, _ := m.state(); return s == how }
 }
@@ -175,14 +166,14 @@ func TestStormDoesNotHoldUpOthers(t *testing.T) {
 	calmMsg := eventMsg("c0", calm)
 	w.Dispatch(calmMsg)
 	<-g.entered
-	waitFor(t, "the calm user's event to be acked", settledAs(calmMsg, "ack"))
+	testpoll.Until(t, "the calm user's event to be acked", settledAs(calmMsg, "ack"))
 	if got := applied(storm); len(got) != 0 {
 		t.Fatalf("storm events applied past the stuck one: %v", got)
 	}
 
 	close(g.release)
 	for _, m := range storms {
-		waitFor(t, "the storm's events to be acked", settledAs(m, "ack"))
+		testpoll.Until(t, "the storm's events to be acked", settledAs(m, "ack"))
 	}
 	got := applied(storm)
 	for i, id := range got {
@@ -213,7 +204,7 @@ func TestFullLaneHandsBack(t *testing.T) {
 		t.Fatalf("a message with room in its lane was settled %q", how)
 	}
 	close(g.release)
-	waitFor(t, "the lane to drain", settledAs(third, "ack"))
+	testpoll.Until(t, "the lane to drain", settledAs(third, "ack"))
 }
 
 // TestWaitingMessagesKeptInProgress: messages that wait in a lane, and the
@@ -227,10 +218,10 @@ func TestWaitingMessagesKeptInProgress(t *testing.T) {
 	w.Dispatch(second)
 	<-g.entered
 	for _, m := range []*fakeMsg{first, second} {
-		waitFor(t, "in-progress marks", func() bool { _, _, n := m.state(); return n >= 2 })
+		testpoll.Until(t, "in-progress marks", func() bool { _, _, n := m.state(); return n >= 2 })
 	}
 	close(g.release)
-	waitFor(t, "the lane to drain", settledAs(second, "ack"))
+	testpoll.Until(t, "the lane to drain", settledAs(second, "ack"))
 }
 
 // TestStopHandsWaitingBack: Stop lets the messages in hand finish and
@@ -353,7 +344,7 @@ func TestLaneAppliesEachUsersEventsTogether(t *testing.T) {
 	}
 	close(g.release)
 	for i, want := range []string{"ack", "ack", "ack", "term", "ack"} {
-		waitFor(t, fmt.Sprintf("message %d to be settled %s", i, want), settledAs(msgs[i], want))
+		testpoll.Until(t, fmt.Sprintf("message %d to be settled %s", i, want), settledAs(msgs[i], want))
 	}
 	applier.mu.Lock()
 	defer applier.mu.Unlock()

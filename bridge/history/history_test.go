@@ -13,19 +13,8 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
-
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
 
 func list(t *testing.T, s *history.Store, tenant, user string) []history.Entry {
 	t.Helper()
@@ -52,8 +41,8 @@ func TestHistoryBoundedPerUserAndShared(t *testing.T) {
 		s.Record("contoso", "alice", history.Entry{At: at.Add(time.Duration(i) * time.Second), Source: "pbx", ID: fmt.Sprint("ev-", i)})
 	}
 	s.Record("contoso", "bob", history.Entry{At: at, Source: "pbx", ID: "bob-1"})
-	waitFor(t, "bob's entry", func() bool { return len(list(t, s, "contoso", "bob")) == 1 })
-	waitFor(t, "alice's last entry", func() bool {
+	testpoll.Until(t, "bob's entry", func() bool { return len(list(t, s, "contoso", "bob")) == 1 })
+	testpoll.Until(t, "alice's last entry", func() bool {
 		got := list(t, s, "contoso", "alice")
 		return len(got) > 0 && got[len(got)-1].ID == "ev-7"
 	})
@@ -185,7 +174,7 @@ func TestHistoryBoundedInTotal(t *testing.T) {
 	for i := range 30 {
 		s.Record("contoso", fmt.Sprint("user-", i), history.Entry{ID: fmt.Sprint("ev-", i)})
 	}
-	waitFor(t, "the last user's entry", func() bool { return len(list(t, s, "contoso", "user-29")) == 1 })
+	testpoll.Until(t, "the last user's entry", func() bool { return len(list(t, s, "contoso", "user-29")) == 1 })
 	stream, err := js.Stream(context.Background(), history.DefaultStream)
 	if err != nil {
 		t.Fatal(err)
