@@ -186,6 +186,13 @@ func TestKamailioTCP(t *testing.T) {
 	p1.Register()
 	p2.Register()
 	c := p1.Dial("1002")
+	// Answered before both rang, Kamailio may lose the callee's dialog
+	// state (as in TestKamailio): wait for ringing first.
+	testpoll.Until(t, "ringing for 1001 and 1002", func() bool {
+		_, a := rec.find("ext:1001", "ringing")
+		_, b := rec.find("bob@contoso.example", "ringing")
+		return a && b
+	})
 	p2.Answer()
 	testpoll.Until(t, "active for 1001 and 1002", func() bool {
 		_, a := rec.find("ext:1001", "active")
