@@ -12,6 +12,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters/sipdialog/sipdialogtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // TestSIPDialogThroughTheBridge runs a sipdialog source in a whole bridge
@@ -67,9 +68,9 @@ admin: {token`, k.Addr(), sipdialogtest.Domain, sipdialogtest.BridgeUser, sipdia
 	}
 	wait := func(what, want string) {
 		t.Helper()
-		sipdialogtest.WaitFor(t, what, func() bool { return presence(aliceID) == want && presence(bobID) == want })
+		testpoll.Until(t, what, func() bool { return presence(aliceID) == want && presence(bobID) == want })
 	}
-	sipdialogtest.WaitFor(t, "both subscriptions", func() bool {
+	testpoll.Until(t, "both subscriptions", func() bool {
 		return strings.Count(logs.String(), "sipdialog subscribed") >= 2
 	})
 	p1, p2 := sipdialogtest.NewPhone(t, "1001", k.Addr()), sipdialogtest.NewPhone(t, "1002", k.Addr())
@@ -84,7 +85,7 @@ admin: {token`, k.Addr(), sipdialogtest.Domain, sipdialogtest.BridgeUser, sipdia
 	if !b.Running("pbx") {
 		t.Error("the bridge does not report running the source")
 	}
-	sipdialogtest.WaitFor(t, "the source's metrics", func() bool {
+	testpoll.Until(t, "the source's metrics", func() bool {
 		resp, err := http.Get("http://" + b.Addr() + "/metrics")
 		if err != nil {
 			return false

@@ -18,6 +18,8 @@ import (
 
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // Domain is the SIP domain of the test PBX; BridgeUser and BridgePassword
@@ -96,7 +98,7 @@ func (k *Kamailio) Start() {
 	}
 	k.done = make(chan struct{})
 	go func() { _ = k.cmd.Wait(); _ = log.Close(); close(k.done) }()
-	WaitFor(k.t, "kamailio to accept TCP", func() bool {
+	testpoll.Until(k.t, "kamailio to accept TCP", func() bool {
 		c, err := net.DialTimeout("tcp", k.Addr(), time.Second)
 		if err == nil {
 			_ = c.Close()
@@ -149,18 +151,6 @@ func Tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
-}
-
-// WaitFor polls cond until it holds, failing the test after Deadline.
-func WaitFor(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	end := time.Now().Add(Deadline)
-	for !cond() {
-		if time.Now().After(end) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }
 
 // FreePort finds a loopback port free for both UDP and TCP.
