@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // scrape is one /metrics answer: every sample by name and labels.
@@ -139,11 +140,7 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 
 	// The writer must have read the (empty) stored states first: an
 	// event it finds on start is not measured in event_to_graph_seconds.
-	for deadline := time.Now().Add(patience); !b.WriterCaughtUp("contoso.example"); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the writer did not start")
-		}
-	}
+	testpoll.Until(t, "the writer to start", func() bool { return b.WriterCaughtUp("contoso.example") })
 
 	// An event applied after one 429.
 	em.ForceThrottle(1, time.Second)

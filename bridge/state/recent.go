@@ -39,22 +39,16 @@ func (r *recentStates) get(key string) (UserState, uint64, bool) {
 	return copyState(s.st), s.rev, true
 }
 
-// getAt is get for revision rev only.
-func (r *recentStates) getAt(key string, rev uint64) (UserState, bool) {
+// getAt returns a copy of the state remembered for key if it is at
+// revision rev, and the revision remembered (0 when none).
+func (r *recentStates) getAt(key string, rev uint64) (UserState, uint64, bool) {
 	r.mu.Lock()
 	s, ok := r.states[key]
 	r.mu.Unlock()
 	if !ok || s.rev != rev {
-		return UserState{}, false
+		return UserState{}, s.rev, false
 	}
-	return copyState(s.st), true
-}
-
-// revision returns the revision remembered for key, 0 when none.
-func (r *recentStates) revision(key string) uint64 {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.states[key].rev
+	return copyState(s.st), s.rev, true
 }
 
 // put remembers a copy of st at rev for key.

@@ -176,21 +176,15 @@ var errConflict = errors.New("state changed concurrently")
 
 // Get returns the user's state and its revision (0 when there is none).
 func (s *Store) Get(ctx context.Context, tenant, userID string) (UserState, uint64, error) {
-	st, rev, _, err := s.read(ctx, tenant, userID)
-	return st, rev, err
-}
-
-// read is Get that also returns the state as stored.
-func (s *Store) read(ctx context.Context, tenant, userID string) (UserState, uint64, []byte, error) {
 	entry, err := s.kv.Get(ctx, UserKey(tenant, userID))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return UserState{Tenant: tenant, UserID: userID}, 0, nil, nil
+		return UserState{Tenant: tenant, UserID: userID}, 0, nil
 	}
 	if err != nil {
-		return UserState{}, 0, nil, fmt.Errorf("read state of %s: %w", userID, err)
+		return UserState{}, 0, fmt.Errorf("read state of %s: %w", userID, err)
 	}
 	st, err := decode(entry.Value(), userID)
-	return st, entry.Revision(), entry.Value(), err
+	return st, entry.Revision(), err
 }
 
 func decode(data []byte, userID string) (UserState, error) {
@@ -236,7 +230,7 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 			st, rev, recent = s.recent.get(key)
 		}
 		if !recent {
-			st, rev, _, err = s.read(ctx, tenant, userID)
+			st, rev, err = s.Get(ctx, tenant, userID)
 		}
 		if err != nil {
 			s.recent.drop(key)
@@ -278,17 +272,14 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
 }
 
-// Recent returns the state of key at revision rev as this Store last read
-// or wrote it, when it did, so that a watcher of the bucket in the same
-// process need not decode it again.
-func (s *Store) Recent(key string, rev uint64) (UserState, bool) {
+// Recent returns the state of key as this Store last read or wrote it
+// when that was at revision rev (ok), so that a watcher of the bucket in
+// the same process need not decode it again. remembered is the revision
+// it holds, 0 when none: a watcher given an older one knows a newer one
+// is on its way.
+func (s *Store) Recent(key string, rev uint64) (st UserState, remembered uint64, ok bool) {
 	return s.recent.getAt(key, rev)
 }
-
-// RecentRevision is the revision of key this Store last read or wrote, 0
-// when it remembers none. A watcher given an older revision knows a newer
-// one is on its way.
-func (s *Store) RecentRevision(key string) uint64 { return s.recent.revision(key) }
 
 func isConflict(err error) bool {
 	var apiErr *jetstream.APIError

@@ -257,9 +257,9 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 			return
 		}
 	}
-	st, ok := w.e.store.Recent(entry.Key(), entry.Revision())
+	st, remembered, ok := w.e.store.Recent(entry.Key(), entry.Revision())
 	if !ok {
-		if w.e.store.RecentRevision(entry.Key()) > entry.Revision() {
+		if remembered > entry.Revision() {
 			return // a newer state of the user is on its way
 		}
 		if err := json.Unmarshal(entry.Value(), &st); err != nil {

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // result is what one command line did.
@@ -304,11 +306,9 @@ sources: [{name: demo, type: generic, token: x}]
 		done <- run(ctx, []string{"--config", path}, &env{stdout: io.Discard, stderr: errOut})
 	}()
 	// Stopped once it runs, not after a guess at how long starting takes.
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(errOut.String(), "presence bridge listening"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the bridge did not start:\n%s", errOut.String())
-		}
-	}
+	testpoll.Until(t, "the bridge to log that it listens", func() bool {
+		return strings.Contains(errOut.String(), "presence bridge listening")
+	})
 	cancel()
 	select {
 	case code := <-done:
