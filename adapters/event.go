@@ -83,6 +83,11 @@ type Event struct {
 
 	// ExpiresAt is when the source's claim lapses unless renewed.
 	ExpiresAt *time.Time `json:"expiresAt,omitempty"`
+
+	// CalendarEvent, on a meeting event without state or window, names a
+	// calendar event of the user that the apply stage reads from Graph
+	// to learn the meeting (what a Graph calendar notification carries).
+	CalendarEvent string `json:"calendarEvent,omitempty" validate:"omitempty,max=256,printascii"`
 }
 
 // Key is the event's idempotency key across sources.

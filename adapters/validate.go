@@ -103,7 +103,7 @@ func (e Event) Validate(prefix string) error {
 func (e Event) validateText(prefix string, problems *InvalidError) {
 	for _, f := range []struct{ name, value string }{
 		{"id", e.ID}, {"source", e.Source}, {"user", e.User}, {"callId", e.CallID}, {"state", e.State},
-		{"showAs", e.ShowAs}, {"availability", e.Availability}, {"activity", e.Activity},
+		{"showAs", e.ShowAs}, {"availability", e.Availability}, {"activity", e.Activity}, {"calendarEvent", e.CalendarEvent},
 	} {
 		if !utf8.ValidString(f.value) && !slices.ContainsFunc(problems.Problems, func(p FieldError) bool { return p.Field == prefix+f.name }) {
 			problems.add(prefix+f.name, "is not valid UTF-8")
@@ -117,6 +117,10 @@ func (e Event) validateState(prefix string, problems *InvalidError) {
 		return // the type itself is already reported
 	}
 	switch {
+	case e.CalendarEvent != "" && e.Type == TypeMeeting:
+		if e.State != "" || e.Start != nil || e.End != nil || e.ShowAs != "" {
+			problems.add(prefix+"calendarEvent", "stands instead of state, start, end and showAs")
+		}
 	case e.State == "" && e.Type == TypeMeeting && e.Start != nil && e.End != nil:
 		// A scheduled window stands instead of a state.
 	case e.State == "":
@@ -144,6 +148,9 @@ func (e Event) validateState(prefix string, problems *InvalidError) {
 		}
 		if e.ShowAs != "" {
 			problems.add(prefix+"showAs", "only allowed for type meeting")
+		}
+		if e.CalendarEvent != "" {
+			problems.add(prefix+"calendarEvent", "only allowed for type meeting")
 		}
 	}
 	hasPair := e.Availability != "" || e.Activity != ""

@@ -66,6 +66,7 @@ type Bridge struct {
 	writers     *writer.Pool
 	rules       state.Rules
 	directory   *identity.Directory
+	lookups     *identity.Lookups // Graph reads behind a breaker per tenant
 	stopWriters func()
 	stopConsume func()
 	sources     *sourceRunners // connect-out sources (sources_run.go)
@@ -152,11 +153,11 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
 	}
-	lookups := identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
-	phoneLookup, phoneTenants := b.phoneLookups(lookups) // phones.go
+	b.lookups = identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
+	phoneLookup, phoneTenants := b.phoneLookups(b.lookups) // phones.go
 	b.directory = identity.New(identity.Options{
 		Entries:      b.cfg.Directory,
-		Lookup:       lookups.Lookup,
+		Lookup:       b.lookups.Lookup,
 		TTL:          b.cfg.Graph.UserCacheTTL,
 		UnknownTTL:   b.cfg.Graph.UnknownUserTTL,
 		PhoneLookup:  phoneLookup,
@@ -333,14 +334,16 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Resolver:      identity.Resolver{Directory: b.directory},
 		Applier:       history.RecordingApplier{Next: b.state, Recorder: b.history, Clock: b.clock},
 		DeadLetters:   b.events,
-		MinDelay:      b.cfg.Graph.Retry.MinDelay,
-		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
-		MaxFutureSkew: b.cfg.HTTP.MaxFutureSkew,
-		Lanes:         b.cfg.Worker.Lanes,
-		LaneDepth:     b.cfg.Worker.LaneDepth,
-		AckWait:       b.cfg.NATS.AckWait,
-		Log:           b.log.With("component", "worker"),
-		Count:         b.metrics.EventSettled,
+		// Graph calendar notifications are read here, not when they come.
+		CalendarReaders: b.calendarReaders(), // calendarfetch.go
+		MinDelay:        b.cfg.Graph.Retry.MinDelay,
+		MaxDelay:        b.cfg.Graph.Retry.MaxDelay,
+		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
+		Lanes:           b.cfg.Worker.Lanes,
+		LaneDepth:       b.cfg.Worker.LaneDepth,
+		AckWait:         b.cfg.NATS.AckWait,
+		Log:             b.log.With("component", "worker"),
+		Count:           b.metrics.EventSettled,
 	})
 	stop, err := b.events.Consume(ctx, b.countRedelivered(w.Dispatch))
 	if err != nil {

@@ -24,9 +24,6 @@ func (b *Bridge) buildSources(sources []config.Source) ([]ingest.Source, error) 
 			continue // no webhook: it runs (sources_run.go)
 		}
 		deps := catalog.Deps{CalendarLifecycle: b.calendarSubs.lifecycle()}
-		if c, err := b.graph.Client(s.Tenant); err == nil {
-			deps.Graph = c
-		}
 		adapter, err := catalog.Webhook(sourceConfig(s, b.cfg.HTTP), deps)
 		if err != nil {
 			return nil, fmt.Errorf("sources[%d] (%s): %w", i, s.Name, err)

@@ -17,14 +17,10 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters/twilio"
 	"github.com/presence-bridge/presence-bridge/adapters/webex"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
-	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
 // Deps are what some adapters need beyond their configuration.
 type Deps struct {
-	// Graph is the source's tenant's Graph client (graphcalendar fetches
-	// the events its notifications name).
-	Graph *graphclient.Client
 	// CalendarLifecycle receives graphcalendar sources' lifecycle
 	// notifications (the bridge's subscription manager); optional.
 	CalendarLifecycle graphcalendar.LifecycleFunc
@@ -37,10 +33,7 @@ var webhooks = map[string]func(adapters.SourceConfig, Deps) (adapters.Adapter, e
 	"webex":       func(c adapters.SourceConfig, _ Deps) (adapters.Adapter, error) { return webex.New(c) },
 	"ringcentral": func(c adapters.SourceConfig, _ Deps) (adapters.Adapter, error) { return ringcentral.New(c) },
 	"graphcalendar": func(c adapters.SourceConfig, d Deps) (adapters.Adapter, error) {
-		if d.Graph == nil {
-			return nil, fmt.Errorf("graphcalendar source %s: no Graph client for its tenant", c.Name)
-		}
-		a, err := graphcalendar.New(c, graphcalendar.GraphFetcher{Client: d.Graph})
+		a, err := graphcalendar.New(c)
 		if err != nil {
 			return nil, err
 		}
@@ -49,6 +42,21 @@ var webhooks = map[string]func(adapters.SourceConfig, Deps) (adapters.Adapter, e
 		}
 		return a, nil
 	},
+}
+
+// ReadsCalendar reports whether events of sources of this type may name a
+// calendar event for the apply stage to read from Graph
+// (adapters.Event.CalendarEvent); CalendarMeeting makes the meeting of it.
+func ReadsCalendar(sourceType string) bool { return sourceType == "graphcalendar" }
+
+// CalendarMeeting is the meeting ref (an event naming a calendar event)
+// stands for, given the event as read: found false when Graph no longer
+// has it.
+func CalendarMeeting(ref adapters.Event, m graphcalendar.Meeting, found bool) (adapters.Event, error) {
+	if !found {
+		return graphcalendar.Ended(ref), nil
+	}
+	return graphcalendar.Scheduled(ref, m)
 }
 
 // Webhook builds the adapter of a webhook source of type cfg.Type.

@@ -1,38 +1,31 @@
 // Package graphcalendar turns Microsoft Graph calendar change
 // notifications into meeting events: it answers the validationToken
-// handshake, checks clientState, and reads each changed event through a
-// Fetcher (the bridge passes its Graph client) into a meeting window.
+// handshake, checks clientState, and queues for each changed event a
+// meeting that names it (Event.CalendarEvent) without reading it: the
+// apply stage reads it from Graph later and turns it into a meeting window
+// with Scheduled or Ended, so that Graph gets its answer at once. Decoding
+// a notification never calls Graph.
 package graphcalendar
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
-// Meeting is the part of a calendar event that makes a meeting.
+// Meeting is the part of a calendar event read from Graph that makes a
+// meeting.
 type Meeting struct {
-	ID          string
 	Start, End  time.Time
 	ShowAs      string
 	IsCancelled bool
-}
-
-// ErrEventNotFound is what a Fetcher returns for an event that no longer
-// exists; the meeting is then over.
-var ErrEventNotFound = errors.New("calendar event not found")
-
-// Fetcher reads one calendar event of a user.
-type Fetcher interface {
-	FetchEvent(ctx context.Context, userID, eventID string) (Meeting, error)
 }
 
 // Lifecycle is a lifecycle notification about a subscription:
@@ -49,7 +42,6 @@ type LifecycleFunc func(source string, n Lifecycle)
 // Adapter decodes Graph calendar notifications.
 type Adapter struct {
 	cfg       adapters.SourceConfig
-	fetch     Fetcher
 	lifecycle LifecycleFunc
 }
 
@@ -64,11 +56,11 @@ var (
 )
 
 // New returns the adapter; cfg.Secret is the subscription's clientState.
-func New(cfg adapters.SourceConfig, fetch Fetcher) (*Adapter, error) {
-	if cfg.Secret == "" || fetch == nil {
-		return nil, fmt.Errorf("graphcalendar source %s: needs the clientState as secret and a fetcher", cfg.Name)
+func New(cfg adapters.SourceConfig) (*Adapter, error) {
+	if cfg.Secret == "" {
+		return nil, fmt.Errorf("graphcalendar source %s: needs the clientState as secret", cfg.Name)
 	}
-	return &Adapter{cfg: cfg, fetch: fetch}, nil
+	return &Adapter{cfg: cfg}, nil
 }
 
 // maxValidationToken bounds the validationToken echoed back; Graph's is a
@@ -118,7 +110,9 @@ type notifications struct {
 	} `json:"value"`
 }
 
-// Decode checks clientState and fetches every changed event.
+// Decode checks clientState and queues a meeting event for every changed
+// calendar event: ended for a deleted one, else one naming the event to
+// read (CalendarEvent).
 func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	body, err := adapters.ReadBody(r, a.cfg.BodyLimit)
 	if err != nil {
@@ -162,41 +156,51 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 		if v.ResourceData.ID != "" {
 			eventID = v.ResourceData.ID
 		}
-		ev, err := a.event(r.Context(), userID, eventID, v.ChangeType, now)
-		if err != nil {
-			return nil, err
-		}
-		events = append(events, ev)
+		events = append(events, a.event(userID, eventID, v.ChangeType, now))
 	}
 	return a.cfg.Valid(events)
 }
 
-func (a *Adapter) event(ctx context.Context, userID, eventID, changeType string, now time.Time) (adapters.Event, error) {
-	ended := adapters.Event{
-		ID: "graph-event:" + eventID + ":ended", Source: a.cfg.Name, Type: adapters.TypeMeeting,
-		User: userID, OccurredAt: now, State: adapters.MeetingEnded,
-	}
+// event is the meeting event a change notification stands for. Its id is
+// unique per notification received (the time it came), so that a change
+// back to an earlier version is queued too; the apply stage reads the
+// event as it is then.
+func (a *Adapter) event(userID, eventID, changeType string, now time.Time) adapters.Event {
 	if changeType == "deleted" {
-		return ended, nil
+		return Ended(adapters.Event{Source: a.cfg.Name, User: userID, OccurredAt: now, CalendarEvent: eventID})
 	}
-	m, err := a.fetch.FetchEvent(ctx, userID, eventID)
-	switch {
-	case errors.Is(err, ErrEventNotFound):
-		return ended, nil
-	case err != nil:
-		return adapters.Event{}, &adapters.RequestError{Status: http.StatusServiceUnavailable, Code: "upstream_unavailable", Message: "could not read the calendar event; Graph will retry"}
-	case m.IsCancelled:
-		return ended, nil
-	case !m.End.After(m.Start):
-		return adapters.Event{}, adapters.BadRequest("calendar event %s ends before it starts", eventID)
+	return adapters.Event{
+		ID: "graph-event:" + eventID + ":read-" + strconv.FormatInt(now.UnixNano(), 36), Source: a.cfg.Name, Type: adapters.TypeMeeting,
+		User: userID, OccurredAt: now, CalendarEvent: eventID,
+	}
+}
+
+// Ended is the end of the meeting ref names (ref.CalendarEvent): for a
+// calendar event deleted, cancelled or gone from Graph.
+func Ended(ref adapters.Event) adapters.Event {
+	return adapters.Event{
+		ID: "graph-event:" + ref.CalendarEvent + ":ended", Source: ref.Source, Type: adapters.TypeMeeting,
+		User: ref.User, OccurredAt: ref.OccurredAt, Sequence: ref.Sequence, State: adapters.MeetingEnded,
+	}
+}
+
+// Scheduled is the meeting ref names (ref.CalendarEvent) as m, the
+// calendar event read from Graph, shows it: its window and free/busy
+// status, or its end when it was cancelled. The id changes with the
+// window, so each reschedule is a new event and a repeated read of the
+// same version is a duplicate.
+func Scheduled(ref adapters.Event, m Meeting) (adapters.Event, error) {
+	if m.IsCancelled {
+		return Ended(ref), nil
+	}
+	if !m.End.After(m.Start) {
+		return adapters.Event{}, fmt.Errorf("calendar event %s ends before it starts", ref.CalendarEvent)
 	}
 	start, end := m.Start.UTC(), m.End.UTC()
-	// The id changes with the window, so each reschedule is a new event
-	// and a repeated notification of the same version is a duplicate.
 	version := sha256.Sum256([]byte(start.String() + end.String() + m.ShowAs))
 	return adapters.Event{
-		ID: "graph-event:" + eventID + ":" + hex.EncodeToString(version[:8]), Source: a.cfg.Name, Type: adapters.TypeMeeting,
-		User: userID, OccurredAt: now, Start: &start, End: &end, ShowAs: showAs(m.ShowAs),
+		ID: "graph-event:" + ref.CalendarEvent + ":" + hex.EncodeToString(version[:8]), Source: ref.Source, Type: adapters.TypeMeeting,
+		User: ref.User, OccurredAt: ref.OccurredAt, Sequence: ref.Sequence, Start: &start, End: &end, ShowAs: showAs(m.ShowAs),
 	}, nil
 }
 

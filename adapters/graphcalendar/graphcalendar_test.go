@@ -1,10 +1,11 @@
 package graphcalendar
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -15,23 +16,6 @@ import (
 
 const clientState = "calendar-client-state"
 
-// fetchFunc is a function-type Fetcher.
-type fetchFunc func(userID, eventID string) (Meeting, error)
-
-func (f fetchFunc) FetchEvent(_ context.Context, userID, eventID string) (Meeting, error) {
-	return f(userID, eventID)
-}
-
-var calendar = fetchFunc(func(_, eventID string) (Meeting, error) {
-	switch eventID {
-	case "AAMkAGUwNjQ4ZjIxAAA=":
-		return Meeting{ID: eventID, Start: time.Date(2026, 11, 23, 11, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 23, 12, 0, 0, 0, time.UTC), ShowAs: "busy"}, nil
-	case "AAMkCancelled=":
-		return Meeting{ID: eventID, Start: time.Date(2026, 11, 23, 9, 0, 0, 0, time.UTC), End: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC), ShowAs: "busy", IsCancelled: true}, nil
-	}
-	return Meeting{}, ErrEventNotFound
-})
-
 func request(t *testing.T, body []byte, _ time.Time, signed bool) *http.Request {
 	if !signed {
 		body = []byte(`{"value":[{"changeType":"created","resource":"Users/u/Events/e","clientState":"guess"}]}`)
@@ -41,7 +25,7 @@ func request(t *testing.T, body []byte, _ time.Time, signed bool) *http.Request 
 
 func TestConformance(t *testing.T) {
 	adaptertest.Run(t, adaptertest.Suite{
-		New:       func(c adapters.SourceConfig) (adapters.Adapter, error) { return New(c, calendar) },
+		New:       func(c adapters.SourceConfig) (adapters.Adapter, error) { return New(c) },
 		Config:    adapters.SourceConfig{Name: "calendar", Secret: clientState},
 		Request:   request,
 		TokenOnly: true,
@@ -86,20 +70,91 @@ func validation(method, query string) *http.Request {
 	return httptest.NewRequest(method, "/v1/hooks/calendar?"+query, nil)
 }
 
-func TestFetchFailureAsksGraphToRetry(t *testing.T) {
-	a, _ := New(adapters.SourceConfig{Name: "calendar", Secret: clientState}, fetchFunc(func(string, string) (Meeting, error) {
-		return Meeting{}, errors.New("graph down")
-	}))
-	body := []byte(`{"value":[{"changeType":"updated","resource":"Users/u1/Events/e1","clientState":"calendar-client-state"}]}`)
-	_, err := a.Decode(adaptertest.JSONRequest(body))
-	var re *adapters.RequestError
-	if !errors.As(err, &re) || re.Status != http.StatusServiceUnavailable {
-		t.Fatalf("want 503, got %v", err)
+// TestDecodeQueuesAReadNotAWindow: a created or updated event becomes a
+// meeting naming the event to read, each notification with its own id; a
+// deleted one ends the meeting at once.
+func TestDecodeQueuesAReadNotAWindow(t *testing.T) {
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	a, _ := New(adapters.SourceConfig{Name: "calendar", Secret: clientState, Now: func() time.Time { return now }})
+	decode := func(change string) adapters.Event {
+		t.Helper()
+		body := []byte(`{"value":[{"changeType":"` + change + `","resource":"Users/u1/Events/e1","clientState":"calendar-client-state"}]}`)
+		events, err := a.Decode(adaptertest.JSONRequest(body))
+		if err != nil || len(events) != 1 {
+			t.Fatalf("%s: %v, %v", change, events, err)
+		}
+		return events[0]
+	}
+	first := decode("updated")
+	want := adapters.Event{ID: first.ID, Source: "calendar", Type: adapters.TypeMeeting, User: "u1", OccurredAt: now, CalendarEvent: "e1"}
+	if !reflect.DeepEqual(first, want) || !strings.HasPrefix(first.ID, "graph-event:e1:read-") {
+		t.Fatalf("updated: %+v", first)
+	}
+	now = now.Add(time.Millisecond)
+	if again := decode("updated"); again.ID == first.ID {
+		t.Fatalf("a later notification of the same event has the same id %s: JetStream would drop it", again.ID)
+	}
+	ended := decode("deleted")
+	if ended.State != adapters.MeetingEnded || ended.CalendarEvent != "" || ended.ID != "graph-event:e1:ended" {
+		t.Fatalf("deleted: %+v", ended)
+	}
+}
+
+// TestScheduled: what the apply stage makes of the event it read.
+func TestScheduled(t *testing.T) {
+	at := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	ref := adapters.Event{ID: "graph-event:e1:read-x", Source: "calendar", Type: adapters.TypeMeeting, User: "u1", OccurredAt: at, CalendarEvent: "e1"}
+	start, end := at.Add(time.Hour), at.Add(2*time.Hour)
+	berlin := time.FixedZone("CET", 3600)
+	for _, c := range []struct {
+		name string
+		m    Meeting
+		want adapters.Event
+		err  string
+	}{
+		{"window", Meeting{Start: start.In(berlin), End: end, ShowAs: "busy"},
+			adapters.Event{ID: "graph-event:e1:aff60b61c78f9c9e", Source: "calendar", Type: adapters.TypeMeeting, User: "u1", OccurredAt: at, Start: &start, End: &end, ShowAs: "busy"}, ""},
+		{"unknown showAs", Meeting{Start: start, End: end, ShowAs: "elsewhere"},
+			adapters.Event{ID: "graph-event:e1:b684f15202f5c3ae", Source: "calendar", Type: adapters.TypeMeeting, User: "u1", OccurredAt: at, Start: &start, End: &end, ShowAs: "unknown"}, ""},
+		{"cancelled", Meeting{Start: start, End: end, ShowAs: "busy", IsCancelled: true},
+			adapters.Event{ID: "graph-event:e1:ended", Source: "calendar", Type: adapters.TypeMeeting, User: "u1", OccurredAt: at, State: adapters.MeetingEnded}, ""},
+		{"backwards", Meeting{Start: end, End: start}, adapters.Event{}, "calendar event e1 ends before it starts"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := Scheduled(ref, c.m)
+			if c.err != "" {
+				if err == nil || err.Error() != c.err {
+					t.Fatalf("error %v, want %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || !reflect.DeepEqual(got, c.want) || got.Validate("") != nil {
+				t.Fatalf("got %+v, %v\nwant %+v", got, err, c.want)
+			}
+		})
+	}
+}
+
+// TestDecodingNeverCallsGraph: the adapter does not even link a Graph
+// client (go list -deps).
+func TestDecodingNeverCallsGraph(t *testing.T) {
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("no go tool on PATH")
+	}
+	out, err := exec.Command(goTool, "list", "-deps", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, dep := range strings.Fields(string(out)) {
+		if strings.HasSuffix(dep, "/graphclient") || strings.Contains(dep, "/graphclient/") {
+			t.Fatalf("graphcalendar depends on %s", dep)
+		}
 	}
 }
 
 func FuzzDecode(f *testing.F) {
-	a, err := New(adapters.SourceConfig{Name: "calendar", Secret: clientState, Now: func() time.Time { return adaptertest.Now }}, calendar)
+	a, err := New(adapters.SourceConfig{Name: "calendar", Secret: clientState, Now: func() time.Time { return adaptertest.Now }})
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -107,7 +162,7 @@ func FuzzDecode(f *testing.F) {
 }
 
 func TestLifecycleNotificationsGoToTheHook(t *testing.T) {
-	a, _ := New(adapters.SourceConfig{Name: "calendar", Secret: clientState}, calendar)
+	a, _ := New(adapters.SourceConfig{Name: "calendar", Secret: clientState})
 	var got []Lifecycle
 	a.OnLifecycle(func(source string, n Lifecycle) {
 		if source != "calendar" {

@@ -52,6 +52,9 @@ type Options struct {
 	Resolver    Resolver
 	Applier     Applier
 	DeadLetters DeadLetters
+	// CalendarReaders read, by source name, the calendar events that
+	// source's events name (fetch.go).
+	CalendarReaders map[string]CalendarReader
 	// MaxFutureSkew bounds how far ahead of now an event's occurredAt may
 	// be; zero means adapters.DefaultMaxFutureSkew.
 	MaxFutureSkew time.Duration
@@ -269,7 +272,9 @@ func (w *Worker) prepare(ctx context.Context, subject string, d decoded) (target
 	if err != nil {
 		return target{}, adapters.Event{}, err
 	}
-	return target{tenant: tenant, userID: userID}, ev, nil
+	t := target{tenant: tenant, userID: userID}
+	ev, err = w.readCalendar(ctx, t, ev)
+	return t, ev, err
 }
 
 func (w *Worker) sourceOf(subject string) string {

@@ -159,3 +159,13 @@ func (g *Tenants) LookupUser(ctx context.Context, tenant, upn string) (string, e
 	}
 	return user.ID, nil
 }
+
+// GetEvent reads a user's calendar event: its window, free/busy status and
+// whether it was cancelled.
+func (g *Tenants) GetEvent(ctx context.Context, tenant, userID, eventID string) (graphclient.CalendarEvent, error) {
+	c, err := g.Client(tenant)
+	if err != nil {
+		return graphclient.CalendarEvent{}, err
+	}
+	return c.GetEvent(ctx, userID, eventID)
+}

@@ -112,6 +112,10 @@ func (e *Emulator) getEvent(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, err)
 		return
 	}
+	if err := e.admitEventRead(r); err != nil {
+		writeError(w, r, err)
+		return
+	}
 	selected, err := selectFields(r.URL.Query().Get("$select"), "event", eventProperties)
 	if err != nil {
 		writeError(w, r, err)

@@ -29,6 +29,8 @@ type faults struct {
 	// actionStatus is the success status of the presence actions; zero
 	// is 200.
 	actionStatus int
+	// events are the faults of calendar event reads (eventreads.go).
+	events eventReadFaults
 }
 
 // FaultsView is the injected faults as GET /_emulator/faults shows them.
@@ -136,7 +138,10 @@ func (e *Emulator) actionStatus() int {
 func (e *Emulator) ClearFaults() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.releaseEventReads()
+	held := e.faults.events.held // still counted down by the reads let go
 	e.faults = faults{}
+	e.faults.events.held = held
 }
 
 // Faults returns the injected faults.
