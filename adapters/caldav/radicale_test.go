@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
 // The account the test Radicale knows.
@@ -45,13 +46,17 @@ func (r *radicale) mkcalendar(t *testing.T, path string) { t.Helper(); r.MkCalen
 
 func (r *radicale) put(t *testing.T, path, ics string) { t.Helper(); r.Put(t, path, ics) }
 
-// collector gathers published events and folds them as the bridge's
-// state does: every version of one occurrence ("caldav-event:<key>:...")
-// replaces the previous one, and an ended one removes it.
+// collector takes published events as the bridge does: an id it has
+// stored before is dropped (JetStream's duplicate window), and every other
+// event is applied, in order, to its person's state (bridge/state), which
+// tells the windows that stand.
 type collector struct {
-	mu     sync.Mutex
-	events []adapters.Event
-	fail   atomic.Bool
+	mu      sync.Mutex
+	events  []adapters.Event // stored
+	seen    map[string]bool
+	states  map[string]*state.UserState
+	dropped int // duplicates
+	fail    atomic.Bool
 }
 
 func (c *collector) publish(_ context.Context, events []adapters.Event) error {
@@ -60,39 +65,55 @@ func (c *collector) publish(_ context.Context, events []adapters.Event) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.events = append(c.events, events...)
+	if c.seen == nil {
+		c.seen, c.states = map[string]bool{}, map[string]*state.UserState{}
+	}
+	for _, ev := range events {
+		if err := ev.Validate(""); err != nil {
+			return fmt.Errorf("published an invalid event %+v: %w", ev, err)
+		}
+		if c.seen[ev.Key()] {
+			c.dropped++
+			continue
+		}
+		c.seen[ev.Key()] = true
+		c.events = append(c.events, ev)
+		if c.states[ev.User] == nil {
+			c.states[ev.User] = &state.UserState{}
+		}
+		c.states[ev.User].Apply(ev, ev.OccurredAt)
+	}
 	return nil
 }
 
-// windows returns the windows the published events leave open, as
-// sorted "start-end showAs" strings.
+// windows returns the windows the stored events leave open, as sorted
+// "start-end showAs" strings.
 func (c *collector) windows(t *testing.T) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	open := map[string]string{}
-	for _, ev := range c.events {
-		if err := ev.Validate(""); err != nil {
-			t.Errorf("published an invalid event %+v: %v", ev, err)
-		}
-		rest, ok := strings.CutPrefix(ev.ID, idPrefix)
-		i := strings.LastIndexByte(rest, ':')
-		if !ok || i < 0 {
-			t.Errorf("event id %q is not caldav-event:<occurrence>:<version>", ev.ID)
-			continue
-		}
-		key := rest[:i]
-		if ev.State == adapters.MeetingEnded {
-			delete(open, key)
-			continue
-		}
-		open[key] = ev.Start.UTC().Format("Jan 2 15:04") + "-" + ev.End.UTC().Format("15:04") + " " + ev.ShowAs
-	}
 	var out []string
-	for _, w := range open {
-		out = append(out, w)
+	for _, st := range c.states {
+		for _, m := range st.Meetings {
+			if m.State != adapters.MeetingEnded && m.Start != nil {
+				out = append(out, m.Start.UTC().Format("Jan 2 15:04")+"-"+m.End.UTC().Format("15:04")+" "+m.ShowAs)
+			}
+		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// busy reports whether the state makes user busy at now.
+func (c *collector) busy(user string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.states[user]
+	if st == nil {
+		return false
+	}
+	inMeeting := &adapters.Pair{Availability: "Busy", Activity: "InAConferenceCall"}
+	want, _ := st.Desired(state.Rules{Meeting: inMeeting, MeetingShowAs: []string{"busy"}, Priority: []string{"meeting"}}, now)
+	return want != nil
 }
 
 func (c *collector) waitWindows(t *testing.T, what string, want ...string) {
@@ -222,6 +243,7 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 	r := startRadicale(t)
 	r.mkcalendar(t, "/alice/work/")
 	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
+	now := testNow
 	var requests atomic.Int64
 	var listings atomic.Int64 // PROPFINDs of every member's etag
 	count := roundTripper(func(req *http.Request) (*http.Response, error) {
@@ -237,7 +259,7 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 			User: "alice@example.com", URL: r.base + "/alice/work/",
 			Username: radicaleUser, Password: radicalePassword,
 		}},
-		Now:       func() time.Time { return testNow },
+		Now:       func() time.Time { return now },
 		Transport: count,
 	}
 	src, err := New(cfg)
@@ -274,20 +296,21 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
 	}
 
-	// A second bridge polling the same calendar publishes the very same
-	// ids, so that the event log keeps one copy.
+	// A restarted source (or the next bridge) publishes the window again,
+	// under a new id, and a resync: applied, they change nothing.
+	now = now.Add(time.Minute)
 	other, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var copyOf collector
-	if err := other.Poll(ctx, copyOf.publish); err != nil {
+	stored := len(got.ids())
+	if err := other.Poll(ctx, got.publish); err != nil {
 		t.Fatal(err)
 	}
-	last := got.ids()[len(got.ids())-1:]
-	if ids := copyOf.ids(); !slices.Contains(got.ids(), ids[0]) || len(ids) != 1 {
-		t.Errorf("the second bridge published %q; the first %q (latest %q)", ids, got.ids(), last)
+	if n := len(got.ids()) - stored; n != 2 || got.dropped != 0 {
+		t.Errorf("the restarted source stored %d events (%d dropped as duplicates), want its window and its resync", n, got.dropped)
 	}
+	got.waitWindows(t, "after a restart", "Dec 3 12:00-13:00 busy")
 
 	// An event log that can not store the events makes the next poll
 	// publish them again.
