@@ -424,3 +424,121 @@ func TestRadicaleWithoutSyncCollection(t *testing.T) {
 		t.Errorf("%d sync-collection REPORTs without a sync-token", n)
 	}
 }
+
+// TestRadicaleRepeatedRevisions changes Alice's calendar on a real
+// Radicale to content it held before, whose etag is then the same: a
+// meeting accepted, declined and accepted again with the same bytes makes
+// her busy again, and an occurrence moved away, back and away again
+// leaves her free. The collector drops ids it stored before, as
+// JetStream does; the clock moves a minute per step.
+func TestRadicaleRepeatedRevisions(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	now := testNow.Add(-time.Minute)
+	src, err := New(Config{
+		Name: "calendar",
+		Calendars: []Calendar{{
+			User: "alice@example.com", URL: r.base + "/alice/work/",
+			Username: radicaleUser, Password: radicalePassword,
+		}},
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	step := func(what string, busy bool, want ...string) {
+		t.Helper()
+		now = now.Add(time.Minute)
+		if err := src.Poll(context.Background(), got.publish); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got.waitWindows(t, what, want...)
+		if b := got.busy("alice@example.com", now); b != busy {
+			t.Fatalf("%s: busy %v, want %v (%d events dropped as duplicates)", what, b, busy, got.dropped)
+		}
+	}
+	invitation := func(partstat string) string {
+		return vevent("review", "DTSTART:20261203T073000Z\nDTEND:20261203T093000Z\nORGANIZER:mailto:bob@example.com\nATTENDEE;PARTSTAT="+partstat+":mailto:alice@example.com")
+	}
+	r.put(t, "/alice/work/review.ics", invitation("ACCEPTED"))
+	step("accepted", true, "Dec 3 07:30-09:30 busy")
+	r.put(t, "/alice/work/review.ics", invitation("DECLINED"))
+	step("declined", false)
+	r.put(t, "/alice/work/review.ics", invitation("ACCEPTED"))
+	step("accepted again", true, "Dec 3 07:30-09:30 busy")
+	r.put(t, "/alice/work/review.ics", invitation("DECLINED"))
+	step("declined again", false)
+
+	// A daily series whose Dec 3 occurrence is now; moved to Dec 10 it
+	// leaves the window.
+	series := "BEGIN:VEVENT\nUID:standup\nDTSTAMP:20261201T000000Z\nDTSTART:20261201T074500Z\nDTEND:20261201T081500Z\nRRULE:FREQ=DAILY;COUNT=3\nEND:VEVENT"
+	moved := series + "\nBEGIN:VEVENT\nUID:standup\nDTSTAMP:20261201T000000Z\nRECURRENCE-ID:20261203T074500Z\nDTSTART:20261210T074500Z\nDTEND:20261210T081500Z\nEND:VEVENT"
+	calendar := func(body string) string {
+		return "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presence-bridge test//EN\n" + body + "\nEND:VCALENDAR"
+	}
+	r.put(t, "/alice/work/standup.ics", calendar(series))
+	step("a series", true, "Dec 3 07:45-08:15 busy")
+	r.put(t, "/alice/work/standup.ics", calendar(moved))
+	step("the occurrence moved away", false)
+	r.put(t, "/alice/work/standup.ics", calendar(series))
+	step("the occurrence moved back", true, "Dec 3 07:45-08:15 busy")
+	r.put(t, "/alice/work/standup.ics", calendar(moved))
+	step("the occurrence moved away again", false)
+}
+
+// TestRadicaleResyncAfterTakeover: a source claims two meetings and
+// stops without a word (its bridge died); one meeting is deleted before
+// the next source runs. That source, knowing nothing of what the first
+// claimed, ends it with the resync after its first full read, and keeps
+// the other. A source of which one calendar of the person can not be read
+// sends no resync: it could end meetings that stand. Another restart with
+// nothing changed changes nothing.
+func TestRadicaleResyncAfterTakeover(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T073000Z\nDTEND:20261203T093000Z"))
+	r.put(t, "/alice/work/lunch.ics", vevent("lunch", "DTSTART:20261203T120000Z\nDTEND:20261203T130000Z"))
+	now := testNow
+	work := Calendar{User: "alice@example.com", URL: r.base + "/alice/work/", Username: radicaleUser, Password: radicalePassword}
+	source := func(cals ...Calendar) *Source {
+		t.Helper()
+		src, err := New(Config{Name: "calendar", Calendars: cals, Now: func() time.Time { return now }, RequestTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	var got collector
+	ctx := context.Background()
+	if err := source(work).Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "the first holder", "Dec 3 07:30-09:30 busy", "Dec 3 12:00-13:00 busy")
+	r.do(t, "DELETE", "/alice/work/review.ics", "", nil, http.StatusOK, http.StatusNoContent)
+
+	now = now.Add(time.Minute)
+	unreadable := Calendar{User: "alice@example.com", URL: "http://127.0.0.1:1/alice/other/"}
+	if err := source(work, unreadable).Poll(ctx, got.publish); err == nil {
+		t.Fatal("a poll of an unreadable calendar succeeded")
+	}
+	got.waitWindows(t, "a holder that could not read every calendar", "Dec 3 07:30-09:30 busy", "Dec 3 12:00-13:00 busy")
+
+	now = now.Add(time.Minute)
+	if err := source(work).Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "the next holder", "Dec 3 12:00-13:00 busy")
+	if got.busy("alice@example.com", now) {
+		t.Error("Alice is still busy with the deleted meeting")
+	}
+
+	now = now.Add(time.Minute)
+	if err := source(work).Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "a restart with nothing changed", "Dec 3 12:00-13:00 busy")
+	if got.dropped != 0 {
+		t.Errorf("%d events dropped as duplicates", got.dropped)
+	}
+}
