@@ -269,7 +269,8 @@ func (p *PresenceClaim) state() string {
 }
 
 // meetingKey identifies a meeting: calendar adapters give their events ids
-// of the form "graph-event:<id>:<version>" or "caldav-event:<id>:<version>",
+// of the form "graph-event:<id>:<version>" or "caldav-event:<id>:<version>"
+// (the version holds no ':'),
 // so every version of one event (its end included) shares a key; other
 // events are keyed by their own id.
 func meetingKey(ev adapters.Event) string {
