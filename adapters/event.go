@@ -28,6 +28,13 @@ const (
 const (
 	MeetingStarted = "started"
 	MeetingEnded   = "ended"
+	// MeetingResync says the source has read the user's calendars in full
+	// since occurredAt and said again everything that still stands: every
+	// meeting it claimed for the user before occurredAt has ended. A
+	// calendar poller sends it after its first full read, so that what a
+	// previous poller claimed (before a restart or a takeover) and is gone
+	// now ends. It carries no window and no showAs.
+	MeetingResync = "resync"
 )
 
 // Presence states.
@@ -65,8 +72,8 @@ type Event struct {
 
 	// CallID names the call (a user can have several at once).
 	CallID string `json:"callId,omitempty" validate:"required_if=Type call,max=256"`
-	// State is ringing|active|held|ended for calls, started|ended for
-	// meetings and set|clear for presence.
+	// State is ringing|active|held|ended for calls, started|ended|resync
+	// for meetings and set|clear for presence.
 	State string `json:"state,omitempty"`
 	// Conference marks a call with more than two parties.
 	Conference bool `json:"conference,omitempty"`

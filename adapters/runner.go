@@ -11,8 +11,10 @@ type Publish func(ctx context.Context, events []Event) error
 // subscription, a CalDAV poll) instead of receiving webhooks. Run keeps
 // the connection alive, reconnecting with backoff, until ctx ends; it
 // returns nil then, and an error only when it can never work (bad
-// configuration). A Runner makes its event ids deterministic, so that two
-// copies of one observation are stored once.
+// configuration). A Runner's event ids must be unique per observed change,
+// even a change back to an earlier state, and what it publishes again
+// (after a failed publish, a restart or a takeover) must change nothing
+// when applied.
 type Runner interface {
 	Run(ctx context.Context, publish Publish) error
 }

@@ -76,7 +76,7 @@ func eventValidator() *validator.Validate {
 
 var statesByType = map[string][]string{
 	TypeCall:     {CallRinging, CallActive, CallHeld, CallEnded},
-	TypeMeeting:  {MeetingStarted, MeetingEnded},
+	TypeMeeting:  {MeetingStarted, MeetingEnded, MeetingResync},
 	TypePresence: {PresenceSet, PresenceClear},
 }
 
@@ -137,6 +137,9 @@ func (e Event) validateState(prefix string, problems *InvalidError) {
 		}
 	}
 	if e.Type == TypeMeeting {
+		if e.State == MeetingResync && (e.Start != nil || e.End != nil || e.ShowAs != "") {
+			problems.add(prefix+"state", "resync carries no start, end or showAs")
+		}
 		if (e.Start == nil) != (e.End == nil) {
 			problems.add(prefix+"end", "start and end go together")
 		} else if e.Start != nil && !e.End.After(*e.Start) {

@@ -23,9 +23,8 @@ import (
 // try to create it every tenth of the TTL, take the source over within
 // about 1.1 TTL; a bridge stopping hands it over at once. A holder whose
 // renewal fails, or takes longer than a third of the TTL, stops the
-// source. A handover may still overlap for a moment: the sources' event
-// ids are deterministic, so JetStream stores the events both publish
-// once, and applying one again changes nothing.
+// source. A handover may still overlap for a moment: what both publish
+// then is applied twice, which changes nothing (see adapters.Runner).
 //
 // One bridge rather than all of them, because every bridge running every
 // source would multiply the load on the PBX (a subscription per entity per

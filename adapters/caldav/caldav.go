@@ -6,9 +6,13 @@
 // unchanged calendar costs one request; a changed one is read with a
 // sync-collection REPORT (RFC 6578) or, where the server has none, a
 // listing of etags, and only new or changed objects are fetched. Recurring
-// events are expanded over a window around now. Event ids are derived from
-// the calendar, UID, RECURRENCE-ID and version, so two bridges polling one
-// calendar publish the same ids and the event log keeps one copy.
+// events are expanded over a window around now. An event id names the
+// occurrence (calendar, UID, RECURRENCE-ID) and the poll that saw the
+// change, so a revision that repeats an earlier one is a new event and not
+// a duplicate. Once every calendar of a person has been read in full, the
+// source sends a meeting resync for the person, which ends whatever was
+// claimed before it started (by an earlier run or another bridge) and is
+// gone now.
 package caldav
 
 import (
@@ -22,6 +26,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -195,6 +200,13 @@ type Source struct {
 	log    *slog.Logger
 	loc    *time.Location
 	people []*account
+	// started is the time of the first poll; the resync of each person
+	// is dated then.
+	started time.Time
+	// lastStamp is the stamp of the last account poll (see stamp).
+	lastStamp int64
+	// resynced holds the people whose resync is published.
+	resynced map[string]bool
 }
 
 var _ adapters.Runner = (*Source)(nil)
@@ -215,7 +227,7 @@ func New(cfg Config) (*Source, error) {
 		cfg.Logger = slog.Default()
 	}
 	loc, _ := time.LoadLocation(cfg.TimeZone)
-	s := &Source{cfg: cfg, log: cfg.Logger.With("source", cfg.Name), loc: loc}
+	s := &Source{cfg: cfg, log: cfg.Logger.With("source", cfg.Name), loc: loc, resynced: map[string]bool{}}
 	for _, cal := range cfg.Calendars {
 		s.people = append(s.people, newAccount(cfg, cal, loc))
 	}
@@ -242,16 +254,66 @@ func (s *Source) Run(ctx context.Context, publish adapters.Publish) error {
 }
 
 // Poll polls every calendar once and publishes the windows that began,
-// changed or ended since the last poll. It returns the problems met.
-// Run calls it; it must not be called while Run runs.
+// changed or ended since the last poll, and the resync of each person
+// whose calendars have now all been read in full. It returns the problems
+// met. Run calls it; it must not be called while Run runs.
 func (s *Source) Poll(ctx context.Context, publish adapters.Publish) error {
+	if s.started.IsZero() {
+		s.started = s.cfg.Now()
+	}
 	var errs []error
 	for _, a := range s.people {
 		if err := a.poll(ctx, s, publish); err != nil {
 			errs = append(errs, fmt.Errorf("calendars of %s: %w", a.cal.User, err))
 		}
 	}
+	if err := s.resync(ctx, publish); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// resync publishes, once per person, a meeting resync dated when the
+// source started, as soon as every calendar of the person has been read
+// in full: the windows read are published by then, each dated at or after
+// the start, so what ends is only what was claimed before (by an earlier
+// run or another bridge) and not said again. A person with a calendar
+// that could not be read yet waits: ending their claims then would end
+// meetings that may stand.
+func (s *Source) resync(ctx context.Context, publish adapters.Publish) error {
+	var events []adapters.Event
+	for _, a := range s.people {
+		user := a.cal.User
+		if s.resynced[user] || slices.ContainsFunc(events, func(ev adapters.Event) bool { return ev.User == user }) ||
+			slices.ContainsFunc(s.people, func(b *account) bool { return b.cal.User == user && !b.read }) {
+			continue
+		}
+		events = append(events, adapters.Event{
+			ID:     resyncPrefix + digest(user)[:16] + ":" + strconv.FormatInt(s.started.UnixNano(), 10),
+			Source: s.cfg.Name, Type: adapters.TypeMeeting, User: user, OccurredAt: s.started.UTC(), State: adapters.MeetingResync,
+		})
+	}
+	for len(events) > 0 {
+		n := min(len(events), adapters.MaxBatchSize)
+		if err := publish(ctx, events[:n]); err != nil {
+			return fmt.Errorf("publish resync: %w", err) // tried again at the next poll
+		}
+		for _, ev := range events[:n] {
+			s.resynced[ev.User] = true
+		}
+		events = events[n:]
+	}
+	return nil
+}
+
+// stamp returns a number that no earlier poll of this source had, for the
+// ids of the events of a poll at now: now in nanoseconds, or one more than
+// the last stamp when the clock stood still or went back. A restarted
+// source (or the next bridge) starts from its clock, beyond the stamps
+// of the run before.
+func (s *Source) stamp(now time.Time) int64 {
+	s.lastStamp = max(s.lastStamp+1, now.UnixNano())
+	return s.lastStamp
 }
 
 // account is one configured Calendar and what is known of it.
@@ -263,6 +325,9 @@ type account struct {
 	discovered  time.Time
 	// published holds the window last published per occurrence key.
 	published map[string]published
+	// read is set once every collection was read in full and what it
+	// holds published.
+	read bool
 }
 
 type published struct {
@@ -324,7 +389,7 @@ func (a *account) poll(ctx context.Context, s *Source, publish adapters.Publish)
 	if !complete {
 		s.log.Warn("caldav occurrences capped; none is ended this poll", "user", a.cal.User, "max", s.cfg.MaxOccurrences)
 	}
-	events, next := a.diff(s.cfg.Name, current, complete, from, now)
+	events, next := a.diff(s.cfg.Name, current, complete, from, now, s.stamp(now))
 	for len(events) > 0 {
 		n := min(len(events), adapters.MaxBatchSize)
 		if err := publish(ctx, events[:n]); err != nil {
@@ -335,6 +400,9 @@ func (a *account) poll(ctx context.Context, s *Source, publish adapters.Publish)
 		events = events[n:]
 	}
 	a.published = next
+	if len(errs) == 0 && complete {
+		a.read = true
+	}
 	return errors.Join(errs...)
 }
 
@@ -349,7 +417,7 @@ func (a *account) windows(from, to time.Time, limit int) (current map[string]win
 			obj := c.objects[href]
 			occs, err := expand(obj.comps, from, to, limit-len(current))
 			for _, o := range occs {
-				current[occurrenceKey(a.cal.User, c.url, o)] = window{Occurrence: o, version: version(obj.etag, href, o)}
+				current[occurrenceKey(a.cal.User, c.url, o)] = window{Occurrence: o, version: version(o)}
 			}
 			if err != nil {
 				return current, false
@@ -369,7 +437,10 @@ type window struct {
 // window for each new or changed occurrence, an end for each that is gone
 // (deleted, moved away, cancelled, declined) unless it simply passed or
 // current is not complete; and what is published once they are stored.
-func (a *account) diff(source string, current map[string]window, complete bool, from, now time.Time) ([]adapters.Event, map[string]published) {
+// The poll's stamp makes their ids new even when a revision repeats an
+// earlier one (accepted, declined, accepted again).
+func (a *account) diff(source string, current map[string]window, complete bool, from, now time.Time, stamp int64) ([]adapters.Event, map[string]published) {
+	poll := strconv.FormatInt(stamp, 10)
 	var events []adapters.Event
 	next := make(map[string]published, len(current))
 	for key, w := range current {
@@ -379,7 +450,7 @@ func (a *account) diff(source string, current map[string]window, complete bool, 
 		}
 		start, end := w.Start, w.End
 		events = append(events, adapters.Event{
-			ID: idPrefix + key + ":" + w.version, Source: source, Type: adapters.TypeMeeting,
+			ID: idPrefix + key + ":" + poll + "-" + w.version, Source: source, Type: adapters.TypeMeeting,
 			User: a.cal.User, OccurredAt: now.UTC(), Start: &start, End: &end, ShowAs: w.ShowAs,
 		})
 	}
@@ -395,7 +466,7 @@ func (a *account) diff(source string, current map[string]window, complete bool, 
 			continue
 		}
 		events = append(events, adapters.Event{
-			ID: idPrefix + key + ":ended-" + p.version, Source: source, Type: adapters.TypeMeeting,
+			ID: idPrefix + key + ":" + poll + "-ended", Source: source, Type: adapters.TypeMeeting,
 			User: a.cal.User, OccurredAt: now.UTC(), State: adapters.MeetingEnded,
 		})
 	}
@@ -403,9 +474,14 @@ func (a *account) diff(source string, current map[string]window, complete bool, 
 	return events, next
 }
 
-// idPrefix starts every event id: "caldav-event:<occurrence>:<version>",
-// so that every version of one occurrence shares "<occurrence>".
+// idPrefix starts every window's id:
+// "caldav-event:<occurrence>:<stamp>-<version>", or "-ended" for an end,
+// so that every version of one occurrence shares "<occurrence>" (which is
+// how the bridge's state tells one meeting from another).
 const idPrefix = "caldav-event:"
+
+// resyncPrefix starts a resync's id: "caldav-resync:<person>:<start>".
+const resyncPrefix = "caldav-resync:"
 
 // occurrenceKey names an occurrence of a person's collection by hash, so
 // that ids stay short printable ASCII whatever the UID holds.
@@ -417,10 +493,10 @@ func occurrenceKey(user, collection string, o Occurrence) string {
 	return digest(user, collection, o.UID, rid)
 }
 
-// version names what a window says, and the object's etag, so that a
-// change is a new event id and a repeated observation is the same one.
-func version(etag, href string, o Occurrence) string {
-	return digest(etag, href, o.Start.Format(time.RFC3339), o.End.Format(time.RFC3339), o.ShowAs)[:16]
+// version names what a window says, so that a poll publishes only the
+// windows that changed.
+func version(o Occurrence) string {
+	return digest(o.Start.Format(time.RFC3339), o.End.Format(time.RFC3339), o.ShowAs)[:16]
 }
 
 func digest(parts ...string) string {

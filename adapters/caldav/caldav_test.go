@@ -82,7 +82,7 @@ func TestOccurrenceCap(t *testing.T) {
 		if complete || len(current) != 3 {
 			t.Fatalf("poll %d: %d windows, complete %v; want 3, false", poll, len(current), complete)
 		}
-		events, next := a.diff("calendar", current, complete, from, testNow)
+		events, next := a.diff("calendar", current, complete, from, testNow, int64(poll))
 		a.published = next
 		for _, ev := range events {
 			if ev.State == adapters.MeetingEnded {

@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
 // The account the test Radicale knows.
@@ -45,13 +46,17 @@ func (r *radicale) mkcalendar(t *testing.T, path string) { t.Helper(); r.MkCalen
 
 func (r *radicale) put(t *testing.T, path, ics string) { t.Helper(); r.Put(t, path, ics) }
 
-// collector gathers published events and folds them as the bridge's
-// state does: every version of one occurrence ("caldav-event:<key>:...")
-// replaces the previous one, and an ended one removes it.
+// collector takes published events as the bridge does: an id it has
+// stored before is dropped (JetStream's duplicate window), and every other
+// event is applied, in order, to its person's state (bridge/state), which
+// tells the windows that stand.
 type collector struct {
-	mu     sync.Mutex
-	events []adapters.Event
-	fail   atomic.Bool
+	mu      sync.Mutex
+	events  []adapters.Event // stored
+	seen    map[string]bool
+	states  map[string]*state.UserState
+	dropped int // duplicates
+	fail    atomic.Bool
 }
 
 func (c *collector) publish(_ context.Context, events []adapters.Event) error {
@@ -60,39 +65,55 @@ func (c *collector) publish(_ context.Context, events []adapters.Event) error {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.events = append(c.events, events...)
+	if c.seen == nil {
+		c.seen, c.states = map[string]bool{}, map[string]*state.UserState{}
+	}
+	for _, ev := range events {
+		if err := ev.Validate(""); err != nil {
+			return fmt.Errorf("published an invalid event %+v: %w", ev, err)
+		}
+		if c.seen[ev.Key()] {
+			c.dropped++
+			continue
+		}
+		c.seen[ev.Key()] = true
+		c.events = append(c.events, ev)
+		if c.states[ev.User] == nil {
+			c.states[ev.User] = &state.UserState{}
+		}
+		c.states[ev.User].Apply(ev, ev.OccurredAt)
+	}
 	return nil
 }
 
-// windows returns the windows the published events leave open, as
-// sorted "start-end showAs" strings.
+// windows returns the windows the stored events leave open, as sorted
+// "start-end showAs" strings.
 func (c *collector) windows(t *testing.T) []string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	open := map[string]string{}
-	for _, ev := range c.events {
-		if err := ev.Validate(""); err != nil {
-			t.Errorf("published an invalid event %+v: %v", ev, err)
-		}
-		rest, ok := strings.CutPrefix(ev.ID, idPrefix)
-		i := strings.LastIndexByte(rest, ':')
-		if !ok || i < 0 {
-			t.Errorf("event id %q is not caldav-event:<occurrence>:<version>", ev.ID)
-			continue
-		}
-		key := rest[:i]
-		if ev.State == adapters.MeetingEnded {
-			delete(open, key)
-			continue
-		}
-		open[key] = ev.Start.UTC().Format("Jan 2 15:04") + "-" + ev.End.UTC().Format("15:04") + " " + ev.ShowAs
-	}
 	var out []string
-	for _, w := range open {
-		out = append(out, w)
+	for _, st := range c.states {
+		for _, m := range st.Meetings {
+			if m.State != adapters.MeetingEnded && m.Start != nil {
+				out = append(out, m.Start.UTC().Format("Jan 2 15:04")+"-"+m.End.UTC().Format("15:04")+" "+m.ShowAs)
+			}
+		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// busy reports whether the state makes user busy at now.
+func (c *collector) busy(user string, now time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	st := c.states[user]
+	if st == nil {
+		return false
+	}
+	inMeeting := &adapters.Pair{Availability: "Busy", Activity: "InAConferenceCall"}
+	want, _ := st.Desired(state.Rules{Meeting: inMeeting, MeetingShowAs: []string{"busy"}, Priority: []string{"meeting"}}, now)
+	return want != nil
 }
 
 func (c *collector) waitWindows(t *testing.T, what string, want ...string) {
@@ -222,6 +243,7 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 	r := startRadicale(t)
 	r.mkcalendar(t, "/alice/work/")
 	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T100000Z\nDTEND:20261203T110000Z"))
+	now := testNow
 	var requests atomic.Int64
 	var listings atomic.Int64 // PROPFINDs of every member's etag
 	count := roundTripper(func(req *http.Request) (*http.Response, error) {
@@ -237,7 +259,7 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 			User: "alice@example.com", URL: r.base + "/alice/work/",
 			Username: radicaleUser, Password: radicalePassword,
 		}},
-		Now:       func() time.Time { return testNow },
+		Now:       func() time.Time { return now },
 		Transport: count,
 	}
 	src, err := New(cfg)
@@ -274,20 +296,21 @@ func TestRadicaleUnchangedCalendarCostsOneRequest(t *testing.T) {
 		t.Errorf("a poll of an unchanged calendar made %d requests, want 1", n)
 	}
 
-	// A second bridge polling the same calendar publishes the very same
-	// ids, so that the event log keeps one copy.
+	// A restarted source (or the next bridge) publishes the window again,
+	// under a new id, and a resync: applied, they change nothing.
+	now = now.Add(time.Minute)
 	other, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var copyOf collector
-	if err := other.Poll(ctx, copyOf.publish); err != nil {
+	stored := len(got.ids())
+	if err := other.Poll(ctx, got.publish); err != nil {
 		t.Fatal(err)
 	}
-	last := got.ids()[len(got.ids())-1:]
-	if ids := copyOf.ids(); !slices.Contains(got.ids(), ids[0]) || len(ids) != 1 {
-		t.Errorf("the second bridge published %q; the first %q (latest %q)", ids, got.ids(), last)
+	if n := len(got.ids()) - stored; n != 2 || got.dropped != 0 {
+		t.Errorf("the restarted source stored %d events (%d dropped as duplicates), want its window and its resync", n, got.dropped)
 	}
+	got.waitWindows(t, "after a restart", "Dec 3 12:00-13:00 busy")
 
 	// An event log that can not store the events makes the next poll
 	// publish them again.
@@ -399,5 +422,123 @@ func TestRadicaleWithoutSyncCollection(t *testing.T) {
 	got.waitWindows(t, "after a deletion", "Dec 3 10:00-11:00 busy")
 	if n := syncReports.Load(); n != 0 {
 		t.Errorf("%d sync-collection REPORTs without a sync-token", n)
+	}
+}
+
+// TestRadicaleRepeatedRevisions changes Alice's calendar on a real
+// Radicale to content it held before, whose etag is then the same: a
+// meeting accepted, declined and accepted again with the same bytes makes
+// her busy again, and an occurrence moved away, back and away again
+// leaves her free. The collector drops ids it stored before, as
+// JetStream does; the clock moves a minute per step.
+func TestRadicaleRepeatedRevisions(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	now := testNow.Add(-time.Minute)
+	src, err := New(Config{
+		Name: "calendar",
+		Calendars: []Calendar{{
+			User: "alice@example.com", URL: r.base + "/alice/work/",
+			Username: radicaleUser, Password: radicalePassword,
+		}},
+		Now: func() time.Time { return now },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got collector
+	step := func(what string, busy bool, want ...string) {
+		t.Helper()
+		now = now.Add(time.Minute)
+		if err := src.Poll(context.Background(), got.publish); err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		got.waitWindows(t, what, want...)
+		if b := got.busy("alice@example.com", now); b != busy {
+			t.Fatalf("%s: busy %v, want %v (%d events dropped as duplicates)", what, b, busy, got.dropped)
+		}
+	}
+	invitation := func(partstat string) string {
+		return vevent("review", "DTSTART:20261203T073000Z\nDTEND:20261203T093000Z\nORGANIZER:mailto:bob@example.com\nATTENDEE;PARTSTAT="+partstat+":mailto:alice@example.com")
+	}
+	r.put(t, "/alice/work/review.ics", invitation("ACCEPTED"))
+	step("accepted", true, "Dec 3 07:30-09:30 busy")
+	r.put(t, "/alice/work/review.ics", invitation("DECLINED"))
+	step("declined", false)
+	r.put(t, "/alice/work/review.ics", invitation("ACCEPTED"))
+	step("accepted again", true, "Dec 3 07:30-09:30 busy")
+	r.put(t, "/alice/work/review.ics", invitation("DECLINED"))
+	step("declined again", false)
+
+	// A daily series whose Dec 3 occurrence is now; moved to Dec 10 it
+	// leaves the window.
+	series := "BEGIN:VEVENT\nUID:standup\nDTSTAMP:20261201T000000Z\nDTSTART:20261201T074500Z\nDTEND:20261201T081500Z\nRRULE:FREQ=DAILY;COUNT=3\nEND:VEVENT"
+	moved := series + "\nBEGIN:VEVENT\nUID:standup\nDTSTAMP:20261201T000000Z\nRECURRENCE-ID:20261203T074500Z\nDTSTART:20261210T074500Z\nDTEND:20261210T081500Z\nEND:VEVENT"
+	calendar := func(body string) string {
+		return "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presence-bridge test//EN\n" + body + "\nEND:VCALENDAR"
+	}
+	r.put(t, "/alice/work/standup.ics", calendar(series))
+	step("a series", true, "Dec 3 07:45-08:15 busy")
+	r.put(t, "/alice/work/standup.ics", calendar(moved))
+	step("the occurrence moved away", false)
+	r.put(t, "/alice/work/standup.ics", calendar(series))
+	step("the occurrence moved back", true, "Dec 3 07:45-08:15 busy")
+	r.put(t, "/alice/work/standup.ics", calendar(moved))
+	step("the occurrence moved away again", false)
+}
+
+// TestRadicaleResyncAfterTakeover: a source claims two meetings and
+// stops without a word (its bridge died); one meeting is deleted before
+// the next source runs. That source, knowing nothing of what the first
+// claimed, ends it with the resync after its first full read, and keeps
+// the other. A source of which one calendar of the person can not be read
+// sends no resync: it could end meetings that stand. Another restart with
+// nothing changed changes nothing.
+func TestRadicaleResyncAfterTakeover(t *testing.T) {
+	r := startRadicale(t)
+	r.mkcalendar(t, "/alice/work/")
+	r.put(t, "/alice/work/review.ics", vevent("review", "DTSTART:20261203T073000Z\nDTEND:20261203T093000Z"))
+	r.put(t, "/alice/work/lunch.ics", vevent("lunch", "DTSTART:20261203T120000Z\nDTEND:20261203T130000Z"))
+	now := testNow
+	work := Calendar{User: "alice@example.com", URL: r.base + "/alice/work/", Username: radicaleUser, Password: radicalePassword}
+	source := func(cals ...Calendar) *Source {
+		t.Helper()
+		src, err := New(Config{Name: "calendar", Calendars: cals, Now: func() time.Time { return now }, RequestTimeout: 10 * time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return src
+	}
+	var got collector
+	ctx := context.Background()
+	if err := source(work).Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "the first holder", "Dec 3 07:30-09:30 busy", "Dec 3 12:00-13:00 busy")
+	r.do(t, "DELETE", "/alice/work/review.ics", "", nil, http.StatusOK, http.StatusNoContent)
+
+	now = now.Add(time.Minute)
+	unreadable := Calendar{User: "alice@example.com", URL: "http://127.0.0.1:1/alice/other/"}
+	if err := source(work, unreadable).Poll(ctx, got.publish); err == nil {
+		t.Fatal("a poll of an unreadable calendar succeeded")
+	}
+	got.waitWindows(t, "a holder that could not read every calendar", "Dec 3 07:30-09:30 busy", "Dec 3 12:00-13:00 busy")
+
+	now = now.Add(time.Minute)
+	if err := source(work).Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "the next holder", "Dec 3 12:00-13:00 busy")
+	if got.busy("alice@example.com", now) {
+		t.Error("Alice is still busy with the deleted meeting")
+	}
+
+	now = now.Add(time.Minute)
+	if err := source(work).Poll(ctx, got.publish); err != nil {
+		t.Fatal(err)
+	}
+	got.waitWindows(t, "a restart with nothing changed", "Dec 3 12:00-13:00 busy")
+	if got.dropped != 0 {
+		t.Errorf("%d events dropped as duplicates", got.dropped)
 	}
 }

@@ -169,6 +169,10 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		s.Calls[key] = &CallClaim{Source: ev.Source, State: ev.State, Conference: ev.Conference, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
 		changed = true
 	case adapters.TypeMeeting:
+		if ev.State == adapters.MeetingResync {
+			changed = s.resyncMeetings(ev, received)
+			break
+		}
 		if s.Meetings == nil {
 			s.Meetings = map[string]*MeetingClaim{}
 		}
@@ -198,6 +202,22 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		e := ev
 		s.LastEvent = &e
 		s.Failed = nil
+	}
+	return changed
+}
+
+// resyncMeetings ends every meeting ev's source claimed before
+// ev.OccurredAt (see adapters.MeetingResync) and reports whether any
+// ended. An ended claim keeps its own time, so that whatever the source
+// said about it since, even if applied later, still counts.
+func (s *UserState) resyncMeetings(ev adapters.Event, received time.Time) bool {
+	changed := false
+	for _, m := range s.Meetings {
+		if m.Source != ev.Source || m.State == adapters.MeetingEnded || !m.OccurredAt.Before(ev.OccurredAt) {
+			continue
+		}
+		*m = MeetingClaim{Source: m.Source, State: adapters.MeetingEnded, OccurredAt: m.OccurredAt, Sequence: m.Sequence, Updated: received}
+		changed = true
 	}
 	return changed
 }
@@ -249,7 +269,8 @@ func (p *PresenceClaim) state() string {
 }
 
 // meetingKey identifies a meeting: calendar adapters give their events ids
-// of the form "graph-event:<id>:<version>" or "caldav-event:<id>:<version>",
+// of the form "graph-event:<id>:<version>" or "caldav-event:<id>:<version>"
+// (the version holds no ':'),
 // so every version of one event (its end included) shares a key; other
 // events are keyed by their own id.
 func meetingKey(ev adapters.Event) string {
@@ -469,6 +490,9 @@ func claimID(ev adapters.Event) string {
 	case adapters.TypeCall:
 		return "call/" + ev.Source + "/" + ev.CallID
 	case adapters.TypeMeeting:
+		if ev.State == adapters.MeetingResync {
+			return "" // it makes no claim
+		}
 		return "meeting/" + ev.Source + "/" + meetingKey(ev)
 	case adapters.TypePresence:
 		return "presence/" + ev.Source

@@ -323,3 +323,58 @@ func TestCalDAVMeetingEnds(t *testing.T) {
 		t.Fatalf("after the end: %v, want none", want)
 	}
 }
+
+// TestMeetingResync: a resync ends the meetings its source claimed
+// before its time, and no others; what the source says afterwards about
+// one of them still counts, and so does what it said since, whichever is
+// applied first.
+func TestMeetingResync(t *testing.T) {
+	window := func(id, source string, min int) adapters.Event {
+		return adapters.Event{ID: "caldav-event:" + id + ":v", Source: source, Type: adapters.TypeMeeting,
+			OccurredAt: at(min), Start: tp(at(-5)), End: tp(at(55)), ShowAs: "busy"}
+	}
+	resync := adapters.Event{ID: "caldav-resync:a:1", Source: "cal", Type: adapters.TypeMeeting, OccurredAt: at(10), State: adapters.MeetingResync}
+	open := func(s *UserState) []string {
+		var keys []string
+		for k, m := range s.Meetings {
+			if m.State != adapters.MeetingEnded && m.Start != nil {
+				keys = append(keys, k)
+			}
+		}
+		slices.Sort(keys)
+		return keys
+	}
+	for _, tc := range []struct {
+		name   string
+		events []adapters.Event
+		want   []string
+	}{
+		{"ends what the source claimed before", []adapters.Event{window("gone", "cal", 0), window("kept", "cal", 10), window("other", "graph", 0), resync},
+			[]string{"cal/kept", "graph/other"}},
+		{"resync applied first", []adapters.Event{window("gone", "cal", 0), resync, window("kept", "cal", 10)},
+			[]string{"cal/kept"}},
+		{"said again later", []adapters.Event{window("back", "cal", 0), resync, window("back", "cal", 11)},
+			[]string{"cal/back"}},
+		{"late word from before", []adapters.Event{window("gone", "cal", 5), resync, window("gone", "cal", 5)},
+			nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var s UserState
+			for _, ev := range tc.events {
+				s.Apply(ev, at(12))
+			}
+			if got := open(&s); !slices.Equal(got, tc.want) {
+				t.Errorf("open meetings %q, want %q", got, tc.want)
+			}
+			if tc.want == nil {
+				if want, _ := s.Desired(rules, at(12)); want != nil {
+					t.Errorf("desired %v after the resync, want none", want)
+				}
+			}
+		})
+	}
+	var s UserState
+	if s.Apply(resync, at(12)) {
+		t.Error("a resync with nothing to end changed the state")
+	}
+}
