@@ -260,6 +260,7 @@ func FuzzNotify(f *testing.F) {
 	f.Add([]byte(msg("terminated;reason=noresource", "application/dialog-info+xml", "")))
 	f.Add([]byte(msg(";;;", "application/dialog-info+xml; charset=\"", body)))
 	f.Add([]byte(msg("active", "text/plain", "hello")))
+	f.Add([]byte(msg("active;expires=60", "application/dialog-info+xml", "")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := sip.NewParser().ParseSIP(data)
 		if err != nil {

@@ -104,9 +104,9 @@ func (t *tracker) apply(doc *DialogInfo) (r applied) {
 // empty takes a NOTIFY without a body on an active subscription. The
 // first one, before any document, is the subscription's snapshot: the PBX
 // knows no dialog of the entity (Kamailio's answer after it restarted).
-// Later ones change nothing.
+// Later ones, after a document, change nothing.
 func (t *tracker) empty() applied {
-	if !t.fresh {
+	if !t.fresh || t.seen {
 		return applied{}
 	}
 	t.fresh = false
