@@ -24,6 +24,16 @@ const (
 	CallEnded   = "ended"
 )
 
+// AllCalls, as the call id of an event with state ended, names every call
+// of the event's source for its user except those in ExceptCalls: the
+// source's snapshot of what is still going on, which ends the rest. A
+// source sends one when it starts watching anew and may not know what it
+// (or a bridge before it) claimed earlier.
+const AllCalls = "*"
+
+// MaxExceptCalls bounds an AllCalls event's ExceptCalls.
+const MaxExceptCalls = 256
+
 // Meeting states.
 const (
 	MeetingStarted = "started"
@@ -77,6 +87,9 @@ type Event struct {
 	State string `json:"state,omitempty"`
 	// Conference marks a call with more than two parties.
 	Conference bool `json:"conference,omitempty"`
+	// ExceptCalls, only with CallID AllCalls, are the calls of the source
+	// still going on, which the event leaves alone.
+	ExceptCalls []string `json:"exceptCalls,omitempty" validate:"max=256,dive,required,max=256"`
 
 	// Start and End give a scheduled meeting window instead of a state.
 	Start *time.Time `json:"start,omitempty"`

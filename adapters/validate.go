@@ -109,6 +109,11 @@ func (e Event) validateText(prefix string, problems *InvalidError) {
 			problems.add(prefix+f.name, "is not valid UTF-8")
 		}
 	}
+	for i, c := range e.ExceptCalls {
+		if !utf8.ValidString(c) {
+			problems.add(fmt.Sprintf("%sexceptCalls[%d]", prefix, i), "is not valid UTF-8")
+		}
+	}
 }
 
 func (e Event) validateState(prefix string, problems *InvalidError) {
@@ -127,6 +132,12 @@ func (e Event) validateState(prefix string, problems *InvalidError) {
 		problems.add(prefix+"state", "required for type %s (one of %s)", e.Type, strings.Join(states, " "))
 	case !contains(states, e.State):
 		problems.add(prefix+"state", "must be one of %s for type %s", strings.Join(states, " "), e.Type)
+	}
+	if e.CallID == AllCalls && e.State != CallEnded {
+		problems.add(prefix+"callId", "%q (every call of the source) only goes with state ended", AllCalls)
+	}
+	if len(e.ExceptCalls) > 0 && e.CallID != AllCalls {
+		problems.add(prefix+"exceptCalls", "only allowed with callId %q", AllCalls)
 	}
 	if e.Type != TypeCall {
 		if e.CallID != "" {

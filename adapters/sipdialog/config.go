@@ -46,6 +46,12 @@ type Config struct {
 	// default, at least 10s. Subscriptions are refreshed before the
 	// lifetime the PBX grants runs out.
 	SubscribeExpiry time.Duration `yaml:"subscribe_expiry"`
+	// KeepaliveInterval is how often one subscription, each in turn, is
+	// refreshed ahead of time to check that the PBX still holds it: a PBX
+	// that restarted answers 481, one that went away does not answer, and
+	// then every subscription is refreshed (and, where lost, subscribed
+	// again). 30s by default, at least 1s.
+	KeepaliveInterval time.Duration `yaml:"keepalive_interval"`
 	// RequestTimeout bounds one SIP transaction; 10s by default.
 	RequestTimeout time.Duration `yaml:"request_timeout"`
 	// Backoff spaces the attempts to win back a lost subscription or
@@ -94,6 +100,9 @@ func (c Config) withDefaults() Config {
 	if c.SubscribeExpiry == 0 {
 		c.SubscribeExpiry = 10 * time.Minute
 	}
+	if c.KeepaliveInterval == 0 {
+		c.KeepaliveInterval = 30 * time.Second
+	}
 	if c.RequestTimeout == 0 {
 		c.RequestTimeout = 10 * time.Second
 	}
@@ -140,6 +149,9 @@ func (c Config) validate() error {
 	}
 	if c.SubscribeExpiry < 10*time.Second {
 		bad("subscribe_expiry", "must be at least 10s")
+	}
+	if c.KeepaliveInterval < time.Second {
+		bad("keepalive_interval", "must be at least 1s")
 	}
 	if c.RequestTimeout < 0 {
 		bad("request_timeout", "must not be negative")

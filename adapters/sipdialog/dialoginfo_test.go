@@ -107,7 +107,27 @@ func FuzzParseDialogInfo(f *testing.F) {
 			}
 		}
 		var tr tracker
-		tr.apply(info)
+		tr.apply(doc(t, "full", 1, "old=confirmed"))
+		tr.restart()
+		r := tr.apply(info)
+		if r.snapshot != info.Full {
+			t.Fatalf("snapshot = %v for a document with full = %v", r.snapshot, info.Full)
+		}
+		if info.Full {
+			// A subscription's first full document leaves open only what
+			// it lists as going on.
+			listed := map[string]bool{}
+			for _, d := range info.Dialogs {
+				if d.State != StateTerminated {
+					listed[d.ID] = true
+				}
+			}
+			for _, id := range tr.openDialogs() {
+				if !listed[id] {
+					t.Fatalf("dialog %q open after a snapshot that does not list it", id)
+				}
+			}
+		}
 		if len(tr.open) > MaxDialogs {
 			t.Fatalf("%d dialogs tracked", len(tr.open))
 		}

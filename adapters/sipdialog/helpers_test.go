@@ -36,14 +36,14 @@ func (r *recorder) publish(_ context.Context, events []adapters.Event) error {
 	return nil
 }
 
-// has reports whether user's call reached state; callID "" matches any
-// call other than those in skip.
+// find returns user's first event of one call in state, of any call but
+// those in skip (never a snapshot's event for every call).
 func (r *recorder) find(user, state string, skip ...string) (adapters.Event, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 next:
 	for _, e := range r.events {
-		if e.User != user || e.State != state {
+		if e.User != user || e.State != state || e.CallID == adapters.AllCalls {
 			continue
 		}
 		for _, s := range skip {
@@ -54,6 +54,19 @@ next:
 		return e, true
 	}
 	return adapters.Event{}, false
+}
+
+// snapshots returns user's events that end every call but some.
+func (r *recorder) snapshots(user string) []adapters.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []adapters.Event
+	for _, e := range r.events {
+		if e.User == user && e.CallID == adapters.AllCalls {
+			out = append(out, e)
+		}
+	}
+	return out
 }
 
 func (r *recorder) forAll() []adapters.Event {

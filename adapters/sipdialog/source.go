@@ -3,9 +3,12 @@
 // for busy-lamp fields) of configured extensions on a PBX, and turns the
 // dialog-info documents it is sent into canonical call events.
 //
-// Every event id is derived from the entity, the dialog and the call
-// state only, so two bridges watching the same PBX publish the same ids
-// and the event log keeps one copy.
+// Every event id of a dialog is derived from the entity, the dialog and
+// the call state only, so two bridges watching the same PBX publish the
+// same ids and the event log keeps one copy. The one event a subscription's
+// snapshot adds (every other call of the person ended, see
+// adapters.AllCalls) is named after the subscription instead, so that
+// each snapshot counts.
 package sipdialog
 
 import (
@@ -16,6 +19,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -41,8 +45,9 @@ type Source struct {
 	publish adapters.Publish
 	ctx     context.Context
 
-	mu     sync.Mutex
-	byCall map[string]*subscription // current subscriptions by Call-ID
+	mu      sync.Mutex
+	byCall  map[string]*subscription // current subscriptions by Call-ID
+	sweptAt time.Time                // when every subscription was last refreshed at once
 }
 
 var _ adapters.Runner = (*Source)(nil)
@@ -61,7 +66,14 @@ func New(name string, cfg Config, log *slog.Logger) (*Source, error) {
 	for _, e := range cfg.Entities {
 		uri, _ := cfg.entityURI(e.Entity) // validated
 		s.entities = append(s.entities, &subscription{src: s, uri: uri, user: userOf(e, uri),
-			log: s.log.With("entity", uri.String()), lost: make(chan string, 1)})
+			log: s.log.With("entity", uri.String()), lost: make(chan string, 1), poke: make(chan struct{}, 1)})
+	}
+	for _, sub := range s.entities {
+		for _, other := range s.entities {
+			if other.user == sub.user {
+				sub.peers = append(sub.peers, other)
+			}
+		}
 	}
 	return s, nil
 }
@@ -110,6 +122,7 @@ func (s *Source) Run(ctx context.Context, publish adapters.Publish) error {
 	for _, sub := range s.entities {
 		wg.Go(func() { sub.run(ctx) })
 	}
+	wg.Go(func() { s.keepalive(ctx) })
 	wg.Wait()
 	return nil
 }
@@ -307,14 +320,98 @@ func (s *Source) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 	sub.notify(req)
 }
 
-// emit publishes the events for changes, retrying a failed publish a few
-// times; it gives up when ctx ends.
-func (s *Source) emit(ctx context.Context, sub *subscription, changes []change) {
-	if len(changes) == 0 {
+// keepalive refreshes one live subscription every KeepaliveInterval, each
+// in turn, until ctx ends. A PBX that restarted has forgotten every
+// subscription and answers the refresh 481; one that is gone does not
+// answer. Either way keep then sweeps: every subscription is refreshed,
+// and those lost are subscribed again, whose snapshots end the calls the
+// PBX no longer knows. One SUBSCRIBE per interval, whatever the number of
+// entities.
+func (s *Source) keepalive(ctx context.Context) {
+	next := 0
+	for sleep(ctx, s.cfg.KeepaliveInterval) {
+		for range len(s.entities) {
+			sub := s.entities[next%len(s.entities)]
+			next++
+			if sub.live.Load() {
+				sub.refreshNow()
+				break
+			}
+		}
+	}
+}
+
+// sweep refreshes every live subscription but failed, at most once per
+// KeepaliveInterval: one failed refresh suggests the PBX lost or cannot
+// keep any of them.
+func (s *Source) sweep(failed *subscription) {
+	s.mu.Lock()
+	now := s.now()
+	if !s.sweptAt.IsZero() && now.Sub(s.sweptAt) < s.cfg.KeepaliveInterval {
+		s.mu.Unlock()
+		return
+	}
+	s.sweptAt = now
+	s.mu.Unlock()
+	s.log.Warn("sipdialog refresh failed; refreshing every subscription", "entity", failed.uri.String())
+	for _, sub := range s.entities {
+		if sub != failed && sub.live.Load() {
+			sub.refreshNow()
+		}
+	}
+}
+
+// noteOpen records sub's open calls for its peers' snapshots, after each
+// NOTIFY; sub.mu must be held. After sub's snapshot it returns the event
+// that ends every other call of sub's person, once every entity of that
+// person has had a snapshot (before, the calls of one not yet heard from
+// are unknown), or nil.
+func (s *Source) noteOpen(sub *subscription, snapshot bool) *adapters.Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sub.openCalls = sub.openCalls[:0]
+	for _, d := range sub.tracker.openDialogs() {
+		sub.openCalls = append(sub.openCalls, callID(d))
+	}
+	if !snapshot {
+		return nil
+	}
+	sub.synced = true
+	var except []string
+	for _, p := range sub.peers {
+		if !p.synced {
+			sub.log.Debug("sipdialog snapshot waits for the person's other entities", "waiting_for", p.uri.String())
+			return nil
+		}
+		except = append(except, p.openCalls...)
+	}
+	slices.Sort(except)
+	except = slices.Compact(except)
+	if len(except) > adapters.MaxExceptCalls {
+		sub.log.Warn("sipdialog snapshot lists too many calls to end the others", "calls", len(except), "limit", adapters.MaxExceptCalls)
+		return nil
+	}
+	return &adapters.Event{
+		ID:          snapshotID(sub.uri.String(), sub.callID),
+		Source:      s.name,
+		Type:        adapters.TypeCall,
+		User:        sub.user,
+		OccurredAt:  s.now().UTC(),
+		Sequence:    rank(adapters.CallEnded),
+		CallID:      adapters.AllCalls,
+		State:       adapters.CallEnded,
+		ExceptCalls: except,
+	}
+}
+
+// emit publishes the events for changes, then extra when not nil,
+// retrying a failed publish a few times; it gives up when ctx ends.
+func (s *Source) emit(ctx context.Context, sub *subscription, changes []change, extra *adapters.Event) {
+	if len(changes) == 0 && extra == nil {
 		return
 	}
 	now := s.now().UTC()
-	events := make([]adapters.Event, 0, len(changes))
+	events := make([]adapters.Event, 0, len(changes)+1)
 	for _, c := range changes {
 		e := adapters.Event{
 			ID:         eventID(sub.uri.String(), c.DialogID, c.State, c.Round),
@@ -331,6 +428,16 @@ func (s *Source) emit(ctx context.Context, sub *subscription, changes []change) 
 			continue
 		}
 		events = append(events, e)
+	}
+	if extra != nil {
+		if err := extra.Validate(""); err != nil {
+			sub.log.Warn("sipdialog event dropped", "error", err)
+		} else {
+			events = append(events, *extra)
+		}
+	}
+	if len(events) == 0 {
+		return
 	}
 	for attempt := 1; ; attempt++ {
 		err := s.publish(ctx, events)
@@ -368,6 +475,17 @@ func eventID(entity, dialog, state string, round int) string {
 		return id
 	}
 	sum := sha256.Sum256([]byte(entity + "\x00" + dialog + "\x00" + state))
+	return "sipdialog:" + hex.EncodeToString(sum[:20])
+}
+
+// snapshotID names the event of one subscription's snapshot; subscription
+// is its Call-ID, new for every subscription.
+func snapshotID(entity, subscription string) string {
+	id := "sipdialog:" + entity + ":snapshot:" + subscription
+	if len(id) <= adapters.MaxIDLength && printable(id) {
+		return id
+	}
+	sum := sha256.Sum256([]byte(entity + "\x00snapshot\x00" + subscription))
 	return "sipdialog:" + hex.EncodeToString(sum[:20])
 }
 

@@ -39,6 +39,7 @@ func TestConfig(t *testing.T) {
 		{"bad user", func(c *Config) { c.User = "a b" }, "user: must be a SIP user name"},
 		{"short expiry", func(c *Config) { c.SubscribeExpiry = time.Second }, "subscribe_expiry: must be at least 10s"},
 		{"short registration", func(c *Config) { c.Register, c.RegisterExpiry = true, time.Second }, "register_expiry: must be at least 10s"},
+		{"short keep-alive", func(c *Config) { c.KeepaliveInterval = time.Millisecond }, "keepalive_interval: must be at least 1s"},
 		{"backoff", func(c *Config) { c.Backoff = Backoff{Min: time.Minute, Max: time.Second} }, "backoff: needs 0 <= min <= max"},
 		{"no entities", func(c *Config) { c.Entities = nil }, "entities: must list at least one"},
 		{"bad entity", func(c *Config) { c.Entities = []Entity{{Entity: "1001"}, {Entity: "sip:@x"}} }, `entities[1].entity: "sip:@x" is not a sip:user@host URI`},
@@ -65,7 +66,7 @@ func TestConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s.cfg.Domain != "127.0.0.1" || s.cfg.Transport != "udp" || s.cfg.SubscribeExpiry != 10*time.Minute || s.cfg.LapseAfter != 1 {
+	if s.cfg.Domain != "127.0.0.1" || s.cfg.Transport != "udp" || s.cfg.SubscribeExpiry != 10*time.Minute || s.cfg.KeepaliveInterval != 30*time.Second || s.cfg.LapseAfter != 1 {
 		t.Errorf("defaults not applied: %+v", s.cfg)
 	}
 }
@@ -259,6 +260,7 @@ func FuzzNotify(f *testing.F) {
 	f.Add([]byte(msg("terminated;reason=noresource", "application/dialog-info+xml", "")))
 	f.Add([]byte(msg(";;;", "application/dialog-info+xml; charset=\"", body)))
 	f.Add([]byte(msg("active", "text/plain", "hello")))
+	f.Add([]byte(msg("active;expires=60", "application/dialog-info+xml", "")))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		m, err := sip.NewParser().ParseSIP(data)
 		if err != nil {
@@ -299,6 +301,7 @@ register: true
 register_expiry: 5m
 subscribe_expiry: 10m
 request_timeout: 5s
+keepalive_interval: 20s
 backoff: {min: 1s, max: 2m}
 lapse_after: 2
 entities:
@@ -315,7 +318,7 @@ entities:
 	if _, err := New("pbx", cfg, nil); err != nil {
 		t.Fatal(err)
 	}
-	if cfg.Backoff.Max != 2*time.Minute || cfg.SubscribeExpiry != 10*time.Minute || len(cfg.Entities) != 2 || cfg.Entities[1].User != "bob@contoso.example" {
+	if cfg.Backoff.Max != 2*time.Minute || cfg.KeepaliveInterval != 20*time.Second || cfg.SubscribeExpiry != 10*time.Minute || len(cfg.Entities) != 2 || cfg.Entities[1].User != "bob@contoso.example" {
 		t.Errorf("decoded %+v", cfg)
 	}
 }
@@ -342,11 +345,15 @@ func TestLapse(t *testing.T) {
 	if got := pbx.notify(sub, "active;expires=60", calls, false); got != 200 {
 		t.Fatalf("NOTIFY answered %d", got)
 	}
-	testpoll.Until(t, "two open calls", func() bool { return len(rec.forAll()) == 2 })
+	testpoll.Until(t, "two open calls", func() bool { return len(rec.forCall("a")) == 1 && len(rec.forCall("b")) == 1 })
+	// The first full document is the snapshot: every other call ends.
+	if snaps := rec.snapshots("ext:1001"); len(snaps) != 1 || strings.Join(snaps[0].ExceptCalls, ",") != "a,b" {
+		t.Errorf("snapshot events %+v, want one excepting a and b", snaps)
+	}
 	pbx.refuse.Store(true)
 	pbx.notify(sub, "terminated;reason=noresource", "", false)
 	testpoll.Until(t, "both calls ended", func() bool { return len(rec.forCall("a")) == 2 && len(rec.forCall("b")) == 2 })
-	for _, e := range rec.forAll()[2:] {
+	for _, e := range []adapters.Event{rec.forCall("a")[1], rec.forCall("b")[1]} {
 		if e.State != "ended" || e.User != "ext:1001" || e.ID != "sipdialog:sip:1001@pbx.test:"+e.CallID+":ended" {
 			t.Errorf("lapse event %+v", e)
 		}

@@ -23,8 +23,17 @@ type subscription struct {
 	// lost is signalled when a NOTIFY ends the subscription or shows that
 	// a document was missed.
 	lost chan string
+	// poke asks keep to refresh the subscription now.
+	poke chan struct{}
 	// live reports that the entity is subscribed.
 	live atomic.Bool
+	// peers are the source's entities of the same person, sub included.
+	peers []*subscription
+
+	// Guarded by src.mu, for the peers' snapshots: whether a snapshot
+	// came in this run, and the calls open since.
+	synced    bool
+	openCalls []string
 
 	mu      sync.Mutex // guards the fields below; serialises NOTIFYs
 	tracker tracker
@@ -74,11 +83,17 @@ func (sub *subscription) run(ctx context.Context) {
 			return
 		}
 		sub.log.Warn("sipdialog subscription lost, subscribing again", "reason", reason)
+		// After a PBX restart every entity subscribes again: spread them.
+		if n := len(sub.src.entities); n > 1 && !sleep(ctx, rand.N(min(time.Duration(n)*20*time.Millisecond, 10*time.Second))) {
+			sub.unsubscribe()
+			return
+		}
 	}
 }
 
 // keep refreshes the subscription before each granted lifetime runs out,
-// and returns why it ended.
+// and when poked (see Source.keepalive), and returns why it ended. A failed
+// refresh makes the source refresh the others too.
 func (sub *subscription) keep(ctx context.Context, granted time.Duration) string {
 	for {
 		t := time.NewTimer(refreshIn(granted))
@@ -89,10 +104,16 @@ func (sub *subscription) keep(ctx context.Context, granted time.Duration) string
 		case reason := <-sub.lost:
 			t.Stop()
 			return reason
+		case <-sub.poke:
+			t.Stop()
 		case <-t.C:
 		}
 		res, err := sub.send(ctx, sub.request(sub.src.cfg.SubscribeExpiry, true))
+		if ctx.Err() != nil {
+			return "stopped"
+		}
 		if err != nil || !res.IsSuccess() {
+			sub.src.sweep(sub)
 			return "refresh: " + answer(res, err)
 		}
 		granted = grantedExpiry(res, sub.src.cfg.SubscribeExpiry)
@@ -109,6 +130,10 @@ func (sub *subscription) subscribe(ctx context.Context) (time.Duration, error) {
 	sub.tracker.restart()
 	select {
 	case <-sub.lost:
+	default:
+	}
+	select {
+	case <-sub.poke:
 	default:
 	}
 	sub.mu.Unlock()
@@ -227,11 +252,23 @@ func (sub *subscription) ours(req *sip.Request) bool {
 	return tag == sub.toTag
 }
 
-// notify applies one NOTIFY of the current subscription.
+// notify applies one NOTIFY of the current subscription. The
+// subscription's snapshot, its first full document or a NOTIFY without a
+// body while active, also ends every other call the source claims for the
+// entity's person (see Source.noteOpen).
 func (sub *subscription) notify(req *sip.Request) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
-	if body := req.Body(); len(body) > 0 {
+	state := ""
+	if h := req.GetHeader("Subscription-State"); h != nil {
+		state = h.Value()
+	}
+	value, _, _ := strings.Cut(state, ";")
+	value = strings.ToLower(strings.TrimSpace(value))
+	if body := req.Body(); len(body) == 0 && value == "active" {
+		r := sub.tracker.empty()
+		sub.src.emit(sub.src.ctx, sub, r.changes, sub.src.noteOpen(sub, r.snapshot))
+	} else if len(body) > 0 {
 		mediaType := ""
 		if ct := req.ContentType(); ct != nil {
 			mediaType, _, _ = mime.ParseMediaType(ct.Value())
@@ -248,17 +285,13 @@ func (sub *subscription) notify(req *sip.Request) {
 			if r.dropped > 0 {
 				sub.log.Warn("sipdialog dialogs beyond the limit ignored", "dropped", r.dropped, "limit", MaxDialogs)
 			}
-			sub.src.emit(sub.src.ctx, sub, r.changes)
+			sub.src.emit(sub.src.ctx, sub, r.changes, sub.src.noteOpen(sub, r.snapshot))
 			if r.gap {
 				sub.signal("a dialog-info version was missed")
 			}
 		}
 	}
-	state := ""
-	if h := req.GetHeader("Subscription-State"); h != nil {
-		state = h.Value()
-	}
-	if value, _, _ := strings.Cut(state, ";"); strings.EqualFold(strings.TrimSpace(value), "terminated") {
+	if value == "terminated" {
 		sub.signal("terminated by the PBX: " + clip(state))
 	}
 }
@@ -277,8 +310,17 @@ func (sub *subscription) lapse(ctx context.Context, reason string) {
 	sub.mu.Lock()
 	defer sub.mu.Unlock()
 	changes := sub.tracker.lapse()
+	sub.src.noteOpen(sub, false)
 	sub.log.Warn("sipdialog entity unwatched, its calls end", "reason", reason, "ended", len(changes))
-	sub.src.emit(ctx, sub, changes)
+	sub.src.emit(ctx, sub, changes, nil)
+}
+
+// refreshNow asks keep to refresh the subscription at once.
+func (sub *subscription) refreshNow() {
+	select {
+	case sub.poke <- struct{}{}:
+	default:
+	}
 }
 
 // track points NOTIFYs with Call-ID now at sub, and forgets old.

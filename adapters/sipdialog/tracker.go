@@ -23,8 +23,11 @@ type change struct {
 type tracker struct {
 	version uint64
 	seen    bool
-	open    map[string]string // dialog id → ringing or active
-	lapsed  map[string]int    // dialog id → rounds ended by lapse
+	// fresh reports a subscription whose snapshot (its first full
+	// document, or an empty body) has not come yet.
+	fresh  bool
+	open   map[string]string // dialog id → ringing or active
+	lapsed map[string]int    // dialog id → rounds ended by lapse
 }
 
 // canonical maps an RFC 4235 dialog state to a call state.
@@ -40,9 +43,9 @@ func canonical(state string) string {
 }
 
 // restart begins a new subscription: its versions start over. The open
-// dialogs stay until its first full document says otherwise.
+// dialogs stay until its snapshot says otherwise.
 func (t *tracker) restart() {
-	t.version, t.seen = 0, false
+	t.version, t.seen, t.fresh = 0, false, true
 }
 
 // applied is what one document did.
@@ -56,6 +59,9 @@ type applied struct {
 	gap bool
 	// dropped counts dialogs left out because MaxDialogs were open.
 	dropped int
+	// snapshot reports the subscription's snapshot: what it lists is all
+	// that is going on for the entity.
+	snapshot bool
 }
 
 // apply takes one document of the current subscription.
@@ -89,29 +95,55 @@ func (t *tracker) apply(doc *DialogInfo) (r applied) {
 		}
 	}
 	if doc.Full {
-		var gone []string
-		for id := range t.open {
-			if !listed[id] {
-				gone = append(gone, id)
-			}
-		}
-		sort.Strings(gone)
-		for _, id := range gone {
-			delete(t.open, id)
-			r.changes = append(r.changes, change{id, adapters.CallEnded, t.lapsed[id]})
-			delete(t.lapsed, id)
-		}
+		r.changes = append(r.changes, t.endUnlisted(listed)...)
+		r.snapshot, t.fresh = t.fresh, false
 	}
 	return r
 }
 
-// lapse ends every open dialog: the entity can no longer be watched.
-func (t *tracker) lapse() []change {
+// empty takes a NOTIFY without a body on an active subscription. The
+// first one, before any document, is the subscription's snapshot: the PBX
+// knows no dialog of the entity (Kamailio's answer after it restarted).
+// Later ones, after a document, change nothing.
+func (t *tracker) empty() applied {
+	if !t.fresh || t.seen {
+		return applied{}
+	}
+	t.fresh = false
+	return applied{changes: t.endUnlisted(nil), snapshot: true}
+}
+
+// endUnlisted ends the open dialogs not listed.
+func (t *tracker) endUnlisted(listed map[string]bool) []change {
+	var gone []string
+	for id := range t.open {
+		if !listed[id] {
+			gone = append(gone, id)
+		}
+	}
+	sort.Strings(gone)
+	changes := make([]change, 0, len(gone))
+	for _, id := range gone {
+		delete(t.open, id)
+		changes = append(changes, change{id, adapters.CallEnded, t.lapsed[id]})
+		delete(t.lapsed, id)
+	}
+	return changes
+}
+
+// openDialogs lists the open dialogs, sorted.
+func (t *tracker) openDialogs() []string {
 	ids := make([]string, 0, len(t.open))
 	for id := range t.open {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
+	return ids
+}
+
+// lapse ends every open dialog: the entity can no longer be watched.
+func (t *tracker) lapse() []change {
+	ids := t.openDialogs()
 	changes := make([]change, 0, len(ids))
 	for _, id := range ids {
 		changes = append(changes, change{id, adapters.CallEnded, t.lapsed[id]})

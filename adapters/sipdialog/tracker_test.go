@@ -98,6 +98,77 @@ func TestTracker(t *testing.T) {
 	}
 }
 
+// TestTrackerSnapshot: a subscription's snapshot, its first full document
+// or an empty body (nil here) while active, ends the calls it does not
+// list and is reported as the snapshot; later documents and empty bodies
+// are not snapshots, and an empty body after a document changes nothing.
+func TestTrackerSnapshot(t *testing.T) {
+	type step struct {
+		restart  bool
+		doc      *DialogInfo // nil: an empty body
+		want     []string    // "id=state"
+		snapshot bool
+	}
+	known := doc(t, "full", 3, "a=confirmed", "b=early")
+	cases := []struct {
+		name  string
+		steps []step
+	}{
+		{"the PBX restarted and knows no dialog: an empty body ends them all", []step{
+			{doc: known, want: []string{"a=active", "b=ringing"}},
+			{restart: true, doc: nil, want: []string{"a=ended", "b=ended"}, snapshot: true},
+			{doc: nil},
+			{doc: doc(t, "full", 0, "c=early"), want: []string{"c=ringing"}},
+		}},
+		{"a new subscription's full document ends what it leaves out", []step{
+			{doc: known, want: []string{"a=active", "b=ringing"}},
+			{restart: true, doc: doc(t, "full", 0, "b=confirmed"), want: []string{"b=active", "a=ended"}, snapshot: true},
+			{doc: doc(t, "full", 1, "b=confirmed")},
+		}},
+		{"a taken-over entity (nothing known) is a snapshot too", []step{
+			{restart: true, doc: doc(t, "full", 9, "x=terminated"), snapshot: true},
+		}},
+		{"a partial first document is no snapshot; the next full one is", []step{
+			{doc: known, want: []string{"a=active", "b=ringing"}},
+			{restart: true, doc: doc(t, "partial", 0, "c=early"), want: []string{"c=ringing"}},
+			{doc: nil},
+			{doc: doc(t, "full", 1, "c=early"), want: []string{"a=ended", "b=ended"}, snapshot: true},
+		}},
+		{"an empty body after the snapshot changes nothing", []step{
+			{restart: true, doc: known, want: []string{"a=active", "b=ringing"}, snapshot: true},
+			{doc: nil},
+			{doc: doc(t, "full", 4, "a=confirmed"), want: []string{"b=ended"}},
+		}},
+		{"a tracker never restarted has no snapshot", []step{
+			{doc: nil},
+			{doc: known, want: []string{"a=active", "b=ringing"}},
+		}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var tr tracker
+			for i, s := range c.steps {
+				if s.restart {
+					tr.restart()
+				}
+				var r applied
+				if s.doc == nil {
+					r = tr.empty()
+				} else {
+					r = tr.apply(s.doc)
+				}
+				var got []string
+				for _, ch := range r.changes {
+					got = append(got, ch.DialogID+"="+ch.State)
+				}
+				if strings.Join(got, " ") != strings.Join(s.want, " ") || r.snapshot != s.snapshot {
+					t.Errorf("step %d: got %v snapshot=%v, want %v snapshot=%v", i, got, r.snapshot, s.want, s.snapshot)
+				}
+			}
+		})
+	}
+}
+
 // TestTrackerBounds shows that no more than MaxDialogs dialogs are kept
 // open for one entity, however many documents announce.
 func TestTrackerBounds(t *testing.T) {

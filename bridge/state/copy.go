@@ -2,6 +2,7 @@ package state
 
 import (
 	"maps"
+	"slices"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
@@ -61,6 +62,7 @@ func copyState(s UserState) UserState {
 func copyEvent(e adapters.Event) adapters.Event {
 	e.OccurredAt = wall(e.OccurredAt)
 	e.Start, e.End, e.ExpiresAt = copyTime(e.Start), copyTime(e.End), copyTime(e.ExpiresAt)
+	e.ExceptCalls = slices.Clone(e.ExceptCalls)
 	return e
 }
 

@@ -161,6 +161,10 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		if s.Calls == nil {
 			s.Calls = map[string]*CallClaim{}
 		}
+		if ev.CallID == adapters.AllCalls {
+			changed = s.endCalls(ev, received)
+			break
+		}
 		key := ev.Source + "/" + ev.CallID
 		old := s.Calls[key]
 		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, callState(ev), old.OccurredAt, old.Sequence, old.state()) {
@@ -217,6 +221,22 @@ func (s *UserState) resyncMeetings(ev adapters.Event, received time.Time) bool {
 			continue
 		}
 		*m = MeetingClaim{Source: m.Source, State: adapters.MeetingEnded, OccurredAt: m.OccurredAt, Sequence: m.Sequence, Updated: received}
+		changed = true
+	}
+	return changed
+}
+
+// endCalls applies an event for adapters.AllCalls: every open call of
+// its source but those it excepts ends, unless the call's claim is newer
+// than the event.
+func (s *UserState) endCalls(ev adapters.Event, received time.Time) bool {
+	changed := false
+	for key, c := range s.Calls {
+		if c.Source != ev.Source || c.State == adapters.CallEnded || slices.Contains(ev.ExceptCalls, strings.TrimPrefix(key, ev.Source+"/")) ||
+			!supersedes(ev.OccurredAt, ev.Sequence, adapters.CallEnded, c.OccurredAt, c.Sequence, c.state()) {
+			continue
+		}
+		s.Calls[key] = &CallClaim{Source: ev.Source, State: adapters.CallEnded, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
 		changed = true
 	}
 	return changed
