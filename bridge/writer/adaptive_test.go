@@ -3,6 +3,7 @@ package writer
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -63,11 +64,15 @@ func TestBudgetLearnedFrom429s(t *testing.T) {
 	}
 	js, _ := startJetStream(t)
 	h := &harness{t: t, js: js}
-	e, err := newEngine(Options{
+	opts := Options{
 		JetStream: js, Graph: throttledGraph{client}, Clock: clock,
 		Tenants: []TenantOptions{{ID: "contoso.example", Budget: budget, Window: 30 * time.Second}},
 		Rules:   rules, Expiration: 15 * time.Minute, LeaseTTL: 2 * time.Second, Tick: 2 * time.Millisecond,
-	})
+	}
+	if testing.Verbose() {
+		opts.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	e, err := newEngine(opts)
 	if err != nil {
 		t.Fatal(err)
 	}
