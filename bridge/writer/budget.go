@@ -31,28 +31,45 @@ import (
 //
 // Learning a lower limit: Microsoft raised the presence limit to 10,000
 // per 30 s, but a tenant may still be held to less (1,500 before
-// September 2025). On a 429 the limit drops to nine tenths of the calls
-// Graph accepted in the window before it (never below a twentieth of the
-// configured budget, and never up), so the next windows stay just under
-// what Graph let through. After every window without a 429 it grows back
-// by a fiftieth of the configured budget, until it reaches the budget
-// again: a tenant held to 1,500 sees one 429 every few windows while it is
-// busy, not a storm.
+// September 2025). A 429 says Graph counted more than its limit in its
+// window, and the calls sent within the last window (throttled ones
+// included, as Graph counts them) bound that count. On a 429 the limit
+// drops to nine tenths of the calls sent in the last window, but by half
+// at most and never below a twentieth of the configured budget (the
+// floor). A 429 that came while little was sent (after a quiet spell, or
+// Graph throttling for reasons of its own) thus halves the rate rather
+// than cutting it to nothing, and a storm of 429s halves it on each one
+// down to the floor. A 429 to a call sent before the last cut says
+// nothing new and cuts nothing.
+//
+// Growing back: after every window without a 429 (counted from the end
+// of the last Retry-After pause) the limit doubles, up to the ceiling;
+// above the ceiling it grows by an eighth per window; never above the
+// configured budget. The ceiling is the configured budget until a cut
+// learns a limit: when nine tenths of the calls sent reach half the
+// limit in force (Graph refused what the writer sent at about its
+// limit), those nine tenths are the ceiling; any other cut raises the
+// ceiling to the limit it cut, if higher. A tenant held to 1,500 thus
+// sees a 429 every few busy windows, not a storm, while one 429 after a
+// quiet spell costs one window at half the rate.
 type budget struct {
 	configured int
 	window     time.Duration
 	limit      int // calls per window now
 	limiter    *rate.Limiter
-	// accepted are the times of the calls Graph accepted within the last
-	// window, oldest first, from head on.
-	accepted []time.Time
-	head     int
-	// quietSince is when the limit was last changed or a 429 came.
-	quietSince time.Time
+	// sent are the times of the calls sent within the last window,
+	// oldest first, from head on.
+	sent []time.Time
+	head int
+	// ceiling is where doubling stops (see above).
+	ceiling int
+	// cutAt is when the limit was last cut; quietSince is when it last
+	// changed, a 429 came or a pause ended, whichever is latest.
+	cutAt, quietSince time.Time
 }
 
 func newBudget(configured int, window time.Duration, now time.Time) *budget {
-	b := &budget{configured: configured, window: window, limit: configured, quietSince: now}
+	b := &budget{configured: configured, window: window, limit: configured, ceiling: configured, quietSince: now}
 	r, burst := bucket(configured, window)
 	b.limiter = rate.NewLimiter(r, burst)
 	b.limiter.AllowN(now, burst)
@@ -77,47 +94,78 @@ func sessionCapacity(limit int, window, expiration time.Duration) int {
 	return int(float64(r) * (expiration - expiration/urgentShare).Seconds())
 }
 
-// allow takes a token if one is there.
-func (b *budget) allow(now time.Time) bool { return b.limiter.AllowN(now, 1) }
-
-// accept records a call Graph accepted.
-func (b *budget) accept(now time.Time) {
+// allow takes a token if one is there; a token taken is a call sent.
+func (b *budget) allow(now time.Time) bool {
+	if !b.limiter.AllowN(now, 1) {
+		return false
+	}
 	b.trim(now)
-	b.accepted = append(b.accepted, now)
+	b.sent = append(b.sent, now)
+	return true
+}
+
+// spent is how many calls were sent within the last window.
+func (b *budget) spent(now time.Time) int {
+	b.trim(now)
+	return len(b.sent) - b.head
 }
 
 func (b *budget) trim(now time.Time) {
-	for b.head < len(b.accepted) && now.Sub(b.accepted[b.head]) >= b.window {
+	for b.head < len(b.sent) && now.Sub(b.sent[b.head]) >= b.window {
 		b.head++
 	}
-	if b.head > len(b.accepted)/2 {
-		b.accepted = append(b.accepted[:0], b.accepted[b.head:]...)
+	if b.head > len(b.sent)/2 {
+		b.sent = append(b.sent[:0], b.sent[b.head:]...)
 		b.head = 0
 	}
 }
 
-// throttled takes a 429 in: the limit drops to what Graph accepted in the
-// last window, less a tenth. It reports whether the limit changed.
-func (b *budget) throttled(now time.Time) bool {
-	b.trim(now)
-	b.quietSince = now
-	observed := (len(b.accepted) - b.head) * 9 / 10
-	limit := max(observed, b.configured/20, 1)
+// throttled takes in a 429 to a call sent at sent: unless the limit was
+// cut since, it drops to nine tenths of the calls sent in the last
+// window, to half of it at most, never below the floor. It reports
+// whether the limit changed.
+func (b *budget) throttled(now, sent time.Time) bool {
+	b.quiet(now)
+	if sent.Before(b.cutAt) {
+		return false // an answer to a call sent before the last cut
+	}
+	learned := b.spent(now) * 9 / 10
+	limit := max(learned, b.limit/2, b.configured/20, 1)
 	if limit >= b.limit {
 		return false
+	}
+	b.cutAt = now
+	if learned >= b.limit/2 {
+		b.ceiling = learned // Graph refused what was sent at the limit
+	} else {
+		b.ceiling = max(b.ceiling, b.limit)
 	}
 	b.set(limit, now)
 	return true
 }
 
-// recover grows the limit back by a fiftieth of the configured budget
-// after each window without a 429. It reports whether the limit changed.
+// quiet starts the wait for a window without a 429 at t, unless it
+// starts later already. A window paused for a Retry-After is no sign
+// that Graph accepts more, so the writer calls quiet with the pause's end.
+func (b *budget) quiet(t time.Time) {
+	if t.After(b.quietSince) {
+		b.quietSince = t
+	}
+}
+
+// recover grows the limit back after each window without a 429: doubling
+// up to the ceiling, by an eighth above it, up to the configured budget.
+// It reports whether the limit changed.
 func (b *budget) recover(now time.Time) bool {
 	if b.limit >= b.configured || now.Sub(b.quietSince) < b.window {
 		return false
 	}
 	b.quietSince = now
-	b.set(min(b.limit+max(b.configured/50, 1), b.configured), now)
+	next := min(2*b.limit, b.ceiling)
+	if b.limit >= b.ceiling {
+		next = b.limit + max(b.limit/8, 1)
+	}
+	b.set(min(next, b.configured), now)
 	return true
 }
 

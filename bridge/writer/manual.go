@@ -153,7 +153,7 @@ func (w *writer) finishRead(r readResult, now time.Time) {
 	class, after := fault.Of(r.err)
 	if class == fault.Throttled {
 		w.pause(now.Add(max(after, time.Second)), "aggregate read throttled by graph")
-		w.budget.throttled(now)
+		w.budget.throttled(now, now)
 	}
 	w.log.Warn("read graph presence", "err", r.err)
 }

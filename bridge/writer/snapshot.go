@@ -73,9 +73,8 @@ type writerStats struct {
 
 // publish stores the loop's numbers for Status.
 func (w *writer) publish(now time.Time) {
-	w.budget.trim(now)
 	w.stats.budgetLimit.Store(int64(w.budget.limit))
-	w.stats.budgetRemaining.Store(int64(max(w.budget.limit-(len(w.budget.accepted)-w.budget.head), 0)))
+	w.stats.budgetRemaining.Store(int64(max(w.budget.limit-w.budget.spent(now), 0)))
 	w.stats.backlog.Store(int64(w.changes.len()))
 	w.stats.sessions.Store(int64(w.live))
 	w.stats.manual.Store(int64(w.stats.manualUsers))

@@ -62,7 +62,9 @@ type writer struct {
 	inFlight   int
 	results    chan result
 
-	// pausedUntil holds every call back after a 429 (pause).
+	// pausedUntil holds every call back after a 429 (pause); once it has
+	// passed, one call probes alone until Graph answers a call sent after
+	// it with anything but a 429, which sets it back to zero.
 	pausedUntil time.Time
 	// refusal is set while Graph refuses the whole tenant (refuse);
 	// probeEvery is the wait before the next probe.
@@ -130,7 +132,8 @@ type tracked struct {
 type result struct {
 	userID string
 	want   *adapters.Pair
-	graph  bool // Graph was called
+	sent   time.Time // when the call was started; zero if unknown
+	graph  bool      // Graph was called
 	// rejected: the breaker turned the call away before Graph.
 	rejected bool
 	err      error
@@ -484,11 +487,12 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 	}
 }
 
-// mayCall reports whether a call may start now: not during a 429's pause,
-// while the tenant is refused only the one probe when the wait is over,
-// and what the breaker allows (one probe when half-open).
+// mayCall reports whether a call may start now: none during a 429's pause
+// and, once it is over, one probe alone until Graph answers it; while
+// the tenant is refused, only the one probe when the wait is over; and
+// what the breaker allows (one probe when half-open).
 func (w *writer) mayCall(now time.Time) bool {
-	if now.Before(w.pausedUntil) {
+	if !w.pausedUntil.IsZero() && (now.Before(w.pausedUntil) || w.inFlight > 0 || w.reading) {
 		return false
 	}
 	if r := w.refusal.Load(); r != nil && (now.Before(r.until) || w.inFlight > 0) {
@@ -553,10 +557,12 @@ func (w *writer) need(userID string, now time.Time) (*adapters.Pair, bool) {
 // leaves a trace the next writer reconciles.
 func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, at time.Time) {
 	exp := w.e.opts.Expiration
-	r := result{userID: userID, want: want}
+	r := result{userID: userID, want: want, sent: at}
 	defer func() { w.results <- r }() // buffered for every call in flight
+	// before is the pending call this one's intent replaces.
+	var before *state.Told
 	if _, _, err := w.e.store.Update(ctx, w.tenant.ID, userID, func(s *state.UserState) bool {
-		s.Pending = &state.Told{Pair: want, At: at}
+		before, s.Pending = s.Pending, &state.Told{Pair: want, At: at}
 		return true
 	}); err != nil {
 		r.err, r.class = err, fault.Retry
@@ -572,14 +578,15 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		}
 		return struct{}{}, w.e.opts.Graph.SetPresence(callCtx, w.tenant.ID, userID, *want, exp)
 	})
+	// Record the outcome even while shutting down: Graph may have acted.
+	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
 	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
 		r.err, r.class, r.rejected = err, fault.Retry, true
+		r.updated, r.rev = w.unsent(recordCtx, userID, before)
 		return
 	}
 	r.graph = true
-	// Record the outcome even while shutting down: Graph has acted.
-	recordCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-	defer cancel()
 	r.err = err
 	if err == nil {
 		st, rev, uerr := w.e.store.Update(recordCtx, w.tenant.ID, userID, func(s *state.UserState) bool {
@@ -603,9 +610,29 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 		return
 	}
 	r.class, r.after = fault.Of(err)
-	if r.class == fault.Permanent {
+	switch r.class {
+	case fault.Permanent:
 		r.updated, r.rev = w.refuse(recordCtx, userID, want, err, at)
+	case fault.Throttled, fault.Refused:
+		r.updated, r.rev = w.unsent(recordCtx, userID, before)
 	}
+}
+
+// unsent takes back the intent of a call Graph did not act on (a 429, a
+// refusal of the tenant, a breaker that kept it from Graph): the pending
+// call is again the one before it, so that a session never set is never
+// cleared. It returns the state as written.
+func (w *writer) unsent(ctx context.Context, userID string, before *state.Told) (*state.UserState, uint64) {
+	st, rev, err := w.e.store.Update(ctx, w.tenant.ID, userID, func(s *state.UserState) bool {
+		s.Pending = before
+		return true
+	})
+	if err != nil {
+		// The intent stays: at worst one call more (a clear Graph answers 404).
+		w.log.Warn("take back the intent of a call not made", "user", userID, "err", err)
+		return nil, 0
+	}
+	return &st, rev
 }
 
 // refuse records a permanent refusal and dead-letters it; it returns the
@@ -636,11 +663,11 @@ func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair,
 func (w *writer) handle(r result) {
 	now := w.e.opts.Clock.Now()
 	if r.graph {
-		if r.err == nil {
-			w.budget.accept(now)
-		}
 		if r.err == nil || r.class == fault.Permanent {
 			w.accepted() // Graph took the call in: the tenant is not refused
+		}
+		if r.class != fault.Throttled && !r.sent.IsZero() && !r.sent.Before(w.pausedUntil) {
+			w.pausedUntil = time.Time{} // the probe after a pause was answered
 		}
 	}
 	t := w.users[r.userID]
@@ -663,7 +690,11 @@ func (w *writer) handle(r result) {
 		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(t.retryAt, r.err, now))
 	case r.class == fault.Throttled:
 		w.pause(now.Add(max(r.after, time.Second)), "throttled by graph")
-		if w.budget.throttled(now) {
+		sent := r.sent
+		if sent.IsZero() {
+			sent = now
+		}
+		if w.budget.throttled(now, sent) {
 			w.log.Warn("graph throttles below the budget; sending less", "limit", w.budget.limit, "window", w.tenant.Window)
 		}
 		w.changes.pushFront(r.userID)
@@ -695,6 +726,7 @@ func (w *writer) pause(until time.Time, reason string) {
 		w.pausedUntil = until
 		w.persistPause(until)
 	}
+	w.budget.quiet(until)
 	w.log.Warn(reason+"; tenant paused", "until", until)
 }
 
