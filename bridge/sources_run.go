@@ -159,7 +159,7 @@ func (b *Bridge) runHeld(ctx context.Context, leases jetstream.KeyValue, key str
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	done := make(chan error, 1)
-	go func() { done <- runner.Run(runCtx, b.publishFrom(s.Name)) }()
+	go func() { done <- runner.Run(runCtx, b.events.Publish) }()
 	ticker := time.NewTicker(ttl / sourceRenewEvery)
 	defer ticker.Stop()
 	for {
@@ -190,18 +190,6 @@ func (b *Bridge) runHeld(ctx context.Context, leases jetstream.KeyValue, key str
 			return nil
 		}
 		rev = next
-	}
-}
-
-// publishFrom stores a connect-out source's events and, as ingest does for
-// webhooks, records when the source's last events were stored.
-func (b *Bridge) publishFrom(name string) adapters.Publish {
-	return func(ctx context.Context, events []adapters.Event) error {
-		if err := b.events.Publish(ctx, events); err != nil {
-			return err
-		}
-		b.metrics.EventsAccepted(name, len(events))
-		return nil
 	}
 }
 
