@@ -8,10 +8,12 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-# main.version is what --version prints (the linker ignores -X for a
-# variable that does not exist).
+# main.version and main.revision are what --version prints and
+# presence_bridge_build_info reports (the linker ignores -X for a variable
+# that does not exist).
 ARG VERSION=dev
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/presence-bridge ./cmd/presence-bridge \
+ARG REVISION=unknown
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION} -X main.revision=${REVISION}" -o /out/presence-bridge ./cmd/presence-bridge \
  && mkdir /out/state
 
 # A static busybox, for its wget only: distroless has no shell and no HTTP
@@ -38,7 +40,13 @@ COPY --from=build --chown=nonroot:nonroot /out/state /var/lib/presence-bridge
 WORKDIR /var/lib/presence-bridge
 VOLUME ["/var/lib/presence-bridge"]
 USER nonroot:nonroot
-EXPOSE 8080
+# 8080: webhooks and /v1/events (http.listen). 9090: /metrics, the admin
+# API and the status page (admin.listen); keep it off the internet.
+# 5070: where a sipdialog source receives the PBX's NOTIFYs (its listen,
+# as in config.example.yaml; UDP or TCP by its transport). Unused by the
+# production configuration, which has no sipdialog source; publish it
+# when you add one.
+EXPOSE 8080 9090 5070/udp 5070/tcp
 # Liveness only (/healthz); /readyz also fails while NATS is away, which is
 # no reason to restart the container.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s --retries=3 \

@@ -345,7 +345,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Log:             b.log.With("component", "worker"),
 		Count:           b.metrics.EventSettled,
 	})
-	stop, err := b.events.Consume(ctx, b.countRedelivered(w.Dispatch))
+	stop, err := b.events.Consume(ctx, b.observeDelivery(w.Dispatch))
 	if err != nil {
 		w.Stop()
 		return err

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/presence-bridge/presence-bridge/adapters/catalog"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
@@ -16,8 +17,12 @@ import (
 // scrape time.
 func (b *Bridge) newMetrics(cfg *config.Config) *metrics.Metrics {
 	sources := make([]string, len(cfg.Sources))
+	var connectOut []string
 	for i, s := range cfg.Sources {
 		sources[i] = s.Name
+		if catalog.ConnectsOut(s.Type) {
+			connectOut = append(connectOut, s.Name)
+		}
 	}
 	tenants := make([]string, len(cfg.Graph.Tenants))
 	for i, t := range cfg.Graph.Tenants {
@@ -27,6 +32,7 @@ func (b *Bridge) newMetrics(cfg *config.Config) *metrics.Metrics {
 		Version:     b.version,
 		Revision:    b.revision,
 		Sources:     sources,
+		ConnectOut:  connectOut,
 		Tenants:     tenants,
 		TenantState: b.tenantMetrics,
 		Consumer: func(ctx context.Context) (metrics.Consumer, error) {
@@ -66,14 +72,26 @@ func (b *Bridge) tenantMetrics() []metrics.Tenant {
 	return out
 }
 
-// countRedelivered wraps the consumer's handler to count events JetStream
-// delivers again, by source.
-func (b *Bridge) countRedelivered(handle func(jetstream.Msg)) func(jetstream.Msg) {
+// replayIDPrefix starts the message id of a replayed dead letter
+// (eventlog's ReplayDeadLetter).
+const replayIDPrefix = "replay:"
+
+// observeDelivery wraps the consumer's handler to count events JetStream
+// delivers again, by source, and to record when each source's events were
+// stored: events bus publishers put on NATS themselves pass no ingest, so
+// the first delivery is where the bridge first sees them. A replayed dead
+// letter is no new event of its source.
+func (b *Bridge) observeDelivery(handle func(jetstream.Msg)) func(jetstream.Msg) {
 	prefix := b.cfg.NATS.SubjectPrefix + "."
 	return func(msg jetstream.Msg) {
-		if md, err := msg.Metadata(); err == nil && md.NumDelivered > 1 {
+		if md, err := msg.Metadata(); err == nil {
 			source, _, _ := strings.Cut(strings.TrimPrefix(msg.Subject(), prefix), ".")
-			b.metrics.Redelivered(source)
+			switch {
+			case md.NumDelivered > 1:
+				b.metrics.Redelivered(source)
+			case !strings.HasPrefix(msg.Headers().Get(jetstream.MsgIDHeader), replayIDPrefix):
+				b.metrics.EventStored(source, md.Timestamp)
+			}
 		}
 		handle(msg)
 	}

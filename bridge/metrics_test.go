@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/cookiejar"
+	"net/url"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
@@ -337,5 +341,111 @@ func TestRedeliveriesCounted(t *testing.T) {
 	}
 	if v, _ := s.value("presence_bridge_graph_requests_total", "tenant=contoso.example", "operation=getUser", "code=503"); v < 1 {
 		t.Errorf("the lookups Graph answered 503 are not counted: %v", v)
+	}
+}
+
+// loginPage logs in to the status page at base and returns the page.
+func loginPage(t *testing.T, base string) string {
+	t.Helper()
+	jar, err := cookiejar.New(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Jar: jar}
+	resp, err := c.PostForm(base+"/login", url.Values{"token": {"admin-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(raw), `id="sources"`) {
+		t.Fatalf("status page after login: %d\n%s", resp.StatusCode, raw)
+	}
+	return string(raw)
+}
+
+// sourceRow returns the status page's cells of the source's row.
+func sourceRow(t *testing.T, page, source string) []string {
+	t.Helper()
+	row := regexp.MustCompile(`(?s)<tr><td>` + regexp.QuoteMeta(source) + `</td>(.*?)</tr>`).FindStringSubmatch(page)
+	if row == nil {
+		t.Fatalf("the status page has no row for %s:\n%s", source, page)
+	}
+	var cells []string
+	for _, m := range regexp.MustCompile(`(?s)<td>(.*?)</td>`).FindAllStringSubmatch(row[1], -1) {
+		cells = append(cells, m[1])
+	}
+	return cells
+}
+
+// TestConnectOutSourceLastEvent: an event a connect-out source (caldav,
+// against a real Radicale) stores sets the source's last event metric,
+// and the status page shows it beside where the source runs.
+func TestConnectOutSourceLastEvent(t *testing.T) {
+	r := caldavtest.Start(t)
+	r.MkCalendar(t, "/alice/work/")
+	yaml := strings.Replace(testConfig(t), "admin: {token", fmt.Sprintf(`  - name: cal
+    type: caldav
+    caldav:
+      poll_interval: 1s
+      calendars:
+        - user: alice@contoso.example
+          url: %s/alice/work/
+          username: %s
+          password: %s
+admin: {token`, r.Base, caldavtest.User, caldavtest.Password), 1)
+	b := startBridge(t, yaml)
+	s := waitMetric(t, b, "the caldav source to run", func(s scrape) bool {
+		v, _ := s.value("presence_bridge_source_running", "source=cal")
+		return v == 1
+	})
+	if _, ok := s.value("presence_bridge_source_last_event_timestamp_seconds", "source=cal"); ok {
+		t.Fatal("the calendar is empty, yet cal has a last event")
+	}
+	if cells := sourceRow(t, loginPage(t, "http://"+b.AdminAddr()), "cal"); cells[3] != "—" || cells[4] != "this bridge" {
+		t.Fatalf("before any event the page shows cal as %q; want no last event, run by this bridge", cells)
+	}
+
+	before := time.Now()
+	now := before.UTC()
+	r.Put(t, "/alice/work/review.ics", "BEGIN:VCALENDAR\nVERSION:2.0\nPRODID:-//presence-bridge test//EN\nBEGIN:VEVENT\nUID:review\n"+
+		"DTSTAMP:"+now.Format("20060102T150405Z")+"\nDTSTART:"+now.Add(-5*time.Minute).Format("20060102T150405Z")+
+		"\nDTEND:"+now.Add(time.Hour).Format("20060102T150405Z")+"\nSUMMARY:Review\nEND:VEVENT\nEND:VCALENDAR")
+	s = waitMetric(t, b, "cal's last event", func(s scrape) bool {
+		_, ok := s.value("presence_bridge_source_last_event_timestamp_seconds", "source=cal")
+		return ok
+	})
+	last, _ := s.value("presence_bridge_source_last_event_timestamp_seconds", "source=cal")
+	if last < float64(before.UnixNano())/1e9 || last > float64(time.Now().Unix()+1) {
+		t.Errorf("cal's last event at %v, want between the meeting's creation (%v) and now", last, before.Unix())
+	}
+	cells := sourceRow(t, loginPage(t, "http://"+b.AdminAddr()), "cal")
+	want := time.Unix(0, int64(last*1e9)).UTC().Format("2006-01-02 15:04:05Z")
+	if cells[0] != "caldav" || cells[3] != want || cells[4] != "this bridge" {
+		t.Errorf("the page shows cal as %q; want caldav, last event %s, run by this bridge", cells, want)
+	}
+}
+
+// TestBusPublishedLastEvent: an event a bus publisher puts on NATS itself,
+// past ingest, sets its source's last event metric as well.
+func TestBusPublishedLastEvent(t *testing.T) {
+	b := startBridge(t, testConfig(t))
+	before := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if _, err := b.Queue().JetStream().Publish(ctx, b.Queue().Subject("demo"),
+		[]byte(callEvent("bus-1", "bob@contoso.example", "c9", "active", before))); err != nil {
+		t.Fatal(err)
+	}
+	waitPresence(t, b, bobID, "Busy/InACall", time.Second)
+	s := waitMetric(t, b, "demo's last event", func(s scrape) bool {
+		_, ok := s.value("presence_bridge_source_last_event_timestamp_seconds", "source=demo")
+		return ok
+	})
+	if last, _ := s.value("presence_bridge_source_last_event_timestamp_seconds", "source=demo"); last < float64(before.Unix()) || last > float64(time.Now().Unix()+1) {
+		t.Errorf("demo's last event at %v, want between the publish (%v) and now", last, before.Unix())
+	}
+	if _, ok := s.value("presence_bridge_source_last_event_timestamp_seconds", "source=other"); ok {
+		t.Error("other sent nothing, yet has a last event")
 	}
 }

@@ -43,6 +43,7 @@ type composeService struct {
 	Environment map[string]string `yaml:"environment"`
 	Secrets     []string          `yaml:"secrets"`
 	DependsOn   []string          `yaml:"depends_on"`
+	Ports       []string          `yaml:"ports"`
 }
 
 // topology is the compose file's services by role, each list sorted.
@@ -113,6 +114,83 @@ func TestComposeImagesMatchModule(t *testing.T) {
 			t.Errorf("%s runs %s; the module tests %s", name, got, want)
 		}
 	}
+}
+
+// TestComposeNamesItsTest: every Go file compose.yaml's comments point
+// to exists.
+func TestComposeNamesItsTest(t *testing.T) {
+	data, err := os.ReadFile("compose.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := regexp.MustCompile(`deploy/[a-z_]+\.go`).FindAllString(string(data), -1)
+	if len(files) == 0 {
+		t.Fatal("compose.yaml names no test file")
+	}
+	for _, f := range files {
+		if _, err := os.Stat(filepath.Join("..", f)); err != nil {
+			t.Errorf("compose.yaml names %s: %v", f, err)
+		}
+	}
+}
+
+// TestComposeKeepsAdminPrivate: each bridge serves the admin side on a
+// port of its own (admin.listen) and compose publishes that port on the
+// host's loopback only.
+func TestComposeKeepsAdminPrivate(t *testing.T) {
+	top := readTopology(t)
+	for _, name := range top.bridges {
+		s := top.file.Services[name]
+		httpListen, adminListen := composeListens(t, top, name)
+		_, httpPort, _ := net.SplitHostPort(httpListen)
+		_, adminPort, err := net.SplitHostPort(adminListen)
+		if err != nil || adminPort == httpPort {
+			t.Errorf("%s: admin.listen %q, want a port of its own", name, adminListen)
+			continue
+		}
+		published := false
+		for _, p := range s.Ports {
+			parts := strings.Split(p, ":")
+			if parts[len(parts)-1] != adminPort {
+				continue
+			}
+			published = true
+			if len(parts) != 3 || parts[0] != "127.0.0.1" {
+				t.Errorf("%s publishes the admin port as %q; want it on 127.0.0.1 only", name, p)
+			}
+		}
+		if !published {
+			t.Errorf("%s does not publish its admin port %s (ports %q)", name, adminPort, s.Ports)
+		}
+	}
+}
+
+// composeListens reads http.listen and admin.listen from the file a
+// compose bridge mounts as its configuration, as the container sees them.
+func composeListens(t *testing.T, top topology, name string) (httpListen, adminListen string) {
+	t.Helper()
+	s := top.file.Services[name]
+	config := s.Command[slices.Index(s.Command, "--config")+1]
+	for _, v := range s.Volumes {
+		parts := strings.Split(v, ":")
+		if len(parts) < 2 || parts[1] != config {
+			continue
+		}
+		data, err := os.ReadFile(parts[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		var cfg struct {
+			HTTP  struct{ Listen string } `yaml:"http"`
+			Admin struct{ Listen string } `yaml:"admin"`
+		}
+		if err := yaml.Unmarshal(data, &cfg); err != nil {
+			t.Fatalf("%s: %v", parts[0], err)
+		}
+		return cfg.HTTP.Listen, cfg.Admin.Listen
+	}
+	t.Fatalf("%s mounts no %s", name, config)
+	return "", ""
 }
 
 // loopback gives each (service, container port) of the compose file a
@@ -417,7 +495,7 @@ func TestComposeTopology(t *testing.T) {
 	// secret files included) before it runs.
 	var cfg *config.Config
 	bridges := map[string]*child{}
-	bridgeURL := map[string]string{}
+	bridgeURL, adminURL := map[string]string{}, map[string]string{}
 	for _, name := range top.bridges {
 		s := top.file.Services[name]
 		args := serviceArgs(t, top, l, name)
@@ -435,6 +513,7 @@ func TestComposeTopology(t *testing.T) {
 			t.Fatal(err)
 		}
 		bridgeURL[name] = "http://127.0.0.1:" + port
+		adminURL[name] = "http://" + cfg.Admin.Listen
 		bridges[name] = startChild(t, name, bin, args, env)
 	}
 	for name, u := range bridgeURL {
@@ -445,6 +524,16 @@ func TestComposeTopology(t *testing.T) {
 			}
 			return err
 		})
+	}
+
+	// Metrics are served on the admin port, not beside the webhooks.
+	for name, u := range bridgeURL {
+		if code, _, err := get(adminURL[name] + "/metrics"); err != nil || code != http.StatusOK {
+			t.Errorf("%s: /metrics on admin.listen answers %d, %v", name, code, err)
+		}
+		if code, _, err := get(u + "/metrics"); err != nil || code != http.StatusNotFound {
+			t.Errorf("%s: /metrics on http.listen answers %d, %v; want 404", name, code, err)
+		}
 	}
 
 	// The image's HEALTHCHECK asks this of every bridge container.

@@ -7,10 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -43,6 +45,8 @@ var documentedMetrics = []string{
 	"presence_bridge_lease_held",
 	"presence_bridge_deadletters",
 	"presence_bridge_source_last_event_timestamp_seconds",
+	"presence_bridge_source_running",
+	"presence_bridge_source_entities",
 }
 
 // expression is one PromQL expression and where it was found.
@@ -135,6 +139,7 @@ func TestAlertRules(t *testing.T) {
 	want := []string{
 		"PresenceBridgeBreakerOpen", "PresenceBridgeBacklogGrowing", "PresenceBridgeBudgetExhausted",
 		"PresenceBridgeDeadLettersRising", "PresenceBridgeNoLeaseHolder", "PresenceBridgeSourceSilent",
+		"PresenceBridgeSourceNotRunning", "PresenceBridgeSourceUnsubscribed",
 	}
 	var got []string
 	for _, g := range readAlerts(t).Groups {
@@ -167,7 +172,7 @@ func TestAlertRules(t *testing.T) {
 // only documented skip it, listing them, until the metrics of issue 11
 // item 1 are merged.
 func TestDashboardsUseExportedMetrics(t *testing.T) {
-	exported := scrapeBridge(t)
+	exported := scrapeBridge(t).families
 	documented := map[string]bool{}
 	for _, name := range documentedMetrics {
 		documented[name] = true
@@ -219,10 +224,36 @@ const (
 	admin   = "admin-token"
 )
 
-// scrapeBridge runs a bridge with its embedded NATS and Graph emulator,
-// drives it through a short script and returns the metric families its
-// /metrics lists.
-func scrapeBridge(t *testing.T) map[string]bool {
+// scraped is a bridge's /metrics answer: the families it lists and the
+// label sets of each family's samples.
+type scraped struct {
+	families map[string]bool
+	series   map[string][]series
+}
+
+// series is one sample: its labels and value.
+type series struct {
+	labels map[string]string
+	value  float64
+}
+
+// labelValues returns the values label takes in family's samples.
+func (s scraped) labelValues(family, label string) []string {
+	var out []string
+	for _, smp := range s.series[family] {
+		if v, ok := smp.labels[label]; ok && !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// scrapeBridge runs a bridge with its embedded NATS and Graph emulator, a
+// webhook source and a sipdialog source whose PBX never answers, drives it
+// through a short script and returns what its /metrics lists once the
+// sipdialog source reports its entities.
+func scrapeBridge(t *testing.T) scraped {
 	t.Helper()
 	cfg, err := config.Parse([]byte(fmt.Sprintf(`
 log: {level: warn}
@@ -248,8 +279,17 @@ directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: %s}
+  - name: office-pbx
+    type: sipdialog
+    sipdialog:
+      pbx: %s
+      listen: 127.0.0.1:0
+      request_timeout: 1s
+      backoff: {min: 100ms, max: 1s}
+      entities: [{entity: "1001"}, {entity: "1002"}]
+presence: {lease_ttl: 3s}
 admin: {token: %s}
-`, t.TempDir(), aliceID, token, admin)), t.TempDir())
+`, t.TempDir(), aliceID, token, silentPBX(t), admin)), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -314,20 +354,121 @@ admin: {token: %s}
 		return nil
 	})
 
-	code, body := request(http.MethodGet, "/metrics", "", "")
-	if code != http.StatusOK {
-		t.Fatalf("/metrics: %d", code)
+	var s scraped
+	waitFor(t, "the sipdialog source's entities on /metrics", func() error {
+		code, body := request(http.MethodGet, "/metrics", "", "")
+		if code != http.StatusOK {
+			return fmt.Errorf("/metrics: %d", code)
+		}
+		s = parseMetrics(string(body))
+		if !s.families["presence_bridge_source_entities"] {
+			return fmt.Errorf("no presence_bridge_source_entities yet")
+		}
+		return nil
+	})
+	if !s.families["presence_bridge_events_processed_total"] {
+		t.Fatal("/metrics lists no presence_bridge_events_processed_total")
 	}
-	families := map[string]bool{}
-	sc := bufio.NewScanner(strings.NewReader(string(body)))
+	return s
+}
+
+// parseMetrics reads the Prometheus text format: the families its TYPE
+// lines name and each sample's labels.
+func parseMetrics(text string) scraped {
+	s := scraped{families: map[string]bool{}, series: map[string][]series{}}
+	sample := regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)`)
+	pair := regexp.MustCompile(`([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"`)
+	sc := bufio.NewScanner(strings.NewReader(text))
 	sc.Buffer(nil, 1<<20)
 	for sc.Scan() {
-		if f := strings.Fields(sc.Text()); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
-			families[f[2]] = true
+		line := sc.Text()
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "#" && f[1] == "TYPE" {
+			s.families[f[2]] = true
+			continue
+		}
+		m := sample.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		labels := map[string]string{}
+		for _, p := range pair.FindAllStringSubmatch(m[2], -1) {
+			labels[p[1]] = p[2]
+		}
+		v, _ := strconv.ParseFloat(m[3], 64)
+		s.series[m[1]] = append(s.series[m[1]], series{labels, v})
+	}
+	return s
+}
+
+// silentPBX returns a loopback UDP address where nothing answers SIP: a
+// socket that reads and drops every datagram until the test ends.
+func silentPBX(t *testing.T) string {
+	t.Helper()
+	conn, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	go func() {
+		buf := make([]byte, 65536)
+		for {
+			if _, _, err := conn.ReadFrom(buf); err != nil {
+				return
+			}
+		}
+	}()
+	return conn.LocalAddr().String()
+}
+
+// TestDashboardSeesConnectOutSources: on a running bridge with a webhook
+// source and a sipdialog source whose PBX never answers, the dashboard's
+// $source variable lists both, the connect-out source's running gauge is
+// exported for the not-running alert, and its entities show none
+// subscribed, which the unsubscribed alert selects.
+func TestDashboardSeesConnectOutSources(t *testing.T) {
+	s := scrapeBridge(t)
+	var variable string
+	for _, e := range expressions(t) {
+		if e.where == "dashboard variable source" {
+			variable = e.expr
 		}
 	}
-	if !families["presence_bridge_events_processed_total"] {
-		t.Fatalf("/metrics lists no presence_bridge_events_processed_total:\n%s", body)
+	names := metricNames(variable)
+	if len(names) != 1 {
+		t.Fatalf("the $source variable reads %q, want one metric", variable)
 	}
-	return families
+	if got := s.labelValues(names[0], "source"); !slices.Equal(got, []string{"demo", "office-pbx"}) {
+		t.Errorf("the $source variable (%s) lists %q; want every configured source, demo and office-pbx", names[0], got)
+	}
+	if got := s.labelValues("presence_bridge_source_running", "source"); !slices.Equal(got, []string{"office-pbx"}) {
+		t.Errorf("presence_bridge_source_running has sources %q, want the connect-out source office-pbx", got)
+	}
+	states := map[string]float64{}
+	for _, smp := range s.series["presence_bridge_source_entities"] {
+		if smp.labels["source"] == "office-pbx" {
+			states[smp.labels["state"]] = smp.value
+		}
+	}
+	if v, ok := states["subscribed"]; !ok || v != 0 || states["unsubscribed"] != 2 {
+		t.Errorf("office-pbx's entities by state: %v, want 0 subscribed and 2 unsubscribed", states)
+	}
+	// Each alert on connect-out sources reads the metric that shows the
+	// failure.
+	want := map[string]string{
+		"PresenceBridgeSourceNotRunning":   "presence_bridge_source_running",
+		"PresenceBridgeSourceUnsubscribed": "presence_bridge_source_entities",
+	}
+	for _, g := range readAlerts(t).Groups {
+		for _, r := range g.Rules {
+			if metric, ok := want[r.Alert]; ok {
+				if !slices.Contains(metricNames(r.Expr), metric) {
+					t.Errorf("%s reads %q, not %s", r.Alert, r.Expr, metric)
+				}
+				delete(want, r.Alert)
+			}
+		}
+	}
+	for alert := range want {
+		t.Errorf("alerts.yaml has no %s", alert)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -129,6 +130,12 @@ func TestProductionConfig(t *testing.T) {
 	if !strings.HasPrefix(cfg.Admin.Token, "env-secret-") {
 		t.Error("admin.token is not from the environment")
 	}
+	// The operations surface (metrics, admin API, status page) is kept
+	// off the public listener.
+	_, httpPort, _ := net.SplitHostPort(cfg.HTTP.Listen)
+	if _, adminPort, err := net.SplitHostPort(cfg.Admin.Listen); err != nil || adminPort == httpPort {
+		t.Errorf("admin.listen %q: want a port of its own, not http.listen's %s", cfg.Admin.Listen, httpPort)
+	}
 	inline := regexp.MustCompile(`(?m)^\s*-?\s*(client_secret|client_certificate|token|secret|password):`)
 	if m := inline.FindString(raw); m != "" {
 		t.Errorf("an inline secret: %q", strings.TrimSpace(m))
@@ -158,6 +165,16 @@ func TestDockerfile(t *testing.T) {
 	if !slices.Contains(d.expose, port) {
 		t.Errorf("EXPOSE %q, the configuration listens on %s", d.expose, port)
 	}
+	_, adminPort, _ := net.SplitHostPort(cfg.Admin.Listen)
+	if !slices.Contains(d.expose, adminPort) {
+		t.Errorf("EXPOSE %q, the configuration serves the admin side on %s", d.expose, adminPort)
+	}
+	sip := sipListenPort(t)
+	for _, p := range []string{sip + "/udp", sip + "/tcp"} {
+		if !slices.Contains(d.expose, p) {
+			t.Errorf("EXPOSE %q lacks %s, the sipdialog listen port of config.example.yaml", d.expose, p)
+		}
+	}
 	u := healthURL(t, d)
 	if u.Port() != port || u.Path != "/healthz" {
 		t.Errorf("HEALTHCHECK asks %s; want /healthz on port %s", u, port)
@@ -183,4 +200,57 @@ func healthURL(t *testing.T, d dockerfile) *url.URL {
 	}
 	t.Fatalf("HEALTHCHECK %q asks no URL", d.healthcheck)
 	return nil
+}
+
+// sipListenPort is the port of the sipdialog example's listen address in
+// config.example.yaml (a commented-out source).
+func sipListenPort(t *testing.T) string {
+	t.Helper()
+	data, err := os.ReadFile("../config.example.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(data), "#   type: sipdialog")
+	m := regexp.MustCompile(`#\s+listen: [0-9.]*:(\d+)`).FindStringSubmatch(block)
+	if !ok || m == nil {
+		t.Fatal("config.example.yaml shows no sipdialog source with a listen address")
+	}
+	return m[1]
+}
+
+// TestImageStampsVersion: the image's build stamps both the version and
+// the revision into the values --version prints and build_info reports;
+// a binary built with the Dockerfile's -ldflags prints both.
+func TestImageStampsVersion(t *testing.T) {
+	data, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`-ldflags="([^"]*)"`).FindSubmatch(data)
+	if m == nil {
+		t.Fatal("the Dockerfile's go build has no -ldflags")
+	}
+	flags := strings.NewReplacer("${VERSION}", "v0.9.1-image", "${REVISION}", "feedc0ffee12").Replace(string(m[1]))
+	for _, want := range []string{"-X main.version=v0.9.1-image", "-X main.revision=feedc0ffee12"} {
+		if !strings.Contains(flags, want) {
+			t.Fatalf("the Dockerfile's -ldflags %q do not stamp %s", m[1], want)
+		}
+	}
+	if testing.Short() {
+		t.Skip("builds the binary; skipped with -short")
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		t.Skip("the go command is not on PATH")
+	}
+	bin := filepath.Join(t.TempDir(), "presence-bridge")
+	build := exec.Command(goTool, "build", "-ldflags="+flags, "-o", bin, "./cmd/presence-bridge")
+	build.Dir = ".."
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "--version").Output()
+	if err != nil || !strings.HasPrefix(string(out), "presence-bridge v0.9.1-image (revision feedc0ffee12, ") {
+		t.Errorf("--version of the image's build: %q, %v", out, err)
+	}
 }

@@ -191,6 +191,12 @@ type sourceRow struct {
 	Source
 	LastEvent  time.Time
 	Rejections []rejection
+	// RunsOn says where a connect-out source runs, "" for a webhook
+	// source; Entities how many of its entities it watches here, with
+	// Lost set when some are not ("" when it reports none).
+	RunsOn   string
+	Entities string
+	Lost     bool
 }
 
 type rejection struct {
@@ -219,7 +225,11 @@ func statusData(c *gin.Context, d Deps, a *pageAuth) pageData {
 		data.Tenants = append(data.Tenants, row)
 	}
 	for _, s := range d.sourceList() {
-		row := sourceRow{Source: s, LastEvent: m.lastEvent(s.Name)}
+		row := sourceRow{Source: s, LastEvent: m.lastEvent(s.Name), RunsOn: m.runsOn(s.Name)}
+		if live, total, ok := m.entities(s.Name); ok {
+			row.Entities = strconv.Itoa(live) + " of " + strconv.Itoa(total) + " subscribed"
+			row.Lost = live < total
+		}
 		for reason, n := range m.rejections(s.Name) {
 			row.Rejections = append(row.Rejections, rejection{reason, n})
 		}

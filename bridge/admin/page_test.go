@@ -106,6 +106,11 @@ func newFixture(t *testing.T) *fixture {
 	reg.MustRegister(rejections)
 	rejections.WithLabelValues("pbx-main", "signature").Add(3)
 	rejections.WithLabelValues("pbx-main", "too_large").Add(1)
+	gauge("presence_bridge_source_running", prometheus.Labels{"source": "office-pbx"}, 1)
+	entities := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "presence_bridge_source_entities", Help: "e"}, []string{"source", "state"})
+	reg.MustRegister(entities)
+	entities.WithLabelValues("office-pbx", "subscribed").Set(2)
+	entities.WithLabelValues("office-pbx", "unsubscribed").Set(1)
 
 	occurred := now.Add(-5 * time.Minute)
 	entries := []history.Entry{
@@ -137,7 +142,8 @@ func newFixture(t *testing.T) *fixture {
 		Tenants: []string{"contoso.example"},
 		History: func(context.Context, string, string) ([]history.Entry, error) { return entries, nil },
 		Sources: func() []admin.Source {
-			return []admin.Source{{Name: "pbx-main", Type: "generic", Tenant: "contoso.example", Path: "/v1/hooks/pbx-main"}, {Name: "calendar", Type: "graphcalendar", Tenant: "contoso.example", Path: "/v1/hooks/calendar"}}
+			return []admin.Source{{Name: "pbx-main", Type: "generic", Tenant: "contoso.example", Path: "/v1/hooks/pbx-main"}, {Name: "calendar", Type: "graphcalendar", Tenant: "contoso.example", Path: "/v1/hooks/calendar"},
+				{Name: "office-pbx", Type: "sipdialog", Tenant: "contoso.example"}}
 		},
 		Metrics: reg,
 		Now:     func() time.Time { return now },
@@ -261,6 +267,12 @@ func TestPageStructure(t *testing.T) {
 		`<td>contoso.example</td><td>another bridge (or none)</td><td>open</td><td class="num">—</td><td class="num">12</td>`,
 		`<td>pbx-main</td><td>generic</td><td>contoso.example</td><td><code>/v1/hooks/pbx-main</code></td><td>2026-12-03 09:29:00Z</td>`,
 		`signature: 3, too_large: 1`,
+		`<td>pbx-main</td><td>generic</td><td>contoso.example</td><td><code>/v1/hooks/pbx-main</code></td><td>2026-12-03 09:29:00Z</td>
+<td><span class="muted">webhook</span></td>
+<td>—</td>`,
+		`<td>office-pbx</td><td>sipdialog</td><td>contoso.example</td><td><code></code></td><td>—</td>
+<td>this bridge</td>
+<td><span class="bad">2 of 3 subscribed</span></td>`,
 		`<td>calendar</td>`, `none</td>`,
 		`action="/deadletters/7/replay"`, `action="/deadletters/9/replay"`,
 		`graph answered 400 &lt;script&gt;alert(1)&lt;/script&gt;`,

@@ -19,6 +19,8 @@ const (
 	metricLastEvent   = "presence_bridge_source_last_event_timestamp_seconds"
 	metricRejections  = "presence_bridge_webhook_rejections_total"
 	metricDeadLetters = "presence_bridge_deadletters"
+	metricRunning     = "presence_bridge_source_running"
+	metricEntities    = "presence_bridge_source_entities"
 )
 
 // samples are a registry's gauge and counter values, by family and then
@@ -43,7 +45,7 @@ func gather(g prometheus.Gatherer) samples {
 		switch f.GetName() {
 		case metricBreaker, metricBudget, metricBacklog, metricSessions, metricManual:
 			key = "tenant"
-		case metricLastEvent, metricRejections:
+		case metricLastEvent, metricRejections, metricRunning, metricEntities:
 			key = "source"
 		case metricDeadLetters:
 		default:
@@ -128,4 +130,31 @@ func (s samples) rejections(source string) map[string]uint64 {
 		}
 	}
 	return out
+}
+
+// runsOn says where a connect-out source runs: "this bridge", "another
+// bridge (or none)", or "" for a source that takes webhooks (it has no
+// running gauge).
+func (s samples) runsOn(source string) string {
+	v, ok := s.one(metricRunning, source)
+	switch {
+	case !ok:
+		return ""
+	case v > 0:
+		return "this bridge"
+	}
+	return "another bridge (or none)"
+}
+
+// entities are how many of the entities a connect-out source run here
+// watches, of how many; ok is false when it reports none.
+func (s samples) entities(source string) (subscribed, total int, ok bool) {
+	for _, sm := range s[metricEntities][source] {
+		ok = true
+		total += int(sm.value)
+		if sm.labels["state"] == "subscribed" {
+			subscribed += int(sm.value)
+		}
+	}
+	return subscribed, total, ok
 }

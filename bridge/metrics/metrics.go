@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,10 @@ type Options struct {
 	// Sources and Tenants are the configured names, the only label values
 	// used.
 	Sources, Tenants []string
+	// ConnectOut names the configured sources that connect out (sipdialog,
+	// caldav): presence_bridge_source_running reports 0 for each until
+	// this bridge runs it, so that an alert sees a source no bridge runs.
+	ConnectOut []string
 	// TenantState, Consumer and DeadLetters are read at scrape time; each may
 	// be nil, and an error leaves its metrics out of that scrape.
 	TenantState func() []Tenant
@@ -88,6 +93,10 @@ type Metrics struct {
 	graphDuration *prometheus.HistogramVec
 	throttled     *prometheus.CounterVec
 	lastEvent     *prometheus.GaugeVec
+	// lastEventAt is lastEvent's value by source, so that it only moves
+	// forward (events are taken in at ingest and seen again on delivery).
+	lastEventMu sync.Mutex
+	lastEventAt map[string]float64
 	// sourceRunning is 1 for each connect-out source this bridge runs;
 	// sourceEntities counts the entities such a source watches or fails
 	// to.
@@ -100,7 +109,8 @@ func New(opts Options) *Metrics {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	m := &Metrics{opts: opts, registry: prometheus.NewRegistry(), sources: set(opts.Sources), tenants: set(opts.Tenants)}
+	m := &Metrics{opts: opts, registry: prometheus.NewRegistry(), sources: set(opts.Sources), tenants: set(opts.Tenants),
+		lastEventAt: map[string]float64{}}
 	m.httpRequests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "presence_bridge_http_requests_total", Help: "HTTP requests answered, by route and status.",
 	}, []string{"route", "status"})
@@ -135,7 +145,7 @@ func New(opts Options) *Metrics {
 		Name: "presence_bridge_graph_throttled_total", Help: "Graph requests answered 429, by tenant.",
 	}, []string{"tenant"})
 	m.lastEvent = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "presence_bridge_source_last_event_timestamp_seconds", Help: "When the source's last event was accepted (stored in JetStream), Unix time.",
+		Name: "presence_bridge_source_last_event_timestamp_seconds", Help: "When the source's last event was stored in JetStream (webhooks, connect-out sources and bus publishers alike), Unix time.",
 	}, []string{"source"})
 	m.sourceRunning = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "presence_bridge_source_running",
@@ -164,6 +174,9 @@ func New(opts Options) *Metrics {
 	}
 	for _, t := range opts.Tenants {
 		m.throttled.WithLabelValues(t)
+	}
+	for _, s := range opts.ConnectOut {
+		m.sourceRunning.WithLabelValues(m.Source(s)).Set(0)
 	}
 	return m
 }
@@ -239,7 +252,20 @@ func (m *Metrics) WebhookRequest(source string, status int, reason string) {
 // EventsAccepted records that events of source were stored just now.
 func (m *Metrics) EventsAccepted(source string, n int) {
 	if n > 0 {
-		m.lastEvent.WithLabelValues(m.Source(source)).Set(float64(m.opts.Now().UnixNano()) / 1e9)
+		m.EventStored(source, m.opts.Now())
+	}
+}
+
+// EventStored records that an event of source was stored at, unless a
+// later one was recorded already.
+func (m *Metrics) EventStored(source string, at time.Time) {
+	source = m.Source(source)
+	v := float64(at.UnixNano()) / 1e9
+	m.lastEventMu.Lock()
+	defer m.lastEventMu.Unlock()
+	if v > m.lastEventAt[source] {
+		m.lastEventAt[source] = v
+		m.lastEvent.WithLabelValues(source).Set(v)
 	}
 }
 

@@ -74,6 +74,46 @@ func TestScrapeReadsState(t *testing.T) {
 	}
 }
 
+// TestLastEventOnlyMovesForward: an event seen again later (delivered
+// after it was accepted) never moves a source's last event back.
+func TestLastEventOnlyMovesForward(t *testing.T) {
+	now := time.Unix(1_700_000_100, 0)
+	m := New(Options{Sources: []string{"pbx"}, Now: func() time.Time { return now }})
+	m.EventsAccepted("pbx", 0)
+	if _, ok := gather(t, m)["presence_bridge_source_last_event_timestamp_seconds"]["source=pbx"]; ok {
+		t.Fatal("no event accepted, yet a last event time")
+	}
+	m.EventsAccepted("pbx", 2)
+	m.EventStored("pbx", now.Add(-time.Minute))
+	if v := gather(t, m)["presence_bridge_source_last_event_timestamp_seconds"]["source=pbx"]; v != 1_700_000_100 {
+		t.Errorf("last event %v after an older event, want 1700000100", v)
+	}
+	m.EventStored("pbx", now.Add(time.Minute))
+	if v := gather(t, m)["presence_bridge_source_last_event_timestamp_seconds"]["source=pbx"]; v != 1_700_000_160 {
+		t.Errorf("last event %v after a newer event, want 1700000160", v)
+	}
+}
+
+// TestConnectOutSourcesReportNotRunning: a connect-out source shows as
+// not running from the start, before any bridge took it, and a webhook
+// source has no such series.
+func TestConnectOutSourcesReportNotRunning(t *testing.T) {
+	m := New(Options{Sources: []string{"hook", "pbx"}, ConnectOut: []string{"pbx"}})
+	got := gather(t, m)["presence_bridge_source_running"]
+	if v, ok := got["source=pbx"]; !ok || v != 0 || len(got) != 1 {
+		t.Fatalf("source_running %v, want only pbx at 0", got)
+	}
+	m.SourceRunning("pbx", true)
+	m.SourceEntities("pbx", 0, 3)
+	got2 := gather(t, m)
+	if v := got2["presence_bridge_source_running"]["source=pbx"]; v != 1 {
+		t.Errorf("source_running %v after it started, want 1", v)
+	}
+	if v := got2["presence_bridge_source_entities"]["source=pbx,state=unsubscribed"]; v != 3 {
+		t.Errorf("unsubscribed entities %v, want 3", v)
+	}
+}
+
 // gather returns every sample's value by family and "k=v,..." labels
 // (sorted by name, as the registry gives them).
 func gather(t *testing.T, m *Metrics) map[string]map[string]float64 {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strings"
@@ -27,7 +28,7 @@ func addClientFlags(fs *flag.FlagSet, outputs ...string) *clientFlags {
 	f := &clientFlags{}
 	fs.StringVar(&f.url, "url", "", "the bridge's base URL, e.g. http://127.0.0.1:8080 (default $PRESENCE_BRIDGE_URL)")
 	fs.StringVar(&f.token, "token", "", "the admin token (default $PRESENCE_BRIDGE_TOKEN)")
-	fs.StringVar(&f.config, "config", "", "read the URL (http.listen) and the token (admin.token) from this configuration instead")
+	fs.StringVar(&f.config, "config", "", "read the URL (admin.listen, else http.listen) and the token (admin.token) from this configuration instead")
 	fs.StringVar(&f.output, "o", outputs[0], "output: "+strings.Join(outputs, " or "))
 	return f
 }
@@ -62,7 +63,7 @@ func (f *clientFlags) client(e *env, outputs ...string) (*adminClient, error) {
 			return nil, err
 		}
 		if base == "" {
-			base = "http://" + cfg.HTTP.Listen
+			base = "http://" + adminAddr(cfg)
 		}
 		if token == "" {
 			token = cfg.Admin.Token
@@ -82,6 +83,27 @@ func (f *clientFlags) client(e *env, outputs ...string) (*adminClient, error) {
 		return nil, fmt.Errorf("--url must be an http(s) URL such as http://127.0.0.1:8080, not %q", base)
 	}
 	return &adminClient{base: strings.TrimRight(base, "/"), token: token, http: &http.Client{Timeout: 30 * time.Second}}, nil
+}
+
+// adminAddr is where a bridge running cfg serves its admin API:
+// admin.listen when set, else http.listen. A wildcard host (0.0.0.0, ::
+// or none) is reached on loopback.
+func adminAddr(cfg *config.Config) string {
+	addr := cfg.Admin.Listen
+	if addr == "" {
+		addr = cfg.HTTP.Listen
+	}
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+		if ip != nil && ip.To4() == nil {
+			host = "::1"
+		}
+	}
+	return net.JoinHostPort(host, port)
 }
 
 // apiError is an error answer of the admin API.

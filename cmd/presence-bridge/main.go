@@ -90,7 +90,8 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `
 The commands status, why and dlq talk to a running bridge's admin API; they
 take --url (or PRESENCE_BRIDGE_URL, e.g. http://127.0.0.1:8080) and --token
-(or PRESENCE_BRIDGE_TOKEN, the admin.token), or read both from --config.
+(or PRESENCE_BRIDGE_TOKEN, the admin.token), or read both from --config
+(the URL from admin.listen when it is set, else from http.listen).
 
 Flags: --help lists the commands, --version prints the version;
 COMMAND --help lists a command's flags.
@@ -204,7 +205,8 @@ func runBridge(ctx context.Context, e *env, args []string) int {
 	}
 	log := newLogger(cfg.Log, e.stderr)
 	log.Info("presence bridge starting", "version", versionLine())
-	b, err := bridge.New(cfg, log)
+	v, rev, _ := buildVersion()
+	b, err := bridge.New(cfg, log, bridge.WithVersion(v, rev))
 	if err != nil {
 		log.Error("build bridge", "err", err)
 		return exitFailure

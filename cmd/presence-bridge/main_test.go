@@ -10,11 +10,13 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -149,6 +151,11 @@ const aliceID = "0b1e1a7e-0000-4000-8000-00000000000a"
 // startBridge runs the whole program on a test configuration with an
 // admin token and returns its base URL; it stops when the test ends.
 func startBridge(t *testing.T) (url, configPath string) {
+	return startBridgeAdmin(t, "")
+}
+
+// startBridgeAdmin is startBridge with admin.listen set to adminListen.
+func startBridgeAdmin(t *testing.T, adminListen string) (url, configPath string) {
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	configPath = filepath.Join(dir, "c.yaml")
@@ -169,8 +176,8 @@ directory: {"ext:1001": alice@t.example}
 sources:
   - {name: demo, type: generic, token: demo-t0ken}
   - {name: pbx, type: generic, token: pbx-t0ken}
-admin: {token: admin-s3cret}
-`, addr, filepath.Join(dir, "nats"), aliceID)), 0o600)
+admin: {token: admin-s3cret, listen: %q}
+`, addr, filepath.Join(dir, "nats"), aliceID, adminListen)), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
@@ -280,6 +287,78 @@ func TestClientCommands(t *testing.T) {
 	// configuration.
 	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"t.example"}, missing: secrets}
 	fromConfig.check(t, nil)
+}
+
+// TestClientReachesAdminListen: with admin.listen set, the admin API is
+// not on http.listen, and --config takes the client to admin.listen.
+func TestClientReachesAdminListen(t *testing.T) {
+	adminAddr := freeAddr(t)
+	base, configPath := startBridgeAdmin(t, adminAddr)
+	postEvent(t, base, "demo-t0ken", fmt.Sprintf(`{"id":"a1","source":"demo","type":"call","user":"ext:1001","occurredAt":%q,"callId":"c1","state":"active"}`,
+		time.Now().UTC().Format(time.RFC3339)))
+	waitFor(t, map[string]string{"PRESENCE_BRIDGE_URL": "http://" + adminAddr, "PRESENCE_BRIDGE_TOKEN": "admin-s3cret"}, "t.example", "status")
+	if r := runLine([]string{"status", "--url", base, "--token", "admin-s3cret"}, nil, ""); r.code == 0 {
+		t.Fatalf("the admin API answers on http.listen too:\n%s", r.out)
+	}
+	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"t.example", "demo"}, missing: []string{"admin-s3cret"}}
+	fromConfig.check(t, nil)
+}
+
+// TestAdminAddr: the client reaches a wildcard listen address on
+// loopback, and admin.listen wins over http.listen.
+func TestAdminAddr(t *testing.T) {
+	for _, tt := range []struct{ http, admin, want string }{
+		{"127.0.0.1:8080", "", "127.0.0.1:8080"},
+		{"0.0.0.0:8080", "", "127.0.0.1:8080"},
+		{"0.0.0.0:8080", "0.0.0.0:9090", "127.0.0.1:9090"},
+		{"0.0.0.0:8080", ":9090", "127.0.0.1:9090"},
+		{"0.0.0.0:8080", "[::]:9090", "[::1]:9090"},
+		{"0.0.0.0:8080", "10.0.0.5:9090", "10.0.0.5:9090"},
+		{"0.0.0.0:8080", "ops.internal:9090", "ops.internal:9090"},
+	} {
+		cfg := &config.Config{HTTP: config.HTTP{Listen: tt.http}, Admin: config.Admin{Listen: tt.admin}}
+		if got := adminAddr(cfg); got != tt.want {
+			t.Errorf("http.listen %q, admin.listen %q: %q, want %q", tt.http, tt.admin, got, tt.want)
+		}
+	}
+}
+
+// TestBuildInfoIsVersion: presence_bridge_build_info reports what
+// --version prints, the values -X sets.
+func TestBuildInfoIsVersion(t *testing.T) {
+	old, oldRev := version, revision
+	defer func() { version, revision = old, oldRev }()
+	version, revision = "v7.8.9-test", "0123abcd4567"
+	if r := runLine([]string{"--version"}, nil, ""); !strings.HasPrefix(r.out, "presence-bridge v7.8.9-test (revision 0123abcd4567, ") {
+		t.Fatalf("--version: %q", r.out)
+	}
+	adminAddr := freeAddr(t)
+	startBridgeAdmin(t, adminAddr)
+	want := `presence_bridge_build_info{goversion="` + runtime.Version() + `",revision="0123abcd4567",version="v7.8.9-test"} 1`
+	var body []byte
+	testpoll.Until(t, "/metrics on admin.listen", func() bool {
+		resp, err := http.Get("http://" + adminAddr + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		body, _ = io.ReadAll(resp.Body)
+		return resp.StatusCode == http.StatusOK
+	})
+	if !strings.Contains(string(body), want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, grepLines(string(body), "build_info"))
+	}
+}
+
+// grepLines returns the lines of text that hold s.
+func grepLines(text, s string) string {
+	var out []string
+	for _, l := range strings.Split(text, "\n") {
+		if strings.Contains(l, s) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
 }
 
 // TestRunStopsOnSignal runs the whole program on a test configuration and
