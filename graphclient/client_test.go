@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -160,7 +161,7 @@ func presencesHandler(t *testing.T, sizes *[]int, mu *sync.Mutex) http.HandlerFu
 		if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
 			t.Error(err)
 		}
-		if len(in.IDs) > graphclient.MaxIDsPerLookup {
+		if len(in.IDs) > graphlimits.MaxIDsPerLookup {
 			graphError(w, 400, "BadRequest", "too many ids")
 			return
 		}
