@@ -144,7 +144,7 @@ func TestOf(t *testing.T) {
 		tokenStatus(500, "temporarily_unavailable", "", 0),
 		tokenStatus(503, "temporarily_unavailable", "7", 7*time.Second),
 		{
-			name:  "token 200 without a token",
+			name: "token 200 without a token",
 			token: func(w http.ResponseWriter, r *http.Request) {
 				w.Header().Set("Content-Type", "application/json")
 				io.WriteString(w, `{"token_type":"Bearer"}`)
@@ -229,8 +229,10 @@ func TestOf(t *testing.T) {
 			class: fault.Permanent,
 		},
 		{
-			name:  "expiration out of range",
-			call:  func(ctx context.Context, c *graphclient.Client) error { return c.SetPresence(ctx, user, busy, time.Minute) },
+			name: "expiration out of range",
+			call: func(ctx context.Context, c *graphclient.Client) error {
+				return c.SetPresence(ctx, user, busy, time.Minute)
+			},
 			is:    func(err error) bool { return errors.Is(err, graphclient.ErrInvalidExpiration) },
 			class: fault.Permanent,
 		},
