@@ -12,7 +12,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
-// throttledGraph is the engine's GraphWriter over a graphclient.Client.
+// throttledGraph is the writers' GraphWriter over a graphclient.Client.
 type throttledGraph struct{ c *graphclient.Client }
 
 func (g throttledGraph) SetPresence(ctx context.Context, _, userID string, p adapters.Pair, exp time.Duration) error {
@@ -63,7 +63,7 @@ func TestBudgetLearnedFrom429s(t *testing.T) {
 	}
 	js, _ := startJetStream(t)
 	h := &harness{t: t, js: js}
-	e, err := newEngine(Options{
+	e, err := newTestPool(Options{
 		JetStream: js, Graph: throttledGraph{client}, Clock: clock,
 		Tenants: []TenantOptions{{ID: "contoso.example", Budget: budget, Window: 30 * time.Second}},
 		Rules:   rules, Expiration: 15 * time.Minute, LeaseTTL: 2 * time.Second, Tick: 2 * time.Millisecond,
