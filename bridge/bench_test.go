@@ -72,7 +72,7 @@ func postBody(client *http.Client, url, body string) error {
 // BenchmarkIngest measures ingest alone: one op is one POST /v1/events
 // with one event, answered 202 after the JetStream PubAck. Two senders
 // (goroutines with a keep-alive connection each) post over loopback to a
-// bridge whose consumer and engine are stopped, so nothing reads the
+// bridge whose consumer and writers are stopped, so nothing reads the
 // stream while it fills: the figure is HTTP, authentication, decoding,
 // validation and the publish with its PubAck, nothing after.
 func BenchmarkIngest(b *testing.B) { benchmarkIngest(b, 1) }
@@ -122,7 +122,7 @@ func benchmarkIngest(b *testing.B, batch int) {
 // bridge, one at a time: one op is one POST /v1/events (a call that
 // starts, or on the next op ends), then waiting until the emulator shows
 // the new presence. On the path: ingest, JetStream, the worker, the
-// directory (a cached UPN lookup), the engine's state (KV
+// directory (a cached UPN lookup), the state stage (KV
 // compare-and-set), the writer, graphclient's setPresence or
 // clearPresence over loopback to the emulator. The test polls the
 // emulator in process every 50 µs, which the figure includes.
@@ -157,7 +157,7 @@ func BenchmarkWebhookToPresence(b *testing.B) {
 // users changing at once (a call starts for each, or on the next op
 // ends), from the first POST until the emulator shows every one of them.
 // On the path: ingest over loopback HTTP (ten requests of 100 events),
-// JetStream, the worker, the engine's per-user state (KV
+// JetStream, the worker, the per-user state (KV
 // compare-and-set), the tenant's writer, graphclient's setPresence or
 // clearPresence with a bearer token over loopback HTTP, and the
 // emulator. Not on the path: user lookups (the events name object ids),

@@ -18,7 +18,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
-// The budget tests run bridges whose engines and the Graph emulator share
+// The budget tests run bridges whose writers and the Graph emulator share
 // one fake clock, which the test moves in steps; leases stay on real time.
 // Every budget, Retry-After and window is then judged on the emulator's
 // arrival times in fake time, and no assertion depends on how much gets

@@ -45,7 +45,7 @@ sources:
 // TestThreeBridgesOneNATS: three bridges share one NATS server and one
 // Graph emulator. Events posted to any of them are applied; only one
 // writes to Graph; when it stops, another takes over. (How soon is the
-// engine's lease arithmetic, tested there; here the deadlines only stop a
+// writer's lease arithmetic, tested there; here the deadlines only stop a
 // broken run.)
 func TestThreeBridgesOneNATS(t *testing.T) {
 	natsURL, em := sharedParts(t)
@@ -171,7 +171,7 @@ func startClusterBridgeFrom(t *testing.T, yaml string) *bridge.Bridge {
 	return startClusterBridgeOn(t, yaml, nil)
 }
 
-// startClusterBridgeOn starts a bridge whose engine tells time by clock
+// startClusterBridgeOn starts a bridge whose writers tell time by clock
 // (the real one when nil).
 func startClusterBridgeOn(t *testing.T, yaml string, clock *emulator.FakeClock) *bridge.Bridge {
 	t.Helper()

@@ -17,7 +17,7 @@ import (
 
 // TestShuffledEventsConvergeThroughTheBridge: 10,000 call events for 1,000
 // users, posted in shuffled batches with 2,000 duplicates, through HTTP,
-// JetStream, the worker, the engine and the emulator. Every user ends
+// JetStream, the worker, the state, the writer and the emulator. Every user ends
 // where the ordered log says, and Graph sees no more calls than there are
 // desired-state changes in that log.
 func TestShuffledEventsConvergeThroughTheBridge(t *testing.T) {

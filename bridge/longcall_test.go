@@ -16,9 +16,9 @@ import (
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
-// These tests run a whole bridge (HTTP ingest, JetStream, worker, engine,
+// These tests run a whole bridge (HTTP ingest, JetStream, worker, state, writer,
 // the production Graph client) against its in-process emulator, with the
-// engine and the emulator on one fake clock that the test moves. The
+// state, the writer and the emulator on one fake clock that the test moves. The
 // clock is set three hours back, so that every event dated by it lies in
 // the real past.
 
@@ -52,7 +52,7 @@ sources:
 `, t.TempDir(), aliceID, bobID)
 }
 
-// startClockedBridge runs a bridge from clockedConfig whose engine and
+// startClockedBridge runs a bridge from clockedConfig whose writers and
 // emulator share the returned fake clock.
 func startClockedBridge(t *testing.T) (*bridge.Bridge, *emulator.FakeClock) {
 	t.Helper()

@@ -7,8 +7,10 @@
 // exactly one HTTP request per call, except that a 401 from Graph renews the
 // access token and repeats the request once: retries, backoff, rate limits
 // and circuit breaking belong to the caller, which sees every 429 and 5xx.
-// Classify sorts any error the Client returns into OK, Retryable, Throttled
-// or Permanent, and RetryAfter gives the wait Graph asked for.
+// Its errors report facts and leave the policy to the caller: an *Error
+// carries Graph's status, error code and Retry-After, a *TokenError the
+// identity platform's, a *NetworkError says no answer came (refused, reset,
+// timed out, cancelled), and RetryAfter gives the wait asked for.
 //
 // Neither the client secret nor an access token ever appears in an error, in
 // fmt's %v, %+v, %s or %#v of a Config or a Client, or in their slog values.

@@ -14,7 +14,7 @@ import (
 )
 
 // ErrInvalidArgument is a call refused before any request: an empty user
-// id, an expiration out of range. Classify calls it Permanent.
+// id, an expiration out of range.
 var ErrInvalidArgument = errors.New("invalid argument")
 
 // ErrInvalidExpiration is an expiration outside Graph's PT5M to PT4H. It
@@ -22,7 +22,7 @@ var ErrInvalidArgument = errors.New("invalid argument")
 var ErrInvalidExpiration = fmt.Errorf("%w: expiration must be between 5m and 4h", ErrInvalidArgument)
 
 // ErrPresenceUnavailable is a presence call in a cloud that has no presence
-// API (China, operated by 21Vianet). Classify calls it Permanent.
+// API (China, operated by 21Vianet).
 var ErrPresenceUnavailable = errors.New("presence is not available in this cloud")
 
 // Limits on what an error keeps from an answer.
@@ -200,81 +200,6 @@ func isDecimal(v string) bool {
 		}
 	}
 	return digits > 0 && dot != len(v)-1
-}
-
-// Class says how a caller should treat an error.
-type Class int
-
-// The classes of errors.
-const (
-	// OK is no error.
-	OK Class = iota
-	// Retryable errors may pass by retrying later: Graph 5xx and 408,
-	// timeouts, network errors, and the token endpoint's 5xx, 408 and
-	// network errors.
-	Retryable
-	// Throttled is a 429 from Graph or the token endpoint; wait for
-	// RetryAfter, or back off when it is 0.
-	Throttled
-	// Permanent errors do not pass by waiting: Graph's other 4xx (400 for
-	// an unsupported pair, 401 after one token renewal, 403, 404), the token
-	// endpoint's other 4xx (a wrong or expired secret, an unknown tenant or
-	// application), and calls refused before any request.
-	Permanent
-)
-
-// String names the class.
-func (c Class) String() string {
-	switch c {
-	case OK:
-		return "ok"
-	case Retryable:
-		return "retryable"
-	case Throttled:
-		return "throttled"
-	case Permanent:
-		return "permanent"
-	}
-	return "Class(" + strconv.Itoa(int(c)) + ")"
-}
-
-// Classify reports how a caller should treat err: the one place where the
-// retryable or permanent decision is made. Errors it does not know, such as
-// network errors, timeouts and undecodable answers, are Retryable.
-func Classify(err error) Class {
-	if err == nil {
-		return OK
-	}
-	var gerr *Error
-	if errors.As(err, &gerr) {
-		return classifyStatus(gerr.StatusCode)
-	}
-	var terr *TokenError
-	if errors.As(err, &terr) {
-		switch {
-		case terr.StatusCode == 0:
-			return Retryable // no answer
-		case terr.StatusCode/100 == 2:
-			return Permanent // an OAuth error in a 2xx answer is still a refusal
-		}
-		return classifyStatus(terr.StatusCode)
-	}
-	if errors.Is(err, ErrInvalidArgument) || errors.Is(err, ErrPresenceUnavailable) {
-		return Permanent
-	}
-	return Retryable
-}
-
-// classifyStatus sorts an HTTP error status.
-func classifyStatus(status int) Class {
-	switch {
-	case status == http.StatusTooManyRequests:
-		return Throttled
-	case status == http.StatusRequestTimeout, status >= 500:
-		return Retryable
-	default:
-		return Permanent
-	}
 }
 
 // RetryAfter returns the wait Graph or the token endpoint asked for with

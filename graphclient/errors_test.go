@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -31,24 +32,26 @@ func closedURL(t *testing.T) string {
 	return "http://" + addr
 }
 
-func TestClassifyGraphStatuses(t *testing.T) {
+// TestGraphErrors checks that each error status comes back as an *Error
+// with Graph's status, code, message and request ids. bridge/fault decides
+// what to do about them.
+func TestGraphErrors(t *testing.T) {
 	for _, tt := range []struct {
 		status int
 		code   string
-		class  graphclient.Class
 	}{
-		{200, "", graphclient.OK},
-		{400, "InvalidArgument", graphclient.Permanent},
-		{401, "InvalidAuthenticationToken", graphclient.Permanent},
-		{403, "Forbidden", graphclient.Permanent},
-		{404, "NotFound", graphclient.Permanent},
-		{408, "RequestTimeout", graphclient.Retryable},
-		{409, "Conflict", graphclient.Permanent},
-		{429, "TooManyRequests", graphclient.Throttled},
-		{500, "generalException", graphclient.Retryable},
-		{502, "BadGateway", graphclient.Retryable},
-		{503, "serviceNotAvailable", graphclient.Retryable},
-		{504, "GatewayTimeout", graphclient.Retryable},
+		{200, ""},
+		{400, "InvalidArgument"},
+		{401, "InvalidAuthenticationToken"},
+		{403, "Forbidden"},
+		{404, "NotFound"},
+		{408, "RequestTimeout"},
+		{409, "Conflict"},
+		{429, "TooManyRequests"},
+		{500, "generalException"},
+		{502, "BadGateway"},
+		{503, "serviceNotAvailable"},
+		{504, "GatewayTimeout"},
 	} {
 		t.Run(fmt.Sprint(tt.status), func(t *testing.T) {
 			f := newFake(t)
@@ -60,10 +63,10 @@ func TestClassifyGraphStatuses(t *testing.T) {
 				graphError(w, tt.status, tt.code, "message for "+tt.code)
 			})
 			err := c.SetPresence(context.Background(), aliceID, busy, 0)
-			if got := graphclient.Classify(err); got != tt.class {
-				t.Fatalf("Classify(%v) = %s, want %s", err, got, tt.class)
-			}
 			if tt.status == 200 {
+				if err != nil {
+					t.Fatal(err)
+				}
 				return
 			}
 			var gerr *graphclient.Error
@@ -82,7 +85,9 @@ func TestClassifyGraphStatuses(t *testing.T) {
 	}
 }
 
-func TestClassifyWithoutAnswers(t *testing.T) {
+// TestNoAnswer checks that a request that got no answer is a
+// *NetworkError that keeps its cause.
+func TestNoAnswer(t *testing.T) {
 	f := newFake(t)
 	down := f.config()
 	down.GraphBaseURL = closedURL(t) + "/v1.0"
@@ -101,58 +106,54 @@ func TestClassifyWithoutAnswers(t *testing.T) {
 	for _, tt := range []struct {
 		name  string
 		err   error
-		class graphclient.Class
+		cause error
 	}{
-		{"nil", nil, graphclient.OK},
-		{"network error", c.ClearPresence(context.Background(), aliceID), graphclient.Retryable},
-		{"context deadline", good.ClearPresence(expired, aliceID), graphclient.Retryable},
-		{"context cancelled", good.ClearPresence(cancelled, aliceID), graphclient.Retryable},
-		{"bad expiration", good.SetPresence(context.Background(), aliceID, busy, time.Minute), graphclient.Permanent},
-		{"wrapped by a caller", fmt.Errorf("worker: %w", &graphclient.Error{StatusCode: 429}), graphclient.Throttled},
-		{"unknown error", errors.New("something else"), graphclient.Retryable},
+		{"connection refused", c.ClearPresence(context.Background(), aliceID), syscall.ECONNREFUSED},
+		{"context deadline", good.ClearPresence(expired, aliceID), context.DeadlineExceeded},
+		{"context cancelled", good.ClearPresence(cancelled, aliceID), context.Canceled},
 	} {
-		if got := graphclient.Classify(tt.err); got != tt.class {
-			t.Errorf("%s: Classify(%v) = %s, want %s", tt.name, tt.err, got, tt.class)
+		var nerr *graphclient.NetworkError
+		if !errors.As(tt.err, &nerr) || !errors.Is(tt.err, tt.cause) || graphclient.RetryAfter(tt.err) != 0 {
+			t.Errorf("%s: %v, want a *NetworkError caused by %v", tt.name, tt.err, tt.cause)
 		}
 	}
-	var nerr *graphclient.NetworkError
-	if err := c.ClearPresence(context.Background(), aliceID); !errors.As(err, &nerr) || !strings.Contains(err.Error(), "clear presence for "+aliceID) {
+	if err := c.ClearPresence(context.Background(), aliceID); !strings.Contains(err.Error(), "clear presence for "+aliceID) {
 		t.Fatalf("network error: %v", err)
-	}
-	if err := good.ClearPresence(expired, aliceID); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("deadline: %v", err)
 	}
 }
 
-func TestClassifyTokenEndpoint(t *testing.T) {
+// TestTokenEndpointErrors checks that the identity platform's refusals
+// come back as a *TokenError with its status, OAuth code and Retry-After.
+func TestTokenEndpointErrors(t *testing.T) {
 	for _, tt := range []struct {
 		name       string
 		handler    http.HandlerFunc
-		class      graphclient.Class
+		status     int
+		code       string
 		retryAfter time.Duration
 		text       []string
 	}{
 		{"wrong secret", func(w http.ResponseWriter, r *http.Request) {
 			identityError(w, 401, "invalid_client", "AADSTS7000215: Invalid client secret provided.")
-		}, graphclient.Permanent, 0, []string{"tenant " + tenant, "401", "invalid_client", "AADSTS7000215", "trace id 0a1b-trace"}},
+		}, 401, "invalid_client", 0, []string{"tenant " + tenant, "401", "invalid_client", "AADSTS7000215", "trace id 0a1b-trace"}},
 		{"unknown tenant", func(w http.ResponseWriter, r *http.Request) {
 			identityError(w, 400, "invalid_request", "AADSTS90002: Tenant 'contoso.example' not found.")
-		}, graphclient.Permanent, 0, []string{"AADSTS90002"}},
+		}, 400, "invalid_request", 0, []string{"AADSTS90002"}},
 		{"500", func(w http.ResponseWriter, r *http.Request) {
 			identityError(w, 500, "temporarily_unavailable", "AADSTS50001: try again")
-		}, graphclient.Retryable, 0, []string{"500"}},
+		}, 500, "temporarily_unavailable", 0, []string{"500"}},
 		{"503 with Retry-After", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "7")
 			w.WriteHeader(503)
 			io.WriteString(w, "<html>down</html>")
-		}, graphclient.Retryable, 7 * time.Second, []string{"503"}},
+		}, 503, "", 7 * time.Second, []string{"503"}},
 		{"429", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Retry-After", "2.5")
 			identityError(w, 429, "temporarily_unavailable", "AADSTS50196: loop detected")
-		}, graphclient.Throttled, 2500 * time.Millisecond, []string{"429"}},
+		}, 429, "temporarily_unavailable", 2500 * time.Millisecond, []string{"429"}},
 		{"200 without a token", func(w http.ResponseWriter, r *http.Request) {
 			io.WriteString(w, `{"token_type":"Bearer"}`)
-		}, graphclient.Retryable, 0, []string{"missing access_token"}},
+		}, 0, "", 0, []string{"missing access_token"}},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t)
@@ -162,8 +163,8 @@ func TestClassifyTokenEndpoint(t *testing.T) {
 			if !errors.As(err, &terr) {
 				t.Fatalf("want a *graphclient.TokenError, got %#v", err)
 			}
-			if got := graphclient.Classify(err); got != tt.class {
-				t.Fatalf("Classify(%v) = %s, want %s", err, got, tt.class)
+			if terr.StatusCode != tt.status || terr.Code != tt.code {
+				t.Fatalf("status %d code %q, want %d %q", terr.StatusCode, terr.Code, tt.status, tt.code)
 			}
 			if got := graphclient.RetryAfter(err); got != tt.retryAfter {
 				t.Fatalf("RetryAfter = %s, want %s", got, tt.retryAfter)
@@ -188,7 +189,7 @@ func TestClassifyTokenEndpoint(t *testing.T) {
 	}
 	err = c.SetPresence(context.Background(), aliceID, busy, 0)
 	var terr *graphclient.TokenError
-	if !errors.As(err, &terr) || terr.StatusCode != 0 || graphclient.Classify(err) != graphclient.Retryable || !strings.Contains(err.Error(), "connection refused") {
+	if !errors.As(err, &terr) || terr.StatusCode != 0 || !errors.Is(err, syscall.ECONNREFUSED) || !strings.Contains(err.Error(), "connection refused") {
 		t.Fatalf("token endpoint down: %v", err)
 	}
 }
@@ -302,14 +303,6 @@ func TestErrorBodies(t *testing.T) {
 				t.Fatalf("%q lacks %q", err, tt.statusInString)
 			}
 		})
-	}
-}
-
-func TestClassString(t *testing.T) {
-	for c, want := range map[graphclient.Class]string{graphclient.OK: "ok", graphclient.Retryable: "retryable", graphclient.Throttled: "throttled", graphclient.Permanent: "permanent", 9: "Class(9)"} {
-		if c.String() != want {
-			t.Errorf("%d.String() = %q", int(c), c.String())
-		}
 	}
 }
 

@@ -2,6 +2,7 @@ package graphclient_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"slices"
 	"testing"
@@ -185,7 +186,7 @@ func TestStatusMessage(t *testing.T) {
 	if err := c.SetStatusMessage(ctx, "alice@contoso.example", "x", time.Time{}); err != nil {
 		t.Fatalf("by UPN under /users: %v", err)
 	}
-	if err := c.SetStatusMessage(ctx, "", "x", time.Time{}); err == nil || graphclient.Classify(err) != graphclient.Permanent {
+	if err := c.SetStatusMessage(ctx, "", "x", time.Time{}); !errors.Is(err, graphclient.ErrInvalidArgument) {
 		t.Fatalf("empty user id: %v", err)
 	}
 }

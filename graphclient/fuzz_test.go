@@ -54,9 +54,6 @@ func FuzzParseError(f *testing.F) {
 		if strings.Contains(msg, secret) || !strings.HasPrefix(msg, "op: graph answered ") {
 			t.Fatalf("Error() = %q", msg)
 		}
-		if Classify(e) == OK {
-			t.Fatal("an *Error classified OK")
-		}
 	})
 }
 

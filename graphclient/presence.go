@@ -10,10 +10,9 @@ import (
 	"slices"
 	"strings"
 	"time"
-)
 
-// MaxIDsPerLookup is how many user ids getPresencesByUserId takes at once.
-const MaxIDsPerLookup = 650
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
+)
 
 // Pair is a presence availability and activity, such as Busy and InACall.
 // Graph's setPresence takes Available/Available, Busy/InACall,
@@ -208,7 +207,7 @@ func (c *Client) GetPresence(ctx context.Context, userID string) (Presence, erro
 }
 
 // GetPresencesByUserID returns the presence of many users, asking Graph
-// for at most MaxIDsPerLookup ids per request and concatenating the
+// for at most graphlimits.MaxIDsPerLookup ids per request and concatenating the
 // answers. Graph leaves unknown ids out. It stops at the first failing
 // request and returns its error, naming the ids it covered.
 func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Presence, error) {
@@ -216,8 +215,8 @@ func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Pres
 		return nil, fmt.Errorf("get presences: %w (cloud %s)", ErrPresenceUnavailable, c.cloud.Name)
 	}
 	var all []Presence
-	for start := 0; start < len(ids); start += MaxIDsPerLookup {
-		end := min(start+MaxIDsPerLookup, len(ids))
+	for start := 0; start < len(ids); start += graphlimits.MaxIDsPerLookup {
+		end := min(start+graphlimits.MaxIDsPerLookup, len(ids))
 		var out struct {
 			Value []Presence `json:"value"`
 		}

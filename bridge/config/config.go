@@ -17,6 +17,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
 // Config is the whole bridge configuration.
@@ -96,14 +97,6 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
-// The default budget of a tenant: Microsoft's published presence limit
-// since September 2025, 10,000 requests per 30 s per application per
-// tenant. A tenant Graph still holds to less is learned from its 429s.
-const (
-	DefaultBudget       = 10000
-	DefaultBudgetWindow = 30 * time.Second
-)
-
 // Graph sets how the bridge reaches Microsoft Graph.
 type Graph struct {
 	Tenants      []Tenant        `yaml:"tenants"`
@@ -153,13 +146,16 @@ type Tenant struct {
 	ClientSecretEnv  string `yaml:"client_secret_env"`
 	// ClientCertificate is a PEM bundle (certificate and RSA private key)
 	// used instead of a client secret.
-	ClientCertificate     string        `yaml:"client_certificate"`
-	ClientCertificateFile string        `yaml:"client_certificate_file"`
-	ClientCertificateEnv  string        `yaml:"client_certificate_env"`
-	Budget                int           `yaml:"budget"`
-	BudgetWindow          time.Duration `yaml:"budget_window"`
+	ClientCertificate     string `yaml:"client_certificate"`
+	ClientCertificateFile string `yaml:"client_certificate_file"`
+	ClientCertificateEnv  string `yaml:"client_certificate_env"`
+	// Budget calls per BudgetWindow is the tenant's Graph write budget,
+	// Graph's published presence limit when left out
+	// (graphlimits.PresenceRequests per graphlimits.PresenceWindow).
+	Budget       int           `yaml:"budget"`
+	BudgetWindow time.Duration `yaml:"budget_window"`
 
-	// --- phone number lookups (graph12.go) ---
+	// --- phone number lookups (subscriptions_phones.go) ---
 	// PhoneLookup resolves tel: and ext: keys missing from the directory
 	// through Graph; off by default.
 	PhoneLookup PhoneLookup `yaml:"phone_lookup"`
@@ -247,7 +243,7 @@ type Source struct {
 	// Identity completes the identities the source emits.
 	Identity adapters.IdentityHints `yaml:"identity"`
 
-	// --- managed Graph calendar subscriptions (graph12.go) ---
+	// --- managed Graph calendar subscriptions (subscriptions_phones.go) ---
 	// Subscriptions has the bridge keep a graphcalendar source's
 	// subscriptions; nil leaves them to the administrator.
 	Subscriptions *CalendarSubscriptions `yaml:"subscriptions"`
@@ -400,10 +396,10 @@ func (c *Config) applyDerivedDefaults() {
 			t.Cloud = "global"
 		}
 		if t.Budget == 0 {
-			t.Budget = DefaultBudget
+			t.Budget = graphlimits.PresenceRequests
 		}
 		if t.BudgetWindow == 0 {
-			t.BudgetWindow = DefaultBudgetWindow
+			t.BudgetWindow = graphlimits.PresenceWindow
 		}
 	}
 	for i := range c.Sources {
@@ -415,7 +411,7 @@ func (c *Config) applyDerivedDefaults() {
 			s.Tenant = c.Graph.Tenants[0].ID
 		}
 	}
-	c.graph12Defaults() // managed calendar subscriptions, phone lookups
+	c.subscriptionAndPhoneDefaults() // managed calendar subscriptions, phone lookups
 }
 
 // resolveSecrets replaces each secret's *_file or *_env form by its value.

@@ -1,4 +1,4 @@
-// Package queue connects the bridge to NATS JetStream: the embedded or
+// Package eventlog connects the bridge to NATS JetStream: the embedded or
 // external server, the events stream with its durable pull consumer, and
 // the dead-letter stream, each with its limits.
 package eventlog

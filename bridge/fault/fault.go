@@ -87,30 +87,52 @@ func Later(after time.Duration, err error) *Error {
 	return &Error{Class: Retry, After: after, Err: err}
 }
 
-// Of classifies err and returns the least delay before trying again. An
-// *Error keeps the class it was given; Graph's errors are sorted by their
-// status; anything else is Retry, since losing an event is worse than
-// trying it again.
+// Of classifies err and returns the least delay before trying again. It is
+// the only place that decides; graphclient reports facts (the status, Graph's
+// error code, Retry-After, whether an answer came) and no policy.
+//
+// An *Error keeps the class it was given. Graph's answers are sorted by
+// their status (see ofStatus). A token the identity platform does not give,
+// whatever its status, is Retry with its Retry-After: a wrong or expired
+// secret is an outage to fix in the configuration, not a reason to drop
+// events, and the token endpoint's 429 is not Graph's presence budget. A call
+// the client refused before any request (an invalid argument, a cloud
+// without presence) is Permanent. Anything else, network errors and
+// timeouts included, is Retry, since losing an event is worse than trying
+// it again.
 func Of(err error) (Class, time.Duration) {
 	var ferr *Error
 	if errors.As(err, &ferr) {
 		return ferr.Class, ferr.After
 	}
+	var gerr *graphclient.Error
+	if errors.As(err, &gerr) {
+		return ofStatus(gerr.StatusCode), gerr.RetryAfter
+	}
 	var tokenErr *graphclient.TokenError
 	if errors.As(err, &tokenErr) {
-		return Retry, graphclient.RetryAfter(err)
+		return Retry, tokenErr.RetryAfter
 	}
-	var gerr *graphclient.Error
-	if errors.As(err, &gerr) && (gerr.StatusCode == http.StatusUnauthorized || gerr.StatusCode == http.StatusForbidden) {
-		return Refused, 0
-	}
-	switch graphclient.Classify(err) {
-	case graphclient.Throttled:
-		return Throttled, graphclient.RetryAfter(err)
-	case graphclient.Permanent:
+	if errors.Is(err, graphclient.ErrInvalidArgument) || errors.Is(err, graphclient.ErrPresenceUnavailable) {
 		return Permanent, 0
 	}
-	return Retry, graphclient.RetryAfter(err)
+	return Retry, 0
+}
+
+// ofStatus sorts a status Graph answered with: 401 and 403 refuse the
+// tenant (the token or the application's permission, never one user), 429
+// is Graph's throttle, 408 and 5xx may pass, and every other status (400,
+// 404, 409, ...) is about this change and will not.
+func ofStatus(status int) Class {
+	switch {
+	case status == http.StatusUnauthorized, status == http.StatusForbidden:
+		return Refused
+	case status == http.StatusTooManyRequests:
+		return Throttled
+	case status == http.StatusRequestTimeout, status >= 500:
+		return Retry
+	}
+	return Permanent
 }
 
 // GraphError returns Graph's error text carried by err, or "".

@@ -1,4 +1,4 @@
-// Package directory resolves the people events name (directory keys such as
+// Package identity resolves the people events name (directory keys such as
 // "ext:1001", UPNs, emails or Entra object ids) to Entra object ids: first
 // through the configured directory, then through Graph, cached with a TTL.
 package identity

@@ -1,3 +1,7 @@
+// Package state is the bridge's per-user state: what every source claims
+// about each person and what Graph was last told, kept in a JetStream KV
+// bucket, one key per user, and the rules that derive the presence a user
+// should have from it.
 package state
 
 import (

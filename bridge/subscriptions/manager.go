@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters/graphcalendar"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
@@ -202,12 +203,11 @@ func (m *Manager) failed(s Source, err error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.stats.Failed++
-	class := graphclient.Classify(err)
-	if class != graphclient.Throttled && class != graphclient.Retryable {
+	if !retryable(err) {
 		m.opts.Log.Warn("calendar subscription call refused; trying again next round", "source", s.Name, "err", err)
 		return
 	}
-	wait := graphclient.RetryAfter(err)
+	_, wait := fault.Of(err)
 	if wait <= 0 {
 		wait = min(max(m.backoff[s.Tenant]*2, m.opts.MinBackoff), m.opts.MaxBackoff)
 		m.backoff[s.Tenant] = wait
@@ -336,8 +336,9 @@ func isNotFound(err error) bool {
 	return errors.As(err, &gerr) && gerr.StatusCode == http.StatusNotFound
 }
 
-// retryable tells whether err should pause the tenant: 429, 5xx, network.
+// retryable tells whether err should pause the tenant: 429, 5xx, network,
+// no token.
 func retryable(err error) bool {
-	class := graphclient.Classify(err)
-	return class == graphclient.Throttled || class == graphclient.Retryable
+	class, _ := fault.Of(err)
+	return class == fault.Throttled || class == fault.Retry
 }

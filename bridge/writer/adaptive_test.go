@@ -14,7 +14,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
 
-// throttledGraph is the engine's GraphWriter over a graphclient.Client.
+// throttledGraph is the writers' GraphWriter over a graphclient.Client.
 type throttledGraph struct{ c *graphclient.Client }
 
 func (g throttledGraph) SetPresence(ctx context.Context, _, userID string, p adapters.Pair, exp time.Duration) error {
@@ -31,7 +31,7 @@ type emulatorRun struct {
 	*harness
 	clock *emulator.FakeClock
 	em    *emulator.Emulator
-	e     *testEngine
+	e     *testPool
 }
 
 // startEmulatorRun starts an emulator that knows users users (named by
@@ -78,7 +78,7 @@ func startEmulatorRun(t *testing.T, users, budget int, throttle emulator.Throttl
 	if testing.Verbose() {
 		opts.Logger = slog.New(slog.NewTextHandler(testLogWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	e, err := newEngine(opts)
+	e, err := newTestPool(opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -25,7 +25,7 @@ func BenchmarkBudgetPacing(b *testing.B) {
 		b.StopTimer()
 		js, stop := startJetStream(b)
 		graph := newFakeGraph(&fakeClock{now: t0})
-		e, err := newEngine(Options{
+		e, err := newTestPool(Options{
 			JetStream: js, Graph: graph, Tick: time.Millisecond,
 			Tenants: []TenantOptions{{ID: "contoso.example", Budget: budget, Window: window}}, Rules: rules,
 		})

@@ -16,10 +16,10 @@ import (
 
 // TestFenceOnMonotonicClock: the fence keeps Go's monotonic reading (a
 // wall-clock step can not move it), and expires when the monotonic source
-// passes it whatever the engine's wall clock does.
+// passes it whatever the pool's wall clock does.
 func TestFenceOnMonotonicClock(t *testing.T) {
 	h := newHarness(t, nil)
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func (g deadlineGraph) SetPresence(ctx context.Context, tenant, user string, p a
 func TestCallEndsWithTheLease(t *testing.T) {
 	h := newHarness(t, nil)
 	g := deadlineGraph{fakeGraph: h.graph, deadlines: make(chan time.Time, 1)}
-	e, err := newEngine(Options{JetStream: h.js, Graph: g, Clock: h.clock, Rules: rules})
+	e, err := newTestPool(Options{JetStream: h.js, Graph: g, Clock: h.clock, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +107,7 @@ func TestCallEndsWithTheLease(t *testing.T) {
 // its first calls and its predecessor's last stay within one budget.
 func TestNewWriterStartsEmpty(t *testing.T) {
 	h := newHarness(t, nil)
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func (b *lockedBuffer) String() string {
 func TestStoppedWriterIsRestarted(t *testing.T) {
 	h := newHarness(t, nil)
 	logs := &lockedBuffer{}
-	e, err := newEngine(Options{JetStream: h.js, InstanceID: "a", Graph: h.graph, Clock: h.clock,
+	e, err := newTestPool(Options{JetStream: h.js, InstanceID: "a", Graph: h.graph, Clock: h.clock,
 		Rules: rules, LeaseTTL: 2 * time.Second, Tick: 2 * time.Millisecond,
 		Tenants: []TenantOptions{{ID: "contoso.example"}}, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {

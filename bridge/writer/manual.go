@@ -11,10 +11,8 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
-
-// maxIDsPerRead is Graph's limit of ids per getPresencesByUserId request.
-const maxIDsPerRead = 650
 
 // readResult is the outcome of one aggregate read.
 type readResult struct{ err error }
@@ -47,7 +45,7 @@ func (w *writer) startRead(ctx context.Context, now time.Time) {
 	if !w.budget.allow(now) {
 		return
 	}
-	n := min(len(w.toRead), maxIDsPerRead)
+	n := min(len(w.toRead), graphlimits.MaxIDsPerLookup)
 	told := map[string]readSnapshot{}
 	for _, id := range w.toRead[:n] {
 		if t := w.users[id]; t != nil && t.state.Told != nil && t.state.Told.Pair != nil && !t.inFlight {

@@ -19,6 +19,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
 // GraphWriter is what the writers need from Graph.
@@ -58,16 +59,10 @@ type DeadLetter struct {
 	At             time.Time
 }
 
-// Default budget: Microsoft's published presence limit, 10,000 requests
-// per 30 s per application per tenant (raised from 1,500 in September
-// 2025). A writer held to less learns it from 429s (see budget.go).
-const (
-	DefaultBudget       = 10000
-	DefaultBudgetWindow = 30 * time.Second
-)
-
 // TenantOptions set one tenant's Graph budget: at most Budget calls per
-// Window, DefaultBudget per DefaultBudgetWindow when zero.
+// Window, Graph's published limit (graphlimits.PresenceRequests per
+// graphlimits.PresenceWindow) when zero; a writer held to less learns it
+// from 429s (see budget.go).
 type TenantOptions struct {
 	ID     string
 	Budget int
@@ -181,10 +176,10 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	}
 	for i := range opts.Tenants {
 		if opts.Tenants[i].Budget <= 0 {
-			opts.Tenants[i].Budget = DefaultBudget
+			opts.Tenants[i].Budget = graphlimits.PresenceRequests
 		}
 		if opts.Tenants[i].Window <= 0 {
-			opts.Tenants[i].Window = DefaultBudgetWindow
+			opts.Tenants[i].Window = graphlimits.PresenceWindow
 		}
 	}
 	if len(opts.StatusMessages) > 0 {

@@ -21,6 +21,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
 // maxInFlight bounds the Graph calls one tenant's writer has open at once.
@@ -145,10 +146,10 @@ type result struct {
 
 func newWriter(e *Pool, t TenantOptions) *writer {
 	if t.Budget <= 0 {
-		t.Budget = DefaultBudget
+		t.Budget = graphlimits.PresenceRequests
 	}
 	if t.Window <= 0 {
-		t.Window = DefaultBudgetWindow
+		t.Window = graphlimits.PresenceWindow
 	}
 	w := &writer{
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),

@@ -136,7 +136,7 @@ func TestSessionCapacity(t *testing.T) {
 	h := newHarness(t, func(o *Options) {
 		o.Tenants[0].Budget, o.Expiration, o.Logger = 12, 5*time.Minute, slog.New(logs)
 	})
-	before, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	before, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestSessionCapacity(t *testing.T) {
 	}
 	e, _ := h.start("a")
 	if got := e.SessionCapacity("contoso.example"); got != 88 {
-		t.Fatalf("Engine.SessionCapacity = %d, want 88", got)
+		t.Fatalf("Pool.SessionCapacity = %d, want 88", got)
 	}
 	h.caughtUp(e, "u89")
 	h.quiesce(e)
@@ -170,7 +170,7 @@ func TestSessionCapacity(t *testing.T) {
 // allocates nothing, however many users wait.
 func TestDeniedDispatchCostsNothing(t *testing.T) {
 	h := newHarness(t, nil)
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -284,7 +284,7 @@ func TestEmptyUserForgotten(t *testing.T) {
 // TestRetryDelayCapped: the retry delay doubles up to MaxRetryDelay.
 func TestRetryDelayCapped(t *testing.T) {
 	h := newHarness(t, nil)
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules,
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules,
 		RetryDelay: time.Second, MaxRetryDelay: 5 * time.Second, BreakerFailures: 100})
 	if err != nil {
 		t.Fatal(err)

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
 func TestParseDuration(t *testing.T) {
@@ -140,7 +142,7 @@ func FuzzParseIDFilter(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(ids) == 0 || len(ids) > maxFilterIDs {
+		if len(ids) == 0 || len(ids) > graphlimits.MaxIDsPerLookup {
 			t.Fatalf("ParseIDFilter(%q) = %d ids", s, len(ids))
 		}
 		quoted := make([]string, len(ids))

@@ -8,10 +8,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
-)
 
-// maxBatchIDs is getPresencesByUserId's limit.
-const maxBatchIDs = 650
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
+)
 
 // presenceProperties are the presence resource's properties, for $select.
 var presenceProperties = []string{"id", "availability", "activity", "statusMessage", "outOfOfficeSettings", "sequenceNumber", "workLocation"}
@@ -309,8 +308,8 @@ func parseIDs(body []byte) ([]string, *apiError) {
 	switch {
 	case len(ids) == 0:
 		return nil, badRequest("BadRequest", "The ids parameter is required and must name at least one user.")
-	case len(ids) > maxBatchIDs:
-		return nil, badRequest("BadRequest", "The number of user ids (%d) exceeds the maximum of %d per request.", len(ids), maxBatchIDs)
+	case len(ids) > graphlimits.MaxIDsPerLookup:
+		return nil, badRequest("BadRequest", "The number of user ids (%d) exceeds the maximum of %d per request.", len(ids), graphlimits.MaxIDsPerLookup)
 	}
 	return ids, nil
 }

@@ -4,11 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-)
 
-// maxFilterIDs bounds the ids one $filter may name, like
-// getPresencesByUserId's 650.
-const maxFilterIDs = 650
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
+)
 
 var errFilterSyntax = errors.New("invalid filter clause")
 
@@ -30,8 +28,9 @@ func ParseIDFilter(s string) ([]string, error) {
 	if p.pos != len(p.toks) {
 		return nil, fmt.Errorf("%w: unexpected %q", errFilterSyntax, p.toks[p.pos].text)
 	}
-	if len(ids) > maxFilterIDs {
-		return nil, fmt.Errorf("%w: more than %d ids", errFilterSyntax, maxFilterIDs)
+	// A $filter names at most as many ids as getPresencesByUserId takes.
+	if len(ids) > graphlimits.MaxIDsPerLookup {
+		return nil, fmt.Errorf("%w: more than %d ids", errFilterSyntax, graphlimits.MaxIDsPerLookup)
 	}
 	return ids, nil
 }

@@ -36,7 +36,7 @@ func TestCalendarSubscriptionDefaults(t *testing.T) {
 	}
 }
 
-func TestGraph12Errors(t *testing.T) {
+func TestSubscriptionAndPhoneErrors(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"no users", calendarSource + "    subscriptions: {users: []}\n", "sources[0].subscriptions.users: required"},
 		{"bad user", calendarSource + "    subscriptions: {users: [alice]}\n", "sources[0].subscriptions.users[0]: must be a UPN or an object id"},

@@ -63,13 +63,13 @@ var (
 	err403 = &fault.Error{Class: fault.Refused, Err: errors.New("403")}
 )
 
-// testEngine is a writer pool with the state store it watches, wired as
+// testPool is a writer pool with the state store it watches, wired as
 // the bridge wires them.
-type testEngine struct{ *Pool }
+type testPool struct{ *Pool }
 
-// newEngine opens a state store with opts' rules and clock and a pool on
+// newTestPool opens a state store with opts' rules and clock and a pool on
 // it.
-func newEngine(opts Options) (*testEngine, error) {
+func newTestPool(opts Options) (*testPool, error) {
 	store, err := state.Open(context.Background(), opts.JetStream, state.Options{Rules: opts.Rules, Clock: opts.Clock})
 	if err != nil {
 		return nil, err
@@ -79,16 +79,16 @@ func newEngine(opts Options) (*testEngine, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &testEngine{p}, nil
+	return &testPool{p}, nil
 }
 
 // Apply applies ev through the state store, as the apply stage does.
-func (e *testEngine) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
+func (e *testPool) Apply(ctx context.Context, tenant, userID string, ev adapters.Event) error {
 	return e.store.Apply(ctx, tenant, userID, ev)
 }
 
 // State reads a user's state.
-func (e *testEngine) State(ctx context.Context, tenant, userID string) (state.UserState, error) {
+func (e *testPool) State(ctx context.Context, tenant, userID string) (state.UserState, error) {
 	st, _, err := e.store.Get(ctx, tenant, userID)
 	return st, err
 }
@@ -154,8 +154,8 @@ func newHarness(t *testing.T, mutate func(*Options)) *harness {
 	return &harness{t: t, js: js, clock: clock, graph: newFakeGraph(clock), dead: make(chan DeadLetter, 100), mutate: mutate}
 }
 
-// start builds and runs an engine; its returned stop ends it.
-func (h *harness) start(instance string) (*testEngine, func()) {
+// start builds and runs a pool; its returned stop ends it.
+func (h *harness) start(instance string) (*testPool, func()) {
 	h.t.Helper()
 	opts := Options{
 		JetStream: h.js, InstanceID: instance, Graph: h.graph,
@@ -171,7 +171,7 @@ func (h *harness) start(instance string) (*testEngine, func()) {
 	if h.mutate != nil {
 		h.mutate(&opts)
 	}
-	e, err := newEngine(opts)
+	e, err := newTestPool(opts)
 	if err != nil {
 		h.t.Fatal(err)
 	}
@@ -183,7 +183,7 @@ func (h *harness) start(instance string) (*testEngine, func()) {
 	return e, sync.OnceFunc(stop)
 }
 
-func (h *harness) apply(e *testEngine, user string, ev adapters.Event) {
+func (h *harness) apply(e *testPool, user string, ev adapters.Event) {
 	h.t.Helper()
 	if err := e.Apply(context.Background(), "contoso.example", user, ev); err != nil {
 		h.t.Fatal(err)
@@ -203,7 +203,7 @@ func (h *harness) eventually(what string, cond func() bool) {
 }
 
 // caughtUp waits until e's writer has taken in the user's newest state.
-func (h *harness) caughtUp(e *testEngine, user string) {
+func (h *harness) caughtUp(e *testPool, user string) {
 	h.t.Helper()
 	_, rev, err := e.store.Get(context.Background(), "contoso.example", user)
 	if err != nil {
@@ -216,7 +216,7 @@ func (h *harness) caughtUp(e *testEngine, user string) {
 }
 
 // writer waits for e's writer and returns it.
-func (h *harness) writer(e *testEngine) *writer {
+func (h *harness) writer(e *testPool) *writer {
 	h.t.Helper()
 	var w *writer
 	h.eventually("a writer", func() bool { w = e.writer("contoso.example"); return w != nil })
@@ -227,7 +227,7 @@ func (h *harness) writer(e *testEngine) *writer {
 // and then turned its loop twice (each turn looks at the fake clock's
 // time, its timers and its queues) without starting another: whatever it
 // would do at the fake clock's time, it has done.
-func (h *harness) quiesce(e *testEngine) {
+func (h *harness) quiesce(e *testPool) {
 	h.t.Helper()
 	w := h.writer(e)
 	h.eventually("the writer to settle", func() bool {
@@ -244,7 +244,7 @@ func (h *harness) quiesce(e *testEngine) {
 }
 
 // started is how many Graph calls e's writer has started.
-func (h *harness) started(e *testEngine) uint64 { return h.writer(e).started.Load() }
+func (h *harness) started(e *testPool) uint64 { return h.writer(e).started.Load() }
 
 func (h *harness) waitSession(user string, want *adapters.Pair) {
 	h.t.Helper()
@@ -385,7 +385,7 @@ func TestThrottlePausesTenant(t *testing.T) {
 // throttling and answers Graph gave for good do not open it.
 func TestBreakerOpensOnServerErrorsOnly(t *testing.T) {
 	h := newHarness(t, nil)
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules,
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules,
 		BreakerFailures: 3, BreakerTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -435,7 +435,7 @@ func TestBreakerOpensOnServerErrorsOnly(t *testing.T) {
 func TestBreakerRejectionIsNoGraphFailure(t *testing.T) {
 	h := newHarness(t, nil)
 	h.graph.fail = func(int) error { return err503 }
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules,
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules,
 		BreakerFailures: 1, BreakerTimeout: time.Hour})
 	if err != nil {
 		t.Fatal(err)
@@ -516,7 +516,7 @@ func TestHalfOpenBreakerSendsOneProbe(t *testing.T) {
 		})
 	})
 	e, _ := h.start("a")
-	t.Cleanup(free) // runs before the engine's stop, which waits for the probe
+	t.Cleanup(free) // runs before the pool's stop, which waits for the probe
 	w.Store(h.writer(e))
 	count := func() (int, int, int) { mu.Lock(); defer mu.Unlock(); return calls, most, halfOpen }
 	// One user's three 503s open the breaker; its retry then waits on
@@ -637,7 +637,7 @@ func TestSilentSourceLapses(t *testing.T) {
 	h.waitSession("u1", nil)
 }
 
-// TestRestartConverges: a new engine on the same store picks up where the
+// TestRestartConverges: a new pool on the same store picks up where the
 // old one stopped, including a meeting that starts later.
 func TestRestartConverges(t *testing.T) {
 	h := newHarness(t, nil)
@@ -657,15 +657,15 @@ func TestRestartConverges(t *testing.T) {
 
 func TestLeaseTakeover(t *testing.T) {
 	h := newHarness(t, nil)
-	engines := make([]*testEngine, 3)
+	pools := make([]*testPool, 3)
 	stops := make([]func(), 3)
-	for i := range engines {
-		engines[i], stops[i] = h.start(fmt.Sprintf("bridge-%d", i))
+	for i := range pools {
+		pools[i], stops[i] = h.start(fmt.Sprintf("bridge-%d", i))
 	}
 	holder := -1
 	h.eventually("one writer", func() bool {
 		n := 0
-		for i, e := range engines {
+		for i, e := range pools {
 			if e.Writing("contoso.example") {
 				n, holder = n+1, i
 			}
@@ -674,14 +674,14 @@ func TestLeaseTakeover(t *testing.T) {
 	})
 	stops[holder]()
 	h.eventually("another writer", func() bool {
-		for i, e := range engines {
+		for i, e := range pools {
 			if i != holder && e.Writing("contoso.example") {
 				return true
 			}
 		}
 		return false
 	})
-	h.apply(engines[(holder+1)%3], "u1", call("pbx", "c1", "active", 0, false))
+	h.apply(pools[(holder+1)%3], "u1", call("pbx", "c1", "active", 0, false))
 	h.settle("u1", inACall)
 }
 
@@ -760,13 +760,13 @@ func TestCrashedHolderLosesLease(t *testing.T) {
 	srv := natstest.Server(t)
 	clock := &fakeClock{now: t0}
 	graph := newFakeGraph(clock)
-	start := func() (*testEngine, *nats.Conn) {
+	start := func() (*testPool, *nats.Conn) {
 		nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0))
 		if err != nil {
 			t.Fatal(err)
 		}
 		js, _ := jetstream.New(nc)
-		e, err := newEngine(Options{JetStream: js, Graph: graph, Clock: clock, Tick: 2 * time.Millisecond,
+		e, err := newTestPool(Options{JetStream: js, Graph: graph, Clock: clock, Tick: 2 * time.Millisecond,
 			LeaseTTL: 2 * time.Second, Tenants: []TenantOptions{{ID: "contoso.example"}}, Rules: rules})
 		if err != nil {
 			t.Fatal(err)
@@ -828,7 +828,7 @@ func TestRapidAlternationConverges(t *testing.T) {
 // write beside the instance that took its tenant over.
 func TestWriterStopsWhenLeaseLapses(t *testing.T) {
 	h := newHarness(t, nil)
-	e, err := newEngine(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
+	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,8 +58,8 @@ var PhoneProperties = []string{graphclient.BusinessPhones, graphclient.MobilePho
 
 var extensionAttribute = regexp.MustCompile(`^extensionAttribute([1-9]|1[0-5])$`)
 
-// graph12Defaults fills the defaults of both blocks.
-func (c *Config) graph12Defaults() {
+// subscriptionAndPhoneDefaults fills the defaults of both blocks.
+func (c *Config) subscriptionAndPhoneDefaults() {
 	for i := range c.Sources {
 		s := c.Sources[i].Subscriptions
 		if s == nil {
@@ -85,8 +85,8 @@ func (c *Config) graph12Defaults() {
 	}
 }
 
-// validateGraph12 checks both blocks.
-func (c *Config) validateGraph12(p *problems) {
+// validateSubscriptionsAndPhones checks both blocks.
+func (c *Config) validateSubscriptionsAndPhones(p *problems) {
 	for i, src := range c.Sources {
 		s := src.Subscriptions
 		if s == nil {
