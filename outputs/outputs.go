@@ -1,0 +1,115 @@
+// Package outputs holds what every output of Teams presence shares: the
+// presence view the watcher keeps per person, the change it publishes when
+// a view changes, the contract an output implements, and the rule that
+// keeps a source's own claims from being echoed back to it. One package
+// per output type lives beside it (outputs/nats, ...), as adapters/<type>
+// do for sources.
+package outputs
+
+import (
+	"context"
+	"slices"
+	"time"
+)
+
+// The origins of a change.
+const (
+	// OriginBridge is a presence that the bridge's own session explains:
+	// the bridge holds a session for the person whose pair is Graph's
+	// aggregate.
+	OriginBridge = "bridge"
+	// OriginTeams is anything else: a Teams call or meeting, a status the
+	// person set, another application.
+	OriginTeams = "teams"
+)
+
+// ChangeType is the type of every published change (CloudEvents type,
+// Standard Webhooks type).
+const ChangeType = "presence.teams.changed"
+
+// View is a person's Teams presence as the watcher last saw it; the
+// lookup API answers with it and every change carries it.
+type View struct {
+	// User is how the bridge knows the person: their UPN when known, else
+	// their object id.
+	User string `json:"user"`
+	// ID is the person's Entra object id.
+	ID     string `json:"id"`
+	Tenant string `json:"tenant"`
+	// Availability and Activity are Graph's aggregate pair.
+	Availability string `json:"availability"`
+	Activity     string `json:"activity"`
+	// Origin is OriginBridge or OriginTeams.
+	Origin string `json:"origin"`
+	// Sources are, for OriginBridge, the sources whose claims made the
+	// bridge's session; empty otherwise.
+	Sources []string `json:"sources,omitempty"`
+	// Since is when the watcher first saw this pair; SeenAt when it last
+	// read it.
+	Since  time.Time `json:"since"`
+	SeenAt time.Time `json:"seenAt"`
+	// SequenceNumber is Graph's version of the presence; it sorts as a
+	// string.
+	SequenceNumber string `json:"sequenceNumber"`
+}
+
+// Pair is an availability and activity.
+type Pair struct {
+	Availability string `json:"availability"`
+	Activity     string `json:"activity"`
+}
+
+// Change is one observed change of a person's view.
+type Change struct {
+	// ID is stable per change (the same change observed twice, by one
+	// bridge or after a takeover, has the same id), so that receivers can
+	// de-duplicate.
+	ID string `json:"-"`
+	View
+	// Previous is the pair seen before, or nil for the first sighting.
+	Previous *Pair `json:"previous,omitempty"`
+}
+
+// ChangeID returns the stable id of the change of the person id in tenant
+// to the presence with sequenceNumber.
+func ChangeID(tenant, id, sequenceNumber string) string {
+	return tenant + "/" + id + "/" + sequenceNumber
+}
+
+// Output publishes changes somewhere. Publish is called for one person's
+// changes in order, newest last; an error means the change was not taken
+// and will be offered again (the newest per person). Implementations must
+// be safe for concurrent use across people.
+type Output interface {
+	Publish(ctx context.Context, c Change) error
+	Close() error
+}
+
+// Filter is the part of an output's configuration every output shares.
+type Filter struct {
+	// Tenants limits the output to these tenants; empty means all.
+	Tenants []string
+	// SkipSources: a change of origin bridge whose sources include one of
+	// these is not published. Nil means skip every bridge change; an empty
+	// (non-nil) list publishes every change, echoes included.
+	SkipSources []string
+}
+
+// Skips reports whether f keeps c from its output.
+func (f Filter) Skips(c Change) bool {
+	if len(f.Tenants) > 0 && !slices.Contains(f.Tenants, c.Tenant) {
+		return true
+	}
+	if c.Origin != OriginBridge {
+		return false
+	}
+	if f.SkipSources == nil {
+		return true
+	}
+	for _, s := range c.Sources {
+		if slices.Contains(f.SkipSources, s) {
+			return true
+		}
+	}
+	return false
+}
