@@ -11,7 +11,6 @@ import (
 	"context"
 	"net/http"
 	"runtime"
-	"runtime/debug"
 	"strconv"
 	"sync"
 	"time"
@@ -20,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	dto "github.com/prometheus/client_model/go"
+
+	"github.com/presence-bridge/presence-bridge/internal/buildinfo"
 )
 
 // Other is the label value of a source or tenant that is not configured
@@ -158,7 +159,7 @@ func New(opts Options) *Metrics {
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "presence_bridge_build_info", Help: "Always 1; the labels say which build runs.",
 	}, []string{"version", "revision", "goversion"})
-	version, revision := buildVersion(opts.Version, opts.Revision)
+	version, revision := buildinfo.Resolve(opts.Version, opts.Revision)
 	build.WithLabelValues(version, revision, runtime.Version()).Set(1)
 
 	m.registry.MustRegister(m.httpRequests, m.webhooks, m.rejections, m.outcomes, m.refusals, m.eventToGraph,
@@ -187,28 +188,6 @@ func set(names []string) map[string]bool {
 		s[n] = true
 	}
 	return s
-}
-
-// buildVersion fills what was not given from the build information.
-func buildVersion(version, revision string) (string, string) {
-	info, ok := debug.ReadBuildInfo()
-	if version == "" {
-		version = "unknown"
-		if ok && info.Main.Version != "" {
-			version = info.Main.Version
-		}
-	}
-	if revision == "" && ok {
-		for _, s := range info.Settings {
-			if s.Key == "vcs.revision" {
-				revision = s.Value
-			}
-		}
-	}
-	if revision == "" {
-		revision = "unknown"
-	}
-	return version, revision
 }
 
 // Source returns s when it is a configured source, Other otherwise.
