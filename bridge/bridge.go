@@ -252,6 +252,20 @@ func (b *Bridge) Ready(ctx context.Context) error {
 	return nil
 }
 
+// natsDown reports why events can not be published while the NATS
+// connection is known to be lost (as Ready reports it), nil otherwise, so
+// that ingest answers 503 at once instead of after nats.publish_timeout.
+func (b *Bridge) natsDown() error {
+	nc := b.events.Conn()
+	if nc == nil {
+		return errors.New("NATS is not connected")
+	}
+	if !nc.IsConnected() {
+		return fmt.Errorf("the NATS connection is lost (%s); reconnecting", nc.Status())
+	}
+	return nil
+}
+
 func (b *Bridge) startWorker(ctx context.Context) error {
 	rules, err := stateRules(b.cfg)
 	if err != nil {
@@ -414,6 +428,7 @@ func (b *Bridge) startHTTP() error {
 		BodyLimit:       b.cfg.HTTP.BodyLimit,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
 		Ready:           b.Ready,
+		Down:            b.natsDown,
 		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
 		Log:             b.log.With("component", "http"),
 		Count:           b.metrics.HTTPRequest,

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,10 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/twilio"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // exchange sends req and reads the JSON answer (an empty body reads as no
@@ -209,4 +213,76 @@ func TestInvalidUTF8Refused(t *testing.T) {
 	if after := streamLastSeq(t, b); after != before {
 		t.Fatalf("bad text was queued (stream sequence %d → %d)", before, after)
 	}
+}
+
+// startNATS runs a JetStream server on 127.0.0.1:port (-1 picks one) with
+// its store in dir, so that it can be shut down and started again where
+// the bridge expects it.
+func startNATS(t *testing.T, port int, dir string) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
+
+// TestIngestFailsFastWhileNATSIsDown: with publish_timeout at ten minutes,
+// an event posted while the NATS connection is known lost is answered 503
+// with Retry-After and a JSON error at once (the client gives up long
+// before ten minutes); once NATS is back the same event is accepted and
+// applied.
+func TestIngestFailsFastWhileNATSIsDown(t *testing.T) {
+	dir := t.TempDir()
+	srv := startNATS(t, -1, dir)
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, em := sharedParts(t)
+	yaml := strings.Replace(clusterConfig(srv.ClientURL(), em.Addr()), "publish_timeout: 2s", "publish_timeout: 10m", 1)
+	b := startClusterBridgeFrom(t, yaml)
+	testpoll.Until(t, "the bridge to be ready", func() bool { return get(t, b, "/readyz") == http.StatusOK })
+
+	srv.Shutdown()
+	testpoll.Until(t, "/readyz to notice NATS is gone", func() bool { return get(t, b, "/readyz") == http.StatusServiceUnavailable })
+
+	event := callEvent("down1", "alice@contoso.example", "c1", "active", time.Now())
+	req, _ := http.NewRequest(http.MethodPost, "http://"+b.Addr()+"/v1/events", strings.NewReader(event))
+	req.Header.Set("Authorization", "Bearer demo-token")
+	req.Header.Set("Content-Type", "application/json")
+	// Far below publish_timeout: only the fast path answers in time.
+	client := &http.Client{Timeout: patience}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while NATS is down (the request waited for publish_timeout): %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body struct{ Error struct{ Code, Message string } }
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || json.Unmarshal(raw, &body) != nil || body.Error.Code != "queue_unavailable" {
+		t.Fatalf("while NATS is down: %d, Retry-After %q, %s; want 503 with Retry-After and a JSON error", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+
+	startNATS(t, port, dir)
+	testpoll.Until(t, "the event to be accepted once NATS is back", func() bool {
+		return postEvent(t, b, event).status == http.StatusAccepted
+	})
+	testpoll.Until(t, "alice to be in a call", func() bool {
+		p, _ := em.Presence(aliceID)
+		return p.Availability+"/"+p.Activity == "Busy/InACall"
+	})
+}
+
+// get answers the status of a GET of path on b's HTTP port.
+func get(t *testing.T, b *bridge.Bridge, path string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + b.Addr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
 }
