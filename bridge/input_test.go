@@ -261,7 +261,9 @@ func TestIngestFailsFastWhileNATSIsDown(t *testing.T) {
 	}
 	raw, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	var body struct{ Error struct{ Code, Message string } }
+	var body struct {
+		Error struct{ Code, Message string }
+	}
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || json.Unmarshal(raw, &body) != nil || body.Error.Code != "queue_unavailable" {
 		t.Fatalf("while NATS is down: %d, Retry-After %q, %s; want 503 with Retry-After and a JSON error", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
 	}
