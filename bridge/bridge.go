@@ -66,6 +66,7 @@ type Bridge struct {
 	writers     *writer.Pool
 	rules       state.Rules
 	directory   *identity.Directory
+	lookups     *identity.Lookups // each tenant's lookup budget and breaker
 	stopWriters func()
 	stopConsume func()
 	sources     *sourceRunners // connect-out sources (sources_run.go)
@@ -148,15 +149,11 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		return err
 	}
 	b.calendarSubs = b.newCalendarSubs()
-	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenantIDs[i] = t.ID
-	}
-	lookups := identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
-	phoneLookup, phoneTenants := b.phoneLookups(lookups) // phones.go
+	b.lookups = identity.NewLookups(b.cfg.Graph.Tenants, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
+	phoneLookup, phoneTenants := b.phoneLookups(b.lookups) // phones.go
 	b.directory = identity.New(identity.Options{
 		Entries:      b.cfg.Directory,
-		Lookup:       lookups.Lookup,
+		Lookup:       b.lookups.Lookup,
 		TTL:          b.cfg.Graph.UserCacheTTL,
 		UnknownTTL:   b.cfg.Graph.UnknownUserTTL,
 		PhoneLookup:  phoneLookup,
