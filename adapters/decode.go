@@ -25,13 +25,17 @@ var eventFields = func() map[string]int {
 // DecodeEvents decodes and validates a request body holding either one
 // canonical event or {"events":[...]}. Every problem is reported in an
 // *InvalidError whose field names locate it ("events[1].state"); text that
-// is not valid UTF-8 is refused, never replaced.
+// is not valid UTF-8 is refused, never replaced, and so is an object that
+// gives a key twice (see DuplicateKey).
 func DecodeEvents(body []byte) ([]Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, &InvalidError{Problems: []FieldError{{Field: "body", Problem: "empty"}}}
 	}
 	if p := JSONTextProblem(body); p != nil {
+		return nil, &InvalidError{Problems: []FieldError{*p}}
+	}
+	if p := DuplicateKey(body); p != nil {
 		return nil, &InvalidError{Problems: []FieldError{*p}}
 	}
 	if e, ok := decodeOne(body); ok {

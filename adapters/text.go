@@ -171,11 +171,17 @@ func hexRune(b []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// CheckJSONText answers 400 naming the first JSON string in body that is
-// not good text (see JSONTextProblem).
+// CheckJSONText answers 400 for raw JSON that decoding would silently
+// change or read ambiguously: it names the first string in body that is
+// not good text (see JSONTextProblem), or the first key an object gives
+// twice (see DuplicateKey), whose value encoding/json would take from the
+// last occurrence.
 func CheckJSONText(body []byte) error {
 	if p := JSONTextProblem(body); p != nil {
 		return textError(*p)
+	}
+	if p := DuplicateKey(body); p != nil {
+		return &RequestError{Status: http.StatusBadRequest, Code: "duplicate_key", Message: p.Error(), Fields: []FieldError{*p}}
 	}
 	return nil
 }
