@@ -115,6 +115,12 @@ func decodeEvent(obj map[string]json.RawMessage, prefix string) (Event, error) {
 			problems.add(prefix+name, "%s", typeProblem(field.Type()))
 		}
 	}
+	// A time given as 0001-01-01T00:00:00Z decodes to the zero time, which
+	// the validator would call missing.
+	if raw, given := obj["occurredAt"]; given && string(raw) != "null" && e.OccurredAt.IsZero() &&
+		!slices.ContainsFunc(problems.Problems, func(q FieldError) bool { return q.Field == prefix+"occurredAt" }) {
+		problems.add(prefix+"occurredAt", "out of range (%s is no time an event happened)", time.Time{}.Format(time.RFC3339))
+	}
 	// Validate what did decode too, so that one answer names every bad
 	// field; a field whose value could not be decoded is named once.
 	if err := e.Validate(prefix); err != nil {

@@ -65,6 +65,8 @@ func TestDecodeEventsRejects(t *testing.T) {
 		{"batch beside", `{"events":[` + validCall + `],"extra":1}`, "invalid event: extra: unknown field beside events"},
 		{"batch member", `{"events":[` + validCall + `,{"id":"x"}]}`, "invalid event: events[1].occurredAt: required; events[1].source: required; events[1].type: required; events[1].user: required"},
 		{"batch of scalars", `{"events":[1]}`, "invalid event: events: must be an array of event objects"},
+		{"year 1", strings.Replace(validCall, `2026-11-23T10:00:00Z`, `0001-01-01T00:00:00Z`, 1), "invalid event: occurredAt: out of range (0001-01-01T00:00:00Z is no time an event happened)"},
+		{"year 1 in a batch", `{"events":[` + strings.Replace(validCall, `2026-11-23T10:00:00Z`, `0001-01-01T00:00:00Z`, 1) + `]}`, "invalid event: events[0].occurredAt: out of range (0001-01-01T00:00:00Z is no time an event happened)"},
 		{"duplicate key", strings.Replace(validCall, `"id":"e1"`, `"id":"e1","id":"e2"`, 1), "invalid event: id: duplicate key"},
 		{"duplicate key escaped", strings.Replace(validCall, `"id":"e1"`, `"id":"e1","\u0069d":"e2"`, 1), "invalid event: id: duplicate key"},
 		{"duplicate key in another case", strings.Replace(validCall, `"id":"e1"`, `"id":"e1","ID":"e2"`, 1), "invalid event: ID: duplicate key"},

@@ -188,7 +188,8 @@ func CheckJSONText(body []byte) error {
 
 // CheckFormText answers 400 naming the first form or query parameter whose
 // name or decoded value is not valid UTF-8 (a "%FF" decodes to a byte that
-// is not text).
+// is not text), or that is given more than once (readers disagree about
+// which value counts, as they do about a repeated JSON key).
 func CheckFormText(values url.Values) error {
 	names := make([]string, 0, len(values))
 	for name := range values {
@@ -203,6 +204,9 @@ func CheckFormText(values url.Values) error {
 			if !utf8.ValidString(v) {
 				return textError(FieldError{Field: name, Problem: "is not valid UTF-8"})
 			}
+		}
+		if len(values[name]) > 1 {
+			return &RequestError{Status: http.StatusBadRequest, Code: "duplicate_key", Message: name + ": duplicate key", Fields: []FieldError{{Field: name, Problem: "duplicate key"}}}
 		}
 	}
 	return nil
