@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/twilio"
+	"github.com/presence-bridge/presence-bridge/adapters/webex"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
@@ -287,4 +289,58 @@ func get(t *testing.T, b *bridge.Bridge, path string) int {
 	}
 	resp.Body.Close()
 	return resp.StatusCode
+}
+
+// TestSmallInputHolesOverHTTP: through the bridge's own HTTP port, a
+// repeated key (also in a batch, also in a vendor's signed body), a year-1
+// occurredAt, signed junk and a text/plain webhook are each refused with
+// the status and the field that name the problem, and nothing is queued.
+func TestSmallInputHolesOverHTTP(t *testing.T) {
+	b := startBridge(t, adaptersConfig(t))
+	before := streamLastSeq(t, b)
+	now := time.Now()
+	call := callEvent("h1", "alice@contoso.example", "c1", "active", now)
+	other := callEvent("h2", "bob@contoso.example", "c2", "active", now)
+	webexHook := func(contentType, body string) *http.Request {
+		req := hookRequest(b, "/v1/hooks/webex", contentType, []byte(body))
+		req.Header.Set("X-Spark-Signature", webex.Signature("webex-secret", []byte(body)))
+		return req
+	}
+	events := func(body string) *http.Request {
+		req := hookRequest(b, "/v1/events", "application/json", []byte(body))
+		req.Header.Set("Authorization", "Bearer demo-token")
+		return req
+	}
+	const webexCall = `{"id":"w1","resource":"telephony_calls","event":"updated","actorId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hbGljZQ","data":{"callId":"c9","state":"connected"}}`
+	for _, tc := range []struct {
+		name   string
+		req    *http.Request
+		status int
+		field  string
+	}{
+		{"repeated id", events(strings.Replace(call, `"id":"h1"`, `"id":"h1","id":"h3"`, 1)), 400, "id"},
+		{"repeated user in a batch", events(`{"events":[` + call + `,` + strings.Replace(other, `"user"`, `"user":"alice@contoso.example","user"`, 1) + `]}`), 400, "events[1].user"},
+		{"repeated key escaped", events(strings.Replace(call, `"state"`, `"st\u0061te":"ended","state"`, 1)), 400, "state"},
+		{"year 1", events(strings.Replace(call, now.UTC().Format(time.RFC3339Nano), "0001-01-01T00:00:00Z", 1)), 400, "occurredAt"},
+		{"webex repeated actorId", webexHook("application/json", strings.Replace(webexCall, `"actorId"`, `"actorId":"bWFsbG9yeQ","actorId"`, 1)), 400, "actorId"},
+		{"webex junk", webexHook("application/json", `{"hello":"world"}`), 400, ""},
+		{"webex text/plain", webexHook("text/plain", webexCall), 415, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := exchange(t, tc.req)
+			fields := errorFields(r)
+			if r.status != tc.status || r.body["error"] == nil || tc.field != "" && (len(fields) != 1 || fields[0] != tc.field) {
+				t.Fatalf("%d %v, want %d naming %q", r.status, r.body, tc.status, tc.field)
+			}
+			if tc.name == "year 1" && !strings.Contains(fmt.Sprint(r.body), "out of range") {
+				t.Fatalf("%v, want occurredAt out of range", r.body)
+			}
+		})
+	}
+	if after := streamLastSeq(t, b); after != before {
+		t.Fatalf("refused input was queued (stream sequence %d → %d)", before, after)
+	}
+	if r := exchange(t, webexHook("application/json; charset=utf-8", webexCall)); r.status != http.StatusAccepted {
+		t.Fatalf("the genuine webex call: %d %v", r.status, r.body)
+	}
 }

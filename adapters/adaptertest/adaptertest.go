@@ -319,18 +319,28 @@ func repeatFirstKey(t *testing.T, body []byte, mediaType string) ([]byte, string
 		key, _, _ := strings.Cut(string(first), "=")
 		return append(append(bytes.Clone(first), '&'), body...), key
 	}
+	repeated, key := repeatKey(body)
+	if repeated == nil {
+		t.Fatalf("golden body is not a JSON object with a key: %q", body)
+	}
+	return repeated, key
+}
+
+// repeatKey returns a JSON object body with its first member given twice,
+// and that member's key; nil when body is not such an object.
+func repeatKey(body []byte) ([]byte, string) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		t.Fatalf("golden body is not a JSON object: %q", body)
+		return nil, ""
 	}
 	tok, err := dec.Token()
 	key, ok := tok.(string)
 	if err != nil || !ok {
-		t.Fatalf("golden body has no first key: %q", body)
+		return nil, ""
 	}
 	var value json.RawMessage
 	if err := dec.Decode(&value); err != nil {
-		t.Fatal(err)
+		return nil, ""
 	}
 	open := bytes.IndexByte(body, '{')
 	member, _ := json.Marshal(key)
@@ -437,6 +447,12 @@ func Seeds(f *testing.F) [][]byte {
 func Fuzz(f *testing.F, a adapters.Adapter, request func(t *testing.T, body []byte) *http.Request) {
 	for _, s := range Seeds(f) {
 		f.Add(s)
+		if repeated, _ := repeatKey(s); repeated != nil {
+			f.Add(repeated)
+		}
+	}
+	for _, junk := range []string{`null`, `{}`, `{"unrelated":true}`, `junk`} {
+		f.Add([]byte(junk))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := request(t, body)
@@ -450,6 +466,9 @@ func Fuzz(f *testing.F, a adapters.Adapter, request func(t *testing.T, body []by
 				t.Fatalf("error without an HTTP status: %v", err)
 			}
 			return
+		}
+		if json.Valid(body) && adapters.DuplicateKey(body) != nil {
+			t.Fatalf("accepted a body that repeats a key: %q", body)
 		}
 		for _, e := range events {
 			if err := e.Validate(""); err != nil {
