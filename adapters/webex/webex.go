@@ -96,6 +96,10 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	}
 	occurred := a.cfg.Clock().UTC()
 	if t, err := time.Parse(time.RFC3339Nano, d.EventTimestamp); err == nil {
+		if t.IsZero() {
+			p := adapters.FieldError{Field: "data.eventTimestamp", Problem: "out of range (" + d.EventTimestamp + " is no time an event happened)"}
+			return nil, &adapters.RequestError{Status: http.StatusBadRequest, Code: "invalid_event", Message: "invalid event: " + p.Error(), Fields: []adapters.FieldError{p}}
+		}
 		occurred = t.UTC()
 	}
 	return a.cfg.Valid([]adapters.Event{{
