@@ -251,3 +251,12 @@ func BenchmarkDecodeEvents(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkDuplicateKey(b *testing.B) {
+	body := []byte(`{"id":"pbx-1:CA42:3","source":"demo","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"CA42","state":"active"}`)
+	for b.Loop() {
+		if DuplicateKey(body) != nil {
+			b.Fatal("a duplicate in a body without one")
+		}
+	}
+}
