@@ -14,7 +14,9 @@ import (
 // publishFunc is a Publisher made of a function.
 type publishFunc func(ctx context.Context, events []adapters.Event) error
 
-func (f publishFunc) Publish(ctx context.Context, events []adapters.Event) error { return f(ctx, events) }
+func (f publishFunc) Publish(ctx context.Context, events []adapters.Event) error {
+	return f(ctx, events)
+}
 
 // TestDownAnswersAtOnce: while Down reports the connection lost, events
 // are answered 503 with Retry-After and a JSON error, and never offered
