@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"time"
 )
@@ -104,6 +105,16 @@ func Invalid(err error) error {
 		return reqErr
 	}
 	return BadRequest("%v", err)
+}
+
+// CheckMediaType answers 415 unless r's Content-Type is want (parameters
+// such as charset aside), so that a body is never read as a format its
+// sender did not declare.
+func CheckMediaType(r *http.Request, want string) error {
+	if mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type")); err != nil || mt != want {
+		return &RequestError{Status: http.StatusUnsupportedMediaType, Code: "unsupported_media_type", Message: "Content-Type must be " + want}
+	}
+	return nil
 }
 
 // ReadBody reads r's body up to limit bytes (DefaultBodyLimit when limit is

@@ -25,13 +25,17 @@ var eventFields = func() map[string]int {
 // DecodeEvents decodes and validates a request body holding either one
 // canonical event or {"events":[...]}. Every problem is reported in an
 // *InvalidError whose field names locate it ("events[1].state"); text that
-// is not valid UTF-8 is refused, never replaced.
+// is not valid UTF-8 is refused, never replaced, and so is an object that
+// gives a key twice (see DuplicateKey).
 func DecodeEvents(body []byte) ([]Event, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, &InvalidError{Problems: []FieldError{{Field: "body", Problem: "empty"}}}
 	}
 	if p := JSONTextProblem(body); p != nil {
+		return nil, &InvalidError{Problems: []FieldError{*p}}
+	}
+	if p := DuplicateKey(body); p != nil {
 		return nil, &InvalidError{Problems: []FieldError{*p}}
 	}
 	if e, ok := decodeOne(body); ok {
@@ -110,6 +114,12 @@ func decodeEvent(obj map[string]json.RawMessage, prefix string) (Event, error) {
 		if err := json.Unmarshal(raw, field.Addr().Interface()); err != nil {
 			problems.add(prefix+name, "%s", typeProblem(field.Type()))
 		}
+	}
+	// A time given as 0001-01-01T00:00:00Z decodes to the zero time, which
+	// the validator would call missing.
+	if raw, given := obj["occurredAt"]; given && string(raw) != "null" && e.OccurredAt.IsZero() &&
+		!slices.ContainsFunc(problems.Problems, func(q FieldError) bool { return q.Field == prefix+"occurredAt" }) {
+		problems.add(prefix+"occurredAt", "out of range (%s is no time an event happened)", time.Time{}.Format(time.RFC3339))
 	}
 	// Validate what did decode too, so that one answer names every bad
 	// field; a field whose value could not be decoded is named once.

@@ -67,6 +67,15 @@ func TestDecodeEventsRejects(t *testing.T) {
 		{"batch beside", `{"events":[` + validCall + `],"extra":1}`, "invalid event: extra: unknown field beside events"},
 		{"batch member", `{"events":[` + validCall + `,{"id":"x"}]}`, "invalid event: events[1].occurredAt: required; events[1].source: required; events[1].type: required; events[1].user: required"},
 		{"batch of scalars", `{"events":[1]}`, "invalid event: events: must be an array of event objects"},
+		{"year 1", strings.Replace(validCall, `2026-11-23T10:00:00Z`, `0001-01-01T00:00:00Z`, 1), "invalid event: occurredAt: out of range (0001-01-01T00:00:00Z is no time an event happened)"},
+		{"year 1 in a batch", `{"events":[` + strings.Replace(validCall, `2026-11-23T10:00:00Z`, `0001-01-01T00:00:00Z`, 1) + `]}`, "invalid event: events[0].occurredAt: out of range (0001-01-01T00:00:00Z is no time an event happened)"},
+		{"duplicate key", strings.Replace(validCall, `"id":"e1"`, `"id":"e1","id":"e2"`, 1), "invalid event: id: duplicate key"},
+		{"duplicate key escaped", strings.Replace(validCall, `"id":"e1"`, `"id":"e1","\u0069d":"e2"`, 1), "invalid event: id: duplicate key"},
+		{"duplicate key in another case", strings.Replace(validCall, `"id":"e1"`, `"id":"e1","ID":"e2"`, 1), "invalid event: ID: duplicate key"},
+		{"duplicate key last", strings.Replace(validCall, `"state":"active"`, `"state":"active","state":"ended"`, 1), "invalid event: state: duplicate key"},
+		{"duplicate key in a batch", `{"events":[` + validCall + `,` + strings.Replace(validCall, `"user"`, `"user":"mallory@contoso.example","user"`, 1) + `]}`, "invalid event: events[1].user: duplicate key"},
+		{"duplicate batch", `{"events":[` + validCall + `],"events":[` + validCall + `]}`, "invalid event: events: duplicate key"},
+		{"duplicate key nested", strings.Replace(validCall, `"state"`, `"x":{"a":1,"b":[{"c":1,"c":2}]},"state"`, 1), "invalid event: x.b[0].c: duplicate key"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -124,6 +133,9 @@ func FuzzDecodeEvents(f *testing.F) {
 		if err != nil {
 			return
 		}
+		if key, dup := duplicateByTokens(body); dup {
+			t.Fatalf("accepted a body that gives %q twice: %q", key, body)
+		}
 		for i, e := range events {
 			if err := e.Validate(""); err != nil {
 				t.Fatalf("event %d decoded but does not validate: %v", i, err)
@@ -160,11 +172,93 @@ func FuzzDecodeFastPathAgrees(f *testing.F) {
 	})
 }
 
+// FuzzDuplicateKey: DuplicateKey finds a repeated key in valid JSON
+// exactly when a walk of encoding/json's tokens does, comparing keys as
+// encoding/json matches them to fields (bytes.EqualFold), and names it.
+func FuzzDuplicateKey(f *testing.F) {
+	f.Add([]byte(validCall))
+	f.Add([]byte(`{"id":"a","id":"b"}`))
+	f.Add([]byte(`{"id":"a","\u0069D":"b"}`))
+	f.Add([]byte(`{"K":1,"\u212a":2}`))
+	f.Add([]byte(`{"events":[{"a":1},{"a":1,"b":{"a":[1,{"c":"}","c":2}]}}]}`))
+	f.Add([]byte(`[{"a":1,"b":2,"c":3,"d":4,"e":5,"f":6,"g":7,"h":8,"i":9,"j":10,"k":11,"l":12,"m":13,"n":14,"o":15,"p":16,"q":17,"A":18}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		p := DuplicateKey(body)
+		if !json.Valid(body) {
+			return
+		}
+		key, dup := duplicateByTokens(body)
+		if dup != (p != nil) {
+			t.Fatalf("DuplicateKey says %v, the token walk says %v (%q) for %q", p, dup, key, body)
+		}
+		if p != nil && p.Field != key && !strings.HasSuffix(p.Field, "."+key) {
+			t.Fatalf("DuplicateKey names %q, the repeated key is %q: %q", p.Field, key, body)
+		}
+	})
+}
+
+// duplicateByTokens walks body's tokens with encoding/json and returns
+// the first key an object repeats (equal under bytes.EqualFold).
+func duplicateByTokens(body []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	type frame struct {
+		object, expectKey bool
+		keys              []string
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch v := tok.(type) {
+		case json.Delim:
+			switch v {
+			case '{', '[':
+				stack = append(stack, &frame{object: v == '{', expectKey: v == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].expectKey = true
+				}
+			}
+			continue
+		case string:
+			if top != nil && top.object && top.expectKey {
+				for _, k := range top.keys {
+					if bytes.EqualFold([]byte(k), []byte(v)) {
+						return v, true
+					}
+				}
+				top.keys = append(top.keys, v)
+				top.expectKey = false
+				continue
+			}
+		}
+		if top != nil && top.object {
+			top.expectKey = true
+		}
+	}
+}
+
 func BenchmarkDecodeEvents(b *testing.B) {
 	body := []byte(`{"id":"pbx-1:CA42:3","source":"demo","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"CA42","state":"active"}`)
 	for b.Loop() {
 		if _, err := DecodeEvents(body); err != nil {
 			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDuplicateKey(b *testing.B) {
+	body := []byte(`{"id":"pbx-1:CA42:3","source":"demo","type":"call","user":"alice@contoso.example","occurredAt":"2026-11-23T10:00:00Z","callId":"CA42","state":"active"}`)
+	for b.Loop() {
+		if DuplicateKey(body) != nil {
+			b.Fatal("a duplicate in a body without one")
 		}
 	}
 }

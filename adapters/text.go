@@ -171,18 +171,25 @@ func hexRune(b []byte) (rune, bool) {
 	return rune(n), err == nil
 }
 
-// CheckJSONText answers 400 naming the first JSON string in body that is
-// not good text (see JSONTextProblem).
+// CheckJSONText answers 400 for raw JSON that decoding would silently
+// change or read ambiguously: it names the first string in body that is
+// not good text (see JSONTextProblem), or the first key an object gives
+// twice (see DuplicateKey), whose value encoding/json would take from the
+// last occurrence.
 func CheckJSONText(body []byte) error {
 	if p := JSONTextProblem(body); p != nil {
 		return textError(*p)
+	}
+	if p := DuplicateKey(body); p != nil {
+		return &RequestError{Status: http.StatusBadRequest, Code: "duplicate_key", Message: p.Error(), Fields: []FieldError{*p}}
 	}
 	return nil
 }
 
 // CheckFormText answers 400 naming the first form or query parameter whose
 // name or decoded value is not valid UTF-8 (a "%FF" decodes to a byte that
-// is not text).
+// is not text), or that is given more than once (readers disagree about
+// which value counts, as they do about a repeated JSON key).
 func CheckFormText(values url.Values) error {
 	names := make([]string, 0, len(values))
 	for name := range values {
@@ -197,6 +204,9 @@ func CheckFormText(values url.Values) error {
 			if !utf8.ValidString(v) {
 				return textError(FieldError{Field: name, Problem: "is not valid UTF-8"})
 			}
+		}
+		if len(values[name]) > 1 {
+			return &RequestError{Status: http.StatusBadRequest, Code: "duplicate_key", Message: name + ": duplicate key", Fields: []FieldError{{Field: name, Problem: "duplicate key"}}}
 		}
 	}
 	return nil

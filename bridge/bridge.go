@@ -66,7 +66,7 @@ type Bridge struct {
 	writers     *writer.Pool
 	rules       state.Rules
 	directory   *identity.Directory
-	lookups     *identity.Lookups // Graph reads behind a breaker per tenant
+	lookups     *identity.Lookups // each tenant's lookup budget and breaker, for user, phone and calendar reads
 	stopWriters func()
 	stopConsume func()
 	sources     *sourceRunners // connect-out sources (sources_run.go)
@@ -149,11 +149,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		return err
 	}
 	b.calendarSubs = b.newCalendarSubs()
-	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenantIDs[i] = t.ID
-	}
-	b.lookups = identity.NewLookups(tenantIDs, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
+	b.lookups = identity.NewLookups(b.cfg.Graph.Tenants, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
 	phoneLookup, phoneTenants := b.phoneLookups(b.lookups) // phones.go
 	b.directory = identity.New(identity.Options{
 		Entries:      b.cfg.Directory,
@@ -249,6 +245,20 @@ func (b *Bridge) Ready(ctx context.Context) error {
 	}
 	if !b.running.Load() {
 		return errors.New("NATS is connected; the apply and writer stages are starting")
+	}
+	return nil
+}
+
+// natsDown reports why events can not be published while the NATS
+// connection is known to be lost (as Ready reports it), nil otherwise, so
+// that ingest answers 503 at once instead of after nats.publish_timeout.
+func (b *Bridge) natsDown() error {
+	nc := b.events.Conn()
+	if nc == nil {
+		return errors.New("NATS is not connected")
+	}
+	if !nc.IsConnected() {
+		return fmt.Errorf("the NATS connection is lost (%s); reconnecting", nc.Status())
 	}
 	return nil
 }
@@ -417,6 +427,7 @@ func (b *Bridge) startHTTP() error {
 		BodyLimit:       b.cfg.HTTP.BodyLimit,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
 		Ready:           b.Ready,
+		Down:            b.natsDown,
 		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
 		Log:             b.log.With("component", "http"),
 		Count:           b.metrics.HTTPRequest,

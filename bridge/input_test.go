@@ -5,7 +5,9 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -13,10 +15,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/twilio"
+	"github.com/presence-bridge/presence-bridge/adapters/webex"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // exchange sends req and reads the JSON answer (an empty body reads as no
@@ -208,5 +214,133 @@ func TestInvalidUTF8Refused(t *testing.T) {
 	}
 	if after := streamLastSeq(t, b); after != before {
 		t.Fatalf("bad text was queued (stream sequence %d → %d)", before, after)
+	}
+}
+
+// startNATS runs a JetStream server on 127.0.0.1:port (-1 picks one) with
+// its store in dir, so that it can be shut down and started again where
+// the bridge expects it.
+func startNATS(t *testing.T, port int, dir string) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	return srv
+}
+
+// TestIngestFailsFastWhileNATSIsDown: with publish_timeout at ten minutes,
+// an event posted while the NATS connection is known lost is answered 503
+// with Retry-After and a JSON error at once (the client gives up long
+// before ten minutes); once NATS is back the same event is accepted and
+// applied.
+func TestIngestFailsFastWhileNATSIsDown(t *testing.T) {
+	dir := t.TempDir()
+	srv := startNATS(t, -1, dir)
+	port := srv.Addr().(*net.TCPAddr).Port
+	_, em := sharedParts(t)
+	yaml := strings.Replace(clusterConfig(srv.ClientURL(), em.Addr()), "publish_timeout: 2s", "publish_timeout: 10m", 1)
+	b := startClusterBridgeFrom(t, yaml)
+	testpoll.Until(t, "the bridge to be ready", func() bool { return get(t, b, "/readyz") == http.StatusOK })
+
+	srv.Shutdown()
+	testpoll.Until(t, "/readyz to notice NATS is gone", func() bool { return get(t, b, "/readyz") == http.StatusServiceUnavailable })
+
+	event := callEvent("down1", "alice@contoso.example", "c1", "active", time.Now())
+	req, _ := http.NewRequest(http.MethodPost, "http://"+b.Addr()+"/v1/events", strings.NewReader(event))
+	req.Header.Set("Authorization", "Bearer demo-token")
+	req.Header.Set("Content-Type", "application/json")
+	// Far below publish_timeout: only the fast path answers in time.
+	client := &http.Client{Timeout: patience}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("no answer while NATS is down (the request waited for publish_timeout): %v", err)
+	}
+	raw, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var body struct {
+		Error struct{ Code, Message string }
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || json.Unmarshal(raw, &body) != nil || body.Error.Code != "queue_unavailable" {
+		t.Fatalf("while NATS is down: %d, Retry-After %q, %s; want 503 with Retry-After and a JSON error", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
+	}
+
+	startNATS(t, port, dir)
+	testpoll.Until(t, "the event to be accepted once NATS is back", func() bool {
+		return postEvent(t, b, event).status == http.StatusAccepted
+	})
+	testpoll.Until(t, "alice to be in a call", func() bool {
+		p, _ := em.Presence(aliceID)
+		return p.Availability+"/"+p.Activity == "Busy/InACall"
+	})
+}
+
+// get answers the status of a GET of path on b's HTTP port.
+func get(t *testing.T, b *bridge.Bridge, path string) int {
+	t.Helper()
+	resp, err := http.Get("http://" + b.Addr() + path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
+// TestSmallInputHolesOverHTTP: through the bridge's own HTTP port, a
+// repeated key (also in a batch, also in a vendor's signed body), a year-1
+// occurredAt, signed junk and a text/plain webhook are each refused with
+// the status and the field that name the problem, and nothing is queued.
+func TestSmallInputHolesOverHTTP(t *testing.T) {
+	b := startBridge(t, adaptersConfig(t))
+	before := streamLastSeq(t, b)
+	now := time.Now()
+	call := callEvent("h1", "alice@contoso.example", "c1", "active", now)
+	other := callEvent("h2", "bob@contoso.example", "c2", "active", now)
+	webexHook := func(contentType, body string) *http.Request {
+		req := hookRequest(b, "/v1/hooks/webex", contentType, []byte(body))
+		req.Header.Set("X-Spark-Signature", webex.Signature("webex-secret", []byte(body)))
+		return req
+	}
+	events := func(body string) *http.Request {
+		req := hookRequest(b, "/v1/events", "application/json", []byte(body))
+		req.Header.Set("Authorization", "Bearer demo-token")
+		return req
+	}
+	const webexCall = `{"id":"w1","resource":"telephony_calls","event":"updated","actorId":"Y2lzY29zcGFyazovL3VzL1BFT1BMRS9hbGljZQ","data":{"callId":"c9","state":"connected"}}`
+	for _, tc := range []struct {
+		name   string
+		req    *http.Request
+		status int
+		field  string
+	}{
+		{"repeated id", events(strings.Replace(call, `"id":"h1"`, `"id":"h1","id":"h3"`, 1)), 400, "id"},
+		{"repeated user in a batch", events(`{"events":[` + call + `,` + strings.Replace(other, `"user"`, `"user":"alice@contoso.example","user"`, 1) + `]}`), 400, "events[1].user"},
+		{"repeated key escaped", events(strings.Replace(call, `"state"`, `"st\u0061te":"ended","state"`, 1)), 400, "state"},
+		{"year 1", events(strings.Replace(call, now.UTC().Format(time.RFC3339Nano), "0001-01-01T00:00:00Z", 1)), 400, "occurredAt"},
+		{"webex repeated actorId", webexHook("application/json", strings.Replace(webexCall, `"actorId"`, `"actorId":"bWFsbG9yeQ","actorId"`, 1)), 400, "actorId"},
+		{"webex junk", webexHook("application/json", `{"hello":"world"}`), 400, ""},
+		{"webex text/plain", webexHook("text/plain", webexCall), 415, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := exchange(t, tc.req)
+			fields := errorFields(r)
+			if r.status != tc.status || r.body["error"] == nil || tc.field != "" && (len(fields) != 1 || fields[0] != tc.field) {
+				t.Fatalf("%d %v, want %d naming %q", r.status, r.body, tc.status, tc.field)
+			}
+			if tc.name == "year 1" && !strings.Contains(fmt.Sprint(r.body), "out of range") {
+				t.Fatalf("%v, want occurredAt out of range", r.body)
+			}
+		})
+	}
+	if after := streamLastSeq(t, b); after != before {
+		t.Fatalf("refused input was queued (stream sequence %d → %d)", before, after)
+	}
+	if r := exchange(t, webexHook("application/json; charset=utf-8", webexCall)); r.status != http.StatusAccepted {
+		t.Fatalf("the genuine webex call: %d %v", r.status, r.body)
 	}
 }

@@ -1,6 +1,7 @@
 package bridge_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -8,6 +9,8 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // lookupUser is the i-th of the users only known by UPN in the lookup
@@ -114,5 +117,81 @@ func TestLookupsHeldBackDuringOutage(t *testing.T) {
 	}
 	if retryWarnings > failed {
 		t.Errorf("%d retry warnings for %d failed lookups: events turned away by the breaker are logged one by one", retryWarnings, failed)
+	}
+}
+
+// TestLookupBudgetHoldsUnderAFlood: events naming 300 made-up users cost
+// at most lookup_budget (20 per hour here) Graph lookups, the rest are
+// dead-lettered as lookup_budget, the dead letters are not logged one by
+// one, and a known user's event posted in the middle of the flood is
+// applied all the same.
+func TestLookupBudgetHoldsUnderAFlood(t *testing.T) {
+	const budget, flood = 20, 300
+	yaml := strings.Replace(testConfig(t), "client_secret: demo-secret\n  timeout", "client_secret: demo-secret\n      lookup_budget: 20\n      lookup_budget_window: 1h\n  timeout", 1)
+	cfg, err := config.Parse([]byte(yaml), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Graph.Tenants[0].LookupBudget != budget {
+		t.Fatalf("lookup_budget %d, want %d", cfg.Graph.Tenants[0].LookupBudget, budget)
+	}
+	b, logs := startBridgeWithLogs(t, cfg)
+	em := b.Emulator()
+	now := time.Now()
+	if r := postEvent(t, b, callEvent("k1", "alice@contoso.example", "c1", "active", now)); r.status != 202 {
+		t.Fatalf("alice active: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Busy/InACall", patience)
+
+	batch := func(from, to int) string {
+		events := make([]string, 0, to-from)
+		for i := from; i < to; i++ {
+			events = append(events, callEvent(fmt.Sprintf("ghost%d", i), fmt.Sprintf("ghost%d@contoso.example", i), "c1", "active", now))
+		}
+		return `{"events":[` + strings.Join(events, ",") + `]}`
+	}
+	if r := postEvent(t, b, batch(0, flood/2)); r.status != 202 {
+		t.Fatalf("flood: %d %v", r.status, r.body)
+	}
+	if r := postEvent(t, b, callEvent("k2", "alice@contoso.example", "c1", "ended", now.Add(time.Second))); r.status != 202 {
+		t.Fatalf("alice ended: %d %v", r.status, r.body)
+	}
+	if r := postEvent(t, b, batch(flood/2, flood)); r.status != 202 {
+		t.Fatalf("flood: %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, aliceID, "Offline/Offline", patience)
+
+	var letters []eventlog.DeadLetter
+	testpoll.Until(t, "every made-up user's event to be dead-lettered", func() bool {
+		letters, err = b.Queue().ListDeadLetters(context.Background(), 0, 2*flood)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(letters) >= flood
+	})
+	reasons := map[string]int{}
+	for _, d := range letters {
+		reason, _, _ := strings.Cut(d.Reason, ":")
+		reasons[reason]++
+	}
+	lookups := 0
+	for _, r := range em.Requests() {
+		if r.Method == "GET" && strings.HasPrefix(r.Path, "/v1.0/users/ghost") {
+			lookups++
+		}
+	}
+	t.Logf("%d GET /users for %d made-up users; dead letters by reason: %v", lookups, flood, reasons)
+	if lookups > budget || len(letters) != flood || reasons["unknown user"] != lookups || reasons["lookup_budget"] != flood-lookups {
+		t.Fatalf("%d GET /users (budget %d), %d dead letters by reason %v: want at most the budget looked up, the rest dead-lettered as lookup_budget", lookups, budget, len(letters), reasons)
+	}
+	warnings := 0
+	for line := range strings.SplitSeq(logs.String(), "\n") {
+		if strings.Contains(line, `"msg":"event dead-lettered"`) {
+			warnings++
+		}
+	}
+	// One line per source and reason and 10 s, however long the test ran.
+	if warnings > 10 {
+		t.Errorf("%d dead-letter warnings for %d events: logged one by one", warnings, flood)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,10 @@ type Suite struct {
 	TokenOnly bool
 	// Malformed is a body the vendor could sign that is not valid.
 	Malformed []byte
+	// MediaType is the Content-Type the vendor sends; application/json
+	// when empty. Any other is refused with 415, and signed junk in it
+	// (or in JSON, a repeated key) with 400.
+	MediaType string
 	// Handshakes are the vendor's URL validations and their checks.
 	Handshakes []Handshake
 	// InvalidText are bodies the vendor could sign whose text is not valid
@@ -150,6 +155,47 @@ func Run(t *testing.T, s Suite) {
 	}
 	t.Run("malformed is 400", func(t *testing.T) {
 		expectStatus(t, adapter, s.Request(t, s.Malformed, Now, true), http.StatusBadRequest)
+	})
+	mediaType := s.MediaType
+	if mediaType == "" {
+		mediaType = "application/json"
+	}
+	t.Run("wrong content type is 415", func(t *testing.T) {
+		for _, ct := range []string{"text/plain", "", "application/xml", otherMediaType(mediaType)} {
+			req := s.Request(t, first, Now, true)
+			req.Header.Set("Content-Type", ct)
+			expectStatus(t, adapter, req, http.StatusUnsupportedMediaType)
+		}
+		req := s.Request(t, first, Now, true)
+		req.Header.Set("Content-Type", mediaType+"; charset=utf-8")
+		if _, err := adapter.Decode(req); err != nil {
+			t.Fatalf("%s with a charset: %v", mediaType, err)
+		}
+	})
+	t.Run("signed junk is 400", func(t *testing.T) {
+		junk := []string{`null`, `{}`, `[]`, `"junk"`, `junk`, `{"unrelated":true}`, `[{"value":[]}]`}
+		if mediaType != "application/json" {
+			junk = []string{`junk`, `=`, `unrelated=true`, `%zz`}
+		}
+		for _, body := range junk {
+			_, err := adapter.Decode(s.Request(t, []byte(body), Now, true))
+			var reqErr *adapters.RequestError
+			// Where the proof is a token the body carries, junk lacks it.
+			if !errors.As(err, &reqErr) || !(reqErr.Status == http.StatusBadRequest || s.TokenOnly && reqErr.Status == http.StatusUnauthorized) {
+				t.Errorf("signed %q: %v, want a 400", body, err)
+			}
+		}
+	})
+	t.Run("repeated key is 400 naming it", func(t *testing.T) {
+		for _, path := range cases {
+			body, _ := os.ReadFile(path)
+			repeated, key := repeatFirstKey(t, body, mediaType)
+			_, err := adapter.Decode(s.Request(t, repeated, Now, true))
+			var reqErr *adapters.RequestError
+			if !errors.As(err, &reqErr) || reqErr.Status != http.StatusBadRequest || !namesField(err, key) {
+				t.Errorf("%s with %q repeated: %v, want a 400 naming it", path, key, err)
+			}
+		}
 	})
 	t.Run("oversized is 413", func(t *testing.T) {
 		big := append(bytes.Clone(first), bytes.Repeat([]byte(" "), BodyLimit)...)
@@ -256,6 +302,52 @@ func Run(t *testing.T, s Suite) {
 	}
 }
 
+// otherMediaType is a body format the vendor does not send.
+func otherMediaType(mediaType string) string {
+	if mediaType == "application/json" {
+		return "application/x-www-form-urlencoded"
+	}
+	return "application/json"
+}
+
+// repeatFirstKey returns body with its first key given twice, with the
+// same value (so that only the repetition is wrong), and that key.
+func repeatFirstKey(t *testing.T, body []byte, mediaType string) ([]byte, string) {
+	t.Helper()
+	if mediaType != "application/json" {
+		first, _, _ := bytes.Cut(body, []byte("&"))
+		key, _, _ := strings.Cut(string(first), "=")
+		return append(append(bytes.Clone(first), '&'), body...), key
+	}
+	repeated, key := repeatKey(body)
+	if repeated == nil {
+		t.Fatalf("golden body is not a JSON object with a key: %q", body)
+	}
+	return repeated, key
+}
+
+// repeatKey returns a JSON object body with its first member given twice,
+// and that member's key; nil when body is not such an object.
+func repeatKey(body []byte) ([]byte, string) {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, ""
+	}
+	tok, err := dec.Token()
+	key, ok := tok.(string)
+	if err != nil || !ok {
+		return nil, ""
+	}
+	var value json.RawMessage
+	if err := dec.Decode(&value); err != nil {
+		return nil, ""
+	}
+	open := bytes.IndexByte(body, '{')
+	member, _ := json.Marshal(key)
+	member = append(append(append(member, ':'), value...), ',')
+	return slices.Concat(body[:open+1], member, body[open+1:]), key
+}
+
 // expectNoAnswer checks that hs neither answers req nor writes anything.
 func expectNoAnswer(t *testing.T, hs adapters.Handshaker, req *http.Request) bool {
 	t.Helper()
@@ -355,6 +447,12 @@ func Seeds(f *testing.F) [][]byte {
 func Fuzz(f *testing.F, a adapters.Adapter, request func(t *testing.T, body []byte) *http.Request) {
 	for _, s := range Seeds(f) {
 		f.Add(s)
+		if repeated, _ := repeatKey(s); repeated != nil {
+			f.Add(repeated)
+		}
+	}
+	for _, junk := range []string{`null`, `{}`, `{"unrelated":true}`, `junk`} {
+		f.Add([]byte(junk))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		req := request(t, body)
@@ -368,6 +466,9 @@ func Fuzz(f *testing.F, a adapters.Adapter, request func(t *testing.T, body []by
 				t.Fatalf("error without an HTTP status: %v", err)
 			}
 			return
+		}
+		if json.Valid(body) && adapters.DuplicateKey(body) != nil {
+			t.Fatalf("accepted a body that repeats a key: %q", body)
 		}
 		for _, e := range events {
 			if err := e.Validate(""); err != nil {

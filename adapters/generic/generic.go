@@ -65,6 +65,9 @@ func Sign(key []byte, id, timestamp string, body []byte) string {
 
 // Decode verifies and decodes the request.
 func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
+	if err := adapters.CheckMediaType(r, "application/json"); err != nil {
+		return nil, err
+	}
 	body, err := adapters.ReadBody(r, a.cfg.BodyLimit)
 	if err != nil {
 		return nil, err

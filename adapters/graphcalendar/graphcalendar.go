@@ -122,6 +122,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 		// A validation request Handshake would not answer.
 		return nil, adapters.BadRequest("validationToken must be one value of 1 to %d printable ASCII characters other than '<' and '>', sent with POST", maxValidationToken)
 	}
+	if err := adapters.CheckMediaType(r, "application/json"); err != nil {
+		return nil, err
+	}
 	var n notifications
 	if err := json.Unmarshal(body, &n); err != nil {
 		return nil, adapters.BadRequest("body is not a Graph notification: %v", err)

@@ -101,6 +101,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 		// Proven, but Handshake would not echo it.
 		return nil, adapters.BadRequest("Validation-Token must be 1 to %d printable ASCII characters", maxValidationToken)
 	}
+	if err := adapters.CheckMediaType(r, "application/json"); err != nil {
+		return nil, err
+	}
 	if err := adapters.CheckJSONText(body); err != nil {
 		return nil, err
 	}

@@ -80,6 +80,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	}
 	var form url.Values
 	if r.Method == http.MethodPost {
+		if err := adapters.CheckMediaType(r, "application/x-www-form-urlencoded"); err != nil {
+			return nil, err
+		}
 		form, err = url.ParseQuery(string(body))
 		if err != nil {
 			return nil, adapters.BadRequest("body is not form-encoded: %v", err)

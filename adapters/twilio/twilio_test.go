@@ -44,6 +44,7 @@ func TestConformance(t *testing.T) {
 		Config:    adapters.SourceConfig{Name: "twilio", Secret: authToken, PublicURL: publicURL},
 		Request:   request,
 		Malformed: []byte("CallSid=CA1&CallStatus=exploded&To=%2B1555"),
+		MediaType: "application/x-www-form-urlencoded",
 		InvalidText: []adaptertest.TextCase{
 			{Name: "escaped byte", Body: []byte("CallSid=CA1&CallStatus=ringing&Direction=inbound&To=%2B1555%FF"), Field: "To"},
 			{Name: "raw byte", Body: []byte("CallSid=CA1&CallStatus=ringing&Direction=inbound&From=\xff&To=%2B15551230001"), Field: "From"},
@@ -78,6 +79,7 @@ func TestStateOverrides(t *testing.T) {
 	}
 	body := []byte("CallSid=CA1&CallStatus=ringing&Direction=inbound&To=%2B15551230001")
 	req := httptest.NewRequest(http.MethodPost, "/", bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	form, _ := url.ParseQuery(string(body))
 	req.Header.Set("X-Twilio-Signature", Signature("x", publicURL, form))
 	if events, err := a.Decode(req); err != nil || len(events) != 0 {

@@ -59,6 +59,9 @@ type envelope struct {
 
 // Decode verifies and decodes a webhook.
 func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
+	if err := adapters.CheckMediaType(r, "application/json"); err != nil {
+		return nil, err
+	}
 	body, err := adapters.ReadBody(r, a.cfg.BodyLimit)
 	if err != nil {
 		return nil, err
@@ -72,6 +75,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	var env envelope
 	if err := json.Unmarshal(body, &env); err != nil {
 		return nil, adapters.BadRequest("body is not a Webex webhook: %v", err)
+	}
+	if env.Resource == "" {
+		return nil, adapters.BadRequest("body is not a Webex webhook: no resource")
 	}
 	if env.Resource != "telephony_calls" {
 		return nil, nil
@@ -90,6 +96,10 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	}
 	occurred := a.cfg.Clock().UTC()
 	if t, err := time.Parse(time.RFC3339Nano, d.EventTimestamp); err == nil {
+		if t.IsZero() {
+			p := adapters.FieldError{Field: "data.eventTimestamp", Problem: "out of range (" + d.EventTimestamp + " is no time an event happened)"}
+			return nil, &adapters.RequestError{Status: http.StatusBadRequest, Code: "invalid_event", Message: "invalid event: " + p.Error(), Fields: []adapters.FieldError{p}}
+		}
 		occurred = t.UTC()
 	}
 	return a.cfg.Valid([]adapters.Event{{

@@ -1,7 +1,9 @@
 package webex
 
 import (
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -30,6 +32,21 @@ func TestConformance(t *testing.T) {
 			{Name: "lone surrogate", Body: []byte(`{"resource":"telephony_calls","actorId":"alice","data":{"callId":"c\udc00","state":"connected"}}`), Field: "data.callId"},
 		},
 	})
+}
+
+// TestYearOneIsOutOfRange: an eventTimestamp of year 1 is refused as out
+// of range, naming it, not reported as a missing occurredAt.
+func TestYearOneIsOutOfRange(t *testing.T) {
+	a, err := New(adapters.SourceConfig{Name: "webex", Secret: secret, Now: func() time.Time { return adaptertest.Now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"resource":"telephony_calls","actorId":"alice","data":{"callId":"c","state":"connected","eventTimestamp":"0001-01-01T00:00:00Z"}}`)
+	_, err = a.Decode(request(t, body, adaptertest.Now, true))
+	var reqErr *adapters.RequestError
+	if !errors.As(err, &reqErr) || reqErr.Status != http.StatusBadRequest || len(reqErr.Fields) != 1 || reqErr.Fields[0].Field != "data.eventTimestamp" || !strings.Contains(reqErr.Fields[0].Problem, "out of range") {
+		t.Fatalf("year 1: %v, want 400 naming data.eventTimestamp out of range", err)
+	}
 }
 
 func FuzzDecode(f *testing.F) {

@@ -127,6 +127,9 @@ func (a *Adapter) verify(r *http.Request, body []byte) error {
 
 // Decode verifies and decodes a webhook.
 func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
+	if err := adapters.CheckMediaType(r, "application/json"); err != nil {
+		return nil, err
+	}
 	body, err := adapters.ReadBody(r, a.cfg.BodyLimit)
 	if err != nil {
 		return nil, err
@@ -140,6 +143,9 @@ func (a *Adapter) Decode(r *http.Request) ([]adapters.Event, error) {
 	var hook webhook
 	if err := json.Unmarshal(body, &hook); err != nil {
 		return nil, adapters.BadRequest("body is not a Zoom webhook: %v", err)
+	}
+	if hook.Event == "" {
+		return nil, adapters.BadRequest("body is not a Zoom webhook: no event")
 	}
 	if hook.Event == validationEvent {
 		// Signed, but Handshake would not answer it.

@@ -22,6 +22,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 )
 
 // Applier makes events take effect, in order, for a resolved user.
@@ -77,11 +78,15 @@ type Options struct {
 
 // Worker settles the events stream's messages.
 type Worker struct {
-	opts  Options
-	lanes []*lane
-	stop  chan struct{}
-	done  sync.WaitGroup
-	once  sync.Once
+	opts Options
+	// deadLettered keeps a flood of dead letters for one source and
+	// reason (events naming made-up users) to one warning per
+	// deadLetterLogEvery.
+	deadLettered *logthrottle.Throttle
+	lanes        []*lane
+	stop         chan struct{}
+	done         sync.WaitGroup
+	once         sync.Once
 }
 
 // New returns a Worker with its lanes running; Dispatch feeds them and
@@ -97,10 +102,14 @@ func New(opts Options) *Worker {
 	if opts.LaneDepth <= 0 {
 		opts.LaneDepth = 1024
 	}
-	w := &Worker{opts: opts, stop: make(chan struct{})}
+	w := &Worker{opts: opts, stop: make(chan struct{}), deadLettered: logthrottle.New(deadLetterLogEvery)}
 	w.startLanes()
 	return w
 }
+
+// deadLetterLogEvery is how often, at most, dead letters of one source and
+// reason are logged; the next line counts those left out.
+const deadLetterLogEvery = 10 * time.Second
 
 // Outcomes reported to Options.Count.
 const (
@@ -201,9 +210,11 @@ func (w *Worker) finish(ctx context.Context, msg jetstream.Msg, err error) {
 }
 
 func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream.Msg, err error) {
-	reason := err.Error()
+	reason, kind := err.Error(), "graph refused the request"
 	if ferr := (*fault.Error)(nil); !errors.As(err, &ferr) || ferr.Reason == "" {
-		reason = "graph refused the request: " + reason
+		reason = kind + ": " + reason
+	} else {
+		kind = ferr.Reason
 	}
 	d := eventlog.DeadLetter{
 		Subject:    msg.Subject(),
@@ -220,7 +231,7 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream
 		w.opts.Count(d.Source, OutcomeRetry)
 		return
 	}
-	log.Warn("event dead-lettered", "reason", d.Reason, "graph_error", d.GraphError)
+	w.deadLettered.Log(ctx, log, slog.LevelWarn, d.Source+" "+kind, "event dead-lettered", "reason", d.Reason, "graph_error", d.GraphError)
 	w.settle(log, "term", msg.TermWithReason(truncate(d.Reason, 200)))
 	w.opts.Count(d.Source, OutcomeDeadLetter)
 }

@@ -97,6 +97,15 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 }
 
+// The default lookup budget: at most 1,000 lookups of users not yet known
+// per 30 s and tenant. MaxLookupBudget bounds lookup_budget, since the
+// bridge remembers when each lookup of the last window went.
+const (
+	DefaultLookupBudget       = 1000
+	DefaultLookupBudgetWindow = 30 * time.Second
+	MaxLookupBudget           = 100000
+)
+
 // Graph sets how the bridge reaches Microsoft Graph.
 type Graph struct {
 	Tenants      []Tenant        `yaml:"tenants"`
@@ -154,6 +163,12 @@ type Tenant struct {
 	// (graphlimits.PresenceRequests per graphlimits.PresenceWindow).
 	Budget       int           `yaml:"budget"`
 	BudgetWindow time.Duration `yaml:"budget_window"`
+	// LookupBudget bounds the Graph lookups of users not yet known (by
+	// UPN or phone number) to at most this many in any
+	// LookupBudgetWindow, so that events naming made-up users can not
+	// turn into a flood of Graph calls.
+	LookupBudget       int           `yaml:"lookup_budget"`
+	LookupBudgetWindow time.Duration `yaml:"lookup_budget_window"`
 
 	// --- phone number lookups (subscriptions_phones.go) ---
 	// PhoneLookup resolves tel: and ext: keys missing from the directory
@@ -400,6 +415,12 @@ func (c *Config) applyDerivedDefaults() {
 		}
 		if t.BudgetWindow == 0 {
 			t.BudgetWindow = graphlimits.PresenceWindow
+		}
+		if t.LookupBudget == 0 {
+			t.LookupBudget = DefaultLookupBudget
+		}
+		if t.LookupBudgetWindow == 0 {
+			t.LookupBudgetWindow = DefaultLookupBudgetWindow
 		}
 	}
 	for i := range c.Sources {

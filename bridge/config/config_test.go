@@ -45,6 +45,7 @@ func TestDefaults(t *testing.T) {
 		{"body limit 1 MiB", cfg.HTTP.BodyLimit == 1<<20},
 		{"max future skew 5m", cfg.HTTP.MaxFutureSkew == 5*time.Minute},
 		{"budget 10000/30s", cfg.Graph.Tenants[0].Budget == 10000 && cfg.Graph.Tenants[0].BudgetWindow == 30*time.Second},
+		{"lookup budget 1000/30s", cfg.Graph.Tenants[0].LookupBudget == 1000 && cfg.Graph.Tenants[0].LookupBudgetWindow == 30*time.Second},
 		{"refusal probe 30s to 10m", cfg.Graph.RefusalProbe == Probe{First: 30 * time.Second, Max: 10 * time.Minute}},
 		{"cloud global", cfg.Graph.Tenants[0].Cloud == "global"},
 		{"source path", cfg.Sources[0].Path == "/v1/hooks/demo"},
@@ -114,6 +115,13 @@ sources:
 			"graph.unknown_user_ttl: must not be negative",
 			"worker.lanes: must be between 1 and 1024 (got 0)",
 			"worker.lane_depth: must be positive (got -1)",
+		}},
+		{"lookup budget", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, lookup_budget: -1, lookup_budget_window: 10ms", 1), []string{
+			"graph.tenants[0].lookup_budget: must be 1 to 100000",
+			"graph.tenants[0].lookup_budget_window: must be at least 1s",
+		}},
+		{"lookup budget too large", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, lookup_budget: 100001", 1), []string{
+			"graph.tenants[0].lookup_budget: must be 1 to 100000",
 		}},
 		{"two secret forms", strings.Replace(minimal, "client_secret: s3cret", "client_secret: s3cret, client_secret_env: X", 1), []string{
 			"graph.tenants[0].client_secret: set only one of the value, its _file or its _env",

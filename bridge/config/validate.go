@@ -119,6 +119,8 @@ func (c *Config) validateGraph(p *problems) {
 		}
 		p.check(t.Budget > 0, path+".budget", "must be positive")
 		p.check(t.BudgetWindow >= time.Second, path+".budget_window", "must be at least 1s")
+		p.check(t.LookupBudget > 0 && t.LookupBudget <= MaxLookupBudget, path+".lookup_budget", "must be 1 to %d", MaxLookupBudget)
+		p.check(t.LookupBudgetWindow >= time.Second, path+".lookup_budget_window", "must be at least 1s")
 	}
 	p.check(g.Timeout > 0, "graph.timeout", "must be positive")
 	p.check(g.UserCacheTTL >= 0, "graph.user_cache_ttl", "must not be negative")

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -15,10 +16,24 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
 )
 
 // ErrUnknownUser means the user can not be resolved, now or later.
 var ErrUnknownUser = errors.New("unknown user")
+
+// unknownUser is a permanent ErrUnknownUser whose message names the user
+// and says why once: "unknown user: ext:2002: no user has this number".
+func unknownUser(who, why, graphError string) *fault.Error {
+	return &fault.Error{Class: fault.Permanent, Reason: "unknown user", GraphError: graphError, Err: unknownError(who + ": " + why)}
+}
+
+// unknownError is the text of an unknown user; it matches ErrUnknownUser
+// without repeating its words.
+type unknownError string
+
+func (e unknownError) Error() string        { return string(e) }
+func (e unknownError) Is(target error) bool { return target == ErrUnknownUser }
 
 // LookupFunc asks Graph for a user's object id by UPN or email. It returns
 // an error wrapping ErrUnknownUser when Graph does not know the user.
@@ -129,7 +144,7 @@ func (d *Directory) Resolve(ctx context.Context, tenant, user string) (string, e
 		if phone := Normalize(target); d.phoneLookups(tenant, phone) {
 			return d.lookup(ctx, tenant, phone, d.opts.PhoneLookup)
 		}
-		return "", fmt.Errorf("%w: %q is not in the directory and is neither a UPN nor an object id", ErrUnknownUser, user)
+		return "", unknownUser(strconv.Quote(user), "not in the directory and neither a UPN nor an object id", "")
 	}
 	return d.lookup(ctx, tenant, strings.ToLower(target), d.opts.Lookup)
 }
@@ -155,7 +170,9 @@ func (d *Directory) lookup(ctx context.Context, tenant, name string, find Lookup
 			return c.id, c.err
 		}
 		id, err := find(ctx, tenant, name)
-		if err != nil {
+		// A failure with a reason (an unknown user, a spent budget) names
+		// the user already.
+		if classified := (*fault.Error)(nil); err != nil && !(errors.As(err, &classified) && classified.Reason != "") {
 			err = fmt.Errorf("resolve %s: %w", name, err)
 		}
 		d.remember(key, id, err)

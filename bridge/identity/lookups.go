@@ -13,6 +13,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
@@ -20,10 +21,32 @@ import (
 // tenant, so that a Graph outage costs a few probes instead of a request
 // per event and redelivery. The breaker opens on 5xx, timeouts and network
 // failures (as the writers' does), never on 404 or 429.
+//
+// Each tenant's lookups also spend a budget (graph.tenants[].lookup_budget
+// per lookup_budget_window): a lookup beyond it is not made, and the
+// event that needed it is dead-lettered with reason ReasonLookupBudget,
+// so that events naming made-up users can not become a flood of Graph
+// calls. Allow and Wait let other calls made for a sender (such as
+// reading a calendar event) spend the same budget.
 type Lookups struct {
 	lookup   LookupFunc
 	breakers map[string]*lookupBreaker
+	budgets  map[string]*budget
+	limits   map[string]config.Tenant
+	now      func() time.Time
+	log      *slog.Logger
+	// overBudget logs a tenant's spent budget once per window, not once
+	// per event.
+	overBudget *logthrottle.Throttle
 }
+
+// ReasonLookupBudget is the dead-letter reason of an event whose user
+// would have needed a lookup beyond the tenant's lookup budget.
+const ReasonLookupBudget = "lookup_budget"
+
+// errBudgetSpent is a lookup not made for lack of budget; the breaker
+// ignores it.
+var errBudgetSpent = errors.New("lookup budget spent")
 
 // lookupBreaker is one tenant's breaker and when it closes for probes.
 type lookupBreaker struct {
@@ -32,11 +55,22 @@ type lookupBreaker struct {
 	openUntil atomic.Int64 // Unix nanoseconds
 }
 
-// NewLookups puts lookup behind a breaker per tenant; each state change
-// is logged once, not each event it turns away.
-func NewLookups(tenants []string, lookup LookupFunc, cfg config.Breaker, log *slog.Logger) *Lookups {
-	l := &Lookups{lookup: lookup, breakers: map[string]*lookupBreaker{}}
-	for _, tenant := range tenants {
+// NewLookups puts lookup behind a breaker and a budget per tenant; each
+// breaker state change is logged once, not each event it turns away. A
+// tenant without a lookup budget gets config.DefaultLookupBudget per
+// config.DefaultLookupBudgetWindow.
+func NewLookups(tenants []config.Tenant, lookup LookupFunc, cfg config.Breaker, log *slog.Logger) *Lookups {
+	l := &Lookups{
+		lookup: lookup, breakers: map[string]*lookupBreaker{}, budgets: map[string]*budget{}, limits: map[string]config.Tenant{},
+		now: time.Now, log: log, overBudget: logthrottle.New(config.DefaultLookupBudgetWindow),
+	}
+	for _, t := range tenants {
+		tenant := t.ID
+		if t.LookupBudget <= 0 || t.LookupBudgetWindow <= 0 {
+			t.LookupBudget, t.LookupBudgetWindow = config.DefaultLookupBudget, config.DefaultLookupBudgetWindow
+		}
+		l.limits[tenant] = t
+		l.budgets[tenant] = newBudget(t.LookupBudget, t.LookupBudgetWindow)
 		b := &lookupBreaker{timeout: cfg.OpenTimeout}
 		b.cb = gobreaker.NewCircuitBreaker[string](gobreaker.Settings{
 			Name:        "user lookups:" + tenant,
@@ -47,6 +81,7 @@ func NewLookups(tenants []string, lookup LookupFunc, cfg config.Breaker, log *sl
 				class, _ := fault.Of(err)
 				return err == nil || class != fault.Retry
 			},
+			IsExcluded: func(err error) bool { return errors.Is(err, errBudgetSpent) },
 			OnStateChange: func(_ string, from, to gobreaker.State) {
 				b.stateChanged(log.With("tenant", tenant), from, to)
 			},
@@ -54,6 +89,53 @@ func NewLookups(tenants []string, lookup LookupFunc, cfg config.Breaker, log *sl
 		l.breakers[tenant] = b
 	}
 	return l
+}
+
+// WithClock makes l's budgets tell time by now; for tests.
+func (l *Lookups) WithClock(now func() time.Time) *Lookups {
+	l.now = now
+	l.overBudget.WithClock(now)
+	return l
+}
+
+// Allow takes one Graph call from tenant's lookup budget and reports
+// whether there was room. When there was none it took nothing and
+// returns how long until there is; a tenant not configured has no budget
+// (false, 0).
+func (l *Lookups) Allow(tenant string) (time.Duration, bool) {
+	b, ok := l.budgets[tenant]
+	if !ok {
+		return 0, false
+	}
+	wait := b.take(l.now())
+	return wait, wait == 0
+}
+
+// Wait takes one Graph call from tenant's lookup budget, waiting up to
+// most for room. Without room in time it takes nothing and returns a
+// *fault.Error to retry after the budget has room again, with reason
+// ReasonLookupBudget.
+func (l *Lookups) Wait(ctx context.Context, tenant string, most time.Duration) error {
+	for {
+		wait, ok := l.Allow(tenant)
+		switch {
+		case ok:
+			return nil
+		case wait == 0:
+			return fmt.Errorf("tenant %q is not configured", tenant)
+		case wait > most:
+			return &fault.Error{Class: fault.Retry, After: wait, Reason: ReasonLookupBudget, Quiet: true,
+				Err: fmt.Errorf("tenant %s spent its lookup budget (graph.tenants[].lookup_budget)", tenant)}
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return ctx.Err()
+		case <-timer.C:
+			most -= wait
+		}
+	}
 }
 
 // stateChanged records when an opened breaker lets a probe through and
@@ -101,16 +183,27 @@ func (l *Lookups) through(ctx context.Context, tenant, upn string, find LookupFu
 	if !ok {
 		return "", fmt.Errorf("tenant %q is not configured", tenant)
 	}
-	id, err := b.cb.Execute(func() (string, error) { return find(ctx, tenant, upn) })
+	id, err := b.cb.Execute(func() (string, error) {
+		if _, ok := l.Allow(tenant); !ok {
+			return "", errBudgetSpent
+		}
+		return find(ctx, tenant, upn)
+	})
 	switch {
 	case err == nil:
 		return id, nil
+	case errors.Is(err, errBudgetSpent):
+		t := l.limits[tenant]
+		l.overBudget.Log(ctx, l.log, slog.LevelWarn, tenant, "user lookups over budget: events naming users not yet resolved are dead-lettered (lookup_budget)",
+			"tenant", tenant, "lookup_budget", t.LookupBudget, "lookup_budget_window", t.LookupBudgetWindow)
+		return "", &fault.Error{Class: fault.Permanent, Reason: ReasonLookupBudget, Quiet: true,
+			Err: fmt.Errorf("%s not looked up: tenant %s made %d lookups in the last %s (graph.tenants[].lookup_budget)", upn, tenant, t.LookupBudget, t.LookupBudgetWindow)}
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return "", &fault.Error{Class: fault.Retry, After: b.remaining(), Quiet: true, Err: fmt.Errorf("user lookups in tenant %s are paused while Graph fails: %w", tenant, err)}
 	}
 	var gerr *graphclient.Error
 	if errors.As(err, &gerr) && gerr.StatusCode == http.StatusNotFound {
-		return "", &fault.Error{Class: fault.Permanent, Reason: "unknown user", GraphError: gerr.Error(), Err: fmt.Errorf("%w: %s", ErrUnknownUser, upn)}
+		return "", unknownUser(upn, "Graph has no such user", gerr.Error())
 	}
 	return "", err
 }

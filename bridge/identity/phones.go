@@ -2,11 +2,9 @@ package identity
 
 import (
 	"context"
-	"fmt"
 	"strings"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
-	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
@@ -65,6 +63,4 @@ func (p Phones) Find(ctx context.Context, tenant, key string) (string, error) {
 }
 
 // unknown is the permanent failure of a key no single user has.
-func unknown(key, why string) error {
-	return fault.Permanently("unknown user", fmt.Errorf("%w: %s: %s", ErrUnknownUser, key, why))
-}
+func unknown(key, why string) error { return unknownUser(key, why, "") }

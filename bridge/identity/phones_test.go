@@ -156,7 +156,7 @@ func TestPhonesFind(t *testing.T) {
 // tenant's breaker, which then also turns UPN lookups away at once.
 func TestPhoneLookupsShareTheBreaker(t *testing.T) {
 	var upnCalls atomic.Int32
-	l := NewLookups([]string{"t"}, func(context.Context, string, string) (string, error) {
+	l := NewLookups([]config.Tenant{{ID: "t"}}, func(context.Context, string, string) (string, error) {
 		upnCalls.Add(1)
 		return aliceID, nil
 	}, config.Breaker{Failures: 2, OpenTimeout: time.Hour}, slog.New(slog.DiscardHandler))

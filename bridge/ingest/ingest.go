@@ -50,6 +50,10 @@ type Options struct {
 	BodyLimit int64
 	// Ready reports whether the bridge can take events (JetStream up).
 	Ready func(ctx context.Context) error
+	// Down, when set, reports why events can not be stored right now (the
+	// NATS connection is known to be lost), or nil. While it does, events
+	// are answered 503 at once instead of after the publish timeout.
+	Down func() error
 	// MaxFutureSkew bounds how far ahead of now an event's occurredAt may
 	// be on /v1/events (webhook adapters bound it themselves); zero means
 	// adapters.DefaultMaxFutureSkew.
@@ -197,6 +201,12 @@ func (h *handler) events(c *gin.Context) {
 // window makes that safe.
 func (h *handler) publish(c *gin.Context, events []adapters.Event, responder adapters.Responder) {
 	if len(events) > 0 {
+		if h.opts.Down != nil {
+			if err := h.opts.Down(); err != nil {
+				h.unavailable(c, len(events), err)
+				return
+			}
+		}
 		if err := h.opts.Publisher.Publish(c, events); err != nil {
 			h.publishFailed(c, len(events), err)
 			return
@@ -233,6 +243,16 @@ func (h *handler) publishFailed(c *gin.Context, count int, err error) {
 	h.logFailed(count, err)
 	writeError(c, http.StatusServiceUnavailable, "queue_unavailable",
 		"the events may or may not be stored, and may still be applied later ("+err.Error()+"); "+retry+", which makes the retry safe.", nil)
+}
+
+// unavailable answers 503 at once for events that were not offered to
+// JetStream because the connection is known to be lost: nothing was
+// stored.
+func (h *handler) unavailable(c *gin.Context, count int, err error) {
+	c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
+	h.logFailed(count, err)
+	writeError(c, http.StatusServiceUnavailable, "queue_unavailable",
+		"the events were not stored ("+err.Error()+"); retry them with the same ids after Retry-After.", nil)
 }
 
 // logFailed logs a failed publish, or counts it when one was logged less
