@@ -11,6 +11,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters/graphcalendar"
 	"github.com/presence-bridge/presence-bridge/bridge/apply"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
@@ -48,9 +49,11 @@ var errCalendarEventGone = &fault.Error{Class: fault.Permanent, Reason: "calenda
 
 // fetchCalendarEvent is the one place the bridge reads a calendar event
 // from Graph (for the apply stage): one GET through the tenant's Graph
-// client, behind the tenant's breaker of Graph reads (the user lookups'
-// one, so that both pause together while Graph fails). A tenant's budget
-// for lookups belongs here too.
+// client, behind the tenant's breaker and lookup budget (the user
+// lookups' ones, so that both pause together while Graph fails and share
+// one bound on reads). A read over the budget is not given up, as an
+// unknown user's lookup is: the notification was proven, so its read
+// waits until the budget has room.
 func (b *Bridge) fetchCalendarEvent(ctx context.Context, tenant, userID, eventID string) (graphcalendar.Meeting, error) {
 	var m graphcalendar.Meeting
 	read := func(ctx context.Context, tenant, eventID string) (string, error) {
@@ -68,6 +71,10 @@ func (b *Bridge) fetchCalendarEvent(ctx context.Context, tenant, userID, eventID
 	if _, err := b.lookups.Through(read)(ctx, tenant, eventID); err != nil {
 		if errors.Is(err, errCalendarEventGone) {
 			return m, err
+		}
+		var ferr *fault.Error
+		if errors.As(err, &ferr) && ferr.Reason == identity.ReasonLookupBudget {
+			return m, fault.Later(ferr.After, fmt.Errorf("read calendar event of %s: %w", userID, err))
 		}
 		return m, fmt.Errorf("get calendar event of %s: %w", userID, err)
 	}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -168,5 +169,32 @@ func TestCalendarEventFromAnotherSourceIsNotRead(t *testing.T) {
 	}
 	if n := countRequests(b, "/events/AAMkOther"); n != 0 {
 		t.Fatalf("%d calendar reads for a generic source's event", n)
+	}
+}
+
+// TestCalendarReadsWaitForTheLookupBudget: calendar reads spend the
+// tenant's lookup budget, and a read over it waits for room instead of
+// being dead-lettered as an unknown user's lookup would be.
+func TestCalendarReadsWaitForTheLookupBudget(t *testing.T) {
+	cfg := strings.Replace(calendarConfig(t), "      client_secret: demo-secret\n  timeout:",
+		"      client_secret: demo-secret\n      lookup_budget: 1\n      lookup_budget_window: 1s\n  timeout:", 1)
+	if !strings.Contains(cfg, "lookup_budget: 1\n") {
+		t.Fatal("the test configuration changed: no place for lookup_budget")
+	}
+	b := startBridge(t, cfg)
+	users := []string{aliceID, bobID}
+	for i, user := range users {
+		meetingNow(t, b, user, "AAMkBudget"+strconv.Itoa(i))
+	}
+	for i, user := range users {
+		if status, _ := notify(t, b, "created", user, "AAMkBudget"+strconv.Itoa(i)); status != http.StatusAccepted {
+			t.Fatalf("notification answered %d, want 202", status)
+		}
+	}
+	for _, user := range users {
+		waitPresence(t, b, user, "Busy/InAConferenceCall", patience)
+	}
+	if letters, err := b.Queue().ListDeadLetters(context.Background(), 0, 10); err != nil || len(letters) != 0 {
+		t.Fatalf("dead letters %v, %v; want none (a read over budget waits)", letters, err)
 	}
 }

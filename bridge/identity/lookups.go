@@ -183,8 +183,11 @@ func (l *Lookups) through(ctx context.Context, tenant, upn string, find LookupFu
 	if !ok {
 		return "", fmt.Errorf("tenant %q is not configured", tenant)
 	}
+	var room time.Duration // until the budget has room, when it had none
 	id, err := b.cb.Execute(func() (string, error) {
-		if _, ok := l.Allow(tenant); !ok {
+		wait, ok := l.Allow(tenant)
+		if !ok {
+			room = wait
 			return "", errBudgetSpent
 		}
 		return find(ctx, tenant, upn)
@@ -196,7 +199,7 @@ func (l *Lookups) through(ctx context.Context, tenant, upn string, find LookupFu
 		t := l.limits[tenant]
 		l.overBudget.Log(ctx, l.log, slog.LevelWarn, tenant, "user lookups over budget: events naming users not yet resolved are dead-lettered (lookup_budget)",
 			"tenant", tenant, "lookup_budget", t.LookupBudget, "lookup_budget_window", t.LookupBudgetWindow)
-		return "", &fault.Error{Class: fault.Permanent, Reason: ReasonLookupBudget, Quiet: true,
+		return "", &fault.Error{Class: fault.Permanent, After: room, Reason: ReasonLookupBudget, Quiet: true,
 			Err: fmt.Errorf("%s not looked up: tenant %s made %d lookups in the last %s (graph.tenants[].lookup_budget)", upn, tenant, t.LookupBudget, t.LookupBudgetWindow)}
 	case errors.Is(err, gobreaker.ErrOpenState), errors.Is(err, gobreaker.ErrTooManyRequests):
 		return "", &fault.Error{Class: fault.Retry, After: b.remaining(), Quiet: true, Err: fmt.Errorf("user lookups in tenant %s are paused while Graph fails: %w", tenant, err)}
