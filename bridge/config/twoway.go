@@ -253,6 +253,24 @@ func (c *Config) validateOutputs(p *problems) {
 	}
 }
 
+// twoWayWarnings: outputs that can never publish, because no tenant they
+// serve is watched.
+func (c *Config) twoWayWarnings() []string {
+	var warnings []string
+	for i, o := range c.Outputs {
+		watched := false
+		for _, t := range c.Graph.Tenants {
+			if c.WatchOf(t.ID).Enabled && (len(o.Tenants) == 0 || slices.Contains(o.Tenants, t.ID)) {
+				watched = true
+			}
+		}
+		if !watched {
+			warnings = append(warnings, fmt.Sprintf("outputs[%d] (%s) publishes nothing: watch.enabled is false for every tenant it serves", i, o.Name))
+		}
+	}
+	return warnings
+}
+
 // overlap reports whether the subjects under two prefixes can meet.
 func overlap(a, b string) bool {
 	return a == b || strings.HasPrefix(a, b+".") || strings.HasPrefix(b, a+".")

@@ -108,3 +108,30 @@ func TestTwoWayErrors(t *testing.T) {
 		}
 	}
 }
+
+// TestTwoWayWarnings: an output whose tenants are all unwatched is
+// warned about; a tenant's override that turns the watch on counts.
+func TestTwoWayWarnings(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		warn bool
+	}{
+		{"outputs: [{name: bus, type: nats}]", true},
+		{"watch: {enabled: true}\noutputs: [{name: bus, type: nats}]", false},
+		{"outputs: [{name: bus, type: nats, tenants: [fabrikam.example]}]", true},
+		{"outputs: [{name: bus, type: nats}]\ngraph:\n  tenants:\n    - {id: contoso.example, client_id: app, client_secret: s, watch: {enabled: true}}", false},
+	} {
+		doc := c.yaml + "\n"
+		if !strings.Contains(c.yaml, "graph:") {
+			doc += twoTenants
+		}
+		cfg, err := Parse([]byte(doc), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(cfg.Warnings(), "\n")
+		if strings.Contains(got, "outputs[0] (bus) publishes nothing") != c.warn {
+			t.Errorf("%s: warnings %q", c.yaml, got)
+		}
+	}
+}
