@@ -236,10 +236,17 @@ func TestDedup(t *testing.T) {
 	if msgs := b.read(t, cfg.Stream); len(msgs) != 2 {
 		t.Fatalf("%d messages, want 2", len(msgs))
 	}
+	// The older change offered last does not take the bucket back.
+	if err := out.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	kv, _ := b.js.KeyValue(ctx, cfg.Bucket)
+	if entry, err := kv.Get(ctx, Key("contoso.example", id)); err != nil || !strings.Contains(string(entry.Value()), `"sequenceNumber":"`+second.SequenceNumber+`"`) {
+		t.Fatalf("latest after an older change: %s %v", entry.Value(), err)
+	}
 	// The bucket loses the view, as if the write after the stream's had
 	// failed: offered again, the change is not stored twice, and the
 	// bucket gets the view.
-	kv, _ := b.js.KeyValue(ctx, cfg.Bucket)
 	if err := kv.Delete(ctx, Key("contoso.example", id)); err != nil {
 		t.Fatal(err)
 	}
