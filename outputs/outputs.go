@@ -8,8 +8,11 @@ package outputs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"slices"
 	"time"
+	"unicode/utf8"
 )
 
 // The origins of a change.
@@ -76,10 +79,54 @@ func ChangeID(tenant, id, sequenceNumber string) string {
 	return tenant + "/" + id + "/" + sequenceNumber
 }
 
+// MaxField is the longest text a change may carry in any one field
+// (user, id, tenant, availability, activity, a source, sequenceNumber).
+const MaxField = 1024
+
+// Check reports what keeps c from being published: an id, a tenant, the
+// person's object id and a sequenceNumber are required, the origin must be
+// known, and every text must be valid UTF-8 of at most MaxField bytes.
+func (c Change) Check() error {
+	for _, f := range []struct{ name, value string }{
+		{"id", c.ID}, {"tenant", c.Tenant}, {"user id", c.View.ID}, {"sequenceNumber", c.SequenceNumber},
+	} {
+		if f.value == "" {
+			return fmt.Errorf("change has no %s", f.name)
+		}
+	}
+	if c.Origin != OriginBridge && c.Origin != OriginTeams {
+		return fmt.Errorf("change has origin %q, want %s or %s", c.Origin, OriginBridge, OriginTeams)
+	}
+	texts := []string{c.ID, c.User, c.View.ID, c.Tenant, c.Availability, c.Activity, c.SequenceNumber}
+	texts = append(texts, c.Sources...)
+	if c.Previous != nil {
+		texts = append(texts, c.Previous.Availability, c.Previous.Activity)
+	}
+	for _, s := range texts {
+		if len(s) > MaxField || !utf8.ValidString(s) {
+			return fmt.Errorf("change %q has a field that is not valid UTF-8 of at most %d bytes", truncate(c.ID), MaxField)
+		}
+	}
+	return nil
+}
+
+func truncate(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}
+
+// ErrClosed is what Publish returns after Close.
+var ErrClosed = errors.New("output is closed")
+
 // Output publishes changes somewhere. Publish is called for one person's
 // changes in order, newest last; an error means the change was not taken
 // and will be offered again (the newest per person). Implementations must
-// be safe for concurrent use across people.
+// be safe for concurrent use across people. Offered the same change
+// (same ID) again, an output does not deliver it a second time. After
+// Close, which waits for publishes under way, Publish returns an error
+// wrapping ErrClosed.
 type Output interface {
 	Publish(ctx context.Context, c Change) error
 	Close() error

@@ -34,6 +34,10 @@ type Config struct {
 	Worker        Worker   `yaml:"worker"`
 	Sources       []Source `yaml:"sources"`
 	Admin         Admin    `yaml:"admin"`
+	// Watch, Lookup and Outputs are two-way presence (twoway.go).
+	Watch   Watch    `yaml:"watch"`
+	Lookup  Lookup   `yaml:"lookup"`
+	Outputs []Output `yaml:"outputs"`
 }
 
 // Log sets the logger.
@@ -175,6 +179,8 @@ type Tenant struct {
 	// through Graph; off by default.
 	PhoneLookup PhoneLookup `yaml:"phone_lookup"`
 	// --- end phone number lookups ---
+	// Watch overrides the top-level watch for this tenant (twoway.go).
+	Watch *WatchOverride `yaml:"watch"`
 }
 
 // Breaker sets the circuit breaker in front of Graph.
@@ -383,6 +389,7 @@ func Default() *Config {
 			RefusalProbe:   Probe{First: 30 * time.Second, Max: 10 * time.Minute},
 		},
 		Worker: Worker{Enabled: true, Lanes: 8, LaneDepth: 2048},
+		Watch:  DefaultWatch(),
 		Admin:  Admin{History: History{MaxEntries: 50, MaxAge: 24 * time.Hour, MaxRate: 500}},
 		Presence: Presence{
 			Expiration:      15 * time.Minute,
@@ -433,6 +440,7 @@ func (c *Config) applyDerivedDefaults() {
 		}
 	}
 	c.subscriptionAndPhoneDefaults() // managed calendar subscriptions, phone lookups
+	c.twoWayDefaults()               // outputs
 }
 
 // resolveSecrets replaces each secret's *_file or *_env form by its value.
@@ -448,6 +456,7 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 	}
 	resolve("nats.password", &c.NATS.Password, c.NATS.PasswordFile, c.NATS.PasswordEnv)
 	resolve("admin.token", &c.Admin.Token, c.Admin.TokenFile, c.Admin.TokenEnv)
+	resolve("lookup.token", &c.Lookup.Token, c.Lookup.TokenFile, c.Lookup.TokenEnv)
 	for i := range c.Graph.Tenants {
 		t := &c.Graph.Tenants[i]
 		resolve(fmt.Sprintf("graph.tenants[%d].client_secret", i), &t.ClientSecret, t.ClientSecretFile, t.ClientSecretEnv)

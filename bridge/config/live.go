@@ -278,7 +278,7 @@ func (c *Config) Warnings() []string {
 			first[v] = i
 		}
 	}
-	return warnings
+	return append(warnings, c.twoWayWarnings()...)
 }
 
 // DirectoryFileOf returns the directory_file a configuration document

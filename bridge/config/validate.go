@@ -39,6 +39,7 @@ func (c *Config) validate() []string {
 	c.validatePresence(&p)
 	c.validateSources(&p)
 	c.validateSubscriptionsAndPhones(&p) // managed calendar subscriptions, phone lookups
+	c.validateTwoWay(&p)                 // watch, lookup, outputs
 	p.check(c.Worker.Lanes >= 1 && c.Worker.Lanes <= 1024, "worker.lanes", "must be between 1 and 1024 (got %d)", c.Worker.Lanes)
 	p.check(c.Worker.LaneDepth >= 1, "worker.lane_depth", "must be positive (got %d)", c.Worker.LaneDepth)
 	if c.Admin.Listen != "" {

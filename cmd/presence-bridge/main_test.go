@@ -81,6 +81,8 @@ func TestCommandLine(t *testing.T) {
 	bad := write("bad.yaml", "log: {level: loud}\nsurprise: 1\nhttp: {read_timeout: 10 parsecs}\n"+minimal+"presence: {expiration: soon}\n")
 	shared := write("shared.yaml", minimal+"sources:\n  - {name: a, type: generic, token: same-t0ken}\n  - {name: b, type: generic, token: same-t0ken}\n")
 	badDir := write("baddir.yaml", minimal+"directory_file: people.csv\n")
+	badTwoWay := write("badtwoway.yaml", minimal+"watch: {users: everyone}\nlookup: {tokn: x}\noutputs: [{name: bus, type: kafka, skip_sources: [pbx]}]\n")
+	unwatched := write("unwatched.yaml", minimal+"outputs: [{name: bus, type: nats}]\n")
 	write("people.csv", "key,user\next:1,a@t.example\next:2,nobody\n")
 	var help []string
 	for _, c := range commands() {
@@ -106,6 +108,14 @@ func TestCommandLine(t *testing.T) {
 		{name: "shared token warned, not shown", args: []string{"check-config", "--config", shared}, out: []string{"ok"},
 			errOut: []string{"warning: sources[1] (b) has the same token as sources[0] (a)"}, missing: []string{"same-t0ken"}},
 		{name: "directory file rows", args: []string{"check-config", "--config", badDir}, code: 2, errOut: []string{`directory_file: row 3: user "nobody" is neither a UPN nor an object id`}},
+		{name: "two-way sections", args: []string{"check-config", "--config", badTwoWay}, code: 2, errOut: []string{
+			`watch.users: must be directory, all or group:<object id> (got "everyone")`,
+			"lookup.tokn: unknown key",
+			`outputs[0].type: must be one of nats (got "kafka")`,
+			`outputs[0].skip_sources[0]: unknown source "pbx"`,
+		}},
+		{name: "output never published", args: []string{"check-config", "--config", unwatched}, out: []string{"ok"},
+			errOut: []string{"warning: outputs[0] (bus) publishes nothing: watch.enabled is false"}},
 		{name: "missing file", args: []string{"check-config", "--config", filepath.Join(dir, "none.yaml")}, code: 2, errOut: []string{"no such file"}},
 		{name: "stray word", args: []string{"check-config", "stray", "--config", "../../config.example.yaml"}, code: 2, errOut: []string{"takes no arguments"}},
 		{name: "client without a URL", args: []string{"status", "--token", "x"}, code: 2, errOut: []string{"--url", "PRESENCE_BRIDGE_URL"}},

@@ -1,0 +1,137 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+)
+
+const twoTenants = `
+graph:
+  tenants:
+    - {id: contoso.example, client_id: app, client_secret: s3cret}
+    - id: fabrikam.example
+      client_id: app
+      client_secret: s3cret
+      watch: {interval: 10s, users: "group:0b5a3f3e-1111-4222-8333-444455556666"}
+sources:
+  - {name: pbx, type: generic, token: t0ken, tenant: contoso.example}
+  - {name: crm, type: generic, token: t1ken, tenant: contoso.example}
+`
+
+// TestTwoWayDefaults: watch off with the issue's defaults, a tenant's
+// override merged over the top level, skip_sources left out (nil) and []
+// (empty, not nil) kept apart, a nats output's block defaulted.
+func TestTwoWayDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(twoTenants+`
+watch: {enabled: true, read_budget: 600}
+outputs:
+  - {name: bus, type: nats, skip_sources: []}
+  - {name: quiet, type: nats, nats: {stream: QUIET, bucket: QUIET_LATEST, subject_prefix: quiet.teams}}
+  - {name: nopbx, type: nats, skip_sources: [pbx], tenants: [contoso.example], nats: {stream: NOPBX, bucket: NOPBX_LATEST, subject_prefix: nopbx}}
+`), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := Default().Watch; d != (Watch{Interval: 2 * time.Second, Users: "directory", ReadBudget: 1000, ReadBudgetWindow: 30 * time.Second}) {
+		t.Errorf("default watch %+v", d)
+	}
+	if w := cfg.WatchOf("contoso.example"); w != (Watch{Enabled: true, Interval: 2 * time.Second, Users: "directory", ReadBudget: 600, ReadBudgetWindow: 30 * time.Second}) {
+		t.Errorf("contoso watch %+v", w)
+	}
+	w := cfg.WatchOf("fabrikam.example")
+	if group, ok := w.Group(); !ok || group != "0b5a3f3e-1111-4222-8333-444455556666" || w.Interval != 10*time.Second || !w.Enabled || w.ReadBudget != 600 {
+		t.Errorf("fabrikam watch %+v", w)
+	}
+	bus, quiet, nopbx := cfg.Outputs[0], cfg.Outputs[1], cfg.Outputs[2]
+	if f := bus.Filter(); f.SkipSources == nil || len(f.SkipSources) != 0 {
+		t.Errorf("skip_sources: [] read as %#v", f.SkipSources)
+	}
+	if f := quiet.Filter(); f.SkipSources != nil {
+		t.Errorf("skip_sources left out read as %#v", f.SkipSources)
+	}
+	if f := nopbx.Filter(); len(f.SkipSources) != 1 || f.Tenants[0] != "contoso.example" {
+		t.Errorf("nopbx filter %+v", f)
+	}
+	s, ok := bus.Settings().(natsout.Config)
+	if !ok || s.Name != "bus" || s.Stream != "PRESENCE_TEAMS" || s.SubjectPrefix != "presence.teams" || s.Bucket != "PRESENCE_TEAMS_LATEST" || s.MaxAge != 24*time.Hour || s.Replicas != 1 {
+		t.Errorf("bus settings %+v", s)
+	}
+	if cfg.Lookup.Token != "" {
+		t.Errorf("lookup token %q", cfg.Lookup.Token)
+	}
+}
+
+// TestTwoWayErrors: each bad key is reported with its path.
+func TestTwoWayErrors(t *testing.T) {
+	for _, c := range []struct {
+		name, yaml, want string
+	}{
+		{"interval too short", "watch: {interval: 10ms}", "watch.interval: must be at least 100ms"},
+		{"users unknown", "watch: {users: everyone}", `watch.users: must be directory, all or group:<object id> (got "everyone")`},
+		{"group not an id", "watch: {users: 'group:sales'}", `watch.users: must be directory, all or group:<object id>`},
+		{"budget zero", "watch: {read_budget: 0}", "watch.read_budget: must be positive"},
+		{"budget past Graph", "watch: {read_budget: 2000}", "watch.read_budget: 2000 per 30s is faster than Graph's read limit of 1500 per 30s"},
+		{"window short", "watch: {read_budget_window: 0s}", "watch.read_budget_window: must be at least 1s"},
+		{"unknown watch key", "watch: {intervall: 2s}", "watch.intervall: unknown key"},
+		{"bad duration", "watch: {interval: often}", "watch.interval: must be a duration"},
+		{"tenant override", "graph:\n  tenants:\n    - {id: contoso.example, client_id: app, client_secret: s, watch: {users: nobody}}", "graph.tenants[0].watch.users: must be directory, all or group:<object id>"},
+		{"tenant override budget", "graph:\n  tenants:\n    - {id: contoso.example, client_id: app, client_secret: s, watch: {read_budget_window: 10s}}", "graph.tenants[0].watch.read_budget: 1000 per 10s is faster"},
+		{"tenant override unknown key", "graph:\n  tenants:\n    - {id: contoso.example, client_id: app, client_secret: s, watch: {budget: 1}}", "graph.tenants[0].watch.budget: unknown key"},
+		{"lookup token space", "lookup: {token: 'a b'}", "lookup.token: must not contain spaces"},
+		{"lookup token is admin's", "lookup: {token: same}\nadmin: {token: same}", "lookup.token: must differ from admin.token"},
+		{"lookup token two forms", "lookup: {token: a, token_env: B}", "lookup.token: set only one"},
+		{"lookup env unset", "lookup: {token_env: PRESENCE_BRIDGE_TEST_UNSET_LOOKUP}", "lookup.token: environment variable PRESENCE_BRIDGE_TEST_UNSET_LOOKUP is not set"},
+		{"output name", "outputs: [{name: Bus, type: nats}]", `outputs[0].name: must be lower-case letters`},
+		{"output duplicate", "outputs: [{name: bus, type: nats}, {name: bus, type: nats, nats: {stream: B, bucket: B_L, subject_prefix: b}}]", `outputs[1].name: duplicate output "bus"`},
+		{"output type", "outputs: [{name: bus, type: kafka}]", `outputs[0].type: must be one of nats (got "kafka")`},
+		{"skip unknown source", "outputs: [{name: bus, type: nats, skip_sources: [pbx, asterisk]}]", `outputs[0].skip_sources[1]: unknown source "asterisk"`},
+		{"skip twice", "outputs: [{name: bus, type: nats, skip_sources: [pbx, pbx]}]", `outputs[0].skip_sources[1]: duplicate source "pbx"`},
+		{"unknown tenant", "outputs: [{name: bus, type: nats, tenants: [nowhere.example]}]", `outputs[0].tenants[0]: unknown tenant "nowhere.example"`},
+		{"nats block bad", "outputs: [{name: bus, type: nats, nats: {stream: a.b, max_age: 1s}}]", "outputs[0].nats.stream: must be a stream name"},
+		{"nats block max age", "outputs: [{name: bus, type: nats, nats: {max_age: 1s}}]", "outputs[0].nats.max_age: must be at least 1m"},
+		{"nats unknown key", "outputs: [{name: bus, type: nats, nats: {streams: X}}]", "outputs[0].nats.streams: unknown key"},
+		{"events stream reused", "outputs: [{name: bus, type: nats, nats: {stream: PRESENCE_EVENTS}}]", `outputs[0].nats.stream: "PRESENCE_EVENTS" is already nats.stream`},
+		{"events subjects overlap", "outputs: [{name: bus, type: nats, nats: {subject_prefix: presence.events.teams}}]", `outputs[0].nats.subject_prefix: "presence.events.teams" overlaps nats.subject_prefix`},
+		{"two outputs one bucket", "outputs: [{name: a, type: nats}, {name: b, type: nats, nats: {stream: B, subject_prefix: b}}]", `outputs[1].nats.bucket: "PRESENCE_TEAMS_LATEST" is already outputs[0].nats.bucket`},
+		{"two outputs one prefix", "outputs: [{name: a, type: nats}, {name: b, type: nats, nats: {stream: B, bucket: B_L}}]", `outputs[1].nats.subject_prefix: "presence.teams" overlaps outputs[0].nats.subject_prefix`},
+	} {
+		doc := c.yaml + "\n"
+		if !strings.Contains(c.yaml, "graph:") {
+			doc += twoTenants
+		}
+		_, err := Parse([]byte(doc), ".")
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v\nwant %q", c.name, err, c.want)
+		}
+	}
+}
+
+// TestTwoWayWarnings: an output whose tenants are all unwatched is
+// warned about; a tenant's override that turns the watch on counts.
+func TestTwoWayWarnings(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		warn bool
+	}{
+		{"outputs: [{name: bus, type: nats}]", true},
+		{"watch: {enabled: true}\noutputs: [{name: bus, type: nats}]", false},
+		{"outputs: [{name: bus, type: nats, tenants: [fabrikam.example]}]", true},
+		{"outputs: [{name: bus, type: nats}]\ngraph:\n  tenants:\n    - {id: contoso.example, client_id: app, client_secret: s, watch: {enabled: true}}", false},
+	} {
+		doc := c.yaml + "\n"
+		if !strings.Contains(c.yaml, "graph:") {
+			doc += twoTenants
+		}
+		cfg, err := Parse([]byte(doc), ".")
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := strings.Join(cfg.Warnings(), "\n")
+		if strings.Contains(got, "outputs[0] (bus) publishes nothing") != c.warn {
+			t.Errorf("%s: warnings %q", c.yaml, got)
+		}
+	}
+}

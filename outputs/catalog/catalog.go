@@ -1,0 +1,61 @@
+// Package catalog knows every output type and builds its output from its
+// configuration, so that nothing outside outputs/ names an output type.
+package catalog
+
+import (
+	"context"
+	"fmt"
+	"sort"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/outputs"
+	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+)
+
+// Config is what an output is built from.
+type Config struct {
+	// Name is the output's name.
+	Name string
+	// Type is the output type (nats).
+	Type string
+	// Settings is the type's own configuration: a natsout.Config for
+	// nats (config.Output.Settings).
+	Settings any
+}
+
+// Deps are what outputs need beyond their configuration.
+type Deps struct {
+	// JetStream is the bridge's JetStream connection (nats outputs).
+	JetStream jetstream.JetStream
+}
+
+var builders = map[string]func(context.Context, Config, Deps) (outputs.Output, error){
+	"nats": func(ctx context.Context, c Config, d Deps) (outputs.Output, error) {
+		settings, ok := c.Settings.(natsout.Config)
+		if !ok {
+			return nil, fmt.Errorf("nats output %s: settings are %T, not nats.Config", c.Name, c.Settings)
+		}
+		settings.Name = c.Name
+		return natsout.New(ctx, d.JetStream, settings)
+	},
+}
+
+// New builds the output of type cfg.Type.
+func New(ctx context.Context, cfg Config, deps Deps) (outputs.Output, error) {
+	build, ok := builders[cfg.Type]
+	if !ok {
+		return nil, fmt.Errorf("output %s: no output type %q (known: %v)", cfg.Name, cfg.Type, Types())
+	}
+	return build(ctx, cfg, deps)
+}
+
+// Types lists the output types, sorted.
+func Types() []string {
+	types := make([]string, 0, len(builders))
+	for t := range builders {
+		types = append(types, t)
+	}
+	sort.Strings(types)
+	return types
+}

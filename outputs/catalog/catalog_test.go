@@ -1,0 +1,63 @@
+package catalog
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	natsio "github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	"github.com/presence-bridge/presence-bridge/outputs/outputstest"
+)
+
+// TestNew: a nats output builds from its settings on a real JetStream and
+// publishes; wrong settings and unknown types are errors naming them.
+func TestNew(t *testing.T) {
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	defer srv.Shutdown()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats not ready")
+	}
+	nc, err := natsio.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	out, err := New(ctx, Config{Name: "bus", Type: "nats", Settings: natsout.Config{}}, Deps{JetStream: js})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Publish(ctx, outputstest.Change("contoso.example", "u", 1)); err != nil {
+		t.Fatal(err)
+	}
+	out.Close()
+	s, err := js.Stream(ctx, natsout.DefaultStream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := s.Info(ctx); err != nil || info.State.Msgs != 1 {
+		t.Errorf("stream holds %v messages (%v), want 1", info, err)
+	}
+	for _, c := range []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Name: "bus", Type: "nats", Settings: nil}, "nats output bus: settings are <nil>"},
+		{Config{Name: "bus", Type: "nats", Settings: natsout.Config{Stream: "a.b"}}, "nats output bus: stream:"},
+		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats])`},
+	} {
+		if _, err := New(ctx, c.cfg, Deps{JetStream: js}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
