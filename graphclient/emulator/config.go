@@ -20,8 +20,13 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Tenants are the tenants, applications and users the emulator knows.
 	Tenants []Tenant `yaml:"tenants"`
-	// Throttle is Graph's presence request limit per application per tenant.
+	// Throttle is Graph's limit on the presence actions (setPresence,
+	// clearPresence and the others) per application per tenant.
 	Throttle Throttle `yaml:"throttle"`
+	// ReadThrottle is Graph's limit on the presence reads (GET presence,
+	// the presence list, getPresencesByUserId) per application per
+	// tenant, a budget apart from Throttle.
+	ReadThrottle Throttle `yaml:"read_throttle"`
 	// Admin sets what the /_emulator/ admin API may change.
 	Admin Admin `yaml:"admin"`
 }
@@ -60,8 +65,8 @@ type User struct {
 	ExtensionAttributes map[string]string `yaml:"extension_attributes"`
 }
 
-// Throttle is a fixed-window request limit per application per tenant on
-// the presence endpoints: at most Limit requests in each Window.
+// Throttle is a fixed-window request limit per application per tenant:
+// at most Limit requests in each Window.
 type Throttle struct {
 	Limit  int           `yaml:"limit"`
 	Window time.Duration `yaml:"window"`
@@ -83,6 +88,10 @@ const (
 	DefaultListen         = "127.0.0.1:8081"
 	DefaultThrottleLimit  = 1500
 	DefaultThrottleWindow = 30 * time.Second
+	// DefaultReadThrottleLimit is the documented limit of
+	// getPresencesByUserId: 1,500 requests per 30 s per application per
+	// tenant.
+	DefaultReadThrottleLimit = 1500
 )
 
 // SetDefaults fills the keys left out.
@@ -95,6 +104,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Throttle.Window == 0 {
 		c.Throttle.Window = DefaultThrottleWindow
+	}
+	if c.ReadThrottle.Limit == 0 {
+		c.ReadThrottle.Limit = DefaultReadThrottleLimit
+	}
+	if c.ReadThrottle.Window == 0 {
+		c.ReadThrottle.Window = DefaultThrottleWindow
 	}
 }
 
@@ -121,6 +136,12 @@ func (c Config) Validate() error {
 	}
 	if c.Throttle.Window <= 0 {
 		add("throttle.window", "must be positive")
+	}
+	if c.ReadThrottle.Limit < 1 {
+		add("read_throttle.limit", "must be positive")
+	}
+	if c.ReadThrottle.Window <= 0 {
+		add("read_throttle.window", "must be positive")
 	}
 	tenants, userIDs, upns := map[string]string{}, map[string]string{}, map[string]string{}
 	for i, t := range c.Tenants {

@@ -45,16 +45,17 @@ type Emulator struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 
-	mu       sync.Mutex
-	users    map[string]*userState // by lower-case object id
-	upns     map[string]string     // lower-case UPN or mail → lower-case object id
-	apps     map[string]App        // lower-case tenant + "/" + client id → app
-	tenants  map[string]bool       // lower-case tenant ids
-	signKey  []byte                // signs access tokens; Reset replaces it
-	throttle *limiter
-	faults   faults
-	requests []RequestRecord
-	seq      uint64 // the sequence number counter, never reset
+	mu           sync.Mutex
+	users        map[string]*userState // by lower-case object id
+	upns         map[string]string     // lower-case UPN or mail → lower-case object id
+	apps         map[string]App        // lower-case tenant + "/" + client id → app
+	tenants      map[string]bool       // lower-case tenant ids
+	signKey      []byte                // signs access tokens; Reset replaces it
+	throttle     *limiter              // the presence actions' budget (throttle)
+	readThrottle *limiter              // the presence reads' budget (read_throttle)
+	faults       faults
+	requests     []RequestRecord
+	seq          uint64 // the sequence number counter, never reset
 	// counts counts what requests records, by route and status, without
 	// ever dropping any.
 	counts map[RouteStatus]uint64
@@ -97,7 +98,8 @@ func (e *Emulator) Reset() {
 	defer e.mu.Unlock()
 	e.users, e.upns, e.apps, e.tenants = map[string]*userState{}, map[string]string{}, map[string]App{}, map[string]bool{}
 	e.signKey = key
-	e.throttle = newLimiter(e.cfg.Throttle.Limit, e.cfg.Throttle.Window)
+	e.throttle = newLimiter(e.cfg.Throttle)
+	e.readThrottle = newLimiter(e.cfg.ReadThrottle)
 	e.faults = faults{}
 	e.requests, e.counts = nil, nil
 	e.subs = subscriptions{byID: map[string]*Subscription{}}

@@ -46,6 +46,8 @@ func (e *Emulator) routes() {
 	mux.HandleFunc("GET /_emulator/faults", e.adminGetFaults)
 	mux.HandleFunc("GET /_emulator/events", e.adminEvents)
 	mux.HandleFunc("GET /_emulator/clock", e.adminClock)
+	mux.HandleFunc("GET /_emulator/throttle", e.adminThrottle)
+	mux.HandleFunc("POST /_emulator/throttle", e.adminWrite(e.adminSetThrottle))
 	mux.HandleFunc("GET /_emulator/subscriptions", e.adminSubscriptions)
 	mux.HandleFunc("POST /_emulator/subscriptions/{id}/lifecycle", e.adminWrite(e.adminLifecycle))
 	mux.HandleFunc("DELETE /_emulator/subscriptions/{id}", e.adminWrite(e.adminRemoveSubscription))
