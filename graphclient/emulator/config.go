@@ -37,6 +37,9 @@ type Tenant struct {
 	ID    string `yaml:"id"`
 	Apps  []App  `yaml:"apps"`
 	Users []User `yaml:"users"`
+	// Groups are the tenant's groups with their direct members, for
+	// GET /groups/{id}/members.
+	Groups []Group `yaml:"groups"`
 }
 
 // App is an application registration with its credentials (a secret, a
@@ -210,5 +213,43 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for i, t := range c.Tenants {
+		validateGroups(fmt.Sprintf("tenants[%d]", i), t, userIDs, add)
+	}
 	return errors.Join(errs...)
+}
+
+// validateGroups checks a tenant's groups: object ids unique among users
+// and groups, members users or other groups of the same tenant.
+func validateGroups(path string, t Tenant, userIDs map[string]string, add func(path, format string, args ...any)) {
+	inTenant := map[string]bool{}
+	for _, u := range t.Users {
+		inTenant[strings.ToLower(u.ID)] = true
+	}
+	groups := map[string]string{}
+	for j, g := range t.Groups {
+		gpath := fmt.Sprintf("%s.groups[%d]", path, j)
+		id := strings.ToLower(g.ID)
+		switch {
+		case !guidPattern.MatchString(g.ID):
+			add(gpath+".id", "must be an object id (a GUID)")
+		case userIDs[id] != "":
+			add(gpath+".id", "duplicate of %s", userIDs[id])
+		case groups[id] != "":
+			add(gpath+".id", "duplicate of %s", groups[id])
+		default:
+			groups[id] = gpath
+		}
+		if len(g.Members) > maxGroupMembers {
+			add(gpath+".members", "more than %d members", maxGroupMembers)
+		}
+	}
+	for j, g := range t.Groups {
+		for k, m := range g.Members {
+			id := strings.ToLower(m)
+			if !inTenant[id] && (groups[id] == "" || strings.EqualFold(m, g.ID)) {
+				add(fmt.Sprintf("%s.groups[%d].members[%d]", path, j, k), "%q is no user or other group of this tenant", m)
+			}
+		}
+	}
 }
