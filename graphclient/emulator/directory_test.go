@@ -172,7 +172,7 @@ func TestAdminDirectory(t *testing.T) {
 		{"POST", "/_emulator/users", `{"tenant":"nowhere.example","id":"e5e50000-0000-4000-8000-000000000002","userPrincipalName":"x@y"}`, 400},
 		{"POST", "/_emulator/users", `{"tenant":"contoso.example","id":"e5e5","userPrincipalName":"x@y"}`, 400},
 		{"POST", "/_emulator/groups/" + staff + "/members", `{"id":"erin@contoso.example"}`, 200},
-		{"POST", "/_emulator/groups/" + staff + "/members", `{"id":"` + dave + `"}`, 400}, // another tenant's user
+		{"POST", "/_emulator/groups/" + staff + "/members", `{"id":"` + dave + `"}`, 400},  // another tenant's user
 		{"POST", "/_emulator/groups/" + staff + "/members", `{"id":"` + staff + `"}`, 400}, // itself
 		{"DELETE", "/_emulator/groups/" + staff + "/members/" + bob, "", 200},
 		{"DELETE", "/_emulator/groups/" + staff + "/members/" + bob, "", 404},
