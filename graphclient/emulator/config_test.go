@@ -109,7 +109,7 @@ func TestExampleConfig(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if !slices.Equal(keys, []string{"admin", "enabled", "listen", "tenants", "throttle"}) {
+	if !slices.Equal(keys, []string{"admin", "enabled", "listen", "read_throttle", "tenants", "throttle"}) {
 		t.Fatalf("top-level keys %v", keys)
 	}
 	var cfg Config
@@ -124,7 +124,8 @@ func TestExampleConfig(t *testing.T) {
 	}
 	tn := cfg.Tenants[0]
 	if tn.ID != tenantID || tn.Apps[0].ClientID != appID || tn.Apps[0].ClientSecret != appKey ||
-		!slices.Equal(tn.Apps[0].Roles, []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}) ||
+		!slices.Equal(tn.Apps[0].Roles, []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All", "GroupMember.Read.All"}) ||
+		len(tn.Groups) != 1 || !slices.Equal(tn.Groups[0].Members, []string{alice, bob}) || cfg.ReadThrottle != (Throttle{Limit: 1500, Window: 30 * time.Second}) ||
 		tn.Users[0].ID != alice || tn.Users[0].UserPrincipalName != "alice@contoso.example" ||
 		tn.Users[1].ID != bob || tn.Users[1].UserPrincipalName != "bob@contoso.example" ||
 		cfg.Throttle != (Throttle{Limit: 1500, Window: 30 * time.Second}) {
