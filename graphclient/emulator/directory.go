@@ -153,7 +153,6 @@ func (e *Emulator) listGroupMembers(w http.ResponseWriter, r *http.Request) {
 	usersOnly := strings.HasSuffix(r.URL.Path, "/microsoft.graph.user")
 	var value []map[string]any
 	last := ""
-	more := false
 	e.mu.Lock()
 	g := e.groups[strings.ToLower(id)]
 	if g == nil || g.tenant != strings.ToLower(c.TenantID) {
