@@ -3,9 +3,11 @@
 //
 // A Client sets and clears the application's presence session
 // (setPresence / clearPresence, session id always the application's client
-// id), reads presence, resolves users and reads calendar events. It makes
-// exactly one HTTP request per call, except that a 401 from Graph renews the
-// access token and repeats the request once: retries, backoff, rate limits
+// id), reads presence, resolves and lists users and group members, and
+// reads calendar events. It makes exactly one HTTP request per call (per
+// page for the lists, per 650 ids for GetPresencesByUserID), except that a
+// 401 from Graph renews the access token and repeats the request once:
+// retries, backoff, rate limits
 // and circuit breaking belong to the caller, which sees every 429 and 5xx.
 // Its errors report facts and leave the policy to the caller: an *Error
 // carries Graph's status, error code and Retry-After, a *TokenError the

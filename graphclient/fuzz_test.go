@@ -3,6 +3,7 @@ package graphclient
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -111,6 +112,38 @@ func FuzzPresenceJSON(f *testing.F) {
 			if !utf8.ValidString(v) {
 				t.Fatalf("kept %q from %q", v, body)
 			}
+		}
+	})
+}
+
+// FuzzNextPath feeds arbitrary @odata.nextLink values to the list paging:
+// never a panic, and a link taken is always a path below the configured
+// Graph URL, on its host, so that the token goes nowhere else.
+func FuzzNextPath(f *testing.F) {
+	for _, s := range []string{
+		"https://graph.microsoft.com/v1.0/users?$skiptoken=abc&$top=999",
+		"https://evil.example/v1.0/users?$skiptoken=x",
+		"https://graph.microsoft.com/beta/users",
+		"/v1.0/groups/g/members?$skiptoken=%2F%2F",
+		"https://graph.microsoft.com/v1.0/../../x", "//evil.example/v1.0/users", "%zz", "",
+	} {
+		f.Add(s)
+	}
+	c, err := New(Config{TenantID: "t", ClientID: "c", ClientSecret: "s", GraphBaseURL: "https://graph.example/v1.0", LoginBaseURL: "https://login.example"})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, link string) {
+		path, err := c.nextPath(link)
+		if err != nil || path == "" {
+			if err != nil && (strings.ContainsAny(err.Error(), "\n\r") || len(err.Error()) > 256) {
+				t.Fatalf("error text %q", err)
+			}
+			return
+		}
+		u, perr := url.Parse(c.graphURL + path)
+		if perr != nil || u.Host != "graph.example" || !strings.HasPrefix(path, "/") || !strings.HasPrefix(u.Path, "/v1.0/") || strings.Contains(u.Path, "/../") {
+			t.Fatalf("link %q became %q (%v)", link, c.graphURL+path, perr)
 		}
 	})
 }

@@ -20,8 +20,13 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// Tenants are the tenants, applications and users the emulator knows.
 	Tenants []Tenant `yaml:"tenants"`
-	// Throttle is Graph's presence request limit per application per tenant.
+	// Throttle is Graph's limit on the presence actions (setPresence,
+	// clearPresence and the others) per application per tenant.
 	Throttle Throttle `yaml:"throttle"`
+	// ReadThrottle is Graph's limit on the presence reads (GET presence,
+	// the presence list, getPresencesByUserId) per application per
+	// tenant, a budget apart from Throttle.
+	ReadThrottle Throttle `yaml:"read_throttle"`
 	// Admin sets what the /_emulator/ admin API may change.
 	Admin Admin `yaml:"admin"`
 }
@@ -32,6 +37,9 @@ type Tenant struct {
 	ID    string `yaml:"id"`
 	Apps  []App  `yaml:"apps"`
 	Users []User `yaml:"users"`
+	// Groups are the tenant's groups with their direct members, for
+	// GET /groups/{id}/members.
+	Groups []Group `yaml:"groups"`
 }
 
 // App is an application registration with its credentials (a secret, a
@@ -60,8 +68,8 @@ type User struct {
 	ExtensionAttributes map[string]string `yaml:"extension_attributes"`
 }
 
-// Throttle is a fixed-window request limit per application per tenant on
-// the presence endpoints: at most Limit requests in each Window.
+// Throttle is a fixed-window request limit per application per tenant:
+// at most Limit requests in each Window.
 type Throttle struct {
 	Limit  int           `yaml:"limit"`
 	Window time.Duration `yaml:"window"`
@@ -83,6 +91,10 @@ const (
 	DefaultListen         = "127.0.0.1:8081"
 	DefaultThrottleLimit  = 1500
 	DefaultThrottleWindow = 30 * time.Second
+	// DefaultReadThrottleLimit is the documented limit of
+	// getPresencesByUserId: 1,500 requests per 30 s per application per
+	// tenant.
+	DefaultReadThrottleLimit = 1500
 )
 
 // SetDefaults fills the keys left out.
@@ -95,6 +107,12 @@ func (c *Config) SetDefaults() {
 	}
 	if c.Throttle.Window == 0 {
 		c.Throttle.Window = DefaultThrottleWindow
+	}
+	if c.ReadThrottle.Limit == 0 {
+		c.ReadThrottle.Limit = DefaultReadThrottleLimit
+	}
+	if c.ReadThrottle.Window == 0 {
+		c.ReadThrottle.Window = DefaultThrottleWindow
 	}
 }
 
@@ -121,6 +139,12 @@ func (c Config) Validate() error {
 	}
 	if c.Throttle.Window <= 0 {
 		add("throttle.window", "must be positive")
+	}
+	if c.ReadThrottle.Limit < 1 {
+		add("read_throttle.limit", "must be positive")
+	}
+	if c.ReadThrottle.Window <= 0 {
+		add("read_throttle.window", "must be positive")
 	}
 	tenants, userIDs, upns := map[string]string{}, map[string]string{}, map[string]string{}
 	for i, t := range c.Tenants {
@@ -189,5 +213,43 @@ func (c Config) Validate() error {
 			}
 		}
 	}
+	for i, t := range c.Tenants {
+		validateGroups(fmt.Sprintf("tenants[%d]", i), t, userIDs, add)
+	}
 	return errors.Join(errs...)
+}
+
+// validateGroups checks a tenant's groups: object ids unique among users
+// and groups, members users or other groups of the same tenant.
+func validateGroups(path string, t Tenant, userIDs map[string]string, add func(path, format string, args ...any)) {
+	inTenant := map[string]bool{}
+	for _, u := range t.Users {
+		inTenant[strings.ToLower(u.ID)] = true
+	}
+	groups := map[string]string{}
+	for j, g := range t.Groups {
+		gpath := fmt.Sprintf("%s.groups[%d]", path, j)
+		id := strings.ToLower(g.ID)
+		switch {
+		case !guidPattern.MatchString(g.ID):
+			add(gpath+".id", "must be an object id (a GUID)")
+		case userIDs[id] != "":
+			add(gpath+".id", "duplicate of %s", userIDs[id])
+		case groups[id] != "":
+			add(gpath+".id", "duplicate of %s", groups[id])
+		default:
+			groups[id] = gpath
+		}
+		if len(g.Members) > maxGroupMembers {
+			add(gpath+".members", "more than %d members", maxGroupMembers)
+		}
+	}
+	for j, g := range t.Groups {
+		for k, m := range g.Members {
+			id := strings.ToLower(m)
+			if !inTenant[id] && (groups[id] == "" || strings.EqualFold(m, g.ID)) {
+				add(fmt.Sprintf("%s.groups[%d].members[%d]", path, j, k), "%q is no user or other group of this tenant", m)
+			}
+		}
+	}
 }

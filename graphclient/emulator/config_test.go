@@ -34,6 +34,7 @@ func TestValidate(t *testing.T) {
 		{"bad values", func(c *Config) {
 			c.Listen = "8081"
 			c.Throttle = Throttle{Limit: -1, Window: -time.Second}
+			c.ReadThrottle = Throttle{Limit: -1, Window: -time.Second}
 			c.Tenants[0].Apps[1].Roles = []string{"Presence Read"}
 			c.Tenants[0].Users[1].ID = "bob"
 			c.Tenants[0].Users[2].UserPrincipalName = "carol"
@@ -41,6 +42,8 @@ func TestValidate(t *testing.T) {
 			"listen: must be host:port, such as 127.0.0.1:8081",
 			"throttle.limit: must be positive",
 			"throttle.window: must be positive",
+			"read_throttle.limit: must be positive",
+			"read_throttle.window: must be positive",
 			`tenants[0].apps[1].roles[0]: "Presence Read" is not a permission name such as Presence.ReadWrite.All`,
 			"tenants[0].users[1].id: must be an object id (a GUID)",
 			"tenants[0].users[2].user_principal_name: must look like name@domain",
@@ -106,7 +109,7 @@ func TestExampleConfig(t *testing.T) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	if !slices.Equal(keys, []string{"admin", "enabled", "listen", "tenants", "throttle"}) {
+	if !slices.Equal(keys, []string{"admin", "enabled", "listen", "read_throttle", "tenants", "throttle"}) {
 		t.Fatalf("top-level keys %v", keys)
 	}
 	var cfg Config
@@ -121,7 +124,8 @@ func TestExampleConfig(t *testing.T) {
 	}
 	tn := cfg.Tenants[0]
 	if tn.ID != tenantID || tn.Apps[0].ClientID != appID || tn.Apps[0].ClientSecret != appKey ||
-		!slices.Equal(tn.Apps[0].Roles, []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"}) ||
+		!slices.Equal(tn.Apps[0].Roles, []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All", "GroupMember.Read.All"}) ||
+		len(tn.Groups) != 1 || !slices.Equal(tn.Groups[0].Members, []string{alice, bob}) || cfg.ReadThrottle != (Throttle{Limit: 1500, Window: 30 * time.Second}) ||
 		tn.Users[0].ID != alice || tn.Users[0].UserPrincipalName != "alice@contoso.example" ||
 		tn.Users[1].ID != bob || tn.Users[1].UserPrincipalName != "bob@contoso.example" ||
 		cfg.Throttle != (Throttle{Limit: 1500, Window: 30 * time.Second}) {

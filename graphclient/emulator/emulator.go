@@ -45,16 +45,18 @@ type Emulator struct {
 	log   *slog.Logger
 	mux   *http.ServeMux
 
-	mu       sync.Mutex
-	users    map[string]*userState // by lower-case object id
-	upns     map[string]string     // lower-case UPN or mail → lower-case object id
-	apps     map[string]App        // lower-case tenant + "/" + client id → app
-	tenants  map[string]bool       // lower-case tenant ids
-	signKey  []byte                // signs access tokens; Reset replaces it
-	throttle *limiter
-	faults   faults
-	requests []RequestRecord
-	seq      uint64 // the sequence number counter, never reset
+	mu           sync.Mutex
+	users        map[string]*userState  // by lower-case object id
+	upns         map[string]string      // lower-case UPN or mail → lower-case object id
+	groups       map[string]*groupState // by lower-case object id
+	apps         map[string]App         // lower-case tenant + "/" + client id → app
+	tenants      map[string]bool        // lower-case tenant ids
+	signKey      []byte                 // signs access tokens; Reset replaces it
+	throttle     *limiter               // the presence actions' budget (throttle)
+	readThrottle *limiter               // the presence reads' budget (read_throttle)
+	faults       faults
+	requests     []RequestRecord
+	seq          uint64 // the sequence number counter, never reset
 	// counts counts what requests records, by route and status, without
 	// ever dropping any.
 	counts map[RouteStatus]uint64
@@ -96,8 +98,10 @@ func (e *Emulator) Reset() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.users, e.upns, e.apps, e.tenants = map[string]*userState{}, map[string]string{}, map[string]App{}, map[string]bool{}
+	e.groups = map[string]*groupState{}
 	e.signKey = key
-	e.throttle = newLimiter(e.cfg.Throttle.Limit, e.cfg.Throttle.Window)
+	e.throttle = newLimiter(e.cfg.Throttle)
+	e.readThrottle = newLimiter(e.cfg.ReadThrottle)
 	e.faults = faults{}
 	e.requests, e.counts = nil, nil
 	e.subs = subscriptions{byID: map[string]*Subscription{}}
@@ -113,6 +117,17 @@ func (e *Emulator) Reset() {
 			e.upns[strings.ToLower(u.UserPrincipalName)] = id
 			if u.Mail != "" {
 				e.upns[strings.ToLower(u.Mail)] = id
+			}
+		}
+		for _, g := range t.Groups {
+			e.groups[strings.ToLower(g.ID)] = &groupState{group: Group{ID: g.ID, DisplayName: g.DisplayName}, tenant: tenant, members: map[string]bool{}}
+		}
+	}
+	for _, t := range e.cfg.Tenants { // members once every group exists (Validate checked them)
+		for _, g := range t.Groups {
+			gs := e.groups[strings.ToLower(g.ID)]
+			for _, m := range g.Members {
+				gs.add(strings.ToLower(m))
 			}
 		}
 	}

@@ -197,12 +197,17 @@ func (e *Emulator) inOutage(now time.Time) bool {
 
 // admit applies Graph's throttling and the injected failures to a presence
 // request by token c; a non-nil answer must be sent instead of serving
-// it. Every admitted or refused request counts against the limit.
+// it. Reads count against the read budget, actions against the write
+// budget; every admitted or refused request counts against its limit.
 func (e *Emulator) admit(r *http.Request, c *claims) *apiError {
 	now := meta(r).now
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	ok, wait := e.throttle.take(c.TenantID+"/"+c.AppID, now)
+	budget := e.throttle
+	if isPresenceRead(r.Method, r.URL.Path) {
+		budget = e.readThrottle
+	}
+	ok, wait := budget.take(budgetKey(c.TenantID, c.AppID), now)
 	f := &e.faults
 	switch {
 	case f.failNext > 0:

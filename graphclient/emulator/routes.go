@@ -31,6 +31,8 @@ func (e *Emulator) routes() {
 		}
 		mux.HandleFunc("GET "+v+"/users/{id}", e.getUser)
 		mux.HandleFunc("GET "+v+"/users", e.listUsers)
+		mux.HandleFunc("GET "+v+"/groups/{id}/members", e.listGroupMembers)
+		mux.HandleFunc("GET "+v+"/groups/{id}/members/microsoft.graph.user", e.listGroupMembers)
 		mux.HandleFunc("GET "+v+"/users/{id}/events/{eventId}", e.getEvent)
 		mux.HandleFunc("POST "+v+"/subscriptions", e.createSubscription)
 		mux.HandleFunc("GET "+v+"/subscriptions", e.listSubscriptions)
@@ -46,6 +48,15 @@ func (e *Emulator) routes() {
 	mux.HandleFunc("GET /_emulator/faults", e.adminGetFaults)
 	mux.HandleFunc("GET /_emulator/events", e.adminEvents)
 	mux.HandleFunc("GET /_emulator/clock", e.adminClock)
+	mux.HandleFunc("GET /_emulator/throttle", e.adminThrottle)
+	mux.HandleFunc("GET /_emulator/groups", e.adminGroups)
+	mux.HandleFunc("POST /_emulator/throttle", e.adminWrite(e.adminSetThrottle))
+	mux.HandleFunc("POST /_emulator/users", e.adminWrite(e.adminAddUser))
+	mux.HandleFunc("DELETE /_emulator/users/{user}", e.adminWrite(e.adminRemoveUser))
+	mux.HandleFunc("POST /_emulator/groups", e.adminWrite(e.adminSetGroup))
+	mux.HandleFunc("DELETE /_emulator/groups/{id}", e.adminWrite(e.adminDeleteGroup))
+	mux.HandleFunc("POST /_emulator/groups/{id}/members", e.adminWrite(e.adminAddMember))
+	mux.HandleFunc("DELETE /_emulator/groups/{id}/members/{member}", e.adminWrite(e.adminRemoveMember))
 	mux.HandleFunc("GET /_emulator/subscriptions", e.adminSubscriptions)
 	mux.HandleFunc("POST /_emulator/subscriptions/{id}/lifecycle", e.adminWrite(e.adminLifecycle))
 	mux.HandleFunc("DELETE /_emulator/subscriptions/{id}", e.adminWrite(e.adminRemoveSubscription))
@@ -92,7 +103,7 @@ func (e *Emulator) unknown(w http.ResponseWriter, r *http.Request) {
 // knownSegments are the path segments the emulated Graph resolves; the
 // segment after a collection is a key.
 var knownSegments = map[string]bool{
-	"users": true, "subscriptions": true, "reauthorize": true, "communications": true, "me": true, "presence": true, "presences": true, "events": true,
+	"users": true, "groups": true, "members": true, "microsoft.graph.user": true, "subscriptions": true, "reauthorize": true, "communications": true, "me": true, "presence": true, "presences": true, "events": true,
 	"getPresencesByUserId": true, "setPresence": true, "clearPresence": true,
 	"setUserPreferredPresence": true, "clearUserPreferredPresence": true, "setStatusMessage": true,
 	"setManualLocation": true, "setAutomaticLocation": true, "clearLocation": true, "clearAutomaticLocation": true,
@@ -107,7 +118,7 @@ func unknownSegment(path string) string {
 		if !knownSegments[s] {
 			return s
 		}
-		if s == "users" || s == "presences" || s == "events" || s == "subscriptions" {
+		if s == "users" || s == "groups" || s == "presences" || s == "events" || s == "subscriptions" {
 			i++ // the key
 		}
 	}

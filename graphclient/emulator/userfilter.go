@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 )
 
@@ -77,8 +76,11 @@ func (f userFilter) matches(u User) bool {
 	return v != "" && strings.EqualFold(v, f.value)
 }
 
-// listUsers serves GET /users with one of the supported $filter forms
-// (needs User.Read.All or the like), honouring $select, $top and $count.
+// listUsers serves GET /users (needs User.Read.All or the like): every
+// user of the token's tenant, or those one of the supported $filter forms
+// matches, ordered by object id, $top at a time (1 to 999, 100 by
+// default) with an @odata.nextLink to the rest, honouring $select and
+// $count.
 func (e *Emulator) listUsers(w http.ResponseWriter, r *http.Request) {
 	c, err := e.authorized(r, userRead, false)
 	if err != nil {
@@ -87,57 +89,55 @@ func (e *Emulator) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	selected, err := selectFields(q.Get("$select"), "user", userProperties)
-	if err != nil {
-		writeError(w, r, err)
-		return
+	var p DirectoryPage
+	if err == nil {
+		p, err = parseDirectoryPage(q)
 	}
-	if !q.Has("$filter") {
-		writeError(w, r, badRequest("Request_UnsupportedQuery", "The emulator lists users only with a $filter on businessPhones, mobilePhone or an extension attribute."))
-		return
-	}
-	f, err := parseUserFilter(q.Get("$filter"))
 	if err != nil {
 		writeError(w, r, err)
 		return
 	}
 	counted := q.Get("$count") == "true"
-	eventual := strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual")
-	if f.advanced && !(counted && eventual) {
-		writeError(w, r, badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property '%s' of resource 'User'.", f.property))
-		return
-	}
-	top := 100
-	if s := q.Get("$top"); s != "" {
-		n, convErr := strconv.Atoi(s)
-		if convErr != nil || n < 1 || n > 999 {
-			writeError(w, r, badRequest("Request_BadRequest", "Invalid page size specified: '%s'. Must be between 1 and 999 inclusive.", truncate(s, 16)))
+	var f *userFilter
+	if q.Has("$filter") {
+		parsed, err := parseUserFilter(q.Get("$filter"))
+		if err != nil {
+			writeError(w, r, err)
 			return
 		}
-		top = n
+		eventual := strings.EqualFold(r.Header.Get("ConsistencyLevel"), "eventual")
+		if parsed.advanced && !(counted && eventual) {
+			writeError(w, r, badRequest("Request_UnsupportedQuery", "Unsupported or invalid query filter clause specified for property '%s' of resource 'User'.", parsed.property))
+			return
+		}
+		f = &parsed
 	}
-	var found []User
+	byID := map[string]User{}
+	var ids []string
 	e.mu.Lock()
-	for _, u := range e.users {
-		if u.tenant == strings.ToLower(c.TenantID) && c.allows(userRead, u.user.ID) && f.matches(u.user) {
-			found = append(found, u.user)
+	for id, u := range e.users {
+		if u.tenant == strings.ToLower(c.TenantID) && c.allows(userRead, u.user.ID) && (f == nil || f.matches(u.user)) {
+			ids = append(ids, id)
+			byID[id] = u.user
 		}
 	}
 	e.mu.Unlock()
-	sort.Slice(found, func(i, j int) bool { return found[i].ID < found[j].ID })
+	sort.Strings(ids)
 	if selected == nil {
 		selected = userProperties[:11]
 	}
 	out := map[string]any{"@odata.context": metadata(r, "users("+strings.Join(selected, ",")+")")}
 	if counted {
-		out["@odata.count"] = len(found)
+		out["@odata.count"] = len(ids)
 	}
-	value := make([]map[string]any, 0, min(len(found), top))
-	for i, u := range found {
-		if i == top {
-			break
-		}
-		value = append(value, project(userResource(u), selected))
+	from, to, more := p.page(ids)
+	value := make([]map[string]any, 0, to-from)
+	for _, id := range ids[from:to] {
+		value = append(value, project(userResource(byID[id]), selected))
 	}
 	out["value"] = value
+	if more {
+		out["@odata.nextLink"] = nextLink(r, ids[to-1])
+	}
 	writeJSON(w, http.StatusOK, out)
 }
