@@ -311,6 +311,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Logger:          b.log.With("component", "writer"),
 		History:         b.history,
 		EventToGraph:    b.metrics.EventToGraph,
+		EventOutcome:    b.metrics.EventOutcome,
 	})
 	if err != nil {
 		return err
@@ -326,12 +327,19 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		sourceTenants[s.Name] = s.Tenant
 		hints[s.Name] = s.Identity
 	}
+	now := time.Now
+	if b.clock != nil {
+		now = b.clock.Now
+	}
 	w := apply.New(apply.Options{
 		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
 		Tenants:       sourceTenants,
 		Identity:      hints,
 		Resolver:      identity.Resolver{Directory: b.directory},
-		Applier:       history.RecordingApplier{Next: b.state, Recorder: b.history, Clock: b.clock},
+		Applier:       b.state,
+		History:       b.history,
+		Now:           now,
+		Untimed:       b.metrics.EventOutcome,
 		DeadLetters:   b.events,
 		MinDelay:      b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:      b.cfg.Graph.Retry.MaxDelay,
