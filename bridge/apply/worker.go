@@ -144,7 +144,7 @@ func (w *Worker) handle(msg jetstream.Msg, d decoded) {
 	if err == nil {
 		err = w.take(ctx, t, []state.Incoming{in})
 	} else {
-		w.record(t, in, nil, err)
+		w.record(t, in, "", err)
 	}
 	w.finish(ctx, msg, err)
 }
@@ -174,7 +174,7 @@ func (w *Worker) handleBatch(hs []*held) {
 	for _, h := range hs {
 		t, in, err := w.prepare(ctx, h.msg, h.decoded)
 		if err != nil {
-			w.record(t, in, nil, err)
+			w.record(t, in, "", err)
 			w.finish(ctx, h.msg, err)
 			continue
 		}
@@ -195,12 +195,7 @@ func (w *Worker) handleBatch(hs []*held) {
 			}
 			continue
 		}
-		for i, in := range g.events {
-			w.record(g.target, in, reasons, err)
-			if err == nil {
-				w.untimed(reasons[i])
-			}
-		}
+		w.report(g.target, g.events, reasons, err)
 		for _, msg := range g.msgs {
 			w.finish(ctx, msg, err)
 		}
@@ -211,15 +206,21 @@ func (w *Worker) handleBatch(hs []*held) {
 // ones that changed nothing.
 func (w *Worker) take(ctx context.Context, t target, events []state.Incoming) error {
 	reasons, err := w.opts.Applier.Take(ctx, t.tenant, t.userID, events...)
+	w.report(t, events, reasons, err)
+	return err
+}
+
+// report records what Take did with events in their user's history and
+// reports the ones that changed nothing.
+func (w *Worker) report(t target, events []state.Incoming, reasons []string, err error) {
 	for i, in := range events {
-		var reason []string
+		reason := ""
 		if err == nil {
-			reason = reasons[i : i+1]
-			w.untimed(reasons[i])
+			reason = reasons[i]
+			w.untimed(reason)
 		}
 		w.record(t, in, reason, err)
 	}
-	return err
 }
 
 // untimed reports an event the state ignored (reason set) as never to
@@ -230,12 +231,13 @@ func (w *Worker) untimed(reason string) {
 	}
 }
 
-// record writes what became of in to its user's history: taken in,
+// record writes what became of in to its user's history (reason is why
+// Take ignored it, err Take's error): taken in,
 // changed nothing (and why), to be retried or refused. An event whose
 // user could not be resolved is recorded under the user as its source
 // named it (after the identity hints); one whose tenant is unknown is not
 // recorded.
-func (w *Worker) record(t target, in state.Incoming, reasons []string, err error) {
+func (w *Worker) record(t target, in state.Incoming, reason string, err error) {
 	if w.opts.History == nil || t.tenant == "" {
 		return
 	}
@@ -246,9 +248,8 @@ func (w *Worker) record(t target, in state.Incoming, reasons []string, err error
 		e.OccurredAt = &at
 	}
 	switch class, _ := fault.Of(err); {
-	case err == nil && len(reasons) > 0 && reasons[0] != "":
-		// Of a batch, only the event's own reason: record is called per event.
-		e.Outcome, e.Reason = history.OutcomeIgnored, reasons[0]
+	case err == nil && reason != "":
+		e.Outcome, e.Reason = history.OutcomeIgnored, reason
 	case err == nil:
 	case class == fault.Permanent || class == fault.Refused:
 		e.Outcome, e.Reason, e.Detail = history.OutcomeRefused, history.ReasonRefused, err.Error()
