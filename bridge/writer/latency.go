@@ -71,9 +71,12 @@ func (w *writer) reportWaits(t *tracked, r result) {
 
 // settleWaits forgets the settled events no longer waiting in t's state,
 // so that the set stays as small as Waiting, and with all set settles
-// every waiting event (a state found on start).
+// every waiting event (a state found on start). While a call is in flight
+// it forgets none: the state its record wrote, without the events it
+// carried, may come in before its result, which still needs to know
+// which of them were settled.
 func (w *writer) settleWaits(t *tracked, all bool) {
-	if len(t.settled) > 0 {
+	if len(t.settled) > 0 && !t.inFlight {
 		keep := make(map[string]bool, len(t.state.Waiting))
 		for _, wt := range t.state.Waiting {
 			keep[waitKey(wt)] = true

@@ -472,7 +472,9 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 			w.changes.pop()
 		}
 		if !needed && !status {
-			w.noCall(w.users[userID])
+			if t := w.users[userID]; t != nil && !t.inFlight && !t.forgetting && !t.retryAt.After(now) {
+				w.noCall(t) // the session is right (need)
+			}
 			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionCoalesced, nil, nil, now))
 			continue
 		}
