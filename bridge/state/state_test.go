@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -321,5 +322,17 @@ func TestCalDAVMeetingEnds(t *testing.T) {
 	s.Apply(ended, at(2))
 	if want, _ := s.Desired(rules, at(3)); want != nil {
 		t.Fatalf("after the end: %v, want none", want)
+	}
+}
+
+// TestClearedToldHasNoExpiry: what Graph was told after a clear encodes
+// no expiry (not year 1).
+func TestClearedToldHasNoExpiry(t *testing.T) {
+	data, err := json.Marshal(Told{At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "expires") {
+		t.Fatalf("cleared session encodes %s, want no expires", data)
 	}
 }
