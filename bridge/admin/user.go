@@ -107,10 +107,18 @@ func userHistory(ctx context.Context, d Deps, tenant, userID, name string) ([]hi
 		return entries, nil
 	}
 	named, err := d.History(ctx, tenant, name)
-	if err != nil || len(named) == 0 {
+	if err != nil {
 		return entries, err
 	}
-	entries = append(entries, named...)
+	n := len(entries)
+	for _, e := range named {
+		if e.Decision == "" && (e.Outcome == history.OutcomeRefused || e.Outcome == history.OutcomeRetry) {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == n {
+		return entries, nil
+	}
 	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
 	return entries, nil
 }
