@@ -5,12 +5,24 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
+
+// slowGraphConfig is testConfig with a Graph timeout long enough for the
+// emulator's injected latency.
+func slowGraphConfig(t *testing.T) string {
+	cfg := testConfig(t)
+	slow := strings.Replace(cfg, "\n  timeout: 2s\n", "\n  timeout: 15s\n", 1)
+	if slow == cfg {
+		t.Fatal("testConfig no longer sets graph.timeout: 2s")
+	}
+	return slow
+}
 
 // conferenceEvent returns a canonical call event of a conference as JSON.
 func conferenceEvent(id, user, callID string, at time.Time) string {
@@ -29,9 +41,9 @@ func conferenceEvent(id, user, callID string, at time.Time) string {
 // that lookup and one setPresence, 2×latency, while a wait from its
 // application would not (the first event's would be one latency).
 func TestEventToGraphFromAcceptance(t *testing.T) {
-	b := startBridge(t, testConfig(t)+"presence: {observe_interval: 0s}\n")
+	b := startBridge(t, slowGraphConfig(t)+"presence: {observe_interval: 0s}\n")
 	testpoll.Until(t, "the writer to start", func() bool { return b.WriterCaughtUp("contoso.example") })
-	const latency = 600 * time.Millisecond
+	const latency = 2 * time.Second // long enough that b and c come in during a's lookup or call
 	b.Emulator().SetLatency(latency)
 	now := time.Now().Add(-time.Minute)
 
@@ -56,14 +68,15 @@ func TestEventToGraphFromAcceptance(t *testing.T) {
 		t.Fatalf("%v events timed, want 3 (each once)", n)
 	}
 	if n, _ := s.value("presence_bridge_event_to_graph_outcomes_total", "outcome=graph"); n != 3 {
-		t.Fatalf("%v events counted as reaching Graph, want 3", n)
+		t.Fatalf("%v events counted as reaching Graph, want 3\n%s", n, s.text)
 	}
 	if calls := countRequests(b, "/users/"+bobID+"/presence/setPresence"); calls >= 3 {
 		t.Fatalf("%d setPresence calls for 3 events: nothing was coalesced", calls)
 	}
-	// Every wait is at least a lookup and a setPresence: none under 1 s.
-	if under, _ := s.value("presence_bridge_event_to_graph_seconds_bucket", "le=1"); under != 0 {
-		t.Fatalf("%v events timed under 1 s, want none: each waited at least %s since its 202\n%s", under, 2*latency, s.text)
+	// Every wait is at least a lookup and a setPresence (4 s): none
+	// under 2.5 s (a bucket bound).
+	if under, _ := s.value("presence_bridge_event_to_graph_seconds_bucket", "le=2.5"); under != 0 {
+		t.Fatalf("%v events timed under 2.5 s, want none: each waited at least %s since its 202\n%s", under, 2*latency, s.text)
 	}
 	sum, _ := s.value("presence_bridge_event_to_graph_seconds_sum")
 	if min := 3 * (2 * latency).Seconds(); sum < min {
@@ -133,14 +146,14 @@ func reasonOf(entries []historyEntry, id string) (outcome, reason string, ok boo
 // event that changed nothing did not: older, duplicate, superseded within
 // a batch, for an unknown user, refused.
 func TestWhyExplainsIgnoredEvents(t *testing.T) {
-	b := startBridge(t, testConfig(t))
+	b := startBridge(t, slowGraphConfig(t))
 	testpoll.Until(t, "the writer to start", func() bool { return b.WriterCaughtUp("contoso.example") })
 	now := time.Now().Add(-time.Minute)
 
 	// While bob's lookup holds his lane (the emulator delays it), two
 	// events about one call queue behind: they are applied in one batch,
 	// and the first is superseded by the second.
-	b.Emulator().SetLatency(time.Second)
+	b.Emulator().SetLatency(2 * time.Second)
 	for _, body := range []string{
 		callEvent("first", "bob@contoso.example", "c1", "active", now),
 		callEvent("ring", "bob@contoso.example", "c9", "ringing", now.Add(time.Second)),
