@@ -322,6 +322,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Logger:          b.log.With("component", "writer"),
 		History:         b.history,
 		EventToGraph:    b.metrics.EventToGraph,
+		EventOutcome:    b.metrics.EventOutcome,
 	})
 	if err != nil {
 		return err
@@ -337,12 +338,19 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		sourceTenants[s.Name] = s.Tenant
 		hints[s.Name] = s.Identity
 	}
+	now := time.Now
+	if b.clock != nil {
+		now = b.clock.Now
+	}
 	w := apply.New(apply.Options{
 		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
 		Tenants:       sourceTenants,
 		Identity:      hints,
 		Resolver:      identity.Resolver{Directory: b.directory},
-		Applier:       history.RecordingApplier{Next: b.state, Recorder: b.history, Clock: b.clock},
+		Applier:       b.state,
+		History:       b.history,
+		Now:           now,
+		Untimed:       b.metrics.EventOutcome,
 		DeadLetters:   b.events,
 		// Graph calendar notifications are read here, not when they come.
 		CalendarReaders: b.calendarReaders(), // calendarfetch.go

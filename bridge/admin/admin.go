@@ -117,6 +117,11 @@ func Register(r *gin.Engine, d Deps) {
 	})
 	g.GET("/users/:tenant/:user", func(c *gin.Context) {
 		v, err := lookupUser(c, d, c.Param("tenant"), c.Param("user"))
+		if err != nil && len(err.history) > 0 {
+			// An unknown user, with what became of the events naming them.
+			c.AbortWithStatusJSON(err.status, gin.H{"error": gin.H{"code": err.code, "message": err.message}, "history": err.history})
+			return
+		}
 		if err != nil {
 			adminError(c, err.status, err.code, err.message)
 			return

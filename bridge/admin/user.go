@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
@@ -50,6 +51,8 @@ type OpenCall struct {
 type lookupError struct {
 	status        int
 	code, message string
+	// history is what became of the events naming an unknown user.
+	history []history.Entry
 }
 
 // lookupUser builds the UserView of user (UPN, directory key or object
@@ -58,18 +61,22 @@ type lookupError struct {
 func lookupUser(ctx context.Context, d Deps, tenant, user string) (*UserView, *lookupError) {
 	userID, err := d.Resolve(ctx, tenant, user)
 	if errors.Is(err, identity.ErrUnknownUser) || errors.Is(err, ErrUnknownTenant) {
-		return nil, &lookupError{http.StatusNotFound, "unknown_user", err.Error()}
+		le := &lookupError{status: http.StatusNotFound, code: "unknown_user", message: err.Error()}
+		if d.History != nil && errors.Is(err, identity.ErrUnknownUser) {
+			le.history, _ = d.History(ctx, tenant, adapters.NormalizeIdentity(user))
+		}
+		return nil, le
 	}
 	if err != nil {
-		return nil, &lookupError{http.StatusServiceUnavailable, "lookup_unavailable", "the user can not be resolved now: " + err.Error()}
+		return nil, &lookupError{status: http.StatusServiceUnavailable, code: "lookup_unavailable", message: "the user can not be resolved now: " + err.Error()}
 	}
 	store, _, rules := d.Stages()
 	if store == nil {
-		return nil, &lookupError{http.StatusServiceUnavailable, "state_unavailable", "the state store is not open (NATS not connected yet)"}
+		return nil, &lookupError{status: http.StatusServiceUnavailable, code: "state_unavailable", message: "the state store is not open (NATS not connected yet)"}
 	}
 	st, _, err := store.Get(ctx, tenant, userID)
 	if err != nil {
-		return nil, &lookupError{http.StatusServiceUnavailable, "state_unavailable", err.Error()}
+		return nil, &lookupError{status: http.StatusServiceUnavailable, code: "state_unavailable", message: err.Error()}
 	}
 	now := time.Now()
 	if d.Now != nil {
@@ -78,13 +85,42 @@ func lookupUser(ctx context.Context, d Deps, tenant, user string) (*UserView, *l
 	v := &UserView{Tenant: tenant, UserID: userID, State: st, Pending: st.Pending, OpenCalls: openCalls(st, rules)}
 	v.Desired, _ = st.Desired(rules, now)
 	if d.History != nil {
-		v.History, err = d.History(ctx, tenant, userID)
+		v.History, err = userHistory(ctx, d, tenant, userID, user)
 		if err != nil {
 			v.HistoryError = err.Error()
 		}
 		v.RetryAt = retryAt(v.History, now)
 	}
 	return v, nil
+}
+
+// userHistory reads the user's history and, when the user was named
+// otherwise, the entries of the events refused before they could be tied
+// to the user's id, which are kept under the name (the apply stage's
+// record), merged in time order.
+func userHistory(ctx context.Context, d Deps, tenant, userID, name string) ([]history.Entry, error) {
+	entries, err := d.History(ctx, tenant, userID)
+	if err != nil {
+		return nil, err
+	}
+	if name = adapters.NormalizeIdentity(name); strings.EqualFold(name, userID) {
+		return entries, nil
+	}
+	named, err := d.History(ctx, tenant, name)
+	if err != nil {
+		return entries, err
+	}
+	n := len(entries)
+	for _, e := range named {
+		if e.Decision == "" && (e.Outcome == history.OutcomeRefused || e.Outcome == history.OutcomeRetry) {
+			entries = append(entries, e)
+		}
+	}
+	if len(entries) == n {
+		return entries, nil
+	}
+	sort.SliceStable(entries, func(i, j int) bool { return entries[i].At.Before(entries[j].At) })
+	return entries, nil
 }
 
 // openCalls lists st's calls that have not ended, with when each will be

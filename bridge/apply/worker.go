@@ -22,12 +22,17 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
-// Applier makes events take effect, in order, for a resolved user.
+// Applier makes events take effect, in order, for a resolved user, and
+// says for each why it changed nothing ("" when it took effect); the state
+// store's Take.
 type Applier interface {
-	Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error
+	Take(ctx context.Context, tenant, userID string, events ...state.Incoming) ([]string, error)
 }
 
 // Resolver turns an event's user (UPN, object id or directory key) into the
@@ -74,7 +79,23 @@ type Options struct {
 	// Count, when set, is told the outcome of every message, with the
 	// source its subject names.
 	Count func(source, outcome string)
+	// Untimed, when set, is told of every event that can never reach
+	// Graph, with why: state.ReasonOlder, state.ReasonDuplicate,
+	// UntimedUnknownUser or UntimedRefused. (The writer reports the fate
+	// of the events taken in.)
+	Untimed func(outcome string)
+	// History, when set, records each event in its user's history, with
+	// what became of it and why it changed nothing when it did not.
+	History history.Recorder
+	// Now tells the time of history entries; nil means time.Now.
+	Now func() time.Time
 }
+
+// Outcomes reported to Options.Untimed beside the state's reasons.
+const (
+	UntimedUnknownUser = "unknown_user" // dead-lettered: nobody to apply it to
+	UntimedRefused     = "refused"      // dead-lettered for another reason
+)
 
 // Worker settles the events stream's messages.
 type Worker struct {
@@ -94,6 +115,12 @@ type Worker struct {
 func New(opts Options) *Worker {
 	if opts.Count == nil {
 		opts.Count = func(string, string) {}
+	}
+	if opts.Untimed == nil {
+		opts.Untimed = func(string) {}
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
 	}
 	if opts.Log == nil {
 		opts.Log = slog.New(slog.DiscardHandler)
@@ -125,7 +152,13 @@ func (w *Worker) Handle(msg jetstream.Msg) { w.handle(msg, decode(msg.Data())) }
 func (w *Worker) handle(msg jetstream.Msg, d decoded) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	w.finish(ctx, msg, w.process(ctx, msg.Subject(), d))
+	t, in, err := w.prepare(ctx, msg, d)
+	if err == nil {
+		err = w.take(ctx, t, []state.Incoming{in})
+	} else {
+		w.record(t, in, "", err)
+	}
+	w.finish(ctx, msg, err)
 }
 
 // maxBatch bounds the messages a lane takes at once.
@@ -145,14 +178,15 @@ func (w *Worker) handleBatch(hs []*held) {
 	defer cancel()
 	type group struct {
 		target target
-		events []adapters.Event
+		events []state.Incoming
 		msgs   []jetstream.Msg
 	}
 	var groups []*group
 	byUser := map[target]*group{}
 	for _, h := range hs {
-		t, ev, err := w.prepare(ctx, h.msg.Subject(), h.decoded)
+		t, in, err := w.prepare(ctx, h.msg, h.decoded)
 		if err != nil {
+			w.record(t, in, "", err)
 			w.finish(ctx, h.msg, err)
 			continue
 		}
@@ -162,21 +196,95 @@ func (w *Worker) handleBatch(hs []*held) {
 			byUser[t] = g
 			groups = append(groups, g)
 		}
-		g.events = append(g.events, ev)
+		g.events = append(g.events, in)
 		g.msgs = append(g.msgs, h.msg)
 	}
 	for _, g := range groups {
-		err := w.opts.Applier.Apply(ctx, g.target.tenant, g.target.userID, g.events...)
+		reasons, err := w.opts.Applier.Take(ctx, g.target.tenant, g.target.userID, g.events...)
 		if class, _ := fault.Of(err); err != nil && len(g.msgs) > 1 && (class == fault.Permanent || class == fault.Refused) {
 			for i, msg := range g.msgs {
-				w.finish(ctx, msg, w.opts.Applier.Apply(ctx, g.target.tenant, g.target.userID, g.events[i]))
+				w.finish(ctx, msg, w.take(ctx, g.target, g.events[i:i+1]))
 			}
 			continue
 		}
+		w.report(g.target, g.events, reasons, err)
 		for _, msg := range g.msgs {
 			w.finish(ctx, msg, err)
 		}
 	}
+}
+
+// take applies events for t, records them in the history and reports the
+// ones that changed nothing.
+func (w *Worker) take(ctx context.Context, t target, events []state.Incoming) error {
+	reasons, err := w.opts.Applier.Take(ctx, t.tenant, t.userID, events...)
+	w.report(t, events, reasons, err)
+	return err
+}
+
+// report records what Take did with events in their user's history and
+// reports the ones that changed nothing.
+func (w *Worker) report(t target, events []state.Incoming, reasons []string, err error) {
+	for i, in := range events {
+		reason := ""
+		if err == nil {
+			reason = reasons[i]
+			w.untimed(reason)
+		}
+		w.record(t, in, reason, err)
+	}
+}
+
+// untimed reports an event the state ignored (reason set) as never to
+// be timed; a superseded one is timed with the event that replaced it.
+func (w *Worker) untimed(reason string) {
+	if reason != "" && reason != state.ReasonSuperseded {
+		w.opts.Untimed(reason)
+	}
+}
+
+// record writes what became of in to its user's history (reason is why
+// Take ignored it, err Take's error): taken in,
+// changed nothing (and why), to be retried or refused. An event whose
+// user could not be resolved is recorded under the user as its source
+// named it (after the identity hints); one whose tenant is unknown is not
+// recorded.
+func (w *Worker) record(t target, in state.Incoming, reason string, err error) {
+	if w.opts.History == nil || t.tenant == "" {
+		return
+	}
+	ev := in.Event
+	e := history.Entry{At: w.opts.Now().UTC(), Source: ev.Source, ID: ev.ID, Type: ev.Type, State: eventState(ev), Outcome: history.OutcomeApplied}
+	if !ev.OccurredAt.IsZero() {
+		at := ev.OccurredAt.UTC()
+		e.OccurredAt = &at
+	}
+	switch class, _ := fault.Of(err); {
+	case err == nil && reason != "":
+		e.Outcome, e.Reason = history.OutcomeIgnored, reason
+	case err == nil:
+	case class == fault.Permanent || class == fault.Refused:
+		e.Outcome, e.Reason, e.Detail = history.OutcomeRefused, history.ReasonRefused, err.Error()
+		if errors.Is(err, identity.ErrUnknownUser) {
+			e.Reason = history.ReasonUnknownUser
+		}
+	default:
+		e.Outcome, e.Detail = history.OutcomeRetry, err.Error()
+	}
+	userID := t.userID
+	if userID == "" {
+		userID = adapters.NormalizeIdentity(w.opts.Identity[ev.Source].Apply(ev.User))
+	}
+	w.opts.History.Record(t.tenant, userID, e)
+}
+
+// eventState is what an event says: a call's or meeting's state, a
+// presence's pair.
+func eventState(ev adapters.Event) string {
+	if ev.State == "" && ev.Availability != "" {
+		return ev.Availability + "/" + ev.Activity
+	}
+	return ev.State
 }
 
 // finish settles msg after processing it ended with err: ack when nil,
@@ -234,6 +342,11 @@ func (w *Worker) deadLetter(ctx context.Context, log *slog.Logger, msg jetstream
 	w.deadLettered.Log(ctx, log, slog.LevelWarn, d.Source+" "+kind, "event dead-lettered", "reason", d.Reason, "graph_error", d.GraphError)
 	w.settle(log, "term", msg.TermWithReason(truncate(d.Reason, 200)))
 	w.opts.Count(d.Source, OutcomeDeadLetter)
+	if errors.Is(err, identity.ErrUnknownUser) {
+		w.opts.Untimed(UntimedUnknownUser)
+	} else {
+		w.opts.Untimed(UntimedRefused)
+	}
 }
 
 // decoded is a message's events as decoded and validated, or why not.
@@ -250,42 +363,50 @@ func decode(data []byte) decoded {
 // target is the tenant and user an event is about.
 type target struct{ tenant, userID string }
 
-func (w *Worker) process(ctx context.Context, subject string, d decoded) error {
-	t, ev, err := w.prepare(ctx, subject, d)
-	if err != nil {
-		return err
-	}
-	return w.opts.Applier.Apply(ctx, t.tenant, t.userID, ev)
-}
-
 // prepare checks a decoded message and resolves whom its event is about.
-func (w *Worker) prepare(ctx context.Context, subject string, d decoded) (target, adapters.Event, error) {
+// On error, the target holds the tenant when it is known.
+func (w *Worker) prepare(ctx context.Context, msg jetstream.Msg, d decoded) (target, state.Incoming, error) {
 	events, err := d.events, d.err
 	if err != nil {
-		return target{}, adapters.Event{}, fault.Permanently("invalid event", err)
+		return target{}, state.Incoming{}, fault.Permanently("invalid event", err)
 	}
 	if len(events) != 1 {
-		return target{}, adapters.Event{}, fault.Permanently("invalid event", fmt.Errorf("a bus message carries one event, not %d", len(events)))
-	}
-	if err := adapters.CheckFuture(events, time.Now(), w.opts.MaxFutureSkew); err != nil {
-		return target{}, adapters.Event{}, fault.Permanently("occurredAt in the future", err)
+		return target{}, state.Incoming{}, fault.Permanently("invalid event", fmt.Errorf("a bus message carries one event, not %d", len(events)))
 	}
 	ev := events[0]
-	source := w.sourceOf(subject)
+	in := state.Incoming{Event: ev, Accepted: accepted(msg)}
+	source := w.sourceOf(msg.Subject())
 	if ev.Source != source {
-		return target{}, adapters.Event{}, fault.Permanently("source mismatch", fmt.Errorf("event source %q published on subject of source %q", ev.Source, source))
+		return target{}, in, fault.Permanently("source mismatch", fmt.Errorf("event source %q published on subject of source %q", ev.Source, source))
 	}
 	tenant, known := w.opts.Tenants[ev.Source]
 	if !known {
-		return target{}, adapters.Event{}, fault.Permanently("unknown source", fmt.Errorf("source %q is not configured", ev.Source))
+		return target{}, in, fault.Permanently("unknown source", fmt.Errorf("source %q is not configured", ev.Source))
+	}
+	if err := adapters.CheckFuture(events, time.Now(), w.opts.MaxFutureSkew); err != nil {
+		return target{tenant: tenant}, in, fault.Permanently("occurredAt in the future", err)
 	}
 	userID, err := w.opts.Resolver.Resolve(ctx, tenant, w.opts.Identity[ev.Source].Apply(ev.User))
 	if err != nil {
-		return target{}, adapters.Event{}, err
+		return target{tenant: tenant}, in, err
 	}
 	t := target{tenant: tenant, userID: userID}
-	ev, err = w.readCalendar(ctx, t, ev)
-	return t, ev, err
+	read, err := w.readCalendar(ctx, t, ev)
+	if err != nil {
+		return t, in, err
+	}
+	in.Event = read
+	return t, in, nil
+}
+
+// accepted is when JetStream stored msg: when the bridge accepted the
+// event (answered 202), zero when unknown.
+func accepted(msg jetstream.Msg) time.Time {
+	md, err := msg.Metadata()
+	if err != nil {
+		return time.Time{}
+	}
+	return md.Timestamp
 }
 
 func (w *Worker) sourceOf(subject string) string {

@@ -16,6 +16,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -82,15 +83,15 @@ func (f resolverFunc) Resolve(ctx context.Context, tenant, user string) (string,
 
 type applierFunc func(ctx context.Context, tenant, userID string, ev adapters.Event) error
 
-// Apply calls f for each event in turn, as one store update would apply
+// Take calls f for each event in turn, as one store update would apply
 // them, and stops at the first error.
-func (f applierFunc) Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error {
-	for _, ev := range events {
-		if err := f(ctx, tenant, userID, ev); err != nil {
-			return err
+func (f applierFunc) Take(ctx context.Context, tenant, userID string, events ...state.Incoming) ([]string, error) {
+	for _, in := range events {
+		if err := f(ctx, tenant, userID, in.Event); err != nil {
+			return nil, err
 		}
 	}
-	return nil
+	return make([]string, len(events)), nil
 }
 
 // gate holds the applier for one user until released, and tells when it is
@@ -293,10 +294,10 @@ type batchApplier struct {
 	gate  *gate
 }
 
-func (a *batchApplier) Apply(_ context.Context, _, userID string, events ...adapters.Event) error {
+func (a *batchApplier) Take(_ context.Context, _, userID string, events ...state.Incoming) ([]string, error) {
 	ids := make([]string, len(events))
-	for i, ev := range events {
-		ids[i] = ev.ID
+	for i, in := range events {
+		ids[i] = in.Event.ID
 	}
 	if a.gate != nil && userID == a.gate.user {
 		a.gate.entered <- ids[0]
@@ -307,9 +308,9 @@ func (a *batchApplier) Apply(_ context.Context, _, userID string, events ...adap
 	defer a.mu.Unlock()
 	a.calls = append(a.calls, userID+":"+strings.Join(ids, ","))
 	if slices.Contains(ids, "bad") {
-		return fault.Permanently("event not stored", errors.New("too large"))
+		return nil, fault.Permanently("event not stored", errors.New("too large"))
 	}
-	return nil
+	return make([]string, len(events)), nil
 }
 
 type deadLetterFunc func(ctx context.Context, d eventlog.DeadLetter) error

@@ -41,10 +41,11 @@ type Entry struct {
 	Type       string     `json:"type,omitempty"`
 	State      string     `json:"state,omitempty"`
 	OccurredAt *time.Time `json:"occurredAt,omitempty"`
-	// Outcome is what the state stage answered: "applied" (stored; an
-	// older or duplicate event is stored too, changing nothing), "retry"
-	// or "refused".
+	// Outcome is what became of the event: one of the Outcome constants.
 	Outcome string `json:"outcome,omitempty"`
+	// Reason says why an event changed nothing (OutcomeIgnored,
+	// OutcomeRefused): one of the Reason constants.
+	Reason string `json:"reason,omitempty"`
 
 	// Decision is a writer's: one of the Decision constants.
 	Decision string `json:"decision,omitempty"`
@@ -58,6 +59,23 @@ type Entry struct {
 	// RequestID identifies a Graph call that failed to Microsoft support.
 	RequestID string `json:"requestId,omitempty"`
 }
+
+// What became of an event (Entry.Outcome).
+const (
+	OutcomeApplied = "applied" // taken into the user's state
+	OutcomeIgnored = "ignored" // changed nothing; Reason says why
+	OutcomeRetry   = "retry"   // not stored yet; tried again later (Detail says why)
+	OutcomeRefused = "refused" // never applied: dead-lettered (Reason, Detail)
+)
+
+// Why an event changed nothing (Entry.Reason).
+const (
+	ReasonOlder       = "older"        // older than what the state knows of the same call, meeting or source
+	ReasonDuplicate   = "duplicate"    // the same claim at the same time and sequence was known
+	ReasonSuperseded  = "superseded"   // a later event of the same batch replaced it before it was stored
+	ReasonUnknownUser = "unknown_user" // nobody in the directory has that name
+	ReasonRefused     = "refused"      // refused for another reason (Detail)
+)
 
 // The writer's decisions.
 const (
@@ -266,7 +284,7 @@ func (s *Store) Record(tenant, userID string, e Entry) {
 // when it can not fit.
 func encode(e Entry) ([]byte, bool) {
 	for _, limit := range []int{maxDetail, maxDetail / 8} {
-		fields := []*string{&e.Source, &e.ID, &e.Type, &e.State, &e.Outcome, &e.Decision, &e.Pair, &e.RequestID}
+		fields := []*string{&e.Source, &e.ID, &e.Type, &e.State, &e.Outcome, &e.Reason, &e.Decision, &e.Pair, &e.RequestID}
 		for _, f := range fields {
 			*f = cut(*f, min(limit, 256))
 		}

@@ -2,14 +2,12 @@ package history_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
-	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -105,54 +103,6 @@ func TestRecordNeverBlocks(t *testing.T) {
 	}
 	s.Close()
 	s.Record("contoso", "alice", history.Entry{ID: "after close"})
-}
-
-type applyFunc func(ctx context.Context, tenant, userID string, events ...adapters.Event) error
-
-func (f applyFunc) Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error {
-	return f(ctx, tenant, userID, events...)
-}
-
-type memory struct{ entries []history.Entry }
-
-func (m *memory) Record(_, _ string, e history.Entry) { m.entries = append(m.entries, e) }
-
-func TestRecordingApplier(t *testing.T) {
-	at := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
-	ev := adapters.Event{ID: "e1", Source: "pbx", Type: "call", State: "active", OccurredAt: at}
-	refused := fault.Permanently("event not stored", errors.New("state too large"))
-	for _, tc := range []struct {
-		name    string
-		err     error
-		events  int
-		outcome string
-		entries int
-	}{
-		{"applied", nil, 2, "applied", 2},
-		{"retry", errors.New("kv timeout"), 1, "retry", 1},
-		{"refused", refused, 1, "refused", 1},
-		{"refused batch, applied again one by one", refused, 3, "", 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			m := &memory{}
-			a := history.RecordingApplier{Recorder: m, Next: applyFunc(func(context.Context, string, string, ...adapters.Event) error { return tc.err })}
-			events := make([]adapters.Event, tc.events)
-			for i := range events {
-				events[i] = ev
-			}
-			if err := a.Apply(context.Background(), "contoso", "alice", events...); !errors.Is(err, tc.err) {
-				t.Fatalf("Apply = %v, want %v", err, tc.err)
-			}
-			if len(m.entries) != tc.entries {
-				t.Fatalf("%d entries, want %d", len(m.entries), tc.entries)
-			}
-			for _, e := range m.entries {
-				if e.Outcome != tc.outcome || e.ID != "e1" || e.State != "active" || !e.OccurredAt.Equal(at) {
-					t.Errorf("entry %+v", e)
-				}
-			}
-		})
-	}
 }
 
 func TestDecisionCarriesGraphRequestID(t *testing.T) {

@@ -89,6 +89,7 @@ type Metrics struct {
 	outcomes      *prometheus.CounterVec
 	refusals      prometheus.Counter
 	eventToGraph  prometheus.Histogram
+	eventOutcome  *prometheus.CounterVec
 	redelivered   *prometheus.CounterVec
 	graphRequests *prometheus.CounterVec
 	graphDuration *prometheus.HistogramVec
@@ -129,9 +130,13 @@ func New(opts Options) *Metrics {
 	})
 	m.eventToGraph = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "presence_bridge_event_to_graph_seconds",
-		Help:    "Time from an event being taken into a user's state to Graph answering the call it caused.",
-		Buckets: []float64{.01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
+		Help:    "Time from the bridge accepting an event (stored in JetStream, answered 202) to Graph answering the call that carried its effect; every event that reached Graph, coalesced ones each with its own wait.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300},
 	})
+	m.eventOutcome = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "presence_bridge_event_to_graph_outcomes_total",
+		Help: "Events applied or dead-lettered, by what became of them: graph (reached Graph; timed in event_to_graph_seconds), no_call (the session was already right), graph_refused, older, duplicate, unknown_user, refused.",
+	}, []string{"outcome"})
 	m.redelivered = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "presence_bridge_consumer_redelivered_total", Help: "Events JetStream delivered again (after a retry, a full lane or an ack timeout), by source.",
 	}, []string{"source"})
@@ -162,7 +167,7 @@ func New(opts Options) *Metrics {
 	version, revision := buildinfo.Resolve(opts.Version, opts.Revision)
 	build.WithLabelValues(version, revision, runtime.Version()).Set(1)
 
-	m.registry.MustRegister(m.httpRequests, m.webhooks, m.rejections, m.outcomes, m.refusals, m.eventToGraph,
+	m.registry.MustRegister(m.httpRequests, m.webhooks, m.rejections, m.outcomes, m.refusals, m.eventToGraph, m.eventOutcome,
 		m.redelivered, m.graphRequests, m.graphDuration, m.throttled, m.lastEvent, m.sourceRunning, m.sourceEntities, build,
 		&scraped{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every configured label exists from the start, so that rates and
@@ -178,6 +183,9 @@ func New(opts Options) *Metrics {
 	}
 	for _, s := range opts.ConnectOut {
 		m.sourceRunning.WithLabelValues(m.Source(s)).Set(0)
+	}
+	for _, o := range EventOutcomes {
+		m.eventOutcome.WithLabelValues(o)
 	}
 	return m
 }
@@ -263,9 +271,15 @@ func (m *Metrics) GraphRefused(source string) {
 // Redelivered counts an event of source delivered again.
 func (m *Metrics) Redelivered(source string) { m.redelivered.WithLabelValues(m.Source(source)).Inc() }
 
-// EventToGraph observes the time from an event's taking effect to Graph's
-// answer to the call it caused.
+// EventToGraph observes the time from an event's acceptance to Graph's
+// answer to the call that carried its effect.
 func (m *Metrics) EventToGraph(d time.Duration) { m.eventToGraph.Observe(max(d, 0).Seconds()) }
+
+// EventOutcomes are the values of event_to_graph_outcomes_total's label.
+var EventOutcomes = []string{"graph", "no_call", "graph_refused", "older", "duplicate", "unknown_user", "refused"}
+
+// EventOutcome counts what became of an event (one of EventOutcomes).
+func (m *Metrics) EventOutcome(outcome string) { m.eventOutcome.WithLabelValues(outcome).Inc() }
 
 // GraphRequest counts one HTTP request to Graph; code is the HTTP status,
 // 0 when no answer came.

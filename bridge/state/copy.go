@@ -56,6 +56,12 @@ func copyState(s UserState) UserState {
 		e := copyEvent(*s.LastEvent)
 		c.LastEvent = &e
 	}
+	if s.Waiting != nil {
+		c.Waiting = make([]Waiting, len(s.Waiting))
+		for i, w := range s.Waiting {
+			c.Waiting[i] = Waiting{Event: w.Event, Accepted: wall(w.Accepted)}
+		}
+	}
 	return c
 }
 

@@ -43,7 +43,24 @@ type UserState struct {
 	Status *StatusMessage `json:"status,omitempty"`
 	// LastEvent is the newest event applied, kept for dead letters.
 	LastEvent *adapters.Event `json:"lastEvent,omitempty"`
+	// Waiting are the events taken in since Graph was last told, with
+	// when each was accepted, so that the writer can time each one until
+	// the call that carries its effect is answered (at most MaxWaiting,
+	// the oldest forgotten first).
+	Waiting []Waiting `json:"waiting,omitempty"`
 }
+
+// Waiting is an event whose effect Graph has not been told yet.
+type Waiting struct {
+	// Event is the event's source and id (adapters.Event.Key).
+	Event string `json:"event"`
+	// Accepted is when the bridge accepted it (JetStream stored it).
+	Accepted time.Time `json:"accepted"`
+}
+
+// MaxWaiting bounds UserState.Waiting: a user whose events keep coming
+// while no call is made keeps the newest this many.
+const MaxWaiting = 32
 
 // CallClaim is one call of one source.
 type CallClaim struct {
@@ -82,9 +99,11 @@ type PresenceClaim struct {
 // Told is what Graph was last told for the user.
 type Told struct {
 	// Pair is the session set, nil when the session was cleared.
-	Pair    *adapters.Pair `json:"pair,omitempty"`
-	At      time.Time      `json:"at"`
-	Expires time.Time      `json:"expires,omitempty"`
+	Pair *adapters.Pair `json:"pair,omitempty"`
+	At   time.Time      `json:"at"`
+	// Expires is when the session set expires, zero (left out) for a
+	// clear.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // ManualStatus is what Graph showed instead of the app session.
@@ -151,10 +170,29 @@ func terminal(state string) bool {
 	return state == adapters.CallEnded || state == adapters.PresenceClear
 }
 
+// Why an event changed nothing, as Store.Take reports it.
+const (
+	// ReasonOlder: the state holds a newer claim about the same call,
+	// meeting or source (occurredAt, then sequence).
+	ReasonOlder = "older"
+	// ReasonDuplicate: the state holds the same claim at the same time
+	// and sequence.
+	ReasonDuplicate = "duplicate"
+	// ReasonSuperseded: a later event of the same batch replaced the claim
+	// before it was stored.
+	ReasonSuperseded = "superseded"
+)
+
 // Apply records ev in s and reports whether the claims changed. An event
 // older than what s holds for the same call, meeting or source (occurredAt,
 // then sequence) changes nothing.
 func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
+	return s.apply(ev, received) == ""
+}
+
+// apply is Apply, answering "" when the claims changed and otherwise
+// why not (ReasonOlder or ReasonDuplicate).
+func (s *UserState) apply(ev adapters.Event, received time.Time) string {
 	if s.SourceSeen == nil {
 		s.SourceSeen = map[string]time.Time{}
 	}
@@ -171,8 +209,10 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		}
 		key := ev.Source + "/" + ev.CallID
 		old := s.Calls[key]
-		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, callState(ev), old.OccurredAt, old.Sequence, old.state()) {
-			return false
+		if old != nil {
+			if why := ignored(ev.OccurredAt, ev.Sequence, callState(ev), old.OccurredAt, old.Sequence, old.state()); why != "" {
+				return why
+			}
 		}
 		s.Calls[key] = &CallClaim{Source: ev.Source, State: ev.State, Conference: ev.Conference, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
 		changed = true
@@ -186,8 +226,10 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		}
 		key := ev.Source + "/" + meetingKey(ev)
 		old := s.Meetings[key]
-		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, meetingState(ev), old.OccurredAt, old.Sequence, old.state()) {
-			return false
+		if old != nil {
+			if why := ignored(ev.OccurredAt, ev.Sequence, meetingState(ev), old.OccurredAt, old.Sequence, old.state()); why != "" {
+				return why
+			}
 		}
 		s.Meetings[key] = &MeetingClaim{Source: ev.Source, State: ev.State, Start: ev.Start, End: ev.End, ShowAs: ev.ShowAs, OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, Updated: received}
 		changed = true
@@ -196,8 +238,10 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 			s.Presence = map[string]*PresenceClaim{}
 		}
 		old := s.Presence[ev.Source]
-		if old != nil && !supersedes(ev.OccurredAt, ev.Sequence, presenceState(ev), old.OccurredAt, old.Sequence, old.state()) {
-			return false
+		if old != nil {
+			if why := ignored(ev.OccurredAt, ev.Sequence, presenceState(ev), old.OccurredAt, old.Sequence, old.state()); why != "" {
+				return why
+			}
 		}
 		claim := &PresenceClaim{OccurredAt: ev.OccurredAt, Sequence: ev.Sequence, ExpiresAt: ev.ExpiresAt, Updated: received}
 		if ev.State == adapters.PresenceSet {
@@ -206,12 +250,25 @@ func (s *UserState) Apply(ev adapters.Event, received time.Time) bool {
 		s.Presence[ev.Source] = claim
 		changed = true
 	}
-	if changed {
-		e := ev
-		s.LastEvent = &e
-		s.Failed = nil
+	if !changed {
+		return ReasonOlder // a type the state does not know; validation keeps it out
 	}
-	return changed
+	e := ev
+	s.LastEvent = &e
+	s.Failed = nil
+	return ""
+}
+
+// ignored says why an event at (at, seq) in state does not replace a claim
+// at (thanAt, thanSeq) in thanState, "" when it does (supersedes).
+func ignored(at time.Time, seq int64, state string, thanAt time.Time, thanSeq int64, thanState string) string {
+	switch {
+	case supersedes(at, seq, state, thanAt, thanSeq, thanState):
+		return ""
+	case at.Equal(thanAt) && seq == thanSeq && state == thanState:
+		return ReasonDuplicate
+	}
+	return ReasonOlder
 }
 
 // resyncMeetings ends every meeting ev's source claimed before

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -376,5 +377,17 @@ func TestMeetingResync(t *testing.T) {
 	var s UserState
 	if s.Apply(resync, at(12)) {
 		t.Error("a resync with nothing to end changed the state")
+	}
+}
+
+// TestClearedToldHasNoExpiry: what Graph was told after a clear encodes
+// no expiry (not year 1).
+func TestClearedToldHasNoExpiry(t *testing.T) {
+	data, err := json.Marshal(Told{At: t0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(data), "expires") {
+		t.Fatalf("cleared session encodes %s, want no expires", data)
 	}
 }

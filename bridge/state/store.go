@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -118,48 +119,111 @@ func UserKey(tenant, userID string) string {
 // UserKeys is the KV filter matching every user key of tenant.
 func UserKeys(tenant string) string { return "u." + TenantToken(tenant) + ".>" }
 
-// Apply records events, in order, for the user and returns once the
-// state is persisted, with one compare-and-set however many events there
-// are; the caller acks them after that. Older and duplicate events change
-// nothing, but still count as a sign of life from their source and let a
-// change Graph refused be tried again (a dead letter's replay).
+// Incoming is an event as the apply stage hands it to Take: with when the
+// bridge accepted it (JetStream stored it), zero when unknown.
+type Incoming struct {
+	Event    adapters.Event
+	Accepted time.Time
+}
+
+// Apply is Take for events whose acceptance is unknown (they are not
+// timed), for callers that need not know which changed nothing.
+func (s *Store) Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error {
+	in := make([]Incoming, len(events))
+	for i, ev := range events {
+		in[i].Event = ev
+	}
+	_, err := s.Take(ctx, tenant, userID, in...)
+	return err
+}
+
+// Take records events, in order, for the user and returns once the state
+// is persisted, with one compare-and-set however many events there are;
+// the caller acks them after that. It answers, for each event, why it
+// changed nothing stored (ReasonOlder, ReasonDuplicate, ReasonSuperseded),
+// "" for an event taken in. Older and duplicate events change nothing,
+// but still count as a sign of life from their source and let a change
+// Graph refused be tried again (a dead letter's replay).
+//
+// Each event taken in (superseded ones too: their effect travels in the
+// later event's) is added to the state's Waiting with its acceptance, for
+// the writer to time.
 //
 // The state stays bounded, so that every event costs about the same: old
 // claims are pruned, at most Rules.MaxClaims are kept (see
 // UserState.Evict), and more are evicted while the encoded state is over
 // Options.MaxStateSize. The claim the last event is about is never
-// evicted; when the state can not fit with it, Apply returns an error
+// evicted; when the state can not fit with it, Take returns an error
 // wrapping ErrStateTooLarge, classified fault.Permanent (apply the events
 // one at a time to learn which one). Any other error is worth retrying.
-func (s *Store) Apply(ctx context.Context, tenant, userID string, events ...adapters.Event) error {
+func (s *Store) Take(ctx context.Context, tenant, userID string, events ...Incoming) ([]string, error) {
 	if len(events) == 0 {
-		return nil
+		return nil, nil
 	}
 	now := s.clock.Now()
 	r := s.rules
-	protect := claimID(events[len(events)-1])
+	protect := claimID(events[len(events)-1].Event)
+	reasons := make([]string, len(events))
 	_, _, err := s.UpdateWithin(ctx, tenant, userID, s.maxSize, func(st *UserState) bool {
 		st.Tenant, st.UserID = tenant, userID
 		changed := false
-		for _, ev := range events {
-			changed = applyEvent(st, ev, r, now) || changed
+		for i, in := range events {
+			var c bool
+			c, reasons[i] = applyEvent(st, in.Event, r, now)
+			changed = c || changed
+			if reasons[i] == "" {
+				st.wait(in)
+			}
 		}
+		markSuperseded(events, reasons)
 		return changed
 	}, func(st *UserState) bool {
 		return st.Evict(r, now, st.Claims()-1, protect) > 0
 	})
 	if errors.Is(err, ErrStateTooLarge) {
-		return fault.Permanently("event not stored", err)
+		return nil, fault.Permanently("event not stored", err)
 	}
-	return err
+	if err != nil {
+		return nil, err
+	}
+	return reasons, nil
 }
 
-// applyEvent is Apply's change to a state read from the store: it records
+// wait adds an event taken in to Waiting, forgetting the oldest beyond
+// MaxWaiting. Events of unknown acceptance are not timed.
+func (s *UserState) wait(in Incoming) {
+	if in.Accepted.IsZero() {
+		return
+	}
+	if len(s.Waiting) >= MaxWaiting {
+		s.Waiting = slices.Delete(s.Waiting, 0, len(s.Waiting)-MaxWaiting+1)
+	}
+	s.Waiting = append(s.Waiting, Waiting{Event: in.Event.Key(), Accepted: in.Accepted})
+}
+
+// markSuperseded gives ReasonSuperseded to each event taken in whose claim
+// a later event of the batch took in again.
+func markSuperseded(events []Incoming, reasons []string) {
+	last := map[string]int{}
+	for i, in := range events {
+		if reasons[i] == "" {
+			last[claimID(in.Event)] = i
+		}
+	}
+	for i, in := range events {
+		if reasons[i] == "" && last[claimID(in.Event)] != i {
+			reasons[i] = ReasonSuperseded
+		}
+	}
+}
+
+// applyEvent is Take's change to a state read from the store: it records
 // ev, prunes and evicts claims, and reports whether the state must be
-// written.
-func applyEvent(s *UserState, ev adapters.Event, r Rules, now time.Time) bool {
+// written and why ev changed no claim ("" when it did).
+func applyEvent(s *UserState, ev adapters.Event, r Rules, now time.Time) (bool, string) {
 	lastSeen := s.SourceSeen[ev.Source]
-	changed := s.Apply(ev, now)
+	reason := s.apply(ev, now)
+	changed := reason == ""
 	if !changed && s.Failed != nil {
 		s.Failed = nil
 		changed = true
@@ -168,7 +232,7 @@ func applyEvent(s *UserState, ev adapters.Event, r Rules, now time.Time) bool {
 	if r.MaxClaims > 0 {
 		forgot += s.Evict(r, now, r.MaxClaims, claimID(ev))
 	}
-	return changed || forgot > 0 || now.Sub(lastSeen) > time.Minute
+	return changed || forgot > 0 || now.Sub(lastSeen) > time.Minute, reason
 }
 
 // errConflict means the key changed between read and write.

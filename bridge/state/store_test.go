@@ -219,3 +219,76 @@ func TestApplyManyEventsOneWrite(t *testing.T) {
 		t.Fatalf("applied together:\n%s\none by one:\n%s", gotJSON, wantJSON)
 	}
 }
+
+// TestTakeSaysWhyEventsChangedNothing: Take answers, per event, whether
+// it was taken in or why not, and keeps the taken ones' acceptance in
+// Waiting (superseded ones too: their effect travels with the later one).
+func TestTakeSaysWhyEventsChangedNothing(t *testing.T) {
+	e := openStore(t, Options{Clock: fixedClock(t0)})
+	ctx := context.Background()
+	accepted := t0.Add(-time.Second)
+	in := func(ev adapters.Event) Incoming { return Incoming{Event: ev, Accepted: accepted} }
+	if _, err := e.Take(ctx, "contoso.example", "u1", in(call("pbx", "c1", "active", 5, false))); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		events []adapters.Event
+		want   []string
+	}{
+		{"older", []adapters.Event{call("pbx", "c1", "ringing", 4, false)}, []string{ReasonOlder}},
+		{"duplicate", []adapters.Event{{ID: "again", Source: "pbx", Type: "call", CallID: "c1", State: "active", OccurredAt: at(5)}}, []string{ReasonDuplicate}},
+		{"superseded within a batch", []adapters.Event{call("pbx", "c2", "ringing", 6, false), call("pbx", "c2", "active", 7, false), call("pbx", "c3", "active", 7, false)}, []string{ReasonSuperseded, "", ""}},
+		{"taken in", []adapters.Event{call("pbx", "c1", "ended", 8, false)}, []string{""}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			events := make([]Incoming, len(tc.events))
+			for i, ev := range tc.events {
+				events[i] = in(ev)
+			}
+			got, err := e.Take(ctx, "contoso.example", "u1", events...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("reasons %q, want %q", got, tc.want)
+			}
+		})
+	}
+	st, _, err := e.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var waiting []string
+	for _, w := range st.Waiting {
+		if !w.Accepted.Equal(accepted) {
+			t.Errorf("waiting %s accepted at %s, want %s", w.Event, w.Accepted, accepted)
+		}
+		waiting = append(waiting, w.Event)
+	}
+	want := []string{"pbx:c1active", "pbx:c2ringing", "pbx:c2active", "pbx:c3active", "pbx:c1ended"}
+	if fmt.Sprint(waiting) != fmt.Sprint(want) {
+		t.Fatalf("waiting %q, want %q (every event taken in, none ignored)", waiting, want)
+	}
+}
+
+// TestWaitingBounded: a user whose events keep coming while Graph is not
+// called keeps the newest MaxWaiting.
+func TestWaitingBounded(t *testing.T) {
+	e := openStore(t, Options{Clock: fixedClock(t0)})
+	ctx := context.Background()
+	for i := range MaxWaiting + 10 {
+		ev := call("pbx", "c1", []string{"active", "held"}[i%2], i, false)
+		ev.ID = fmt.Sprint("e", i)
+		if _, err := e.Take(ctx, "contoso.example", "u1", Incoming{Event: ev, Accepted: t0.Add(time.Duration(i) * time.Second)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, _, err := e.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Waiting) != MaxWaiting || st.Waiting[len(st.Waiting)-1].Event != fmt.Sprint("pbx:e", MaxWaiting+9) || st.Waiting[0].Event != "pbx:e10" {
+		t.Fatalf("%d waiting, %v..., want the newest %d", len(st.Waiting), st.Waiting[0], MaxWaiting)
+	}
+}

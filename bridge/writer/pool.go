@@ -122,10 +122,14 @@ type Options struct {
 	// History records each decision in the user's history; nil records
 	// nothing.
 	History history.Recorder
-	// EventToGraph, when set, is told how long after an event took effect
-	// in a user's state Graph answered the call it caused (once per event;
-	// keep-alives are not measured).
+	// EventToGraph, when set, is told, once for each event taken into a
+	// user's state, how long after the bridge accepted it Graph answered
+	// the call that carried its effect (latency.go).
 	EventToGraph func(time.Duration)
+	// EventOutcome, when set, is told the fate of each event taken into a
+	// user's state: OutcomeGraph (timed by EventToGraph), OutcomeNoCall or
+	// OutcomeGraphRefused.
+	EventOutcome func(outcome string)
 }
 
 // Pool runs the writers of the tenants whose leases this instance holds.
@@ -236,7 +240,7 @@ func (e *Pool) Writing(tenant string) bool {
 
 // CaughtUp reports whether this instance writes for tenant and its writer
 // has read every user state stored before it started: from then on each
-// event it sees is new, and its latency is measured.
+// event it sees is new, and its latency is measured (latency.go).
 func (e *Pool) CaughtUp(tenant string) bool {
 	w := e.writer(tenant)
 	return w != nil && w.caughtUpShared.Load()

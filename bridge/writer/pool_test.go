@@ -409,7 +409,7 @@ func TestBreakerOpensOnServerErrorsOnly(t *testing.T) {
 			w.fenceAt(time.Now().Add(time.Minute))
 			rejected := 0
 			for range 5 {
-				w.call(context.Background(), "u"+tt.name, inACall, h.clock.Now())
+				w.call(context.Background(), "u"+tt.name, inACall, h.clock.Now(), nil)
 				r := <-w.results
 				if r.rejected {
 					rejected++
@@ -443,11 +443,11 @@ func TestBreakerRejectionIsNoGraphFailure(t *testing.T) {
 	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
 	w.fenceAt(time.Now().Add(time.Minute))
 	now := h.clock.Now()
-	w.call(context.Background(), "u1", inACall, now)
+	w.call(context.Background(), "u1", inACall, now, nil)
 	w.handle(<-w.results) // opens the breaker
 	u2 := &tracked{inFlight: true, failures: 2}
 	w.users["u2"] = u2
-	w.call(context.Background(), "u2", inACall, now)
+	w.call(context.Background(), "u2", inACall, now, nil)
 	r := <-w.results
 	w.handle(r)
 	if n := len(h.graph.callsSnapshot()); n != 1 || !r.rejected || r.graph {

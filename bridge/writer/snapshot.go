@@ -91,31 +91,6 @@ func (w *writer) countManual(was, now *state.UserState) {
 	}
 }
 
-// eventKey names the event a state last took in, "" when none.
-func eventKey(ev *adapters.Event) string {
-	if ev == nil {
-		return ""
-	}
-	return ev.Source + "\x00" + ev.ID
-}
-
-// observeLatency reports, once per event, how long after the event took
-// effect Graph answered the call it caused. Keep-alives (want is what
-// Graph was already told) and events the writer found on start are not
-// measured.
-func (w *writer) observeLatency(t *tracked, told, want *adapters.Pair, now time.Time) {
-	key := eventKey(t.state.LastEvent)
-	if key == "" || key == t.measured {
-		return
-	}
-	t.measured = key
-	at := t.state.SourceSeen[t.state.LastEvent.Source]
-	if w.e.opts.EventToGraph == nil || at.IsZero() || adapters.SamePair(told, want) {
-		return
-	}
-	w.e.opts.EventToGraph(now.Sub(at))
-}
-
 // failureLogEvery is how often, at most, one kind of failed Graph call is
 // logged per tenant; the line after the quiet interval counts the others.
 const failureLogEvery = 10 * time.Second

@@ -91,7 +91,7 @@ type writer struct {
 	// throttle keeps repeated identical failures to a line per interval.
 	throttle *logthrottle.Throttle
 	// caughtUp: the watch has delivered the states stored before the
-	// writer started (their events are not measured by observeLatency).
+	// writer started (their events are not timed: latency.go).
 	caughtUp bool
 	// caughtUpShared is caughtUp for other goroutines (Pool.CaughtUp).
 	caughtUpShared atomic.Bool
@@ -127,7 +127,8 @@ type tracked struct {
 	failures   int
 	retryAt    time.Time
 	timerAt    time.Time
-	measured   string // the event whose latency was observed (observeLatency)
+	// settled are the user's waiting events already reported (latency.go).
+	settled map[string]bool
 }
 
 type result struct {
@@ -142,6 +143,8 @@ type result struct {
 	after    time.Duration
 	updated  *state.UserState
 	rev      uint64
+	// waits are the events whose effect the call carried (latency.go).
+	waits []state.Waiting
 }
 
 func newWriter(e *Pool, t TenantOptions) *writer {
@@ -284,14 +287,12 @@ func (w *writer) take(st state.UserState, rev uint64) {
 		t = &tracked{}
 		w.users[st.UserID] = t
 		w.known.Add(1)
-		if !w.caughtUp {
-			t.measured = eventKey(st.LastEvent)
-		}
 	}
 	if rev <= t.rev {
 		return
 	}
 	w.setState(t, st, rev)
+	w.settleWaits(t, !w.caughtUp)
 	if t.inFlight {
 		t.dirty = true
 		return
@@ -360,19 +361,23 @@ func (w *writer) evaluate(userID string, now time.Time) {
 	switch {
 	case t.state.Failed != nil && adapters.SamePair(t.state.Failed.Pair, want):
 		// Graph refused exactly this; wait for the claims to change.
+		w.noCall(t)
 	case t.state.Pending != nil:
 		w.changes.push(userID) // an earlier call's outcome is unknown
 	case !adapters.SamePair(toldPair(told), want) && !(told == nil && want == nil):
 		w.changes.push(userID)
 	case statusDue:
+		w.noCall(t)
 		w.changes.push(userID) // the status message, once the session is right
 	case want != nil:
+		w.noCall(t)
 		if due := w.dueAt(userID, told); now.Before(due) {
 			soon(due)
 		} else {
 			w.keepAlives.push(userID, expiresAt(told, w.e.opts.Expiration))
 		}
 	default:
+		w.noCall(t)
 		if at, ok := emptyAt(t.state, now, w.e.rules); ok {
 			if now.Before(at) {
 				soon(at)
@@ -471,6 +476,9 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 			w.changes.pop()
 		}
 		if !needed && !status {
+			if t := w.users[userID]; t != nil && !t.inFlight && !t.forgetting && !t.retryAt.After(now) {
+				w.noCall(t) // the session is right (need)
+			}
 			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionCoalesced, nil, nil, now))
 			continue
 		}
@@ -484,7 +492,7 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 		if keepAlive {
 			history.Record(w.e.opts.History, w.tenant.ID, userID, history.Decision(history.DecisionKeepAlive, want, nil, now))
 		}
-		go w.call(ctx, userID, want, now)
+		go w.call(ctx, userID, want, now, w.users[userID].state.Waiting)
 	}
 }
 
@@ -556,9 +564,10 @@ func (w *writer) need(userID string, now time.Time) (*adapters.Pair, bool) {
 // call makes one Graph call and records what Graph was told. The intent
 // is written first, so that a crash between the call and the record
 // leaves a trace the next writer reconciles.
-func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, at time.Time) {
+// waits are the user's waiting events, whose effect the call carries.
+func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, at time.Time, waits []state.Waiting) {
 	exp := w.e.opts.Expiration
-	r := result{userID: userID, want: want, sent: at}
+	r := result{userID: userID, want: want, sent: at, waits: waits}
 	defer func() { w.results <- r }() // buffered for every call in flight
 	// before is the pending call this one's intent replaces.
 	var before *state.Told
@@ -592,6 +601,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 	if err == nil {
 		st, rev, uerr := w.e.store.Update(recordCtx, w.tenant.ID, userID, func(s *state.UserState) bool {
 			s.Told, s.Pending = &state.Told{Pair: want, At: at}, nil
+			s.Waiting = carried(s.Waiting, waits)
 			if want != nil {
 				s.Told.Expires = at.Add(exp)
 			} else {
@@ -613,7 +623,7 @@ func (w *writer) call(ctx context.Context, userID string, want *adapters.Pair, a
 	r.class, r.after = fault.Of(err)
 	switch r.class {
 	case fault.Permanent:
-		r.updated, r.rev = w.refuse(recordCtx, userID, want, err, at)
+		r.updated, r.rev = w.refuse(recordCtx, userID, want, err, at, waits)
 	case fault.Throttled, fault.Refused:
 		r.updated, r.rev = w.unsent(recordCtx, userID, before)
 	}
@@ -638,10 +648,11 @@ func (w *writer) unsent(ctx context.Context, userID string, before *state.Told) 
 
 // refuse records a permanent refusal and dead-letters it; it returns the
 // state as written.
-func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair, err error, at time.Time) (*state.UserState, uint64) {
+func (w *writer) refuse(ctx context.Context, userID string, want *adapters.Pair, err error, at time.Time, waits []state.Waiting) (*state.UserState, uint64) {
 	st, rev, uerr := w.e.store.Update(ctx, w.tenant.ID, userID, func(s *state.UserState) bool {
 		s.Failed = &state.Failure{Pair: want, Reason: "graph refused the change", At: at}
 		s.Pending = nil
+		s.Waiting = carried(s.Waiting, waits)
 		return true
 	})
 	if uerr != nil {
@@ -676,12 +687,12 @@ func (w *writer) handle(r result) {
 		return
 	}
 	t.inFlight = false
-	told := toldPair(t.state.Told)
+	if r.graph && (r.err == nil || r.class == fault.Permanent) {
+		w.reportWaits(t, r)
+	}
 	if r.updated != nil && r.rev > t.rev {
 		w.setState(t, *r.updated, r.rev)
-	}
-	if r.graph && (r.err == nil || r.class == fault.Permanent) {
-		w.observeLatency(t, told, r.want, now)
+		w.settleWaits(t, false)
 	}
 	switch {
 	case r.err == nil:

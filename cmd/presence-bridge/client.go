@@ -110,6 +110,7 @@ func adminAddr(cfg *config.Config) string {
 type apiError struct {
 	status        int
 	code, message string
+	body          []byte // the answer as it came
 }
 
 func (e *apiError) Error() string {
@@ -141,7 +142,7 @@ func (c *adminClient) do(ctx context.Context, method, path string) ([]byte, erro
 			Error struct{ Code, Message string }
 		}
 		_ = json.Unmarshal(body, &answer)
-		return nil, &apiError{status: resp.StatusCode, code: answer.Error.Code, message: answer.Error.Message}
+		return nil, &apiError{status: resp.StatusCode, code: answer.Error.Code, message: answer.Error.Message, body: body}
 	}
 	return body, nil
 }
@@ -236,6 +237,19 @@ func runWhy(ctx context.Context, e *env, args []string) int {
 		*tenant = list.Tenants[0].ID
 	}
 	body, err := c.do(ctx, http.MethodGet, "/v1/admin/users/"+url.PathEscape(*tenant)+"/"+url.PathEscape(words[0]))
+	if aerr := (*apiError)(nil); errors.As(err, &aerr) && aerr.code == "unknown_user" {
+		// An unknown user's answer may say what became of the events
+		// naming them.
+		var answer struct{ History json.RawMessage }
+		if json.Unmarshal(aerr.body, &answer) == nil && len(answer.History) > 0 {
+			if doc, derr := decodeOrdered(answer.History); derr == nil && f.output != "json" {
+				fmt.Fprintln(e.stdout, "history:")
+				writeTree(e.stdout, doc, "  ")
+			} else if derr == nil {
+				printJSON(e, answer.History)
+			}
+		}
+	}
 	if err != nil {
 		return failed(e, err)
 	}

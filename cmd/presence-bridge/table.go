@@ -188,6 +188,9 @@ func writeTree(w io.Writer, v any, indent string) {
 		}
 		for _, k := range x.keys {
 			child := x.values[k]
+			if zeroTime(child) {
+				continue // a time never set ("0001-01-01T00:00:00Z") says nothing
+			}
 			if isScalar(child) {
 				fmt.Fprintf(w, "%s%s: %s\n", indent, k, cell(child))
 				continue
@@ -212,6 +215,12 @@ func writeTree(w io.Writer, v any, indent string) {
 	default:
 		fmt.Fprintln(w, indent+cell(x))
 	}
+}
+
+// zeroTime reports whether v is Go's zero time as JSON encodes it.
+func zeroTime(v any) bool {
+	s, ok := v.(string)
+	return ok && strings.HasPrefix(s, "0001-01-01T00:00:00")
 }
 
 func isScalar(v any) bool {

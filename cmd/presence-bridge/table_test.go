@@ -130,3 +130,18 @@ func plain(v any) any {
 	}
 	return v
 }
+
+// TestTreeOmitsZeroTimes: a time never set (what Graph was told after a
+// clear has no expiry) is left out of why's text, not shown as year 1.
+func TestTreeOmitsZeroTimes(t *testing.T) {
+	doc, err := decodeOrdered([]byte(`{"told":{"at":"2026-12-07T10:00:00Z","expires":"0001-01-01T00:00:00Z"},"pending":null}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b bytes.Buffer
+	writeTree(&b, doc, "")
+	want := "told:\n  at: 2026-12-07T10:00:00Z\npending: -\n"
+	if b.String() != want {
+		t.Fatalf("tree\n%s\nwant\n%s", b.String(), want)
+	}
+}

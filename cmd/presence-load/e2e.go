@@ -30,6 +30,9 @@ type e2eOptions struct {
 	rate      float64
 	applyWait time.Duration
 	revision  string // the commit measured, for the header
+	// latencyOnly skips the comparison with the bare handler and runs only
+	// the accepted-to-Graph latency runs.
+	latencyOnly bool
 }
 
 // Issue 10's targets.
@@ -60,6 +63,9 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 
 	fmt.Fprintf(stdout, "presence-load e2e: %d users, %d connections, %s per run, %d CPUs, %s, built from %s\n",
 		o.users, o.conns, o.duration, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339), o.revision)
+	if o.latencyOnly {
+		return runGraphLatency(ctx, o, load, dir, stdout)
+	}
 	var runs [5]result
 	for i, phase := range []struct {
 		bridge, ingestOnly bool
@@ -83,15 +89,7 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 		}
 		var c *child
 		if phase.bridge {
-			cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, phase.ingestOnly)
-			if err != nil {
-				return false, err
-			}
-			cfgPath := filepath.Join(runDir, "bridge.yaml")
-			if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-				return false, err
-			}
-			c, err = startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath)
+			c, err = startBridge(ctx, o, runDir, port, phase.ingestOnly)
 			if err != nil {
 				return false, err
 			}
@@ -124,7 +122,102 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 		}
 		runs[i] = r
 	}
-	return printTable(stdout, o.rate, runs), nil
+	ok := printTable(stdout, o.rate, runs)
+	latencyOK, err := runGraphLatency(ctx, o, load, dir, stdout)
+	return ok && latencyOK, err
+}
+
+// startBridge starts the bridge in runDir on port, from the bench
+// configuration, with its apply stage off when ingestOnly.
+func startBridge(ctx context.Context, o e2eOptions, runDir string, port int, ingestOnly bool) (*child, error) {
+	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, ingestOnly)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(runDir, "bridge.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	return startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath)
+}
+
+// The end-to-end goals (issue 19): accepted (202) until Graph answered
+// the call that carried the event's effect, p99 at each fixed rate.
+var graphLatencyGoals = []struct {
+	rate float64
+	p99  time.Duration
+}{{200, 50 * time.Millisecond}, {2000, 250 * time.Millisecond}}
+
+// runGraphLatency runs the bridge at each goal's rate, a fresh bridge
+// each time, waits until every accepted event reached Graph or needed no
+// call, and reads the latency from the bridge's own histogram,
+// presence_bridge_event_to_graph_seconds (the p50 and p99 interpolated
+// within its buckets; the goals are bucket bounds, so whether a goal was
+// met is exact). It prints a table and reports whether every goal was
+// met.
+func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir string, stdout io.Writer) (bool, error) {
+	type row struct {
+		rate     float64
+		goal     time.Duration
+		accepted int64
+		g        graphLatency
+		share    float64
+		err      error
+	}
+	var rows []row
+	for i, goal := range graphLatencyGoals {
+		port, err := freePort()
+		if err != nil {
+			return false, err
+		}
+		base := "http://127.0.0.1:" + strconv.Itoa(port)
+		runDir := filepath.Join(dir, "latency-"+strconv.Itoa(i))
+		if err := os.Mkdir(runDir, 0o700); err != nil {
+			return false, err
+		}
+		c, err := startBridge(ctx, o, runDir, port, false)
+		if err != nil {
+			return false, err
+		}
+		if err := c.waitReady(ctx, base+"/readyz"); err != nil {
+			c.stop()
+			return false, fmt.Errorf("bridge: %w\n%s", err, c.tail())
+		}
+		opts := load
+		opts.url, opts.rate, opts.metrics = base+"/v1/events", goal.rate, base+"/metrics"
+		r, err := post(ctx, opts)
+		var g graphLatency
+		if err == nil {
+			g, err = waitGraphLatency(ctx, &http.Client{Timeout: 10 * time.Second}, base+"/metrics", r.accepted, o.applyWait)
+		}
+		share, _ := g.within(goal.p99)
+		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, err})
+		c.stop()
+		if err != nil && !errors.Is(err, errNotProcessed) {
+			return false, fmt.Errorf("bridge at %.0f/s: %w\n%s", goal.rate, err, c.tail())
+		}
+		fmt.Fprintf(stdout, "\nbridge, accepted until Graph answered, ")
+		r.print(stdout)
+	}
+	ok := true
+	fmt.Fprintf(stdout, "\n%-28s %9s %9s %9s %9s %9s %10s %8s\n", "accepted -> Graph answered", "accepted", "timed", "no call", "p50", "p99", "<= goal", "goal")
+	for _, r := range rows {
+		met := r.err == nil && r.share >= 0.99
+		ok = ok && met
+		verdict := "ok"
+		if !met {
+			verdict = "MISSED"
+		}
+		fmt.Fprintf(stdout, "%-28s %9d %9.0f %9.0f %9s %9s %9.1f%% %8s  %s\n", fmt.Sprintf("at %.0f/s, %d users", r.rate, o.users),
+			r.accepted, r.g.timed, r.g.outcomes["no_call"], ms(r.g.p50), ms(r.g.p99), 100*r.share, "p99 <= "+strconv.Itoa(int(r.goal.Milliseconds()))+"ms", verdict)
+		if r.err != nil {
+			fmt.Fprintln(stdout, r.err)
+		}
+		fmt.Fprintf(stdout, "%-28s outcomes %v\n", "", r.g.outcomes)
+	}
+	fmt.Fprintln(stdout, "(from the bridge's presence_bridge_event_to_graph_seconds; p50 and p99 interpolated within its buckets;")
+	fmt.Fprintln(stdout, " \"<= goal\" is the share of timed events within the goal, a bucket bound, so the verdict is exact)")
+	return ok, nil
 }
 
 // printTable prints the comparison and returns whether every target was

@@ -381,3 +381,50 @@ func TestPrintTable(t *testing.T) {
 		})
 	}
 }
+
+// TestParseGraphLatency reads the bridge's end-to-end histogram: p50 and
+// p99 interpolated within their buckets, the share within a goal, every
+// event's fate.
+func TestParseGraphLatency(t *testing.T) {
+	page := `# TYPE presence_bridge_event_to_graph_seconds histogram
+presence_bridge_event_to_graph_seconds_bucket{le="0.01"} 50
+presence_bridge_event_to_graph_seconds_bucket{le="0.05"} 90
+presence_bridge_event_to_graph_seconds_bucket{le="0.25"} 100
+presence_bridge_event_to_graph_seconds_bucket{le="+Inf"} 100
+presence_bridge_event_to_graph_seconds_sum 2.5
+presence_bridge_event_to_graph_seconds_count 100
+presence_bridge_event_to_graph_outcomes_total{outcome="graph"} 100
+presence_bridge_event_to_graph_outcomes_total{outcome="no_call"} 40
+presence_bridge_event_to_graph_outcomes_total{outcome="older"} 2
+`
+	g, err := parseGraphLatency([]byte(page))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g.timed != 100 || g.settled() != 142 {
+		t.Fatalf("timed %v settled %v, want 100 and 142", g.timed, g.settled())
+	}
+	for _, tc := range []struct {
+		name      string
+		got, want time.Duration
+	}{
+		{"p50", g.p50, 10 * time.Millisecond},
+		{"p99", g.p99, 230 * time.Millisecond}, // 90 at 50 ms, 100 at 250 ms: rank 99 is 9/10 of the way
+	} {
+		if d := tc.got - tc.want; d < -time.Microsecond || d > time.Microsecond {
+			t.Errorf("%s = %s, want %s", tc.name, tc.got, tc.want)
+		}
+	}
+	for _, tc := range []struct {
+		goal  time.Duration
+		share float64
+		ok    bool
+	}{{50 * time.Millisecond, 0.9, true}, {250 * time.Millisecond, 1, true}, {70 * time.Millisecond, 0, false}} {
+		if share, ok := g.within(tc.goal); share != tc.share || ok != tc.ok {
+			t.Errorf("within(%s) = %v %v, want %v %v", tc.goal, share, ok, tc.share, tc.ok)
+		}
+	}
+	if _, err := parseGraphLatency([]byte(`presence_bridge_event_to_graph_seconds_bucket{le="soon"} 1` + "\n")); err == nil {
+		t.Fatal("a bucket bound that is not a number was read")
+	}
+}

@@ -8,7 +8,7 @@
 //
 //	presence-load bare --listen 127.0.0.1:PORT --token T
 //	presence-load post --url URL --token T [--duration 10s] [--conns 64] [--users 1000] [--rate N] [--metrics URL]
-//	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml]
+//	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml] [--latency-only]
 //
 // Exit codes: 0 success, 1 failure or a missed target (e2e), 2 bad usage.
 package main
@@ -89,6 +89,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Float64Var(&o.rate, "rate", 2000, "the fixed rate of the latency runs, events per second")
 		fs.DurationVar(&o.applyWait, "apply-wait", 5*time.Minute, "how long to wait for the bridge to apply what it accepted")
 		fs.StringVar(&o.revision, "revision", "an unnamed commit", "the commit measured, printed in the header")
+		fs.BoolVar(&o.latencyOnly, "latency-only", false, "run only the accepted-to-Graph latency runs (200/s and 2,000/s), not the comparison with the bare handler")
 		if fs.Parse(args) != nil {
 			return exitUsage
 		}

@@ -3,14 +3,17 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // processedMetric counts the events the bridge took from JetStream, by
@@ -142,4 +145,139 @@ func scrape(ctx context.Context, client *http.Client, url string) (float64, map[
 		return 0, nil, fmt.Errorf("get metrics: status %d", resp.StatusCode)
 	}
 	return processed(body)
+}
+
+// The bridge's end-to-end latency: accepted (202) until Graph answered the
+// call that carried the event's effect, and what became of the events that
+// needed no call.
+const (
+	eventToGraphBuckets = "presence_bridge_event_to_graph_seconds_bucket"
+	eventOutcomesMetric = "presence_bridge_event_to_graph_outcomes_total"
+)
+
+// graphLatency is what the bridge's histogram says of one run.
+type graphLatency struct {
+	timed    float64            // events observed in the histogram
+	p50, p99 time.Duration      // interpolated within their buckets
+	outcomes map[string]float64 // every event's fate, by outcome
+	buckets  []bucket           // cumulative, by bound
+}
+
+// bucket is one cumulative histogram bucket.
+type bucket struct {
+	le    float64 // upper bound in seconds, +Inf for the last
+	count float64
+}
+
+// parseGraphLatency reads the histogram and the outcomes from a /metrics
+// page.
+func parseGraphLatency(text []byte) (graphLatency, error) {
+	byLE, err := sumByLabel(text, eventToGraphBuckets, "le")
+	if err != nil {
+		return graphLatency{}, err
+	}
+	outcomes, err := sumByLabel(text, eventOutcomesMetric, outcomeLabel)
+	if err != nil {
+		return graphLatency{}, err
+	}
+	g := graphLatency{outcomes: outcomes}
+	for le, n := range byLE {
+		bound, err := strconv.ParseFloat(le, 64)
+		if err != nil {
+			return graphLatency{}, fmt.Errorf("%s: bad le %q", eventToGraphBuckets, le)
+		}
+		g.buckets = append(g.buckets, bucket{bound, n})
+	}
+	slices.SortFunc(g.buckets, func(a, b bucket) int { return cmp.Compare(a.le, b.le) })
+	if len(g.buckets) > 0 {
+		g.timed = g.buckets[len(g.buckets)-1].count
+	}
+	g.p50, g.p99 = g.quantile(0.50), g.quantile(0.99)
+	return g, nil
+}
+
+// quantile interpolates the q-quantile linearly within its bucket, as
+// Prometheus's histogram_quantile does; in the +Inf bucket it answers the
+// highest finite bound.
+func (g graphLatency) quantile(q float64) time.Duration {
+	if g.timed == 0 {
+		return 0
+	}
+	rank := q * g.timed
+	lower, below := 0.0, 0.0
+	for _, b := range g.buckets {
+		if b.count >= rank {
+			if math.IsInf(b.le, 1) {
+				return seconds(lower)
+			}
+			if b.count == below {
+				return seconds(b.le)
+			}
+			return seconds(lower + (b.le-lower)*(rank-below)/(b.count-below))
+		}
+		lower, below = b.le, b.count
+	}
+	return seconds(lower)
+}
+
+// within returns the share of timed events that took at most d, d being
+// one of the histogram's bounds (false when it is not).
+func (g graphLatency) within(d time.Duration) (float64, bool) {
+	for _, b := range g.buckets {
+		if b.le == d.Seconds() {
+			if g.timed == 0 {
+				return 0, true
+			}
+			return b.count / g.timed, true
+		}
+	}
+	return 0, false
+}
+
+// settled is how many events have a known fate.
+func (g graphLatency) settled() float64 {
+	n := 0.0
+	for _, v := range g.outcomes {
+		n += v
+	}
+	return n
+}
+
+func seconds(s float64) time.Duration { return time.Duration(s * float64(time.Second)) }
+
+// waitGraphLatency polls the bridge's metrics until every one of accepted
+// events has a known fate (reached Graph, or needed no call), for at most
+// wait, and returns the histogram's figures.
+func waitGraphLatency(ctx context.Context, client *http.Client, url string, accepted int64, wait time.Duration) (graphLatency, error) {
+	deadline := time.Now().Add(wait)
+	for {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return graphLatency{}, err
+		}
+		resp, err := client.Do(req)
+		if err != nil {
+			return graphLatency{}, fmt.Errorf("get metrics: %w", err)
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody))
+		resp.Body.Close()
+		if err != nil {
+			return graphLatency{}, fmt.Errorf("read metrics: %w", err)
+		}
+		g, err := parseGraphLatency(body)
+		if err != nil {
+			return graphLatency{}, err
+		}
+		if g.settled() >= float64(accepted) {
+			return g, nil
+		}
+		if time.Now().After(deadline) {
+			return g, fmt.Errorf("%w: %.0f of %d events reached Graph or needed no call within %s", errNotProcessed, g.settled(), accepted, wait)
+		}
+		select {
+		case <-ctx.Done():
+			return g, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
