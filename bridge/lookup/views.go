@@ -1,0 +1,378 @@
+// Package lookup answers "what is this person's Teams presence?" from the
+// watcher's memory: a store of presence views (Views) that the watcher
+// keeps current and long-polls wait on, and the HTTP API over it
+// (GET /v1/presence/{user}, GET /v1/presence; see Register). The store
+// knows nothing of HTTP.
+package lookup
+
+import (
+	"cmp"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/presence-bridge/presence-bridge/bridge/identity"
+	"github.com/presence-bridge/presence-bridge/outputs"
+)
+
+// DefaultMaxWaiters is how many long-polls may wait at once unless
+// Options say otherwise.
+const DefaultMaxWaiters = 10_000
+
+// Errors of the store.
+var (
+	// ErrNotWatched means nobody watched is known by the key.
+	ErrNotWatched = errors.New("not watched")
+	// ErrAmbiguous means the key names people watched in more than one
+	// tenant, and no tenant was given.
+	ErrAmbiguous = errors.New("watched in more than one tenant")
+	// ErrTooManyWaiters means the cap on concurrent long-polls is reached.
+	ErrTooManyWaiters = errors.New("too many waiting requests")
+	// ErrClosed means the store was closed (the bridge is stopping).
+	ErrClosed = errors.New("lookup closed")
+	// ErrBadCursor means a List cursor is not one List returned.
+	ErrBadCursor = errors.New("malformed cursor")
+)
+
+// Resolver resolves a directory key (such as "ext:1001") to the person it
+// names: the tenant (empty when the key does not tell) and the person's
+// object id or UPN. tenant is the tenant asked about, empty for any. It is
+// called only for keys that are neither a UPN nor an object id watched,
+// and must answer from the bridge's directory without calling Graph. An
+// error wrapping identity.ErrUnknownUser means nobody is known by key.
+type Resolver func(ctx context.Context, tenant, key string) (resolvedTenant, user string, err error)
+
+// Options configure Views.
+type Options struct {
+	// Resolve resolves directory keys; nil resolves none.
+	Resolve Resolver
+	// MaxWaiters caps the concurrent calls of Wait; zero means
+	// DefaultMaxWaiters.
+	MaxWaiters int
+}
+
+// Views is the newest presence view of every watched person, in memory.
+// It is safe for concurrent use.
+type Views struct {
+	resolve    Resolver
+	maxWaiters int64
+	waiting    atomic.Int64
+	done       chan struct{}
+	closeOnce  sync.Once
+
+	mu     sync.RWMutex
+	people map[person]*entry
+	// names maps a lowercased UPN or object id to the people it names
+	// (one, unless the same name is watched in several tenants).
+	names map[string][]person
+	// sorted holds the people, in (tenant, id) order unless unsorted:
+	// Set appends, List sorts.
+	sorted   []person
+	unsorted bool
+}
+
+// person identifies a watched person: tenant and lowercased object id.
+type person struct{ tenant, id string }
+
+func (p person) compare(q person) int {
+	return cmp.Or(strings.Compare(p.tenant, q.tenant), strings.Compare(p.id, q.id))
+}
+
+type entry struct {
+	view outputs.View
+	etag string
+	// changed is closed when the ETag changes; it is made by the first
+	// waiter after a change and shared by all waiters of the person, so a
+	// waiter costs the store nothing.
+	changed chan struct{}
+}
+
+// NewViews returns an empty store.
+func NewViews(opts Options) *Views {
+	if opts.MaxWaiters <= 0 {
+		opts.MaxWaiters = DefaultMaxWaiters
+	}
+	return &Views{
+		resolve:    opts.Resolve,
+		maxWaiters: int64(opts.MaxWaiters),
+		done:       make(chan struct{}),
+		people:     map[person]*entry{},
+		names:      map[string][]person{},
+	}
+}
+
+// ETag returns the strong entity tag of a view: a digest of its tenant,
+// object id, sequenceNumber and pair. It changes when Graph's presence
+// does, not when the watcher merely sees it again, and is the same across
+// restarts for the same presence.
+func ETag(v outputs.View) string {
+	h := sha256.New()
+	for _, s := range []string{v.Tenant, strings.ToLower(v.ID), v.SequenceNumber, v.Availability, v.Activity} {
+		h.Write([]byte(s))
+		h.Write([]byte{0})
+	}
+	return `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:15]) + `"`
+}
+
+// Set stores v as the person's newest view. Waiters of the person wake
+// when its ETag changes.
+func (vs *Views) Set(v outputs.View) {
+	k := person{v.Tenant, strings.ToLower(v.ID)}
+	v.Sources = slices.Clone(v.Sources)
+	etag := ETag(v)
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	e := vs.people[k]
+	if e == nil {
+		e = &entry{}
+		vs.people[k] = e
+		vs.sorted = append(vs.sorted, k)
+		vs.unsorted = true
+		vs.addName(k.id, k)
+	}
+	if oldUser, newUser := strings.ToLower(e.view.User), strings.ToLower(v.User); oldUser != newUser {
+		if oldUser != "" && oldUser != k.id {
+			vs.removeName(oldUser, k)
+		}
+		if newUser != k.id {
+			vs.addName(newUser, k)
+		}
+	}
+	e.view = v
+	if e.etag != etag {
+		e.etag = etag
+		if e.changed != nil {
+			close(e.changed)
+			e.changed = nil
+		}
+	}
+}
+
+// Delete forgets the person id of tenant, who left the watch; their
+// waiters wake and find nobody.
+func (vs *Views) Delete(tenant, id string) {
+	k := person{tenant, strings.ToLower(id)}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	e := vs.people[k]
+	if e == nil {
+		return
+	}
+	delete(vs.people, k)
+	vs.removeName(k.id, k)
+	if u := strings.ToLower(e.view.User); u != k.id {
+		vs.removeName(u, k)
+	}
+	vs.sorted = slices.DeleteFunc(vs.sorted, func(p person) bool { return p == k })
+	if e.changed != nil {
+		close(e.changed)
+	}
+}
+
+func (vs *Views) addName(name string, k person) {
+	if !slices.Contains(vs.names[name], k) {
+		vs.names[name] = append(vs.names[name], k)
+	}
+}
+
+func (vs *Views) removeName(name string, k person) {
+	left := slices.DeleteFunc(vs.names[name], func(p person) bool { return p == k })
+	if len(left) == 0 {
+		delete(vs.names, name)
+		return
+	}
+	vs.names[name] = left
+}
+
+// Len returns how many people the store holds.
+func (vs *Views) Len() int {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	return len(vs.people)
+}
+
+// Get returns the view of the person key names in tenant (empty: any
+// tenant), and its ETag. key is a UPN (any case), an object id or a
+// directory key.
+func (vs *Views) Get(ctx context.Context, tenant, key string) (outputs.View, string, error) {
+	k, err := vs.find(ctx, tenant, key)
+	if err != nil {
+		return outputs.View{}, "", err
+	}
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	return vs.current(k, key)
+}
+
+// current returns the view of k; vs.mu is held.
+func (vs *Views) current(k person, key string) (outputs.View, string, error) {
+	e := vs.people[k]
+	if e == nil {
+		return outputs.View{}, "", fmt.Errorf("%q: %w", key, ErrNotWatched)
+	}
+	v := e.view
+	v.Sources = slices.Clone(v.Sources)
+	return v, e.etag, nil
+}
+
+// find returns the person key names.
+func (vs *Views) find(ctx context.Context, tenant, key string) (person, error) {
+	key = strings.TrimSpace(key)
+	k, err := vs.named(tenant, strings.ToLower(key))
+	if !errors.Is(err, ErrNotWatched) || vs.resolve == nil || strings.Contains(key, "@") || identity.IsObjectID(key) {
+		return k, err
+	}
+	rt, user, rerr := vs.resolve(ctx, tenant, key)
+	if errors.Is(rerr, identity.ErrUnknownUser) {
+		return person{}, err
+	}
+	if rerr != nil {
+		return person{}, fmt.Errorf("resolve %q: %w", key, rerr)
+	}
+	if tenant != "" && rt != "" && rt != tenant {
+		return person{}, err
+	}
+	return vs.named(cmp.Or(rt, tenant), strings.ToLower(user))
+}
+
+// named returns the person name (lowercased) names in tenant, or in the
+// only tenant that watches them when tenant is empty.
+func (vs *Views) named(tenant, name string) (person, error) {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	var found []person
+	for _, k := range vs.names[name] {
+		if tenant == "" || k.tenant == tenant {
+			found = append(found, k)
+		}
+	}
+	switch len(found) {
+	case 0:
+		return person{}, fmt.Errorf("%q: %w", name, ErrNotWatched)
+	case 1:
+		return found[0], nil
+	}
+	return person{}, fmt.Errorf("%q: %w", name, ErrAmbiguous)
+}
+
+// Wait waits until the ETag of the person key names in tenant differs
+// from etag, ctx ends or the store closes, and then returns the view and
+// ETag as Get does (the unchanged ones when ctx ended). It returns
+// ErrTooManyWaiters when MaxWaiters calls already wait, ErrClosed once the
+// store is closed, and ErrNotWatched when the person leaves the watch.
+func (vs *Views) Wait(ctx context.Context, tenant, key, etag string) (outputs.View, string, error) {
+	k, err := vs.find(ctx, tenant, key)
+	if err != nil {
+		return outputs.View{}, "", err
+	}
+	if vs.waiting.Add(1) > vs.maxWaiters {
+		vs.waiting.Add(-1)
+		return outputs.View{}, "", ErrTooManyWaiters
+	}
+	defer vs.waiting.Add(-1)
+	for {
+		select {
+		case <-vs.done:
+			return outputs.View{}, "", ErrClosed
+		default:
+		}
+		vs.mu.Lock()
+		v, now, err := vs.current(k, key)
+		if err != nil || now != etag || ctx.Err() != nil {
+			vs.mu.Unlock()
+			return v, now, err
+		}
+		e := vs.people[k]
+		if e.changed == nil {
+			e.changed = make(chan struct{})
+		}
+		changed := e.changed
+		vs.mu.Unlock()
+		select {
+		case <-changed:
+		case <-ctx.Done():
+		case <-vs.done:
+			return outputs.View{}, "", ErrClosed
+		}
+	}
+}
+
+// Waiting returns how many calls of Wait are waiting.
+func (vs *Views) Waiting() int { return int(vs.waiting.Load()) }
+
+// Close wakes every waiter with ErrClosed, and makes later waits fail at
+// once. Call it before shutting the HTTP server down, which otherwise
+// waits for the long-polls.
+func (vs *Views) Close() {
+	vs.closeOnce.Do(func() { close(vs.done) })
+}
+
+// List returns up to limit views in (tenant, object id) order, of tenant
+// only unless it is empty, starting after cursor (empty: from the start),
+// and the cursor of the next page, empty after the last.
+func (vs *Views) List(tenant, cursor string, limit int) ([]outputs.View, string, error) {
+	from := person{tenant: tenant}
+	after := false
+	if cursor != "" {
+		c, err := decodeCursor(cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		if c.compare(from) > 0 {
+			from, after = c, true
+		}
+	}
+	vs.mu.Lock()
+	defer vs.mu.Unlock()
+	if vs.unsorted {
+		slices.SortFunc(vs.sorted, person.compare)
+		vs.unsorted = false
+	}
+	i, found := slices.BinarySearchFunc(vs.sorted, from, person.compare)
+	if found && after {
+		i++
+	}
+	var views []outputs.View
+	for ; i < len(vs.sorted) && len(views) < limit; i++ {
+		k := vs.sorted[i]
+		if tenant != "" && k.tenant != tenant {
+			break
+		}
+		v, _, _ := vs.current(k, "")
+		views = append(views, v)
+	}
+	next := ""
+	if i < len(vs.sorted) && (tenant == "" || vs.sorted[i].tenant == tenant) && len(views) > 0 {
+		last := views[len(views)-1]
+		next = encodeCursor(person{last.Tenant, strings.ToLower(last.ID)})
+	}
+	return views, next, nil
+}
+
+// maxCursor bounds a cursor's length: a tenant and an object id, encoded.
+const maxCursor = 512
+
+func encodeCursor(p person) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(p.tenant + "\x00" + p.id))
+}
+
+func decodeCursor(s string) (person, error) {
+	if len(s) > maxCursor {
+		return person{}, fmt.Errorf("%w: longer than %d bytes", ErrBadCursor, maxCursor)
+	}
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return person{}, fmt.Errorf("%w: %w", ErrBadCursor, err)
+	}
+	tenant, id, ok := strings.Cut(string(b), "\x00")
+	if !ok {
+		return person{}, ErrBadCursor
+	}
+	return person{tenant, id}, nil
+}
