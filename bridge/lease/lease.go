@@ -153,7 +153,11 @@ func (l *Lease) run(ctx context.Context, rev uint64, work func(context.Context) 
 		select {
 		case <-workCtx.Done():
 		case err := <-done:
-			stopped, done = err, nil
+			done = nil
+			if workCtx.Err() != nil {
+				break // it returned because its context ended
+			}
+			stopped = err
 			if stopped == nil {
 				stopped = errors.New("the work returned")
 			}
