@@ -262,7 +262,7 @@ func (b *Bridge) Ready(ctx context.Context) error {
 }
 
 func (b *Bridge) startWorker(ctx context.Context) error {
-	rules, err := stateRules(b.cfg)
+	rules, err := b.cfg.Rules()
 	if err != nil {
 		return err
 	}
@@ -370,38 +370,6 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Publish: b.events.Publish, Metrics: b.metrics, Log: b.log,
 	})
 	return err
-}
-
-// stateRules turns the presence configuration into the rules user states
-// are derived by.
-func stateRules(cfg *config.Config) (state.Rules, error) {
-	m := cfg.Presence.Mapping
-	rules := state.Rules{
-		MeetingShowAs:   m.MeetingShowAs,
-		Priority:        cfg.Presence.Priority,
-		MaxCallDuration: cfg.Presence.MaxCallDuration,
-		MaxClaims:       cfg.Presence.MaxClaims,
-		SourceLapse:     map[string]time.Duration{},
-	}
-	for _, s := range cfg.Sources {
-		if s.Lapse > 0 {
-			rules.SourceLapse[s.Name] = s.Lapse
-		}
-	}
-	for _, entry := range []struct {
-		value string
-		into  **adapters.Pair
-	}{{m.Call, &rules.Call}, {m.ConferenceCall, &rules.ConferenceCall}, {m.Ringing, &rules.Ringing}, {m.Meeting, &rules.Meeting}} {
-		if entry.value == "" {
-			continue
-		}
-		p, err := config.ParsePair(entry.value)
-		if err != nil {
-			return rules, err
-		}
-		*entry.into = &p
-	}
-	return rules, nil
 }
 
 // deadLetter stores a change Graph refused, with the event that asked for

@@ -78,7 +78,7 @@ type Options struct {
 	State *state.Store
 	// Rules derive the session each user should have; they are the rules
 	// State applies events with.
-	Rules       state.Rules
+	Rules      state.Rules
 	Replicas   int
 	InstanceID string
 	Graph      GraphWriter
