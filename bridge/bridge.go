@@ -3,7 +3,9 @@
 // emulator when configured, the worker and the HTTP server, and Stop takes
 // them down again in reverse order. With external NATS servers that can
 // not be reached at start, the bridge serves HTTP anyway (not ready, ingest
-// answers 503) and connects when they come.
+// answers 503) and connects when they come. It is wiring only: each
+// stage's job lives in the stage's package (sources, subscriptions,
+// identity, graph, writer, lease, ...).
 package bridge
 
 import (

@@ -1,5 +1,5 @@
 // Package writer is the last stage: one writer per tenant, held by one
-// bridge instance at a time through a KV lease, watches the user states
+// bridge instance at a time through its lease (package lease), watches the user states
 // the state stage stores and reconciles the session each user should have
 // with what Graph was last told: coalescing, within the tenant's budget,
 // behind a circuit breaker, with keep-alives before the session expires.
