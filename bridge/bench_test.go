@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 )
 
 // benchConfig is a bridge with embedded NATS and emulator, the demo
@@ -20,32 +21,14 @@ import (
 func benchConfig(b *testing.B, n int) string {
 	var users strings.Builder
 	for u := range n {
-		fmt.Fprintf(&users, "          - {id: %s, user_principal_name: bench%d@contoso.example}\n", benchUser(u), u)
+		users.WriteString(bridgetest.User(benchUser(u), fmt.Sprintf("bench%d@contoso.example", u)))
 	}
-	return fmt.Sprintf(`
-log: {level: warn}
-worker: {lanes: 8}
-http: {listen: "127.0.0.1:0"}
-nats: {embedded: true, store_dir: %q}
-graph:
-  tenants:
-    - {id: contoso.example, client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87, client_secret: demo-secret, budget: 100000000}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    throttle: {limit: 100000000, window: 30s}
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-%s
+	return bridgetest.Header + "worker: {lanes: 8}\n" + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", b.TempDir()) +
+		"graph:\n" + bridgetest.Tenants("budget: 100000000") +
+		bridgetest.Emulator(bridgetest.Alice, users.String()) + `    throttle: {limit: 100000000, window: 30s}
 sources:
   - {name: demo, type: generic, token: demo-token}
-`, b.TempDir(), aliceID, users.String())
+`
 }
 
 // benchUser is the object id of benchConfig's user u.

@@ -13,52 +13,34 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 )
 
 const (
-	aliceID = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
-	bobID   = "66825e03-7ef5-42da-9069-724602c31f6b"
+	aliceID = bridgetest.AliceID
+	bobID   = bridgetest.BobID
 )
 
 // testConfig is the example configuration made fit for tests: every server
 // on 127.0.0.1:0, data in a temporary folder, quick retries and breaker.
 func testConfig(t testing.TB) string {
-	return fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats:
+	return bridgetest.Header + fmt.Sprintf(`nats:
   embedded: true
   store_dir: %q
   ack_wait: 5s
   publish_timeout: 1s
 graph:
-  tenants:
-    - id: contoso.example
-      client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-      client_secret: demo-secret
-  timeout: 2s
+`, t.TempDir()) + bridgetest.Tenants() + `  timeout: 2s
   breaker: {failures: 3, open_timeout: 300ms}
   retry: {min_delay: 50ms, max_delay: 200ms}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-          - {id: %s, user_principal_name: bob@contoso.example}
-    admin: {writes: true}
+` + bridgetest.Emulator(bridgetest.Alice, bridgetest.Bob) + `    admin: {writes: true}
 directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: demo-token}
   - {name: other, type: generic, token: other-token, identity: {domain: contoso.example}}
 admin: {token: admin-token}
-`, t.TempDir(), aliceID, bobID)
+`
 }
 
 // startBridge runs a bridge from yaml and stops it when the test ends.

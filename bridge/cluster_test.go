@@ -14,32 +14,24 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 )
 
 // clusterConfig is a bridge on external NATS and a shared emulator.
 func clusterConfig(natsURL, emulatorAddr string) string {
-	return fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats:
+	return bridgetest.Header + fmt.Sprintf(`nats:
   embedded: false
   urls: [%q]
   publish_timeout: 2s
 graph:
-  tenants:
-    - id: contoso.example
-      client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-      client_secret: demo-secret
-      graph_url: http://%s/v1.0
-      login_url: http://%s
-  breaker: {failures: 3, open_timeout: 300ms}
+`, natsURL) + bridgetest.Tenants("graph_url: http://"+emulatorAddr+"/v1.0", "login_url: http://"+emulatorAddr) + `  breaker: {failures: 3, open_timeout: 300ms}
   retry: {min_delay: 50ms, max_delay: 200ms}
 presence: {lease_ttl: 2s}
 directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: demo-token}
-`, natsURL, emulatorAddr, emulatorAddr)
+`
 }
 
 // TestThreeBridgesOneNATS: three bridges share one NATS server and one

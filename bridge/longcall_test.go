@@ -14,6 +14,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 )
 
 // These tests run a whole bridge (HTTP ingest, JetStream, worker, state, writer,
@@ -25,31 +26,13 @@ import (
 // clockedConfig is a bridge with embedded NATS and emulator, the demo
 // source and a source "flaky" whose calls end after 10 minutes of silence.
 func clockedConfig(t *testing.T) string {
-	return fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats: {embedded: true, store_dir: %q}
-graph:
-  tenants:
-    - {id: contoso.example, client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87, client_secret: demo-secret}
-  retry: {min_delay: 50ms, max_delay: 200ms}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-          - {id: %s, user_principal_name: bob@contoso.example}
-presence: {expiration: 15m}
+	return bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", t.TempDir()) +
+		"graph:\n" + bridgetest.Tenants() + "  retry: {min_delay: 50ms, max_delay: 200ms}\n" +
+		bridgetest.Emulator(bridgetest.Alice, bridgetest.Bob) + `presence: {expiration: 15m}
 sources:
   - {name: demo, type: generic, token: demo-token}
   - {name: flaky, type: generic, token: flaky-token, lapse: 10m}
-`, t.TempDir(), aliceID, bobID)
+`
 }
 
 // startClockedBridge runs a bridge from clockedConfig whose writers and

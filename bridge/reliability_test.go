@@ -12,6 +12,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 )
 
 // TestGraphOutageOpensBreakerAndConverges: Graph answers 503 for a while;
@@ -237,7 +238,7 @@ func TestManualStatusIsRecordedNotFought(t *testing.T) {
 
 	// Someone else clears the app session: the bridge notices and sets it
 	// again.
-	if ended, err := em.EndSession(aliceID, "22553876-f5ab-4529-bffb-cfe50aa89f87"); err != nil || !ended {
+	if ended, err := em.EndSession(aliceID, bridgetest.ClientID); err != nil || !ended {
 		t.Fatalf("end the app session: %v %v", ended, err)
 	}
 	if a, act := presenceOf(t, b, aliceID); a+"/"+act != "Offline/Offline" {

@@ -21,6 +21,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 )
 
 // documentedMetrics are the metric families issue 11 (item 1) asks the
@@ -219,7 +220,7 @@ func histogramFamily(name string, known func(string) bool) string {
 }
 
 const (
-	aliceID = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
+	aliceID = bridgetest.AliceID
 	token   = "demo-token"
 	admin   = "admin-token"
 )
@@ -255,27 +256,9 @@ func (s scraped) labelValues(family, label string) []string {
 // sipdialog source reports its entities.
 func scrapeBridge(t *testing.T) scraped {
 	t.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats: {embedded: true, store_dir: %q, ack_wait: 5s}
-graph:
-  tenants:
-    - {id: contoso.example, client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87, client_secret: demo-secret}
-  unknown_user_ttl: 1m
-  retry: {min_delay: 50ms, max_delay: 200ms}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-directory:
+	cfg, err := config.Parse([]byte(bridgetest.Header+fmt.Sprintf("nats: {embedded: true, store_dir: %q, ack_wait: 5s}\n", t.TempDir())+
+		"graph:\n"+bridgetest.Tenants()+"  unknown_user_ttl: 1m\n  retry: {min_delay: 50ms, max_delay: 200ms}\n"+
+		bridgetest.Emulator(bridgetest.Alice)+fmt.Sprintf(`directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: %s}
@@ -289,7 +272,7 @@ sources:
       entities: [{entity: "1001"}, {entity: "1002"}]
 presence: {lease_ttl: 3s}
 admin: {token: %s}
-`, t.TempDir(), aliceID, token, silentPBX(t), admin)), t.TempDir())
+`, token, silentPBX(t), admin)), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
