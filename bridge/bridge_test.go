@@ -14,6 +14,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 const (
@@ -141,23 +142,16 @@ func presenceOf(t testing.TB, b *bridge.Bridge, userID string) (string, string) 
 // condition never comes.
 const patience = 30 * time.Second
 
-// waitPresence polls until the user's presence is want or the deadline
-// passes; within is raised to patience.
+// waitPresence polls until the user's presence is want; within, the
+// wait a test expects, is raised to testpoll.Deadline.
 func waitPresence(t testing.TB, b *bridge.Bridge, userID, want string, within time.Duration) {
 	t.Helper()
-	within = max(within, patience)
-	deadline := time.Now().Add(within)
-	for {
-		a, act := presenceOf(t, b, userID)
-		got := a + "/" + act
-		if got == want {
-			return
+	testpoll.WithinOK(t, max(within, testpoll.Deadline), "presence of "+userID+" to be "+want, func() error {
+		if a, act := presenceOf(t, b, userID); a+"/"+act != want {
+			return fmt.Errorf("it is %s/%s", a, act)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("presence of %s is %s, want %s (waited %s)", userID, got, want, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestEndToEndCall(t *testing.T) {

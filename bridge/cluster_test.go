@@ -15,6 +15,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // clusterConfig is a bridge on external NATS and a shared emulator.
@@ -45,24 +46,14 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	for i := range bridges {
 		bridges[i] = startClusterBridge(t, natsURL, em)
 	}
-	presence := func(id string) string {
-		p, _ := em.Presence(id)
-		return p.Availability + "/" + p.Activity
-	}
 	wait := func(id, want string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for presence(id) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is %s, want %s", id, presence(id), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitEmulatorPresence(t, em, id, want)
 	}
 	holder := func() int {
+		t.Helper()
 		found := -1
-		deadline := time.Now().Add(30 * time.Second)
-		for found < 0 && time.Now().Before(deadline) {
+		testpoll.Until(t, "a bridge that writes", func() bool {
 			n := 0
 			for i, b := range bridges {
 				if b != nil && b.Writing("contoso.example") {
@@ -72,14 +63,11 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 			if n > 1 {
 				t.Fatalf("%d bridges write for one tenant", n)
 			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return found >= 0
+		})
 		return found
 	}
 	first := holder()
-	if first < 0 {
-		t.Fatal("no bridge writes")
-	}
 	// Events go in through every bridge.
 	now := time.Now()
 	for i, b := range bridges {
@@ -212,17 +200,5 @@ func TestRestartOnSameStore(t *testing.T) {
 	}
 	em.SetLatency(0)
 	startClusterBridge(t, natsURL, em)
-	for _, want := range []struct{ id, pair string }{{aliceID, "Offline/Offline"}, {bobID, "Busy/InACall"}} {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			p, _ := em.Presence(want.id)
-			if p.Availability+"/"+p.Activity == want.pair {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is %s/%s, want %s", want.id, p.Availability, p.Activity, want.pair)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testpoll.UntilOK(t, "Alice offline and Bob in a call", presencesAre(em, map[string]string{aliceID: "Offline/Offline", bobID: "Busy/InACall"}))
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // These tests run a whole bridge (HTTP ingest, JetStream, worker, state, writer,
@@ -75,21 +76,16 @@ func postSourceEvent(t *testing.T, b *bridge.Bridge, source, id, user, callID, s
 	}
 }
 
-// waitFor polls cond for up to 30 s of real time (a loaded machine only
-// makes it slower); cond returns whether it holds and what it saw.
+// waitFor is testpoll.UntilOK for a condition that returns whether it
+// holds and what it saw.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
+	testpoll.UntilOK(t, what, func() error {
+		if ok, saw := cond(); !ok {
+			return fmt.Errorf("saw %s", saw)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30 s for %s; saw %s", what, saw)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // shows is a condition for waitFor: the emulator shows user as want.
@@ -105,7 +101,7 @@ func shows(em *emulator.Emulator, user, want string) func() (bool, string) {
 func bridgeSession(em *emulator.Emulator, user string) (emulator.SessionView, bool) {
 	p, _ := em.Presence(user)
 	for _, s := range p.Sessions {
-		if s.Kind == emulator.KindApp && s.AppID == "22553876-f5ab-4529-bffb-cfe50aa89f87" {
+		if s.Kind == emulator.KindApp && s.AppID == bridgetest.ClientID {
 			return s, true
 		}
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 type lockedBuffer struct {
@@ -65,10 +66,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	post(t, b, "/v1/hooks/demo", "guessed-token", "application/json", `{"password":"body-secret"}`)
 	post(t, b, "/v1/events", "demo-token", "application/json", `{"id":"body-secret"`)
 	post(t, b, "/v1/admin/deadletters/1/replay", "wrong-admin", "", "")
-	deadline := time.Now().Add(patience)
-	for !strings.Contains(logs.String(), "invalid_client") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, "the token failure in the logs", func() bool { return strings.Contains(logs.String(), "invalid_client") })
 	if !strings.Contains(logs.String(), "AADSTS7000215") {
 		t.Fatalf("the token failure should be logged with its AADSTS code:\n%s", logs.String())
 	}

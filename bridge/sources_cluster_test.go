@@ -3,11 +3,13 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // calSource is a caldav source for clusterConfig's sources list; url is
@@ -32,9 +34,9 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			found, n := -1, 0
+		found := -1
+		testpoll.Until(t, "a bridge that runs the source", func() bool {
+			n := 0
 			for i, b := range bridges {
 				if b != nil && b.Running("cal") {
 					found, n = i, n+1
@@ -43,13 +45,9 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 			if n > 1 {
 				t.Fatalf("%d bridges run the source", n)
 			}
-			if found >= 0 {
-				return found
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("no bridge runs the source")
-		return -1
+			return found >= 0
+		})
+		return found
 	}
 	first := runner()
 	if bridges[first].Running("demo") {
@@ -70,13 +68,7 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	bridges[second] = nil
 	cut.Queue().Conn().Close()
 	last := runner()
-	deadline := time.Now().Add(30 * time.Second)
-	for cut.Running("cal") {
-		if time.Now().After(deadline) {
-			t.Fatal("a bridge without NATS still runs the source")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpoll.Until(t, "the bridge without NATS to stop the source", func() bool { return !cut.Running("cal") })
 	if last == first || last == second {
 		t.Fatalf("bridge %d runs the source after %d and %d left", last, first, second)
 	}
@@ -104,30 +96,16 @@ func TestCalDAVHandoverBetweenBridges(t *testing.T) {
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for i, b := range bridges {
-				if b != nil && b.Running("cal") {
-					return i
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("no bridge runs the source")
-		return -1
+		found := -1
+		testpoll.Until(t, "a bridge that runs the source", func() bool {
+			found = slices.IndexFunc(bridges, func(b *bridge.Bridge) bool { return b != nil && b.Running("cal") })
+			return found >= 0
+		})
+		return found
 	}
 	wait := func(what, id, want string) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			p, _ := em.Presence(id)
-			if got := p.Availability + "/" + p.Activity; got == want {
-				return
-			} else if time.Now().After(deadline) {
-				t.Fatalf("%s: %s is %s, want %s", what, id, got, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testpoll.UntilOK(t, what, presencesAre(em, map[string]string{id: want}))
 	}
 	now := time.Now().UTC()
 	meeting := func(uid string, from, to time.Duration) string {

@@ -44,6 +44,12 @@ func UntilOK(tb testing.TB, what string, check func() error) {
 	poll(tb, Deadline, what, check)
 }
 
+// WithinOK is UntilOK with a deadline of d.
+func WithinOK(tb testing.TB, d time.Duration, what string, check func() error) {
+	tb.Helper()
+	poll(tb, d, what, check)
+}
+
 func poll(tb testing.TB, d time.Duration, what string, check func() error) {
 	tb.Helper()
 	deadline := time.Now().Add(d)

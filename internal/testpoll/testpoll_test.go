@@ -59,7 +59,7 @@ func TestFailuresNameTheWaitAndWhatWasSeen(t *testing.T) {
 		{"within holds", func(tb testing.TB) { Within(tb, 20*time.Millisecond, "the sun", func() bool { return true }) }, ""},
 		{"ok", func(tb testing.TB) {
 			n := 0
-			poll(tb, 20*time.Millisecond, "the tide", func() error { n++; return fmt.Errorf("seen %d", min(n, 1)) })
+			WithinOK(tb, 20*time.Millisecond, "the tide", func() error { n++; return fmt.Errorf("seen %d", min(n, 1)) })
 		}, "timed out after 20ms waiting for the tide: seen 1"},
 		{"ok holds", func(tb testing.TB) { UntilOK(tb, "the dawn", func() error { return nil }) }, ""},
 	}
