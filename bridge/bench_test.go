@@ -55,7 +55,7 @@ func postBody(client *http.Client, url, body string) error {
 // BenchmarkIngest measures ingest alone: one op is one POST /v1/events
 // with one event, answered 202 after the JetStream PubAck. Two senders
 // (goroutines with a keep-alive connection each) post over loopback to a
-// bridge whose consumer and writers are stopped, so nothing reads the
+// bridge with worker.enabled false, so nothing reads the
 // stream while it fills: the figure is HTTP, authentication, decoding,
 // validation and the publish with its PubAck, nothing after.
 func BenchmarkIngest(b *testing.B) { benchmarkIngest(b, 1) }
@@ -67,8 +67,9 @@ func BenchmarkIngestBatch(b *testing.B) { benchmarkIngest(b, 100) }
 
 func benchmarkIngest(b *testing.B, batch int) {
 	const senders = 2
-	br := startBridge(b, benchConfig(b, 0))
-	br.StopWorker()
+	// Ingest alone, as an ingest tier runs it: events are stored in
+	// JetStream and nothing reads them.
+	br := startBridge(b, strings.Replace(benchConfig(b, 0), "worker: {lanes: 8}", "worker: {lanes: 8, enabled: false}", 1))
 	url := "http://" + br.Addr() + "/v1/events"
 	now := time.Now()
 	var seq, next atomic.Int64
@@ -231,7 +232,9 @@ func BenchmarkApplyBacklog(b *testing.B) {
 	// Graph's published budget, as in production: the writers send at
 	// most 10,000 calls per 30 s, the newest state of each user.
 	br := startBridge(b, strings.Replace(benchConfig(b, users), ", budget: 100000000}", "}", 1))
-	br.StopWorker()
+	if err := br.StopWorker(b.Context()); err != nil {
+		b.Fatal(err)
+	}
 	url := "http://" + br.Addr() + "/v1/events"
 	client := &http.Client{}
 	start := time.Now().Add(-time.Hour)

@@ -45,7 +45,9 @@ func scaleBridge(tb testing.TB, natsURL string, em *emulator.Emulator) *bridge.B
 	}
 	tb.Cleanup(func() { b.Stop(context.Background()) })
 	testpoll.UntilOK(tb, "the bridge to be ready", func() error { return b.Ready(context.Background()) })
-	b.StopWorker()
+	if err := b.StopWorker(context.Background()); err != nil {
+		tb.Fatal(err)
+	}
 	return b
 }
 
