@@ -22,6 +22,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // documentedMetrics are the metric families issue 11 (item 1) asks the
@@ -322,13 +323,13 @@ admin: {token: %s}
 	if code, body := request(http.MethodPost, "/v1/events", token, event("m3", "nobody@contoso.example")); code != http.StatusAccepted {
 		t.Fatalf("event for an unknown user: %d %s", code, body)
 	}
-	waitFor(t, "alice in a call", func() error {
+	testpoll.UntilOK(t, "alice in a call", func() error {
 		if p, _ := b.Emulator().Presence(aliceID); p.Activity != "InACall" {
 			return fmt.Errorf("alice is %s/%s", p.Availability, p.Activity)
 		}
 		return nil
 	})
-	waitFor(t, "a dead letter", func() error {
+	testpoll.UntilOK(t, "a dead letter", func() error {
 		code, body := request(http.MethodGet, "/v1/admin/deadletters", admin, "")
 		var list struct{ DeadLetters []json.RawMessage }
 		if err := json.Unmarshal(body, &list); err != nil || code != http.StatusOK || len(list.DeadLetters) == 0 {
@@ -338,7 +339,7 @@ admin: {token: %s}
 	})
 
 	var s scraped
-	waitFor(t, "the sipdialog source's entities on /metrics", func() error {
+	testpoll.UntilOK(t, "the sipdialog source's entities on /metrics", func() error {
 		code, body := request(http.MethodGet, "/metrics", "", "")
 		if code != http.StatusOK {
 			return fmt.Errorf("/metrics: %d", code)

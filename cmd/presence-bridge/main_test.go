@@ -189,37 +189,32 @@ admin: {token: admin-s3cret, listen: %q}
 
 // postEvent sends one canonical event, retrying while the bridge starts.
 func postEvent(t *testing.T, base, token, body string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	t.Helper()
+	testpoll.UntilOK(t, "the bridge to take the event", func() error {
 		req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", strings.NewReader(body))
 		req.Header.Set("Authorization", "Bearer "+token)
 		req.Header.Set("Content-Type", "application/json")
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusAccepted {
-				return
-			}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return err
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("the bridge did not take the event")
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusAccepted {
+			return fmt.Errorf("answered %d", resp.StatusCode)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // waitFor runs a command line until its output holds want.
 func waitFor(t *testing.T, environ map[string]string, want string, args ...string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := runLine(args, environ, "")
-		if r.code == 0 && strings.Contains(r.out, want) {
-			return
+	t.Helper()
+	testpoll.UntilOK(t, fmt.Sprintf("%v to show %q", args, want), func() error {
+		if r := runLine(args, environ, ""); r.code != 0 || !strings.Contains(r.out, want) {
+			return fmt.Errorf("exit %d\n%s%s", r.code, r.out, r.errOut)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v never showed %q: exit %d\n%s%s", args, want, r.code, r.out, r.errOut)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestClientCommands drives status, why and dlq against a running bridge
