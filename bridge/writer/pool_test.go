@@ -191,10 +191,11 @@ func (h *harness) apply(e *testPool, user string, ev adapters.Event) {
 	}
 }
 
-// eventually is testpoll.Until on the harness's test.
+// eventually asks cond every 2 ms of real time until it holds: a cond
+// may move the fake clock a step each time it is asked.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	testpoll.Until(h.t, what, cond)
+	testpoll.Stepping(h.t, 2*time.Millisecond, what, cond)
 }
 
 // caughtUp waits until e's writer has taken in the user's newest state.

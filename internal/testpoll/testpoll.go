@@ -28,12 +28,7 @@ func Until(tb testing.TB, what string, cond func() bool) {
 // design (a soak, a benchmark's backlog).
 func Within(tb testing.TB, d time.Duration, what string, cond func() bool) {
 	tb.Helper()
-	poll(tb, d, what, func() error {
-		if cond() {
-			return nil
-		}
-		return errNotYet
-	})
+	poll(tb, d, firstPause, mostPause, what, holds(cond))
 }
 
 // UntilOK polls check until it returns nil, and fails tb when Deadline
@@ -41,19 +36,47 @@ func Within(tb testing.TB, d time.Duration, what string, cond func() bool) {
 // returned, which says what it saw instead.
 func UntilOK(tb testing.TB, what string, check func() error) {
 	tb.Helper()
-	poll(tb, Deadline, what, check)
+	poll(tb, Deadline, firstPause, mostPause, what, check)
 }
 
 // WithinOK is UntilOK with a deadline of d.
 func WithinOK(tb testing.TB, d time.Duration, what string, check func() error) {
 	tb.Helper()
-	poll(tb, d, what, check)
+	poll(tb, d, firstPause, mostPause, what, check)
 }
 
-func poll(tb testing.TB, d time.Duration, what string, check func() error) {
+// Stepping polls cond every pause of real time, with no growth, until it
+// holds, and fails tb after Deadline. It is for a cond that moves a fake
+// clock one step each time it is asked: the fake time then moves at a
+// steady pace, and the code under test has pause of real time to take in
+// each step.
+func Stepping(tb testing.TB, pause time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	poll(tb, Deadline, pause, pause, what, holds(cond))
+}
+
+// holds turns cond into a check.
+func holds(cond func() bool) func() error {
+	return func() error {
+		if cond() {
+			return nil
+		}
+		return errNotYet
+	}
+}
+
+// The pause between polls starts at firstPause and doubles up to
+// mostPause.
+const (
+	firstPause = time.Millisecond
+	mostPause  = 50 * time.Millisecond
+)
+
+// poll asks check until it returns nil, pausing pause and then twice as
+// long each time up to most, and fails tb after d.
+func poll(tb testing.TB, d, pause, most time.Duration, what string, check func() error) {
 	tb.Helper()
 	deadline := time.Now().Add(d)
-	pause := time.Millisecond
 	for {
 		err := check()
 		if err == nil {
@@ -66,6 +89,6 @@ func poll(tb testing.TB, d time.Duration, what string, check func() error) {
 			tb.Fatalf("timed out after %s waiting for %s: %v", d, what, err)
 		}
 		time.Sleep(pause)
-		pause = min(2*pause, 50*time.Millisecond)
+		pause = min(2*pause, most)
 	}
 }

@@ -62,6 +62,10 @@ func TestFailuresNameTheWaitAndWhatWasSeen(t *testing.T) {
 			WithinOK(tb, 20*time.Millisecond, "the tide", func() error { n++; return fmt.Errorf("seen %d", min(n, 1)) })
 		}, "timed out after 20ms waiting for the tide: seen 1"},
 		{"ok holds", func(tb testing.TB) { UntilOK(tb, "the dawn", func() error { return nil }) }, ""},
+		{"stepping", func(tb testing.TB) {
+			n := 0
+			Stepping(tb, time.Millisecond, "the third step", func() bool { n++; return n == 3 })
+		}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -69,5 +73,16 @@ func TestFailuresNameTheWaitAndWhatWasSeen(t *testing.T) {
 				t.Fatalf("failed with %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestUntilPausesLongerAndLonger: the pause between questions doubles,
+// so that a slow condition is not asked in a spin; ten questions take
+// at least the first nine pauses, 1+2+...+50 ms.
+func TestUntilPausesLongerAndLonger(t *testing.T) {
+	start, asked := time.Now(), 0
+	Until(t, "the tenth question", func() bool { asked++; return asked == 10 })
+	if least := (1 + 2 + 4 + 8 + 16 + 32 + 50 + 50 + 50) * time.Millisecond; time.Since(start) < least {
+		t.Fatalf("ten questions in %s, want at least %s", time.Since(start), least)
 	}
 }
