@@ -2,7 +2,6 @@ package bridge_test
 
 import (
 	"fmt"
-	"io"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -37,19 +36,7 @@ func benchUser(u int) string { return fmt.Sprintf("be0c0000-0000-4000-8000-%012d
 // postBody posts body to the bridge's /v1/events with the demo token; an
 // answer other than 202 is an error.
 func postBody(client *http.Client, url, body string) error {
-	req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
-	req.Header.Set("Authorization", "Bearer demo-token")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return fmt.Errorf("status %d", resp.StatusCode)
-	}
-	return nil
+	return bridgetest.Post(client, url, "demo-token", body)
 }
 
 // BenchmarkIngest measures ingest alone: one op is one POST /v1/events

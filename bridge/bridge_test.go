@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
@@ -47,29 +46,11 @@ admin: {token: admin-token}
 // startBridge runs a bridge from yaml and stops it when the test ends.
 func startBridge(t testing.TB, yaml string) *bridge.Bridge {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var log *slog.Logger
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	b, err := bridge.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return b
+	return bridgetest.Run(t, bridgetest.Parse(t, yaml), log)
 }
 
 type testWriter struct{ t testing.TB }

@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
@@ -35,6 +33,27 @@ sources:
 `
 }
 
+// theOne waits until one of bridges (nil ones are left out) does what is
+// says, such as write for the tenant, fails the test as soon as two do,
+// and returns the one's index.
+func theOne(t *testing.T, bridges []*bridge.Bridge, what string, is func(*bridge.Bridge) bool) int {
+	t.Helper()
+	found := -1
+	testpoll.Until(t, "a bridge to "+what, func() bool {
+		n := 0
+		for i, b := range bridges {
+			if b != nil && is(b) {
+				found, n = i, n+1
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%d bridges %s", n, what)
+		}
+		return n == 1
+	})
+	return found
+}
+
 // TestThreeBridgesOneNATS: three bridges share one NATS server and one
 // Graph emulator. Events posted to any of them are applied; only one
 // writes to Graph; when it stops, another takes over. (How soon is the
@@ -52,20 +71,7 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	}
 	holder := func() int {
 		t.Helper()
-		found := -1
-		testpoll.Until(t, "a bridge that writes", func() bool {
-			n := 0
-			for i, b := range bridges {
-				if b != nil && b.Writing("contoso.example") {
-					found, n = i, n+1
-				}
-			}
-			if n > 1 {
-				t.Fatalf("%d bridges write for one tenant", n)
-			}
-			return found >= 0
-		})
-		return found
+		return theOne(t, bridges, "write for the tenant", func(b *bridge.Bridge) bool { return b.Writing("contoso.example") })
 	}
 	first := holder()
 	// Events go in through every bridge.
@@ -155,11 +161,7 @@ func startClusterBridgeFrom(t *testing.T, yaml string) *bridge.Bridge {
 // (the real one when nil).
 func startClusterBridgeOn(t *testing.T, yaml string, clock *emulator.FakeClock) *bridge.Bridge {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var log *slog.Logger
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -167,15 +169,7 @@ func startClusterBridgeOn(t *testing.T, yaml string, clock *emulator.FakeClock) 
 	if clock != nil {
 		opts = append(opts, bridge.WithClock(clock))
 	}
-	b, err := bridge.New(cfg, log, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Stop(context.Background()) })
-	return b
+	return bridgetest.Run(t, bridgetest.Parse(t, yaml), log, opts...)
 }
 
 // TestRestartOnSameStore: events accepted by a bridge that stops while

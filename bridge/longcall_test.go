@@ -1,18 +1,14 @@
 package bridge_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
@@ -41,24 +37,7 @@ sources:
 func startClockedBridge(t *testing.T) (*bridge.Bridge, *emulator.FakeClock) {
 	t.Helper()
 	clock := emulator.NewFakeClock(time.Now().Add(-3 * time.Hour).Truncate(time.Minute))
-	cfg, err := config.Parse([]byte(clockedConfig(t)), t.TempDir())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), bridge.WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	b := bridgetest.Run(t, bridgetest.Parse(t, clockedConfig(t)), nil, bridge.WithClock(clock))
 	// A new writer's budget starts empty; a second of fake time fills it.
 	waitFor(t, "the tenant's writer", func() (bool, string) { return b.Writing("contoso.example"), "no writer" })
 	clock.Advance(time.Second)

@@ -3,16 +3,14 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -32,18 +30,7 @@ func scaleParts(tb testing.TB, users int) (natsURL string, em *emulator.Emulator
 // writers stopped; StartWorker starts them.
 func scaleBridge(tb testing.TB, natsURL string, em *emulator.Emulator) *bridge.Bridge {
 	tb.Helper()
-	cfg, err := config.Parse([]byte(clusterConfig(natsURL, em.Addr())), tb.TempDir())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { b.Stop(context.Background()) })
+	b := bridgetest.Run(tb, bridgetest.Parse(tb, clusterConfig(natsURL, em.Addr())), nil)
 	testpoll.UntilOK(tb, "the bridge to be ready", func() error { return b.Ready(context.Background()) })
 	if err := b.StopWorker(context.Background()); err != nil {
 		tb.Fatal(err)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -38,14 +39,7 @@ func (l *lockedBuffer) String() string {
 func startBridgeWithLogs(t *testing.T, cfg *config.Config) (*bridge.Bridge, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Stop(context.Background()) })
+	b := bridgetest.Run(t, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return b, logs
 }
 

@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -34,20 +33,7 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
-		found := -1
-		testpoll.Until(t, "a bridge that runs the source", func() bool {
-			n := 0
-			for i, b := range bridges {
-				if b != nil && b.Running("cal") {
-					found, n = i, n+1
-				}
-			}
-			if n > 1 {
-				t.Fatalf("%d bridges run the source", n)
-			}
-			return found >= 0
-		})
-		return found
+		return theOne(t, bridges, "run the source", runsCal)
 	}
 	first := runner()
 	if bridges[first].Running("demo") {
@@ -96,12 +82,7 @@ func TestCalDAVHandoverBetweenBridges(t *testing.T) {
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
-		found := -1
-		testpoll.Until(t, "a bridge that runs the source", func() bool {
-			found = slices.IndexFunc(bridges, func(b *bridge.Bridge) bool { return b != nil && b.Running("cal") })
-			return found >= 0
-		})
-		return found
+		return theOne(t, bridges, "run the source", runsCal)
 	}
 	wait := func(what, id, want string) {
 		t.Helper()
@@ -127,3 +108,6 @@ func TestCalDAVHandoverBetweenBridges(t *testing.T) {
 	wait("Bob's meeting, after the handover", bobID, "Busy/InAConferenceCall")
 	wait("Alice's meeting moved to later, after the handover", aliceID, "Offline/Offline")
 }
+
+// runsCal reports whether b runs the connect-out source "cal".
+func runsCal(b *bridge.Bridge) bool { return b.Running("cal") }

@@ -26,6 +26,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -546,18 +547,7 @@ func TestComposeTopology(t *testing.T) {
 		body := fmt.Sprintf(`{"id":%q,"source":%q,"type":"call","user":%q,"occurredAt":%q,"callId":"c-%s","state":%q}`,
 			id, cfg.Sources[0].Name, user, at.Format(time.RFC3339Nano), user, state)
 		testpoll.UntilOK(t, "post "+id+" to "+bridgeName, func() error {
-			req, _ := http.NewRequest(http.MethodPost, bridgeURL[bridgeName]+"/v1/events", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
+			return bridgetest.Post(http.DefaultClient, bridgeURL[bridgeName]+"/v1/events", token, body)
 		})
 	}
 	presence := func(upn, want string) {

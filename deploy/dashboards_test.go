@@ -2,11 +2,9 @@ package deploy
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,7 +17,6 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
@@ -277,20 +274,7 @@ admin: {token: %s}
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	b := bridgetest.Run(t, cfg, nil)
 	base := "http://" + b.Addr()
 	request := func(method, path, bearer, body string) (int, []byte) {
 		t.Helper()

@@ -1,11 +1,21 @@
-// Package bridgetest builds the YAML that tests run a bridge from: one
+// Package bridgetest builds the YAML that tests run a bridge from (one
 // tenant, contoso.example, whose application the Graph emulator knows,
-// and its users, so that every test names them the same way.
+// and its users, so that every test names them the same way), runs the
+// bridge and posts events to it.
 package bridgetest
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
 	"strings"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
 )
 
 // The tenant, its application and the users every test bridge knows.
@@ -58,4 +68,61 @@ func Emulator(users ...string) string {
             roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
         users:
 %s`, Tenant, ClientID, ClientSecret, strings.Join(users, ""))
+}
+
+// Parse parses a bridge's YAML, with relative paths from a temporary
+// folder, and fails tb when it does not parse.
+func Parse(tb testing.TB, yaml string) *config.Config {
+	tb.Helper()
+	cfg, err := config.Parse([]byte(yaml), tb.TempDir())
+	if err != nil {
+		tb.Fatalf("config: %v", err)
+	}
+	return cfg
+}
+
+// Run starts a bridge from cfg, logging to log (nil discards the logs),
+// and stops it when the test ends, failing the test if it does not stop
+// cleanly within 10 s.
+func Run(tb testing.TB, cfg *config.Config, log *slog.Logger, opts ...bridge.Option) *bridge.Bridge {
+	tb.Helper()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	b, err := bridge.New(cfg, log, opts...)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := b.Start(context.Background()); err != nil {
+		tb.Fatalf("start: %v", err)
+	}
+	tb.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := b.Stop(ctx); err != nil {
+			tb.Errorf("stop: %v", err)
+		}
+	})
+	return b
+}
+
+// Post posts body as JSON to url with token as its bearer token, and
+// returns an error unless the answer is 202 Accepted.
+func Post(client *http.Client, url, token, body string) error {
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusAccepted {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
 }
