@@ -47,9 +47,9 @@ func WithinOK(tb testing.TB, d time.Duration, what string, check func() error) {
 
 // Stepping polls cond every pause of real time, with no growth, until it
 // holds, and fails tb after Deadline. It is for a cond that moves a fake
-// clock one step each time it is asked: the fake time then moves at a
+// clock one step each time it is asked (the fake time then moves at a
 // steady pace, and the code under test has pause of real time to take in
-// each step.
+// each step), or one that must be seen soon after it comes to hold.
 func Stepping(tb testing.TB, pause time.Duration, what string, cond func() bool) {
 	tb.Helper()
 	poll(tb, Deadline, pause, pause, what, holds(cond))
