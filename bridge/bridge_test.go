@@ -12,81 +12,45 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 const (
-	aliceID = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
-	bobID   = "66825e03-7ef5-42da-9069-724602c31f6b"
+	aliceID = bridgetest.AliceID
+	bobID   = bridgetest.BobID
 )
 
 // testConfig is the example configuration made fit for tests: every server
 // on 127.0.0.1:0, data in a temporary folder, quick retries and breaker.
 func testConfig(t testing.TB) string {
-	return fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats:
+	return bridgetest.Header + fmt.Sprintf(`nats:
   embedded: true
   store_dir: %q
   ack_wait: 5s
   publish_timeout: 1s
 graph:
-  tenants:
-    - id: contoso.example
-      client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-      client_secret: demo-secret
-  timeout: 2s
+`, t.TempDir()) + bridgetest.Tenants() + `  timeout: 2s
   breaker: {failures: 3, open_timeout: 300ms}
   retry: {min_delay: 50ms, max_delay: 200ms}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-          - {id: %s, user_principal_name: bob@contoso.example}
-    admin: {writes: true}
+` + bridgetest.Emulator(bridgetest.Alice, bridgetest.Bob) + `    admin: {writes: true}
 directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: demo-token}
   - {name: other, type: generic, token: other-token, identity: {domain: contoso.example}}
 admin: {token: admin-token}
-`, t.TempDir(), aliceID, bobID)
+`
 }
 
 // startBridge runs a bridge from yaml and stops it when the test ends.
 func startBridge(t testing.TB, yaml string) *bridge.Bridge {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var log *slog.Logger
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
-	b, err := bridge.New(cfg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
-	return b
+	return bridgetest.Run(t, bridgetest.Parse(t, yaml), log)
 }
 
 type testWriter struct{ t testing.TB }
@@ -159,23 +123,16 @@ func presenceOf(t testing.TB, b *bridge.Bridge, userID string) (string, string) 
 // condition never comes.
 const patience = 30 * time.Second
 
-// waitPresence polls until the user's presence is want or the deadline
-// passes; within is raised to patience.
+// waitPresence polls until the user's presence is want; within, the
+// wait a test expects, is raised to testpoll.Deadline.
 func waitPresence(t testing.TB, b *bridge.Bridge, userID, want string, within time.Duration) {
 	t.Helper()
-	within = max(within, patience)
-	deadline := time.Now().Add(within)
-	for {
-		a, act := presenceOf(t, b, userID)
-		got := a + "/" + act
-		if got == want {
-			return
+	testpoll.WithinOK(t, max(within, testpoll.Deadline), "presence of "+userID+" to be "+want, func() error {
+		if a, act := presenceOf(t, b, userID); a+"/"+act != want {
+			return fmt.Errorf("it is %s/%s", a, act)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("presence of %s is %s, want %s (waited %s)", userID, got, want, within)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func TestEndToEndCall(t *testing.T) {

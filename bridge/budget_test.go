@@ -16,6 +16,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // The budget tests run bridges whose writers and the Graph emulator share
@@ -90,6 +91,8 @@ func (r *fakeTimeRun) step() {
 	r.clock.Advance(fakeStep)
 	n, quiet := len(r.em.Requests()), 0
 	for quiet < 4 {
+		// Real time must pass: nothing the writers send shows itself
+		// but requests, so the step ends after 20 ms with none.
 		time.Sleep(5 * time.Millisecond)
 		if m := len(r.em.Requests()); m != n {
 			n, quiet = m, 0
@@ -291,16 +294,14 @@ func budgetAcrossHandover(t *testing.T, crash bool) {
 	} else if err := bridges[holder].Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for taken := false; !taken; {
+	testpoll.Until(t, "another bridge to take the tenant over", func() bool {
 		for i, b := range bridges {
-			taken = taken || (i != holder && b.Writing("contoso.example"))
+			if i != holder && b.Writing("contoso.example") {
+				return true
+			}
 		}
-		if time.Now().After(deadline) {
-			t.Fatal("no bridge took the tenant over")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return false
+	})
 	handedOver := run.clock.Now()
 
 	run.stepUntil("every user in a call", 200*time.Second, run.converged)
@@ -340,20 +341,13 @@ func waitPauseRecorded(t *testing.T, natsURL string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), patience)
-	defer cancel()
 	kv, err := js.KeyValue(context.Background(), "PRESENCE_STATE")
 	if err != nil {
 		t.Fatal(err)
 	}
 	key := "pause." + hex.EncodeToString([]byte("contoso.example"))
-	for {
-		if _, err := kv.Get(ctx, key); err == nil {
-			return
-		}
-		if ctx.Err() != nil {
-			t.Fatalf("no pause recorded in the state bucket within %s", patience)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpoll.UntilOK(t, "a pause recorded in the state bucket", func() error {
+		_, err := kv.Get(context.Background(), key)
+		return err
+	})
 }

@@ -64,13 +64,7 @@ admin: {token`, r.Base, caldavtest.User), 1)
 	}
 	wait := func(what, want string) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for presence() != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: Alice is %s, want %s", what, presence(), want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testpoll.UntilOK(t, what, presencesAre(b.Emulator(), map[string]string{aliceID: want}))
 	}
 	before := presence()
 	if before == "Busy/InAConferenceCall" {

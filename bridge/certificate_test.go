@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // TestCertificateCredentialEndToEnd: the tenant's application proves
@@ -46,11 +47,7 @@ func TestUnregisteredCertificateIsLoggedNotShown(t *testing.T) {
 	}
 	b, logs := startBridgeWithLogs(t, cfg)
 	postEvent(t, b, callEvent("cert-2", "alice@contoso.example", "c1", "active", time.Now()))
-	for deadline := time.Now().Add(patience); !strings.Contains(logs.String(), "AADSTS700027"); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the refused assertion should be logged with its AADSTS code:\n%s", logs.String())
-		}
-	}
+	testpoll.Until(t, "the refused assertion logged with its AADSTS code", func() bool { return strings.Contains(logs.String(), "AADSTS700027") })
 	bundle, _ := os.ReadFile(file)
 	block, _ := pem.Decode(bundle[strings.Index(string(bundle), "-----BEGIN RSA"):])
 	keyText := base64.StdEncoding.EncodeToString(block.Bytes)

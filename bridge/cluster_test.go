@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -11,35 +10,48 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // clusterConfig is a bridge on external NATS and a shared emulator.
 func clusterConfig(natsURL, emulatorAddr string) string {
-	return fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats:
+	return bridgetest.Header + fmt.Sprintf(`nats:
   embedded: false
   urls: [%q]
   publish_timeout: 2s
 graph:
-  tenants:
-    - id: contoso.example
-      client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-      client_secret: demo-secret
-      graph_url: http://%s/v1.0
-      login_url: http://%s
-  breaker: {failures: 3, open_timeout: 300ms}
+`, natsURL) + bridgetest.Tenants("graph_url: http://"+emulatorAddr+"/v1.0", "login_url: http://"+emulatorAddr) + `  breaker: {failures: 3, open_timeout: 300ms}
   retry: {min_delay: 50ms, max_delay: 200ms}
 presence: {lease_ttl: 2s}
 directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: demo-token}
-`, natsURL, emulatorAddr, emulatorAddr)
+`
+}
+
+// theOne waits until one of bridges (nil ones are left out) does what is
+// says, such as write for the tenant, fails the test as soon as two do,
+// and returns the one's index.
+func theOne(t *testing.T, bridges []*bridge.Bridge, what string, is func(*bridge.Bridge) bool) int {
+	t.Helper()
+	found := -1
+	testpoll.Until(t, "a bridge to "+what, func() bool {
+		n := 0
+		for i, b := range bridges {
+			if b != nil && is(b) {
+				found, n = i, n+1
+			}
+		}
+		if n > 1 {
+			t.Fatalf("%d bridges %s", n, what)
+		}
+		return n == 1
+	})
+	return found
 }
 
 // TestThreeBridgesOneNATS: three bridges share one NATS server and one
@@ -53,41 +65,15 @@ func TestThreeBridgesOneNATS(t *testing.T) {
 	for i := range bridges {
 		bridges[i] = startClusterBridge(t, natsURL, em)
 	}
-	presence := func(id string) string {
-		p, _ := em.Presence(id)
-		return p.Availability + "/" + p.Activity
-	}
 	wait := func(id, want string) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for presence(id) != want {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is %s, want %s", id, presence(id), want)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+		waitEmulatorPresence(t, em, id, want)
 	}
 	holder := func() int {
-		found := -1
-		deadline := time.Now().Add(30 * time.Second)
-		for found < 0 && time.Now().Before(deadline) {
-			n := 0
-			for i, b := range bridges {
-				if b != nil && b.Writing("contoso.example") {
-					found, n = i, n+1
-				}
-			}
-			if n > 1 {
-				t.Fatalf("%d bridges write for one tenant", n)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		return found
+		t.Helper()
+		return theOne(t, bridges, "write for the tenant", func(b *bridge.Bridge) bool { return b.Writing("contoso.example") })
 	}
 	first := holder()
-	if first < 0 {
-		t.Fatal("no bridge writes")
-	}
 	// Events go in through every bridge.
 	now := time.Now()
 	for i, b := range bridges {
@@ -175,11 +161,7 @@ func startClusterBridgeFrom(t *testing.T, yaml string) *bridge.Bridge {
 // (the real one when nil).
 func startClusterBridgeOn(t *testing.T, yaml string, clock *emulator.FakeClock) *bridge.Bridge {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml), t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	var log *slog.Logger
 	if testing.Verbose() {
 		log = slog.New(slog.NewTextHandler(testWriter{t}, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	}
@@ -187,15 +169,7 @@ func startClusterBridgeOn(t *testing.T, yaml string, clock *emulator.FakeClock) 
 	if clock != nil {
 		opts = append(opts, bridge.WithClock(clock))
 	}
-	b, err := bridge.New(cfg, log, opts...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Stop(context.Background()) })
-	return b
+	return bridgetest.Run(t, bridgetest.Parse(t, yaml), log, opts...)
 }
 
 // TestRestartOnSameStore: events accepted by a bridge that stops while
@@ -220,17 +194,5 @@ func TestRestartOnSameStore(t *testing.T) {
 	}
 	em.SetLatency(0)
 	startClusterBridge(t, natsURL, em)
-	for _, want := range []struct{ id, pair string }{{aliceID, "Offline/Offline"}, {bobID, "Busy/InACall"}} {
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			p, _ := em.Presence(want.id)
-			if p.Availability+"/"+p.Activity == want.pair {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s is %s/%s, want %s", want.id, p.Availability, p.Activity, want.pair)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-	}
+	testpoll.UntilOK(t, "Alice offline and Bob in a call", presencesAre(em, map[string]string{aliceID: "Offline/Offline", bobID: "Busy/InACall"}))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // lineCounter counts the log messages that contain a text.
@@ -101,13 +102,9 @@ func TestMissingConsentPausesTenant(t *testing.T) {
 	}
 	// Wait for the refusal and three probes after it (300 ms, 600 ms,
 	// then 1 s apart).
-	deadline := time.Now().Add(30 * time.Second)
-	for logs.count("graph refuses the tenant") == 0 || logs.count("graph still refuses the tenant") < 3 {
-		if time.Now().After(deadline) {
-			t.Fatal("no refusal and probes logged")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, "the refusal and three probes logged", func() bool {
+		return logs.count("graph refuses the tenant") > 0 && logs.count("graph still refuses the tenant") >= 3
+	})
 	// A writer sends at most 8 calls before the first refusal comes back.
 	if n := len(presenceCalls(b.Emulator().Requests())); n > 8+5 {
 		t.Fatalf("%d presence requests to a tenant Graph refuses", n)

@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -13,6 +12,8 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // TestShuffledEventsConvergeThroughTheBridge: 10,000 call events for 1,000
@@ -88,6 +89,8 @@ func TestShuffledEventsConvergeThroughTheBridge(t *testing.T) {
 				body, _ := json.Marshal(map[string]any{"events": events})
 				r := postEvent(t, b, string(body))
 				for retries := 0; r.status == http.StatusServiceUnavailable && retries < 20; retries++ {
+					// Real time must pass: a sender's pause before it
+					// sends again, not a wait for a condition.
 					time.Sleep(100 * time.Millisecond)
 					r = postEvent(t, b, string(body))
 				}
@@ -105,47 +108,33 @@ func TestShuffledEventsConvergeThroughTheBridge(t *testing.T) {
 
 	// Every event is settled before the presences are compared, so that a
 	// user passing through the right state early can not pass the test.
-	consumer, err := b.Queue().JetStream().Consumer(context.Background(), "PRESENCE_EVENTS", "presence-worker")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// 12,000 events take seconds on an idle machine and about a minute
 	// under the race detector beside other packages' tests; the deadline
 	// only costs time when the test fails.
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		info, err := consumer.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("events still unsettled: %d pending, %d unacked", info.NumPending, info.NumAckPending)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	for {
-		wrong, example := 0, ""
-		for id, w := range want {
-			p, _ := b.Emulator().Presence(id)
-			if got := p.Availability + "/" + p.Activity; got != w {
-				wrong++
-				example = fmt.Sprintf("%s is %s, want %s", id, got, w)
-			}
-		}
-		if wrong == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d users did not converge, e.g. %s", wrong, example)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitSettled(t, b, 5*time.Minute)
+	testpoll.UntilOK(t, "every user to converge", presencesAre(b.Emulator(), want))
 	calls := countRequests(b, "/presence/setPresence") + countRequests(b, "/presence/clearPresence")
 	if calls > changes {
 		t.Fatalf("%d Graph calls for %d distinct desired-state changes", calls, changes)
 	}
 	t.Logf("%d events delivered, %d desired-state changes in the ordered log, %d Graph calls", len(delivery), changes, calls)
+}
+
+// presencesAre is a condition for testpoll.UntilOK: the emulator shows
+// each user of want (object id to "Availability/Activity") as want says.
+func presencesAre(em *emulator.Emulator, want map[string]string) func() error {
+	return func() error {
+		wrong, example := 0, ""
+		for id, w := range want {
+			p, ok := em.Presence(id)
+			if got := p.Availability + "/" + p.Activity; !ok || got != w {
+				wrong++
+				example = fmt.Sprintf("%s is %s, want %s", id, got, w)
+			}
+		}
+		if wrong > 0 {
+			return fmt.Errorf("%d users differ, e.g. %s", wrong, example)
+		}
+		return nil
+	}
 }

@@ -75,31 +75,6 @@ func TestCrowdedUserStaysBounded(t *testing.T) {
 	}
 }
 
-// waitSettled waits until the worker's consumer has nothing pending and
-// nothing waiting for an ack: no event is being retried over and over.
-func waitSettled(t *testing.T, b *bridge.Bridge, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		c, err := b.Queue().JetStream().Consumer(context.Background(), "PRESENCE_EVENTS", "presence-worker")
-		if err != nil {
-			t.Fatal(err)
-		}
-		info, err := c.Info(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			t.Logf("consumer settled: %d delivered, %d redelivered", info.Delivered.Consumer, info.NumRedelivered)
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("consumer not settled after %s: %d pending, %d awaiting ack, %d redelivered", within, info.NumPending, info.NumAckPending, info.NumRedelivered)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // adminClaims counts the claims in a user's state, read through the admin
 // view.
 func adminClaims(t *testing.T, b *bridge.Bridge, user string) int {

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // consumerInfo reads the bridge's consumer of the events stream.
@@ -26,6 +27,19 @@ func consumerInfo(t *testing.T, b *bridge.Bridge) *jetstream.ConsumerInfo {
 		t.Fatal(err)
 	}
 	return info
+}
+
+// waitSettled waits until the worker's consumer has nothing pending and
+// nothing waiting for an ack: every event is applied or dead-lettered,
+// none retried over and over. within is raised to testpoll.Deadline.
+func waitSettled(t *testing.T, b *bridge.Bridge, within time.Duration) {
+	t.Helper()
+	testpoll.WithinOK(t, max(within, testpoll.Deadline), "the consumer to settle", func() error {
+		if info := consumerInfo(t, b); info.NumPending != 0 || info.NumAckPending != 0 {
+			return fmt.Errorf("%d pending, %d awaiting ack, %d redelivered", info.NumPending, info.NumAckPending, info.NumRedelivered)
+		}
+		return nil
+	})
 }
 
 // pendingEvents is how many events the bridge's consumer has not yet
@@ -102,11 +116,7 @@ func TestStormDoesNotHoldUpOtherUsers(t *testing.T) {
 		}
 		return false
 	}
-	for deadline := time.Now().Add(30 * time.Second); !applied(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("no calm user's event was applied")
-		}
-	}
+	testpoll.Until(t, "a calm user's event to be applied", applied)
 	// Each storm event costs at least one 20 ms lookup, one after the
 	// other; a worker that applies everything in one line gets to the
 	// calm events only after all of them.
@@ -116,11 +126,7 @@ func TestStormDoesNotHoldUpOtherUsers(t *testing.T) {
 		t.Fatalf("the first calm event was applied only when %d of %d storm events were left: the storm held it up", left, storm)
 	}
 
-	for deadline := time.Now().Add(60 * time.Second); pendingEvents(t, b) > 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still pending", pendingEvents(t, b))
-		}
-	}
+	waitSettled(t, b, time.Minute)
 	waitPresence(t, b, aliceID, "Busy/InACall", 30*time.Second)
 	for _, user := range calm {
 		waitPresence(t, b, user, "Busy/InACall", 30*time.Second)

@@ -1,19 +1,17 @@
 package bridge_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // These tests run a whole bridge (HTTP ingest, JetStream, worker, state, writer,
@@ -25,31 +23,13 @@ import (
 // clockedConfig is a bridge with embedded NATS and emulator, the demo
 // source and a source "flaky" whose calls end after 10 minutes of silence.
 func clockedConfig(t *testing.T) string {
-	return fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats: {embedded: true, store_dir: %q}
-graph:
-  tenants:
-    - {id: contoso.example, client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87, client_secret: demo-secret}
-  retry: {min_delay: 50ms, max_delay: 200ms}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-          - {id: %s, user_principal_name: bob@contoso.example}
-presence: {expiration: 15m}
+	return bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", t.TempDir()) +
+		"graph:\n" + bridgetest.Tenants() + "  retry: {min_delay: 50ms, max_delay: 200ms}\n" +
+		bridgetest.Emulator(bridgetest.Alice, bridgetest.Bob) + `presence: {expiration: 15m}
 sources:
   - {name: demo, type: generic, token: demo-token}
   - {name: flaky, type: generic, token: flaky-token, lapse: 10m}
-`, t.TempDir(), aliceID, bobID)
+`
 }
 
 // startClockedBridge runs a bridge from clockedConfig whose writers and
@@ -57,24 +37,7 @@ sources:
 func startClockedBridge(t *testing.T) (*bridge.Bridge, *emulator.FakeClock) {
 	t.Helper()
 	clock := emulator.NewFakeClock(time.Now().Add(-3 * time.Hour).Truncate(time.Minute))
-	cfg, err := config.Parse([]byte(clockedConfig(t)), t.TempDir())
-	if err != nil {
-		t.Fatalf("config: %v", err)
-	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)), bridge.WithClock(clock))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	b := bridgetest.Run(t, bridgetest.Parse(t, clockedConfig(t)), nil, bridge.WithClock(clock))
 	// A new writer's budget starts empty; a second of fake time fills it.
 	waitFor(t, "the tenant's writer", func() (bool, string) { return b.Writing("contoso.example"), "no writer" })
 	clock.Advance(time.Second)
@@ -92,21 +55,16 @@ func postSourceEvent(t *testing.T, b *bridge.Bridge, source, id, user, callID, s
 	}
 }
 
-// waitFor polls cond for up to 30 s of real time (a loaded machine only
-// makes it slower); cond returns whether it holds and what it saw.
+// waitFor is testpoll.UntilOK for a condition that returns whether it
+// holds and what it saw.
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		ok, saw := cond()
-		if ok {
-			return
+	testpoll.UntilOK(t, what, func() error {
+		if ok, saw := cond(); !ok {
+			return fmt.Errorf("saw %s", saw)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited 30 s for %s; saw %s", what, saw)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // shows is a condition for waitFor: the emulator shows user as want.
@@ -122,7 +80,7 @@ func shows(em *emulator.Emulator, user, want string) func() (bool, string) {
 func bridgeSession(em *emulator.Emulator, user string) (emulator.SessionView, bool) {
 	p, _ := em.Presence(user)
 	for _, s := range p.Sessions {
-		if s.Kind == emulator.KindApp && s.AppID == "22553876-f5ab-4529-bffb-cfe50aa89f87" {
+		if s.Kind == emulator.KindApp && s.AppID == bridgetest.ClientID {
 			return s, true
 		}
 	}

@@ -116,21 +116,18 @@ func metricsConfig(t *testing.T) *config.Config {
 	return cfg
 }
 
-// waitMetric scrapes until cond holds for the scrape, or fails after
-// patience saying what was expected.
+// waitMetric scrapes until cond holds for the scrape, or fails saying
+// what was expected and showing the last scrape.
 func waitMetric(t *testing.T, b *bridge.Bridge, what string, cond func(scrape) bool) scrape {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
-		s := scrapeMetrics(t, b)
-		if cond(s) {
-			return s
+	var s scrape
+	testpoll.UntilOK(t, what, func() error {
+		if s = scrapeMetrics(t, b); !cond(s) {
+			return fmt.Errorf("last scrape:\n%s", s.text)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s; last scrape:\n%s", patience, what, s.text)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
+	return s
 }
 
 // TestMetricsAfterScriptedRun drives a bridge through an applied event, a

@@ -28,11 +28,7 @@ func TestDirectoryMissStormNoRedelivery(t *testing.T) {
 			t.Fatalf("post: %d %v", r.status, r.body)
 		}
 	}
-	for deadline := time.Now().Add(2 * time.Minute); pendingEvents(t, b) > 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events still pending", pendingEvents(t, b))
-		}
-	}
+	waitSettled(t, b, 2*time.Minute)
 	if info := consumerInfo(t, b); info.NumRedelivered != 0 || info.Delivered.Consumer != unknown {
 		t.Fatalf("%d deliveries, %d redelivered, for %d events", info.Delivered.Consumer, info.NumRedelivered, unknown)
 	}

@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
@@ -12,6 +13,8 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // TestGraphOutageOpensBreakerAndConverges: Graph answers 503 for a while;
@@ -38,12 +41,10 @@ func TestGraphOutageOpensBreakerAndConverges(t *testing.T) {
 	// the two users is retried every 50-200 ms; with it, calls are bounded
 	// by the probes the elapsed time allows, whatever the machine's speed.
 	failed := func() int { return presenceCalls() - start }
-	for deadline := time.Now().Add(patience); failed() < 3; time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("Graph was called %d times: the outage was not tried", failed())
-		}
-	}
+	testpoll.Until(t, "three calls into the outage", func() bool { return failed() >= 3 })
 	opened, from := failed(), time.Now()
+	// Real time must pass: the bound is on calls over a real second with
+	// the breaker open.
 	time.Sleep(time.Second)
 	elapsed := time.Since(from)
 	// Two users in flight when it opened, then one probe per open
@@ -157,21 +158,19 @@ func TestBusPublisher(t *testing.T) {
 
 func waitDeadLetters(t *testing.T, b *bridge.Bridge, n int) []eventlog.DeadLetter {
 	t.Helper()
-	deadline := time.Now().Add(patience)
-	for {
-		letters, err := b.Queue().ListDeadLetters(context.Background(), 0, 100)
-		if err != nil {
+	var letters []eventlog.DeadLetter
+	testpoll.UntilOK(t, fmt.Sprintf("%d dead letters", n), func() error {
+		var err error
+		if letters, err = b.Queue().ListDeadLetters(context.Background(), 0, 100); err != nil {
 			t.Fatal(err)
 		}
-		if len(letters) >= n {
-			return letters
-		}
-		if time.Now().After(deadline) {
+		if len(letters) < n {
 			raw, _ := json.Marshal(letters)
-			t.Fatalf("%d dead letters, want %d: %s", len(letters), n, raw)
+			return fmt.Errorf("%d dead letters: %s", len(letters), raw)
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return nil
+	})
+	return letters
 }
 
 // TestManualStatusIsRecordedNotFought: a status the user sets by hand
@@ -210,20 +209,12 @@ func TestManualStatusIsRecordedNotFought(t *testing.T) {
 		}
 		return view.State.Manual.Pair.Availability + "/" + view.State.Manual.Pair.Activity
 	}
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(patience); !cond(); time.Sleep(20 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
-		}
-	}
-	waitFor("the manual status in the admin view", func() bool { return manual() == "DoNotDisturb/DoNotDisturb" })
+	testpoll.Until(t, "the manual status in the admin view", func() bool { return manual() == "DoNotDisturb/DoNotDisturb" })
 	// Wait for five more aggregate reads, each a chance to fight the
 	// manual status, then check that none did.
 	sets := countRequests(b, "/presence/setPresence")
 	reads := countRequests(b, "/getPresencesByUserId")
-	waitFor("five more aggregate reads", func() bool { return countRequests(b, "/getPresencesByUserId") >= reads+5 })
+	testpoll.Until(t, "five more aggregate reads", func() bool { return countRequests(b, "/getPresencesByUserId") >= reads+5 })
 	if n := countRequests(b, "/presence/setPresence"); n != sets {
 		t.Fatalf("the bridge called setPresence %d more times against a manual status", n-sets)
 	}
@@ -232,12 +223,12 @@ func TestManualStatusIsRecordedNotFought(t *testing.T) {
 	if err := em.ClearPreferred(aliceID); err != nil {
 		t.Fatal(err)
 	}
-	waitFor("the manual status to clear", func() bool { return manual() == "" })
+	testpoll.Until(t, "the manual status to clear", func() bool { return manual() == "" })
 	waitPresence(t, b, aliceID, "Busy/InACall", time.Second)
 
 	// Someone else clears the app session: the bridge notices and sets it
 	// again.
-	if ended, err := em.EndSession(aliceID, "22553876-f5ab-4529-bffb-cfe50aa89f87"); err != nil || !ended {
+	if ended, err := em.EndSession(aliceID, bridgetest.ClientID); err != nil || !ended {
 		t.Fatalf("end the app session: %v %v", ended, err)
 	}
 	if a, act := presenceOf(t, b, aliceID); a+"/"+act != "Offline/Offline" {

@@ -3,16 +3,15 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // scaleParts starts what bridges share in a scale-out run: one external
@@ -31,24 +30,11 @@ func scaleParts(tb testing.TB, users int) (natsURL string, em *emulator.Emulator
 // writers stopped; StartWorker starts them.
 func scaleBridge(tb testing.TB, natsURL string, em *emulator.Emulator) *bridge.Bridge {
 	tb.Helper()
-	cfg, err := config.Parse([]byte(clusterConfig(natsURL, em.Addr())), tb.TempDir())
-	if err != nil {
+	b := bridgetest.Run(tb, bridgetest.Parse(tb, clusterConfig(natsURL, em.Addr())), nil)
+	testpoll.UntilOK(tb, "the bridge to be ready", func() error { return b.Ready(context.Background()) })
+	if err := b.StopWorker(context.Background()); err != nil {
 		tb.Fatal(err)
 	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { b.Stop(context.Background()) })
-	for deadline := time.Now().Add(30 * time.Second); b.Ready(context.Background()) != nil; time.Sleep(10 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			tb.Fatalf("bridge not ready: %v", b.Ready(context.Background()))
-		}
-	}
-	b.StopWorker()
 	return b
 }
 
@@ -102,6 +88,8 @@ func BenchmarkScaleOut(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			// Real time must pass: a benchmark polls with a fine pause,
+			// so that the time measured is the bridge's, not the poll's.
 			for deadline := time.Now().Add(5 * time.Minute); processed() < float64(b.N); time.Sleep(time.Millisecond) {
 				if time.Now().After(deadline) {
 					b.Fatalf("%v of %d events settled after 5 minutes", processed(), b.N)
@@ -125,20 +113,12 @@ func TestBridgeAddedUnderLoad(t *testing.T) {
 	if err := first.StartWorker(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(60 * time.Second); first.Processed() == 0; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first bridge applies nothing")
-		}
-	}
+	testpoll.Until(t, "the first bridge to apply an event", func() bool { return first.Processed() > 0 })
 	second := scaleBridge(t, natsURL, em)
 	if err := second.StartWorker(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(2 * time.Minute); first.Processed()+second.Processed() < events; time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%v of %d events settled", first.Processed()+second.Processed(), events)
-		}
-	}
+	testpoll.Within(t, 2*time.Minute, fmt.Sprintf("the %d events to settle", events), func() bool { return first.Processed()+second.Processed() >= events })
 	t.Logf("the first bridge settled %v events, the second %v", first.Processed(), second.Processed())
 	if first.Processed()+second.Processed() != events || first.Applied()+second.Applied() != events {
 		t.Fatalf("%v events settled and %v applied for %d sent: some were delivered twice", first.Processed()+second.Processed(), first.Applied()+second.Applied(), events)
@@ -162,14 +142,7 @@ func TestBridgeAddedUnderLoad(t *testing.T) {
 // waitEmulatorPresence waits until the emulator shows id as want.
 func waitEmulatorPresence(t *testing.T, em *emulator.Emulator, id, want string) {
 	t.Helper()
-	for deadline := time.Now().Add(patience); ; time.Sleep(10 * time.Millisecond) {
-		p, _ := em.Presence(id)
-		if got := p.Availability + "/" + p.Activity; got == want {
-			return
-		} else if time.Now().After(deadline) {
-			t.Fatalf("%s is %s, want %s", id, got, want)
-		}
-	}
+	testpoll.UntilOK(t, "the emulator to show "+id+" as "+want, presencesAre(em, map[string]string{id: want}))
 }
 
 // TestIngestTier: a bridge with worker.enabled false takes events in and

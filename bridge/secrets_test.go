@@ -13,6 +13,8 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 type lockedBuffer struct {
@@ -37,14 +39,7 @@ func (l *lockedBuffer) String() string {
 func startBridgeWithLogs(t *testing.T, cfg *config.Config) (*bridge.Bridge, *lockedBuffer) {
 	t.Helper()
 	logs := &lockedBuffer{}
-	b, err := bridge.New(cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { b.Stop(context.Background()) })
+	b := bridgetest.Run(t, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return b, logs
 }
 
@@ -65,10 +60,7 @@ func TestSecretsStayOutOfLogsAndMetrics(t *testing.T) {
 	post(t, b, "/v1/hooks/demo", "guessed-token", "application/json", `{"password":"body-secret"}`)
 	post(t, b, "/v1/events", "demo-token", "application/json", `{"id":"body-secret"`)
 	post(t, b, "/v1/admin/deadletters/1/replay", "wrong-admin", "", "")
-	deadline := time.Now().Add(patience)
-	for !strings.Contains(logs.String(), "invalid_client") && time.Now().Before(deadline) {
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, "the token failure in the logs", func() bool { return strings.Contains(logs.String(), "invalid_client") })
 	if !strings.Contains(logs.String(), "AADSTS7000215") {
 		t.Fatalf("the token failure should be logged with its AADSTS code:\n%s", logs.String())
 	}

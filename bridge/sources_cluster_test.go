@@ -8,6 +8,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // calSource is a caldav source for clusterConfig's sources list; url is
@@ -32,24 +33,7 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			found, n := -1, 0
-			for i, b := range bridges {
-				if b != nil && b.Running("cal") {
-					found, n = i, n+1
-				}
-			}
-			if n > 1 {
-				t.Fatalf("%d bridges run the source", n)
-			}
-			if found >= 0 {
-				return found
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("no bridge runs the source")
-		return -1
+		return theOne(t, bridges, "run the source", runsCal)
 	}
 	first := runner()
 	if bridges[first].Running("demo") {
@@ -70,13 +54,7 @@ func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	bridges[second] = nil
 	cut.Queue().Conn().Close()
 	last := runner()
-	deadline := time.Now().Add(30 * time.Second)
-	for cut.Running("cal") {
-		if time.Now().After(deadline) {
-			t.Fatal("a bridge without NATS still runs the source")
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpoll.Until(t, "the bridge without NATS to stop the source", func() bool { return !cut.Running("cal") })
 	if last == first || last == second {
 		t.Fatalf("bridge %d runs the source after %d and %d left", last, first, second)
 	}
@@ -104,30 +82,11 @@ func TestCalDAVHandoverBetweenBridges(t *testing.T) {
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for time.Now().Before(deadline) {
-			for i, b := range bridges {
-				if b != nil && b.Running("cal") {
-					return i
-				}
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		t.Fatal("no bridge runs the source")
-		return -1
+		return theOne(t, bridges, "run the source", runsCal)
 	}
 	wait := func(what, id, want string) {
 		t.Helper()
-		deadline := time.Now().Add(60 * time.Second)
-		for {
-			p, _ := em.Presence(id)
-			if got := p.Availability + "/" + p.Activity; got == want {
-				return
-			} else if time.Now().After(deadline) {
-				t.Fatalf("%s: %s is %s, want %s", what, id, got, want)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testpoll.UntilOK(t, what, presencesAre(em, map[string]string{id: want}))
 	}
 	now := time.Now().UTC()
 	meeting := func(uid string, from, to time.Duration) string {
@@ -149,3 +108,6 @@ func TestCalDAVHandoverBetweenBridges(t *testing.T) {
 	wait("Bob's meeting, after the handover", bobID, "Busy/InAConferenceCall")
 	wait("Alice's meeting moved to later, after the handover", aliceID, "Offline/Offline")
 }
+
+// runsCal reports whether b runs the connect-out source "cal".
+func runsCal(b *bridge.Bridge) bool { return b.Running("cal") }

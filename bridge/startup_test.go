@@ -2,6 +2,7 @@ package bridge_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -18,6 +19,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // unusedLoopbackAddr returns a loopback address on which nothing listens.
@@ -78,20 +80,16 @@ func errorCodeMessage(r response) (string, string) {
 	return code, message
 }
 
-// waitUntilReady polls /readyz until it answers 200.
+// waitUntilReady polls /readyz until it answers 200; within, the wait a
+// test expects, is raised to testpoll.Deadline.
 func waitUntilReady(t *testing.T, b *bridge.Bridge, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r := getAnswer(t, b, "/readyz")
-		if r.status == http.StatusOK {
-			return
+	testpoll.WithinOK(t, max(within, testpoll.Deadline), "/readyz to answer 200", func() error {
+		if r := getAnswer(t, b, "/readyz"); r.status != http.StatusOK {
+			return fmt.Errorf("%d %v", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after %s: %d %v", within, r.status, r.body)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // stopAtCleanup stops b when the test ends, before any cleanup registered
@@ -273,20 +271,10 @@ func TestPublishTimeoutRetrySafe(t *testing.T) {
 		}
 		return info.State.LastSeq
 	}
-	for deadline := time.Now().Add(30 * time.Second); lastSeq() == 0; time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the event answered 503 was never stored; the test did not lose an acknowledgement")
-		}
-	}
+	testpoll.Until(t, "the event answered 503 to be stored (else the test lost no acknowledgement)", func() bool { return lastSeq() > 0 })
 
 	// The sender retries with the same id, as the answer says.
-	deadline := time.Now().Add(30 * time.Second)
-	for r = postEvent(t, b, body); r.status != http.StatusAccepted; r = postEvent(t, b, body) {
-		if time.Now().After(deadline) {
-			t.Fatalf("retry: %d %v", r.status, r.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitAccepted(t, b, body, 30*time.Second)
 	waitPresence(t, b, bobID, "Busy/InACall", 30*time.Second)
 	// A later event proves the worker went past the retried one.
 	if r := postEvent(t, b, callEvent("retry-2", "alice@contoso.example", "c2", "active", time.Now())); r.status != http.StatusAccepted {

@@ -10,10 +10,11 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
-const appID = "22553876-f5ab-4529-bffb-cfe50aa89f87"
+const appID = bridgetest.ClientID
 
 // statusConfig is testConfig with "On a call" shown during calls, for
 // 30 minutes at a time, and aggregate reads every 200 ms.

@@ -4,27 +4,26 @@ import (
 	"context"
 )
 
-// StopWorker stops the bridge's consumer and writers and leaves its HTTP
-// ingest running, so that a benchmark can measure ingest alone: events
-// are stored in JetStream and nothing reads them.
-func (b *Bridge) StopWorker() {
+// StopWorker stops what Stop stops behind ingest, in the same way (the
+// connect-out sources, the consumer, calendar subscriptions, the writers
+// and the history), and leaves the HTTP ingest and NATS running, so that
+// a benchmark can store a backlog that nothing reads yet.
+func (b *Bridge) StopWorker(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.stopConsume != nil {
-		b.stopConsume()
-		b.stopConsume = nil
-	}
-	if b.stopWriters != nil {
-		b.stopWriters()
-		b.stopWriters = nil
-	}
+	b.running.Store(false)
+	return b.stopWorker(ctx)
 }
 
-// StartWorker starts what StopWorker stopped.
+// StartWorker starts what StopWorker stopped, as connect does.
 func (b *Bridge) StartWorker(ctx context.Context) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.startWorker(ctx)
+	if err := b.startWorker(ctx); err != nil {
+		return err
+	}
+	b.running.Store(true)
+	return nil
 }
 
 // Processed is how many events the apply stage has settled, whatever

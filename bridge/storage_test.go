@@ -12,6 +12,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // storageConfig is testConfig with small JetStream limits.
@@ -28,17 +29,12 @@ func storageConfig(t *testing.T, set func(*config.NATS)) *config.Config {
 // waitAccepted posts body until it is answered 202.
 func waitAccepted(t *testing.T, b *bridge.Bridge, body string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		r := postEvent(t, b, body)
-		if r.status == http.StatusAccepted {
-			return
+	testpoll.WithinOK(t, max(within, testpoll.Deadline), "the event to be accepted", func() error {
+		if r := postEvent(t, b, body); r.status != http.StatusAccepted {
+			return fmt.Errorf("refused: %d %v", r.status, r.body)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still refused after %s: %d %v", within, r.status, r.body)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // checkFullAnswers checks that ingest answers 503 saying JetStream is full,
@@ -109,26 +105,9 @@ func TestFullStreamAnswers503AndRecovers(t *testing.T) {
 	waitUntilReady(t, b, 60*time.Second)
 	waitPresence(t, b, aliceID, "Busy/InACall", 30*time.Second)
 	waitPresence(t, b, bobID, "Busy/InACall", 30*time.Second)
-	waitDrained(t, b, 60*time.Second)
+	waitSettled(t, b, 60*time.Second)
 	if letters, err := b.Queue().ListDeadLetters(context.Background(), 0, 10); err != nil || len(letters) != 0 {
 		t.Fatalf("dead letters %v (%v), want none", letters, err)
-	}
-}
-
-// waitDrained polls until every event in the stream has been applied and
-// acknowledged.
-func waitDrained(t *testing.T, b *bridge.Bridge, within time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		info := consumerInfo(t, b)
-		if info.NumPending == 0 && info.NumAckPending == 0 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d events pending and %d unacknowledged after %s", info.NumPending, info.NumAckPending, within)
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

@@ -26,6 +26,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // composeFile is the part of a compose file the test reads.
@@ -427,22 +429,6 @@ func serviceEnv(s composeService) []string {
 	return env
 }
 
-// waitFor polls cond until it holds or a generous deadline passes.
-func waitFor(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 func get(rawURL string) (int, []byte, error) {
 	resp, err := http.Get(rawURL)
 	if err != nil {
@@ -470,7 +456,7 @@ func TestComposeTopology(t *testing.T) {
 	for _, name := range top.nats {
 		servers[name] = startNATS(t, l, name, top.file.Services[name])
 	}
-	waitFor(t, "NATS cluster", func() error {
+	testpoll.UntilOK(t, "NATS cluster", func() error {
 		for name, srv := range servers {
 			if !srv.ReadyForConnections(time.Second) {
 				return fmt.Errorf("%s not ready", name)
@@ -517,7 +503,7 @@ func TestComposeTopology(t *testing.T) {
 		bridges[name] = startChild(t, name, bin, args, env)
 	}
 	for name, u := range bridgeURL {
-		waitFor(t, name+" ready", func() error {
+		testpoll.UntilOK(t, name+" ready", func() error {
 			code, body, err := get(u + "/readyz")
 			if err == nil && code != http.StatusOK {
 				err = fmt.Errorf("readyz %d: %s", code, body)
@@ -560,24 +546,13 @@ func TestComposeTopology(t *testing.T) {
 		t.Helper()
 		body := fmt.Sprintf(`{"id":%q,"source":%q,"type":"call","user":%q,"occurredAt":%q,"callId":"c-%s","state":%q}`,
 			id, cfg.Sources[0].Name, user, at.Format(time.RFC3339Nano), user, state)
-		waitFor(t, "post "+id+" to "+bridgeName, func() error {
-			req, _ := http.NewRequest(http.MethodPost, bridgeURL[bridgeName]+"/v1/events", strings.NewReader(body))
-			req.Header.Set("Authorization", "Bearer "+token)
-			req.Header.Set("Content-Type", "application/json")
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				return err
-			}
-			resp.Body.Close()
-			if resp.StatusCode != http.StatusAccepted {
-				return fmt.Errorf("status %d", resp.StatusCode)
-			}
-			return nil
+		testpoll.UntilOK(t, "post "+id+" to "+bridgeName, func() error {
+			return bridgetest.Post(http.DefaultClient, bridgeURL[bridgeName]+"/v1/events", token, body)
 		})
 	}
 	presence := func(upn, want string) {
 		t.Helper()
-		waitFor(t, upn+" "+want, func() error {
+		testpoll.UntilOK(t, upn+" "+want, func() error {
 			code, body, err := get(emURL + "/_emulator/presences/" + url.PathEscape(upn))
 			if err != nil {
 				return err

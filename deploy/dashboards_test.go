@@ -2,11 +2,9 @@ package deploy
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -19,8 +17,9 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // documentedMetrics are the metric families issue 11 (item 1) asks the
@@ -219,7 +218,7 @@ func histogramFamily(name string, known func(string) bool) string {
 }
 
 const (
-	aliceID = "fa8bf3dc-eca7-46b7-bad1-db199b62afc3"
+	aliceID = bridgetest.AliceID
 	token   = "demo-token"
 	admin   = "admin-token"
 )
@@ -255,27 +254,9 @@ func (s scraped) labelValues(family, label string) []string {
 // sipdialog source reports its entities.
 func scrapeBridge(t *testing.T) scraped {
 	t.Helper()
-	cfg, err := config.Parse([]byte(fmt.Sprintf(`
-log: {level: warn}
-http: {listen: "127.0.0.1:0"}
-nats: {embedded: true, store_dir: %q, ack_wait: 5s}
-graph:
-  tenants:
-    - {id: contoso.example, client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87, client_secret: demo-secret}
-  unknown_user_ttl: 1m
-  retry: {min_delay: 50ms, max_delay: 200ms}
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: contoso.example
-        apps:
-          - client_id: 22553876-f5ab-4529-bffb-cfe50aa89f87
-            client_secret: demo-secret
-            roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]
-        users:
-          - {id: %s, user_principal_name: alice@contoso.example}
-directory:
+	cfg, err := config.Parse([]byte(bridgetest.Header+fmt.Sprintf("nats: {embedded: true, store_dir: %q, ack_wait: 5s}\n", t.TempDir())+
+		"graph:\n"+bridgetest.Tenants()+"  unknown_user_ttl: 1m\n  retry: {min_delay: 50ms, max_delay: 200ms}\n"+
+		bridgetest.Emulator(bridgetest.Alice)+fmt.Sprintf(`directory:
   "ext:1001": alice@contoso.example
 sources:
   - {name: demo, type: generic, token: %s}
@@ -289,24 +270,11 @@ sources:
       entities: [{entity: "1001"}, {entity: "1002"}]
 presence: {lease_ttl: 3s}
 admin: {token: %s}
-`, t.TempDir(), aliceID, token, silentPBX(t), admin)), t.TempDir())
+`, token, silentPBX(t), admin)), t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := b.Start(context.Background()); err != nil {
-		t.Fatalf("start: %v", err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		if err := b.Stop(ctx); err != nil {
-			t.Errorf("stop: %v", err)
-		}
-	})
+	b := bridgetest.Run(t, cfg, nil)
 	base := "http://" + b.Addr()
 	request := func(method, path, bearer, body string) (int, []byte) {
 		t.Helper()
@@ -339,13 +307,13 @@ admin: {token: %s}
 	if code, body := request(http.MethodPost, "/v1/events", token, event("m3", "nobody@contoso.example")); code != http.StatusAccepted {
 		t.Fatalf("event for an unknown user: %d %s", code, body)
 	}
-	waitFor(t, "alice in a call", func() error {
+	testpoll.UntilOK(t, "alice in a call", func() error {
 		if p, _ := b.Emulator().Presence(aliceID); p.Activity != "InACall" {
 			return fmt.Errorf("alice is %s/%s", p.Availability, p.Activity)
 		}
 		return nil
 	})
-	waitFor(t, "a dead letter", func() error {
+	testpoll.UntilOK(t, "a dead letter", func() error {
 		code, body := request(http.MethodGet, "/v1/admin/deadletters", admin, "")
 		var list struct{ DeadLetters []json.RawMessage }
 		if err := json.Unmarshal(body, &list); err != nil || code != http.StatusOK || len(list.DeadLetters) == 0 {
@@ -355,7 +323,7 @@ admin: {token: %s}
 	})
 
 	var s scraped
-	waitFor(t, "the sipdialog source's entities on /metrics", func() error {
+	testpoll.UntilOK(t, "the sipdialog source's entities on /metrics", func() error {
 		code, body := request(http.MethodGet, "/metrics", "", "")
 		if code != http.StatusOK {
 			return fmt.Errorf("/metrics: %d", code)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 var uuidRE = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
@@ -332,11 +333,7 @@ func TestTokenRenewedBeforeExpiry(t *testing.T) {
 	if n := f.tokenRequests(); n != 3 {
 		t.Fatalf("%d token requests, want 3", n)
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for f.tokenRequests() == 3 && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-		get()
-	}
+	testpoll.Until(t, "a fourth token request", func() bool { get(); return f.tokenRequests() > 3 })
 	if n := f.tokenRequests(); n != 4 {
 		t.Fatalf("%d token requests, want 4: the token was not renewed a minute before it expired", n)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // The account the test Radicale knows.
@@ -119,17 +120,12 @@ func (c *collector) busy(user string, now time.Time) bool {
 func (c *collector) waitWindows(t *testing.T, what string, want ...string) {
 	t.Helper()
 	slices.Sort(want)
-	var got []string
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if got = c.windows(t); slices.Equal(got, want) {
-			return
+	testpoll.UntilOK(t, what, func() error {
+		if got := c.windows(t); !slices.Equal(got, want) {
+			return fmt.Errorf("windows %q, want %q", got, want)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: windows %q, want %q", what, got, want)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func (c *collector) ids() []string {

@@ -2,6 +2,7 @@ package eventlog
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 type syncBuffer struct {
@@ -73,24 +75,14 @@ func TestLinkLoss(t *testing.T) {
 	waitLog(t, &logs, "nats disconnected")
 	startServer(t, port, dir)
 	waitLog(t, &logs, "nats reconnected")
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := q.DeadLetterCount(ctx); err == nil {
-			break
-		} else if time.Now().After(deadline) {
-			t.Fatalf("dead letters unreadable after the reconnect: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testpoll.UntilOK(t, "dead letters readable after the reconnect", func() error {
+		_, err := q.DeadLetterCount(ctx)
+		return err
+	})
 }
 
+// waitLog waits until msg is logged.
 func waitLog(t *testing.T, logs *syncBuffer, msg string) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), msg) {
-		if time.Now().After(deadline) {
-			t.Fatalf("no %q logged:\n%s", msg, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testpoll.Until(t, fmt.Sprintf("%q logged", msg), func() bool { return strings.Contains(logs.String(), msg) })
 }

@@ -21,6 +21,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // startJetStream runs a real in-process nats-server with JetStream.
@@ -190,16 +191,11 @@ func (h *harness) apply(e *testPool, user string, ev adapters.Event) {
 	}
 }
 
-// eventually polls cond for up to 30 s of real time.
+// eventually asks cond every 2 ms of real time until it holds: a cond
+// may move the fake clock a step each time it is asked.
 func (h *harness) eventually(what string, cond func() bool) {
 	h.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			h.t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(2 * time.Millisecond)
-	}
+	testpoll.Stepping(h.t, 2*time.Millisecond, what, cond)
 }
 
 // caughtUp waits until e's writer has taken in the user's newest state.
@@ -236,9 +232,7 @@ func (h *harness) quiesce(e *testPool) {
 			return false
 		}
 		loops := w.loops.Load()
-		for w.loops.Load() < loops+2 {
-			time.Sleep(time.Millisecond)
-		}
+		testpoll.Until(h.t, "two turns of the writer's loop", func() bool { return w.loops.Load() >= loops+2 })
 		return w.started.Load() == started && w.handled.Load() == started
 	})
 }
@@ -777,10 +771,7 @@ func TestCrashedHolderLosesLease(t *testing.T) {
 		return e, nc
 	}
 	a, ncA := start()
-	deadline := time.Now().Add(30 * time.Second)
-	for !a.Writing("contoso.example") && time.Now().Before(deadline) {
-		time.Sleep(5 * time.Millisecond)
-	}
+	testpoll.Until(t, "a to write", func() bool { return a.Writing("contoso.example") })
 	a.mu.Lock()
 	oldWriter := a.writers["contoso.example"]
 	a.mu.Unlock()
@@ -791,12 +782,9 @@ func TestCrashedHolderLosesLease(t *testing.T) {
 	defer ncB.Close()
 	crashed := time.Now()
 	ncA.Close() // no renewal, no hand-over
-	for !b.Writing("contoso.example") {
-		if time.Since(crashed) > 30*time.Second {
-			t.Fatal("no takeover after the holder crashed")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	// A steady 1 ms pace: the old writer's fence is looked at as soon
+	// after the takeover as can be.
+	testpoll.Stepping(t, time.Millisecond, "a takeover after the holder crashed", func() bool { return b.Writing("contoso.example") })
 	// The old writer's fence only moves towards fenced once its renewals
 	// fail, so finding it open now means it was open at the takeover.
 	if !oldWriter.fenced() {

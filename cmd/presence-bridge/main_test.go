@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -156,7 +157,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-const aliceID = "0b1e1a7e-0000-4000-8000-00000000000a"
+const aliceID = bridgetest.AliceID
 
 // startBridge runs the whole program on a test configuration with an
 // admin token and returns its base URL; it stops when the test ends.
@@ -169,25 +170,14 @@ func startBridgeAdmin(t *testing.T, adminListen string) (url, configPath string)
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	configPath = filepath.Join(dir, "c.yaml")
-	os.WriteFile(configPath, []byte(fmt.Sprintf(`
-log: {level: warn}
-http: {listen: %q}
-nats: {store_dir: %q}
-graph:
-  tenants: [{id: t.example, client_id: app, client_secret: s}]
-  emulator:
-    enabled: true
-    listen: "127.0.0.1:0"
-    tenants:
-      - id: t.example
-        apps: [{client_id: app, client_secret: s, roles: [Presence.ReadWrite.All, User.Read.All]}]
-        users: [{id: %s, user_principal_name: alice@t.example}]
-directory: {"ext:1001": alice@t.example}
+	yaml := fmt.Sprintf("log: {level: warn}\nhttp: {listen: %q}\nnats: {store_dir: %q}\ngraph:\n", addr, filepath.Join(dir, "nats")) +
+		bridgetest.Tenants() + bridgetest.Emulator(bridgetest.Alice) + fmt.Sprintf(`directory: {"ext:1001": alice@contoso.example}
 sources:
   - {name: demo, type: generic, token: demo-t0ken}
   - {name: pbx, type: generic, token: pbx-t0ken}
 admin: {token: admin-s3cret, listen: %q}
-`, addr, filepath.Join(dir, "nats"), aliceID, adminListen)), 0o600)
+`, adminListen)
+	os.WriteFile(configPath, []byte(yaml), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
 	go func() {
@@ -199,37 +189,21 @@ admin: {token: admin-s3cret, listen: %q}
 
 // postEvent sends one canonical event, retrying while the bridge starts.
 func postEvent(t *testing.T, base, token, body string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		req, _ := http.NewRequest(http.MethodPost, base+"/v1/events", strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		if resp, err := http.DefaultClient.Do(req); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusAccepted {
-				return
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the bridge did not take the event")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	t.Helper()
+	testpoll.UntilOK(t, "the bridge to take the event", func() error {
+		return bridgetest.Post(http.DefaultClient, base+"/v1/events", token, body)
+	})
 }
 
 // waitFor runs a command line until its output holds want.
 func waitFor(t *testing.T, environ map[string]string, want string, args ...string) {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := runLine(args, environ, "")
-		if r.code == 0 && strings.Contains(r.out, want) {
-			return
+	t.Helper()
+	testpoll.UntilOK(t, fmt.Sprintf("%v to show %q", args, want), func() error {
+		if r := runLine(args, environ, ""); r.code != 0 || !strings.Contains(r.out, want) {
+			return fmt.Errorf("exit %d\n%s%s", r.code, r.out, r.errOut)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%v never showed %q: exit %d\n%s%s", args, want, r.code, r.out, r.errOut)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // TestClientCommands drives status, why and dlq against a running bridge
@@ -248,14 +222,14 @@ func TestClientCommands(t *testing.T) {
 	postEvent(t, base, "pbx-t0ken", event("p1", "pbx", "ext:406"))
 	postEvent(t, base, "demo-t0ken", event("a1", "demo", "ext:1001"))
 	waitFor(t, environ, "pbx", "dlq", "list", "--source", "pbx")
-	waitFor(t, environ, "told", "why", "alice@t.example")
+	waitFor(t, environ, "told", "why", "alice@contoso.example")
 
-	secrets := []string{"admin-s3cret", "demo-t0ken", "pbx-t0ken"}
+	secrets := []string{"admin-s3cret", "demo-t0ken", "pbx-t0ken", bridgetest.ClientSecret}
 	tests := []lineTest{
-		{name: "status", args: []string{"status"}, out: []string{"TENANTS", "ID", "WRITING", "t.example", "SOURCES", "NAME", "demo", "/v1/hooks/pbx", "token"}},
+		{name: "status", args: []string{"status"}, out: []string{"TENANTS", "ID", "WRITING", "contoso.example", "SOURCES", "NAME", "demo", "/v1/hooks/pbx", "token"}},
 		{name: "status json", args: []string{"status", "-o", "json"}, out: []string{`"tenants": [`, `"name": "pbx"`}},
-		{name: "why", args: []string{"why", "alice@t.example"}, out: []string{"state:", "  userId: " + aliceID, "  calls:", "    demo/c-a1:", "desired:", "told:"}},
-		{name: "why by directory key, json", args: []string{"why", "ext:1001", "--tenant", "t.example", "-o", "json"}, out: []string{`"userId": "` + aliceID + `"`}},
+		{name: "why", args: []string{"why", "alice@contoso.example"}, out: []string{"state:", "  userId: " + aliceID, "  calls:", "    demo/c-a1:", "desired:", "told:"}},
+		{name: "why by directory key, json", args: []string{"why", "ext:1001", "--tenant", "contoso.example", "-o", "json"}, out: []string{`"userId": "` + aliceID + `"`}},
 		{name: "why unknown", args: []string{"why", "nobody@elsewhere.example"}, code: 1, errOut: []string{"error: the bridge answered 404 unknown_user"}},
 		{name: "dlq list", args: []string{"dlq", "list"}, out: []string{"SEQ  AT", "SOURCE  REASON", "demo", "pbx", "unknown user"}},
 		{name: "dlq list by source", args: []string{"dlq", "list", "--source", "pbx"}, out: []string{"pbx"}, missing: []string{" demo "}},
@@ -295,7 +269,7 @@ func TestClientCommands(t *testing.T) {
 	}
 	// Without the environment, the URL and token come from the bridge's
 	// configuration.
-	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"t.example"}, missing: secrets}
+	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"contoso.example"}, missing: secrets}
 	fromConfig.check(t, nil)
 }
 
@@ -306,11 +280,11 @@ func TestClientReachesAdminListen(t *testing.T) {
 	base, configPath := startBridgeAdmin(t, adminAddr)
 	postEvent(t, base, "demo-t0ken", fmt.Sprintf(`{"id":"a1","source":"demo","type":"call","user":"ext:1001","occurredAt":%q,"callId":"c1","state":"active"}`,
 		time.Now().UTC().Format(time.RFC3339)))
-	waitFor(t, map[string]string{"PRESENCE_BRIDGE_URL": "http://" + adminAddr, "PRESENCE_BRIDGE_TOKEN": "admin-s3cret"}, "t.example", "status")
+	waitFor(t, map[string]string{"PRESENCE_BRIDGE_URL": "http://" + adminAddr, "PRESENCE_BRIDGE_TOKEN": "admin-s3cret"}, "contoso.example", "status")
 	if r := runLine([]string{"status", "--url", base, "--token", "admin-s3cret"}, nil, ""); r.code == 0 {
 		t.Fatalf("the admin API answers on http.listen too:\n%s", r.out)
 	}
-	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"t.example", "demo"}, missing: []string{"admin-s3cret"}}
+	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"contoso.example", "demo"}, missing: []string{"admin-s3cret"}}
 	fromConfig.check(t, nil)
 }
 

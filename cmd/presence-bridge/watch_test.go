@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
 // TestWatchConfig reloads on SIGHUP and when the directory file changes,
@@ -57,13 +58,7 @@ func TestWatchConfig(t *testing.T) {
 		t.Fatalf("directory after the change: %v", c.Directory)
 	}
 	write(people, "ext:1,a@t.example\next:2,nobody\n")
-	deadline := time.Now().Add(30 * time.Second)
-	for !strings.Contains(logs.String(), "configuration not reloaded") {
-		if time.Now().After(deadline) {
-			t.Fatalf("an invalid directory was not reported: %s", logs.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testpoll.Until(t, "the invalid directory reported", func() bool { return strings.Contains(logs.String(), "configuration not reloaded") })
 	select {
 	case c := <-reloads:
 		t.Fatalf("an invalid configuration was applied: %v", c.Directory)

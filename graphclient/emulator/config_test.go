@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/http"
+	"net/http/httptrace"
 	"net/url"
 	"os"
 	"slices"
@@ -196,14 +197,19 @@ func TestServe(t *testing.T) {
 
 	// Close ends a request waiting on injected latency, and is idempotent.
 	em.SetLatency(time.Minute)
-	done := make(chan struct{})
+	done, wrote := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		if resp, err := http.Get(em.GraphURL() + "/users/x/presence"); err == nil {
+		trace := &httptrace.ClientTrace{WroteRequest: func(httptrace.WroteRequestInfo) { close(wrote) }}
+		req, _ := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), http.MethodGet, em.GraphURL()+"/users/x/presence", nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
 			resp.Body.Close()
 		}
 	}()
-	time.Sleep(50 * time.Millisecond)
+	select { // the request is in flight, or failed before it was
+	case <-wrote:
+	case <-done:
+	}
 	start := time.Now()
 	if err := em.Close(); err != nil {
 		t.Fatalf("Close: %v", err)

@@ -3,6 +3,8 @@ package emulator
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -49,20 +51,19 @@ func newReceiver(t *testing.T) *receiver {
 // await waits for an item with key = value.
 func (rc *receiver) await(t *testing.T, key, value string) map[string]any {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
+	var found map[string]any
+	testpoll.Until(t, fmt.Sprintf("a notification with %s=%s", key, value), func() bool {
 		rc.mu.Lock()
+		defer rc.mu.Unlock()
 		for _, it := range rc.items {
 			if it[key] == value {
-				rc.mu.Unlock()
-				return it
+				found = it
+				return true
 			}
 		}
-		rc.mu.Unlock()
-		time.Sleep(10 * time.Millisecond)
-	}
-	t.Fatalf("no notification with %s=%s", key, value)
-	return nil
+		return false
+	})
+	return found
 }
 
 func subscriptionBody(rc *receiver, user string, expires time.Time) map[string]any {
