@@ -264,7 +264,7 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 	if len(findLogs(lines, "circuit breaker")) < 2 {
 		t.Error("the breaker's opening and closing should be logged")
 	}
-	if len(findLogs(lines, "writer lease acquired")) != 1 {
+	if len(writerLogs(findLogs(lines, "lease acquired"))) != 1 {
 		t.Error("the lease acquisition should be logged once")
 	}
 	for _, l := range findLogs(lines, "event accepted") {
@@ -276,7 +276,7 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 	if err := b.Stop(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	released := findLogs(logLines(t, logs.String()), "writer lease released")
+	released := writerLogs(findLogs(logLines(t, logs.String()), "lease released"))
 	if len(released) != 1 || released[0]["why"] != "stopping" || released[0]["tenant"] != "contoso.example" {
 		t.Errorf("a graceful stop should log the lease's release once, with the tenant: %v", released)
 	}
@@ -285,6 +285,17 @@ func TestMetricsAfterScriptedRun(t *testing.T) {
 			t.Errorf("%q appears in the logs or the metrics", secret)
 		}
 	}
+}
+
+// writerLogs are the lines of lines that the writers logged.
+func writerLogs(lines []map[string]any) []map[string]any {
+	var w []map[string]any
+	for _, l := range lines {
+		if l["component"] == "writer" {
+			w = append(w, l)
+		}
+	}
+	return w
 }
 
 func logLines(t *testing.T, text string) []map[string]any {

@@ -194,7 +194,14 @@ func (l *Lease) run(ctx context.Context, rev uint64, work func(context.Context) 
 	releaseCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 	defer cancel()
 	if err := l.kv.Delete(releaseCtx, l.key, jetstream.LastRevision(rev)); err == nil {
-		l.log.Info("lease released")
+		why := "lost"
+		switch {
+		case ctx.Err() != nil:
+			why = "stopping"
+		case stopped != nil:
+			why = "work stopped"
+		}
+		l.log.Info("lease released", "why", why)
 	}
 	return stopped
 }
