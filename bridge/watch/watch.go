@@ -25,6 +25,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -141,6 +142,9 @@ type Watcher struct {
 
 	mu     sync.Mutex
 	status Status
+
+	// steps counts the loop's looks at its clock, for tests.
+	steps atomic.Uint64
 }
 
 // session is what the state store says of a person's app session.
@@ -285,6 +289,9 @@ func (w *Watcher) work(ctx context.Context) error {
 	if w.opts.Watch.Enabled {
 		seen, err := loadSeen(ctx, w.opts.Seen, w.opts.Tenant)
 		if err != nil {
+			if ctx.Err() != nil {
+				return nil // the lease ended
+			}
 			return err
 		}
 		w.seen = seen
@@ -318,6 +325,7 @@ func (w *Watcher) work(ctx context.Context) error {
 		}
 		if caughtUp {
 			w.step(ctx, w.opts.Clock.Now())
+			w.steps.Add(1)
 		}
 	}
 }
