@@ -124,21 +124,21 @@ type Watcher struct {
 	reload  chan struct{}
 
 	// The rest belongs to the goroutine running work.
-	budget   *budget
-	people   []string          // watched, sorted
-	upn      map[string]string // UPNs of the watched, when known
-	named    map[string]bool   // people the state store holds (directory)
-	sessions map[string]session
-	seen     map[string]last
-	listed   []string // resolved by the last refresh
+	budget     *budget
+	people     []string          // watched, sorted
+	upn        map[string]string // UPNs of the watched, when known
+	named      map[string]bool   // people the state store holds (directory)
+	sessions   map[string]session
+	seen       map[string]last
+	listed     []string // resolved by the last refresh
 	order      []string // this cycle's people
 	cursor     int
 	cycleStart time.Time
-	spacing  time.Duration
-	nextAt   time.Time
-	refresh  time.Time
-	dirty    bool // people must be worked out again
-	pause    time.Time
+	spacing    time.Duration
+	nextAt     time.Time
+	refresh    time.Time
+	dirty      bool // people must be worked out again
+	pause      time.Time
 
 	mu     sync.Mutex
 	status Status

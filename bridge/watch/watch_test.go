@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
@@ -162,7 +163,10 @@ func TestManualStatusThroughWatcher(t *testing.T) {
 		}
 		return st.Manual
 	}
-	for manual() == nil {
+	for i := 0; manual() == nil; i++ {
+		if i == 10 {
+			t.Fatal("no manual status recorded after 10 observe intervals")
+		}
 		h.advance(w, time.Second, 500*time.Millisecond)
 	}
 	if m := manual(); m.Pair.Availability != "DoNotDisturb" {
@@ -181,7 +185,10 @@ func TestManualStatusThroughWatcher(t *testing.T) {
 		st, _, _ := h.store.Get(context.Background(), tenant, userID(0))
 		return st.Told
 	}
-	for told() != nil {
+	for i := 0; told() != nil; i++ {
+		if i == 10 {
+			t.Fatal("the lost session is still on record after 10 observe intervals")
+		}
 		h.advance(w, time.Second, 500*time.Millisecond)
 	}
 	if n := len(h.sink.all()) + h.sink.seenCount(); n != 0 {
@@ -242,4 +249,33 @@ func (r resolver) Resolve(_ context.Context, _, user string) (string, error) {
 		return id, nil
 	}
 	return "", context.Canceled
+}
+
+// TestOlderSequenceChangesNothing: a presence whose sequenceNumber is not
+// newer than the last seen changes nothing, whatever its pair.
+func TestOlderSequenceChangesNothing(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	w, err := New(Options{Tenant: tenant, Watch: watchAll(), Graph: h.graph, State: h.store, Seen: h.seenKV, Sink: h.sink,
+		Hold: func(context.Context, string, func(context.Context) error) {}, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.seen, w.upn = map[string]last{}, map[string]string{}
+	id := userID(0)
+	for _, tt := range []struct {
+		seq, availability string
+		changes           int
+	}{
+		{"0000000010", "Busy", 1},
+		{"0000000009", "Available", 1}, // older
+		{"0000000010", "Away", 1},      // the same
+		{"0000000011", "Busy", 1},      // newer, the same pair
+		{"0000000012", "Available", 2},
+		{"000000013", "Away", 2}, // shorter: older
+	} {
+		w.saw(context.Background(), id, graphclient.Presence{ID: id, Availability: tt.availability, Activity: tt.availability, SequenceNumber: tt.seq}, session{}, false, t0)
+		if n := len(h.sink.all()); n != tt.changes {
+			t.Fatalf("after %s %s: %d changes, want %d", tt.seq, tt.availability, n, tt.changes)
+		}
+	}
 }
