@@ -279,3 +279,28 @@ func TestOlderSequenceChangesNothing(t *testing.T) {
 		}
 	}
 }
+
+// TestUsersOwnStatusMessageThroughWatcher: with status messages on, a
+// status message the user wrote is recorded from the watcher's reads, so
+// that the writer leaves it alone.
+func TestUsersOwnStatusMessageThroughWatcher(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	h.session(0, "pbx")
+	if err := h.em.SetStatusMessage(userID(0), "Back at 3", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := h.start(watchAll(), func(o *Options) { o.Observe.StatusMessages = true })
+	for i := 0; ; i++ {
+		st, _, err := h.store.Get(context.Background(), tenant, userID(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != nil && st.Status.UserText == "Back at 3" {
+			break
+		}
+		if i == 10 {
+			t.Fatalf("the user's own message is not on record: %+v", st.Status)
+		}
+		h.advance(w, 2*time.Second, 500*time.Millisecond)
+	}
+}
