@@ -63,26 +63,37 @@ func (w *Watcher) directory(ctx context.Context) []graphclient.User {
 }
 
 // setPeople works out who is watched now, and forgets the last seen
-// presence of whoever left.
+// presence of whoever left. Everyone the bridge holds a session for is
+// read as well (writer.ObserveAggregate), watched or not; with the watch
+// off only they are.
 func (w *Watcher) setPeople() {
-	var people []string
-	if !w.opts.Watch.Enabled {
-		for id := range w.sessions {
-			people = append(people, id)
-		}
-	} else {
-		people = slices.Clone(w.listed)
+	var members []string
+	if w.opts.Watch.Enabled {
+		members = slices.Clone(w.listed)
 		if w.opts.Watch.Users == "directory" {
 			for id := range w.named {
-				people = append(people, id)
+				members = append(members, id)
 			}
 		}
+	}
+	slices.Sort(members)
+	w.members = slices.Compact(members)
+	people := slices.Clone(w.members)
+	for id := range w.sessions {
+		people = append(people, id)
 	}
 	slices.Sort(people)
 	w.people = slices.Compact(people)
 	for id := range w.seen {
-		if _, ok := slices.BinarySearch(w.people, id); !ok {
+		if !w.watched(id) {
 			w.leave(id)
 		}
 	}
+}
+
+// watched reports whether id is in the watch (watch.users), whose
+// changes are handed over.
+func (w *Watcher) watched(id string) bool {
+	_, ok := slices.BinarySearch(w.members, id)
+	return ok
 }

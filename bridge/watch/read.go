@@ -52,7 +52,7 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 				w.log.Warn("record the aggregate", "user", id, "err", err)
 			}
 		}
-		if w.opts.Watch.Enabled {
+		if w.opts.Watch.Enabled && w.watched(id) {
 			w.saw(ctx, id, p, s, held, now)
 		}
 	}

@@ -125,7 +125,8 @@ type Watcher struct {
 
 	// The rest belongs to the goroutine running work.
 	budget     *budget
-	people     []string          // watched, sorted
+	people     []string          // read: the watched and the session holders, sorted
+	members    []string          // watched (watch.users), sorted
 	upn        map[string]string // UPNs of the watched, when known
 	named      map[string]bool   // people the state store holds (directory)
 	sessions   map[string]session
@@ -162,7 +163,9 @@ type Status struct {
 	Enabled bool   `json:"enabled"`
 	// Holding is whether this instance holds the lease and reads.
 	Holding bool `json:"holding"`
-	People  int  `json:"people"`
+	// People is how many are read: the watched and those the bridge
+	// holds a session for.
+	People int `json:"people"`
 	// CycleSeconds is how long reading everyone takes at the current
 	// pace; Stretched says the budget made it longer than the interval.
 	CycleSeconds float64 `json:"cycleSeconds"`

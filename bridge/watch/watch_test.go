@@ -196,18 +196,24 @@ func TestManualStatusThroughWatcher(t *testing.T) {
 	}
 }
 
-// TestLeavingTheGroup: a person who leaves the watched group leaves the
-// watch, and their last seen presence goes.
+// TestLeavingTheGroup: only the group's members are handed over (a
+// session holder outside it is read all the same), and a person who
+// leaves the group leaves the watch, and their last seen presence goes.
 func TestLeavingTheGroup(t *testing.T) {
 	h := newHarness(t, 3, emulator.Throttle{})
 	group := "11111111-2222-4333-8444-555555555555"
 	if err := h.em.SetGroup(tenant, emulator.Group{ID: group, Members: []string{userID(0), userID(1)}}); err != nil {
 		t.Fatal(err)
 	}
+	h.session(2, "pbx") // not in the group: read for its session, not handed over
 	watch := watchAll()
 	watch.Users = "group:" + group
 	w, _ := h.start(watch, nil)
 	testpoll.Until(t, "both members seen", func() bool { return len(h.sink.all()) == 2 })
+	h.advance(w, 4*time.Second, 500*time.Millisecond)
+	if n, st := len(h.sink.all()), w.Status(); n != 2 || st.People != 3 {
+		t.Fatalf("%d changes, %d people read; want the 2 members' and the session holder read too", n, st.People)
+	}
 	if _, err := h.seenKV.Get(context.Background(), seenKey(tenant, userID(1))); err != nil {
 		t.Fatalf("no last seen presence of a member: %v", err)
 	}
@@ -215,7 +221,7 @@ func TestLeavingTheGroup(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.Reload()
-	testpoll.Until(t, "one member left", func() bool { return w.Status().People == 1 })
+	testpoll.Until(t, "one member left", func() bool { return w.Status().People == 2 })
 	if _, err := h.seenKV.Get(context.Background(), seenKey(tenant, userID(1))); err == nil {
 		t.Fatal("the last seen presence of someone who left is still kept")
 	}
