@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
@@ -308,5 +309,39 @@ func TestUsersOwnStatusMessageThroughWatcher(t *testing.T) {
 			t.Fatalf("the user's own message is not on record: %+v", st.Status)
 		}
 		h.advance(w, 2*time.Second, 500*time.Millisecond)
+	}
+}
+
+// TestTakeoverThroughTheLease: two watchers compete for the tenant's
+// lease; only the holder reads, and the one that takes over when it
+// stops hands over no repeats.
+func TestTakeoverThroughTheLease(t *testing.T) {
+	h := newHarness(t, 3, emulator.Throttle{})
+	kv, err := lease.Open(context.Background(), h.js, 2*time.Second, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdAs := func(instance string) func(*Options) {
+		return func(o *Options) {
+			o.Hold = func(ctx context.Context, key string, work func(context.Context) error) {
+				lease.New(kv, key, instance, 2*time.Second, nil, nil).Hold(ctx, work)
+			}
+		}
+	}
+	a, stopA := h.start(watchAll(), holdAs("a"))
+	testpoll.Until(t, "everyone seen once", func() bool { return len(h.sink.all()) == 3 })
+	b, _ := h.start(watchAll(), holdAs("b"))
+	h.advance(a, 4*time.Second, 500*time.Millisecond)
+	if !a.Status().Holding || b.Status().Holding || b.Status().Reads["ok"] > 0 {
+		t.Fatalf("a holds %v, b holds %v and read %d times: want only the holder to read", a.Status().Holding, b.Status().Holding, b.Status().Reads["ok"])
+	}
+	other, stop := b, stopA
+	stop()
+	testpoll.Until(t, "the other watcher takes over and reads", func() bool {
+		return other.Status().Holding && other.Status().Reads["ok"] > 0
+	})
+	h.advance(other, 6*time.Second, 500*time.Millisecond)
+	if n := len(h.sink.all()); n != 3 {
+		t.Fatalf("%d changes after the takeover, want the 3 first sightings only", n)
 	}
 }
