@@ -319,7 +319,6 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Rules:           rules,
 		Expiration:      b.cfg.Presence.Expiration,
 		LeaseTTL:        b.cfg.Presence.LeaseTTL,
-		ObserveEvery:    b.cfg.Presence.ObserveInterval,
 		StatusMessages:  b.cfg.Presence.StatusMessages.ByKind(),
 		StatusExpiry:    b.cfg.Presence.StatusMessages.Expiry,
 		BreakerFailures: b.cfg.Graph.Breaker.Failures,

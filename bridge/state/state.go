@@ -375,12 +375,42 @@ func meetingKey(ev adapters.Event) string {
 // lapsing), zero when none.
 func (s *UserState) Desired(r Rules, now time.Time) (want *adapters.Pair, next time.Time) {
 	best, bestRank := (*adapters.Pair)(nil), len(r.Priority)+1
-	consider := func(kind string, p *adapters.Pair) {
-		if p == nil {
-			return
-		}
+	next = s.eachActive(r, now, func(kind, _ string, p *adapters.Pair) {
 		if rank := slices.Index(r.Priority, kind); rank >= 0 && rank < bestRank {
 			best, bestRank = p, rank
+		}
+	})
+	return best, next
+}
+
+// SessionSources returns the sources whose claims make the session
+// Desired derives at now: those of the winning kind of claim whose pair
+// is the session's, sorted; none when there is no session.
+func (s *UserState) SessionSources(r Rules, now time.Time) []string {
+	bestRank := len(r.Priority) + 1
+	s.eachActive(r, now, func(kind, _ string, p *adapters.Pair) {
+		if rank := slices.Index(r.Priority, kind); p != nil && rank >= 0 && rank < bestRank {
+			bestRank = rank
+		}
+	})
+	want, _ := s.Desired(r, now)
+	var sources []string
+	s.eachActive(r, now, func(kind, source string, p *adapters.Pair) {
+		if p != nil && want != nil && *p == *want && slices.Index(r.Priority, kind) == bestRank && !slices.Contains(sources, source) {
+			sources = append(sources, source)
+		}
+	})
+	slices.Sort(sources)
+	return sources
+}
+
+// eachActive calls visit with the kind, source and pair of every claim
+// that counts at now, and returns the earliest later time at which that
+// may change by itself, zero when none.
+func (s *UserState) eachActive(r Rules, now time.Time, visit func(kind, source string, p *adapters.Pair)) (next time.Time) {
+	consider := func(kind, source string, p *adapters.Pair) {
+		if p != nil {
+			visit(kind, source, p)
 		}
 	}
 	soon := func(t time.Time) {
@@ -410,11 +440,11 @@ func (s *UserState) Desired(r Rules, now time.Time) (want *adapters.Pair, next t
 		}
 		switch {
 		case c.State == adapters.CallRinging:
-			consider("call", r.Ringing)
+			consider("call", c.Source, r.Ringing)
 		case c.Conference:
-			consider("conference", r.ConferenceCall)
+			consider("conference", c.Source, r.ConferenceCall)
 		default:
-			consider("call", r.Call)
+			consider("call", c.Source, r.Call)
 		}
 	}
 	for _, m := range s.Meetings {
@@ -426,10 +456,10 @@ func (s *UserState) Desired(r Rules, now time.Time) (want *adapters.Pair, next t
 			soon(*m.Start)
 			soon(*m.End)
 			if !now.Before(*m.Start) && now.Before(*m.End) {
-				consider("meeting", r.Meeting)
+				consider("meeting", m.Source, r.Meeting)
 			}
 		case m.State == adapters.MeetingStarted:
-			consider("meeting", r.Meeting)
+			consider("meeting", m.Source, r.Meeting)
 		}
 	}
 	for source, p := range s.Presence {
@@ -442,9 +472,9 @@ func (s *UserState) Desired(r Rules, now time.Time) (want *adapters.Pair, next t
 			}
 			soon(*p.ExpiresAt)
 		}
-		consider("presence", p.Pair)
+		consider("presence", source, p.Pair)
 	}
-	return best, next
+	return next
 }
 
 // Prune forgets claims that can no longer matter, so state stays small,

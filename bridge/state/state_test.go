@@ -391,3 +391,31 @@ func TestClearedToldHasNoExpiry(t *testing.T) {
 		t.Fatalf("cleared session encodes %s, want no expires", data)
 	}
 }
+
+func TestSessionSources(t *testing.T) {
+	meeting := adapters.Event{ID: "m", Source: "cal", Type: "meeting", OccurredAt: at(0), Start: tp(at(0)), End: tp(at(90)), ShowAs: "busy"}
+	tests := []struct {
+		name   string
+		events []adapters.Event
+		want   []string
+	}{
+		{"no claims, no session", nil, nil},
+		{"one call", []adapters.Event{call("pbx", "c1", adapters.CallActive, 1, false)}, []string{"pbx"}},
+		{"two sources in a call", []adapters.Event{call("pbx", "c1", adapters.CallActive, 1, false), call("sip", "c2", adapters.CallActive, 1, false)}, []string{"pbx", "sip"}},
+		{"the conference outranks the call", []adapters.Event{call("pbx", "c1", adapters.CallActive, 1, false), call("sip", "c2", adapters.CallActive, 1, true)}, []string{"sip"}},
+		{"a meeting under a call", []adapters.Event{meeting, call("pbx", "c1", adapters.CallActive, 1, false)}, []string{"pbx"}},
+		{"the meeting alone", []adapters.Event{meeting}, []string{"cal"}},
+		{"an ended call makes nothing", []adapters.Event{call("pbx", "c1", adapters.CallActive, 1, false), call("pbx", "c1", adapters.CallEnded, 2, false)}, nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var s UserState
+			for _, ev := range tt.events {
+				s.Apply(ev, ev.OccurredAt)
+			}
+			if got := s.SessionSources(rules, at(5)); !slices.Equal(got, tt.want) {
+				t.Fatalf("SessionSources = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}

@@ -2,158 +2,107 @@ package writer
 
 import (
 	"context"
+	"fmt"
+	"log/slog"
 	"slices"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-
 	"github.com/presence-bridge/presence-bridge/adapters"
-	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
-	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
-// readResult is the outcome of one aggregate read.
-type readResult struct{ err error }
-
-// startRead reads Graph's aggregate for the next chunk of users that hold
-// an app session, one budget token per chunk and only while no state
-// change is waiting. A round over all such users starts every
-// ObserveEvery.
-func (w *writer) startRead(ctx context.Context, now time.Time) {
-	reader, ok := w.e.opts.Graph.(PresenceReader)
-	if !ok || w.e.opts.ObserveEvery <= 0 || w.reading || w.fenced() {
-		return
-	}
-	if len(w.toRead) == 0 {
-		if now.Before(w.nextRead) {
-			return
-		}
-		w.nextRead = now.Add(w.e.opts.ObserveEvery)
-		for id, t := range w.users {
-			if t.state.Told != nil && t.state.Told.Pair != nil {
-				w.toRead = append(w.toRead, id)
-			}
-		}
-		slices.Sort(w.toRead)
-	}
-	if len(w.toRead) == 0 || w.changes.len() > 0 || w.inFlight >= maxInFlight ||
-		!w.mayCall(now) || w.breaker.State() != gobreaker.StateClosed {
-		return
-	}
-	if !w.budget.allow(now) {
-		return
-	}
-	n := min(len(w.toRead), graphlimits.MaxIDsPerLookup)
-	told := map[string]readSnapshot{}
-	for _, id := range w.toRead[:n] {
-		if t := w.users[id]; t != nil && t.state.Told != nil && t.state.Told.Pair != nil && !t.inFlight {
-			snap := readSnapshot{told: *t.state.Told}
-			if t.state.Manual != nil {
-				snap.manual = &t.state.Manual.Pair
-			}
-			if t.state.Status != nil {
-				status := *t.state.Status
-				snap.status = &status
-			}
-			told[id] = snap
-		}
-	}
-	w.toRead = w.toRead[n:]
-	if len(told) == 0 {
-		return
-	}
-	w.reading = true
-	go func() { w.readDone <- readResult{err: w.read(ctx, reader, told, now)} }()
+// Session is what was known of a user's app session when a read of
+// Graph's aggregate began: the session Graph was told, the manual status
+// and the status message on record. ObserveAggregate records nothing if
+// the user's state moved on from it meanwhile.
+type Session struct {
+	Told   state.Told
+	Manual *adapters.Pair
+	Status *state.StatusMessage
 }
 
-// readSnapshot is what the writer knew of a user when a read began: the
-// session Graph was told, the manual status and the status message on
-// record.
-type readSnapshot struct {
-	told   state.Told
-	manual *adapters.Pair
-	status *state.StatusMessage
+// SessionOf returns the session st records, and false when Graph holds no
+// app session for the user (no Told with a pair, or a call under way).
+func SessionOf(st state.UserState) (Session, bool) {
+	if st.Told == nil || st.Told.Pair == nil || st.Pending != nil {
+		return Session{}, false
+	}
+	s := Session{Told: *st.Told}
+	if st.Manual != nil {
+		pair := st.Manual.Pair
+		s.Manual = &pair
+	}
+	if st.Status != nil {
+		status := *st.Status
+		s.Status = &status
+	}
+	return s, true
 }
 
-// read compares Graph's aggregate with what each user's app session was
-// told and records the difference: a status set by hand is noted and
-// left alone; a session Graph no longer has is forgotten, so the writer
+// Observe configures ObserveAggregate.
+type Observe struct {
+	// StatusMessages records status messages users wrote (the writer's
+	// Options.StatusMessages is not empty).
+	StatusMessages bool
+	// History records a manual status seen; nil records nothing.
+	History history.Recorder
+	Logger  *slog.Logger
+}
+
+// ObserveAggregate compares Graph's aggregate got, read at at, with the
+// app session was that the user's state held when the read began, and
+// records the difference in store: a status set by hand is noted and left
+// alone; a session Graph no longer has is forgotten, so that the writer
 // sets it again. With status messages on, it also records a status
 // message the user wrote (compareStatus), which the writer leaves alone.
-func (w *writer) read(ctx context.Context, reader PresenceReader, told map[string]readSnapshot, at time.Time) error {
-	ids := make([]string, 0, len(told))
-	for id := range told {
-		ids = append(ids, id)
+// Nothing is written when the session changed since the read began. The
+// Teams watcher (package watch) calls it for each person it reads who
+// holds an app session: one reader of Teams per tenant.
+func ObserveAggregate(ctx context.Context, store *state.Store, tenant, id string, was Session, got Aggregate, at time.Time, opts Observe) error {
+	lost, manual := compareAggregate(*was.Told.Pair, got.Pair)
+	status, statusChanged := was.Status, false
+	if opts.StatusMessages {
+		status, statusChanged = compareStatus(was.Status, got.StatusText, at)
 	}
-	// Like a write, a read may not outlive the lease (lease.go).
-	readCtx, cancel := context.WithTimeout(ctx, min(callTimeout, w.leaseLeft()))
-	seen, err := reader.GetPresences(readCtx, w.tenant.ID, ids)
-	cancel()
-	if err != nil {
-		return err
+	if !lost && adapters.SamePair(manual, was.Manual) && !statusChanged {
+		return nil // nothing new to record
 	}
-	for id, snap := range told {
-		got, ok := seen[id]
-		if !ok {
-			continue
+	_, _, err := store.Update(ctx, tenant, id, func(s *state.UserState) bool {
+		if s.Pending != nil || s.Told == nil || !adapters.SamePair(s.Told.Pair, was.Told.Pair) || !s.Told.At.Equal(was.Told.At) {
+			return false // the session changed since the read began
 		}
-		was := snap.told
-		lost, manual := compareAggregate(*was.Pair, got.Pair)
-		status, statusChanged := snap.status, false
-		if len(w.e.opts.StatusMessages) > 0 {
-			status, statusChanged = compareStatus(snap.status, got.StatusText, at)
+		statusNow := statusChanged && sameStatus(s.Status, was.Status)
+		if statusNow {
+			s.Status = status
 		}
-		if !lost && adapters.SamePair(manual, snap.manual) && !statusChanged {
-			continue // nothing new to record
-		}
-		_, _, err := w.e.store.Update(ctx, w.tenant.ID, id, func(s *state.UserState) bool {
-			if s.Pending != nil || s.Told == nil || !adapters.SamePair(s.Told.Pair, was.Pair) || !s.Told.At.Equal(was.At) {
-				return false // the session changed since the read began
-			}
-			statusNow := statusChanged && sameStatus(s.Status, snap.status)
-			if statusNow {
-				s.Status = status
-			}
-			switch {
-			case lost:
-				s.Told, s.Manual = nil, nil
-			case manual == nil && s.Manual != nil:
-				s.Manual = nil
-			case manual != nil && (s.Manual == nil || s.Manual.Pair != *manual):
-				s.Manual = &state.ManualStatus{Pair: *manual, Since: at}
-			default:
-				return statusNow
-			}
-			return true
-		})
 		switch {
-		case err != nil:
-			return err
 		case lost:
-			w.log.Warn("graph no longer has the app session; setting it again", "user", id)
-		case manual != nil:
-			w.log.Debug("a status set by hand shows instead of the app session", "user", id, "manual", manual.String())
-			history.Record(w.e.opts.History, w.tenant.ID, id, history.Decision(history.DecisionManual, manual, nil, at))
+			s.Told, s.Manual = nil, nil
+		case manual == nil && s.Manual != nil:
+			s.Manual = nil
+		case manual != nil && (s.Manual == nil || s.Manual.Pair != *manual):
+			s.Manual = &state.ManualStatus{Pair: *manual, Since: at}
+		default:
+			return statusNow
 		}
+		return true
+	})
+	if err != nil {
+		return fmt.Errorf("record the aggregate of user %s: %w", id, err)
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case lost:
+		log.Warn("graph no longer has the app session; the writer sets it again", "tenant", tenant, "user", id)
+	case manual != nil:
+		log.Debug("a status set by hand shows instead of the app session", "tenant", tenant, "user", id, "manual", manual.String())
+		history.Record(opts.History, tenant, id, history.Decision(history.DecisionManual, manual, nil, at))
 	}
 	return nil
-}
-
-// finishRead takes a read's outcome back into the loop; a throttled read
-// pauses the tenant like a throttled write.
-func (w *writer) finishRead(r readResult, now time.Time) {
-	w.reading = false
-	if r.err == nil {
-		return
-	}
-	class, after := fault.Of(r.err)
-	if class == fault.Throttled {
-		w.pause(now.Add(max(after, time.Second)), "aggregate read throttled by graph")
-		w.budget.throttled(now, now)
-	}
-	w.log.Warn("read graph presence", "err", r.err)
 }
 
 // preferredOnly are pairs only a user-preferred presence produces.

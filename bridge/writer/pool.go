@@ -31,7 +31,7 @@ type GraphWriter interface {
 
 // PresenceReader reads Graph's aggregated presence of many users, keyed
 // by user id. A GraphWriter that also implements it lets the writers
-// notice statuses users set by hand.
+// keep status messages (status.go).
 type PresenceReader interface {
 	GetPresences(ctx context.Context, tenant string, userIDs []string) (map[string]Aggregate, error)
 }
@@ -104,10 +104,6 @@ type Options struct {
 	// probe up to RefusalProbeMax. Defaults 30 s and 10 min.
 	RefusalProbe    time.Duration
 	RefusalProbeMax time.Duration
-	// ObserveEvery is how often a writer reads Graph's aggregate for the
-	// users it holds a session for, to record manual statuses; zero turns
-	// it off, and so does a Graph that is no PresenceReader.
-	ObserveEvery time.Duration
 	// StatusMessages is the status message set while a kind of claim
 	// ("call", "conference_call", "ringing", "meeting") sets the session,
 	// none for a kind left out; empty turns status messages off. Each

@@ -21,7 +21,8 @@ import (
 // have, and each time after reading the user's presence first: a text
 // other than the writer's own is a message the user wrote, recorded in
 // the user's state and left alone, neither overwritten nor removed, until
-// the user's session ends or the aggregate reads (manual.go) see it gone.
+// the user's session ends or the aggregate reads (ObserveAggregate, called
+// by the Teams watcher) see it gone.
 // The read and the write each spend a token of the tenant's budget.
 //
 // When the claim ends the writer removes its message at once rather than

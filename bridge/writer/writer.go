@@ -102,12 +102,6 @@ type writer struct {
 	// lease says how long this writer may still call Graph (package
 	// lease, on a monotonic clock); nil: not at all.
 	lease interface{ Left() time.Duration }
-
-	// Aggregate reads that notice manual statuses (manual.go).
-	toRead   []string
-	nextRead time.Time
-	reading  bool
-	readDone chan readResult
 }
 
 // refusal is why and until when a refused tenant's calls wait.
@@ -159,7 +153,6 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		users:    map[string]*tracked{},
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
-		readDone: make(chan readResult, 1),
 		throttle: logthrottle.New(failureLogEvery),
 	}
 	// The breaker runs on real time (gobreaker takes no clock). Half-open
@@ -219,29 +212,22 @@ func (w *writer) run(ctx context.Context) error {
 			w.inFlight--
 			w.handle(r)
 			w.handled.Add(1)
-		case r := <-w.readDone:
-			w.finishRead(r, w.e.opts.Clock.Now())
 		case <-ticker.C:
 		}
 		now := w.e.opts.Clock.Now()
 		w.fireTimers(now)
 		w.dispatch(ctx, now)
-		w.startRead(ctx, now)
 		w.loops.Add(1)
 		w.publish(now)
 	}
 }
 
-// drain waits for the Graph calls and the read in flight, so that none
+// drain waits for the Graph calls in flight, so that none
 // outlives the writer (each ends by the lease's end at the latest).
 func (w *writer) drain() {
 	for w.inFlight > 0 {
 		<-w.results
 		w.inFlight--
-	}
-	if w.reading {
-		<-w.readDone
-		w.reading = false
 	}
 	w.forgetting.Wait()
 }
@@ -492,7 +478,7 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 // the tenant is refused, only the one probe when the wait is over; and
 // what the breaker allows (one probe when half-open).
 func (w *writer) mayCall(now time.Time) bool {
-	if !w.pausedUntil.IsZero() && (now.Before(w.pausedUntil) || w.inFlight > 0 || w.reading) {
+	if !w.pausedUntil.IsZero() && (now.Before(w.pausedUntil) || w.inFlight > 0) {
 		return false
 	}
 	if r := w.refusal.Load(); r != nil && (now.Before(r.until) || w.inFlight > 0) {

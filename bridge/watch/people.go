@@ -1,0 +1,99 @@
+package watch
+
+import (
+	"context"
+	"slices"
+	"strings"
+
+	"github.com/presence-bridge/presence-bridge/bridge/identity"
+	"github.com/presence-bridge/presence-bridge/graphclient"
+)
+
+// list reads who watch.users names: the tenant's members (`all`), a
+// group's (`group:<id>`), or the directory's entries, resolved. A list
+// that fails keeps the previous one.
+func (w *Watcher) list(ctx context.Context) {
+	var users []graphclient.User
+	var err error
+	group, isGroup := w.opts.Watch.Group()
+	switch {
+	case w.opts.Watch.Users == "all":
+		users, err = w.opts.Graph.ListUsers(ctx)
+	case isGroup:
+		users, err = w.opts.Graph.ListGroupMembers(ctx, group)
+	default:
+		users = w.directory(ctx)
+	}
+	if err != nil {
+		w.log.Warn("list the watched people; keeping the last list", "users", w.opts.Watch.Users, "err", err)
+		return
+	}
+	listed := make([]string, 0, len(users))
+	upn := make(map[string]string, len(users))
+	for _, u := range users {
+		id := strings.ToLower(u.ID)
+		listed = append(listed, id)
+		if u.UserPrincipalName != "" {
+			upn[id] = u.UserPrincipalName
+		}
+	}
+	w.listed, w.upn, w.dirty = listed, upn, true
+}
+
+// directory resolves the users the configured directory names; those
+// this tenant does not know are left out.
+func (w *Watcher) directory(ctx context.Context) []graphclient.User {
+	if w.opts.DirectoryUsers == nil || w.opts.Directory == nil {
+		return nil
+	}
+	var users []graphclient.User
+	for _, name := range w.opts.DirectoryUsers() {
+		id, err := w.opts.Directory.Resolve(ctx, w.opts.Tenant, name)
+		if err != nil {
+			w.log.Debug("a directory entry is not watched", "user", name, "err", err)
+			continue
+		}
+		u := graphclient.User{ID: id}
+		if !identity.IsObjectID(name) && strings.Contains(name, "@") {
+			u.UserPrincipalName = strings.ToLower(name)
+		}
+		users = append(users, u)
+	}
+	return users
+}
+
+// setPeople works out who is watched now, and forgets the last seen
+// presence of whoever left. Everyone the bridge holds a session for is
+// read as well (writer.ObserveAggregate), watched or not; with the watch
+// off only they are.
+func (w *Watcher) setPeople() {
+	var members []string
+	if w.opts.Watch.Enabled {
+		members = slices.Clone(w.listed)
+		if w.opts.Watch.Users == "directory" {
+			for id := range w.named {
+				members = append(members, id)
+			}
+		}
+	}
+	slices.Sort(members)
+	w.members = slices.Compact(members)
+	people := slices.Clone(w.members)
+	for id := range w.sessions {
+		people = append(people, id)
+	}
+	slices.Sort(people)
+	w.people = slices.Compact(people)
+	for id := range w.seen {
+		if !w.watched(id) {
+			w.leave(id)
+		}
+	}
+}
+
+// watched reports whether id is in the watch (watch.users), whose
+// changes are handed over.
+func (w *Watcher) watched(id string) bool {
+	_, ok := slices.BinarySearch(w.members, id)
+	return ok
+}

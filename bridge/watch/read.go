@@ -1,0 +1,116 @@
+package watch
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
+	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/outputs"
+	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+)
+
+// read makes one getPresencesByUserId request for ids and takes in what
+// it answers. A throttled read pauses the watcher for Retry-After; other
+// failures count towards the breaker; either way the round goes on with
+// the next chunk.
+func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
+	snap := make(map[string]session, len(ids))
+	for _, id := range ids {
+		if s, ok := w.sessions[id]; ok {
+			snap[id] = s
+		}
+	}
+	presences, err := w.breaker.Execute(func() ([]graphclient.Presence, error) {
+		callCtx, cancel := context.WithTimeout(ctx, readTimeout)
+		defer cancel()
+		return w.opts.Graph.GetPresencesByUserID(callCtx, ids)
+	})
+	if err != nil {
+		outcome := "failed"
+		if class, after := fault.Of(err); class == fault.Throttled {
+			outcome = "throttled"
+			w.pause = now.Add(max(after, time.Second))
+			w.log.Warn("presence read throttled by graph; pausing", "retry_after", after)
+		} else if ctx.Err() == nil {
+			w.log.Warn("read graph presence", "people", len(ids), "err", err)
+		}
+		w.setStatus(func(s *Status) { s.Reads[outcome]++ })
+		return
+	}
+	w.setStatus(func(s *Status) { s.Reads["ok"]++; s.LastRead = now })
+	for _, p := range presences {
+		id := strings.ToLower(p.ID)
+		s, held := snap[id]
+		if held && s.observe != nil {
+			got := writer.Aggregate{Pair: adapters.Pair{Availability: p.Availability, Activity: p.Activity}, StatusText: p.StatusText()}
+			if err := writer.ObserveAggregate(ctx, w.opts.State, w.opts.Tenant, id, *s.observe, got, now, w.opts.Observe); err != nil {
+				w.log.Warn("record the aggregate", "user", id, "err", err)
+			}
+		}
+		if w.opts.Watch.Enabled && w.watched(id) {
+			w.saw(ctx, id, p, s, held, now)
+		}
+	}
+}
+
+// saw takes in one person's presence: nothing changes unless its
+// sequenceNumber is newer than the last seen; a newer one with another
+// pair is a change, handed to the sink with its origin.
+func (w *Watcher) saw(ctx context.Context, id string, p graphclient.Presence, s session, held bool, now time.Time) {
+	before, known := w.seen[id]
+	pair := adapters.Pair{Availability: intern(p.Availability), Activity: intern(p.Activity)}
+	if known && (!natsout.SequenceAfter(p.SequenceNumber, before.seq) ||
+		pair == adapters.Pair{Availability: before.availability, Activity: before.activity}) {
+		if natsout.SequenceAfter(p.SequenceNumber, before.seq) {
+			before.seq = p.SequenceNumber
+			w.seen[id] = before
+		}
+		w.opts.Sink.Seen(w.view(id, before, now, s, held))
+		return
+	}
+	now1 := last{availability: pair.Availability, activity: pair.Activity, seq: p.SequenceNumber, since: now}
+	rec, _ := json.Marshal(seenRecord{Availability: now1.availability, Activity: now1.activity, Sequence: now1.seq, Since: now1.since})
+	if _, err := w.opts.Seen.Put(ctx, seenKey(w.opts.Tenant, id), rec); err != nil {
+		w.log.Warn("keep the last seen presence", "user", id, "err", err)
+	}
+	w.seen[id] = now1
+	c := outputs.Change{ID: outputs.ChangeID(w.opts.Tenant, id, p.SequenceNumber), View: w.view(id, now1, now, s, held)}
+	if known {
+		c.Previous = &outputs.Pair{Availability: before.availability, Activity: before.activity}
+	}
+	w.setStatus(func(st *Status) { st.Changes[c.Origin]++ })
+	w.opts.Sink.Changed(ctx, c)
+}
+
+// view is the person's presence as last seen, with its origin: bridge
+// when the bridge's own session explains the pair.
+func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) outputs.View {
+	v := outputs.View{User: id, ID: id, Tenant: w.opts.Tenant, Availability: l.availability, Activity: l.activity,
+		Origin: outputs.OriginTeams, Since: l.since, SeenAt: now, SequenceNumber: l.seq}
+	if upn, ok := w.upn[id]; ok {
+		v.User = upn
+	}
+	if held && s.pair == (adapters.Pair{Availability: l.availability, Activity: l.activity}) {
+		v.Origin, v.Sources = outputs.OriginBridge, s.sources
+	}
+	return v
+}
+
+// leave forgets a person who left the watch, and their last seen
+// presence.
+func (w *Watcher) leave(id string) {
+	delete(w.seen, id)
+	if w.opts.Seen == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.opts.Seen.Delete(ctx, seenKey(w.opts.Tenant, id)); err != nil {
+		w.log.Warn("forget the last seen presence", "user", id, "err", err)
+	}
+}

@@ -1,0 +1,418 @@
+// Package watch reads Teams presence: one Watcher per tenant, run only by
+// the holder of the tenant's lease ("watch.<tenant>"), reads every
+// watched person with getPresencesByUserId, 650 ids a request, spread so
+// that each person is read about once per watch.interval, inside a read
+// budget of its own. Each change of a person's pair is handed to a Sink
+// with its origin: "bridge" when the bridge's own app session explains
+// it, "teams" otherwise. The last seen presence per person is kept in a
+// KV bucket (SeenBucket), so that a restart or a takeover hands over only
+// what really changed.
+//
+// The same reads tell the writer's side what Graph's aggregate means for
+// a person the bridge holds a session for (writer.ObserveAggregate: a
+// status set by hand, a lost session). With watch.enabled false the
+// watcher reads only those people, every presence.observe_interval, and
+// hands over no change.
+package watch
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/sony/gobreaker/v2"
+
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
+	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
+	"github.com/presence-bridge/presence-bridge/outputs"
+)
+
+// Graph is what a watcher needs of its tenant's Graph client; a
+// *graphclient.Client is one.
+type Graph interface {
+	GetPresencesByUserID(ctx context.Context, ids []string) ([]graphclient.Presence, error)
+	ListUsers(ctx context.Context) ([]graphclient.User, error)
+	ListGroupMembers(ctx context.Context, groupID string) ([]graphclient.User, error)
+}
+
+// Resolver resolves a directory entry to an object id (identity.Directory).
+type Resolver interface {
+	Resolve(ctx context.Context, tenant, user string) (string, error)
+}
+
+// Sink takes what the watcher sees: Changed for each change of a
+// person's presence, in order per person; Seen for a read that changed
+// nothing (the lookup store refreshes seenAt).
+type Sink interface {
+	Changed(ctx context.Context, c outputs.Change)
+	Seen(v outputs.View)
+}
+
+// HoldFunc runs work while this instance holds the lease key, and
+// returns when ctx ends; work's context ends when the lease is lost
+// (lease.New(...).Hold).
+type HoldFunc func(ctx context.Context, key string, work func(context.Context) error)
+
+// Clock tells the time; tests use a fake one.
+type Clock interface{ Now() time.Time }
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// Options configure a Watcher.
+type Options struct {
+	Tenant string
+	// Watch is the tenant's watch (config.WatchOf).
+	Watch config.Watch
+	// ObserveInterval is, with Watch.Enabled false, how often the people
+	// the bridge holds a session for are read; zero reads nobody then.
+	ObserveInterval time.Duration
+	Graph           Graph
+	// State is the store of user states: who holds a session, and where
+	// writer.ObserveAggregate records what a read means.
+	State *state.Store
+	// Rules are the state's rules, for the sources of a session.
+	Rules state.Rules
+	// Seen is the bucket OpenSeen returns; needed when Watch.Enabled.
+	Seen jetstream.KeyValue
+	// Directory and DirectoryUsers make `users: directory`: the UPNs or
+	// object ids the configured directory names, each resolved.
+	Directory      Resolver
+	DirectoryUsers func() []string
+	Sink           Sink
+	Hold           HoldFunc
+	Observe        writer.Observe
+	// BreakerFailures consecutive failed reads (5xx, timeouts) open the
+	// breaker for BreakerTimeout; defaults 5 and 30 s.
+	BreakerFailures uint32
+	BreakerTimeout  time.Duration
+	// Refresh is how often the list of watched people is read again
+	// (`all`, `group:`, directory); default an hour.
+	Refresh time.Duration
+	// ChunkSize is the ids per request, graphlimits.MaxIDsPerLookup by
+	// default.
+	ChunkSize int
+	// Tick is how often the watcher looks at its clock; default 50 ms.
+	Tick   time.Duration
+	Clock  Clock
+	Logger *slog.Logger
+}
+
+// readTimeout bounds one getPresencesByUserId request.
+const readTimeout = 30 * time.Second
+
+// Watcher watches one tenant.
+type Watcher struct {
+	opts    Options
+	log     *slog.Logger
+	breaker *gobreaker.CircuitBreaker[[]graphclient.Presence]
+	reload  chan struct{}
+
+	// The rest belongs to the goroutine running work.
+	budget     *budget
+	people     []string          // read: the watched and the session holders, sorted
+	members    []string          // watched (watch.users), sorted
+	upn        map[string]string // UPNs of the watched, when known
+	named      map[string]bool   // people the state store holds (directory)
+	sessions   map[string]session
+	seen       map[string]last
+	listed     []string // resolved by the last refresh
+	order      []string // this cycle's people
+	cursor     int
+	cycleStart time.Time
+	spacing    time.Duration
+	nextAt     time.Time
+	refresh    time.Time
+	dirty      bool // people must be worked out again
+	pause      time.Time
+
+	mu     sync.Mutex
+	status Status
+
+	// steps counts the loop's looks at its clock, for tests.
+	steps atomic.Uint64
+}
+
+// session is what the state store says of a person's app session.
+type session struct {
+	pair adapters.Pair
+	// observe is the session to compare reads with, nil while a call to
+	// Graph is under way.
+	observe *writer.Session
+	sources []string
+}
+
+// Status is the watch of one tenant, for the status page and metrics.
+type Status struct {
+	Tenant  string `json:"tenant"`
+	Enabled bool   `json:"enabled"`
+	// Holding is whether this instance holds the lease and reads.
+	Holding bool `json:"holding"`
+	// People is how many are read: the watched and those the bridge
+	// holds a session for.
+	People int `json:"people"`
+	// CycleSeconds is how long reading everyone takes at the current
+	// pace; Stretched says the budget made it longer than the interval.
+	CycleSeconds float64 `json:"cycleSeconds"`
+	Stretched    bool    `json:"stretched"`
+	// LastCycleSeconds is how long the last full cycle took.
+	LastCycleSeconds float64       `json:"lastCycleSeconds"`
+	BudgetUsed       int           `json:"budgetUsed"`
+	Budget           int           `json:"budget"`
+	BudgetWindow     time.Duration `json:"budgetWindow"`
+	LastRead         time.Time     `json:"lastRead,omitzero"`
+	PausedUntil      time.Time     `json:"pausedUntil,omitzero"`
+	// Reads counts requests by outcome: ok, throttled, failed.
+	Reads map[string]uint64 `json:"reads"`
+	// Changes counts changes handed over, by origin.
+	Changes map[string]uint64 `json:"changes"`
+}
+
+// New returns the watcher of opts.Tenant; Run runs it.
+func New(opts Options) (*Watcher, error) {
+	switch {
+	case opts.Graph == nil || opts.State == nil || opts.Hold == nil:
+		return nil, errors.New("watch: Graph, State and Hold are required")
+	case opts.Watch.Enabled && (opts.Seen == nil || opts.Sink == nil):
+		return nil, errors.New("watch: an enabled watch needs Seen and Sink")
+	case opts.Watch.ReadBudget < 1 || opts.Watch.ReadBudgetWindow <= 0:
+		return nil, fmt.Errorf("watch: read budget %d per %s", opts.Watch.ReadBudget, opts.Watch.ReadBudgetWindow)
+	}
+	if opts.ChunkSize <= 0 || opts.ChunkSize > graphlimits.MaxIDsPerLookup {
+		opts.ChunkSize = graphlimits.MaxIDsPerLookup
+	}
+	if opts.Tick <= 0 {
+		opts.Tick = 50 * time.Millisecond
+	}
+	if opts.Refresh <= 0 {
+		opts.Refresh = time.Hour
+	}
+	if opts.BreakerFailures == 0 {
+		opts.BreakerFailures = 5
+	}
+	if opts.BreakerTimeout <= 0 {
+		opts.BreakerTimeout = 30 * time.Second
+	}
+	if opts.Clock == nil {
+		opts.Clock = systemClock{}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	w := &Watcher{opts: opts, log: opts.Logger.With("tenant", opts.Tenant, "stage", "watch"), reload: make(chan struct{}, 1)}
+	w.breaker = gobreaker.NewCircuitBreaker[[]graphclient.Presence](gobreaker.Settings{
+		Name:        "graph reads:" + opts.Tenant,
+		MaxRequests: 1,
+		Timeout:     opts.BreakerTimeout,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= opts.BreakerFailures },
+		IsSuccessful: func(err error) bool {
+			class, _ := fault.Of(err)
+			return err == nil || class != fault.Retry
+		},
+		OnStateChange: func(_ string, from, to gobreaker.State) {
+			w.log.Warn("read circuit breaker", "from", from.String(), "to", to.String())
+		},
+	})
+	w.status = Status{Tenant: opts.Tenant, Enabled: opts.Watch.Enabled, Budget: opts.Watch.ReadBudget, BudgetWindow: opts.Watch.ReadBudgetWindow,
+		Reads: map[string]uint64{}, Changes: map[string]uint64{}}
+	return w, nil
+}
+
+// Run competes for the tenant's lease and reads while holding it, until
+// ctx ends.
+func (w *Watcher) Run(ctx context.Context) {
+	w.opts.Hold(ctx, "watch."+w.opts.Tenant, w.work)
+}
+
+// Reload makes the watcher list its people again at once (a reload of
+// the configuration).
+func (w *Watcher) Reload() {
+	select {
+	case w.reload <- struct{}{}:
+	default:
+	}
+}
+
+// Status returns the watch's status now.
+func (w *Watcher) Status() Status {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := w.status
+	s.Reads, s.Changes = maps(s.Reads), maps(s.Changes)
+	return s
+}
+
+func maps(m map[string]uint64) map[string]uint64 {
+	out := make(map[string]uint64, len(m))
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+func (w *Watcher) setStatus(change func(*Status)) {
+	w.mu.Lock()
+	change(&w.status)
+	w.mu.Unlock()
+}
+
+// interval is how often each person should be read.
+func (w *Watcher) interval() time.Duration {
+	if w.opts.Watch.Enabled {
+		return w.opts.Watch.Interval
+	}
+	return w.opts.ObserveInterval
+}
+
+// work reads while the lease is held.
+func (w *Watcher) work(ctx context.Context) error {
+	if !w.opts.Watch.Enabled && w.opts.ObserveInterval <= 0 {
+		<-ctx.Done()
+		return nil
+	}
+	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
+	w.people, w.upn, w.named, w.sessions, w.listed = nil, map[string]string{}, map[string]bool{}, map[string]session{}, nil
+	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = nil, 0, time.Time{}, time.Time{}, time.Time{}, true
+	w.seen = map[string]last{}
+	if w.opts.Watch.Enabled {
+		seen, err := loadSeen(ctx, w.opts.Seen, w.opts.Tenant)
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil // the lease ended
+			}
+			return err
+		}
+		w.seen = seen
+	}
+	states, err := w.opts.State.KV().Watch(ctx, state.UserKeys(w.opts.Tenant))
+	if err != nil {
+		return fmt.Errorf("watch user states: %w", err)
+	}
+	defer func() { _ = states.Stop() }()
+	w.setStatus(func(s *Status) { s.Holding = true })
+	defer w.setStatus(func(s *Status) { s.Holding = false })
+	ticker := time.NewTicker(w.opts.Tick)
+	defer ticker.Stop()
+	caughtUp := false
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-states.Updates():
+			if !ok {
+				return errors.New("the watch of user states ended")
+			}
+			if e == nil {
+				caughtUp = true
+			} else {
+				w.takeState(e)
+			}
+		case <-w.reload:
+			w.refresh = time.Time{}
+		case <-ticker.C:
+		}
+		if caughtUp {
+			w.step(ctx, w.opts.Clock.Now())
+			w.steps.Add(1)
+		}
+	}
+}
+
+// takeState keeps what a user state says: whether the bridge holds a
+// session for the person and which sources made it, and (for `users:
+// directory`) that an event named them.
+func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
+	var st state.UserState
+	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &st) != nil || st.UserID == "" {
+		key := e.Key()
+		raw, err := hex.DecodeString(key[strings.LastIndexByte(key, '.')+1:])
+		if id := string(raw); err == nil && w.named[id] {
+			delete(w.named, id)
+			delete(w.sessions, id)
+			w.dirty = true
+		}
+		return
+	}
+	id := strings.ToLower(st.UserID)
+	if !w.named[id] {
+		w.named[id] = true
+		w.dirty = true
+	}
+	_, had := w.sessions[id]
+	if st.Told == nil || st.Told.Pair == nil {
+		delete(w.sessions, id)
+		w.dirty = w.dirty || had
+		return
+	}
+	s := session{pair: *st.Told.Pair, sources: st.SessionSources(w.opts.Rules, st.Told.At)}
+	if obs, ok := writer.SessionOf(st); ok {
+		s.observe = &obs
+	}
+	w.sessions[id] = s
+	w.dirty = w.dirty || !had
+}
+
+// step makes the next read when it is due.
+func (w *Watcher) step(ctx context.Context, now time.Time) {
+	if w.opts.Watch.Enabled && !now.Before(w.refresh) {
+		w.refresh = now.Add(w.opts.Refresh)
+		w.list(ctx)
+	}
+	defer w.setStatus(func(s *Status) {
+		s.BudgetUsed, s.People, s.PausedUntil = w.budget.used(now), len(w.people), w.pause
+	})
+	if w.dirty {
+		w.dirty = false
+		w.setPeople()
+	}
+	if now.Before(w.nextAt) || now.Before(w.pause) || w.breaker.State() == gobreaker.StateOpen {
+		return
+	}
+	if w.cursor >= len(w.order) && !w.startCycle(now) {
+		return
+	}
+	if !w.budget.allow(now) {
+		return
+	}
+	chunk := w.order[w.cursor:min(w.cursor+w.opts.ChunkSize, len(w.order))]
+	w.cursor += len(chunk)
+	w.nextAt = now.Add(w.spacing)
+	w.read(ctx, chunk, now)
+}
+
+// startCycle begins a round over everyone watched now, paced so that the
+// round takes the interval, or longer when the budget cannot cover it.
+func (w *Watcher) startCycle(now time.Time) bool {
+	if w.order != nil {
+		took := now.Sub(w.cycleStart)
+		w.setStatus(func(s *Status) { s.LastCycleSeconds = took.Seconds() })
+	}
+	w.order, w.cursor, w.cycleStart = slices.Clone(w.people), 0, now
+	if len(w.order) == 0 {
+		return false
+	}
+	chunks := (len(w.order) + w.opts.ChunkSize - 1) / w.opts.ChunkSize
+	even := w.interval() / time.Duration(chunks)
+	least := w.opts.Watch.ReadBudgetWindow / time.Duration(w.opts.Watch.ReadBudget)
+	w.spacing = max(even, least)
+	w.setStatus(func(s *Status) {
+		s.CycleSeconds = (time.Duration(chunks) * w.spacing).Seconds()
+		s.Stretched = least > even
+	})
+	return true
+}

@@ -1,0 +1,347 @@
+package watch
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/presence-bridge/presence-bridge/bridge/lease"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
+	"github.com/presence-bridge/presence-bridge/outputs"
+)
+
+// TestTeamsCallIsOneChange: everyone is first seen once; then a Teams
+// call is one change of origin teams, and reading the same presence
+// again changes nothing.
+func TestTeamsCallIsOneChange(t *testing.T) {
+	h := newHarness(t, 3, emulator.Throttle{})
+	w, _ := h.start(watchAll(), nil)
+	testpoll.Until(t, "everyone seen once", func() bool { return len(h.sink.all()) == 3 })
+	for _, c := range h.sink.all() {
+		if c.Previous != nil || c.Availability != "Offline" || c.Origin != outputs.OriginTeams {
+			t.Fatalf("first sighting %+v", c)
+		}
+	}
+	if err := h.em.SetTeamsSession(userID(1), "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	seenBefore := h.sink.seenCount()
+	h.advance(w, 10*time.Second, 500*time.Millisecond) // five intervals
+	got := of(h.sink.all(), userID(1))
+	if len(got) != 2 {
+		t.Fatalf("%d changes of user 1, want the first sighting and the call: %+v", len(got), got)
+	}
+	c := got[1]
+	if c.Availability != "Busy" || c.Activity != "InACall" || c.Origin != outputs.OriginTeams || len(c.Sources) != 0 {
+		t.Fatalf("the call's change is %+v", c)
+	}
+	if c.Previous == nil || *c.Previous != (outputs.Pair{Availability: "Offline", Activity: "Offline"}) {
+		t.Fatalf("previous %+v, want Offline/Offline", c.Previous)
+	}
+	if c.User != upn(1) || c.ID != outputs.ChangeID(tenant, userID(1), c.SequenceNumber) || c.Tenant != tenant {
+		t.Fatalf("change names %q, %q, %q", c.User, c.ID, c.Tenant)
+	}
+	if err := c.Check(); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(h.sink.all()); n != 4 {
+		t.Fatalf("%d changes, want 4: reading the same presence again changed something", n)
+	}
+	if h.sink.seenCount() <= seenBefore+3 {
+		t.Fatalf("the reads that changed nothing were not handed over as seen (%d, %d)", seenBefore, h.sink.seenCount())
+	}
+}
+
+// TestBridgeSessionOrigin: a presence the bridge's own session explains
+// has origin bridge and the sources of the claims that made the session.
+func TestBridgeSessionOrigin(t *testing.T) {
+	h := newHarness(t, 2, emulator.Throttle{})
+	h.session(0, "pbx")
+	h.start(watchAll(), nil)
+	testpoll.Until(t, "everyone seen once", func() bool { return len(h.sink.all()) == 2 })
+	c := of(h.sink.all(), userID(0))[0]
+	if c.Origin != outputs.OriginBridge || !slices.Equal(c.Sources, []string{"pbx"}) || c.Availability != "Busy" {
+		t.Fatalf("the bridge's session was seen as %+v", c)
+	}
+	if c := of(h.sink.all(), userID(1))[0]; c.Origin != outputs.OriginTeams {
+		t.Fatalf("someone without a session has origin %q", c.Origin)
+	}
+}
+
+// TestBudgetStretchesTheCycle: with more people than the read budget
+// covers at the interval, no window of the budget holds more reads than
+// it allows, Graph throttles nothing, and the cycle stretches.
+func TestBudgetStretchesTheCycle(t *testing.T) {
+	h := newHarness(t, 20, emulator.Throttle{Limit: 3, Window: 10 * time.Second})
+	watch := watchAll()
+	watch.Interval, watch.ReadBudget, watch.ReadBudgetWindow = time.Second, 3, 10*time.Second
+	w, _ := h.start(watch, func(o *Options) { o.ChunkSize = 2 }) // ten requests a cycle
+	testpoll.Until(t, "the first reads", func() bool { return w.Status().Reads["ok"] > 0 })
+	h.advance(w, 70*time.Second, 250*time.Millisecond)
+	reads := 0
+	for _, win := range h.em.ReadWindows() {
+		if win.Requests > 3 || win.Throttled > 0 {
+			t.Fatalf("read window %s: %d requests, %d throttled; budget 3", win.Start, win.Requests, win.Throttled)
+		}
+		reads += win.Requests
+	}
+	if reads < 18 {
+		t.Fatalf("%d reads in 70 s at 3 per 10 s: the watcher stalled", reads)
+	}
+	st := w.Status()
+	if !st.Stretched || st.CycleSeconds < 33 || st.CycleSeconds > 34 || st.People != 20 || st.BudgetUsed > 3 {
+		t.Fatalf("status %+v: want a stretched cycle of 10 × 10/3 s for 20 people", st)
+	}
+	if n := len(h.sink.all()); n != 20 {
+		t.Fatalf("%d first sightings after two cycles, want 20", n)
+	}
+}
+
+// TestThrottledReadPauses: a 429 pauses the reads for its Retry-After,
+// then they go on.
+func TestThrottledReadPauses(t *testing.T) {
+	h := newHarness(t, 2, emulator.Throttle{Limit: 1, Window: 30 * time.Second})
+	w, _ := h.start(watchAll(), nil)
+	testpoll.Until(t, "the first read", func() bool { return w.Status().Reads["ok"] == 1 })
+	h.advance(w, 2*time.Second, 500*time.Millisecond)
+	st := w.Status()
+	if st.Reads["throttled"] != 1 || !st.PausedUntil.Equal(t0.Add(30*time.Second)) {
+		t.Fatalf("after a 429: %+v, want one throttled read and a pause until the window ends", st)
+	}
+	h.advance(w, 27*time.Second, 500*time.Millisecond)
+	if st := w.Status(); st.Reads["throttled"] != 1 || st.Reads["ok"] != 1 {
+		t.Fatalf("read during the pause: %+v", st.Reads)
+	}
+	h.advance(w, 2*time.Second, 500*time.Millisecond)
+	if st := w.Status(); st.Reads["ok"] != 2 {
+		t.Fatalf("no read after the pause: %+v", st.Reads)
+	}
+}
+
+// TestRestartHandsOverOnlyWhatChanged: a second watcher on the same seen
+// bucket (a restart or a takeover) hands over only what changed while
+// nobody watched.
+func TestRestartHandsOverOnlyWhatChanged(t *testing.T) {
+	h := newHarness(t, 3, emulator.Throttle{})
+	_, stop := h.start(watchAll(), nil)
+	testpoll.Until(t, "everyone seen once", func() bool { return len(h.sink.all()) == 3 })
+	stop()
+	h.sink = &recorder{}
+	if err := h.em.SetTeamsSession(userID(2), "DoNotDisturb", "Presenting"); err != nil {
+		t.Fatal(err)
+	}
+	h.clock.Advance(time.Minute)
+	w, _ := h.start(watchAll(), nil)
+	testpoll.Until(t, "a read", func() bool { return w.Status().Reads["ok"] >= 1 })
+	h.advance(w, 6*time.Second, 500*time.Millisecond)
+	got := h.sink.all()
+	if len(got) != 1 || got[0].View.ID != userID(2) || got[0].Availability != "DoNotDisturb" || got[0].Previous == nil {
+		t.Fatalf("after the restart: %+v, want only user 2's change while down", got)
+	}
+}
+
+// TestManualStatusThroughWatcher: with watch off the watcher still reads
+// the people the bridge holds a session for, every observe interval,
+// and records a status set by hand and a session Graph lost; it hands
+// over nothing.
+func TestManualStatusThroughWatcher(t *testing.T) {
+	h := newHarness(t, 3, emulator.Throttle{})
+	h.session(0, "pbx")
+	watch := watchAll()
+	watch.Enabled = false
+	w, _ := h.start(watch, func(o *Options) { o.ObserveInterval = time.Second; o.Seen = nil })
+	if err := h.em.SetPreferred(userID(0), "DoNotDisturb", "DoNotDisturb", 0); err != nil {
+		t.Fatal(err)
+	}
+	manual := func() *state.ManualStatus {
+		st, _, err := h.store.Get(context.Background(), tenant, userID(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.Manual
+	}
+	for i := 0; manual() == nil; i++ {
+		if i == 10 {
+			t.Fatal("no manual status recorded after 10 observe intervals")
+		}
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	if m := manual(); m.Pair.Availability != "DoNotDisturb" {
+		t.Fatalf("manual %+v", m)
+	}
+	if st := w.Status(); st.People != 1 {
+		t.Fatalf("watching %d people with watch off, want the one with a session", st.People)
+	}
+	if err := h.em.ClearPreferred(userID(0)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.em.EndSession(userID(0), appID); err != nil {
+		t.Fatal(err)
+	}
+	told := func() *state.Told {
+		st, _, _ := h.store.Get(context.Background(), tenant, userID(0))
+		return st.Told
+	}
+	for i := 0; told() != nil; i++ {
+		if i == 10 {
+			t.Fatal("the lost session is still on record after 10 observe intervals")
+		}
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	if n := len(h.sink.all()) + h.sink.seenCount(); n != 0 {
+		t.Fatalf("watch off handed over %d changes or sightings", n)
+	}
+}
+
+// TestLeavingTheGroup: only the group's members are handed over (a
+// session holder outside it is read all the same), and a person who
+// leaves the group leaves the watch, and their last seen presence goes.
+func TestLeavingTheGroup(t *testing.T) {
+	h := newHarness(t, 3, emulator.Throttle{})
+	group := "11111111-2222-4333-8444-555555555555"
+	if err := h.em.SetGroup(tenant, emulator.Group{ID: group, Members: []string{userID(0), userID(1)}}); err != nil {
+		t.Fatal(err)
+	}
+	h.session(2, "pbx") // not in the group: read for its session, not handed over
+	watch := watchAll()
+	watch.Users = "group:" + group
+	w, _ := h.start(watch, nil)
+	testpoll.Until(t, "both members seen", func() bool { return len(h.sink.all()) == 2 })
+	h.advance(w, 4*time.Second, 500*time.Millisecond)
+	if n, st := len(h.sink.all()), w.Status(); n != 2 || st.People != 3 {
+		t.Fatalf("%d changes, %d people read; want the 2 members' and the session holder read too", n, st.People)
+	}
+	if _, err := h.seenKV.Get(context.Background(), seenKey(tenant, userID(1))); err != nil {
+		t.Fatalf("no last seen presence of a member: %v", err)
+	}
+	if err := h.em.SetGroup(tenant, emulator.Group{ID: group, Members: []string{userID(0)}}); err != nil {
+		t.Fatal(err)
+	}
+	w.Reload()
+	testpoll.Until(t, "one member left", func() bool { return w.Status().People == 2 })
+	if _, err := h.seenKV.Get(context.Background(), seenKey(tenant, userID(1))); err == nil {
+		t.Fatal("the last seen presence of someone who left is still kept")
+	}
+}
+
+// TestDirectoryWatch: `users: directory` watches the directory's entries
+// and anyone the state store holds.
+func TestDirectoryWatch(t *testing.T) {
+	h := newHarness(t, 4, emulator.Throttle{})
+	h.session(3, "pbx")
+	watch := watchAll()
+	watch.Users = "directory"
+	w, _ := h.start(watch, func(o *Options) {
+		o.DirectoryUsers = func() []string { return []string{upn(0), userID(1)} }
+		o.Directory = resolver{upn(0): userID(0), userID(1): userID(1)}
+	})
+	testpoll.Until(t, "three people seen", func() bool { return len(h.sink.all()) == 3 })
+	if st := w.Status(); st.People != 3 {
+		t.Fatalf("watching %d, want the two directory entries and the one the state names", st.People)
+	}
+	if c := of(h.sink.all(), userID(0)); len(c) != 1 || c[0].User != upn(0) {
+		t.Fatalf("directory entry seen as %+v", c)
+	}
+}
+
+// resolver is a directory as a map.
+type resolver map[string]string
+
+func (r resolver) Resolve(_ context.Context, _, user string) (string, error) {
+	if id, ok := r[user]; ok {
+		return id, nil
+	}
+	return "", context.Canceled
+}
+
+// TestOlderSequenceChangesNothing: a presence whose sequenceNumber is not
+// newer than the last seen changes nothing, whatever its pair.
+func TestOlderSequenceChangesNothing(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	w, err := New(Options{Tenant: tenant, Watch: watchAll(), Graph: h.graph, State: h.store, Seen: h.seenKV, Sink: h.sink,
+		Hold: func(context.Context, string, func(context.Context) error) {}, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.seen, w.upn = map[string]last{}, map[string]string{}
+	id := userID(0)
+	for _, tt := range []struct {
+		seq, availability string
+		changes           int
+	}{
+		{"0000000010", "Busy", 1},
+		{"0000000009", "Available", 1}, // older
+		{"0000000010", "Away", 1},      // the same
+		{"0000000011", "Busy", 1},      // newer, the same pair
+		{"0000000012", "Available", 2},
+		{"000000013", "Away", 2}, // shorter: older
+	} {
+		w.saw(context.Background(), id, graphclient.Presence{ID: id, Availability: tt.availability, Activity: tt.availability, SequenceNumber: tt.seq}, session{}, false, t0)
+		if n := len(h.sink.all()); n != tt.changes {
+			t.Fatalf("after %s %s: %d changes, want %d", tt.seq, tt.availability, n, tt.changes)
+		}
+	}
+}
+
+// TestUsersOwnStatusMessageThroughWatcher: with status messages on, a
+// status message the user wrote is recorded from the watcher's reads, so
+// that the writer leaves it alone.
+func TestUsersOwnStatusMessageThroughWatcher(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	h.session(0, "pbx")
+	if err := h.em.SetStatusMessage(userID(0), "Back at 3", time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	w, _ := h.start(watchAll(), func(o *Options) { o.Observe.StatusMessages = true })
+	for i := 0; ; i++ {
+		st, _, err := h.store.Get(context.Background(), tenant, userID(0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Status != nil && st.Status.UserText == "Back at 3" {
+			break
+		}
+		if i == 10 {
+			t.Fatalf("the user's own message is not on record: %+v", st.Status)
+		}
+		h.advance(w, 2*time.Second, 500*time.Millisecond)
+	}
+}
+
+// TestTakeoverThroughTheLease: two watchers compete for the tenant's
+// lease; only the holder reads, and the one that takes over when it
+// stops hands over no repeats.
+func TestTakeoverThroughTheLease(t *testing.T) {
+	h := newHarness(t, 3, emulator.Throttle{})
+	kv, err := lease.Open(context.Background(), h.js, 2*time.Second, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	holdAs := func(instance string) func(*Options) {
+		return func(o *Options) {
+			o.Hold = func(ctx context.Context, key string, work func(context.Context) error) {
+				lease.New(kv, key, instance, 2*time.Second, nil, nil).Hold(ctx, work)
+			}
+		}
+	}
+	a, stopA := h.start(watchAll(), holdAs("a"))
+	testpoll.Until(t, "everyone seen once", func() bool { return len(h.sink.all()) == 3 })
+	b, _ := h.start(watchAll(), holdAs("b"))
+	h.advance(a, 4*time.Second, 500*time.Millisecond)
+	if !a.Status().Holding || b.Status().Holding || b.Status().Reads["ok"] > 0 {
+		t.Fatalf("a holds %v, b holds %v and read %d times: want only the holder to read", a.Status().Holding, b.Status().Holding, b.Status().Reads["ok"])
+	}
+	other, stop := b, stopA
+	stop()
+	testpoll.Until(t, "the other watcher takes over and reads", func() bool {
+		return other.Status().Holding && other.Status().Reads["ok"] > 0
+	})
+	h.advance(other, 6*time.Second, 500*time.Millisecond)
+	if n := len(h.sink.all()); n != 3 {
+		t.Fatalf("%d changes after the takeover, want the 3 first sightings only", n)
+	}
+}
