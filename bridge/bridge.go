@@ -33,10 +33,13 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
+	"github.com/presence-bridge/presence-bridge/bridge/lookup"
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
 	"github.com/presence-bridge/presence-bridge/bridge/sources"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/subscriptions"
+	"github.com/presence-bridge/presence-bridge/bridge/twoway"
+	"github.com/presence-bridge/presence-bridge/bridge/watch"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
@@ -75,7 +78,12 @@ type Bridge struct {
 	stopWriters func()
 	stopConsume func()
 	connectOut  *sources.Runners // nil when no source connects out
-	live        live             // what Reload changes (reload.go)
+	teams       *twoway.Teams    // the Teams watchers; nil until the worker runs
+	// views are the lookup API's presence views, which the watchers keep;
+	// entries is the directory they resolve keys such as ext:1001 with.
+	views   *lookup.Views
+	entries atomic.Pointer[map[string]string]
+	live    live // what Reload changes (reload.go)
 
 	stopConnecting func()        // ends keepConnecting
 	connecting     chan struct{} // closed when keepConnecting returns
@@ -116,6 +124,8 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) 
 		o(b)
 	}
 	b.metrics = b.newMetrics(cfg)
+	b.entries.Store(&cfg.Directory)
+	b.views = lookup.NewViews(lookup.Options{Resolve: twoway.DirectoryResolver(func() map[string]string { return *b.entries.Load() })})
 	return b, nil
 }
 
@@ -372,6 +382,28 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Log:             b.log.With("component", "worker"),
 		Count:           b.metrics.EventSettled,
 	})
+	leases, err := lease.Open(ctx, b.events.JetStream(), b.cfg.Presence.LeaseTTL, b.cfg.NATS.Replicas)
+	if err != nil {
+		w.Stop()
+		return err
+	}
+	b.teams, err = twoway.Start(ctx, twoway.Options{
+		Config: b.cfg, JetStream: b.events.JetStream(),
+		Graph: func(tenant string) (watch.Graph, error) {
+			c, err := b.graph.Client(tenant)
+			if err != nil {
+				return nil, err
+			}
+			return c, nil
+		},
+		State: b.state, Rules: rules, Directory: b.directory, History: b.history,
+		Leases: leases, Instance: instance, Views: b.views, Clock: b.clock,
+		Log: b.log.With("component", "watch"),
+	})
+	if err != nil {
+		w.Stop()
+		return err
+	}
 	stop, err := b.events.Consume(ctx, b.observeDelivery(w.Dispatch))
 	if err != nil {
 		w.Stop()
@@ -380,10 +412,6 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	// The consumer stops first, so no message comes into a lane after the
 	// lanes stop.
 	b.stopConsume = func() { stop(); w.Stop() }
-	leases, err := lease.Open(ctx, b.events.JetStream(), b.cfg.Presence.LeaseTTL, b.cfg.NATS.Replicas)
-	if err != nil {
-		return err
-	}
 	b.connectOut, err = sources.Start(sources.Options{
 		Sources: b.cfg.Sources, Leases: leases, TTL: b.cfg.Presence.LeaseTTL, Instance: instance,
 		Publish: b.events.Publish, Metrics: b.metrics, Log: b.log,
@@ -432,6 +460,7 @@ func (b *Bridge) startHTTP() error {
 		ops = gin.New()
 		ops.Use(gin.Recovery())
 	}
+	lookup.Register(router, lookup.HTTPOptions{Token: b.cfg.Lookup.Token, Views: b.views, Now: b.now, Log: b.log.With("component", "lookup")})
 	b.registerOperations(ops)
 	if ops != router {
 		if err := b.startOperations(ops); err != nil {
@@ -557,6 +586,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 func (b *Bridge) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		var errs []error
+		b.views.Close() // long-polls end now, not when Shutdown gives up on them
 		if b.server != nil {
 			if err := b.server.Shutdown(ctx); err != nil {
 				errs = append(errs, fmt.Errorf("stop http: %w", err))
@@ -619,6 +649,8 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		b.stopConsume = nil
 	}
 	b.calendarSubs.Stop()
+	b.teams.Stop()
+	b.teams = nil
 	if b.stopWriters != nil {
 		b.stopWriters()
 		b.stopWriters = nil

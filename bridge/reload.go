@@ -39,6 +39,8 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 		return fmt.Errorf("reload: %w", err)
 	}
 	b.directory.Replace(cfg.Directory)
+	b.entries.Store(&cfg.Directory)
+	b.teams.Reload()
 	b.live.sources.Replace(webhooks)
 	b.live.config = slices.Clone(cfg.Sources)
 	b.log.Info("configuration reloaded", "directory_entries", len(cfg.Directory), "sources", len(webhooks))

@@ -1,0 +1,191 @@
+// Package twoway runs the Teams side of the bridge: a watcher per tenant
+// (each held by its own lease, "watch.<tenant>"), the lookup API's views
+// they keep current, and the outputs every change is published to.
+package twoway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/identity"
+	"github.com/presence-bridge/presence-bridge/bridge/lease"
+	"github.com/presence-bridge/presence-bridge/bridge/lookup"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/bridge/watch"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
+	"github.com/presence-bridge/presence-bridge/outputs"
+)
+
+// Publisher takes every change to the outputs; it must not block.
+type Publisher interface {
+	Publish(c outputs.Change)
+}
+
+// Options are what the Teams side needs of the running bridge.
+type Options struct {
+	Config    *config.Config
+	JetStream jetstream.JetStream
+	// Graph returns a tenant's Graph client.
+	Graph     func(tenant string) (watch.Graph, error)
+	State     *state.Store
+	Rules     state.Rules
+	Directory watch.Resolver
+	History   history.Recorder
+	// Leases is the lease bucket (lease.Open); Instance names this bridge
+	// in it.
+	Leases   jetstream.KeyValue
+	Instance string
+	// Views is the lookup API's store; Publisher, when set, takes every
+	// change to the outputs.
+	Views     *lookup.Views
+	Publisher Publisher
+	Clock     watch.Clock
+	Log       *slog.Logger
+}
+
+// Teams is the running Teams side.
+type Teams struct {
+	watchers map[string]*watch.Watcher
+	cancel   context.CancelFunc
+	done     sync.WaitGroup
+}
+
+// Start opens what the watchers keep in JetStream and starts a watcher
+// per tenant. A tenant whose watch is off still has a watcher: it reads
+// the people the bridge holds a session for every
+// presence.observe_interval, to notice statuses set by hand, and
+// publishes nothing.
+func Start(ctx context.Context, o Options) (*Teams, error) {
+	cfg := o.Config
+	var seen jetstream.KeyValue
+	for _, t := range cfg.Graph.Tenants {
+		if cfg.WatchOf(t.ID).Enabled {
+			var err error
+			if seen, err = watch.OpenSeen(ctx, o.JetStream, cfg.NATS.Replicas); err != nil {
+				return nil, err
+			}
+			break
+		}
+	}
+	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	t := &Teams{watchers: map[string]*watch.Watcher{}, cancel: cancel}
+	sink := sink{views: o.Views, publisher: o.Publisher}
+	for _, tenant := range cfg.Graph.Tenants {
+		g, err := o.Graph(tenant.ID)
+		if err != nil {
+			t.Stop()
+			return nil, fmt.Errorf("watch tenant %s: %w", tenant.ID, err)
+		}
+		log := o.Log.With("tenant", tenant.ID)
+		w, err := watch.New(watch.Options{
+			Tenant:          tenant.ID,
+			Watch:           cfg.WatchOf(tenant.ID),
+			ObserveInterval: cfg.Presence.ObserveInterval,
+			Graph:           g,
+			State:           o.State,
+			Rules:           o.Rules,
+			Seen:            seen,
+			Directory:       o.Directory,
+			DirectoryUsers:  func() []string { return directoryUsers(cfg.Directory) },
+			Sink:            sink,
+			Hold: func(ctx context.Context, key string, work func(context.Context) error) {
+				lease.New(o.Leases, key, o.Instance, cfg.Presence.LeaseTTL, nil, log).Hold(ctx, work)
+			},
+			Observe: writer.Observe{
+				StatusMessages: len(cfg.Presence.StatusMessages.ByKind()) > 0,
+				History:        o.History,
+				Logger:         log,
+			},
+			BreakerFailures: cfg.Graph.Breaker.Failures,
+			BreakerTimeout:  cfg.Graph.Breaker.OpenTimeout,
+			Clock:           o.Clock,
+			Logger:          log,
+		})
+		if err != nil {
+			t.Stop()
+			return nil, fmt.Errorf("watch tenant %s: %w", tenant.ID, err)
+		}
+		t.watchers[tenant.ID] = w
+		t.done.Go(func() { w.Run(runCtx) })
+	}
+	return t, nil
+}
+
+// Status is every tenant's watch, ordered by tenant.
+func (t *Teams) Status() []watch.Status {
+	if t == nil {
+		return nil
+	}
+	var all []watch.Status
+	for _, id := range slices.Sorted(maps.Keys(t.watchers)) {
+		all = append(all, t.watchers[id].Status())
+	}
+	return all
+}
+
+// Reload lists the watched people again (a new directory, a new group).
+func (t *Teams) Reload() {
+	if t == nil {
+		return
+	}
+	for _, w := range t.watchers {
+		w.Reload()
+	}
+}
+
+// Stop stops every watcher and waits for them, releasing their leases.
+func (t *Teams) Stop() {
+	if t == nil {
+		return
+	}
+	t.cancel()
+	t.done.Wait()
+}
+
+// directoryUsers are the people the directory names, each once.
+func directoryUsers(directory map[string]string) []string {
+	users := slices.Collect(maps.Values(directory))
+	slices.Sort(users)
+	return slices.Compact(users)
+}
+
+// sink hands what the watchers see to the lookup views and the outputs.
+type sink struct {
+	views     *lookup.Views
+	publisher Publisher
+}
+
+func (s sink) Changed(_ context.Context, c outputs.Change) {
+	if s.views != nil {
+		s.views.Set(c.View)
+	}
+	if s.publisher != nil {
+		s.publisher.Publish(c)
+	}
+}
+
+func (s sink) Seen(v outputs.View) {
+	if s.views != nil {
+		s.views.Set(v)
+	}
+}
+
+// DirectoryResolver resolves the lookup API's directory keys (such as
+// ext:1001) from the configured directory, never through Graph: a key the
+// directory does not name is an unknown user.
+func DirectoryResolver(directory func() map[string]string) lookup.Resolver {
+	return func(_ context.Context, _ string, key string) (string, string, error) {
+		if upn, ok := directory()[key]; ok {
+			return "", upn, nil
+		}
+		return "", "", fmt.Errorf("%s: %w", key, identity.ErrUnknownUser)
+	}
+}
