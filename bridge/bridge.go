@@ -3,7 +3,9 @@
 // emulator when configured, the worker and the HTTP server, and Stop takes
 // them down again in reverse order. With external NATS servers that can
 // not be reached at start, the bridge serves HTTP anyway (not ready, ingest
-// answers 503) and connects when they come.
+// answers 503) and connects when they come. It is wiring only: each
+// stage's job lives in the stage's package (sources, subscriptions,
+// identity, graph, writer, lease, ...).
 package bridge
 
 import (
@@ -30,8 +32,11 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
+	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
+	"github.com/presence-bridge/presence-bridge/bridge/sources"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/bridge/subscriptions"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
@@ -69,8 +74,8 @@ type Bridge struct {
 	lookups     *identity.Lookups // each tenant's lookup budget and breaker, for user, phone and calendar reads
 	stopWriters func()
 	stopConsume func()
-	sources     *sourceRunners // connect-out sources (sources_run.go)
-	live        live           // what Reload changes (reload.go)
+	connectOut  *sources.Runners // nil when no source connects out
+	live        live             // what Reload changes (reload.go)
 
 	stopConnecting func()        // ends keepConnecting
 	connecting     chan struct{} // closed when keepConnecting returns
@@ -78,9 +83,9 @@ type Bridge struct {
 	stopOnce       sync.Once
 	stopErr        error
 
-	// calendarSubs keeps graphcalendar sources' subscriptions
-	// (calendarsubs.go); nil when no source asks for it.
-	calendarSubs *calendarSubs
+	// calendarSubs keeps graphcalendar sources' subscriptions; nil when
+	// no source asks for it.
+	calendarSubs *subscriptions.Managed
 }
 
 // Option changes how New builds a Bridge.
@@ -148,9 +153,14 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	b.calendarSubs = b.newCalendarSubs()
+	b.calendarSubs = subscriptions.FromConfig(b.cfg.Sources, subscriptions.Options{
+		Client: func(tenant string) (subscriptions.Client, error) { return b.graph.Client(tenant) },
+		Now:    b.now,
+		Log:    b.log.With("component", "calendar-subscriptions"),
+	})
 	b.lookups = identity.NewLookups(b.cfg.Graph.Tenants, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
-	phoneLookup, phoneTenants := b.phoneLookups(b.lookups) // phones.go
+	phoneLookup, phoneTenants := identity.PhoneLookups(b.cfg.Graph.Tenants,
+		func(tenant string) (identity.UserFinder, error) { return b.graph.Client(tenant) }, b.lookups)
 	b.directory = identity.New(identity.Options{
 		Entries:      b.cfg.Directory,
 		Lookup:       b.lookups.Lookup,
@@ -264,7 +274,7 @@ func (b *Bridge) natsDown() error {
 }
 
 func (b *Bridge) startWorker(ctx context.Context) error {
-	rules, err := stateRules(b.cfg)
+	rules, err := b.cfg.Rules()
 	if err != nil {
 		return err
 	}
@@ -331,7 +341,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	writersDone := make(chan struct{})
 	go func() { defer close(writersDone); _ = b.writers.Run(writersCtx) }()
 	b.stopWriters = func() { stopWriters(); <-writersDone }
-	b.calendarSubs.start(b.writers)
+	b.calendarSubs.Start(b.writers.Writing)
 
 	sourceTenants, hints := map[string]string{}, map[string]adapters.IdentityHints{}
 	for _, s := range b.cfg.Sources {
@@ -353,7 +363,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Untimed:       b.metrics.EventOutcome,
 		DeadLetters:   b.events,
 		// Graph calendar notifications are read here, not when they come.
-		CalendarReaders: b.calendarReaders(), // calendarfetch.go
+		CalendarReaders: b.graph.CalendarReaders(b.cfg.Sources, b.lookups),
 		MinDelay:        b.cfg.Graph.Retry.MinDelay,
 		MaxDelay:        b.cfg.Graph.Retry.MaxDelay,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
@@ -371,39 +381,15 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	// The consumer stops first, so no message comes into a lane after the
 	// lanes stop.
 	b.stopConsume = func() { stop(); w.Stop() }
-	return b.startSources(ctx, instance)
-}
-
-// stateRules turns the presence configuration into the rules user states
-// are derived by.
-func stateRules(cfg *config.Config) (state.Rules, error) {
-	m := cfg.Presence.Mapping
-	rules := state.Rules{
-		MeetingShowAs:   m.MeetingShowAs,
-		Priority:        cfg.Presence.Priority,
-		MaxCallDuration: cfg.Presence.MaxCallDuration,
-		MaxClaims:       cfg.Presence.MaxClaims,
-		SourceLapse:     map[string]time.Duration{},
+	leases, err := lease.Open(ctx, b.events.JetStream(), b.cfg.Presence.LeaseTTL, b.cfg.NATS.Replicas)
+	if err != nil {
+		return err
 	}
-	for _, s := range cfg.Sources {
-		if s.Lapse > 0 {
-			rules.SourceLapse[s.Name] = s.Lapse
-		}
-	}
-	for _, entry := range []struct {
-		value string
-		into  **adapters.Pair
-	}{{m.Call, &rules.Call}, {m.ConferenceCall, &rules.ConferenceCall}, {m.Ringing, &rules.Ringing}, {m.Meeting, &rules.Meeting}} {
-		if entry.value == "" {
-			continue
-		}
-		p, err := config.ParsePair(entry.value)
-		if err != nil {
-			return rules, err
-		}
-		*entry.into = &p
-	}
-	return rules, nil
+	b.connectOut, err = sources.Start(sources.Options{
+		Sources: b.cfg.Sources, Leases: leases, TTL: b.cfg.Presence.LeaseTTL, Instance: instance,
+		Publish: b.events.Publish, Metrics: b.metrics, Log: b.log,
+	})
+	return err
 }
 
 // deadLetter stores a change Graph refused, with the event that asked for
@@ -425,13 +411,13 @@ func (b *Bridge) deadLetter(ctx context.Context, d writer.DeadLetter) error {
 }
 
 func (b *Bridge) startHTTP() error {
-	sources, err := b.ingestSources()
+	webhooks, err := sources.Webhooks(b.cfg.Sources, b.cfg.HTTP, b.calendarSubs.Lifecycle())
 	if err != nil {
 		return err
 	}
 	router := ingest.NewRouter(ingest.Options{
 		Publisher:       b.events,
-		Live:            b.startLive(sources),
+		Live:            b.startLive(webhooks),
 		BodyLimit:       b.cfg.HTTP.BodyLimit,
 		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
 		Ready:           b.Ready,
@@ -487,10 +473,6 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
 	}
-	now := time.Now
-	if b.clock != nil {
-		now = b.clock.Now
-	}
 	admin.Register(r, admin.Deps{
 		Token:       b.cfg.Admin.Token,
 		DeadLetters: b.events,
@@ -500,7 +482,7 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 		History:     b.userHistory,
 		Sources:     b.adminSources,
 		Metrics:     b.metrics.Registry(),
-		Now:         now,
+		Now:         b.now,
 	})
 }
 
@@ -624,7 +606,8 @@ func (b *Bridge) Stop(ctx context.Context) error {
 // stopWorker stops the consumer (messages in hand are settled, bounded by
 // ctx) and then the writers. b.mu must be held.
 func (b *Bridge) stopWorker(ctx context.Context) error {
-	b.stopSources() // they publish; they stop first
+	b.connectOut.Stop() // they publish; they stop first
+	b.connectOut = nil
 	var err error
 	if b.stopConsume != nil {
 		done := make(chan struct{})
@@ -636,7 +619,7 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		}
 		b.stopConsume = nil
 	}
-	b.calendarSubs.halt()
+	b.calendarSubs.Stop()
 	if b.stopWriters != nil {
 		b.stopWriters()
 		b.stopWriters = nil
@@ -662,6 +645,22 @@ func (b *Bridge) resolveForAdmin(ctx context.Context, tenant, user string) (stri
 		return "", fmt.Errorf("%w: %w", admin.ErrUnknownTenant, err)
 	}
 	return b.directory.Resolve(ctx, tenant, user)
+}
+
+// Running reports whether this bridge currently runs the connect-out
+// source named name.
+func (b *Bridge) Running(name string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.connectOut.Running(name)
+}
+
+// now is the bridge's clock: WithClock's, else the real time.
+func (b *Bridge) now() time.Time {
+	if b.clock != nil {
+		return b.clock.Now()
+	}
+	return time.Now()
 }
 
 // Writing reports whether this bridge currently holds the tenant's Graph

@@ -9,6 +9,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
+	"github.com/presence-bridge/presence-bridge/bridge/sources"
 )
 
 // live is what a reload changes while the bridge runs.
@@ -30,26 +31,18 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	if b.live.sources == nil || b.directory == nil {
 		return errors.New("reload: the bridge is not started")
 	}
-	if !sameSources(b.live.config, cfg.Sources) {
+	if !sources.Same(b.live.config, cfg.Sources) {
 		return errors.New("reload: sources were added, removed or moved (name, type, tenant or path); restart the bridge for that")
 	}
-	sources, err := b.buildSources(cfg.Sources)
+	webhooks, err := sources.Webhooks(cfg.Sources, b.cfg.HTTP, b.calendarSubs.Lifecycle())
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
 	b.directory.Replace(cfg.Directory)
-	b.live.sources.Replace(sources)
+	b.live.sources.Replace(webhooks)
 	b.live.config = slices.Clone(cfg.Sources)
-	b.log.Info("configuration reloaded", "directory_entries", len(cfg.Directory), "sources", len(sources))
+	b.log.Info("configuration reloaded", "directory_entries", len(cfg.Directory), "sources", len(webhooks))
 	return nil
-}
-
-// sameSources reports whether a and b configure the same sources in the
-// same places, whatever their credentials.
-func sameSources(a, b []config.Source) bool {
-	return slices.EqualFunc(a, b, func(x, y config.Source) bool {
-		return x.Name == y.Name && x.Type == y.Type && x.Tenant == y.Tenant && x.Path == y.Path
-	})
 }
 
 // startLive keeps the sources HTTP starts with, for Reload to swap.
@@ -64,16 +57,5 @@ func (b *Bridge) startLive(sources []ingest.Source) *ingest.SourceSet {
 func (b *Bridge) adminSources() []admin.Source {
 	b.live.mu.Lock()
 	defer b.live.mu.Unlock()
-	out := make([]admin.Source, 0, len(b.live.config))
-	for _, s := range b.live.config {
-		v := admin.Source{Name: s.Name, Type: s.Type, Tenant: s.Tenant, Path: s.Path, Auth: []string{}}
-		if s.Token != "" {
-			v.Auth = append(v.Auth, "token")
-		}
-		if s.Secret != "" {
-			v.Auth = append(v.Auth, "secret")
-		}
-		out = append(out, v)
-	}
-	return out
+	return sources.Describe(b.live.config)
 }

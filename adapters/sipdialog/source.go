@@ -29,6 +29,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/internal/wait"
 )
 
 // Source watches the dialogs of the configured entities.
@@ -203,21 +204,21 @@ func (s *Source) register(ctx context.Context) {
 		if cs := req.CSeq(); cs != nil {
 			cseq = cs.SeqNo
 		}
-		wait := time.Duration(0)
+		pause := time.Duration(0)
 		switch {
 		case ctx.Err() != nil:
 			return
 		case err != nil || !res.IsSuccess():
 			failures++
-			wait = s.backoff(failures)
-			s.log.Warn("sipdialog registration failed", "error", answer(res, err), "retry_in", wait)
+			pause = s.backoff(failures)
+			s.log.Warn("sipdialog registration failed", "error", answer(res, err), "retry_in", pause)
 		default:
 			failures = 0
 			granted := s.registered(res)
-			wait = refreshIn(granted)
+			pause = refreshIn(granted)
 			s.log.Debug("sipdialog registered", "expires", granted)
 		}
-		if !sleep(ctx, wait) {
+		if !wait.Sleep(ctx, pause) {
 			return
 		}
 	}
@@ -283,18 +284,6 @@ func answer(res *sip.Response, err error) string {
 	return fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
 }
 
-// sleep waits d or until ctx ends, and reports whether ctx is still live.
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // newID returns a random Call-ID.
 func newID() string {
 	return sip.GenerateTagN(24)
@@ -329,7 +318,7 @@ func (s *Source) onNotify(req *sip.Request, tx sip.ServerTransaction) {
 // entities.
 func (s *Source) keepalive(ctx context.Context) {
 	next := 0
-	for sleep(ctx, s.cfg.KeepaliveInterval) {
+	for wait.Sleep(ctx, s.cfg.KeepaliveInterval) {
 		for range len(s.entities) {
 			sub := s.entities[next%len(s.entities)]
 			next++
@@ -444,7 +433,7 @@ func (s *Source) emit(ctx context.Context, sub *subscription, changes []change, 
 		if err == nil {
 			return
 		}
-		if attempt >= 5 || !sleep(ctx, s.backoff(attempt)) {
+		if attempt >= 5 || !wait.Sleep(ctx, s.backoff(attempt)) {
 			sub.log.Error("sipdialog events not published", "error", err, "events", len(events))
 			return
 		}

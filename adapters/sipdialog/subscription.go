@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/presence-bridge/presence-bridge/internal/wait"
 )
 
 // subscription keeps one entity's dialog subscription alive.
@@ -51,7 +53,7 @@ type subscription struct {
 func (sub *subscription) run(ctx context.Context) {
 	cfg := sub.src.cfg
 	// Spread the first SUBSCRIBEs of many entities over a few seconds.
-	if n := len(sub.src.entities); n > 1 && !sleep(ctx, rand.N(min(time.Duration(n)*20*time.Millisecond, 10*time.Second))) {
+	if n := len(sub.src.entities); n > 1 && !wait.Sleep(ctx, rand.N(min(time.Duration(n)*20*time.Millisecond, 10*time.Second))) {
 		return
 	}
 	failures := 0
@@ -66,9 +68,9 @@ func (sub *subscription) run(ctx context.Context) {
 			if failures == cfg.LapseAfter {
 				sub.lapse(ctx, err.Error())
 			}
-			wait := sub.src.backoff(failures)
-			sub.log.Warn("sipdialog subscription failed", "error", err, "attempt", failures, "retry_in", wait)
-			if !sleep(ctx, wait) {
+			pause := sub.src.backoff(failures)
+			sub.log.Warn("sipdialog subscription failed", "error", err, "attempt", failures, "retry_in", pause)
+			if !wait.Sleep(ctx, pause) {
 				return
 			}
 			continue
@@ -84,7 +86,7 @@ func (sub *subscription) run(ctx context.Context) {
 		}
 		sub.log.Warn("sipdialog subscription lost, subscribing again", "reason", reason)
 		// After a PBX restart every entity subscribes again: spread them.
-		if n := len(sub.src.entities); n > 1 && !sleep(ctx, rand.N(min(time.Duration(n)*20*time.Millisecond, 10*time.Second))) {
+		if n := len(sub.src.entities); n > 1 && !wait.Sleep(ctx, rand.N(min(time.Duration(n)*20*time.Millisecond, 10*time.Second))) {
 			sub.unsubscribe()
 			return
 		}

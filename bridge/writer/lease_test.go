@@ -14,47 +14,14 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 )
 
-// TestFenceOnMonotonicClock: the fence keeps Go's monotonic reading (a
-// wall-clock step can not move it), and expires when the monotonic source
-// passes it whatever the pool's wall clock does.
-func TestFenceOnMonotonicClock(t *testing.T) {
-	h := newHarness(t, nil)
-	e, err := newTestPool(Options{JetStream: h.js, Graph: h.graph, Clock: h.clock, Rules: rules})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+// fixedLease is a lease held until a given time, for writers tests run
+// without competing for one.
+type fixedLease time.Time
 
-	// In production the fence comes from time.Now and keeps its monotonic
-	// reading ("m=" in its String form); Unix nanoseconds would not.
-	w.fenceAt(time.Now().Add(time.Minute))
-	if until := w.leaseUntil.Load(); !strings.Contains(until.String(), " m=") {
-		t.Fatalf("the fence %s has no monotonic reading", until)
-	}
+func (l fixedLease) Left() time.Duration { return time.Until(time.Time(l)) }
 
-	base := time.Now()
-	var mu sync.Mutex
-	elapsed := time.Duration(0)
-	w.mono = func() time.Time { mu.Lock(); defer mu.Unlock(); return base.Add(elapsed) }
-	advance := func(d time.Duration) { mu.Lock(); elapsed += d; mu.Unlock() }
-	w.fenceAt(base.Add(2 * time.Second))
-	for _, s := range []struct {
-		wallStep, elapse time.Duration
-		fenced           bool
-	}{
-		{0, 0, false},
-		{-time.Hour, time.Second, false}, // the wall clock steps back an hour
-		{-time.Hour, 999 * time.Millisecond, false},
-		{0, time.Millisecond, true}, // two monotonic seconds have passed
-		{2 * time.Hour, 0, true},    // and a step forward changes nothing
-	} {
-		h.clock.Advance(s.wallStep)
-		advance(s.elapse)
-		if got := w.fenced(); got != s.fenced {
-			t.Fatalf("after %s of monotonic time (wall clock now %s): fenced %v, want %v", elapsed, h.clock.Now(), got, s.fenced)
-		}
-	}
-}
+// fenceAt lets w call Graph until t, as a lease held until then would.
+func (w *writer) fenceAt(t time.Time) { w.lease = fixedLease(t) }
 
 // deadlineGraph records the deadline of every Graph call's context.
 type deadlineGraph struct {

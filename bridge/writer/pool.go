@@ -1,5 +1,5 @@
 // Package writer is the last stage: one writer per tenant, held by one
-// bridge instance at a time through a KV lease, watches the user states
+// bridge instance at a time through its lease (package lease), watches the user states
 // the state stage stores and reconciles the session each user should have
 // with what Graph was last told: coalescing, within the tenant's budget,
 // behind a circuit breaker, with keep-alives before the session expires.
@@ -18,6 +18,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
@@ -77,13 +78,12 @@ type Options struct {
 	State *state.Store
 	// Rules derive the session each user should have; they are the rules
 	// State applies events with.
-	Rules       state.Rules
-	LeaseBucket string // writer leases, default PRESENCE_LEASES
-	Replicas    int
-	InstanceID  string
-	Graph       GraphWriter
-	DeadLetter  func(ctx context.Context, d DeadLetter) error
-	Tenants     []TenantOptions
+	Rules      state.Rules
+	Replicas   int
+	InstanceID string
+	Graph      GraphWriter
+	DeadLetter func(ctx context.Context, d DeadLetter) error
+	Tenants    []TenantOptions
 	// Expiration is the expirationDuration sent with setPresence. A
 	// session is refreshed between a half and two thirds of it when no
 	// change waits, and ahead of the changes when its expiry comes near
@@ -143,13 +143,10 @@ type Pool struct {
 	writers map[string]*writer
 }
 
-// New creates or updates the lease bucket and returns a Pool.
+// New creates or updates the lease bucket (lease.Open) and returns a Pool.
 func New(ctx context.Context, opts Options) (*Pool, error) {
 	if opts.JetStream == nil || opts.State == nil || opts.Graph == nil {
 		return nil, errors.New("writer: JetStream, State and Graph are required")
-	}
-	if opts.LeaseBucket == "" {
-		opts.LeaseBucket = "PRESENCE_LEASES"
 	}
 	if opts.Replicas == 0 {
 		opts.Replicas = 1
@@ -209,11 +206,9 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	if opts.InstanceID == "" {
 		opts.InstanceID = fmt.Sprintf("bridge-%d", time.Now().UnixNano())
 	}
-	leases, err := opts.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: opts.LeaseBucket, Description: "Which bridge writes for each tenant.", History: 1, TTL: opts.LeaseTTL, Replicas: opts.Replicas, Storage: jetstream.FileStorage,
-	})
+	leases, err := lease.Open(ctx, opts.JetStream, opts.LeaseTTL, opts.Replicas)
 	if err != nil {
-		return nil, fmt.Errorf("lease bucket %s: %w", opts.LeaseBucket, err)
+		return nil, err
 	}
 	return &Pool{opts: opts, rules: opts.Rules, store: opts.State, leases: leases, writers: map[string]*writer{}}, nil
 }

@@ -99,11 +99,9 @@ type writer struct {
 	// forgetting counts the deletions of empty user states under way.
 	forgetting sync.WaitGroup
 
-	// leaseUntil is when this writer must stop calling Graph unless its
-	// lease is renewed (lease.go). It is read from mono, whose readings
-	// carry Go's monotonic clock, so a step of the wall clock moves it not.
-	leaseUntil atomic.Pointer[time.Time]
-	mono       func() time.Time
+	// lease says how long this writer may still call Graph (package
+	// lease, on a monotonic clock); nil: not at all.
+	lease interface{ Left() time.Duration }
 
 	// Aggregate reads that notice manual statuses (manual.go).
 	toRead   []string
@@ -158,7 +156,6 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		e: e, tenant: t, log: e.opts.Logger.With("tenant", t.ID),
 		budget:   newBudget(t.Budget, t.Window, e.opts.Clock.Now()),
 		capacity: sessionCapacity(t.Budget, t.Window, e.opts.Expiration),
-		mono:     time.Now,
 		users:    map[string]*tracked{},
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
@@ -427,19 +424,13 @@ func (w *writer) fireTimers(now time.Time) {
 	}
 }
 
-// fenceAt sets when the writer stops calling Graph unless the lease is
-// renewed again; t must come from w.mono (time.Now keeps the monotonic
-// reading that Before and Sub then use).
-func (w *writer) fenceAt(t time.Time) { w.leaseUntil.Store(&t) }
-
 // leaseLeft is how long the writer may still call Graph: zero or less once
 // the lease may have passed to another instance.
 func (w *writer) leaseLeft() time.Duration {
-	until := w.leaseUntil.Load()
-	if until == nil {
+	if w.lease == nil {
 		return 0
 	}
-	return until.Sub(w.mono())
+	return w.lease.Left()
 }
 
 // fenced reports whether the lease may have passed to another instance.
