@@ -75,7 +75,7 @@ func newTestPool(opts Options) (*testPool, error) {
 		return nil, err
 	}
 	opts.State = store
-	p, err := New(context.Background(), opts)
+	p, err := New(context.Background(), withDefaults(opts))
 	if err != nil {
 		return nil, err
 	}
@@ -405,7 +405,7 @@ func TestBreakerOpensOnServerErrorsOnly(t *testing.T) {
 			g := newFakeGraph(h.clock)
 			g.fail = func(int) error { return tt.err }
 			e.opts.Graph = g
-			w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+			w := newWriter(e.Pool, contoso)
 			w.fenceAt(time.Now().Add(time.Minute))
 			rejected := 0
 			for range 5 {
@@ -440,7 +440,7 @@ func TestBreakerRejectionIsNoGraphFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+	w := newWriter(e.Pool, contoso)
 	w.fenceAt(time.Now().Add(time.Minute))
 	now := h.clock.Now()
 	w.call(context.Background(), "u1", inACall, now, nil)
@@ -837,7 +837,7 @@ func TestWriterStopsWhenLeaseLapses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+	w := newWriter(e.Pool, contoso)
 	w.take(st, 1)
 	w.fenceAt(time.Now().Add(-time.Millisecond))
 	w.dispatch(context.Background(), h.clock.Now())
