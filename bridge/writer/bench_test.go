@@ -68,12 +68,12 @@ func BenchmarkBudgetPacing(b *testing.B) {
 func BenchmarkHeapPerUser(b *testing.B) {
 	const users = 100_000
 	for range b.N {
-		e := &Pool{rules: rules, opts: Options{Rules: rules, Expiration: 15 * time.Minute, Clock: &fakeClock{now: t0}}}
+		e := &Pool{rules: rules, opts: withDefaults(Options{Rules: rules, Clock: &fakeClock{now: t0}})}
 		e.opts.Logger = discardLogger()
 		runtime.GC()
 		var before, after runtime.MemStats
 		runtime.ReadMemStats(&before)
-		w := newWriter(e, TenantOptions{ID: "contoso.example"})
+		w := newWriter(e, contoso)
 		for u := range users {
 			var st state.UserState
 			st.Tenant, st.UserID = "contoso.example", fmt.Sprintf("%08x-0000-4000-8000-%012x", u, u)

@@ -27,7 +27,7 @@ import (
 // calls even when the calls' arrival shifts them by up to W/31, as within
 // one writer's run. One token at the start would make that limit + 1. The
 // writer also starts no call before its predecessor's fence has passed
-// (lease.go).
+// (package lease).
 //
 // Learning a lower limit: Microsoft raised the presence limit to 10,000
 // per 30 s, but a tenant may still be held to less (1,500 before

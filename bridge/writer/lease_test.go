@@ -49,7 +49,7 @@ func TestCallEndsWithTheLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+	w := newWriter(e.Pool, contoso)
 	w.take(st, 1)
 	fence := time.Now().Add(3 * time.Second)
 	w.fenceAt(fence)

@@ -26,7 +26,7 @@ func (e *Pool) holdTenant(ctx context.Context, t TenantOptions) {
 	l.Hold(ctx, func(ctx context.Context) error {
 		w := newWriter(e, t)
 		w.lease = l
-		w.pausedUntil = e.loadPause(ctx, t.ID, log)
+		w.gate.pausedUntil = e.loadPause(ctx, t.ID, log)
 		e.mu.Lock()
 		e.writers[t.ID] = w
 		e.mu.Unlock()
@@ -47,6 +47,16 @@ func (e *Pool) holdTenant(ctx context.Context, t TenantOptions) {
 // states rather than in the lease bucket, whose TTL (the lease's) is often
 // shorter than a Retry-After.
 func pauseKey(tenant string) string { return "pause." + state.TenantToken(tenant) }
+
+// pause holds every call of the tenant back until until, as a 429's
+// Retry-After asks, and records the pause for the next writer.
+func (w *writer) pause(until time.Time, reason string) {
+	if w.gate.pause(until) {
+		w.persistPause(until)
+	}
+	w.budget.quiet(until)
+	w.log.Warn(reason+"; tenant paused", "until", until)
+}
 
 // persistPause records that Graph asked the tenant to wait until until
 // (wall-clock time, RFC 3339). A failure is logged: the pause still holds

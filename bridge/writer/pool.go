@@ -1,8 +1,22 @@
 // Package writer is the last stage: one writer per tenant, held by one
-// bridge instance at a time through its lease (package lease), watches the user states
-// the state stage stores and reconciles the session each user should have
-// with what Graph was last told: coalescing, within the tenant's budget,
-// behind a circuit breaker, with keep-alives before the session expires.
+// bridge instance at a time through its lease (package lease), watches
+// the user states the state stage stores and reconciles the session each
+// user should have with what Graph was last told: coalescing, within the
+// tenant's budget, behind a circuit breaker, with keep-alives before the
+// session expires.
+//
+// The Pool (pool.go) runs a writer (writer.go) per tenant it holds the
+// lease of (pause.go). The writer composes one part per job: the users'
+// states as watched (users.go), the budget (budget.go), the gate of 429
+// pauses and refusal probes (gate.go), the breaker and the lease's bound
+// on every call (guard.go), keep-alive deadlines (sessions.go), the calls
+// and their results (call.go), status messages (status.go), the events'
+// latency (latency.go), the
+// numbers for Status (snapshot.go) and users with nothing left to
+// remember (forget.go), over two containers: a queue (queue.go) and
+// deadlines and timers (timers.go). What an aggregate read of Graph means
+// (a status set by hand, a lost session) is recorded by ObserveAggregate
+// (manual.go), which the tenant's Teams watcher (package watch) calls.
 package writer
 
 import (
@@ -11,6 +25,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -20,7 +35,6 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
-	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
 
 // GraphWriter is what the writers need from Graph.
@@ -61,16 +75,18 @@ type DeadLetter struct {
 }
 
 // TenantOptions set one tenant's Graph budget: at most Budget calls per
-// Window, Graph's published limit (graphlimits.PresenceRequests per
-// graphlimits.PresenceWindow) when zero; a writer held to less learns it
-// from 429s (see budget.go).
+// Window (the configuration's graph.tenants budget keys, Graph's
+// published limit by default); a writer held to less learns it from 429s
+// (see budget.go).
 type TenantOptions struct {
 	ID     string
 	Budget int
 	Window time.Duration
 }
 
-// Options configure a Pool.
+// Options configure a Pool. Every count and duration below that zero
+// does not turn off is required (New fails without it, Options.check);
+// their defaults are config.Default's.
 type Options struct {
 	JetStream jetstream.JetStream
 	// State is the store of user states the writers watch and record
@@ -96,18 +112,18 @@ type Options struct {
 	BreakerFailures uint32
 	BreakerTimeout  time.Duration
 	// RetryDelay is the first delay after a retryable failure, doubling up
-	// to MaxRetryDelay (default a minute).
+	// to MaxRetryDelay.
 	RetryDelay    time.Duration
 	MaxRetryDelay time.Duration
 	// RefusalProbe is how long a tenant Graph refused (Refused errors)
 	// waits before one probing call; the wait doubles after every refused
-	// probe up to RefusalProbeMax. Defaults 30 s and 10 min.
+	// probe up to RefusalProbeMax.
 	RefusalProbe    time.Duration
 	RefusalProbeMax time.Duration
 	// StatusMessages is the status message set while a kind of claim
 	// ("call", "conference_call", "ringing", "meeting") sets the session,
 	// none for a kind left out; empty turns status messages off. Each
-	// message expires StatusExpiry after it was set (default an hour) and
+	// message expires StatusExpiry after it was set and
 	// is set again before that while the claim lasts (status.go).
 	StatusMessages map[string]string
 	StatusExpiry   time.Duration
@@ -144,48 +160,8 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 	if opts.JetStream == nil || opts.State == nil || opts.Graph == nil {
 		return nil, errors.New("writer: JetStream, State and Graph are required")
 	}
-	if opts.Replicas == 0 {
-		opts.Replicas = 1
-	}
-	if opts.Expiration == 0 {
-		opts.Expiration = 15 * time.Minute
-	}
-	if opts.LeaseTTL == 0 {
-		opts.LeaseTTL = 10 * time.Second
-	}
-	if opts.BreakerFailures == 0 {
-		opts.BreakerFailures = 5
-	}
-	if opts.BreakerTimeout == 0 {
-		opts.BreakerTimeout = 30 * time.Second
-	}
-	if opts.RetryDelay == 0 {
-		opts.RetryDelay = time.Second
-	}
-	if opts.MaxRetryDelay == 0 {
-		opts.MaxRetryDelay = time.Minute
-	}
-	if opts.RefusalProbe == 0 {
-		opts.RefusalProbe = 30 * time.Second
-	}
-	if opts.RefusalProbeMax == 0 {
-		opts.RefusalProbeMax = 10 * time.Minute
-	}
-	for i := range opts.Tenants {
-		if opts.Tenants[i].Budget <= 0 {
-			opts.Tenants[i].Budget = graphlimits.PresenceRequests
-		}
-		if opts.Tenants[i].Window <= 0 {
-			opts.Tenants[i].Window = graphlimits.PresenceWindow
-		}
-	}
-	if len(opts.StatusMessages) > 0 {
-		if _, ok := opts.Graph.(statusGraph); !ok {
-			return nil, errors.New("writer: status messages need a Graph that reads presence and sets status messages")
-		}
-		if opts.StatusExpiry <= 0 {
-			opts.StatusExpiry = DefaultStatusExpiry
-		}
+	if err := opts.check(); err != nil {
+		return nil, err
 	}
 	if opts.Tick == 0 {
 		opts.Tick = 10 * time.Millisecond
@@ -207,6 +183,47 @@ func New(ctx context.Context, opts Options) (*Pool, error) {
 		return nil, err
 	}
 	return &Pool{opts: opts, rules: opts.Rules, store: opts.State, leases: leases, writers: map[string]*writer{}}, nil
+}
+
+// check reports the settings that are missing. Their defaults are
+// config.Default's (the one place they are set); New applies none of its
+// own but for Tick, Clock, Logger, DeadLetter and InstanceID, which no
+// configuration key sets.
+func (o Options) check() error {
+	var missing []string
+	for _, d := range []struct {
+		name string
+		ok   bool
+	}{
+		{"Replicas", o.Replicas > 0},
+		{"Expiration", o.Expiration > 0},
+		{"LeaseTTL", o.LeaseTTL > 0},
+		{"BreakerFailures", o.BreakerFailures > 0},
+		{"BreakerTimeout", o.BreakerTimeout > 0},
+		{"RetryDelay", o.RetryDelay > 0},
+		{"MaxRetryDelay", o.MaxRetryDelay > 0},
+		{"RefusalProbe", o.RefusalProbe > 0},
+		{"RefusalProbeMax", o.RefusalProbeMax > 0},
+		{"StatusExpiry", len(o.StatusMessages) == 0 || o.StatusExpiry > 0},
+	} {
+		if !d.ok {
+			missing = append(missing, d.name)
+		}
+	}
+	for _, t := range o.Tenants {
+		if t.Budget <= 0 || t.Window <= 0 {
+			missing = append(missing, "Budget and Window of tenant "+t.ID)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("writer: settings must be positive: %s", strings.Join(missing, ", "))
+	}
+	if len(o.StatusMessages) > 0 {
+		if _, ok := o.Graph.(statusGraph); !ok {
+			return errors.New("writer: status messages need a Graph that reads presence and sets status messages")
+		}
+	}
+	return nil
 }
 
 // Run runs a writer for every tenant whose lease this instance holds,
@@ -252,10 +269,7 @@ func (e *Pool) TenantPaused(tenant string) (reason string, until time.Time) {
 	if w == nil {
 		return "", time.Time{}
 	}
-	if r := w.refusal.Load(); r != nil {
-		return r.reason, r.until
-	}
-	return "", time.Time{}
+	return w.gate.refused()
 }
 
 // SessionCapacity is how many app sessions tenant's configured budget can

@@ -76,7 +76,7 @@ func (w *writer) publish(now time.Time) {
 	w.stats.budgetLimit.Store(int64(w.budget.limit))
 	w.stats.budgetRemaining.Store(int64(max(w.budget.limit-w.budget.spent(now), 0)))
 	w.stats.backlog.Store(int64(w.changes.len()))
-	w.stats.sessions.Store(int64(w.live))
+	w.stats.sessions.Store(int64(w.sessions.live))
 	w.stats.manual.Store(int64(w.stats.manualUsers))
 }
 

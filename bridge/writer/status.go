@@ -6,8 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/sony/gobreaker/v2"
-
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
@@ -30,9 +28,6 @@ import (
 // mislead. Every message still carries an expiry (StatusExpiry) and is
 // set again before it runs out while the claim lasts, so that a message
 // outlives the bridge, or a removal that failed, by one expiry at most.
-
-// DefaultStatusExpiry is Options.StatusExpiry when unset.
-const DefaultStatusExpiry = time.Hour
 
 // statusGraph is a Graph the writers can keep status messages with.
 type statusGraph interface {
@@ -172,23 +167,6 @@ func (w *writer) callStatus(ctx context.Context, userID, text string, was *state
 		return
 	}
 	r.updated, r.rev = &st, rev
-}
-
-// graphCall makes one Graph request of callStatus behind the breaker,
-// bounded like every call by the lease, and notes in r whether it
-// reached Graph.
-func (w *writer) graphCall(ctx context.Context, r *result, do func(context.Context) error) error {
-	_, err := w.breaker.Execute(func() (struct{}, error) {
-		callCtx, cancel := context.WithTimeout(ctx, min(callTimeout, w.leaseLeft()))
-		defer cancel()
-		return struct{}{}, do(callCtx)
-	})
-	if errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests) {
-		r.err, r.class, r.rejected = err, fault.Retry, true
-		return err
-	}
-	r.graph = true
-	return err
 }
 
 // awaitToken waits until the tenant's budget gives a token, checking

@@ -175,7 +175,7 @@ func TestDeniedDispatchCostsNothing(t *testing.T) {
 		t.Fatal(err)
 	}
 	allocs := func(n int) float64 {
-		w := newWriter(e.Pool, TenantOptions{ID: "contoso.example", Budget: 100})
+		w := newWriter(e.Pool, TenantOptions{ID: "contoso.example", Budget: 100, Window: contoso.Window})
 		w.fenceAt(time.Now().Add(time.Hour))
 		now := h.clock.Now()
 		for i := range n {
@@ -289,7 +289,7 @@ func TestRetryDelayCapped(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w := newWriter(e.Pool, TenantOptions{ID: "contoso.example"})
+	w := newWriter(e.Pool, contoso)
 	w.users["u1"] = &tracked{state: state.UserState{UserID: "u1"}}
 	var got []time.Duration
 	for range 5 {
