@@ -106,6 +106,11 @@ type Publisher struct {
 // Open builds every configured output through the catalog and starts a
 // Publisher over them. When one can not be built, those built are closed
 // again.
+//
+// deps.JetStream should sit on a connection without a reconnect buffer
+// (nats.ReconnectBufSize(-1)): with one, a publish that timed out while
+// NATS was away is still sent when it returns, and an older change than
+// the one the retry delivers reaches the stream.
 func Open(ctx context.Context, configured []config.Output, deps catalog.Deps, opts Options) (*Publisher, error) {
 	targets := make([]Target, 0, len(configured))
 	for _, o := range configured {

@@ -159,26 +159,48 @@ func TestNewestWinsWhileFailing(t *testing.T) {
 	}
 }
 
-// TestNeverOlderAfterNewer: a change offered while a newer one of the
-// same person is being delivered is never delivered; a newer one is,
-// after it.
+// TestNeverOlderAfterNewer: while a person's change is being delivered,
+// an older one offered is never delivered; when that delivery fails and
+// a newer one came meanwhile, only the newer one is delivered.
 func TestNeverOlderAfterNewer(t *testing.T) {
-	gate := make(chan struct{})
-	started := make(chan string, 8)
-	out := &fake{publish: func(_ context.Context, c outputs.Change) error {
-		started <- c.ID
-		<-gate
-		return nil
-	}}
-	p := New([]Target{{Name: "bus", Filter: outputs.Filter{SkipSources: []string{}}, Output: out}}, Options{Workers: 2})
-	p.Publish(change("bob", 2))
-	<-started
-	p.Publish(change("bob", 1))
-	p.Publish(change("bob", 3))
-	close(gate)
-	closeNow(t, p)
-	if got, want := out.delivered(), []string{change("bob", 2).ID, change("bob", 3).ID}; !slices.Equal(got, want) {
-		t.Errorf("delivered %v, want %v", got, want)
+	for _, tc := range []struct {
+		name  string
+		fail  bool // the first delivery fails
+		offer []int
+		want  []int
+	}{
+		{"older offered during delivery", false, []int{1}, []int{2}},
+		{"newer offered during a failing delivery", true, []int{3}, []int{3}},
+		{"older then newer during delivery", false, []int{1, 3}, []int{2, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			gate := make(chan struct{})
+			started := make(chan string, 8)
+			var calls atomic.Int32
+			out := &fake{publish: func(_ context.Context, c outputs.Change) error {
+				started <- c.ID
+				<-gate
+				if calls.Add(1) == 1 && tc.fail {
+					return errors.New("nats: timeout")
+				}
+				return nil
+			}}
+			p := New([]Target{{Name: "bus", Filter: outputs.Filter{SkipSources: []string{}}, Output: out}}, Options{Workers: 2, Backoff: time.Millisecond})
+			p.Publish(change("bob", 2))
+			<-started
+			for _, n := range tc.offer {
+				p.Publish(change("bob", n))
+			}
+			close(gate)
+			closeNow(t, p)
+			var want []string
+			for _, n := range tc.want {
+				want = append(want, change("bob", n).ID)
+			}
+			if got := out.delivered(); !slices.Equal(got, want) {
+				t.Errorf("delivered %v, want %v", got, want)
+			}
+		})
 	}
 }
 
