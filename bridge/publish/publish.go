@@ -7,7 +7,7 @@
 // while a person's delivery is pending or failing, a newer change
 // replaces the queued one, so a receiver never gets an older state after
 // a newer one. The queue holds at most MaxQueued people; beyond that the
-// person queued longest is dropped and counted. A few workers per output
+// person first in line is dropped and counted. A few workers per output
 // deliver, and while the output fails (NATS down) they retry with capped
 // backoff, so that when it returns the newest change per person is
 // published once (changes keep their ids; the nats output de-duplicates).
@@ -149,8 +149,19 @@ func New(targets []Target, opts Options) *Publisher {
 }
 
 // Publish offers c to every output. It never blocks: it only queues.
-// After Close it does nothing.
+// A malformed change (outputs.Change.Check) is dropped, counted in every
+// output's Dropped and logged, rather than retried for ever. After Close
+// it does nothing.
 func (p *Publisher) Publish(c outputs.Change) {
+	if err := c.Check(); err != nil {
+		p.opts.Logger.Warn("dropped a malformed Teams change", "err", err)
+		for _, l := range p.lanes {
+			l.mu.Lock()
+			l.dropped++
+			l.mu.Unlock()
+		}
+		return
+	}
 	for _, l := range p.lanes {
 		l.offer(c)
 	}
@@ -200,12 +211,13 @@ type Stats struct {
 	// Published counts delivered changes by origin (bridge, teams).
 	Published map[string]uint64
 	// Skipped counts changes the filter kept from the output; Dropped
-	// the queued changes given up because the queue was full.
+	// the changes given up because the queue was full or the change was
+	// malformed.
 	Skipped, Dropped uint64
 	// Failures counts failed deliveries (each retry counts).
 	Failures uint64
-	// Queued is how many people wait; Lag how long the one first in
-	// line (about the longest waiting) has waited.
+	// Queued is how many people wait; Lag how long the one waiting
+	// longest has waited.
 	Queued int
 	Lag    time.Duration
 	// Healthy is false from a failed delivery to the next one that
@@ -232,8 +244,8 @@ type lane struct {
 	mu   sync.Mutex
 	cond *sync.Cond
 	// people holds everyone with a queued change or a delivery under
-	// way; order lists those with a queued change, longest waiting
-	// first.
+	// way; order lists those with a queued change in the order they are
+	// delivered: as they came, a failed delivery again at the end.
 	people  map[string]*entry
 	order   *list.List // of *entry
 	closing bool
@@ -305,7 +317,7 @@ func (l *lane) offer(c outputs.Change) {
 // drop gives up e's queued change. Called with mu held.
 func (l *lane) drop(e *entry) {
 	l.dropped++
-	l.opts.Logger.Warn("output queue full: dropped the longest waiting change", "output", l.Name, "change", e.queued.ID, "max_queued", l.opts.MaxQueued)
+	l.opts.Logger.Warn("output queue full: dropped the change first in line", "output", l.Name, "change", e.queued.ID, "max_queued", l.opts.MaxQueued)
 	l.unqueue(e)
 }
 
@@ -386,9 +398,10 @@ func (l *lane) done(e *entry, c outputs.Change, err error) time.Duration {
 		l.opts.Logger.Warn("output failed; retrying", "output", l.Name, "change", c.ID, "failures_in_a_row", l.failedInARow, "err", l.lastError)
 	}
 	if e.queued == nil {
-		// Offer it again, first in line: nothing newer came.
+		// Offer it again, last in line, so that one person whose change
+		// keeps failing holds nobody else up: nothing newer came.
 		e.queued, e.since = &c, e.sendingSince
-		e.elem = l.order.PushFront(e)
+		e.elem = l.order.PushBack(e)
 		if l.order.Len() > l.opts.MaxQueued {
 			l.drop(l.order.Front().Value.(*entry))
 		}
@@ -411,8 +424,9 @@ func (l *lane) stats() Stats {
 	for k, v := range l.published {
 		s.Published[k] = v
 	}
-	if front := l.order.Front(); front != nil {
-		s.Lag = max(l.opts.Now().Sub(front.Value.(*entry).since), 0)
+	now := l.opts.Now()
+	for el := l.order.Front(); el != nil; el = el.Next() {
+		s.Lag = max(s.Lag, now.Sub(el.Value.(*entry).since))
 	}
 	return s
 }

@@ -288,3 +288,41 @@ func TestLastErrorHasNoCredentials(t *testing.T) {
 		t.Errorf("clean = %q", got)
 	}
 }
+
+// TestMalformedChangeDropped: a change no output can take is dropped and
+// counted, not retried, and the output stays healthy.
+func TestMalformedChangeDropped(t *testing.T) {
+	out := &fake{publish: func(_ context.Context, c outputs.Change) error { return c.Check() }}
+	p := New([]Target{{Name: "bus", Filter: outputs.Filter{SkipSources: []string{}}, Output: out}}, Options{Workers: 1})
+	bad := change("bob", 1)
+	bad.Activity = strings.Repeat("x", outputs.MaxField+1)
+	p.Publish(bad)
+	p.Publish(change("alice", 1))
+	closeNow(t, p)
+	s := p.Stats()[0]
+	if s.Dropped != 1 || s.Failures != 0 || !s.Healthy || !slices.Equal(out.delivered(), []string{change("alice", 1).ID}) {
+		t.Errorf("stats %+v, delivered %v", s, out.delivered())
+	}
+}
+
+// TestOneFailingPersonHoldsNobodyUp: a change that keeps failing goes
+// back to the end of the line, and the others are delivered meanwhile.
+func TestOneFailingPersonHoldsNobodyUp(t *testing.T) {
+	out := &fake{publish: func(_ context.Context, c outputs.Change) error {
+		if c.View.ID == "bob" {
+			return errors.New("nats: KV bucket full")
+		}
+		return nil
+	}}
+	p := New([]Target{{Name: "bus", Filter: outputs.Filter{SkipSources: []string{}}, Output: out}}, Options{Workers: 1, Backoff: time.Millisecond, MaxBackoff: time.Millisecond})
+	p.Publish(change("bob", 1))
+	p.Publish(change("alice", 1))
+	testpoll.Until(t, "alice delivered while bob fails", func() bool { return len(out.delivered()) == 1 })
+	s := p.Stats()[0]
+	if s.Queued != 1 || s.Failures == 0 {
+		t.Errorf("stats %+v, want bob still queued after failures", s)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_ = p.Close(ctx) // bob is left undelivered
+}
