@@ -326,3 +326,24 @@ func TestOneFailingPersonHoldsNobodyUp(t *testing.T) {
 	cancel()
 	_ = p.Close(ctx) // bob is left undelivered
 }
+
+// BenchmarkPublish: what one change costs the watcher (queued for two
+// outputs, delivered by their workers to outputs that take it at once).
+func BenchmarkPublish(b *testing.B) {
+	p := New([]Target{
+		{Name: "a", Filter: outputs.Filter{SkipSources: []string{}}, Output: &fake{publish: func(context.Context, outputs.Change) error { return nil }}},
+		{Name: "b", Output: &fake{publish: func(context.Context, outputs.Change) error { return nil }}},
+	}, Options{})
+	changes := make([]outputs.Change, 10_000)
+	for i := range changes {
+		changes[i] = change(fmt.Sprintf("p%d", i), 1+i/len(changes))
+	}
+	b.ResetTimer()
+	for i := range b.N {
+		c := changes[i%len(changes)]
+		c.SequenceNumber = fmt.Sprintf("%08d", i)
+		p.Publish(c)
+	}
+	b.StopTimer()
+	_ = p.Close(context.Background())
+}
