@@ -16,6 +16,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/metrics"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 )
@@ -48,6 +49,12 @@ type Deps struct {
 	// Metrics is the bridge's registry; the status page shows the
 	// tenants' and sources' figures it holds.
 	Metrics prometheus.Gatherer
+	// Watch and Outputs are the Teams watchers' and the outputs'
+	// snapshots (the same functions metrics.Options take); nil leaves
+	// their sections out of the status page, and GET /v1/admin/outputs
+	// answers an empty list.
+	Watch   func() []metrics.WatchStatus
+	Outputs func() []metrics.OutputStatus
 	// Now tells the time; nil means time.Now.
 	Now func() time.Time
 }
@@ -60,6 +67,7 @@ type Deps struct {
 //	GET    /v1/admin/users/{tenant}/{user}   (a user's state, open calls, pending call and history)
 //	GET    /v1/admin/tenants                 (each tenant's writer, as this bridge sees it)
 //	GET    /v1/admin/sources                 (the configured sources, without secrets)
+//	GET    /v1/admin/outputs                 (the configured outputs and their health)
 //
 // Without admin.token they answer 404, so nothing is open by accident.
 //
@@ -129,6 +137,7 @@ func Register(r *gin.Engine, d Deps) {
 		c.JSON(http.StatusOK, v)
 	})
 	registerSources(g, d)
+	registerOutputs(g, d)
 	g.GET("/tenants", func(c *gin.Context) {
 		c.JSON(http.StatusOK, gin.H{"tenants": tenantViews(d)})
 	})

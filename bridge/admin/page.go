@@ -168,6 +168,11 @@ type pageData struct {
 	Now     time.Time
 	Tenants []tenantRow
 	Sources []sourceRow
+	// The Teams watch per tenant and the outputs, each shown when its
+	// snapshot function is set.
+	ShowWatch, ShowOutputs bool
+	Watch                  []watchRow
+	Outputs                []outputRow
 	// DeadLetters are up to deadLettersShown records from DeadLettersFrom;
 	// NextDeadLetters is where the next page starts, 0 when none.
 	DeadLetters     []eventlog.DeadLetter
@@ -236,6 +241,7 @@ func statusData(c *gin.Context, d Deps, a *pageAuth) pageData {
 		slices.SortFunc(row.Rejections, func(x, y rejection) int { return strings.Compare(x.Reason, y.Reason) })
 		data.Sources = append(data.Sources, row)
 	}
+	twoWayRows(d, &data)
 	data.DeadLettersFrom, _ = strconv.ParseUint(c.Query("from"), 10, 64)
 	if d.DeadLetters != nil {
 		list, err := d.DeadLetters.ListDeadLetters(c, data.DeadLettersFrom, deadLettersShown+1)

@@ -2,6 +2,7 @@ package admin_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"reflect"
 	"regexp"
 	"strings"
 	"testing"
@@ -24,6 +26,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
+	"github.com/presence-bridge/presence-bridge/bridge/metrics"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 )
@@ -76,7 +79,23 @@ type fixture struct {
 	dl     *deadLetters
 }
 
-func newFixture(t *testing.T) *fixture {
+func newFixture(t *testing.T) *fixture { return newFixtureWith(t, nil) }
+
+// watchStatus and outputStatus are the Teams watch and outputs the
+// fixture shows: one tenant stretched, one output failing with an error.
+var (
+	watchStatus = []metrics.WatchStatus{{Tenant: "contoso.example", Watched: 1200, CycleSeconds: 2.46, BudgetUsed: 37, Budget: 1000,
+		Stretched: true, LastRead: now.Add(-time.Second), Reads: map[string]uint64{"ok": 400}}}
+	outputStatus = []metrics.OutputStatus{
+		{Name: "bus", Type: "nats", Healthy: true, Published: map[string]uint64{"teams": 40, "bridge": 3}, Skipped: 2},
+		{Name: "pbx-feed", Type: "nats", Published: map[string]uint64{}, Failures: 12, Queued: 4, Lag: 95 * time.Second,
+			LastError: "nats output pbx-feed: nats: no responders <available>", LastErrorAt: now.Add(-10 * time.Second)},
+	}
+)
+
+// newFixtureWith is newFixture with its Deps changed by change (nil:
+// unchanged).
+func newFixtureWith(t *testing.T, change func(*admin.Deps)) *fixture {
 	t.Helper()
 	js, _ := natstest.Start(t)
 	ctx := context.Background()
@@ -124,7 +143,7 @@ func newFixture(t *testing.T) *fixture {
 	}}
 	gin.SetMode(gin.ReleaseMode)
 	r := gin.New()
-	admin.Register(r, admin.Deps{
+	deps := admin.Deps{
 		Token:       token,
 		DeadLetters: dl,
 		Resolve: func(_ context.Context, tenant, user string) (string, error) {
@@ -146,8 +165,14 @@ func newFixture(t *testing.T) *fixture {
 				{Name: "office-pbx", Type: "sipdialog", Tenant: "contoso.example"}}
 		},
 		Metrics: reg,
+		Watch:   func() []metrics.WatchStatus { return watchStatus },
+		Outputs: func() []metrics.OutputStatus { return outputStatus },
 		Now:     func() time.Time { return now },
-	})
+	}
+	if change != nil {
+		change(&deps)
+	}
+	admin.Register(r, deps)
 	f := &fixture{server: httptest.NewServer(r), dl: dl}
 	t.Cleanup(f.server.Close)
 	return f
@@ -424,5 +449,77 @@ func TestWrongTokensHeldBack(t *testing.T) {
 	}
 	if strings.Contains(body, "guess-") {
 		t.Fatal("the login page shows a guessed token")
+	}
+}
+
+// The Teams watch and Outputs sections show the snapshots, and are left
+// out when the bridge gives none.
+func TestPageTwoWaySections(t *testing.T) {
+	f := newFixture(t)
+	_, body := f.do(t, http.MethodGet, "/", nil, f.login(t))
+	for _, want := range []string{
+		`<h2 id="watch">Teams watch</h2>`,
+		"<tr><td>contoso.example</td><td class=\"num\">1200</td><td class=\"num\">2.5 s</td><td class=\"num\">37 of 1000</td><td>2026-12-03 09:29:59Z</td>\n<td><span class=\"bad\">yes",
+		`<h2 id="outputs">Outputs</h2>`,
+		`<tr><td>bus</td><td>nats</td><td>healthy</td><td>bridge 3, teams 40</td><td class="num">0</td><td class="num">0.0 s</td>`,
+		`<tr><td>pbx-feed</td><td>nats</td><td><span class="bad">failing</span></td><td>none</td><td class="num">4</td><td class="num">95.0 s</td>`,
+		`<code>nats output pbx-feed: nats: no responders &lt;available&gt;</code> at 2026-12-03 09:29:50Z`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %s", want)
+		}
+	}
+	hidden := newFixtureWith(t, func(d *admin.Deps) { d.Watch, d.Outputs = nil, nil })
+	_, body = hidden.do(t, http.MethodGet, "/", nil, hidden.login(t))
+	if strings.Contains(body, `id="watch"`) || strings.Contains(body, `id="outputs"`) {
+		t.Error("sections shown without their snapshots")
+	}
+}
+
+// GET /v1/admin/outputs lists the outputs with their health, behind the
+// admin token; without outputs it is an empty list.
+func TestOutputsEndpoint(t *testing.T) {
+	get := func(f *fixture, auth string) (int, string) {
+		req, _ := http.NewRequest(http.MethodGet, f.server.URL+"/v1/admin/outputs", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", "Bearer "+auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	f := newFixture(t)
+	if code, body := get(f, "wrong"); code != http.StatusUnauthorized || !strings.Contains(body, `"unauthorized"`) {
+		t.Errorf("wrong token: %d %s", code, body)
+	}
+	code, body := get(f, token)
+	if code != http.StatusOK {
+		t.Fatalf("%d %s", code, body)
+	}
+	var got struct{ Outputs []admin.OutputView }
+	if err := json.Unmarshal([]byte(body), &got); err != nil {
+		t.Fatal(err)
+	}
+	at := now.Add(-10 * time.Second)
+	want := []admin.OutputView{
+		{Name: "bus", Type: "nats", Healthy: true, Published: map[string]uint64{"teams": 40, "bridge": 3}, Skipped: 2},
+		{Name: "pbx-feed", Type: "nats", Published: map[string]uint64{}, Failures: 12, Queued: 4, LagSeconds: 95,
+			LastError: "nats output pbx-feed: nats: no responders <available>", LastErrorAt: &at},
+	}
+	if !reflect.DeepEqual(got.Outputs, want) {
+		t.Errorf("outputs %+v\nwant %+v", got.Outputs, want)
+	}
+	for _, key := range []string{`"healthy":false`, `"lagSeconds":95`, `"lastErrorAt":"2026-12-03T09:29:50Z"`} {
+		if !strings.Contains(body, key) {
+			t.Errorf("answer lacks %s: %s", key, body)
+		}
+	}
+	none := newFixtureWith(t, func(d *admin.Deps) { d.Outputs = nil })
+	if code, body := get(none, token); code != http.StatusOK || body != `{"outputs":[]}` {
+		t.Errorf("without outputs: %d %s", code, body)
 	}
 }

@@ -72,6 +72,14 @@ type Options struct {
 	TenantState func() []Tenant
 	Consumer    func(ctx context.Context) (Consumer, error)
 	DeadLetters func(ctx context.Context) (uint64, error)
+	// Outputs are the configured outputs' names, the only output label
+	// values used.
+	Outputs []string
+	// WatchState and OutputState are the Teams watchers' and the
+	// outputs' snapshots (twoway.go), read at scrape time; either may be
+	// nil.
+	WatchState  func() []WatchStatus
+	OutputState func() []OutputStatus
 	// Now tells time; time.Now when nil.
 	Now func() time.Time
 }
@@ -169,7 +177,7 @@ func New(opts Options) *Metrics {
 
 	m.registry.MustRegister(m.httpRequests, m.webhooks, m.rejections, m.outcomes, m.refusals, m.eventToGraph, m.eventOutcome,
 		m.redelivered, m.graphRequests, m.graphDuration, m.throttled, m.lastEvent, m.sourceRunning, m.sourceEntities, build,
-		&scraped{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+		&scraped{m: m}, twoWay{m: m}, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Every configured label exists from the start, so that rates and
 	// alerts see a zero rather than nothing.
 	for _, s := range opts.Sources {

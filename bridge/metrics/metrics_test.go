@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -146,3 +147,71 @@ func gather(t *testing.T, m *Metrics) map[string]map[string]float64 {
 }
 
 var _ prometheus.Collector = (*scraped)(nil)
+
+// TestTwoWayFamilies: the watch and output families come from the
+// snapshots at scrape time, by configured tenant and output only.
+func TestTwoWayFamilies(t *testing.T) {
+	last := time.Unix(1_700_000_000, 0)
+	m := New(Options{
+		Tenants: []string{"a"},
+		Outputs: []string{"bus"},
+		WatchState: func() []WatchStatus {
+			return []WatchStatus{
+				{Tenant: "a", Watched: 1200, CycleSeconds: 2.5, BudgetUsed: 40, Budget: 1000, Stretched: true, LastRead: last,
+					Reads: map[string]uint64{"ok": 30, "throttled": 2, "Weird Outcome!": 1}},
+				{Tenant: "not-configured", Watched: 5},
+			}
+		},
+		OutputState: func() []OutputStatus {
+			return []OutputStatus{
+				{Name: "bus", Published: map[string]uint64{"teams": 7, "bridge": 1}, Skipped: 3, Dropped: 1, Failures: 4, Queued: 2, Lag: 1500 * time.Millisecond},
+				{Name: "unknown-output", Queued: 9},
+			}
+		},
+	})
+	got := gather(t, m)
+	want := map[string]map[string]float64{
+		"presence_bridge_watch_reads_total":                 {"outcome=ok,tenant=a": 30, "outcome=throttled,tenant=a": 2, "outcome=other,tenant=a": 1},
+		"presence_bridge_watch_read_budget_used":            {"tenant=a": 40},
+		"presence_bridge_watch_read_budget":                 {"tenant=a": 1000},
+		"presence_bridge_watch_cycle_seconds":               {"tenant=a": 2.5},
+		"presence_bridge_watch_people":                      {"tenant=a": 1200},
+		"presence_bridge_watch_stretched":                   {"tenant=a": 1},
+		"presence_bridge_watch_last_read_timestamp_seconds": {"tenant=a": 1_700_000_000},
+		"presence_bridge_changes_published_total":           {"origin=bridge,output=bus": 1, "origin=teams,output=bus": 7},
+		"presence_bridge_changes_skipped_total":             {"output=bus": 3},
+		"presence_bridge_changes_dropped_total":             {"output=bus": 1},
+		"presence_bridge_output_failures_total":             {"output=bus": 4},
+		"presence_bridge_output_queued":                     {"output=bus": 2},
+		"presence_bridge_output_lag_seconds":                {"output=bus": 1.5},
+		"presence_bridge_output_healthy":                    {"output=bus": 0},
+	}
+	for name, series := range want {
+		if len(got[name]) != len(series) {
+			t.Errorf("%s: %v, want %v", name, got[name], series)
+			continue
+		}
+		for labels, v := range series {
+			if g, ok := got[name][labels]; !ok || g != v {
+				t.Errorf("%s{%s} = %v (present %v), want %v", name, labels, g, ok, v)
+			}
+		}
+	}
+}
+
+// TestReadOutcomesBounded: however many outcomes a watcher reports, a
+// tenant has at most maxReadOutcomes series, and nothing is lost.
+func TestReadOutcomesBounded(t *testing.T) {
+	reads := map[string]uint64{}
+	for i := range 50 {
+		reads[fmt.Sprintf("outcome_%02d", i)] = 1
+	}
+	got := readOutcomes(reads)
+	var sum uint64
+	for _, n := range got {
+		sum += n
+	}
+	if len(got) > maxReadOutcomes || sum != 50 {
+		t.Errorf("%d outcomes summing to %d, want at most %d summing to 50", len(got), sum, maxReadOutcomes)
+	}
+}

@@ -70,6 +70,7 @@ func commands() []command {
 		{"check-config", "[--config FILE]", "Check a configuration: every problem at once, then warnings.", checkConfig},
 		{"emulator", "[--config FILE]", "Run the Microsoft Graph emulator on its own.", runEmulator},
 		{"status", "[-o table|json]", "Show a running bridge's tenants and sources.", runStatus},
+		{"outputs", "[-o table|json]", "List a running bridge's outputs with their health.", runOutputs},
 		{"why", "USER [--tenant T] [-o text|json]", "Show what a running bridge knows of USER (UPN, directory key or object id).", runWhy},
 		{"dlq list", "[--source S] [--reason TEXT] [--since 1h|TIME] [-o table|json]", "List dead letters.", runDLQList},
 		{"dlq replay", "SEQ... | --all [filters of dlq list]", "Put dead letters back in the event stream.", runDLQReplay},
@@ -88,7 +89,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-13s %s\n  %-13s   %s\n", c.name, c.summary, "", c.args)
 	}
 	fmt.Fprint(w, `
-The commands status, why and dlq talk to a running bridge's admin API; they
+The commands status, outputs, why and dlq talk to a running bridge's admin API; they
 take --url (or PRESENCE_BRIDGE_URL, e.g. http://127.0.0.1:8080) and --token
 (or PRESENCE_BRIDGE_TOKEN, the admin.token), or read both from --config
 (the URL from admin.listen when it is set, else from http.listen).

@@ -228,6 +228,7 @@ func TestClientCommands(t *testing.T) {
 	tests := []lineTest{
 		{name: "status", args: []string{"status"}, out: []string{"TENANTS", "ID", "WRITING", "contoso.example", "SOURCES", "NAME", "demo", "/v1/hooks/pbx", "token"}},
 		{name: "status json", args: []string{"status", "-o", "json"}, out: []string{`"tenants": [`, `"name": "pbx"`}},
+		{name: "outputs, none running", args: []string{"outputs"}, out: []string{"(none)"}},
 		{name: "why", args: []string{"why", "alice@contoso.example"}, out: []string{"state:", "  userId: " + aliceID, "  calls:", "    demo/c-a1:", "desired:", "told:"}},
 		{name: "why by directory key, json", args: []string{"why", "ext:1001", "--tenant", "contoso.example", "-o", "json"}, out: []string{`"userId": "` + aliceID + `"`}},
 		{name: "why unknown", args: []string{"why", "nobody@elsewhere.example"}, code: 1, errOut: []string{"error: the bridge answered 404 unknown_user"}},
