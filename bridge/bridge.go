@@ -77,8 +77,8 @@ type Bridge struct {
 	lookups     *identity.Lookups // each tenant's lookup budget and breaker, for user, phone and calendar reads
 	stopWriters func()
 	stopConsume func()
-	connectOut  *sources.Runners // nil when no source connects out
-	teams       *twoway.Teams    // the Teams watchers; nil until the worker runs
+	connectOut  *sources.Runners             // nil when no source connects out
+	teams       atomic.Pointer[twoway.Teams] // the Teams watchers and outputs; nil until the worker runs
 	// views are the lookup API's presence views, which the watchers keep;
 	// entries is the directory they resolve keys such as ext:1001 with.
 	views   *lookup.Views
@@ -387,7 +387,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		w.Stop()
 		return err
 	}
-	b.teams, err = twoway.Start(ctx, twoway.Options{
+	teams, err := twoway.Start(ctx, twoway.Options{
 		Config: b.cfg, JetStream: b.events.JetStream(),
 		Graph: func(tenant string) (watch.Graph, error) {
 			c, err := b.graph.Client(tenant)
@@ -404,6 +404,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		w.Stop()
 		return err
 	}
+	b.teams.Store(teams)
 	stop, err := b.events.Consume(ctx, b.observeDelivery(w.Dispatch))
 	if err != nil {
 		w.Stop()
@@ -510,6 +511,8 @@ func (b *Bridge) registerOperations(r *gin.Engine) {
 		History:     b.userHistory,
 		Sources:     b.adminSources,
 		Metrics:     b.metrics.Registry(),
+		Watch:       func() []metrics.WatchStatus { return b.teams.Load().WatchMetrics() },
+		Outputs:     func() []metrics.OutputStatus { return b.teams.Load().OutputMetrics() },
 		Now:         b.now,
 	})
 }
@@ -649,8 +652,7 @@ func (b *Bridge) stopWorker(ctx context.Context) error {
 		b.stopConsume = nil
 	}
 	b.calendarSubs.Stop()
-	b.teams.Stop()
-	b.teams = nil
+	b.teams.Swap(nil).Stop()
 	if b.stopWriters != nil {
 		b.stopWriters()
 		b.stopWriters = nil

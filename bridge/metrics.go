@@ -28,6 +28,10 @@ func (b *Bridge) newMetrics(cfg *config.Config) *metrics.Metrics {
 	for i, t := range cfg.Graph.Tenants {
 		tenants[i] = t.ID
 	}
+	outputNames := make([]string, len(cfg.Outputs))
+	for i, o := range cfg.Outputs {
+		outputNames[i] = o.Name
+	}
 	return metrics.New(metrics.Options{
 		Version:     b.version,
 		Revision:    b.revision,
@@ -40,6 +44,9 @@ func (b *Bridge) newMetrics(cfg *config.Config) *metrics.Metrics {
 			return metrics.Consumer{Pending: st.Pending, AckPending: st.AckPending}, err
 		},
 		DeadLetters: func(ctx context.Context) (uint64, error) { return b.events.DeadLetterCount(ctx) },
+		Outputs:     outputNames,
+		WatchState:  func() []metrics.WatchStatus { return b.teams.Load().WatchMetrics() },
+		OutputState: func() []metrics.OutputStatus { return b.teams.Load().OutputMetrics() },
 	})
 }
 

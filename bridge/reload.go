@@ -40,7 +40,7 @@ func (b *Bridge) Reload(cfg *config.Config) error {
 	}
 	b.directory.Replace(cfg.Directory)
 	b.entries.Store(&cfg.Directory)
-	b.teams.Reload()
+	b.teams.Load().Reload()
 	b.live.sources.Replace(webhooks)
 	b.live.config = slices.Clone(cfg.Sources)
 	b.log.Info("configuration reloaded", "directory_entries", len(cfg.Directory), "sources", len(webhooks))

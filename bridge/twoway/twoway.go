@@ -10,6 +10,7 @@ import (
 	"maps"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -18,16 +19,14 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/lookup"
+	"github.com/presence-bridge/presence-bridge/bridge/metrics"
+	"github.com/presence-bridge/presence-bridge/bridge/publish"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/watch"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/outputs"
+	"github.com/presence-bridge/presence-bridge/outputs/catalog"
 )
-
-// Publisher takes every change to the outputs; it must not block.
-type Publisher interface {
-	Publish(c outputs.Change)
-}
 
 // Options are what the Teams side needs of the running bridge.
 type Options struct {
@@ -43,20 +42,22 @@ type Options struct {
 	// in it.
 	Leases   jetstream.KeyValue
 	Instance string
-	// Views is the lookup API's store; Publisher, when set, takes every
-	// change to the outputs.
-	Views     *lookup.Views
-	Publisher Publisher
-	Clock     watch.Clock
-	Log       *slog.Logger
+	// Views is the lookup API's store.
+	Views *lookup.Views
+	Clock watch.Clock
+	Log   *slog.Logger
 }
 
 // Teams is the running Teams side.
 type Teams struct {
-	watchers map[string]*watch.Watcher
-	cancel   context.CancelFunc
-	done     sync.WaitGroup
+	watchers  map[string]*watch.Watcher
+	publisher *publish.Publisher // nil without outputs
+	cancel    context.CancelFunc
+	done      sync.WaitGroup
 }
+
+// closeTimeout bounds how long Stop delivers what the outputs still hold.
+const closeTimeout = 5 * time.Second
 
 // Start opens what the watchers keep in JetStream and starts a watcher
 // per tenant. A tenant whose watch is off still has a watcher: it reads
@@ -77,7 +78,18 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 	}
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &Teams{watchers: map[string]*watch.Watcher{}, cancel: cancel}
-	sink := sink{views: o.Views, publisher: o.Publisher}
+	if len(cfg.Outputs) > 0 {
+		pub, err := publish.Open(ctx, cfg.Outputs, catalog.Deps{JetStream: o.JetStream}, publish.Options{Logger: o.Log.With("component", "outputs")})
+		if err != nil {
+			cancel()
+			return nil, fmt.Errorf("outputs: %w", err)
+		}
+		t.publisher = pub
+	}
+	sink := sink{views: o.Views}
+	if t.publisher != nil {
+		sink.publisher = t.publisher
+	}
 	for _, tenant := range cfg.Graph.Tenants {
 		g, err := o.Graph(tenant.ID)
 		if err != nil {
@@ -141,13 +153,46 @@ func (t *Teams) Reload() {
 	}
 }
 
-// Stop stops every watcher and waits for them, releasing their leases.
+// Stop stops every watcher and waits for them, releasing their leases,
+// then delivers what the outputs still hold (for a few seconds at most)
+// and closes them.
 func (t *Teams) Stop() {
 	if t == nil {
 		return
 	}
 	t.cancel()
 	t.done.Wait()
+	if t.publisher != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), closeTimeout)
+		defer cancel()
+		_ = t.publisher.Close(ctx) // it logs what it could not deliver
+	}
+}
+
+// WatchMetrics is every tenant's watch as the metrics and the status
+// page show it.
+func (t *Teams) WatchMetrics() []metrics.WatchStatus {
+	var all []metrics.WatchStatus
+	for _, s := range t.Status() {
+		all = append(all, metrics.WatchStatus{
+			Tenant: s.Tenant, Watched: s.People, CycleSeconds: s.CycleSeconds,
+			BudgetUsed: s.BudgetUsed, Budget: s.Budget, Stretched: s.Stretched,
+			LastRead: s.LastRead, Reads: s.Reads,
+		})
+	}
+	return all
+}
+
+// OutputMetrics is every output's health and figures.
+func (t *Teams) OutputMetrics() []metrics.OutputStatus {
+	if t == nil || t.publisher == nil {
+		return nil
+	}
+	var all []metrics.OutputStatus
+	for _, s := range t.publisher.Stats() {
+		all = append(all, metrics.OutputStatus(s))
+	}
+	return all
 }
 
 // directoryUsers are the people the directory names, each once.
@@ -160,7 +205,7 @@ func directoryUsers(directory map[string]string) []string {
 // sink hands what the watchers see to the lookup views and the outputs.
 type sink struct {
 	views     *lookup.Views
-	publisher Publisher
+	publisher interface{ Publish(outputs.Change) }
 }
 
 func (s sink) Changed(_ context.Context, c outputs.Change) {

@@ -205,6 +205,12 @@ func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	if err := c.Check(); err != nil {
 		return fmt.Errorf("nats output %s: %w", o.cfg.Name, err)
 	}
+	// While the connection is down a publish would wait in the client's
+	// reconnect buffer and go out after the caller has given it up (and
+	// offered a newer change): refuse it instead.
+	if nc := o.js.Conn(); nc != nil && !nc.IsConnected() {
+		return fmt.Errorf("nats output %s: not connected to NATS (%s)", o.cfg.Name, nc.Status())
+	}
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.PublishTimeout)
 	defer cancel()
 	key := Key(c.Tenant, c.View.ID)

@@ -1,0 +1,144 @@
+package bridge_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
+	"github.com/presence-bridge/presence-bridge/outputs"
+	"github.com/presence-bridge/presence-bridge/outputs/cloudevent"
+	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+)
+
+// twoWayConfig is the test configuration with the Teams watch on, the
+// lookup API on, and two NATS outputs: "bus" publishes every change,
+// echoes included; "pbx" skips what the demo source's own claims made.
+func twoWayConfig(t *testing.T) string {
+	return testConfig(t) + `watch: {enabled: true, interval: 200ms}
+lookup: {token: lookup-token}
+outputs:
+  - {name: bus, type: nats, skip_sources: []}
+  - name: pbx
+    type: nats
+    skip_sources: [demo]
+    nats: {stream: PRESENCE_TEAMS_PBX, subject_prefix: presence.pbx, bucket: PRESENCE_TEAMS_PBX_LATEST}
+`
+}
+
+// lookupView asks the lookup API for user's view; ok is false until the
+// watcher has seen them.
+func lookupView(t *testing.T, b *bridge.Bridge, user string) (outputs.View, bool) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/presence/"+user, nil)
+	req.Header.Set("Authorization", "Bearer lookup-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode == http.StatusNotFound {
+		return outputs.View{}, false
+	}
+	var v outputs.View
+	if resp.StatusCode != http.StatusOK || json.Unmarshal(body, &v) != nil {
+		t.Fatalf("lookup %s: %d %s", user, resp.StatusCode, body)
+	}
+	return v, true
+}
+
+// latest is the newest change of the person id in an output's stream
+// (its CloudEvent), or false when it has none.
+func latest(t *testing.T, b *bridge.Bridge, stream, prefix, id string) (outputs.Change, bool) {
+	t.Helper()
+	ctx := context.Background()
+	s, err := b.Queue().JetStream().Stream(ctx, stream)
+	if err != nil {
+		t.Fatalf("stream %s: %v", stream, err)
+	}
+	msg, err := s.GetLastMsgForSubject(ctx, prefix+"."+natsout.Key("contoso.example", id))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return outputs.Change{}, false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := cloudevent.Decode(msg.Data)
+	if err != nil {
+		t.Fatalf("the message is no CloudEvent of a change: %v\n%s", err, msg.Data)
+	}
+	return c, true
+}
+
+// TestTeamsChangesReachTheOutputsAndTheLookup: a Teams call reaches the
+// stream and the lookup with origin teams; a PBX call reaches them with
+// origin bridge and its source, and an output that skips that source does
+// not get it (no echo); the call's end leaves nobody busy.
+func TestTeamsChangesReachTheOutputsAndTheLookup(t *testing.T) {
+	b := startBridge(t, twoWayConfig(t))
+
+	// A Teams call of Alice's (in the directory, so watched).
+	if err := b.Emulator().SetTeamsSession(aliceID, "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	var teams outputs.Change
+	testpoll.Until(t, "Alice's Teams call on the bus", func() bool {
+		c, ok := latest(t, b, "PRESENCE_TEAMS", "presence.teams", aliceID)
+		teams = c
+		return ok && c.Availability == "Busy" && c.Activity == "InACall"
+	})
+	if teams.Origin != outputs.OriginTeams || len(teams.Sources) != 0 || teams.User != "alice@contoso.example" {
+		t.Fatalf("Alice's Teams call published as %+v, want origin teams, no sources, her UPN", teams)
+	}
+	// The pbx output skips only the demo source's echoes: it gets a Teams call.
+	testpoll.Until(t, "Alice's Teams call on the pbx output", func() bool {
+		c, ok := latest(t, b, "PRESENCE_TEAMS_PBX", "presence.pbx", aliceID)
+		return ok && c.ID == teams.ID
+	})
+	v, ok := lookupView(t, b, "ext:1001")
+	if !ok || v.Availability != "Busy" || v.Activity != "InACall" || v.Origin != outputs.OriginTeams {
+		t.Fatalf("lookup of ext:1001: %+v (found %v), want Busy/InACall from teams", v, ok)
+	}
+
+	// A PBX call of Bob's, through the bridge.
+	started := time.Now().Add(-time.Second)
+	if r := postEvent(t, b, callEvent("bob-1", "bob@contoso.example", "c1", "active", started)); r.status != http.StatusAccepted {
+		t.Fatalf("POST answered %d %v", r.status, r.body)
+	}
+	var echo outputs.Change
+	testpoll.Until(t, "Bob's PBX call on the bus", func() bool {
+		c, ok := latest(t, b, "PRESENCE_TEAMS", "presence.teams", bobID)
+		echo = c
+		return ok && c.Availability == "Busy" && c.Activity == "InACall"
+	})
+	if echo.Origin != outputs.OriginBridge || len(echo.Sources) != 1 || echo.Sources[0] != "demo" {
+		t.Fatalf("Bob's PBX call published as %+v, want origin bridge from source demo", echo)
+	}
+	if c, ok := latest(t, b, "PRESENCE_TEAMS_PBX", "presence.pbx", bobID); ok && c.Availability == "Busy" {
+		t.Fatalf("the pbx output got its own call back: %+v", c)
+	}
+	// Bob is watched because an event named him; the watcher knows him by
+	// his object id.
+	v, ok = lookupView(t, b, bobID)
+	if !ok || v.Origin != outputs.OriginBridge || v.Availability != "Busy" {
+		t.Fatalf("lookup of Bob: %+v (found %v), want Busy from the bridge", v, ok)
+	}
+
+	// The call ends: nobody stays busy, in Teams or on the bus.
+	if r := postEvent(t, b, callEvent("bob-2", "bob@contoso.example", "c1", "ended", started.Add(time.Second))); r.status != http.StatusAccepted {
+		t.Fatalf("POST answered %d %v", r.status, r.body)
+	}
+	waitPresence(t, b, bobID, "Offline/Offline", patience)
+	testpoll.Until(t, "Bob's call's end on the bus", func() bool {
+		c, ok := latest(t, b, "PRESENCE_TEAMS", "presence.teams", bobID)
+		return ok && c.Availability != "Busy"
+	})
+}
