@@ -14,13 +14,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/adapters/twilio"
 	"github.com/presence-bridge/presence-bridge/adapters/webex"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -203,23 +202,6 @@ func TestInvalidUTF8Refused(t *testing.T) {
 	}
 }
 
-// startNATS runs a JetStream server on 127.0.0.1:port (-1 picks one) with
-// its store in dir, so that it can be shut down and started again where
-// the bridge expects it.
-func startNATS(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return srv
-}
-
 // TestIngestFailsFastWhileNATSIsDown: with publish_timeout at ten minutes,
 // an event posted while the NATS connection is known lost is answered 503
 // with Retry-After and a JSON error at once (the client gives up long
@@ -227,7 +209,7 @@ func startNATS(t *testing.T, port int, dir string) *server.Server {
 // applied.
 func TestIngestFailsFastWhileNATSIsDown(t *testing.T) {
 	dir := t.TempDir()
-	srv := startNATS(t, -1, dir)
+	srv := natstest.ServerAt(t, -1, dir)
 	port := srv.Addr().(*net.TCPAddr).Port
 	_, em := sharedParts(t)
 	yaml := strings.Replace(clusterConfig(srv.ClientURL(), em.Addr()), "publish_timeout: 2s", "publish_timeout: 10m", 1)
@@ -256,7 +238,7 @@ func TestIngestFailsFastWhileNATSIsDown(t *testing.T) {
 		t.Fatalf("while NATS is down: %d, Retry-After %q, %s; want 503 with Retry-After and a JSON error", resp.StatusCode, resp.Header.Get("Retry-After"), raw)
 	}
 
-	startNATS(t, port, dir)
+	natstest.ServerAt(t, port, dir)
 	testpoll.Until(t, "the event to be accepted once NATS is back", func() bool {
 		return postEvent(t, b, event).status == http.StatusAccepted
 	})

@@ -47,18 +47,7 @@ func startDirectory(t *testing.T, n int, mutate func(*emulator.Config)) (*emulat
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := em.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	c, err := graphclient.New(graphclient.Config{
-		TenantID: tenant, ClientID: clientID, ClientSecret: secret,
-		GraphBaseURL: em.GraphURL(), LoginBaseURL: em.LoginURL(), Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c := serve(t, em)
 	return em, clock, c
 }
 

@@ -32,6 +32,14 @@ func startEmulator(t *testing.T, t0 time.Time) (*emulator.Emulator, *graphclient
 	if err != nil {
 		t.Fatal(err)
 	}
+	c := serve(t, em)
+	return em, c
+}
+
+// serve starts em, which stops when the test ends, and returns a client
+// of the demo app for it.
+func serve(t *testing.T, em *emulator.Emulator) *graphclient.Client {
+	t.Helper()
 	if err := em.Start(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -44,7 +52,7 @@ func startEmulator(t *testing.T, t0 time.Time) (*emulator.Emulator, *graphclient
 		t.Fatal(err)
 	}
 	t.Cleanup(c.CloseIdleConnections)
-	return em, c
+	return c
 }
 
 // TestEveryActionTakesAny2XX: with the emulator answering its actions 200,

@@ -33,18 +33,7 @@ func startCalendarEmulator(t *testing.T, clock emulator.Clock, users ...emulator
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := em.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { em.Close() })
-	c, err := graphclient.New(graphclient.Config{
-		TenantID: tenant, ClientID: clientID, ClientSecret: secret,
-		GraphBaseURL: em.GraphURL(), LoginBaseURL: em.LoginURL(), Timeout: 10 * time.Second,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.CloseIdleConnections)
+	c := serve(t, em)
 	return em, c
 }
 

@@ -8,11 +8,9 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
-
-	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -33,25 +31,11 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-func startServer(t *testing.T, port int, dir string) *server.Server {
-	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(30 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	return srv
-}
-
 // TestLinkLoss: losing the NATS server is logged as a disconnect, its
 // return as a reconnect, and the scrape helpers answer again after it.
 func TestLinkLoss(t *testing.T) {
 	dir := t.TempDir()
-	srv := startServer(t, -1, dir)
+	srv := natstest.ServerAt(t, -1, dir)
 	port := srv.Addr().(*net.TCPAddr).Port
 	addr := srv.ClientURL()
 	cfg := config.Default().NATS
@@ -73,7 +57,7 @@ func TestLinkLoss(t *testing.T) {
 	srv.Shutdown()
 	srv.WaitForShutdown()
 	waitLog(t, &logs, "nats disconnected")
-	startServer(t, port, dir)
+	natstest.ServerAt(t, port, dir)
 	waitLog(t, &logs, "nats reconnected")
 	testpoll.UntilOK(t, "dead letters readable after the reconnect", func() error {
 		_, err := q.DeadLetterCount(ctx)

@@ -197,6 +197,20 @@ func (h *harness) eventually(what string, cond func() bool) {
 	testpoll.Stepping(h.t, 2*time.Millisecond, what, cond)
 }
 
+// writerWithCall returns a writer of contoso in e (not running) that has
+// taken in u1's state after an active call: one call to make.
+func (h *harness) writerWithCall(e *testPool) *writer {
+	h.t.Helper()
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	st, err := e.State(context.Background(), "contoso.example", "u1")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	w := newWriter(e.Pool, contoso)
+	w.take(st, 1)
+	return w
+}
+
 // caughtUp waits until e's writer has taken in the user's newest state.
 func (h *harness) caughtUp(e *testPool, user string) {
 	h.t.Helper()

@@ -44,13 +44,7 @@ func TestCallEndsWithTheLease(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
-	st, err := e.State(context.Background(), "contoso.example", "u1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newWriter(e.Pool, contoso)
-	w.take(st, 1)
+	w := h.writerWithCall(e)
 	fence := time.Now().Add(3 * time.Second)
 	w.fenceAt(fence)
 	h.clock.Advance(time.Second) // the bucket starts empty

@@ -99,13 +99,7 @@ func TestWriterStopsWhenLeaseLapses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
-	st, err := e.State(context.Background(), "contoso.example", "u1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := newWriter(e.Pool, contoso)
-	w.take(st, 1)
+	w := h.writerWithCall(e)
 	w.fenceAt(time.Now().Add(-time.Millisecond))
 	w.dispatch(context.Background(), h.clock.Now())
 	if w.inFlight != 0 {

@@ -14,7 +14,15 @@ import (
 // Server runs the server until the test ends.
 func Server(t testing.TB) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	return ServerAt(t, -1, t.TempDir())
+}
+
+// ServerAt runs the server on 127.0.0.1:port (-1 picks one) with its
+// store in dir until the test ends, so that a test can shut it down and
+// start it again where its clients expect it, with what it stored.
+func ServerAt(t testing.TB, port int, dir string) *server.Server {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: port, JetStream: true, StoreDir: dir, NoLog: true, NoSigs: true})
 	if err != nil {
 		t.Fatal(err)
 	}
