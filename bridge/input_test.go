@@ -19,7 +19,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters/webex"
 	"github.com/presence-bridge/presence-bridge/adapters/zoomphone"
 	"github.com/presence-bridge/presence-bridge/bridge"
-	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
+	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 

@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
-	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
+	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 

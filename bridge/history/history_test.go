@@ -9,8 +9,8 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
-	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 

@@ -6,12 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
-	"github.com/presence-bridge/presence-bridge/bridge/internal/natstest"
+	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/catalog"
@@ -85,24 +84,13 @@ func TestRealNATSFilter(t *testing.T) {
 // (newest per person); when it is back the newest change of each person
 // is stored once.
 func TestRealNATSDownThenBack(t *testing.T) {
-	opts := server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}
-	start := func() *server.Server {
-		srv, err := server.NewServer(&opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		srv.Start()
-		t.Cleanup(srv.Shutdown)
-		if !srv.ReadyForConnections(10 * time.Second) {
-			t.Fatal("nats not ready")
-		}
-		opts.Port = srv.Addr().(*net.TCPAddr).Port
-		return srv
-	}
-	srv := start()
-	// No reconnect buffer: a publish while disconnected fails rather
-	// than going out late (see the package's wiring note).
-	nc, err := natsio.Connect(srv.ClientURL(), natsio.MaxReconnects(-1), natsio.ReconnectWait(20*time.Millisecond), natsio.ReconnectBufSize(-1))
+	dir := t.TempDir()
+	srv := natstest.ServerAt(t, -1, dir)
+	port := srv.Addr().(*net.TCPAddr).Port
+	// The client keeps its default reconnect buffer, as the bridge's
+	// connection does: the NATS output itself refuses to publish while
+	// disconnected, so nothing goes out late behind a newer change.
+	nc, err := natsio.Connect(srv.ClientURL(), natsio.MaxReconnects(-1), natsio.ReconnectWait(20*time.Millisecond))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -130,7 +118,7 @@ func TestRealNATSDownThenBack(t *testing.T) {
 		t.Fatalf("while nats is down: %+v", s)
 	}
 
-	start()
+	natstest.ServerAt(t, port, dir)
 	testpoll.Until(t, "both people published", func() bool { s := p.Stats()[0]; return s.Queued == 0 && s.Healthy })
 	got := stored(t, js, bus.NATS.Stream)
 	ids := map[string]int{}

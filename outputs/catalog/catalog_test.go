@@ -4,12 +4,8 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	natsio "github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
+	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
 	"github.com/presence-bridge/presence-bridge/outputs/outputstest"
 )
@@ -17,21 +13,7 @@ import (
 // TestNew: a nats output builds from its settings on a real JetStream and
 // publishes; wrong settings and unknown types are errors naming them.
 func TestNew(t *testing.T) {
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	defer srv.Shutdown()
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("nats not ready")
-	}
-	nc, err := natsio.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, _ := jetstream.New(nc)
+	js, _ := natstest.Start(t)
 	ctx := context.Background()
 	out, err := New(ctx, Config{Name: "bus", Type: "nats", Settings: natsout.Config{}}, Deps{JetStream: js})
 	if err != nil {
