@@ -10,18 +10,14 @@ package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/gin-gonic/gin"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
@@ -35,6 +31,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/lookup"
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
+	"github.com/presence-bridge/presence-bridge/bridge/server"
 	"github.com/presence-bridge/presence-bridge/bridge/sources"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/subscriptions"
@@ -56,13 +53,7 @@ type Bridge struct {
 	emulator *emulator.Emulator
 	events   *eventlog.Queue
 	graph    *graph.Tenants
-	server   *http.Server
-	listener net.Listener
-	// ops serves /metrics, the admin API and the status page when
-	// admin.listen gives them an address of their own.
-	ops         *http.Server
-	opsListener net.Listener
-	opsDone     chan error
+	http     *server.Server // the public and operations listeners
 
 	// mu serialises bringing the pipeline's stages up (connect) with
 	// taking them down (Stop); running says they run, for readers that do
@@ -83,11 +74,13 @@ type Bridge struct {
 	// entries is the directory they resolve keys such as ext:1001 with.
 	views   *lookup.Views
 	entries atomic.Pointer[map[string]string]
-	live    live // what Reload changes (reload.go)
+	// live is the webhook sources Reload swaps, nil until HTTP is up;
+	// reloadMu serialises Reload with setting it.
+	reloadMu sync.Mutex
+	live     *sources.Live
 
-	stopConnecting func()        // ends keepConnecting
-	connecting     chan struct{} // closed when keepConnecting returns
-	serveDone      chan error
+	stopConnecting func()        // ends eventlog.KeepConnecting
+	connecting     chan struct{} // closed when it returns
 	stopOnce       sync.Once
 	stopErr        error
 
@@ -123,7 +116,19 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) 
 	for _, o := range opts {
 		o(b)
 	}
-	b.metrics = b.newMetrics(cfg)
+	b.metrics = metrics.FromConfig(cfg, metrics.Options{
+		Version: b.version, Revision: b.revision,
+		Consumer: func(ctx context.Context) (metrics.Consumer, error) {
+			st, err := b.events.ConsumerState(ctx)
+			return metrics.Consumer{Pending: st.Pending, AckPending: st.AckPending}, err
+		},
+		DeadLetters: func(ctx context.Context) (uint64, error) { return b.events.DeadLetterCount(ctx) },
+	}, func() []writer.TenantStatus {
+		if _, w, _ := b.runningStages(); w != nil {
+			return w.Status()
+		}
+		return nil
+	})
 	b.entries.Store(&cfg.Directory)
 	b.views = lookup.NewViews(lookup.Options{Resolve: twoway.DirectoryResolver(func() map[string]string { return *b.entries.Load() })})
 	return b, nil
@@ -192,7 +197,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		connectCtx, stopConnecting := context.WithCancel(context.WithoutCancel(ctx))
 		b.stopConnecting = stopConnecting
 		b.connecting = make(chan struct{})
-		go b.keepConnecting(connectCtx)
+		go func() { defer close(b.connecting); eventlog.KeepConnecting(connectCtx, b.connect, b.log) }()
 	}
 	return nil
 }
@@ -217,42 +222,6 @@ func (b *Bridge) connect(ctx context.Context) error {
 	return nil
 }
 
-// Retry delays of keepConnecting.
-const (
-	connectRetryMin = 500 * time.Millisecond
-	connectRetryMax = 5 * time.Second
-)
-
-// keepConnecting tries connect until it succeeds or ctx ends. It logs a
-// failure only when its reason changes.
-func (b *Bridge) keepConnecting(ctx context.Context) {
-	defer close(b.connecting)
-	delay, lastErr := connectRetryMin, ""
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		err := b.connect(ctx)
-		if err == nil {
-			b.log.Info("NATS connected; the bridge is ready")
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err.Error() != lastErr {
-			b.log.Warn("NATS still not available; retrying", "err", err)
-			lastErr = err.Error()
-		}
-		delay = min(2*delay, connectRetryMax)
-		timer.Reset(delay)
-	}
-}
-
 // Ready reports whether the bridge takes and processes events: NATS
 // connected, JetStream with room, the apply and writer stages running. The
 // error says what is missing; /readyz answers it.
@@ -265,20 +234,6 @@ func (b *Bridge) Ready(ctx context.Context) error {
 	}
 	if !b.running.Load() {
 		return errors.New("NATS is connected; the apply and writer stages are starting")
-	}
-	return nil
-}
-
-// natsDown reports why events can not be published while the NATS
-// connection is known to be lost (as Ready reports it), nil otherwise, so
-// that ingest answers 503 at once instead of after nats.publish_timeout.
-func (b *Bridge) natsDown() error {
-	nc := b.events.Conn()
-	if nc == nil {
-		return errors.New("NATS is not connected")
-	}
-	if !nc.IsConnected() {
-		return fmt.Errorf("the NATS connection is lost (%s); reconnecting", nc.Status())
 	}
 	return nil
 }
@@ -324,7 +279,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Replicas:        b.cfg.NATS.Replicas,
 		InstanceID:      instance,
 		Graph:           b.graph,
-		DeadLetter:      b.deadLetter,
+		DeadLetter:      writer.StoreDeadLetters(b.events, b.metrics.GraphRefused),
 		Tenants:         tenants,
 		Rules:           rules,
 		Expiration:      b.cfg.Presence.Expiration,
@@ -404,7 +359,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		w.Stop()
 		return err
 	}
-	stop, err := b.events.Consume(ctx, b.observeDelivery(w.Dispatch))
+	stop, err := b.events.Consume(ctx, b.events.ObserveDelivery(w.Dispatch, b.metrics.Redelivered, b.metrics.EventStored))
 	if err != nil {
 		w.Stop()
 		return err
@@ -419,110 +374,51 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	return err
 }
 
-// deadLetter stores a change Graph refused, with the event that asked for
-// it, so that it can be listed and replayed.
-func (b *Bridge) deadLetter(ctx context.Context, d writer.DeadLetter) error {
-	record := eventlog.DeadLetter{Reason: d.Reason + " for user " + d.UserID, GraphError: d.GraphError, At: d.At.UTC(), Data: []byte("null")}
-	if d.Event != nil {
-		data, err := json.Marshal(d.Event)
-		if err != nil {
-			return fmt.Errorf("encode dead-lettered event: %w", err)
-		}
-		record.Data, record.Source, record.Subject = data, d.Event.Source, b.events.Subject(d.Event.Source)
-	}
-	if err := b.events.PublishDeadLetter(ctx, record); err != nil {
-		return err
-	}
-	b.metrics.GraphRefused(record.Source)
-	return nil
-}
-
+// startHTTP serves ingest, the lookup API and the operations routes
+// (bridge/server).
 func (b *Bridge) startHTTP() error {
-	webhooks, err := sources.Webhooks(b.cfg.Sources, b.cfg.HTTP, b.calendarSubs.Lifecycle())
+	live, err := sources.NewLive(b.cfg.Sources, b.cfg.HTTP, b.calendarSubs.Lifecycle())
 	if err != nil {
 		return err
 	}
-	router := ingest.NewRouter(ingest.Options{
-		Publisher:       b.events,
-		Live:            b.startLive(webhooks),
-		BodyLimit:       b.cfg.HTTP.BodyLimit,
-		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
-		Ready:           b.Ready,
-		Down:            b.natsDown,
-		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
-		Log:             b.log.With("component", "http"),
-		Count:           b.metrics.HTTPRequest,
-		Observe:         b.metrics.WebhookRequest,
-		Accepted:        b.metrics.EventsAccepted,
-	})
-	ops := router
-	if b.cfg.Admin.Listen != "" {
-		ops = gin.New()
-		ops.Use(gin.Recovery())
-	}
-	lookup.Register(router, lookup.HTTPOptions{Token: b.cfg.Lookup.Token, Views: b.views, Now: b.now, Log: b.log.With("component", "lookup")})
-	b.registerOperations(ops)
-	if ops != router {
-		if err := b.startOperations(ops); err != nil {
-			return err
-		}
-	}
-	ln, server, done, err := b.serve("http", b.cfg.HTTP.Listen, router)
-	if err != nil {
-		return err
-	}
-	b.listener, b.server, b.serveDone = ln, server, done
-	b.log.Info("presence bridge listening", "addr", ln.Addr().String())
-	return nil
-}
-
-// serve listens on addr and serves h there until the server is shut
-// down; done receives what Serve returned.
-func (b *Bridge) serve(what, addr string, h http.Handler) (net.Listener, *http.Server, chan error, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s listen: %w", what, err)
-	}
-	server := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: b.cfg.HTTP.ReadTimeout,
-		ReadTimeout:       b.cfg.HTTP.ReadTimeout,
-		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan error, 1)
-	go func() { done <- server.Serve(ln) }()
-	return ln, server, done, nil
-}
-
-// registerOperations adds /metrics, the admin API and the status page to r.
-func (b *Bridge) registerOperations(r *gin.Engine) {
-	r.GET("/metrics", gin.WrapH(b.metrics.Handler()))
+	b.reloadMu.Lock()
+	b.live = live
+	b.reloadMu.Unlock()
 	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
 	for i, t := range b.cfg.Graph.Tenants {
 		tenantIDs[i] = t.ID
 	}
-	admin.Register(r, admin.Deps{
-		Token:       b.cfg.Admin.Token,
-		DeadLetters: b.events,
-		Resolve:     b.resolveForAdmin,
-		Stages:      b.runningStages,
-		Tenants:     tenantIDs,
-		History:     b.userHistory,
-		Sources:     b.adminSources,
-		Metrics:     b.metrics.Registry(),
-		Now:         b.now,
+	b.http, err = server.Start(server.Options{
+		Listen: b.cfg.HTTP.Listen, AdminListen: b.cfg.Admin.Listen, ReadTimeout: b.cfg.HTTP.ReadTimeout,
+		Ingest: ingest.Options{
+			Publisher:       b.events,
+			Live:            live.Set(),
+			BodyLimit:       b.cfg.HTTP.BodyLimit,
+			MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
+			Ready:           b.Ready,
+			Down:            b.events.Down,
+			DuplicateWindow: b.cfg.NATS.DuplicateWindow,
+			Log:             b.log.With("component", "http"),
+			Count:           b.metrics.HTTPRequest,
+			Observe:         b.metrics.WebhookRequest,
+			Accepted:        b.metrics.EventsAccepted,
+		},
+		Lookup: lookup.HTTPOptions{Token: b.cfg.Lookup.Token, Views: b.views, Now: b.now, Log: b.log.With("component", "lookup")},
+		Admin: admin.Deps{
+			Token:       b.cfg.Admin.Token,
+			DeadLetters: b.events,
+			Resolve:     b.resolveForAdmin,
+			Stages:      b.runningStages,
+			Tenants:     tenantIDs,
+			History:     b.userHistory,
+			Sources:     live.Describe,
+			Metrics:     b.metrics.Registry(),
+			Now:         b.now,
+		},
+		Metrics: b.metrics.Handler(),
+		Log:     b.log,
 	})
-}
-
-// startOperations serves r on admin.listen, the operations listener.
-func (b *Bridge) startOperations(r *gin.Engine) error {
-	ln, server, done, err := b.serve("admin", b.cfg.Admin.Listen, r)
-	if err != nil {
-		return err
-	}
-	b.opsListener, b.ops, b.opsDone = ln, server, done
-	b.log.Info("operations listening (metrics, admin API, status page)", "addr", ln.Addr().String())
-	return nil
+	return err
 }
 
 // userHistory reads a user's history, once the stages run.
@@ -535,20 +431,10 @@ func (b *Bridge) userHistory(ctx context.Context, tenant, userID string) ([]hist
 
 // AdminAddr returns the operations listener's address: admin.listen's
 // once started, else the HTTP server's.
-func (b *Bridge) AdminAddr() string {
-	if b.opsListener != nil {
-		return b.opsListener.Addr().String()
-	}
-	return b.Addr()
-}
+func (b *Bridge) AdminAddr() string { return b.http.AdminAddr() }
 
 // Addr returns the HTTP server's address, once started.
-func (b *Bridge) Addr() string {
-	if b.listener == nil {
-		return ""
-	}
-	return b.listener.Addr().String()
-}
+func (b *Bridge) Addr() string { return b.http.Addr() }
 
 // Emulator returns the in-process Graph emulator, or nil.
 func (b *Bridge) Emulator() *emulator.Emulator { return b.emulator }
@@ -562,14 +448,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := b.Start(ctx); err != nil {
 		return err
 	}
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-b.serveDone:
-		b.serveDone <- serveErr
-	case serveErr = <-b.opsDone: // nil without admin.listen: never ready
-		b.opsDone <- serveErr
-	}
+	serveErr := b.http.Wait(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), b.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	stopErr := b.Stop(stopCtx)
@@ -587,17 +466,8 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		var errs []error
 		b.views.Close() // long-polls end now, not when Shutdown gives up on them
-		if b.server != nil {
-			if err := b.server.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("stop http: %w", err))
-				_ = b.server.Close()
-			}
-		}
-		if b.ops != nil {
-			if err := b.ops.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("stop operations listener: %w", err))
-				_ = b.ops.Close()
-			}
+		if err := b.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
 		}
 		if b.stopConnecting != nil {
 			b.stopConnecting()
