@@ -19,7 +19,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
 	"github.com/presence-bridge/presence-bridge/bridge/apply"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
@@ -27,7 +26,6 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/graph"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
-	"github.com/presence-bridge/presence-bridge/bridge/ingest"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/lookup"
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
@@ -79,8 +77,7 @@ type Bridge struct {
 	reloadMu sync.Mutex
 	live     *sources.Live
 
-	stopConnecting func()        // ends eventlog.KeepConnecting
-	connecting     chan struct{} // closed when it returns
+	stopConnecting func(context.Context) error // ends eventlog.KeepConnecting
 	stopOnce       sync.Once
 	stopErr        error
 
@@ -116,14 +113,7 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) 
 	for _, o := range opts {
 		o(b)
 	}
-	b.metrics = metrics.FromConfig(cfg, metrics.Options{
-		Version: b.version, Revision: b.revision,
-		Consumer: func(ctx context.Context) (metrics.Consumer, error) {
-			st, err := b.events.ConsumerState(ctx)
-			return metrics.Consumer{Pending: st.Pending, AckPending: st.AckPending}, err
-		},
-		DeadLetters: func(ctx context.Context) (uint64, error) { return b.events.DeadLetterCount(ctx) },
-	}, func() []writer.TenantStatus {
+	b.metrics = metrics.FromConfig(cfg, b.version, b.revision, func() metrics.Queue { return b.events }, func() []writer.TenantStatus {
 		if _, w, _ := b.runningStages(); w != nil {
 			return w.Status()
 		}
@@ -147,22 +137,10 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 			_ = b.Stop(context.Background())
 		}
 	}()
-	emulatorURL := ""
-	if b.cfg.Graph.Emulator.Enabled {
-		emOpts := []emulator.Option{emulator.WithLogger(b.log.With("component", "emulator"))}
-		if b.clock != nil {
-			emOpts = append(emOpts, emulator.WithClock(b.clock))
-		}
-		em, err := emulator.New(b.cfg.Graph.Emulator, emOpts...)
-		if err != nil {
-			return fmt.Errorf("graph emulator: %w", err)
-		}
-		if err := em.Start(ctx); err != nil {
-			return fmt.Errorf("graph emulator: %w", err)
-		}
-		b.emulator = em
-		emulatorURL = "http://" + em.Addr()
-		b.log.Info("graph emulator listening", "addr", em.Addr())
+	var emulatorURL string
+	b.emulator, emulatorURL, err = graph.StartEmulator(ctx, b.cfg.Graph.Emulator, b.clock, b.log)
+	if err != nil {
+		return err
 	}
 	b.graph, err = graph.New(b.cfg.Graph, emulatorURL, graph.WithObserver(b.metrics.GraphRequest))
 	if err != nil {
@@ -173,17 +151,8 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		Now:    b.now,
 		Log:    b.log.With("component", "calendar-subscriptions"),
 	})
-	b.lookups = identity.NewLookups(b.cfg.Graph.Tenants, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
-	phoneLookup, phoneTenants := identity.PhoneLookups(b.cfg.Graph.Tenants,
-		func(tenant string) (identity.UserFinder, error) { return b.graph.Client(tenant) }, b.lookups)
-	b.directory = identity.New(identity.Options{
-		Entries:      b.cfg.Directory,
-		Lookup:       b.lookups.Lookup,
-		TTL:          b.cfg.Graph.UserCacheTTL,
-		UnknownTTL:   b.cfg.Graph.UnknownUserTTL,
-		PhoneLookup:  phoneLookup,
-		PhoneTenants: phoneTenants,
-	})
+	b.directory, b.lookups = identity.FromConfig(b.cfg, b.graph.LookupUser,
+		func(tenant string) (identity.UserFinder, error) { return b.graph.Client(tenant) }, b.log.With("component", "identity"))
 	b.events = eventlog.New(b.cfg.NATS, max(1, b.cfg.Worker.Lanes*b.cfg.Worker.LaneDepth/2), b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
 	if connectErr != nil && b.cfg.NATS.Embedded {
@@ -194,10 +163,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	}
 	if connectErr != nil {
 		b.log.Warn("NATS not available; serving HTTP (not ready, ingest answers 503) and retrying", "err", connectErr)
-		connectCtx, stopConnecting := context.WithCancel(context.WithoutCancel(ctx))
-		b.stopConnecting = stopConnecting
-		b.connecting = make(chan struct{})
-		go func() { defer close(b.connecting); eventlog.KeepConnecting(connectCtx, b.connect, b.log) }()
+		b.stopConnecting = eventlog.KeepConnecting(context.WithoutCancel(ctx), b.connect, b.log)
 	}
 	return nil
 }
@@ -253,13 +219,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.history, err = history.Open(ctx, b.events.JetStream(), history.Options{
-		Replicas:   b.cfg.NATS.Replicas,
-		MaxPerUser: b.cfg.Admin.History.MaxEntries,
-		MaxAge:     b.cfg.Admin.History.MaxAge,
-		MaxRate:    b.cfg.Admin.History.MaxRate,
-		Log:        b.log.With("component", "history"),
-	})
+	b.history, err = history.Open(ctx, b.events.JetStream(), history.FromConfig(b.cfg, b.log.With("component", "history")))
 	if err != nil {
 		return err
 	}
@@ -267,37 +227,21 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		b.log.Info("worker.enabled is false: this bridge takes events in and applies none")
 		return nil
 	}
-	tenants := make([]writer.TenantOptions, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenants[i] = writer.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
-	}
 	hostname, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%d", hostname, os.Getpid(), time.Now().UnixNano())
-	b.writers, err = writer.New(ctx, writer.Options{
-		JetStream:       b.events.JetStream(),
-		State:           b.state,
-		Replicas:        b.cfg.NATS.Replicas,
-		InstanceID:      instance,
-		Graph:           b.graph,
-		DeadLetter:      writer.StoreDeadLetters(b.events, b.metrics.GraphRefused),
-		Tenants:         tenants,
-		Rules:           rules,
-		Expiration:      b.cfg.Presence.Expiration,
-		LeaseTTL:        b.cfg.Presence.LeaseTTL,
-		StatusMessages:  b.cfg.Presence.StatusMessages.ByKind(),
-		StatusExpiry:    b.cfg.Presence.StatusMessages.Expiry,
-		BreakerFailures: b.cfg.Graph.Breaker.Failures,
-		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
-		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
-		MaxRetryDelay:   b.cfg.Graph.Retry.MaxDelay,
-		Clock:           b.clock,
-		RefusalProbe:    b.cfg.Graph.RefusalProbe.First,
-		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
-		Logger:          b.log.With("component", "writer"),
-		History:         b.history,
-		EventToGraph:    b.metrics.EventToGraph,
-		EventOutcome:    b.metrics.EventOutcome,
-	})
+	b.writers, err = writer.New(ctx, writer.FromConfig(b.cfg, writer.Options{
+		JetStream:    b.events.JetStream(),
+		State:        b.state,
+		InstanceID:   instance,
+		Graph:        b.graph,
+		DeadLetter:   writer.StoreDeadLetters(b.events, b.metrics.GraphRefused),
+		Rules:        rules,
+		Clock:        b.clock,
+		Logger:       b.log.With("component", "writer"),
+		History:      b.history,
+		EventToGraph: b.metrics.EventToGraph,
+		EventOutcome: b.metrics.EventOutcome,
+	}))
 	if err != nil {
 		return err
 	}
@@ -307,36 +251,18 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	b.stopWriters = func() { stopWriters(); <-writersDone }
 	b.calendarSubs.Start(b.writers.Writing)
 
-	sourceTenants, hints := map[string]string{}, map[string]adapters.IdentityHints{}
-	for _, s := range b.cfg.Sources {
-		sourceTenants[s.Name] = s.Tenant
-		hints[s.Name] = s.Identity
-	}
-	now := time.Now
-	if b.clock != nil {
-		now = b.clock.Now
-	}
-	w := apply.New(apply.Options{
-		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
-		Tenants:       sourceTenants,
-		Identity:      hints,
-		Resolver:      identity.Resolver{Directory: b.directory},
-		Applier:       b.state,
-		History:       b.history,
-		Now:           now,
-		Untimed:       b.metrics.EventOutcome,
-		DeadLetters:   b.events,
+	w := apply.New(apply.FromConfig(b.cfg, apply.Options{
+		Resolver:    identity.Resolver{Directory: b.directory},
+		Applier:     b.state,
+		History:     b.history,
+		Now:         b.now,
+		Untimed:     b.metrics.EventOutcome,
+		DeadLetters: b.events,
 		// Graph calendar notifications are read here, not when they come.
 		CalendarReaders: b.graph.CalendarReaders(b.cfg.Sources, b.lookups),
-		MinDelay:        b.cfg.Graph.Retry.MinDelay,
-		MaxDelay:        b.cfg.Graph.Retry.MaxDelay,
-		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
-		Lanes:           b.cfg.Worker.Lanes,
-		LaneDepth:       b.cfg.Worker.LaneDepth,
-		AckWait:         b.cfg.NATS.AckWait,
 		Log:             b.log.With("component", "worker"),
 		Count:           b.metrics.EventSettled,
-	})
+	}))
 	leases, err := lease.Open(ctx, b.events.JetStream(), b.cfg.Presence.LeaseTTL, b.cfg.NATS.Replicas)
 	if err != nil {
 		w.Stop()
@@ -384,39 +310,9 @@ func (b *Bridge) startHTTP() error {
 	b.reloadMu.Lock()
 	b.live = live
 	b.reloadMu.Unlock()
-	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenantIDs[i] = t.ID
-	}
-	b.http, err = server.Start(server.Options{
-		Listen: b.cfg.HTTP.Listen, AdminListen: b.cfg.Admin.Listen, ReadTimeout: b.cfg.HTTP.ReadTimeout,
-		Ingest: ingest.Options{
-			Publisher:       b.events,
-			Live:            live.Set(),
-			BodyLimit:       b.cfg.HTTP.BodyLimit,
-			MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
-			Ready:           b.Ready,
-			Down:            b.events.Down,
-			DuplicateWindow: b.cfg.NATS.DuplicateWindow,
-			Log:             b.log.With("component", "http"),
-			Count:           b.metrics.HTTPRequest,
-			Observe:         b.metrics.WebhookRequest,
-			Accepted:        b.metrics.EventsAccepted,
-		},
-		Lookup: lookup.HTTPOptions{Token: b.cfg.Lookup.Token, Views: b.views, Now: b.now, Log: b.log.With("component", "lookup")},
-		Admin: admin.Deps{
-			Token:       b.cfg.Admin.Token,
-			DeadLetters: b.events,
-			Resolve:     b.resolveForAdmin,
-			Stages:      b.runningStages,
-			Tenants:     tenantIDs,
-			History:     b.userHistory,
-			Sources:     live.Describe,
-			Metrics:     b.metrics.Registry(),
-			Now:         b.now,
-		},
-		Metrics: b.metrics.Handler(),
-		Log:     b.log,
+	b.http, err = server.Start(b.cfg, server.Deps{
+		Events: b.events, Sources: live, Views: b.views, Metrics: b.metrics, Ready: b.Ready,
+		Resolve: b.resolveForAdmin, Stages: b.runningStages, History: b.userHistory, Now: b.now, Log: b.log,
 	})
 	return err
 }
@@ -470,13 +366,8 @@ func (b *Bridge) Stop(ctx context.Context) error {
 			errs = append(errs, err)
 		}
 		if b.stopConnecting != nil {
-			b.stopConnecting()
-		}
-		if b.connecting != nil {
-			select {
-			case <-b.connecting:
-			case <-ctx.Done():
-				errs = append(errs, errors.New("stop: timed out waiting for the NATS connection attempt"))
+			if err := b.stopConnecting(ctx); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		b.mu.Lock()

@@ -15,10 +15,26 @@ const (
 )
 
 // KeepConnecting calls connect, which connects a Queue and starts what
-// runs on it, until it succeeds or ctx ends, waiting longer after each
-// failure (up to connectRetryMax). It logs a failure only when its reason
-// changes.
-func KeepConnecting(ctx context.Context, connect func(context.Context) error, log *slog.Logger) {
+// runs on it, in the background until it succeeds or ctx ends, waiting
+// longer after each failure (up to connectRetryMax). It logs a failure
+// only when its reason changes. stop ends the attempts and waits, bounded
+// by its ctx, until the one in hand returns.
+func KeepConnecting(ctx context.Context, connect func(context.Context) error, log *slog.Logger) (stop func(context.Context) error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); keepConnecting(ctx, connect, log) }()
+	return func(stopCtx context.Context) error {
+		cancel()
+		select {
+		case <-done:
+			return nil
+		case <-stopCtx.Done():
+			return errors.New("stop: timed out waiting for the NATS connection attempt")
+		}
+	}
+}
+
+func keepConnecting(ctx context.Context, connect func(context.Context) error, log *slog.Logger) {
 	delay, lastErr := connectRetryMin, ""
 	timer := time.NewTimer(delay)
 	defer timer.Stop()

@@ -1,16 +1,29 @@
 package metrics
 
 import (
+	"context"
+
 	"github.com/presence-bridge/presence-bridge/adapters/catalog"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 )
 
-// FromConfig makes a bridge's metrics for cfg: o with the configured
-// sources and tenants as the only label values, and the tenants' state
-// read from writers at scrape time. writers returns the writers' status,
-// or nil while they do not run: every tenant is then reported not held.
-func FromConfig(cfg *config.Config, o Options, writers func() []writer.TenantStatus) *Metrics {
+// FromConfig makes a bridge's metrics for cfg, labelled version and
+// revision (see Options), with the configured sources and tenants as the
+// only label values. At scrape time they read the consumer's backlog and
+// the dead letters from the queue events returns, and the tenants' state
+// from writers, which returns the writers' status, or nil while they do
+// not run: every tenant is then reported not held.
+func FromConfig(cfg *config.Config, version, revision string, events func() Queue, writers func() []writer.TenantStatus) *Metrics {
+	o := Options{
+		Version: version, Revision: revision,
+		Consumer: func(ctx context.Context) (Consumer, error) {
+			st, err := events().ConsumerState(ctx)
+			return Consumer{Pending: st.Pending, AckPending: st.AckPending}, err
+		},
+		DeadLetters: func(ctx context.Context) (uint64, error) { return events().DeadLetterCount(ctx) },
+	}
 	o.Sources, o.ConnectOut = make([]string, len(cfg.Sources)), nil
 	for i, s := range cfg.Sources {
 		o.Sources[i] = s.Name
@@ -51,4 +64,10 @@ func tenantStates(tenants []string, status []writer.TenantStatus) []Tenant {
 		}
 	}
 	return out
+}
+
+// Queue is what the metrics read of the event log at scrape time.
+type Queue interface {
+	ConsumerState(ctx context.Context) (eventlog.ConsumerState, error)
+	DeadLetterCount(ctx context.Context) (uint64, error)
 }

@@ -17,22 +17,30 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/bridge/eventlog"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/ingest"
 	"github.com/presence-bridge/presence-bridge/bridge/lookup"
+	"github.com/presence-bridge/presence-bridge/bridge/metrics"
+	"github.com/presence-bridge/presence-bridge/bridge/sources"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/bridge/writer"
 )
 
-// Options say what to serve where.
-type Options struct {
-	// Listen is the public address (http.listen); AdminListen, when set,
-	// the operations listener's (admin.listen).
-	Listen, AdminListen string
-	// ReadTimeout bounds reading a request, its header included.
-	ReadTimeout time.Duration
-	Ingest      ingest.Options
-	Lookup      lookup.HTTPOptions
-	Admin       admin.Deps
-	// Metrics serves /metrics.
-	Metrics http.Handler
+// Deps are what the routes serve from the running bridge.
+type Deps struct {
+	Events  *eventlog.Queue
+	Sources *sources.Live
+	Views   *lookup.Views
+	Metrics *metrics.Metrics
+	// Ready answers /readyz.
+	Ready func(ctx context.Context) error
+	// Resolve, Stages and History are the admin API's (see admin.Deps).
+	Resolve func(ctx context.Context, tenant, user string) (string, error)
+	Stages  func() (*state.Store, *writer.Pool, state.Rules)
+	History func(ctx context.Context, tenant, userID string) ([]history.Entry, error)
+	Now     func() time.Time
 	Log     *slog.Logger
 }
 
@@ -50,28 +58,54 @@ type listener struct {
 	done   chan error // receives what Serve returned
 }
 
-// Start listens and serves; it returns once both addresses listen. On
-// error nothing is left serving.
-func Start(o Options) (*Server, error) {
-	router := ingest.NewRouter(o.Ingest)
+// Start serves cfg's http.listen and admin.listen; it returns once both
+// listen. On error nothing is left serving.
+func Start(cfg *config.Config, d Deps) (*Server, error) {
+	router := ingest.NewRouter(ingest.Options{
+		Publisher:       d.Events,
+		Live:            d.Sources.Set(),
+		BodyLimit:       cfg.HTTP.BodyLimit,
+		MaxFutureSkew:   cfg.HTTP.MaxFutureSkew,
+		Ready:           d.Ready,
+		Down:            d.Events.Down,
+		DuplicateWindow: cfg.NATS.DuplicateWindow,
+		Log:             d.Log.With("component", "http"),
+		Count:           d.Metrics.HTTPRequest,
+		Observe:         d.Metrics.WebhookRequest,
+		Accepted:        d.Metrics.EventsAccepted,
+	})
 	ops := router
-	if o.AdminListen != "" {
+	if cfg.Admin.Listen != "" {
 		ops = gin.New()
 		ops.Use(gin.Recovery())
 	}
-	lookup.Register(router, o.Lookup)
-	ops.GET("/metrics", gin.WrapH(o.Metrics))
-	admin.Register(ops, o.Admin)
+	lookup.Register(router, lookup.HTTPOptions{Token: cfg.Lookup.Token, Views: d.Views, Now: d.Now, Log: d.Log.With("component", "lookup")})
+	ops.GET("/metrics", gin.WrapH(d.Metrics.Handler()))
+	tenants := make([]string, len(cfg.Graph.Tenants))
+	for i, t := range cfg.Graph.Tenants {
+		tenants[i] = t.ID
+	}
+	admin.Register(ops, admin.Deps{
+		Token:       cfg.Admin.Token,
+		DeadLetters: d.Events,
+		Resolve:     d.Resolve,
+		Stages:      d.Stages,
+		Tenants:     tenants,
+		History:     d.History,
+		Sources:     d.Sources.Describe,
+		Metrics:     d.Metrics.Registry(),
+		Now:         d.Now,
+	})
 	s := &Server{}
 	if ops != router {
-		l, err := serve("admin", o.AdminListen, ops, o)
+		l, err := serve("admin", cfg.Admin.Listen, ops, cfg.HTTP.ReadTimeout, d.Log)
 		if err != nil {
 			return nil, err
 		}
 		s.ops, l.name = l, "operations listener"
-		o.Log.Info("operations listening (metrics, admin API, status page)", "addr", l.ln.Addr().String())
+		d.Log.Info("operations listening (metrics, admin API, status page)", "addr", l.ln.Addr().String())
 	}
-	l, err := serve("http", o.Listen, router, o)
+	l, err := serve("http", cfg.HTTP.Listen, router, cfg.HTTP.ReadTimeout, d.Log)
 	if err != nil {
 		if s.ops != nil {
 			_ = s.ops.server.Close()
@@ -79,21 +113,21 @@ func Start(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.public, l.name = l, "http"
-	o.Log.Info("presence bridge listening", "addr", l.ln.Addr().String())
+	d.Log.Info("presence bridge listening", "addr", l.ln.Addr().String())
 	return s, nil
 }
 
 // serve listens on addr and serves h there until the server is shut down.
-func serve(what, addr string, h http.Handler, o Options) (*listener, error) {
+func serve(what, addr string, h http.Handler, readTimeout time.Duration, log *slog.Logger) (*listener, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("%s listen: %w", what, err)
 	}
 	server := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: o.ReadTimeout,
-		ReadTimeout:       o.ReadTimeout,
-		ErrorLog:          slog.NewLogLogger(o.Log.Handler(), slog.LevelWarn),
+		ReadHeaderTimeout: readTimeout,
+		ReadTimeout:       readTimeout,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	done := make(chan error, 1)
 	go func() { done <- server.Serve(ln) }()
