@@ -5,7 +5,9 @@
 // not be reached at start, the bridge serves HTTP anyway (not ready, ingest
 // answers 503) and connects when they come. It is wiring only: each
 // stage's job lives in the stage's package (sources, subscriptions,
-// identity, graph, writer, lease, ...).
+// identity, graph, writer, lease, ...), each maps its own configuration
+// (FromConfig), the listeners are bridge/server's and the metrics
+// bridge/metrics'.
 package bridge
 
 import (
