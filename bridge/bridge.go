@@ -5,25 +5,22 @@
 // not be reached at start, the bridge serves HTTP anyway (not ready, ingest
 // answers 503) and connects when they come. It is wiring only: each
 // stage's job lives in the stage's package (sources, subscriptions,
-// identity, graph, writer, lease, ...).
+// identity, graph, writer, lease, ...), each maps its own configuration
+// (FromConfig), the listeners are bridge/server's and the metrics
+// bridge/metrics'.
 package bridge
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 
-	"github.com/gin-gonic/gin"
-
-	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/admin"
 	"github.com/presence-bridge/presence-bridge/bridge/apply"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
@@ -31,10 +28,10 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/graph"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
-	"github.com/presence-bridge/presence-bridge/bridge/ingest"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/lookup"
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
+	"github.com/presence-bridge/presence-bridge/bridge/server"
 	"github.com/presence-bridge/presence-bridge/bridge/sources"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/subscriptions"
@@ -56,13 +53,7 @@ type Bridge struct {
 	emulator *emulator.Emulator
 	events   *eventlog.Queue
 	graph    *graph.Tenants
-	server   *http.Server
-	listener net.Listener
-	// ops serves /metrics, the admin API and the status page when
-	// admin.listen gives them an address of their own.
-	ops         *http.Server
-	opsListener net.Listener
-	opsDone     chan error
+	http     *server.Server // the public and operations listeners
 
 	// mu serialises bringing the pipeline's stages up (connect) with
 	// taking them down (Stop); running says they run, for readers that do
@@ -83,11 +74,12 @@ type Bridge struct {
 	// entries is the directory they resolve keys such as ext:1001 with.
 	views   *lookup.Views
 	entries atomic.Pointer[map[string]string]
-	live    live // what Reload changes (reload.go)
+	// live is the webhook sources Reload swaps, nil until HTTP is up;
+	// reloadMu serialises Reload with setting it.
+	reloadMu sync.Mutex
+	live     *sources.Live
 
-	stopConnecting func()        // ends keepConnecting
-	connecting     chan struct{} // closed when keepConnecting returns
-	serveDone      chan error
+	stopConnecting func(context.Context) error // ends eventlog.KeepConnecting
 	stopOnce       sync.Once
 	stopErr        error
 
@@ -123,7 +115,12 @@ func New(cfg *config.Config, log *slog.Logger, opts ...Option) (*Bridge, error) 
 	for _, o := range opts {
 		o(b)
 	}
-	b.metrics = b.newMetrics(cfg)
+	b.metrics = metrics.FromConfig(cfg, b.version, b.revision, func() metrics.Queue { return b.events }, func() []writer.TenantStatus {
+		if _, w, _ := b.runningStages(); w != nil {
+			return w.Status()
+		}
+		return nil
+	}, b.watchState, b.outputState)
 	b.entries.Store(&cfg.Directory)
 	b.views = lookup.NewViews(lookup.Options{Resolve: twoway.DirectoryResolver(func() map[string]string { return *b.entries.Load() })})
 	return b, nil
@@ -142,22 +139,10 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 			_ = b.Stop(context.Background())
 		}
 	}()
-	emulatorURL := ""
-	if b.cfg.Graph.Emulator.Enabled {
-		emOpts := []emulator.Option{emulator.WithLogger(b.log.With("component", "emulator"))}
-		if b.clock != nil {
-			emOpts = append(emOpts, emulator.WithClock(b.clock))
-		}
-		em, err := emulator.New(b.cfg.Graph.Emulator, emOpts...)
-		if err != nil {
-			return fmt.Errorf("graph emulator: %w", err)
-		}
-		if err := em.Start(ctx); err != nil {
-			return fmt.Errorf("graph emulator: %w", err)
-		}
-		b.emulator = em
-		emulatorURL = "http://" + em.Addr()
-		b.log.Info("graph emulator listening", "addr", em.Addr())
+	var emulatorURL string
+	b.emulator, emulatorURL, err = graph.StartEmulator(ctx, b.cfg.Graph.Emulator, b.clock, b.log)
+	if err != nil {
+		return err
 	}
 	b.graph, err = graph.New(b.cfg.Graph, emulatorURL, graph.WithObserver(b.metrics.GraphRequest))
 	if err != nil {
@@ -168,17 +153,8 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 		Now:    b.now,
 		Log:    b.log.With("component", "calendar-subscriptions"),
 	})
-	b.lookups = identity.NewLookups(b.cfg.Graph.Tenants, b.graph.LookupUser, b.cfg.Graph.Breaker, b.log.With("component", "identity"))
-	phoneLookup, phoneTenants := identity.PhoneLookups(b.cfg.Graph.Tenants,
-		func(tenant string) (identity.UserFinder, error) { return b.graph.Client(tenant) }, b.lookups)
-	b.directory = identity.New(identity.Options{
-		Entries:      b.cfg.Directory,
-		Lookup:       b.lookups.Lookup,
-		TTL:          b.cfg.Graph.UserCacheTTL,
-		UnknownTTL:   b.cfg.Graph.UnknownUserTTL,
-		PhoneLookup:  phoneLookup,
-		PhoneTenants: phoneTenants,
-	})
+	b.directory, b.lookups = identity.FromConfig(b.cfg, b.graph.LookupUser,
+		func(tenant string) (identity.UserFinder, error) { return b.graph.Client(tenant) }, b.log.With("component", "identity"))
 	b.events = eventlog.New(b.cfg.NATS, max(1, b.cfg.Worker.Lanes*b.cfg.Worker.LaneDepth/2), b.log.With("component", "nats"))
 	connectErr := b.connect(ctx)
 	if connectErr != nil && b.cfg.NATS.Embedded {
@@ -189,10 +165,7 @@ func (b *Bridge) Start(ctx context.Context) (err error) {
 	}
 	if connectErr != nil {
 		b.log.Warn("NATS not available; serving HTTP (not ready, ingest answers 503) and retrying", "err", connectErr)
-		connectCtx, stopConnecting := context.WithCancel(context.WithoutCancel(ctx))
-		b.stopConnecting = stopConnecting
-		b.connecting = make(chan struct{})
-		go b.keepConnecting(connectCtx)
+		b.stopConnecting = eventlog.KeepConnecting(context.WithoutCancel(ctx), b.connect, b.log)
 	}
 	return nil
 }
@@ -217,42 +190,6 @@ func (b *Bridge) connect(ctx context.Context) error {
 	return nil
 }
 
-// Retry delays of keepConnecting.
-const (
-	connectRetryMin = 500 * time.Millisecond
-	connectRetryMax = 5 * time.Second
-)
-
-// keepConnecting tries connect until it succeeds or ctx ends. It logs a
-// failure only when its reason changes.
-func (b *Bridge) keepConnecting(ctx context.Context) {
-	defer close(b.connecting)
-	delay, lastErr := connectRetryMin, ""
-	timer := time.NewTimer(delay)
-	defer timer.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-timer.C:
-		}
-		err := b.connect(ctx)
-		if err == nil {
-			b.log.Info("NATS connected; the bridge is ready")
-			return
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if err.Error() != lastErr {
-			b.log.Warn("NATS still not available; retrying", "err", err)
-			lastErr = err.Error()
-		}
-		delay = min(2*delay, connectRetryMax)
-		timer.Reset(delay)
-	}
-}
-
 // Ready reports whether the bridge takes and processes events: NATS
 // connected, JetStream with room, the apply and writer stages running. The
 // error says what is missing; /readyz answers it.
@@ -265,20 +202,6 @@ func (b *Bridge) Ready(ctx context.Context) error {
 	}
 	if !b.running.Load() {
 		return errors.New("NATS is connected; the apply and writer stages are starting")
-	}
-	return nil
-}
-
-// natsDown reports why events can not be published while the NATS
-// connection is known to be lost (as Ready reports it), nil otherwise, so
-// that ingest answers 503 at once instead of after nats.publish_timeout.
-func (b *Bridge) natsDown() error {
-	nc := b.events.Conn()
-	if nc == nil {
-		return errors.New("NATS is not connected")
-	}
-	if !nc.IsConnected() {
-		return fmt.Errorf("the NATS connection is lost (%s); reconnecting", nc.Status())
 	}
 	return nil
 }
@@ -298,13 +221,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.history, err = history.Open(ctx, b.events.JetStream(), history.Options{
-		Replicas:   b.cfg.NATS.Replicas,
-		MaxPerUser: b.cfg.Admin.History.MaxEntries,
-		MaxAge:     b.cfg.Admin.History.MaxAge,
-		MaxRate:    b.cfg.Admin.History.MaxRate,
-		Log:        b.log.With("component", "history"),
-	})
+	b.history, err = history.Open(ctx, b.events.JetStream(), history.FromConfig(b.cfg, b.log.With("component", "history")))
 	if err != nil {
 		return err
 	}
@@ -312,37 +229,21 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		b.log.Info("worker.enabled is false: this bridge takes events in and applies none")
 		return nil
 	}
-	tenants := make([]writer.TenantOptions, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenants[i] = writer.TenantOptions{ID: t.ID, Budget: t.Budget, Window: t.BudgetWindow}
-	}
 	hostname, _ := os.Hostname()
 	instance := fmt.Sprintf("%s-%d-%d", hostname, os.Getpid(), time.Now().UnixNano())
-	b.writers, err = writer.New(ctx, writer.Options{
-		JetStream:       b.events.JetStream(),
-		State:           b.state,
-		Replicas:        b.cfg.NATS.Replicas,
-		InstanceID:      instance,
-		Graph:           b.graph,
-		DeadLetter:      b.deadLetter,
-		Tenants:         tenants,
-		Rules:           rules,
-		Expiration:      b.cfg.Presence.Expiration,
-		LeaseTTL:        b.cfg.Presence.LeaseTTL,
-		StatusMessages:  b.cfg.Presence.StatusMessages.ByKind(),
-		StatusExpiry:    b.cfg.Presence.StatusMessages.Expiry,
-		BreakerFailures: b.cfg.Graph.Breaker.Failures,
-		BreakerTimeout:  b.cfg.Graph.Breaker.OpenTimeout,
-		RetryDelay:      b.cfg.Graph.Retry.MinDelay,
-		MaxRetryDelay:   b.cfg.Graph.Retry.MaxDelay,
-		Clock:           b.clock,
-		RefusalProbe:    b.cfg.Graph.RefusalProbe.First,
-		RefusalProbeMax: b.cfg.Graph.RefusalProbe.Max,
-		Logger:          b.log.With("component", "writer"),
-		History:         b.history,
-		EventToGraph:    b.metrics.EventToGraph,
-		EventOutcome:    b.metrics.EventOutcome,
-	})
+	b.writers, err = writer.New(ctx, writer.FromConfig(b.cfg, writer.Options{
+		JetStream:    b.events.JetStream(),
+		State:        b.state,
+		InstanceID:   instance,
+		Graph:        b.graph,
+		DeadLetter:   writer.StoreDeadLetters(b.events, b.metrics.GraphRefused),
+		Rules:        rules,
+		Clock:        b.clock,
+		Logger:       b.log.With("component", "writer"),
+		History:      b.history,
+		EventToGraph: b.metrics.EventToGraph,
+		EventOutcome: b.metrics.EventOutcome,
+	}))
 	if err != nil {
 		return err
 	}
@@ -352,36 +253,18 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	b.stopWriters = func() { stopWriters(); <-writersDone }
 	b.calendarSubs.Start(b.writers.Writing)
 
-	sourceTenants, hints := map[string]string{}, map[string]adapters.IdentityHints{}
-	for _, s := range b.cfg.Sources {
-		sourceTenants[s.Name] = s.Tenant
-		hints[s.Name] = s.Identity
-	}
-	now := time.Now
-	if b.clock != nil {
-		now = b.clock.Now
-	}
-	w := apply.New(apply.Options{
-		SubjectPrefix: b.cfg.NATS.SubjectPrefix,
-		Tenants:       sourceTenants,
-		Identity:      hints,
-		Resolver:      identity.Resolver{Directory: b.directory},
-		Applier:       b.state,
-		History:       b.history,
-		Now:           now,
-		Untimed:       b.metrics.EventOutcome,
-		DeadLetters:   b.events,
+	w := apply.New(apply.FromConfig(b.cfg, apply.Options{
+		Resolver:    identity.Resolver{Directory: b.directory},
+		Applier:     b.state,
+		History:     b.history,
+		Now:         b.now,
+		Untimed:     b.metrics.EventOutcome,
+		DeadLetters: b.events,
 		// Graph calendar notifications are read here, not when they come.
 		CalendarReaders: b.graph.CalendarReaders(b.cfg.Sources, b.lookups),
-		MinDelay:        b.cfg.Graph.Retry.MinDelay,
-		MaxDelay:        b.cfg.Graph.Retry.MaxDelay,
-		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
-		Lanes:           b.cfg.Worker.Lanes,
-		LaneDepth:       b.cfg.Worker.LaneDepth,
-		AckWait:         b.cfg.NATS.AckWait,
 		Log:             b.log.With("component", "worker"),
 		Count:           b.metrics.EventSettled,
-	})
+	}))
 	leases, err := lease.Open(ctx, b.events.JetStream(), b.cfg.Presence.LeaseTTL, b.cfg.NATS.Replicas)
 	if err != nil {
 		w.Stop()
@@ -405,7 +288,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		return err
 	}
 	b.teams.Store(teams)
-	stop, err := b.events.Consume(ctx, b.observeDelivery(w.Dispatch))
+	stop, err := b.events.Consume(ctx, b.events.ObserveDelivery(w.Dispatch, b.metrics.Redelivered, b.metrics.EventStored))
 	if err != nil {
 		w.Stop()
 		return err
@@ -420,113 +303,28 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	return err
 }
 
-// deadLetter stores a change Graph refused, with the event that asked for
-// it, so that it can be listed and replayed.
-func (b *Bridge) deadLetter(ctx context.Context, d writer.DeadLetter) error {
-	record := eventlog.DeadLetter{Reason: d.Reason + " for user " + d.UserID, GraphError: d.GraphError, At: d.At.UTC(), Data: []byte("null")}
-	if d.Event != nil {
-		data, err := json.Marshal(d.Event)
-		if err != nil {
-			return fmt.Errorf("encode dead-lettered event: %w", err)
-		}
-		record.Data, record.Source, record.Subject = data, d.Event.Source, b.events.Subject(d.Event.Source)
-	}
-	if err := b.events.PublishDeadLetter(ctx, record); err != nil {
-		return err
-	}
-	b.metrics.GraphRefused(record.Source)
-	return nil
-}
-
+// startHTTP serves ingest, the lookup API and the operations routes
+// (bridge/server).
 func (b *Bridge) startHTTP() error {
-	webhooks, err := sources.Webhooks(b.cfg.Sources, b.cfg.HTTP, b.calendarSubs.Lifecycle())
+	live, err := sources.NewLive(b.cfg.Sources, b.cfg.HTTP, b.calendarSubs.Lifecycle())
 	if err != nil {
 		return err
 	}
-	router := ingest.NewRouter(ingest.Options{
-		Publisher:       b.events,
-		Live:            b.startLive(webhooks),
-		BodyLimit:       b.cfg.HTTP.BodyLimit,
-		MaxFutureSkew:   b.cfg.HTTP.MaxFutureSkew,
-		Ready:           b.Ready,
-		Down:            b.natsDown,
-		DuplicateWindow: b.cfg.NATS.DuplicateWindow,
-		Log:             b.log.With("component", "http"),
-		Count:           b.metrics.HTTPRequest,
-		Observe:         b.metrics.WebhookRequest,
-		Accepted:        b.metrics.EventsAccepted,
+	b.reloadMu.Lock()
+	b.live = live
+	b.reloadMu.Unlock()
+	b.http, err = server.Start(b.cfg, server.Deps{
+		Events: b.events, Sources: live, Views: b.views, Metrics: b.metrics, Ready: b.Ready,
+		Resolve: b.resolveForAdmin, Stages: b.runningStages, History: b.userHistory, Now: b.now, Log: b.log,
+		Watch: b.watchState, Outputs: b.outputState,
 	})
-	ops := router
-	if b.cfg.Admin.Listen != "" {
-		ops = gin.New()
-		ops.Use(gin.Recovery())
-	}
-	lookup.Register(router, lookup.HTTPOptions{Token: b.cfg.Lookup.Token, Views: b.views, Now: b.now, Log: b.log.With("component", "lookup")})
-	b.registerOperations(ops)
-	if ops != router {
-		if err := b.startOperations(ops); err != nil {
-			return err
-		}
-	}
-	ln, server, done, err := b.serve("http", b.cfg.HTTP.Listen, router)
-	if err != nil {
-		return err
-	}
-	b.listener, b.server, b.serveDone = ln, server, done
-	b.log.Info("presence bridge listening", "addr", ln.Addr().String())
-	return nil
+	return err
 }
 
-// serve listens on addr and serves h there until the server is shut
-// down; done receives what Serve returned.
-func (b *Bridge) serve(what, addr string, h http.Handler) (net.Listener, *http.Server, chan error, error) {
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("%s listen: %w", what, err)
-	}
-	server := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: b.cfg.HTTP.ReadTimeout,
-		ReadTimeout:       b.cfg.HTTP.ReadTimeout,
-		ErrorLog:          slog.NewLogLogger(b.log.Handler(), slog.LevelWarn),
-	}
-	done := make(chan error, 1)
-	go func() { done <- server.Serve(ln) }()
-	return ln, server, done, nil
-}
-
-// registerOperations adds /metrics, the admin API and the status page to r.
-func (b *Bridge) registerOperations(r *gin.Engine) {
-	r.GET("/metrics", gin.WrapH(b.metrics.Handler()))
-	tenantIDs := make([]string, len(b.cfg.Graph.Tenants))
-	for i, t := range b.cfg.Graph.Tenants {
-		tenantIDs[i] = t.ID
-	}
-	admin.Register(r, admin.Deps{
-		Token:       b.cfg.Admin.Token,
-		DeadLetters: b.events,
-		Resolve:     b.resolveForAdmin,
-		Stages:      b.runningStages,
-		Tenants:     tenantIDs,
-		History:     b.userHistory,
-		Sources:     b.adminSources,
-		Metrics:     b.metrics.Registry(),
-		Watch:       func() []metrics.WatchStatus { return b.teams.Load().WatchMetrics() },
-		Outputs:     func() []metrics.OutputStatus { return b.teams.Load().OutputMetrics() },
-		Now:         b.now,
-	})
-}
-
-// startOperations serves r on admin.listen, the operations listener.
-func (b *Bridge) startOperations(r *gin.Engine) error {
-	ln, server, done, err := b.serve("admin", b.cfg.Admin.Listen, r)
-	if err != nil {
-		return err
-	}
-	b.opsListener, b.ops, b.opsDone = ln, server, done
-	b.log.Info("operations listening (metrics, admin API, status page)", "addr", ln.Addr().String())
-	return nil
-}
+// watchState and outputState are the Teams side's figures, nil while it
+// does not run.
+func (b *Bridge) watchState() []metrics.WatchStatus   { return b.teams.Load().WatchMetrics() }
+func (b *Bridge) outputState() []metrics.OutputStatus { return b.teams.Load().OutputMetrics() }
 
 // userHistory reads a user's history, once the stages run.
 func (b *Bridge) userHistory(ctx context.Context, tenant, userID string) ([]history.Entry, error) {
@@ -538,20 +336,10 @@ func (b *Bridge) userHistory(ctx context.Context, tenant, userID string) ([]hist
 
 // AdminAddr returns the operations listener's address: admin.listen's
 // once started, else the HTTP server's.
-func (b *Bridge) AdminAddr() string {
-	if b.opsListener != nil {
-		return b.opsListener.Addr().String()
-	}
-	return b.Addr()
-}
+func (b *Bridge) AdminAddr() string { return b.http.AdminAddr() }
 
 // Addr returns the HTTP server's address, once started.
-func (b *Bridge) Addr() string {
-	if b.listener == nil {
-		return ""
-	}
-	return b.listener.Addr().String()
-}
+func (b *Bridge) Addr() string { return b.http.Addr() }
 
 // Emulator returns the in-process Graph emulator, or nil.
 func (b *Bridge) Emulator() *emulator.Emulator { return b.emulator }
@@ -565,14 +353,7 @@ func (b *Bridge) Run(ctx context.Context) error {
 	if err := b.Start(ctx); err != nil {
 		return err
 	}
-	var serveErr error
-	select {
-	case <-ctx.Done():
-	case serveErr = <-b.serveDone:
-		b.serveDone <- serveErr
-	case serveErr = <-b.opsDone: // nil without admin.listen: never ready
-		b.opsDone <- serveErr
-	}
+	serveErr := b.http.Wait(ctx)
 	stopCtx, cancel := context.WithTimeout(context.Background(), b.cfg.HTTP.ShutdownTimeout)
 	defer cancel()
 	stopErr := b.Stop(stopCtx)
@@ -590,26 +371,12 @@ func (b *Bridge) Stop(ctx context.Context) error {
 	b.stopOnce.Do(func() {
 		var errs []error
 		b.views.Close() // long-polls end now, not when Shutdown gives up on them
-		if b.server != nil {
-			if err := b.server.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("stop http: %w", err))
-				_ = b.server.Close()
-			}
-		}
-		if b.ops != nil {
-			if err := b.ops.Shutdown(ctx); err != nil {
-				errs = append(errs, fmt.Errorf("stop operations listener: %w", err))
-				_ = b.ops.Close()
-			}
+		if err := b.http.Shutdown(ctx); err != nil {
+			errs = append(errs, err)
 		}
 		if b.stopConnecting != nil {
-			b.stopConnecting()
-		}
-		if b.connecting != nil {
-			select {
-			case <-b.connecting:
-			case <-ctx.Done():
-				errs = append(errs, errors.New("stop: timed out waiting for the NATS connection attempt"))
+			if err := b.stopConnecting(ctx); err != nil {
+				errs = append(errs, err)
 			}
 		}
 		b.mu.Lock()

@@ -110,7 +110,7 @@ func (q *Queue) ReplayDeadLetter(ctx context.Context, seq uint64) error {
 	replay := &nats.Msg{
 		Subject: d.Subject,
 		Data:    d.Data,
-		Header:  nats.Header{jetstream.MsgIDHeader: []string{"replay:" + q.cfg.DeadLetter + ":" + strconv.FormatUint(seq, 10)}},
+		Header:  nats.Header{jetstream.MsgIDHeader: []string{replayIDPrefix + q.cfg.DeadLetter + ":" + strconv.FormatUint(seq, 10)}},
 	}
 	js := q.JetStream()
 	if js == nil {

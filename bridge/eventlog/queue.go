@@ -1,6 +1,7 @@
 // Package eventlog connects the bridge to NATS JetStream: the embedded or
 // external server, the events stream with its durable pull consumer, and
-// the dead-letter stream, each with its limits.
+// the dead-letter stream, each with its limits. KeepConnecting retries
+// external servers that are not there yet.
 package eventlog
 
 import (

@@ -1,7 +1,7 @@
 // Package sources turns the configured sources into running ones: an
-// adapter per webhook source for the HTTP front (Webhooks), and a runner
-// per connect-out source, run by one bridge at a time under its lease
-// (Start).
+// adapter per webhook source for the HTTP front (Webhooks, kept swappable
+// by a reload in Live), and a runner per connect-out source, run by one
+// bridge at a time under its lease (Start).
 package sources
 
 import (
