@@ -104,8 +104,8 @@ type Options struct {
 	// History records each change handed over in the person's history;
 	// nil records none.
 	History history.Recorder
-	Hold           HoldFunc
-	Observe        writer.Observe
+	Hold    HoldFunc
+	Observe writer.Observe
 	// BreakerFailures consecutive failed reads (5xx, timeouts) open the
 	// breaker for BreakerTimeout; defaults 5 and 30 s.
 	BreakerFailures uint32
@@ -133,11 +133,11 @@ type Watcher struct {
 	reload  chan struct{}
 
 	// The rest belongs to the goroutine running work.
-	budget     *budget
-	people     []string          // read: the watched and the session holders, sorted
-	members    []string          // watched (watch.users), sorted
-	upn        map[string]string // UPNs of the listed, when known
-	named      map[string]string // people the state store holds, with the UPN an event named them by
+	budget  *budget
+	people  []string          // read: the watched and the session holders, sorted
+	members []string          // watched (watch.users), sorted
+	upn     map[string]string // UPNs of the listed, when known
+	named   map[string]string // people the state store holds, with the UPN an event named them by
 
 	sessions   map[string]session
 	seen       map[string]last
