@@ -133,12 +133,11 @@ type Watcher struct {
 	reload  chan struct{}
 
 	// The rest belongs to the goroutine running work.
-	budget  *budget
-	people  []string          // read: the watched and the session holders, sorted
-	members []string          // watched (watch.users), sorted
-	upn     map[string]string // UPNs of the listed, when known
-	named   map[string]string // people the state store holds, with the UPN an event named them by
-
+	budget     *budget
+	people     []string          // read: the watched and the session holders, sorted
+	members    []string          // watched (watch.users), sorted
+	upn        map[string]string // UPNs of the listed, when known
+	named      map[string]string // people the state store holds, with the UPN an event named them by
 	sessions   map[string]session
 	seen       map[string]last
 	listed     []string // resolved by the last refresh
