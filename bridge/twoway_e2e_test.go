@@ -6,12 +6,14 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/cloudevent"
@@ -125,11 +127,29 @@ func TestTeamsChangesReachTheOutputsAndTheLookup(t *testing.T) {
 	if c, ok := latest(t, b, "PRESENCE_TEAMS_PBX", "presence.pbx", bobID); ok && c.Availability == "Busy" {
 		t.Fatalf("the pbx output got its own call back: %+v", c)
 	}
-	// Bob is watched because an event named him; the watcher knows him by
-	// his object id.
-	v, ok = lookupView(t, b, bobID)
-	if !ok || v.Origin != outputs.OriginBridge || v.Availability != "Busy" {
-		t.Fatalf("lookup of Bob: %+v (found %v), want Busy from the bridge", v, ok)
+	// Bob is watched only because an event named him, by his UPN: the
+	// lookup finds him by it, as by his object id.
+	for _, name := range []string{"bob@contoso.example", "BOB@contoso.example", bobID} {
+		v, ok = lookupView(t, b, name)
+		if !ok || v.Origin != outputs.OriginBridge || v.Availability != "Busy" || v.User != "bob@contoso.example" || v.ID != bobID {
+			t.Fatalf("lookup of %s: %+v (found %v), want Busy from the bridge, his UPN and id", name, v, ok)
+		}
+	}
+	// why shows the Teams changes beside the source events: Alice's Teams
+	// call, Bob's PBX call after the event that made it.
+	_, alice := userView(t, b, "alice@contoso.example")
+	if !hasEntry(alice.History, func(e history.Entry) bool {
+		return e.Origin == outputs.OriginTeams && e.Pair == "Busy/InACall" && e.SequenceNumber == teams.SequenceNumber && len(e.Sources) == 0
+	}) {
+		t.Fatalf("Alice's history lacks her Teams call (origin teams, %s): %+v", teams.SequenceNumber, alice.History)
+	}
+	_, bob := userView(t, b, "bob@contoso.example")
+	event := slices.IndexFunc(bob.History, func(e history.Entry) bool { return e.Source == "demo" && e.ID == "bob-1" })
+	change := slices.IndexFunc(bob.History, func(e history.Entry) bool {
+		return e.Origin == outputs.OriginBridge && e.Pair == "Busy/InACall" && slices.Equal(e.Sources, []string{"demo"}) && e.SequenceNumber == echo.SequenceNumber
+	})
+	if event < 0 || change < event {
+		t.Fatalf("Bob's history lacks his PBX call's event (%d) followed by its Teams change from the bridge (%d): %+v", event, change, bob.History)
 	}
 
 	// The call ends: nobody stays busy, in Teams or on the bus.

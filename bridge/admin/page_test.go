@@ -136,6 +136,7 @@ func newFixtureWith(t *testing.T, change func(*admin.Deps)) *fixture {
 		{At: now.Add(-5 * time.Minute), Source: "pbx-main", ID: "pbx-1:CA42:1", Type: "call", State: "active", OccurredAt: &occurred, Outcome: "applied"},
 		history.Decision(history.DecisionRefused, rules.Call, errors.New("set presence: graph answered 400 BadRequest <b>bold</b>"), now.Add(-4*time.Minute)),
 		history.Sent(rules.Call, now.Add(-3*time.Minute)),
+		history.TeamsChange("bridge", *rules.Call, []string{"pbx-main", "office-pbx"}, "C42", now.Add(-2*time.Minute)),
 	}
 	dl := &deadLetters{list: []eventlog.DeadLetter{
 		{Seq: 7, Subject: "presence.events.pbx-main", Source: "pbx-main", Reason: "graph refused the change for user " + aliceID, GraphError: "graph answered 400 <script>alert(1)</script>", At: now.Add(-4 * time.Minute)},
@@ -304,6 +305,7 @@ func TestPageStructure(t *testing.T) {
 		"<td><code>" + aliceID + "</code></td>\n<td>Busy/InACall</td>\n<td>nothing yet</td>\n<td>none under way</td>",
 		`<td>pbx-main</td><td>active</td><td>2026-12-03 09:30:00Z</td><td>2026-12-03 13:30:00Z</td>`,
 		`writer: refused`, `BadRequest &lt;b&gt;bold&lt;/b&gt;`, `writer: set`,
+		`<td>Teams: Busy/InACall</td><td>origin bridge (pbx-main, office-pbx)</td><td></td><td></td><td></td><td><span class="muted">sequenceNumber C42</span></td>`,
 		`<td>pbx-main / <code>pbx-1:CA42:1</code></td><td>call active</td><td>2026-12-03 09:25:00Z</td><td>applied</td>`,
 	} {
 		if !strings.Contains(body, want) {

@@ -15,7 +15,8 @@ func FuzzEncode(f *testing.F) {
 	f.Add(strings.Repeat("<", 300), strings.Repeat("\x00", 300), strings.Repeat("é", 200), strings.Repeat("\"", 5000), "")
 	f.Add("\xff\xfe", "a.b.>", "*", strings.Repeat("\u2028", 2000), strings.Repeat("x", 300))
 	f.Fuzz(func(t *testing.T, source, id, state, detail, requestID string) {
-		e := Entry{At: time.Unix(0, 0), Source: source, ID: id, State: state, Detail: detail, RequestID: requestID, Type: "call", Outcome: "applied"}
+		e := Entry{At: time.Unix(0, 0), Source: source, ID: id, State: state, Detail: detail, RequestID: requestID, Type: "call", Outcome: "applied",
+			Origin: state, Sources: []string{source, id, detail}, SequenceNumber: requestID}
 		data, ok := encode(e)
 		if !ok {
 			return

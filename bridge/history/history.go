@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -29,8 +30,9 @@ import (
 	"github.com/presence-bridge/presence-bridge/graphclient"
 )
 
-// Entry is one line of a user's history: an event (Source and ID set) or a
-// writer's decision (Decision set).
+// Entry is one line of a user's history: an event (Source and ID set), a
+// writer's decision (Decision set) or a change of the person's presence in
+// Teams the watcher handed over (Origin set).
 type Entry struct {
 	// At is when the bridge took the event in or took the decision.
 	At time.Time `json:"at"`
@@ -47,12 +49,21 @@ type Entry struct {
 	// OutcomeRefused): one of the Reason constants.
 	Reason string `json:"reason,omitempty"`
 
+	// Origin is a Teams change's: "bridge" when the bridge's own session
+	// explains it, "teams" otherwise (outputs.Origin*).
+	Origin string `json:"origin,omitempty"`
 	// Decision is a writer's: one of the Decision constants.
 	Decision string `json:"decision,omitempty"`
-	// Pair is the session set ("Busy/InACall"), empty for a clear.
+	// Pair is the session set ("Busy/InACall"), empty for a clear; for a
+	// Teams change, the presence Teams shows.
 	Pair string `json:"pair,omitempty"`
 	// Until is when a waiting call will be tried again (DecisionRetry).
 	Until *time.Time `json:"until,omitempty"`
+	// Sources are, for a Teams change of origin bridge, the sources whose
+	// claims made the session; SequenceNumber is Graph's version of the
+	// presence.
+	Sources        []string `json:"sources,omitempty"`
+	SequenceNumber string   `json:"sequenceNumber,omitempty"`
 
 	// Detail says why, in a few words: the state stage's or Graph's error.
 	Detail string `json:"detail,omitempty"`
@@ -139,6 +150,16 @@ func Retry(until time.Time, err error, at time.Time) Entry {
 	e.Until = &until
 	return e
 }
+
+// TeamsChange returns the entry of a change of the person's Teams
+// presence to pair, seen at at, with its origin, sources and Graph's
+// sequenceNumber.
+func TeamsChange(origin string, pair adapters.Pair, sources []string, sequence string, at time.Time) Entry {
+	return Entry{At: at.UTC(), Origin: origin, Pair: pair.String(), Sources: slices.Clone(sources), SequenceNumber: sequence}
+}
+
+// maxSources bounds the sources an entry keeps.
+const maxSources = 16
 
 // Defaults of Options.
 const (
@@ -284,7 +305,14 @@ func (s *Store) Record(tenant, userID string, e Entry) {
 // when it can not fit.
 func encode(e Entry) ([]byte, bool) {
 	for _, limit := range []int{maxDetail, maxDetail / 8} {
-		fields := []*string{&e.Source, &e.ID, &e.Type, &e.State, &e.Outcome, &e.Reason, &e.Decision, &e.Pair, &e.RequestID}
+		fields := []*string{&e.Source, &e.ID, &e.Type, &e.State, &e.Outcome, &e.Reason, &e.Origin, &e.Decision, &e.Pair, &e.SequenceNumber, &e.RequestID}
+		if len(e.Sources) > maxSources {
+			e.Sources = e.Sources[:maxSources]
+		}
+		e.Sources = slices.Clone(e.Sources)
+		for i := range e.Sources {
+			fields = append(fields, &e.Sources[i])
+		}
 		for _, f := range fields {
 			*f = cut(*f, min(limit, 256))
 		}

@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
@@ -107,7 +109,9 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 			Seen:            seen,
 			Directory:       o.Directory,
 			DirectoryUsers:  func() []string { return directoryUsers(cfg.Directory) },
+			EventUPN:        eventUPN(cfg.Sources),
 			Sink:            sink,
+			History:         o.History,
 			Hold: func(ctx context.Context, key string, work func(context.Context) error) {
 				lease.New(o.Leases, key, o.Instance, cfg.Presence.LeaseTTL, nil, log).Hold(ctx, work)
 			},
@@ -200,6 +204,24 @@ func directoryUsers(directory map[string]string) []string {
 	users := slices.Collect(maps.Values(directory))
 	slices.Sort(users)
 	return slices.Compact(users)
+}
+
+// eventUPN returns what names an event's person by UPN or email, after
+// the identity hints of the event's source: the name the apply stage
+// resolved the person by, so the lookup API finds someone watched only
+// because an event named them by their UPN too, with no call to Graph.
+func eventUPN(sources []config.Source) func(adapters.Event) string {
+	hints := make(map[string]adapters.IdentityHints, len(sources))
+	for _, s := range sources {
+		hints[s.Name] = s.Identity
+	}
+	return func(ev adapters.Event) string {
+		name := strings.ToLower(hints[ev.Source].Apply(ev.User))
+		if !strings.Contains(name, "@") || identity.IsObjectID(name) {
+			return ""
+		}
+		return name
+	}
 }
 
 // sink hands what the watchers see to the lookup views and the outputs.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/outputs"
@@ -84,6 +85,7 @@ func (w *Watcher) saw(ctx context.Context, id string, p graphclient.Presence, s 
 		c.Previous = &outputs.Pair{Availability: before.availability, Activity: before.activity}
 	}
 	w.setStatus(func(st *Status) { st.Changes[c.Origin]++ })
+	history.Record(w.opts.History, w.opts.Tenant, id, history.TeamsChange(c.Origin, pair, c.Sources, c.SequenceNumber, now))
 	w.opts.Sink.Changed(ctx, c)
 }
 
@@ -93,6 +95,8 @@ func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) o
 	v := outputs.View{User: id, ID: id, Tenant: w.opts.Tenant, Availability: l.availability, Activity: l.activity,
 		Origin: outputs.OriginTeams, Since: l.since, SeenAt: now, SequenceNumber: l.seq}
 	if upn, ok := w.upn[id]; ok {
+		v.User = upn
+	} else if upn := w.named[id]; upn != "" {
 		v.User = upn
 	}
 	if held && s.pair == (adapters.Pair{Availability: l.availability, Activity: l.activity}) {

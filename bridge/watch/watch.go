@@ -34,6 +34,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -94,9 +95,17 @@ type Options struct {
 	// object ids the configured directory names, each resolved.
 	Directory      Resolver
 	DirectoryUsers func() []string
-	Sink           Sink
-	Hold           HoldFunc
-	Observe        writer.Observe
+	// EventUPN returns the UPN (or email) an event names its person by,
+	// "" when it names them otherwise (an object id, a phone key): the
+	// user of a view of someone watched only because an event named them.
+	// Nil learns no UPN from events.
+	EventUPN func(adapters.Event) string
+	Sink     Sink
+	// History records each change handed over in the person's history;
+	// nil records none.
+	History history.Recorder
+	Hold    HoldFunc
+	Observe writer.Observe
 	// BreakerFailures consecutive failed reads (5xx, timeouts) open the
 	// breaker for BreakerTimeout; defaults 5 and 30 s.
 	BreakerFailures uint32
@@ -127,8 +136,8 @@ type Watcher struct {
 	budget     *budget
 	people     []string          // read: the watched and the session holders, sorted
 	members    []string          // watched (watch.users), sorted
-	upn        map[string]string // UPNs of the watched, when known
-	named      map[string]bool   // people the state store holds (directory)
+	upn        map[string]string // UPNs of the listed, when known
+	named      map[string]string // people the state store holds, with the UPN an event named them by
 	sessions   map[string]session
 	seen       map[string]last
 	listed     []string // resolved by the last refresh
@@ -286,7 +295,7 @@ func (w *Watcher) work(ctx context.Context) error {
 		return nil
 	}
 	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
-	w.people, w.upn, w.named, w.sessions, w.listed = nil, map[string]string{}, map[string]bool{}, map[string]session{}, nil
+	w.people, w.upn, w.named, w.sessions, w.listed = nil, map[string]string{}, map[string]string{}, map[string]session{}, nil
 	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = nil, 0, time.Time{}, time.Time{}, time.Time{}, true
 	w.seen = map[string]last{}
 	if w.opts.Watch.Enabled {
@@ -335,13 +344,14 @@ func (w *Watcher) work(ctx context.Context) error {
 
 // takeState keeps what a user state says: whether the bridge holds a
 // session for the person and which sources made it, and (for `users:
-// directory`) that an event named them.
+// directory`) that an event named them, and by which UPN.
 func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	var st state.UserState
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &st) != nil || st.UserID == "" {
 		key := e.Key()
 		raw, err := hex.DecodeString(key[strings.LastIndexByte(key, '.')+1:])
-		if id := string(raw); err == nil && w.named[id] {
+		id := string(raw)
+		if _, named := w.named[id]; err == nil && named {
 			delete(w.named, id)
 			delete(w.sessions, id)
 			w.dirty = true
@@ -349,10 +359,14 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 		return
 	}
 	id := strings.ToLower(st.UserID)
-	if !w.named[id] {
-		w.named[id] = true
-		w.dirty = true
+	upn, named := w.named[id]
+	if st.LastEvent != nil && w.opts.EventUPN != nil {
+		if u := w.opts.EventUPN(*st.LastEvent); u != "" {
+			upn = u
+		}
 	}
+	w.named[id] = upn
+	w.dirty = w.dirty || !named
 	_, had := w.sessions[id]
 	if st.Told == nil || st.Told.Pair == nil {
 		delete(w.sessions, id)

@@ -167,16 +167,22 @@ func startBridge(t *testing.T) (url, configPath string) {
 
 // startBridgeAdmin is startBridge with admin.listen set to adminListen.
 func startBridgeAdmin(t *testing.T, adminListen string) (url, configPath string) {
+	return startBridgeWith(t, bridgetest.Emulator(bridgetest.Alice), adminListen, "")
+}
+
+// startBridgeWith is startBridge with emulator as graph.emulator,
+// admin.listen set to adminListen, and extra added to the configuration.
+func startBridgeWith(t *testing.T, emulator, adminListen, extra string) (url, configPath string) {
 	addr := freeAddr(t)
 	dir := t.TempDir()
 	configPath = filepath.Join(dir, "c.yaml")
 	yaml := fmt.Sprintf("log: {level: warn}\nhttp: {listen: %q}\nnats: {store_dir: %q}\ngraph:\n", addr, filepath.Join(dir, "nats")) +
-		bridgetest.Tenants() + bridgetest.Emulator(bridgetest.Alice) + fmt.Sprintf(`directory: {"ext:1001": alice@contoso.example}
+		bridgetest.Tenants() + emulator + fmt.Sprintf(`directory: {"ext:1001": alice@contoso.example}
 sources:
   - {name: demo, type: generic, token: demo-t0ken}
   - {name: pbx, type: generic, token: pbx-t0ken}
 admin: {token: admin-s3cret, listen: %q}
-`, adminListen)
+`, adminListen) + extra
 	os.WriteFile(configPath, []byte(yaml), 0o600)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int)
@@ -272,6 +278,36 @@ func TestClientCommands(t *testing.T) {
 	// configuration.
 	fromConfig := lineTest{args: []string{"status", "--config", configPath}, out: []string{"contoso.example"}, missing: secrets}
 	fromConfig.check(t, nil)
+}
+
+// TestWhyShowsTeamsChanges: with the Teams watch on, a Teams call set
+// through the emulator shows in why's history with origin teams, its pair
+// and sequenceNumber.
+func TestWhyShowsTeamsChanges(t *testing.T) {
+	emulatorAddr := freeAddr(t)
+	emulator := strings.Replace(bridgetest.Emulator(bridgetest.Alice), `listen: "127.0.0.1:0"`, fmt.Sprintf("listen: %q", emulatorAddr), 1) +
+		"    admin: {writes: true}\n"
+	base, _ := startBridgeWith(t, emulator, "", "watch: {enabled: true, interval: 200ms}\n")
+	environ := map[string]string{"PRESENCE_BRIDGE_URL": base, "PRESENCE_BRIDGE_TOKEN": "admin-s3cret"}
+	// The watcher has read Alice once (her first presence is a change),
+	// so the Teams call is the next one.
+	waitFor(t, environ, "origin: teams", "why", "ext:1001")
+	body := fmt.Sprintf(`{"user":%q,"kind":"teams","sessionId":"desk","availability":"Busy","activity":"InACall"}`, aliceID)
+	testpoll.UntilOK(t, "the emulator to take the Teams call", func() error {
+		resp, err := http.Post("http://"+emulatorAddr+"/_emulator/sessions", "application/json", strings.NewReader(body))
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("the emulator answered %d", resp.StatusCode)
+		}
+		return nil
+	})
+	waitFor(t, environ, "pair: Busy/InACall", "why", "ext:1001")
+	check := lineTest{args: []string{"why", "alice@contoso.example"},
+		out: []string{"history:", "  - at: ", "    origin: teams\n    pair: Busy/InACall\n    sequenceNumber: "}, missing: []string{"admin-s3cret"}}
+	check.check(t, environ)
 }
 
 // TestClientReachesAdminListen: with admin.listen set, the admin API is
