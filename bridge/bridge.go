@@ -36,7 +36,6 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/subscriptions"
 	"github.com/presence-bridge/presence-bridge/bridge/twoway"
-	"github.com/presence-bridge/presence-bridge/bridge/watch"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 )
@@ -272,13 +271,7 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 	}
 	teams, err := twoway.Start(ctx, twoway.Options{
 		Config: b.cfg, JetStream: b.events.JetStream(),
-		Graph: func(tenant string) (watch.Graph, error) {
-			c, err := b.graph.Client(tenant)
-			if err != nil {
-				return nil, err
-			}
-			return c, nil
-		},
+		Graph: b.graph.Client,
 		State: b.state, Rules: rules, Directory: b.directory, History: b.history,
 		Leases: leases, Instance: instance, Views: b.views, Clock: b.clock,
 		Log: b.log.With("component", "watch"),

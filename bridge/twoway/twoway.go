@@ -26,6 +26,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/watch"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
+	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/catalog"
 )
@@ -35,7 +36,7 @@ type Options struct {
 	Config    *config.Config
 	JetStream jetstream.JetStream
 	// Graph returns a tenant's Graph client.
-	Graph     func(tenant string) (watch.Graph, error)
+	Graph     func(tenant string) (*graphclient.Client, error)
 	State     *state.Store
 	Rules     state.Rules
 	Directory watch.Resolver
