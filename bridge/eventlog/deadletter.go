@@ -175,6 +175,18 @@ func (q *Queue) Consume(ctx context.Context, handle func(jetstream.Msg)) (stop f
 	}
 	return func() {
 		cc.Drain()
-		<-cc.Closed()
+		select {
+		case <-cc.Closed():
+		case <-time.After(drainTimeout):
+			// After the server restarted, the client may never see the
+			// end of the pull it drains: stop without waiting for it.
+			// What was not handed over yet is delivered again later
+			// (nothing unacked is lost).
+			cc.Stop()
+		}
 	}, nil
 }
+
+// drainTimeout bounds how long stopping the consumer waits for its pull
+// requests to end.
+const drainTimeout = 3 * time.Second
