@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -259,7 +260,7 @@ func manyTenantsConfig(b *testing.B, em *emulator.Emulator, tenants int, watchin
 			t, bridgetest.ClientID, bridgetest.ClientSecret, em.GraphURL(), em.LoginURL())
 	}
 	return bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", b.TempDir()) + ts.String() + `sources:
-  - {name: demo, type: generic, token: demo-token}
+  - {name: demo, type: generic, token: demo-token, tenant: t0.example}
 ` + fmt.Sprintf("watch: {enabled: %v, interval: 2s, users: all}\n", watching) + `outputs:
   - {name: bus, type: nats, skip_sources: []}
 `
@@ -295,7 +296,8 @@ func stopBridge(b *testing.B, br *bridge.Bridge) {
 // been seen and published and a few cycles have run, minus the same with
 // an idle bridge (the same configuration, watch.enabled false) and the
 // emulator; the process's RSS is reported too, emulator and test
-// included.
+// included. With PB_HEAP_PROFILE=<file> it writes the heap's profile
+// there when it measures the watching bridge.
 func BenchmarkWatchMemory(b *testing.B) {
 	const tenants, perTenant = 10, 10_000
 	em := manyTenants(b, tenants, perTenant)
@@ -331,6 +333,11 @@ func BenchmarkWatchMemory(b *testing.B) {
 		// their own pace after the first sightings.
 		time.Sleep(10 * time.Second)
 		watching := measure()
+		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
+			writeHeapProfile(b, path)
+		}
+		b.Logf("heap+stacks in use: emulator alone %.1f MB, with the idle bridge %.1f MB, with the watching bridge %.1f MB; RSS %.1f, %.1f, %.1f MB",
+			mb(int64(base.heap)), mb(int64(idleMem.heap)), mb(int64(watching.heap)), mb(int64(base.rss)), mb(int64(idleMem.rss)), mb(int64(watching.rss)))
 		var cycles []float64
 		for _, s := range br.WatchStatus() {
 			cycles = append(cycles, s.LastCycleSeconds)
@@ -346,8 +353,6 @@ func BenchmarkWatchMemory(b *testing.B) {
 		b.ReportMetric(mb(int64(watching.heap)-int64(idleMem.heap)), "heap-above-idle-MB")
 		b.ReportMetric(mb(int64(idleMem.heap)-int64(base.heap)), "idle-bridge-heap-MB")
 		b.ReportMetric(mb(int64(watching.rss)), "process-RSS-MB")
-		b.Logf("heap+stacks in use: emulator alone %.1f MB, with the idle bridge %.1f MB, with the watching bridge %.1f MB; RSS %.1f, %.1f, %.1f MB",
-			mb(int64(base.heap)), mb(int64(idleMem.heap)), mb(int64(watching.heap)), mb(int64(base.rss)), mb(int64(idleMem.rss)), mb(int64(watching.rss)))
 		maxWindow, throttled := 0, 0
 		for _, w := range em.ReadWindows() {
 			maxWindow = max(maxWindow, w.Requests)
@@ -355,6 +360,18 @@ func BenchmarkWatchMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(maxWindow), "max-reads/30s")
 		b.ReportMetric(float64(throttled), "429s")
+	}
+}
+
+// writeHeapProfile writes the heap's profile (after a collection) to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
 	}
 }
 
