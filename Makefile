@@ -5,10 +5,10 @@ FUZZTIME ?= 60s
 SOAK    ?= 10m
 BENCHTIME ?= 1s
 
-.PHONY: help run test race vet bench bench-e2e fuzz soak sdk-test build docker deploy-test
+.PHONY: help run test race vet bench bench-watch bench-e2e fuzz soak sdk-test build docker deploy-test
 
 help: ## List the targets.
-	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-9s %s\n", $$1, $$2}'
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
 
 run: ## Run the bridge on its embedded default (NATS and Graph emulator in-process).
 	$(GO) run ./cmd/presence-bridge --config $(CONFIG)
@@ -22,8 +22,12 @@ race: ## Run vet and the tests with the race detector, as CI does.
 vet: ## Run go vet.
 	$(GO) vet ./...
 
-bench: ## Run every benchmark for BENCHTIME (default 1s); BENCHMARKS.md says what each measures.
-	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=$(BENCHTIME) ./...
+bench: ## Run every benchmark but bench-watch's for BENCHTIME (default 1s); BENCHMARKS.md says what each measures.
+	$(GO) test -run='^$$' -bench=. -skip='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchmem -benchtime=$(BENCHTIME) ./...
+
+bench-watch: ## Run the Teams watch and lookup benchmarks (issue 21) once each, a few minutes; BENCHMARKS.md has the figures.
+	$(GO) test -run='^$$' -bench='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchtime=1x -timeout 30m ./bridge/
+	$(GO) test -run='^$$' -bench='^BenchmarkLongPollMemory$$' -benchtime=1x ./bridge/lookup/
 
 bench-e2e: ## Compare the bridge with a bare Gin+JetStream handler from outside (issue 10's acceptance).
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \

@@ -1,0 +1,464 @@
+package bridge_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
+	"github.com/presence-bridge/presence-bridge/outputs/cloudevent"
+)
+
+// The benchmarks of the Teams watch (issue 21): each runs a whole bridge
+// with embedded NATS and the Graph emulator, reached over loopback
+// through the production Graph client, with Graph's read budget and the
+// emulator's read throttle at their defaults. They take tens of seconds
+// each: run them with -benchtime=1x (make bench-watch).
+
+// watchUser is the object id of the i-th watched person.
+func watchUser(i int) string { return fmt.Sprintf("3a7c0000-0000-4000-8000-%012d", i) }
+
+// watchConfig is a bridge watching every member (`users: all`) of the
+// test tenant, whose emulator holds n people, at `interval: 2s` with the
+// default read budget, publishing every change to a NATS output, with
+// the lookup API on.
+func watchConfig(b *testing.B, n int) string {
+	var users strings.Builder
+	for i := range n {
+		users.WriteString(bridgetest.User(watchUser(i), fmt.Sprintf("w%d@contoso.example", i)))
+	}
+	return bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", b.TempDir()) +
+		"graph:\n" + bridgetest.Tenants() + bridgetest.Emulator(users.String()) + `sources:
+  - {name: demo, type: generic, token: demo-token}
+watch: {enabled: true, interval: 2s, users: all}
+lookup: {token: lookup-token}
+outputs:
+  - {name: bus, type: nats, skip_sources: []}
+`
+}
+
+// percentile is the p-th percentile (0 to 1) of sorted durations, in
+// milliseconds.
+func percentile(sorted []time.Duration, p float64) float64 {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return float64(sorted[int(p*float64(len(sorted)-1))].Microseconds()) / 1000
+}
+
+// arrivals follows the CloudEvents on presence.teams.>: how many came,
+// and for each person with a change under way, how long after the
+// change its message came.
+type arrivals struct {
+	mu        sync.Mutex
+	count     int
+	pending   map[string]time.Time // person -> when their change was made
+	latencies []time.Duration
+	unmatched int // messages with no change under way (after the first sightings)
+	bad       int // messages that are no CloudEvent of a change
+}
+
+func (a *arrivals) take(m *nats.Msg) {
+	at := time.Now()
+	c, err := cloudevent.Decode(m.Data)
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.count++
+	if err != nil {
+		a.bad++
+		return
+	}
+	if a.pending == nil {
+		return // the first sightings
+	}
+	made, ok := a.pending[c.View.ID]
+	if !ok {
+		a.unmatched++
+		return
+	}
+	delete(a.pending, c.View.ID)
+	a.latencies = append(a.latencies, at.Sub(made))
+}
+
+func (a *arrivals) messages() int {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.count
+}
+
+// BenchmarkWatchChangeToNATS: 10,000 people watched at `interval: 2s`
+// with the default read budget (1,000 per 30 s; the emulator throttles
+// at Graph's 1,500 per 30 s); after the first sighting of everyone, 100
+// Teams changes per second are made in the emulator (SetTeamsSession,
+// each a different person) for watchChangeSeconds. It reports the time
+// from a change in the emulator to its CloudEvent on a core NATS
+// subscription to presence.teams.> (p50, p99), the most read requests
+// the emulator counted in one of its 30 s windows, its 429s, and the
+// watcher's last cycle. It fails if a change never arrives, or on a 429.
+func BenchmarkWatchChangeToNATS(b *testing.B) {
+	const people, perSecond = 10_000, 100
+	seconds := watchChangeSeconds
+	br := startBridge(b, watchConfig(b, people))
+	em := br.Emulator()
+	var got arrivals
+	sub, err := br.Queue().JetStream().Conn().Subscribe("presence.teams.>", got.take)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	_ = sub.SetPendingLimits(-1, -1)
+	testpoll.Within(b, 5*time.Minute, "the first sighting of everyone on the bus", func() bool { return got.messages() >= people })
+	got.mu.Lock()
+	first := got.count
+	got.pending = map[string]time.Time{}
+	got.mu.Unlock()
+
+	b.ResetTimer()
+	changes := 0
+	for run := range b.N {
+		start := time.Now()
+		for i := range seconds * perSecond {
+			due := start.Add(time.Duration(i) * time.Second / perSecond)
+			// Real time must pass: changes are paced at perSecond.
+			time.Sleep(time.Until(due))
+			who := watchUser((run*seconds*perSecond + i) % people)
+			pair := [2]string{"Busy", "InACall"}
+			if (run*seconds*perSecond+i)/people%2 == 1 {
+				pair = [2]string{"Available", "Available"}
+			}
+			got.mu.Lock()
+			got.pending[who] = time.Now()
+			got.mu.Unlock()
+			if err := em.SetTeamsSession(who, pair[0], pair[1]); err != nil {
+				b.Fatal(err)
+			}
+			changes++
+		}
+		testpoll.Within(b, 30*time.Second, "every change on the bus", func() bool {
+			got.mu.Lock()
+			defer got.mu.Unlock()
+			return len(got.pending) == 0
+		})
+	}
+	b.StopTimer()
+
+	got.mu.Lock()
+	lat := slices.Clone(got.latencies)
+	unmatched, bad := got.unmatched, got.bad
+	got.mu.Unlock()
+	slices.Sort(lat)
+	b.ReportMetric(percentile(lat, 0.50), "p50-ms")
+	b.ReportMetric(percentile(lat, 0.99), "p99-ms")
+	b.ReportMetric(percentile(lat, 1), "max-ms")
+	b.ReportMetric(float64(changes), "changes")
+	maxWindow, throttled := 0, 0
+	for _, w := range em.ReadWindows() {
+		b.Logf("read window %s +30s: %d requests, %d throttled", w.Start.Format("15:04:05.000"), w.Requests, w.Throttled)
+		maxWindow = max(maxWindow, w.Requests)
+		throttled += w.Throttled
+	}
+	b.ReportMetric(float64(maxWindow), "max-reads/30s")
+	b.ReportMetric(float64(throttled), "429s")
+	for _, s := range br.WatchStatus() {
+		b.ReportMetric(s.LastCycleSeconds, "last-cycle-s")
+		b.Logf("watch %s: people %d, planned cycle %.2fs, last cycle %.2fs, stretched %v, reads %v, changes %v",
+			s.Tenant, s.People, s.CycleSeconds, s.LastCycleSeconds, s.Stretched, s.Reads, s.Changes)
+	}
+	b.Logf("first sightings %d; changes %d, arrived %d, unmatched messages %d, undecodable %d", first, changes, len(lat), unmatched, bad)
+	if throttled > 0 || bad > 0 {
+		b.Errorf("%d reads throttled (want none), %d messages undecodable", throttled, bad)
+	}
+}
+
+// watchChangeSeconds is how long BenchmarkWatchChangeToNATS makes
+// changes, per iteration; PB_WATCH_SECONDS overrides it.
+var watchChangeSeconds = func() int {
+	if n, err := strconv.Atoi(os.Getenv("PB_WATCH_SECONDS")); err == nil && n > 0 {
+		return n
+	}
+	return 30
+}()
+
+// memory is what the process holds: the Go heap and stacks in use after
+// a collection, and the resident set size (Linux; 0 elsewhere).
+type memory struct{ heap, rss uint64 }
+
+func measure() memory {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return memory{heap: m.HeapInuse + m.StackInuse, rss: rss()}
+}
+
+// rss reads VmRSS from /proc/self/status, in bytes.
+func rss() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
+}
+
+func mb(n int64) float64 { return float64(n) / (1 << 20) }
+
+// manyTenants is an emulator of tenants t0.example ... with perTenant
+// people each, the test application in each, started on loopback.
+func manyTenants(b *testing.B, tenants, perTenant int) *emulator.Emulator {
+	cfg := emulator.Config{Listen: "127.0.0.1:0"}
+	for t := range tenants {
+		tc := emulator.Tenant{ID: fmt.Sprintf("t%d.example", t), Apps: []emulator.App{{
+			ClientID: bridgetest.ClientID, ClientSecret: bridgetest.ClientSecret,
+			Roles: []string{"Presence.ReadWrite.All", "Presence.Read.All", "User.Read.All"},
+		}}}
+		for i := range perTenant {
+			tc.Users = append(tc.Users, emulator.User{ID: watchUser(t*perTenant + i), UserPrincipalName: fmt.Sprintf("w%d@t%d.example", i, t)})
+		}
+		cfg.Tenants = append(cfg.Tenants, tc)
+	}
+	cfg.SetDefaults()
+	em, err := emulator.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := em.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = em.Close() })
+	return em
+}
+
+// manyTenantsConfig is a bridge of the tenants of manyTenants, reached
+// at em, watching everyone (`users: all`, `interval: 2s`, the default
+// read budget) when watching, with a NATS output.
+func manyTenantsConfig(b *testing.B, em *emulator.Emulator, tenants int, watching bool) string {
+	var ts strings.Builder
+	ts.WriteString("graph:\n  tenants:\n")
+	for t := range tenants {
+		fmt.Fprintf(&ts, "    - {id: t%d.example, client_id: %s, client_secret: %s, graph_url: %q, login_url: %q}\n",
+			t, bridgetest.ClientID, bridgetest.ClientSecret, em.GraphURL(), em.LoginURL())
+	}
+	return bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", b.TempDir()) + ts.String() + `sources:
+  - {name: demo, type: generic, token: demo-token, tenant: t0.example}
+` + fmt.Sprintf("watch: {enabled: %v, interval: 2s, users: all}\n", watching) + `outputs:
+  - {name: bus, type: nats, skip_sources: []}
+`
+}
+
+// runBridge starts a bridge from yaml; the caller stops it.
+func runBridge(b *testing.B, yaml string) *bridge.Bridge {
+	br, err := bridge.New(bridgetest.Parse(b, yaml), slog.New(slog.DiscardHandler))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := br.Start(context.Background()); err != nil {
+		b.Fatal(err)
+	}
+	testpoll.Until(b, "the bridge to be ready", func() bool { return br.Ready(context.Background()) == nil })
+	return br
+}
+
+func stopBridge(b *testing.B, br *bridge.Bridge) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := br.Stop(ctx); err != nil {
+		b.Errorf("stop: %v", err)
+	}
+}
+
+// BenchmarkWatchMemory: 100,000 people across 10 tenants (10,000 each),
+// every one watched at `interval: 2s` with the default read budget, and
+// published to a NATS output. The emulator runs in this process, started
+// before anything is measured. It reports the watchers' cycle time and
+// the memory the watch adds: the Go heap and stacks in use (after a
+// collection) of the process with the watching bridge, once everyone has
+// been seen and published and a few cycles have run, minus the same with
+// an idle bridge (the same configuration, watch.enabled false) and the
+// emulator; the process's RSS is reported too, emulator and test
+// included. With PB_HEAP_PROFILE=<file> it writes the heap's profile
+// there when it measures the watching bridge.
+func BenchmarkWatchMemory(b *testing.B) {
+	const tenants, perTenant = 10, 10_000
+	em := manyTenants(b, tenants, perTenant)
+	for range b.N {
+		base := measure()
+
+		idle := runBridge(b, manyTenantsConfig(b, em, tenants, false))
+		idleMem := measure()
+		stopBridge(b, idle)
+
+		br := runBridge(b, manyTenantsConfig(b, em, tenants, true))
+		started := time.Now()
+		handed := func() int {
+			n := 0
+			for _, s := range br.WatchStatus() {
+				for _, c := range s.Changes {
+					n += int(c)
+				}
+			}
+			return n
+		}
+		testpoll.Within(b, 10*time.Minute, "the first sighting of everyone", func() bool { return handed() >= tenants*perTenant })
+		stream, err := br.Queue().JetStream().Stream(context.Background(), "PRESENCE_TEAMS")
+		if err != nil {
+			b.Fatal(err)
+		}
+		testpoll.Within(b, 10*time.Minute, "everyone in the stream", func() bool {
+			info, err := stream.Info(context.Background())
+			return err == nil && info.State.Msgs >= tenants*perTenant
+		})
+		firstSeen := time.Since(started)
+		// Real time must pass: the watchers run a few whole cycles at
+		// their own pace after the first sightings.
+		time.Sleep(10 * time.Second)
+		watching := measure()
+		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
+			writeHeapProfile(b, path)
+		}
+		b.Logf("heap+stacks in use: emulator alone %.1f MB, with the idle bridge %.1f MB, with the watching bridge %.1f MB; RSS %.1f, %.1f, %.1f MB",
+			mb(int64(base.heap)), mb(int64(idleMem.heap)), mb(int64(watching.heap)), mb(int64(base.rss)), mb(int64(idleMem.rss)), mb(int64(watching.rss)))
+		var cycles []float64
+		for _, s := range br.WatchStatus() {
+			cycles = append(cycles, s.LastCycleSeconds)
+			b.Logf("watch %s: people %d, planned cycle %.2fs, last cycle %.2fs, stretched %v, reads %v",
+				s.Tenant, s.People, s.CycleSeconds, s.LastCycleSeconds, s.Stretched, s.Reads)
+		}
+		stopBridge(b, br)
+		slices.Sort(cycles)
+
+		b.ReportMetric(firstSeen.Seconds(), "first-sighting-s")
+		b.ReportMetric(cycles[0], "min-cycle-s")
+		b.ReportMetric(cycles[len(cycles)-1], "max-cycle-s")
+		b.ReportMetric(mb(int64(watching.heap)-int64(idleMem.heap)), "heap-above-idle-MB")
+		b.ReportMetric(mb(int64(idleMem.heap)-int64(base.heap)), "idle-bridge-heap-MB")
+		b.ReportMetric(mb(int64(watching.rss)), "process-RSS-MB")
+		maxWindow, throttled := 0, 0
+		for _, w := range em.ReadWindows() {
+			maxWindow = max(maxWindow, w.Requests)
+			throttled += w.Throttled
+		}
+		b.ReportMetric(float64(maxWindow), "max-reads/30s")
+		b.ReportMetric(float64(throttled), "429s")
+	}
+}
+
+// writeHeapProfile writes the heap's profile (after a collection) to path.
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// BenchmarkLookupPaced: GET /v1/presence/{user} over loopback HTTP to a
+// running bridge watching 1,000 people (its watcher reading on as usual),
+// paced at 2,000 requests per second for lookupPacedSeconds, open loop:
+// a request's latency is timed from when it was due, so time spent
+// waiting for a free client counts. 64 clients with keep-alive
+// connections. It reports the requests answered per second and the
+// latency percentiles; it fails on an answer other than 200.
+func BenchmarkLookupPaced(b *testing.B) {
+	const people, rate, clients = 1000, 2000, 64
+	const seconds = lookupPacedSeconds
+	br := startBridge(b, watchConfig(b, people))
+	base := "http://" + br.Addr() + "/v1/presence/"
+	transport := &http.Transport{MaxIdleConnsPerHost: clients}
+	client := &http.Client{Transport: transport}
+	defer transport.CloseIdleConnections()
+	get := func(user string) (int, error) {
+		req, _ := http.NewRequest(http.MethodGet, base+user, nil)
+		req.Header.Set("Authorization", "Bearer lookup-token")
+		resp, err := client.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode, nil
+	}
+	testpoll.Within(b, 2*time.Minute, "everyone in the lookup", func() bool {
+		status, err := get(fmt.Sprintf("w%d@contoso.example", people-1))
+		return err == nil && status == http.StatusOK
+	})
+
+	b.ResetTimer()
+	for range b.N {
+		total := seconds * rate
+		due := make(chan time.Time, total)
+		var mu sync.Mutex
+		var fromDue, service []time.Duration
+		failed := 0
+		var wg sync.WaitGroup
+		for c := range clients {
+			wg.Go(func() {
+				var mine, took []time.Duration
+				bad := 0
+				i := c
+				for at := range due {
+					start := time.Now()
+					status, err := get(fmt.Sprintf("w%d@contoso.example", i%people))
+					end := time.Now()
+					if err != nil || status != http.StatusOK {
+						bad++
+					}
+					mine, took = append(mine, end.Sub(at)), append(took, end.Sub(start))
+					i += clients
+				}
+				mu.Lock()
+				fromDue, service, failed = append(fromDue, mine...), append(service, took...), failed+bad
+				mu.Unlock()
+			})
+		}
+		start := time.Now()
+		for i := range total {
+			at := start.Add(time.Duration(i) * time.Second / rate)
+			if wait := time.Until(at); wait > 0 {
+				// Real time must pass: requests are paced at rate.
+				time.Sleep(wait)
+			}
+			due <- at
+		}
+		close(due)
+		wg.Wait()
+		elapsed := time.Since(start)
+		slices.Sort(fromDue)
+		slices.Sort(service)
+		b.ReportMetric(float64(len(fromDue))/elapsed.Seconds(), "answered/s")
+		b.ReportMetric(percentile(fromDue, 0.50), "p50-ms")
+		b.ReportMetric(percentile(fromDue, 0.99), "p99-ms")
+		b.ReportMetric(percentile(fromDue, 0.999), "p99.9-ms")
+		b.ReportMetric(percentile(service, 0.99), "p99-service-ms")
+		if failed > 0 {
+			b.Errorf("%d of %d requests failed or answered other than 200", failed, total)
+		}
+	}
+}
+
+// lookupPacedSeconds is how long BenchmarkLookupPaced sends, per
+// iteration.
+const lookupPacedSeconds = 10
