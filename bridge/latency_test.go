@@ -178,14 +178,11 @@ func TestWhyExplainsIgnoredEvents(t *testing.T) {
 	// While bob's lookup holds his lane (the emulator delays it), two
 	// events about one call queue behind: they are applied in one batch,
 	// and the first is superseded by the second.
-	b.Emulator().SetLatency(2 * time.Second)
-	for _, body := range []string{
-		callEvent("first", "bob@contoso.example", "c1", "active", now),
-		callEvent("ring", "bob@contoso.example", "c9", "ringing", now.Add(time.Second)),
-		callEvent("answer", "bob@contoso.example", "c9", "active", now.Add(2*time.Second)),
-	} {
-		postEvent(t, b, body)
-	}
+	b.Emulator().SetLatency(3 * time.Second)
+	postEvent(t, b, callEvent("first", "bob@contoso.example", "c1", "active", now))
+	// One request, so that both are stored well inside the lookup's delay.
+	postEvent(t, b, `{"events":[`+callEvent("ring", "bob@contoso.example", "c9", "ringing", now.Add(time.Second))+","+
+		callEvent("answer", "bob@contoso.example", "c9", "active", now.Add(2*time.Second))+`]}`)
 	waitPresence(t, b, bobID, "Busy/InACall", time.Second)
 	b.Emulator().SetLatency(0)
 	for _, body := range []string{
