@@ -14,6 +14,7 @@ import (
 	natsio "github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/cloudevent"
@@ -21,11 +22,11 @@ import (
 )
 
 // bus is a real nats-server with JetStream in this process, on a loopback
-// port and a store that survive restart. (bridge/internal/natstest is
-// internal to bridge/ and can not be imported from outputs/.)
+// port and a store that survive restart.
 type bus struct {
 	t     *testing.T
-	opts  server.Options
+	port  int
+	dir   string
 	srv   *server.Server
 	nc    *natsio.Conn
 	js    jetstream.JetStream
@@ -34,7 +35,7 @@ type bus struct {
 
 func startBus(t *testing.T) *bus {
 	t.Helper()
-	b := &bus{t: t, opts: server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true}}
+	b := &bus{t: t, port: -1, dir: t.TempDir()}
 	b.start()
 	nc, err := natsio.Connect(b.srv.ClientURL(), natsio.MaxReconnects(-1), natsio.ReconnectWait(20*time.Millisecond))
 	if err != nil {
@@ -50,17 +51,8 @@ func startBus(t *testing.T) *bus {
 
 func (b *bus) start() {
 	b.t.Helper()
-	srv, err := server.NewServer(&b.opts)
-	if err != nil {
-		b.t.Fatal(err)
-	}
-	srv.Start()
-	b.t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		b.t.Fatal("nats not ready")
-	}
-	b.srv = srv
-	b.opts.Port = srv.Addr().(*net.TCPAddr).Port
+	b.srv = natstest.ServerAt(b.t, b.port, b.dir)
+	b.port = b.srv.Addr().(*net.TCPAddr).Port
 }
 
 // output builds an output with names of its own on the bus.
