@@ -1,6 +1,7 @@
 package writer
 
 import (
+	"sync"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -52,7 +53,11 @@ import (
 // ceiling to the limit it cut, if higher. A tenant held to 1,500 thus
 // sees a 429 every few busy windows, not a storm, while one 429 after a
 // quiet spell costs one window at half the rate.
+//
+// Its methods are safe for concurrent use: status-message calls take
+// tokens from their own goroutines.
 type budget struct {
+	mu         sync.Mutex
 	configured int
 	window     time.Duration
 	limit      int // calls per window now
@@ -96,6 +101,8 @@ func sessionCapacity(limit int, window, expiration time.Duration) int {
 
 // allow takes a token if one is there; a token taken is a call sent.
 func (b *budget) allow(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if !b.limiter.AllowN(now, 1) {
 		return false
 	}
@@ -106,8 +113,21 @@ func (b *budget) allow(now time.Time) bool {
 
 // spent is how many calls were sent within the last window.
 func (b *budget) spent(now time.Time) int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.spentLocked(now)
+}
+
+func (b *budget) spentLocked(now time.Time) int {
 	b.trim(now)
 	return len(b.sent) - b.head
+}
+
+// current is the limit in force, calls per window.
+func (b *budget) current() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.limit
 }
 
 func (b *budget) trim(now time.Time) {
@@ -125,11 +145,13 @@ func (b *budget) trim(now time.Time) {
 // window, to half of it at most, never below the floor. It reports
 // whether the limit changed.
 func (b *budget) throttled(now, sent time.Time) bool {
-	b.quiet(now)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.quietLocked(now)
 	if sent.Before(b.cutAt) {
 		return false // an answer to a call sent before the last cut
 	}
-	learned := b.spent(now) * 9 / 10
+	learned := b.spentLocked(now) * 9 / 10
 	limit := max(learned, b.limit/2, b.configured/20, 1)
 	if limit >= b.limit {
 		return false
@@ -148,6 +170,12 @@ func (b *budget) throttled(now, sent time.Time) bool {
 // starts later already. A window paused for a Retry-After is no sign
 // that Graph accepts more, so the writer calls quiet with the pause's end.
 func (b *budget) quiet(t time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.quietLocked(t)
+}
+
+func (b *budget) quietLocked(t time.Time) {
 	if t.After(b.quietSince) {
 		b.quietSince = t
 	}
@@ -157,6 +185,8 @@ func (b *budget) quiet(t time.Time) {
 // up to the ceiling, by an eighth above it, up to the configured budget.
 // It reports whether the limit changed.
 func (b *budget) recover(now time.Time) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	if b.limit >= b.configured || now.Sub(b.quietSince) < b.window {
 		return false
 	}

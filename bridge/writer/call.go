@@ -169,7 +169,7 @@ func (w *writer) handle(r result) {
 			sent = now
 		}
 		if w.budget.throttled(now, sent) {
-			w.log.Warn("graph throttles below the budget; sending less", "limit", w.budget.limit, "window", w.tenant.Window)
+			w.log.Warn("graph throttles below the budget; sending less", "limit", w.budget.current(), "window", w.tenant.Window)
 		}
 		w.changes.pushFront(r.userID)
 		history.Record(w.e.opts.History, w.tenant.ID, r.userID, history.Retry(w.gate.pausedUntil, r.err, now))

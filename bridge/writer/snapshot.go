@@ -73,8 +73,9 @@ type writerStats struct {
 
 // publish stores the loop's numbers for Status.
 func (w *writer) publish(now time.Time) {
-	w.stats.budgetLimit.Store(int64(w.budget.limit))
-	w.stats.budgetRemaining.Store(int64(max(w.budget.limit-w.budget.spent(now), 0)))
+	limit := w.budget.current()
+	w.stats.budgetLimit.Store(int64(limit))
+	w.stats.budgetRemaining.Store(int64(max(limit-w.budget.spent(now), 0)))
 	w.stats.backlog.Store(int64(w.changes.len()))
 	w.stats.sessions.Store(int64(w.sessions.live))
 	w.stats.manual.Store(int64(w.stats.manualUsers))

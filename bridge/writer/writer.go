@@ -228,7 +228,7 @@ func (w *writer) dispatch(ctx context.Context, now time.Time) {
 		return
 	}
 	if w.budget.recover(now) {
-		w.log.Info("budget growing back after a quiet window", "limit", w.budget.limit, "window", w.tenant.Window)
+		w.log.Info("budget growing back after a quiet window", "limit", w.budget.current(), "window", w.tenant.Window)
 	}
 	for w.inFlight < maxInFlight && w.mayCall(now) {
 		userID, keepAlive, ok := w.next(now)
