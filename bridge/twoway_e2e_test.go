@@ -14,6 +14,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/cloudevent"
@@ -161,4 +162,85 @@ func TestTeamsChangesReachTheOutputsAndTheLookup(t *testing.T) {
 		c, ok := latest(t, b, "PRESENCE_TEAMS", "presence.teams", bobID)
 		return ok && c.Availability != "Busy"
 	})
+}
+
+// publishedByTeams is how many Teams-origin changes b's output bus has
+// published, from the admin API.
+func publishedByTeams(t *testing.T, b *bridge.Bridge) uint64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+"/v1/admin/outputs", nil)
+	req.Header.Set("Authorization", "Bearer admin-token")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var body struct {
+		Outputs []struct {
+			Name      string
+			Published map[string]uint64
+		}
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&body); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /v1/admin/outputs: %d %v", resp.StatusCode, err)
+	}
+	for _, o := range body.Outputs {
+		if o.Name == "bus" {
+			return o.Published[outputs.OriginTeams]
+		}
+	}
+	t.Fatal("no output bus")
+	return 0
+}
+
+// TestWatchTakeoverPublishesNoRepeats: two bridges watch one tenant; the
+// one holding the watch publishes Alice's Teams call. It stops, the other
+// takes the watch over, and publishes only what changes after, not the
+// call again (it starts from the last seen presence kept in NATS).
+func TestWatchTakeoverPublishesNoRepeats(t *testing.T) {
+	natsURL, em := sharedParts(t)
+	yaml := clusterConfig(natsURL, em.Addr()) + `admin: {token: admin-token}
+watch: {enabled: true, interval: 200ms}
+outputs:
+  - {name: bus, type: nats, skip_sources: []}
+`
+	first := startClusterBridgeFrom(t, yaml)
+	second := startClusterBridgeFrom(t, yaml)
+	if err := em.SetTeamsSession(aliceID, "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	bridges := []*bridge.Bridge{first, second}
+	testpoll.Until(t, "Alice's Teams call on the bus", func() bool {
+		c, ok := latest(t, first, "PRESENCE_TEAMS", "presence.teams", aliceID)
+		return ok && c.Availability == "Busy"
+	})
+	holder := theOne(t, bridges, "have published Alice's presence", func(b *bridge.Bridge) bool { return publishedByTeams(t, b) >= 1 })
+	other := bridges[1-holder]
+	if n := publishedByTeams(t, other); n != 0 {
+		t.Fatalf("the bridge not holding the watch published %d changes", n)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), patience)
+	defer cancel()
+	if err := bridges[holder].Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Alice's call ends after the takeover began: the next holder
+	// publishes that, and only that.
+	if ended, err := em.EndSession(aliceID, emulator.DefaultTeamsSessionID); err != nil || !ended {
+		t.Fatalf("end Alice's Teams session: %v, %v", ended, err)
+	}
+	testpoll.Until(t, "the other bridge to publish the call's end", func() bool { return publishedByTeams(t, other) >= 1 })
+	var end outputs.Change
+	testpoll.Until(t, "the call's end on the bus", func() bool {
+		c, ok := latest(t, other, "PRESENCE_TEAMS", "presence.teams", aliceID)
+		end = c
+		return ok && c.Availability != "Busy"
+	})
+	if n := publishedByTeams(t, other); n != 1 {
+		t.Fatalf("after the takeover the new holder published %d Teams changes, want 1 (the call's end, not the call again)", n)
+	}
+	if end.Previous == nil || end.Previous.Availability != "Busy" {
+		t.Fatalf("the call's end names %+v as before, want the call (Busy) its predecessor saw", end.Previous)
+	}
 }
