@@ -42,7 +42,7 @@ func getStatus(t *testing.T, url, token string) (int, string) {
 // With admin.listen, /metrics, the admin API and the status page answer
 // only there, and the webhooks only on http.listen.
 func TestOperationsListener(t *testing.T) {
-	b := startBridge(t, withAdminListen(testConfig(t)))
+	b := startBridge(t, withAdminListen(testConfig(t))+"presence: {observe_interval: 0s}\n") // the one failure is for a write
 	if b.AdminAddr() == b.Addr() {
 		t.Fatalf("operations and webhooks share %s", b.Addr())
 	}
@@ -117,7 +117,7 @@ func hasEntry(entries []history.Entry, match func(history.Entry) bool) bool {
 // change shows Graph's error and request-id; an unknown user is 404 and a
 // Graph that can not resolve one is 503.
 func TestWhyIsAliceBusy(t *testing.T) {
-	b := startBridge(t, withLookupUsers(testConfig(t), 1))
+	b := startBridge(t, withLookupUsers(testConfig(t), 1)+"presence: {observe_interval: 0s}\n") // the one failure is for a write
 	started := time.Now().UTC().Truncate(time.Second)
 	postEvent(t, b, callEvent("why-1", "ext:1001", "c1", "active", started))
 	waitPresence(t, b, aliceID, "Busy/InACall", 0)

@@ -61,7 +61,8 @@ func TestGraphOutageOpensBreakerAndConverges(t *testing.T) {
 // to the dead-letter stream with the reason and Graph's error, the message
 // is not retried, and the admin API lists and replays it.
 func TestGraphRefusalIsDeadLettered(t *testing.T) {
-	b := startBridge(t, testConfig(t))
+	// No aggregate reads: the one failure is for the write.
+	b := startBridge(t, testConfig(t)+"presence: {observe_interval: 0s}\n")
 	em := b.Emulator()
 	postEvent(t, b, callEvent("w1", "alice@contoso.example", "w", "active", time.Now()))
 	waitPresence(t, b, aliceID, "Busy/InACall", 2*time.Second)

@@ -27,7 +27,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	if err != nil {
 		t.Skip("chromium is not installed (Debian package chromium)")
 	}
-	b := startBridge(t, withAdminListen(testConfig(t)))
+	b := startBridge(t, withAdminListen(testConfig(t))+"presence: {observe_interval: 0s}\n") // the one failure is for a write
 	postEvent(t, b, callEvent("shot-1", "ext:1001", "CA42", "active", time.Now().Add(-3*time.Minute)))
 	waitPresence(t, b, aliceID, "Busy/InACall", 0)
 	b.Emulator().FailNext(1, http.StatusBadRequest)
