@@ -20,6 +20,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
+	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs/cloudevent"
@@ -329,9 +330,26 @@ func BenchmarkWatchMemory(b *testing.B) {
 			return err == nil && info.State.Msgs >= tenants*perTenant
 		})
 		firstSeen := time.Since(started)
-		// Real time must pass: the watchers run a few whole cycles at
-		// their own pace after the first sightings.
-		time.Sleep(10 * time.Second)
+		// Measure once every watcher has read everyone three more times
+		// since the first sightings (a cycle is one request per 650).
+		okReads := func() map[string]uint64 {
+			reads := map[string]uint64{}
+			for _, s := range br.WatchStatus() {
+				reads[s.Tenant] = s.Reads["ok"]
+			}
+			return reads
+		}
+		before := okReads()
+		perCycle := uint64((perTenant + graphlimits.MaxIDsPerLookup - 1) / graphlimits.MaxIDsPerLookup)
+		testpoll.Within(b, 10*time.Minute, "three more whole cycles of every watcher", func() bool {
+			now := okReads()
+			for tenant, n := range before {
+				if now[tenant] < n+3*perCycle {
+					return false
+				}
+			}
+			return len(before) == tenants
+		})
 		watching := measure()
 		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
 			writeHeapProfile(b, path)

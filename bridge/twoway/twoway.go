@@ -246,6 +246,12 @@ func (s sink) Seen(v outputs.View) {
 	}
 }
 
+func (s sink) Left(tenant, id string) {
+	if s.views != nil {
+		s.views.Delete(tenant, id)
+	}
+}
+
 // DirectoryResolver resolves the lookup API's directory keys (such as
 // ext:1001) from the configured directory, never through Graph: a key the
 // directory does not name is an unknown user.

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -166,6 +167,7 @@ type recorder struct {
 	mu      sync.Mutex
 	changes []outputs.Change
 	seen    int
+	left    []string
 }
 
 func (r *recorder) Changed(_ context.Context, c outputs.Change) {
@@ -178,6 +180,18 @@ func (r *recorder) Seen(outputs.View) {
 	r.mu.Lock()
 	r.seen++
 	r.mu.Unlock()
+}
+
+func (r *recorder) Left(_, id string) {
+	r.mu.Lock()
+	r.left = append(r.left, id)
+	r.mu.Unlock()
+}
+
+func (r *recorder) gone() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.left)
 }
 
 func (r *recorder) all() []outputs.Change {

@@ -109,6 +109,9 @@ func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) o
 // presence.
 func (w *Watcher) leave(id string) {
 	delete(w.seen, id)
+	if w.opts.Sink != nil {
+		w.opts.Sink.Left(w.opts.Tenant, id)
+	}
 	if w.opts.Seen == nil {
 		return
 	}

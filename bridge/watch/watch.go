@@ -57,10 +57,12 @@ type Resolver interface {
 
 // Sink takes what the watcher sees: Changed for each change of a
 // person's presence, in order per person; Seen for a read that changed
-// nothing (the lookup store refreshes seenAt).
+// nothing (the lookup store refreshes seenAt); Left for a person who left
+// the watch (the lookup store forgets them).
 type Sink interface {
 	Changed(ctx context.Context, c outputs.Change)
 	Seen(v outputs.View)
+	Left(tenant, id string)
 }
 
 // HoldFunc runs work while this instance holds the lease key, and

@@ -226,6 +226,9 @@ func TestLeavingTheGroup(t *testing.T) {
 	if _, err := h.seenKV.Get(context.Background(), seenKey(tenant, userID(1))); err == nil {
 		t.Fatal("the last seen presence of someone who left is still kept")
 	}
+	if gone := h.sink.gone(); !slices.Equal(gone, []string{userID(1)}) {
+		t.Fatalf("the sink was told %q left, want only %s (the lookup would keep answering for them)", gone, userID(1))
+	}
 }
 
 // TestDirectoryWatch: `users: directory` watches the directory's entries
