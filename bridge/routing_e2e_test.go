@@ -23,7 +23,7 @@ import (
 )
 
 // dndRecipe is the Kamailio recipe of docs/routing/README.md, run as it
-// is with only its four site lines changed.
+// is with only its five site lines changed.
 const dndRecipe = "../docs/routing/kamailio-dnd.cfg"
 
 // routingConfig is the test configuration with the Teams watch and the
@@ -33,10 +33,10 @@ func routingConfig(t *testing.T) string {
 }
 
 // startDNDProxy runs the recipe on a free loopback port, asking lookupURL
-// (followed by the extension) with token, and stops it when the test
-// ends. It skips the test when Kamailio or its http_client module is not
+// (followed by the extension) with token, giving up after timeout
+// seconds, and stops it when the test ends. It skips the test when Kamailio or its http_client module is not
 // installed. It returns the proxy's host:port.
-func startDNDProxy(t *testing.T, lookupURL, token string) string {
+func startDNDProxy(t *testing.T, lookupURL, token string, timeout int) string {
 	t.Helper()
 	if _, err := exec.LookPath("kamailio"); err != nil {
 		t.Skip("kamailio is not installed: apt-get install kamailio kamailio-utils-modules (see .ci/debian-packages)")
@@ -55,6 +55,7 @@ func startDNDProxy(t *testing.T, lookupURL, token string) string {
 		{`#!substdef "!SIP_DOMAIN!pbx.example!g"`, `#!substdef "!SIP_DOMAIN!` + sipdialogtest.Domain + `!g"`},
 		{`#!substdef "!LOOKUP_URL!http://127.0.0.1:8080/v1/presence/ext:!g"`, `#!substdef "!LOOKUP_URL!` + lookupURL + `!g"`},
 		{`#!substdef "!LOOKUP_TOKEN!change-me!g"`, `#!substdef "!LOOKUP_TOKEN!` + token + `!g"`},
+		{`#!substdef "!LOOKUP_TIMEOUT!1!g"`, fmt.Sprintf(`#!substdef "!LOOKUP_TIMEOUT!%d!g"`, timeout)},
 	} {
 		if !strings.Contains(cfg, r[0]) {
 			t.Fatalf("the recipe lacks its site line %s", r[0])
@@ -174,7 +175,9 @@ func TestKamailioRoutesAroundTeamsDND(t *testing.T) {
 		t.Fatal(err)
 	}
 	lookupPair(t, b, "Available/Available")
-	pbx := startDNDProxy(t, "http://"+b.Addr()+"/v1/presence/ext:", "lookup-token")
+	// A generous timeout: on a busy machine a lookup slower than the
+	// recipe's one second would fail open and let a call ring.
+	pbx := startDNDProxy(t, "http://"+b.Addr()+"/v1/presence/ext:", "lookup-token", 10)
 	alice := sipdialogtest.NewPhone(t, "1001", pbx)
 	alice.Register()
 	stranger := sipdialogtest.NewPhone(t, "1003", pbx)
@@ -256,7 +259,7 @@ func TestKamailioDNDFailsOpen(t *testing.T) {
 				t.Cleanup(srv.Close)
 				host = srv.Listener.Addr().String()
 			}
-			pbx := startDNDProxy(t, "http://"+host+"/v1/presence/ext:", "lookup-token")
+			pbx := startDNDProxy(t, "http://"+host+"/v1/presence/ext:", "lookup-token", 1)
 			alice := sipdialogtest.NewPhone(t, "1001", pbx)
 			alice.Register()
 			caller := sipdialogtest.NewPhone(t, "1002", pbx)
