@@ -303,9 +303,21 @@ func checkPairs(p *problems, path string, patterns []string) {
 }
 
 // twoWayWarnings: outputs that can never publish, because no tenant they
-// serve is watched.
+// serve is watched; people an output names whom the directory does not
+// (a typo would silently send everything about the person meant).
 func (c *Config) twoWayWarnings() []string {
 	var warnings []string
+	known := map[string]bool{}
+	for _, person := range c.Directory {
+		known[strings.ToLower(person)] = true
+	}
+	for i, o := range c.Outputs {
+		for _, person := range slices.Sorted(maps.Keys(o.People)) {
+			if !known[strings.ToLower(person)] {
+				warnings = append(warnings, fmt.Sprintf("outputs[%d].people[%q] is no person of the directory: it applies only if the watch finds them by that UPN or object id", i, person))
+			}
+		}
+	}
 	for i, o := range c.Outputs {
 		watched := false
 		for _, t := range c.Graph.Tenants {

@@ -144,12 +144,24 @@ func TestTwoWayWarnings(t *testing.T) {
 }
 
 // TestOutputPairs: an output's pairs and people reach its filter, people
-// keyed in lower case, and a person left without a list sends nothing.
+// keyed in lower case, and a person left without a list sends nothing; a
+// person the directory does not name is warned about.
 func TestOutputPairs(t *testing.T) {
-	doc := "outputs:\n  - name: pbx\n    type: nats\n    pairs: [DoNotDisturb/*, Busy/InACall]\n    people:\n      Ann@Contoso.example: [DoNotDisturb/*]\n      bob@contoso.example:\n      carol@contoso.example: []\n" + twoTenants
+	doc := "outputs:\n  - name: pbx\n    type: nats\n    pairs: [DoNotDisturb/*, Busy/InACall]\n    people:\n      Ann@Contoso.example: [DoNotDisturb/*]\n      bob@contoso.example:\n      carol@contoso.example: []\n" +
+		"directory: {'ext:1001': ann@contoso.example, 'ext:1002': BOB@contoso.example}\n" + twoTenants
 	cfg, err := Parse([]byte(doc), ".")
 	if err != nil {
 		t.Fatal(err)
+	}
+	// Ann and Bob are in the directory (in any case); Carol is not.
+	var people []string
+	for _, w := range cfg.Warnings() {
+		if strings.Contains(w, "people[") {
+			people = append(people, w)
+		}
+	}
+	if len(people) != 1 || !strings.HasPrefix(people[0], `outputs[0].people["carol@contoso.example"] is no person of the directory`) {
+		t.Errorf("warnings about people %q, want one about carol", people)
 	}
 	f := cfg.Outputs[0].Filter()
 	if !slices.Equal(f.Pairs, []string{"DoNotDisturb/*", "Busy/InACall"}) {
