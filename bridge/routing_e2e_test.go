@@ -278,3 +278,51 @@ func TestKamailioDNDFailsOpen(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputPairsThroughTheBridge: an output configured with pairs gets,
+// through the whole bridge (Graph emulator, watcher, real NATS), Alice's
+// Teams call and her Do not disturb, and Available/Available when she
+// moves on to a meeting, which it does not send; the unfiltered output
+// gets the meeting as it is.
+func TestOutputPairsThroughTheBridge(t *testing.T) {
+	b := startBridge(t, testConfig(t)+`watch: {enabled: true, interval: 200ms}
+outputs:
+  - {name: bus, type: nats, skip_sources: []}
+  - name: pbx
+    type: nats
+    skip_sources: []
+    pairs: [DoNotDisturb/*, Busy/InACall]
+    nats: {stream: PRESENCE_TEAMS_PBX, subject_prefix: presence.pbx, bucket: PRESENCE_TEAMS_PBX_LATEST}
+`)
+	em := b.Emulator()
+	pbxSays := func(pair string) {
+		t.Helper()
+		testpoll.UntilOK(t, "the pbx output to say "+pair, func() error {
+			c, ok := latest(t, b, "PRESENCE_TEAMS_PBX", "presence.pbx", aliceID)
+			if !ok || c.Availability+"/"+c.Activity != pair {
+				return fmt.Errorf("it says %s/%s (found %v)", c.Availability, c.Activity, ok)
+			}
+			return nil
+		})
+	}
+	if err := em.SetTeamsSession(aliceID, "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	pbxSays("Busy/InACall")
+	if err := em.SetTeamsSession(aliceID, "Busy", "InAMeeting"); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "the meeting on the bus", func() bool {
+		c, ok := latest(t, b, "PRESENCE_TEAMS", "presence.teams", aliceID)
+		return ok && c.Availability == "Busy" && c.Activity == "InAMeeting"
+	})
+	pbxSays("Available/Available")
+	if err := em.SetPreferred(aliceID, "DoNotDisturb", "DoNotDisturb", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	pbxSays("DoNotDisturb/DoNotDisturb")
+	if err := em.ClearPreferred(aliceID); err != nil {
+		t.Fatal(err)
+	}
+	pbxSays("Available/Available")
+}
