@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -140,23 +141,104 @@ type Filter struct {
 	// these is not published. Nil means skip every bridge change; an empty
 	// (non-nil) list publishes every change, echoes included.
 	SkipSources []string
+	// Pairs limits the pairs the output sends to those matching one of
+	// these patterns (see MatchPair); empty sends every pair.
+	Pairs []string
+	// People limits, per person (their UPN or object id, in lower case),
+	// the pairs sent about them, on top of Pairs. An empty list sends
+	// nothing at all about the person.
+	People map[string][]string
 }
+
+// Cleared is the pair an output sends in place of a pair its filter does
+// not send, when the pair before it was sent or is unknown: so that no
+// receiver is left showing a person busy who no longer is.
+var Cleared = Pair{Availability: "Available", Activity: "Available"}
 
 // Skips reports whether f keeps c from its output.
 func (f Filter) Skips(c Change) bool {
+	_, ok := f.Apply(c)
+	return !ok
+}
+
+// Apply returns the change the output sends for c, and false when it
+// sends none. A change of a tenant not served, or echoing a skipped
+// source, is not sent. A change to a pair the output does not send (Pairs,
+// People) is sent as Cleared when the previous pair was sent or is
+// unknown, and not sent at all when the previous pair was not sent
+// either; the change keeps its id and previous pair.
+func (f Filter) Apply(c Change) (Change, bool) {
 	if len(f.Tenants) > 0 && !slices.Contains(f.Tenants, c.Tenant) {
-		return true
+		return c, false
 	}
-	if c.Origin != OriginBridge {
-		return false
+	if c.Origin == OriginBridge {
+		if f.SkipSources == nil {
+			return c, false
+		}
+		for _, s := range c.Sources {
+			if slices.Contains(f.SkipSources, s) {
+				return c, false
+			}
+		}
 	}
-	if f.SkipSources == nil {
-		return true
+	person, listed := f.People[strings.ToLower(c.User)]
+	if !listed {
+		person, listed = f.People[strings.ToLower(c.View.ID)]
 	}
-	for _, s := range c.Sources {
-		if slices.Contains(f.SkipSources, s) {
+	if listed && len(person) == 0 {
+		return c, false
+	}
+	sent := func(p Pair) bool {
+		return (len(f.Pairs) == 0 || matchAny(f.Pairs, p)) && (!listed || matchAny(person, p))
+	}
+	if sent(Pair{c.Availability, c.Activity}) {
+		return c, true
+	}
+	if c.Previous != nil && !sent(*c.Previous) {
+		return c, false
+	}
+	c.Availability, c.Activity = Cleared.Availability, Cleared.Activity
+	return c, true
+}
+
+func matchAny(patterns []string, p Pair) bool {
+	for _, pattern := range patterns {
+		if MatchPair(pattern, p) {
 			return true
 		}
 	}
 	return false
+}
+
+// MatchPair reports whether p matches pattern, "Availability/Activity"
+// where either half may be "*" for any value (DoNotDisturb/*, Busy/InACall,
+// */InAMeeting). Values compare as Graph spells them, case and all.
+func MatchPair(pattern string, p Pair) bool {
+	a, b, _ := strings.Cut(pattern, "/")
+	return (a == "*" || a == p.Availability) && (b == "*" || b == p.Activity)
+}
+
+// CheckPairPattern reports what is wrong with a pattern of Filter.Pairs:
+// it must be two halves around one "/", each "*" or letters only.
+func CheckPairPattern(pattern string) error {
+	a, b, ok := strings.Cut(pattern, "/")
+	if !ok || !pairHalf(a) || !pairHalf(b) {
+		return fmt.Errorf("must be Availability/Activity, either half letters or *, such as DoNotDisturb/* or Busy/InACall (got %q)", truncate(pattern))
+	}
+	return nil
+}
+
+func pairHalf(s string) bool {
+	if s == "*" {
+		return true
+	}
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -133,13 +134,32 @@ type Output struct {
 	SkipSources []string `yaml:"skip_sources"`
 	// Tenants limits the output to these tenants; empty means all.
 	Tenants []string `yaml:"tenants"`
+	// Pairs limits the Teams pairs the output sends to those matching one
+	// of these "Availability/Activity" patterns (either half may be *);
+	// left out, every pair. A move to a pair not sent goes out as
+	// Available/Available (outputs.Filter.Apply).
+	Pairs []string `yaml:"pairs"`
+	// People narrows Pairs per person of the directory (UPN or object id):
+	// only the pairs listed are sent about them; [] sends nothing about
+	// them on this output.
+	People map[string][]string `yaml:"people"`
 	// NATS is a nats output's own block; defaults when left out.
 	NATS *natsout.Config `yaml:"nats"`
 }
 
 // Filter returns the output's filter.
 func (o Output) Filter() outputs.Filter {
-	return outputs.Filter{Tenants: o.Tenants, SkipSources: o.SkipSources}
+	f := outputs.Filter{Tenants: o.Tenants, SkipSources: o.SkipSources, Pairs: o.Pairs}
+	if len(o.People) > 0 {
+		f.People = make(map[string][]string, len(o.People))
+		for person, pairs := range o.People {
+			if pairs == nil {
+				pairs = []string{} // `alice: ` (null) sends nothing, as [] does
+			}
+			f.People[strings.ToLower(person)] = pairs
+		}
+	}
+	return f
 }
 
 // Settings returns the configuration of the output's own type, named after
@@ -225,6 +245,22 @@ func (c *Config) validateOutputs(p *problems) {
 		for j, t := range o.Tenants {
 			p.check(tenants[t], fmt.Sprintf("%s.tenants[%d]", path, j), "unknown tenant %q", t)
 		}
+		checkPairs(p, path+".pairs", o.Pairs)
+		people := map[string]string{}
+		for _, person := range slices.Sorted(maps.Keys(o.People)) {
+			at := fmt.Sprintf("%s.people[%q]", path, person)
+			switch {
+			case person == "" || strings.ContainsFunc(person, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }):
+				p.add(at + ": must be a person's UPN or object id")
+			case strings.Contains(person, ":"):
+				p.add(at + ": must be a person's UPN or object id, as the directory's values name them, not a directory key")
+			}
+			if other, ok := people[strings.ToLower(person)]; ok {
+				p.add(fmt.Sprintf("%s: the same person as %q", at, other))
+			}
+			people[strings.ToLower(person)] = person
+			checkPairs(p, at, o.People[person])
+		}
 		if o.NATS == nil {
 			continue
 		}
@@ -253,10 +289,35 @@ func (c *Config) validateOutputs(p *problems) {
 	}
 }
 
+// checkPairs checks a list of pair patterns at path.
+func checkPairs(p *problems, path string, patterns []string) {
+	seen := map[string]bool{}
+	for j, pattern := range patterns {
+		at := fmt.Sprintf("%s[%d]", path, j)
+		if err := outputs.CheckPairPattern(pattern); err != nil {
+			p.add(at + ": " + err.Error())
+		}
+		p.check(!seen[pattern], at, "duplicate pattern %q", pattern)
+		seen[pattern] = true
+	}
+}
+
 // twoWayWarnings: outputs that can never publish, because no tenant they
-// serve is watched.
+// serve is watched; people an output names whom the directory does not
+// (a typo would silently send everything about the person meant).
 func (c *Config) twoWayWarnings() []string {
 	var warnings []string
+	known := map[string]bool{}
+	for _, person := range c.Directory {
+		known[strings.ToLower(person)] = true
+	}
+	for i, o := range c.Outputs {
+		for _, person := range slices.Sorted(maps.Keys(o.People)) {
+			if !known[strings.ToLower(person)] {
+				warnings = append(warnings, fmt.Sprintf("outputs[%d].people[%q] is no person of the directory: it applies only if the watch finds them by that UPN or object id", i, person))
+			}
+		}
+	}
 	for i, o := range c.Outputs {
 		watched := false
 		for _, t := range c.Graph.Tenants {

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,12 @@ func TestTwoWayErrors(t *testing.T) {
 		{"events stream reused", "outputs: [{name: bus, type: nats, nats: {stream: PRESENCE_EVENTS}}]", `outputs[0].nats.stream: "PRESENCE_EVENTS" is already nats.stream`},
 		{"events subjects overlap", "outputs: [{name: bus, type: nats, nats: {subject_prefix: presence.events.teams}}]", `outputs[0].nats.subject_prefix: "presence.events.teams" overlaps nats.subject_prefix`},
 		{"two outputs one bucket", "outputs: [{name: a, type: nats}, {name: b, type: nats, nats: {stream: B, subject_prefix: b}}]", `outputs[1].nats.bucket: "PRESENCE_TEAMS_LATEST" is already outputs[0].nats.bucket`},
+		{"pair without activity", "outputs: [{name: bus, type: nats, pairs: [DoNotDisturb]}]", `outputs[0].pairs[0]: must be Availability/Activity`},
+		{"pair with spaces", "outputs: [{name: bus, type: nats, pairs: ['Busy/In a call']}]", `outputs[0].pairs[0]: must be Availability/Activity`},
+		{"pair twice", "outputs: [{name: bus, type: nats, pairs: [Busy/InACall, Busy/InACall]}]", `outputs[0].pairs[1]: duplicate pattern "Busy/InACall"`},
+		{"person pair bad", "outputs: [{name: bus, type: nats, people: {ann@contoso.example: ['DoNotDisturb/']}}]", `outputs[0].people["ann@contoso.example"][0]: must be Availability/Activity`},
+		{"person is a directory key", "outputs: [{name: bus, type: nats, people: {'ext:1001': []}}]", `outputs[0].people["ext:1001"]: must be a person's UPN or object id, as the directory's values name them, not a directory key`},
+		{"person twice", "outputs: [{name: bus, type: nats, people: {Ann@contoso.example: [], ann@contoso.example: []}}]", `outputs[0].people["ann@contoso.example"]: the same person as "Ann@contoso.example"`},
 		{"two outputs one prefix", "outputs: [{name: a, type: nats}, {name: b, type: nats, nats: {stream: B, bucket: B_L}}]", `outputs[1].nats.subject_prefix: "presence.teams" overlaps outputs[0].nats.subject_prefix`},
 	} {
 		doc := c.yaml + "\n"
@@ -132,6 +139,40 @@ func TestTwoWayWarnings(t *testing.T) {
 		got := strings.Join(cfg.Warnings(), "\n")
 		if strings.Contains(got, "outputs[0] (bus) publishes nothing") != c.warn {
 			t.Errorf("%s: warnings %q", c.yaml, got)
+		}
+	}
+}
+
+// TestOutputPairs: an output's pairs and people reach its filter, people
+// keyed in lower case, and a person left without a list sends nothing; a
+// person the directory does not name is warned about.
+func TestOutputPairs(t *testing.T) {
+	doc := "outputs:\n  - name: pbx\n    type: nats\n    pairs: [DoNotDisturb/*, Busy/InACall]\n    people:\n      Ann@Contoso.example: [DoNotDisturb/*]\n      bob@contoso.example:\n      carol@contoso.example: []\n" +
+		"directory: {'ext:1001': ann@contoso.example, 'ext:1002': BOB@contoso.example}\n" + twoTenants
+	cfg, err := Parse([]byte(doc), ".")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ann and Bob are in the directory (in any case); Carol is not.
+	var people []string
+	for _, w := range cfg.Warnings() {
+		if strings.Contains(w, "people[") {
+			people = append(people, w)
+		}
+	}
+	if len(people) != 1 || !strings.HasPrefix(people[0], `outputs[0].people["carol@contoso.example"] is no person of the directory`) {
+		t.Errorf("warnings about people %q, want one about carol", people)
+	}
+	f := cfg.Outputs[0].Filter()
+	if !slices.Equal(f.Pairs, []string{"DoNotDisturb/*", "Busy/InACall"}) {
+		t.Errorf("pairs %q", f.Pairs)
+	}
+	if got := f.People["ann@contoso.example"]; !slices.Equal(got, []string{"DoNotDisturb/*"}) {
+		t.Errorf("ann %q", got)
+	}
+	for _, p := range []string{"bob@contoso.example", "carol@contoso.example"} {
+		if got, ok := f.People[p]; !ok || got == nil || len(got) != 0 {
+			t.Errorf("%s: %q, %v, want an empty list", p, got, ok)
 		}
 	}
 }

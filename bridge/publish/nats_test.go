@@ -2,7 +2,9 @@ package publish
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -127,5 +129,94 @@ func TestRealNATSDownThenBack(t *testing.T) {
 	}
 	if len(got) != 2 || ids[change("bob", 5).ID] != 1 || ids[change("alice", 1).ID] != 1 {
 		t.Errorf("stored %v, want bob's fifth change and alice's first, once each", ids)
+	}
+}
+
+// TestRealNATSPairs: onto a real nats-server, an output limited to Do not
+// disturb and calls stores only those, each move away from them as
+// Available/Available, and nothing while the person stays among pairs it
+// does not send; its KV bucket ends on Available while the person sits in
+// a meeting, so no receiver stays busy. A person it lists with [] is not
+// stored at all; the unfiltered output stores every pair as it is.
+func TestRealNATSPairs(t *testing.T) {
+	js, _ := natstest.Start(t)
+	all := natsOutput("all", []string{})
+	pbx := natsOutput("pbx", []string{})
+	pbx.NATS.Stream, pbx.NATS.SubjectPrefix, pbx.NATS.Bucket = "TEAMS_PBX", "teams.pbx", "TEAMS_PBX_LATEST"
+	pbx.Pairs = []string{"DoNotDisturb/*", "Busy/InACall", "Busy/InAConferenceCall"}
+	pbx.People = map[string][]string{"user-carol@" + tenant: {}}
+	p, err := Open(context.Background(), []config.Output{all, pbx}, catalog.Deps{JetStream: js}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer closeNow(t, p)
+
+	steps := []outputs.Pair{
+		{Availability: "Available", Activity: "Available"},
+		{Availability: "DoNotDisturb", Activity: "Presenting"},
+		{Availability: "Away", Activity: "Away"},
+		{Availability: "Busy", Activity: "InAMeeting"},
+		{Availability: "Busy", Activity: "InACall"},
+		{Availability: "Busy", Activity: "InAMeeting"},
+		{Availability: "Away", Activity: "BeRightBack"},
+	}
+	var offered uint64
+	for _, person := range []string{"alice", "carol"} {
+		var previous *outputs.Pair
+		for i, pair := range steps {
+			c := change(person, i+1)
+			c.Availability, c.Activity, c.Previous = pair.Availability, pair.Activity, previous
+			previous = &steps[i]
+			p.Publish(c)
+			offered++
+			// One change at a time, so that newest-wins does not fold
+			// them: each output delivers or skips it before the next.
+			testpoll.Until(t, "both outputs settle the change", func() bool {
+				for _, st := range p.Stats() {
+					if st.Published[outputs.OriginTeams]+st.Skipped != offered {
+						return false
+					}
+				}
+				return true
+			})
+		}
+	}
+	closeNow(t, p)
+
+	var got []string
+	for _, c := range stored(t, js, pbx.NATS.Stream) {
+		if c.View.ID != "alice" {
+			t.Errorf("output pbx stored %s's change %s; carol is listed with []", c.View.ID, c.ID)
+			continue
+		}
+		got = append(got, c.Availability+"/"+c.Activity)
+	}
+	want := []string{
+		"Available/Available", // first sighting, not sent: cleared
+		"DoNotDisturb/Presenting",
+		"Available/Available", // Away after DND: cleared
+		"Busy/InACall",        // (the meeting before it was not sent)
+		"Available/Available", // meeting after the call: cleared
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("output pbx stored %q\nwant %q", got, want)
+	}
+	if n := len(stored(t, js, all.NATS.Stream)); n != 2*len(steps) {
+		t.Errorf("output all stored %d changes, want %d", n, 2*len(steps))
+	}
+	kv, err := js.KeyValue(context.Background(), pbx.NATS.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	entry, err := kv.Get(context.Background(), natsout.Key(tenant, "alice"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest outputs.View
+	if err := json.Unmarshal(entry.Value(), &latest); err != nil {
+		t.Fatal(err)
+	}
+	if latest.Availability != "Available" || latest.Activity != "Available" {
+		t.Errorf("output pbx's bucket ends on %s/%s; alice is in a meeting, which it does not send: want Available/Available", latest.Availability, latest.Activity)
 	}
 }

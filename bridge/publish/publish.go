@@ -2,8 +2,9 @@
 // owns the configured outputs and hands each of them the changes it
 // should get, without ever making the watcher wait.
 //
-// Per output, a change passes the output's filter (tenants, skip_sources)
-// and then waits in a queue that keeps the newest change per person:
+// Per output, a change passes the output's filter (tenants, skip_sources,
+// pairs and people, outputs.Filter.Apply: a move to a pair the output does
+// not send goes out as Available/Available) and then waits in a queue that keeps the newest change per person:
 // while a person's delivery is pending or failing, a newer change
 // replaces the queued one, so a receiver never gets an older state after
 // a newer one. The queue holds at most MaxQueued people; beyond that the
@@ -288,7 +289,8 @@ func (l *lane) offer(c outputs.Change) {
 	if l.closing {
 		return
 	}
-	if l.Filter.Skips(c) {
+	c, send := l.Filter.Apply(c)
+	if !send {
 		l.skipped++
 		return
 	}
