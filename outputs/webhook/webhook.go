@@ -98,6 +98,19 @@ type record struct {
 	Reason   string         `json:"reason,omitempty"`
 }
 
+// decode reads a record and checks its change.
+func decode(data []byte) (record, error) {
+	var r record
+	if err := json.Unmarshal(data, &r); err != nil {
+		return r, fmt.Errorf("unreadable record: %w", err)
+	}
+	r.Change.ID = r.ID
+	if err := r.Change.Check(); err != nil {
+		return r, err
+	}
+	return r, nil
+}
+
 // item is a person with changes waiting or a delivery under way.
 type item struct {
 	key     string
@@ -222,13 +235,12 @@ func (o *Output) load(ctx context.Context) error {
 		if e == nil {
 			return nil // all read
 		}
-		var r record
-		if err := json.Unmarshal(e.Value(), &r); err != nil || r.Change.Check() != nil {
-			o.log.Warn("webhook queue: dropped an unreadable record", "key", e.Key())
+		r, err := decode(e.Value())
+		if err != nil {
+			o.log.Warn("webhook queue: dropped an unreadable record", "key", e.Key(), "err", err)
 			_ = o.kv.Delete(ctx, e.Key())
 			continue
 		}
-		r.Change.ID = r.ID
 		it := &item{key: e.Key(), changes: []outputs.Change{r.Change}, attempts: r.Attempts, due: r.Next, since: r.Since, rev: e.Revision(), index: -1}
 		o.items[it.key] = it
 		heap.Push(&o.due, it)
@@ -600,14 +612,9 @@ func (o *Output) replays(w jetstream.KeyWatcher) {
 
 func (o *Output) replay(e jetstream.KeyValueEntry) {
 	defer func() { _ = o.kv.Delete(context.Background(), e.Key(), jetstream.LastRevision(e.Revision())) }()
-	var r record
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
-		o.log.Warn("webhook replay: unreadable record dropped", "key", e.Key())
-		return
-	}
-	r.Change.ID = r.ID
-	if err := r.Change.Check(); err != nil {
-		o.log.Warn("webhook replay: malformed change dropped", "err", err)
+	r, err := decode(e.Value())
+	if err != nil {
+		o.log.Warn("webhook replay: record dropped", "key", e.Key(), "err", err)
 		return
 	}
 	k := key(r.Change)
