@@ -172,6 +172,8 @@ type Health struct {
 	// the one waiting longest has waited.
 	Queued int
 	Oldest time.Duration
+	// Healthy is false from a failed try to the next that succeeds.
+	Healthy bool
 	// Disabled says the endpoint turned the output off (410 Gone).
 	Disabled bool
 	// LastError is the last failure, without secrets.

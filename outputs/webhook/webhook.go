@@ -146,6 +146,7 @@ type Output struct {
 	delivered map[string]string
 	closing   bool
 	disabled  bool
+	failing   bool
 	counts    map[string]uint64
 	lastError string
 	lastAt    time.Time
@@ -494,6 +495,7 @@ func (o *Output) settle(it *item, c outputs.Change, f *failure) {
 	o.mu.Lock()
 	it.sending = false
 	defer o.wake()
+	o.failing = f != nil
 	if f == nil {
 		o.counts[Delivered]++
 		o.delivered[it.key] = c.SequenceNumber
@@ -634,7 +636,8 @@ func (o *Output) replay(e jetstream.KeyValueEntry) {
 func (o *Output) Health() outputs.Health {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	h := outputs.Health{Deliveries: map[string]uint64{}, Queued: len(o.items), Disabled: o.disabled, LastError: o.lastError, LastErrorAt: o.lastAt}
+	h := outputs.Health{Deliveries: map[string]uint64{}, Queued: len(o.items), Healthy: !o.failing && !o.disabled,
+		Disabled: o.disabled, LastError: o.lastError, LastErrorAt: o.lastAt}
 	for k, v := range o.counts {
 		h.Deliveries[k] = v
 	}
