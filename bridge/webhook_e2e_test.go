@@ -1,0 +1,145 @@
+package bridge_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
+
+	"github.com/presence-bridge/presence-bridge/internal/testpoll"
+	"github.com/presence-bridge/presence-bridge/outputs"
+)
+
+// The webhook output's secret in the end-to-end test.
+const hookSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// hookReceiver is a real HTTP receiver on 127.0.0.1 that verifies every
+// request with the Standard Webhooks library, timestamp included, and
+// keeps the changes it accepted.
+type hookReceiver struct {
+	srv    *httptest.Server
+	refuse atomic.Bool // answer 400 while set
+	mu     sync.Mutex
+	got    []outputs.Change
+	bad    atomic.Int64
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	wh, err := standardwebhooks.NewWebhook(hookSecret)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &hookReceiver{}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(io.LimitReader(req.Body, 1<<20))
+		if err := wh.Verify(body, req.Header); err != nil {
+			r.bad.Add(1)
+			http.Error(w, `{"error":"bad signature"}`, http.StatusUnauthorized)
+			return
+		}
+		var b struct {
+			Type string         `json:"type"`
+			Data outputs.Change `json:"data"`
+		}
+		if json.Unmarshal(body, &b) != nil || b.Type != "presence.teams.changed" {
+			http.Error(w, `{"error":"bad body"}`, http.StatusBadRequest)
+			return
+		}
+		if r.refuse.Load() {
+			http.Error(w, `{"error":"not now"}`, http.StatusBadRequest)
+			return
+		}
+		b.Data.ID = req.Header.Get("webhook-id")
+		r.mu.Lock()
+		r.got = append(r.got, b.Data)
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// last returns the newest change the receiver accepted for id.
+func (r *hookReceiver) last(id string) (outputs.Change, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.got) - 1; i >= 0; i-- {
+		if r.got[i].View.ID == id {
+			return r.got[i], true
+		}
+	}
+	return outputs.Change{}, false
+}
+
+// TestTeamsChangeReachesWebhook: a Teams change set through the emulator
+// arrives at a webhook receiver, signed (the library verifies it); a
+// change the receiver refuses (400) becomes a dead letter of source
+// webhook-hook with the reason, and replaying it through the admin API
+// delivers it.
+func TestTeamsChangeReachesWebhook(t *testing.T) {
+	r := newHookReceiver(t)
+	b := startBridge(t, testConfig(t)+fmt.Sprintf(`watch: {enabled: true, interval: 200ms}
+outputs:
+  - name: hook
+    type: webhook
+    skip_sources: []
+    webhook: {url: %q, secret: %s}
+`, r.srv.URL+"/hooks/presence", hookSecret))
+
+	if err := b.Emulator().SetTeamsSession(aliceID, "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "Alice's Teams call at the receiver", func() bool {
+		c, ok := r.last(aliceID)
+		return ok && c.Availability == "Busy" && c.Activity == "InACall"
+	})
+	c, _ := r.last(aliceID)
+	if c.Origin != outputs.OriginTeams || c.User != "alice@contoso.example" || c.ID != outputs.ChangeID("contoso.example", aliceID, c.SequenceNumber) {
+		t.Errorf("received %+v", c)
+	}
+
+	// Refused: a dead letter, listed by the admin API with its reason.
+	r.refuse.Store(true)
+	if err := b.Emulator().SetTeamsSession(aliceID, "DoNotDisturb", "Presenting"); err != nil {
+		t.Fatal(err)
+	}
+	type letter struct {
+		Seq    uint64
+		Source string
+		Reason string
+	}
+	var found letter
+	testpoll.Until(t, "a webhook dead letter", func() bool {
+		var list struct{ DeadLetters []letter }
+		adminGet(t, b, "/v1/admin/deadletters", &list)
+		for _, d := range list.DeadLetters {
+			if d.Source == "webhook-hook" {
+				found = d
+				return true
+			}
+		}
+		return false
+	})
+	if !strings.Contains(found.Reason, "HTTP 400: refused, not retried") {
+		t.Errorf("dead letter reason %q", found.Reason)
+	}
+	r.refuse.Store(false)
+	if res := post(t, b, "/v1/admin/deadletters/"+strconv.FormatUint(found.Seq, 10)+"/replay", "admin-token", "", ""); res.status != http.StatusOK {
+		t.Fatalf("replay: %d %v", res.status, res.body)
+	}
+	testpoll.Until(t, "the replayed change at the receiver", func() bool {
+		c, ok := r.last(aliceID)
+		return ok && c.Availability == "DoNotDisturb"
+	})
+	if n := r.bad.Load(); n != 0 {
+		t.Errorf("%d requests did not verify", n)
+	}
+}
