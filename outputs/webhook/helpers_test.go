@@ -26,7 +26,7 @@ const (
 	secretB = "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24h"
 )
 
-// fakeClock moves only when told to; After fires when Advance passes it.
+// fakeClock moves only when told to; At fires when Advance reaches it.
 type fakeClock struct {
 	mu      sync.Mutex
 	now     time.Time
@@ -46,15 +46,15 @@ func (c *fakeClock) Now() time.Time {
 	return c.now
 }
 
-func (c *fakeClock) After(d time.Duration) <-chan time.Time {
+func (c *fakeClock) At(t time.Time) <-chan time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ch := make(chan time.Time, 1)
-	if d <= 0 {
+	if !t.After(c.now) {
 		ch <- c.now
 		return ch
 	}
-	c.waiters = append(c.waiters, waiter{c.now.Add(d), ch})
+	c.waiters = append(c.waiters, waiter{t, ch})
 	return ch
 }
 

@@ -58,14 +58,14 @@ const (
 // in tests.
 type Clock interface {
 	Now() time.Time
-	// After sends on the channel once d has passed.
-	After(d time.Duration) <-chan time.Time
+	// At sends on the channel once the time is t.
+	At(t time.Time) <-chan time.Time
 }
 
 type realClock struct{}
 
 func (realClock) Now() time.Time                         { return time.Now() }
-func (realClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (realClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // DeadLetterFunc stores a dead letter: replaying it publishes data on
 // subject (eventlog.Queue.PublishDeadLetter).
@@ -151,6 +151,8 @@ type Output struct {
 	lastError string
 	lastAt    time.Time
 	publishes sync.WaitGroup
+	removals  chan removal
+	removing  sync.WaitGroup
 }
 
 // Bucket returns the name of the queue's bucket of the output name.
@@ -181,7 +183,8 @@ func New(ctx context.Context, cfg Config, opts Options) (*Output, error) {
 	}
 	o := &Output{cfg: cfg, opts: opts, signers: signers, bucket: Bucket(cfg.Name),
 		log:   opts.Logger.With("output", cfg.Name),
-		items: map[string]*item{}, changed: make(chan struct{}), delivered: map[string]string{}, counts: map[string]uint64{}}
+		items: map[string]*item{}, changed: make(chan struct{}), delivered: map[string]string{}, counts: map[string]uint64{},
+		removals: make(chan removal, 4096)}
 	kv, err := opts.JetStream.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      o.bucket,
 		Description: "presence-bridge: changes waiting for webhook output " + cfg.Name,
@@ -204,6 +207,9 @@ func New(ctx context.Context, cfg Config, opts Options) (*Output, error) {
 		return nil, fmt.Errorf("webhook output %s: watch replays: %w", cfg.Name, err)
 	}
 	o.wg.Go(func() { o.replays(replays) })
+	for range removers {
+		o.removing.Go(o.remover)
+	}
 	for range cfg.Concurrency {
 		o.workers.Go(o.work)
 	}
@@ -347,6 +353,35 @@ func (o *Output) remove(k string, rev uint64) {
 	_ = o.kv.Delete(ctx, k, jetstream.LastRevision(rev))
 }
 
+// removal is a record to delete once nothing newer was stored.
+type removal struct {
+	key string
+	rev uint64
+}
+
+// removeLater has the removers delete the record, so that a worker goes
+// on to its next delivery at once; when they are behind, it deletes
+// itself.
+func (o *Output) removeLater(k string, rev uint64) {
+	if rev == 0 {
+		return
+	}
+	select {
+	case o.removals <- removal{k, rev}:
+	default:
+		go o.remove(k, rev)
+	}
+}
+
+// removers is how many goroutines delete delivered records.
+const removers = 4
+
+func (o *Output) remover() {
+	for r := range o.removals {
+		o.remove(r.key, r.rev)
+	}
+}
+
 // dropOldest gives up the person waiting longest, to make room. Called
 // with mu held.
 func (o *Output) dropOldest() {
@@ -365,7 +400,7 @@ func (o *Output) dropOldest() {
 		heap.Remove(&o.due, oldest.index)
 	}
 	delete(o.items, oldest.key)
-	go o.remove(oldest.key, oldest.rev)
+	o.removeLater(oldest.key, oldest.rev)
 }
 
 // wake tells waiting workers that items changed. Called with mu held.
@@ -374,27 +409,26 @@ func (o *Output) wake() {
 	o.changed = make(chan struct{})
 }
 
-// take returns the item first due, marked as sending, or nil and how
-// long until the next is due (0: none is). Called with mu held.
-func (o *Output) take() (*item, time.Duration) {
+// take returns the item first due, marked as sending, or nil and when
+// the next is due (zero: none is). Called with mu held.
+func (o *Output) take() (*item, time.Time) {
 	if o.disabled || o.due.Len() == 0 {
-		return nil, 0
+		return nil, time.Time{}
 	}
-	wait := o.due[0].due.Sub(o.opts.Clock.Now())
-	if wait > 0 {
-		return nil, wait
+	if next := o.due[0].due; next.After(o.opts.Clock.Now()) {
+		return nil, next
 	}
 	it := heap.Pop(&o.due).(*item)
 	it.sending = true
-	return it, 0
+	return it, time.Time{}
 }
 
 func (o *Output) work() {
 	for {
 		o.mu.Lock()
-		it, wait := o.take()
+		it, next := o.take()
 		changed := o.changed
-		if it == nil && o.closing && (wait > 0 || o.due.Len() == 0 || o.disabled) {
+		if it == nil && o.closing {
 			o.mu.Unlock()
 			return
 		}
@@ -408,8 +442,8 @@ func (o *Output) work() {
 			continue
 		}
 		var timer <-chan time.Time
-		if wait > 0 {
-			timer = o.opts.Clock.After(wait)
+		if !next.IsZero() {
+			timer = o.opts.Clock.At(next)
 		}
 		select {
 		case <-changed:
@@ -494,7 +528,7 @@ func requestError(err error) string {
 func (o *Output) settle(it *item, c outputs.Change, f *failure) {
 	o.mu.Lock()
 	it.sending = false
-	defer o.wake()
+	o.wake() // the workers see what follows once mu is released
 	o.failing = f != nil
 	if f == nil {
 		o.counts[Delivered]++
@@ -514,7 +548,7 @@ func (o *Output) settle(it *item, c outputs.Change, f *failure) {
 		rev := it.rev
 		o.mu.Unlock()
 		if forget {
-			o.remove(it.key, rev)
+			o.removeLater(it.key, rev)
 		}
 		return
 	}
@@ -669,6 +703,8 @@ func (o *Output) Close() error {
 	o.cancel()
 	<-done
 	o.wg.Wait()
+	close(o.removals)
+	o.removing.Wait()
 	return nil
 }
 
