@@ -64,7 +64,7 @@ type Clock interface {
 
 type realClock struct{}
 
-func (realClock) Now() time.Time                         { return time.Now() }
+func (realClock) Now() time.Time                  { return time.Now() }
 func (realClock) At(t time.Time) <-chan time.Time { return time.After(time.Until(t)) }
 
 // DeadLetterFunc stores a dead letter: replaying it publishes data on
