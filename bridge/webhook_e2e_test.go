@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -16,6 +17,7 @@ import (
 
 	standardwebhooks "github.com/standard-webhooks/standard-webhooks/libraries/go"
 
+	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
 )
@@ -144,6 +146,55 @@ outputs:
 	if n := r.bad.Load(); n != 0 {
 		t.Errorf("%d requests did not verify", n)
 	}
+
+	// The output's health is on /metrics, the outputs API and the status
+	// page, and the secret is on none of them.
+	metricsText := scrapeMetrics(t, b).text
+	if !strings.Contains(metricsText, `presence_bridge_output_deliveries_total{outcome="dead_lettered",output="hook"} 1`) {
+		t.Errorf("metrics lack the webhook's dead letter")
+	}
+	var api map[string]any
+	adminGet(t, b, "/v1/admin/outputs", &api)
+	apiText, _ := json.Marshal(api)
+	var letters map[string]any
+	adminGet(t, b, "/v1/admin/deadletters", &letters)
+	lettersText, _ := json.Marshal(letters)
+	page := statusPage(t, b)
+	if !strings.Contains(page, "<td>hook</td><td>webhook</td>") || !strings.Contains(string(apiText), `"deliveries"`) {
+		t.Errorf("the status page or the outputs API lacks the webhook output:\n%s\n%s", apiText, page)
+	}
+	for where, text := range map[string]string{"metrics": metricsText, "outputs API": string(apiText), "dead letters": string(lettersText), "status page": page} {
+		if strings.Contains(text, hookSecret[len("whsec_"):]) {
+			t.Errorf("the %s show the webhook secret", where)
+		}
+	}
+}
+
+// statusPage logs in to b's status page and returns it.
+func statusPage(t *testing.T, b *bridge.Bridge) string {
+	t.Helper()
+	base := "http://" + b.Addr()
+	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	login, err := noRedirect.PostForm(base+"/login", url.Values{"token": {"admin-token"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	login.Body.Close()
+	if len(login.Cookies()) != 1 {
+		t.Fatalf("login: %d %v", login.StatusCode, login.Cookies())
+	}
+	req, _ := http.NewRequest(http.MethodGet, base+"/", nil)
+	req.AddCookie(login.Cookies()[0])
+	resp, err := noRedirect.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("status page: %d %s", resp.StatusCode, page)
+	}
+	return string(page)
 }
 
 // BenchmarkWatchChangeToWebhook: 1,000 people watched at `interval: 2s`
