@@ -248,7 +248,7 @@ func TestNewestWins(t *testing.T) {
 	}
 	testpoll.Until(t, "other person delivered", func() bool { return len(r.changes(t)) == 1 })
 	down.Store(false)
-	advanceUntil(t, clock, 2*time.Second, "newest delivered", func() bool { return len(r.changes(t)) == 2 })
+	advanceUntil(t, clock, 2*time.Second, "newest delivered", func() bool { return len(r.changes(t)) >= 2 })
 	got := r.changes(t)
 	if got[1].View.ID != person(1) || got[1].SequenceNumber != outputstest.Change(tenant, person(1), 4).SequenceNumber {
 		t.Errorf("delivered %v, want person 1's change 4 only", got)
@@ -417,7 +417,11 @@ func TestBadReceivers(t *testing.T) {
 	for name, h := range handlers {
 		srv := httptest.NewServer(h)
 		t.Cleanup(srv.Close)
-		outs[name] = build(t, js, newFakeClock(), srv.URL, func(c *Config, _ *Options) { c.Timeout = 300 * time.Millisecond })
+		timeout := 300 * time.Millisecond
+		if name == "huge" {
+			timeout = 30 * time.Second // the bound is the body's, not the timeout's
+		}
+		outs[name] = build(t, js, newFakeClock(), srv.URL, func(c *Config, _ *Options) { c.Timeout = timeout })
 	}
 	t.Cleanup(func() { close(release) })
 	good := newReceiver(t, nil, secretA, secretB)
@@ -439,7 +443,9 @@ func TestBadReceivers(t *testing.T) {
 		testpoll.Until(t, name+" failed", func() bool { return strings.Contains(outs[name].Health().LastError, w) })
 	}
 	testpoll.Until(t, "huge body settled", func() bool { return outs["huge"].Health().Deliveries[Delivered] == 1 })
-	if n := bodyBytes.Load(); n > 64<<20 {
+	// The client reads 64 KiB; the rest the server wrote sits in the
+	// loopback's socket buffers (a few MiB) until the connection closes.
+	if n := bodyBytes.Load(); n > 32<<20 {
 		t.Errorf("the client read %d bytes of the huge body", n)
 	}
 }
