@@ -169,7 +169,6 @@ func (r *receiver) serve(w http.ResponseWriter, req *http.Request) {
 	w.WriteHeader(code)
 }
 
-
 func (r *receiver) setAnswer(f func(c outputs.Change) int) {
 	r.mu.Lock()
 	r.answer = f
