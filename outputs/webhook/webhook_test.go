@@ -538,3 +538,28 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestHTTPS: the default client checks the endpoint's certificate against
+// the system's roots, so a test server's own certificate is refused (and
+// the change retried); a client that trusts it delivers.
+func TestHTTPS(t *testing.T) {
+	js, _ := natstest.Start(t)
+	var n atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { n.Add(1) }))
+	t.Cleanup(srv.Close)
+	refused := build(t, js, newFakeClock(), srv.URL, nil)
+	if err := refused.Publish(context.Background(), outputstest.Change(tenant, person(1), 1)); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "the certificate refused", func() bool {
+		return strings.Contains(refused.Health().LastError, "certificate")
+	})
+	if n.Load() != 0 || refused.Health().Deliveries[Retried] != 1 {
+		t.Errorf("health %+v, %d requests reached the handler", refused.Health(), n.Load())
+	}
+	trusting := build(t, js, nil, srv.URL, func(_ *Config, o *Options) { o.Client = srv.Client() })
+	if err := trusting.Publish(context.Background(), outputstest.Change(tenant, person(1), 1)); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "delivered over HTTPS", func() bool { return trusting.Health().Deliveries[Delivered] == 1 })
+}
