@@ -5,7 +5,7 @@ FUZZTIME ?= 60s
 SOAK    ?= 10m
 BENCHTIME ?= 1s
 
-.PHONY: help run test race vet bench bench-watch bench-e2e fuzz soak sdk-test build docker deploy-test
+.PHONY: help run test race vet bench bench-watch bench-webhook bench-e2e fuzz soak sdk-test build docker deploy-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -22,12 +22,17 @@ race: ## Run vet and the tests with the race detector, as CI does.
 vet: ## Run go vet.
 	$(GO) vet ./...
 
-bench: ## Run every benchmark but bench-watch's for BENCHTIME (default 1s); BENCHMARKS.md says what each measures.
-	$(GO) test -run='^$$' -bench=. -skip='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchmem -benchtime=$(BENCHTIME) ./...
+bench: ## Run every benchmark but bench-watch's and bench-webhook's long ones for BENCHTIME (default 1s); BENCHMARKS.md says what each measures.
+	$(GO) test -run='^$$' -bench=. -skip='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced|WatchChangeToWebhook|QueuedMemory)$$' -benchmem -benchtime=$(BENCHTIME) ./...
 
 bench-watch: ## Run the Teams watch and lookup benchmarks (issue 21) once each, a few minutes; BENCHMARKS.md has the figures.
 	$(GO) test -run='^$$' -bench='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchtime=1x -timeout 30m ./bridge/
 	$(GO) test -run='^$$' -bench='^BenchmarkLongPollMemory$$' -benchtime=1x ./bridge/lookup/
+
+bench-webhook: ## Run the webhook output benchmarks (issue 22): throughput at 20 ms, 100,000 queued, Teams change to receiver; about 2 minutes.
+	$(GO) test -run='^$$' -bench='^BenchmarkQueuedMemory$$' -benchtime=1x ./outputs/webhook/
+	$(GO) test -run='^$$' -bench='^BenchmarkThroughput$$' -benchtime=10000x ./outputs/webhook/
+	$(GO) test -run='^$$' -bench='^BenchmarkWatchChangeToWebhook$$' -benchtime=1x -timeout 30m ./bridge/
 
 bench-e2e: ## Compare the bridge with a bare Gin+JetStream handler from outside (issue 10's acceptance).
 	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \

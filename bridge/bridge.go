@@ -275,6 +275,9 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		State: b.state, Rules: rules, Directory: b.directory, History: b.history,
 		Leases: leases, Instance: instance, Views: b.views, Clock: b.clock,
 		Log: b.log.With("component", "watch"),
+		DeadLetter: func(ctx context.Context, subject, source string, data []byte, reason string) error {
+			return b.events.PublishDeadLetter(ctx, eventlog.DeadLetter{Subject: subject, Source: source, Data: data, Reason: reason, At: time.Now()})
+		},
 	})
 	if err != nil {
 		w.Stop()

@@ -21,6 +21,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/metrics"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
+	"github.com/presence-bridge/presence-bridge/outputs"
 )
 
 // documentedMetrics are the metric families issue 11 (item 1) asks the
@@ -140,6 +141,7 @@ func TestAlertRules(t *testing.T) {
 		"PresenceBridgeBreakerOpen", "PresenceBridgeBacklogGrowing", "PresenceBridgeBudgetExhausted",
 		"PresenceBridgeDeadLettersRising", "PresenceBridgeNoLeaseHolder", "PresenceBridgeSourceSilent",
 		"PresenceBridgeSourceNotRunning", "PresenceBridgeSourceUnsubscribed", "PresenceBridgeOutputFailing",
+		"PresenceBridgeWebhookDisabled", "PresenceBridgeWebhookDeadLetters",
 	}
 	var got []string
 	for _, g := range readAlerts(t).Groups {
@@ -214,7 +216,8 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 }
 
 // twoWayFamilies are the families the metrics package makes of the Teams
-// watchers' and the outputs' snapshots, given one of each (issue 21).
+// watchers' and the outputs' snapshots, given one of each (issue 21),
+// the output one that delivers on its own (a webhook, issue 22).
 func twoWayFamilies(t *testing.T) map[string]bool {
 	t.Helper()
 	m := metrics.New(metrics.Options{
@@ -222,7 +225,9 @@ func twoWayFamilies(t *testing.T) map[string]bool {
 		WatchState: func() []metrics.WatchStatus {
 			return []metrics.WatchStatus{{Tenant: "t", LastRead: time.Now(), Reads: map[string]uint64{"ok": 1}}}
 		},
-		OutputState: func() []metrics.OutputStatus { return []metrics.OutputStatus{{Name: "o"}} },
+		OutputState: func() []metrics.OutputStatus {
+			return []metrics.OutputStatus{{Name: "o", Delivery: &outputs.Health{}}}
+		},
 	})
 	families, err := m.Registry().Gather()
 	if err != nil {
@@ -234,8 +239,8 @@ func twoWayFamilies(t *testing.T) map[string]bool {
 			names[f.GetName()] = true
 		}
 	}
-	if len(names) != 14 {
-		t.Fatalf("the watch and output families are %v, want 14", names)
+	if len(names) != 18 {
+		t.Fatalf("the watch and output families are %v, want 18", names)
 	}
 	return names
 }

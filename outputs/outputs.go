@@ -242,3 +242,28 @@ func pairHalf(s string) bool {
 	}
 	return true
 }
+
+// Health is what an output that delivers on its own (with a queue and
+// retries of its own, as webhook does) reports beyond what the publisher
+// counts.
+type Health struct {
+	// Deliveries counts tries by outcome (delivered, retried,
+	// dead_lettered, dropped).
+	Deliveries map[string]uint64
+	// Queued is how many people have a change waiting; Oldest how long
+	// the one waiting longest has waited.
+	Queued int
+	Oldest time.Duration
+	// Healthy is false from a failed try to the next that succeeds.
+	Healthy bool
+	// Disabled says the endpoint turned the output off (410 Gone).
+	Disabled bool
+	// LastError is the last failure, without secrets.
+	LastError   string
+	LastErrorAt time.Time
+}
+
+// Reporter is an Output that reports its Health.
+type Reporter interface {
+	Health() Health
+}

@@ -29,6 +29,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/internal/natstest"
+	"github.com/presence-bridge/presence-bridge/outputs"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files")
@@ -90,6 +91,9 @@ var (
 		{Name: "bus", Type: "nats", Healthy: true, Published: map[string]uint64{"teams": 40, "bridge": 3}, Skipped: 2},
 		{Name: "pbx-feed", Type: "nats", Published: map[string]uint64{}, Failures: 12, Queued: 4, Lag: 95 * time.Second,
 			LastError: "nats output pbx-feed: nats: no responders <available>", LastErrorAt: now.Add(-10 * time.Second)},
+		{Name: "crm", Type: "webhook", Healthy: true, Published: map[string]uint64{"teams": 5}, Delivery: &outputs.Health{
+			Deliveries: map[string]uint64{"delivered": 5, "retried": 3, "dead_lettered": 1}, Queued: 2, Oldest: 300 * time.Second, Disabled: true,
+			LastError: "HTTP 410 Gone: endpoint disabled", LastErrorAt: now.Add(-5 * time.Second)}},
 	}
 )
 
@@ -466,6 +470,8 @@ func TestPageTwoWaySections(t *testing.T) {
 		`<tr><td>bus</td><td>nats</td><td>healthy</td><td>bridge 3, teams 40</td><td class="num">0</td><td class="num">0.0 s</td>`,
 		`<tr><td>pbx-feed</td><td>nats</td><td><span class="bad">failing</span></td><td>none</td><td class="num">4</td><td class="num">95.0 s</td>`,
 		`<code>nats output pbx-feed: nats: no responders &lt;available&gt;</code> at 2026-12-03 09:29:50Z`,
+		`<tr><td>crm</td><td>webhook</td><td><span class="bad">disabled (410 Gone)</span><br><span class="muted">delivered 5, retried 3, dead letters 1, dropped 0; 2 pending, oldest 300 s</span></td>`,
+		`<code>HTTP 410 Gone: endpoint disabled</code> at 2026-12-03 09:29:55Z`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
@@ -506,11 +512,13 @@ func TestOutputsEndpoint(t *testing.T) {
 	if err := json.Unmarshal([]byte(body), &got); err != nil {
 		t.Fatal(err)
 	}
-	at := now.Add(-10 * time.Second)
+	at, hookAt := now.Add(-10*time.Second), now.Add(-5*time.Second)
 	want := []admin.OutputView{
 		{Name: "bus", Type: "nats", Healthy: true, Published: map[string]uint64{"teams": 40, "bridge": 3}, Skipped: 2},
 		{Name: "pbx-feed", Type: "nats", Published: map[string]uint64{}, Failures: 12, Queued: 4, LagSeconds: 95,
 			LastError: "nats output pbx-feed: nats: no responders <available>", LastErrorAt: &at},
+		{Name: "crm", Type: "webhook", Published: map[string]uint64{"teams": 5}, LastError: "HTTP 410 Gone: endpoint disabled", LastErrorAt: &hookAt,
+			Deliveries: map[string]uint64{"delivered": 5, "retried": 3, "dead_lettered": 1}, Pending: 2, OldestSeconds: 300, Disabled: true},
 	}
 	if !reflect.DeepEqual(got.Outputs, want) {
 		t.Errorf("outputs %+v\nwant %+v", got.Outputs, want)

@@ -30,6 +30,15 @@ type OutputView struct {
 	// LastError is the last failed delivery's error, without credentials.
 	LastError   string     `json:"lastError,omitempty"`
 	LastErrorAt *time.Time `json:"lastErrorAt,omitempty"`
+	// Deliveries, Pending, OldestSeconds and Disabled are those of an
+	// output that delivers on its own (webhook): tries by outcome
+	// (delivered, retried, dead_lettered, dropped), people waiting in its
+	// own queue and how long the first has waited, and whether the
+	// endpoint disabled it (410 Gone).
+	Deliveries    map[string]uint64 `json:"deliveries,omitempty"`
+	Pending       int               `json:"pending,omitempty"`
+	OldestSeconds float64           `json:"oldestSeconds,omitempty"`
+	Disabled      bool              `json:"disabled,omitempty"`
 }
 
 // registerOutputs adds GET /v1/admin/outputs: the configured outputs with
@@ -53,6 +62,17 @@ func outputViews(d Deps) []OutputView {
 		for k, n := range s.Published {
 			v.Published[k] = n
 		}
+		if d := s.Delivery; d != nil {
+			v.Healthy = v.Healthy && d.Healthy
+			v.Deliveries, v.Pending, v.OldestSeconds, v.Disabled = map[string]uint64{}, d.Queued, d.Oldest.Seconds(), d.Disabled
+			for k, n := range d.Deliveries {
+				v.Deliveries[k] = n
+			}
+			if d.LastErrorAt.After(s.LastErrorAt) {
+				s.LastError, s.LastErrorAt = d.LastError, d.LastErrorAt
+				v.LastError = d.LastError
+			}
+		}
 		if !s.LastErrorAt.IsZero() {
 			at := s.LastErrorAt.UTC()
 			v.LastErrorAt = &at
@@ -74,6 +94,9 @@ type watchRow struct {
 type outputRow struct {
 	OutputView
 	PublishedText, Lag string
+	// DeliveriesText is the tries by outcome and the pending, for an
+	// output that delivers on its own.
+	DeliveriesText string
 }
 
 // twoWayRows fills the Teams watch and Outputs sections; a nil snapshot
@@ -104,6 +127,10 @@ func twoWayRows(d Deps, data *pageData) {
 				parts = append(parts, fmt.Sprintf("%s %d", origin, v.Published[origin]))
 			}
 			row.PublishedText = strings.Join(parts, ", ")
+			if v.Deliveries != nil {
+				row.DeliveriesText = fmt.Sprintf("delivered %d, retried %d, dead letters %d, dropped %d; %d pending, oldest %.0f s",
+					v.Deliveries["delivered"], v.Deliveries["retried"], v.Deliveries["dead_lettered"], v.Deliveries["dropped"], v.Pending, v.OldestSeconds)
+			}
 			data.Outputs = append(data.Outputs, row)
 		}
 	}

@@ -468,6 +468,11 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 		resolve(fmt.Sprintf("sources[%d].secret", i), &s.Secret, s.SecretFile, s.SecretEnv)
 		s.resolveConnectOut(i, resolve)
 	}
+	for i := range c.Outputs {
+		if w := c.Outputs[i].Webhook; w != nil {
+			resolve(fmt.Sprintf("outputs[%d].webhook.secret", i), &w.Secret, w.SecretFile, w.SecretEnv)
+		}
+	}
 	return problems
 }
 

@@ -12,6 +12,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/catalog"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	"github.com/presence-bridge/presence-bridge/outputs/webhook"
 )
 
 // This file holds the keys of two-way presence: `watch:` (and a tenant's
@@ -126,7 +127,7 @@ type Lookup struct {
 // Output is one entry of `outputs:`.
 type Output struct {
 	Name string `yaml:"name"`
-	// Type is the output type (catalog.Types: nats).
+	// Type is the output type (catalog.Types: nats, webhook).
 	Type string `yaml:"type"`
 	// SkipSources: a change of origin bridge made by one of these sources
 	// is not published. Left out, every bridge change is skipped; [] skips
@@ -145,6 +146,9 @@ type Output struct {
 	People map[string][]string `yaml:"people"`
 	// NATS is a nats output's own block; defaults when left out.
 	NATS *natsout.Config `yaml:"nats"`
+	// Webhook is a webhook output's own block; its url and secret are
+	// required.
+	Webhook *webhook.Config `yaml:"webhook"`
 }
 
 // Filter returns the output's filter.
@@ -163,10 +167,16 @@ func (o Output) Filter() outputs.Filter {
 }
 
 // Settings returns the configuration of the output's own type, named after
-// the output (a natsout.Config for nats), for catalog.Config.Settings.
+// the output (a natsout.Config for nats, a webhook.Config for webhook),
+// for catalog.Config.Settings.
 func (o Output) Settings() any {
-	if o.Type == "nats" && o.NATS != nil {
+	switch {
+	case o.Type == "nats" && o.NATS != nil:
 		s := *o.NATS
+		s.Name = o.Name
+		return s
+	case o.Type == "webhook" && o.Webhook != nil:
+		s := *o.Webhook
 		s.Name = o.Name
 		return s
 	}
@@ -177,6 +187,12 @@ func (o Output) Settings() any {
 func (c *Config) twoWayDefaults() {
 	for i := range c.Outputs {
 		o := &c.Outputs[i]
+		if o.Type == "webhook" && o.Webhook != nil {
+			if o.Webhook.Replicas == 0 {
+				o.Webhook.Replicas = c.NATS.Replicas
+			}
+			o.Webhook.SetDefaults()
+		}
 		if o.Type != "nats" {
 			continue
 		}
@@ -260,6 +276,16 @@ func (c *Config) validateOutputs(p *problems) {
 			}
 			people[strings.ToLower(person)] = person
 			checkPairs(p, at, o.People[person])
+		}
+		switch {
+		case o.Type == "webhook" && o.Webhook == nil:
+			p.add(path + ".webhook: a webhook output needs a webhook block with url and secret")
+		case o.Webhook != nil && o.Type != "webhook":
+			p.add(path + ".webhook: only a webhook output has a webhook block")
+		case o.Webhook != nil:
+			for _, problem := range o.Webhook.Problems() {
+				p.add(path + ".webhook." + problem)
+			}
 		}
 		if o.NATS == nil {
 			continue

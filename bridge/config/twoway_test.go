@@ -1,12 +1,15 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	"github.com/presence-bridge/presence-bridge/outputs/webhook"
 )
 
 const twoTenants = `
@@ -87,7 +90,7 @@ func TestTwoWayErrors(t *testing.T) {
 		{"lookup env unset", "lookup: {token_env: PRESENCE_BRIDGE_TEST_UNSET_LOOKUP}", "lookup.token: environment variable PRESENCE_BRIDGE_TEST_UNSET_LOOKUP is not set"},
 		{"output name", "outputs: [{name: Bus, type: nats}]", `outputs[0].name: must be lower-case letters`},
 		{"output duplicate", "outputs: [{name: bus, type: nats}, {name: bus, type: nats, nats: {stream: B, bucket: B_L, subject_prefix: b}}]", `outputs[1].name: duplicate output "bus"`},
-		{"output type", "outputs: [{name: bus, type: kafka}]", `outputs[0].type: must be one of nats (got "kafka")`},
+		{"output type", "outputs: [{name: bus, type: kafka}]", `outputs[0].type: must be one of nats, webhook (got "kafka")`},
 		{"skip unknown source", "outputs: [{name: bus, type: nats, skip_sources: [pbx, asterisk]}]", `outputs[0].skip_sources[1]: unknown source "asterisk"`},
 		{"skip twice", "outputs: [{name: bus, type: nats, skip_sources: [pbx, pbx]}]", `outputs[0].skip_sources[1]: duplicate source "pbx"`},
 		{"unknown tenant", "outputs: [{name: bus, type: nats, tenants: [nowhere.example]}]", `outputs[0].tenants[0]: unknown tenant "nowhere.example"`},
@@ -103,6 +106,21 @@ func TestTwoWayErrors(t *testing.T) {
 		{"person pair bad", "outputs: [{name: bus, type: nats, people: {ann@contoso.example: ['DoNotDisturb/']}}]", `outputs[0].people["ann@contoso.example"][0]: must be Availability/Activity`},
 		{"person is a directory key", "outputs: [{name: bus, type: nats, people: {'ext:1001': []}}]", `outputs[0].people["ext:1001"]: must be a person's UPN or object id, as the directory's values name them, not a directory key`},
 		{"person twice", "outputs: [{name: bus, type: nats, people: {Ann@contoso.example: [], ann@contoso.example: []}}]", `outputs[0].people["ann@contoso.example"]: the same person as "Ann@contoso.example"`},
+		{"webhook without block", "outputs: [{name: hook, type: webhook}]", "outputs[0].webhook: a webhook output needs a webhook block with url and secret"},
+		{"webhook block on nats", "outputs: [{name: bus, type: nats, webhook: {url: 'https://x.example/'}}]", "outputs[0].webhook: only a webhook output has a webhook block"},
+		{"webhook no url", "outputs: [{name: hook, type: webhook, webhook: {secret: " + testSecret + "}}]", "outputs[0].webhook.url: required"},
+		{"webhook ftp url", "outputs: [{name: hook, type: webhook, webhook: {url: 'ftp://x.example/', secret: " + testSecret + "}}]", "outputs[0].webhook.url: must be an absolute http or https URL"},
+		{"webhook url credentials", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://u:p@x.example/', secret: " + testSecret + "}}]", "outputs[0].webhook.url: must not carry credentials"},
+		{"webhook no secret", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/'}}]", "outputs[0].webhook.secret: required"},
+		{"webhook secret not whsec", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: hunter2hunter2}}]", "outputs[0].webhook.secret: secret 1 of 1 must start with whsec_"},
+		{"webhook second secret short", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: '" + testSecret + " whsec_c2hvcnQ='}}]", "outputs[0].webhook.secret: secret 2 of 2 must be whsec_ and the base64 of 24 to 64 bytes"},
+		{"webhook secret two forms", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", secret_env: X}}]", "outputs[0].webhook.secret: set only one"},
+		{"webhook secret env unset", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret_env: PRESENCE_BRIDGE_TEST_UNSET_HOOK}}]", "outputs[0].webhook.secret: environment variable PRESENCE_BRIDGE_TEST_UNSET_HOOK is not set"},
+		{"webhook timeout", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", timeout: 10m}}]", "outputs[0].webhook.timeout: must be between 100ms and 5m"},
+		{"webhook concurrency", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", concurrency: -1}}]", "outputs[0].webhook.concurrency: must be between 1 and 1024"},
+		{"webhook attempts", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", max_attempts: 1000}}]", "outputs[0].webhook.max_attempts: must be between 1 and 100"},
+		{"webhook queued", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", max_queued: -5}}]", "outputs[0].webhook.max_queued: must be between 1 and 10000000"},
+		{"webhook unknown key", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", retries: 3}}]", "outputs[0].webhook.retries: unknown key"},
 		{"two outputs one prefix", "outputs: [{name: a, type: nats}, {name: b, type: nats, nats: {stream: B, bucket: B_L}}]", `outputs[1].nats.subject_prefix: "presence.teams" overlaps outputs[0].nats.subject_prefix`},
 	} {
 		doc := c.yaml + "\n"
@@ -112,6 +130,48 @@ func TestTwoWayErrors(t *testing.T) {
 		_, err := Parse([]byte(doc), ".")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v\nwant %q", c.name, err, c.want)
+		}
+	}
+}
+
+const testSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+// TestWebhookOutput: a webhook block with its defaults, the secret read
+// from a file with two secrets (rotation), and no secret in any problem
+// the configuration reports.
+func TestWebhookOutput(t *testing.T) {
+	dir := t.TempDir()
+	second := "whsec_c2Vjb25kLXNlY3JldC1mb3Itcm90YXRpb24h"
+	if err := os.WriteFile(filepath.Join(dir, "hook.secret"), []byte(testSecret+"\n"+second+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse([]byte(twoTenants+`
+outputs:
+  - {name: hook, type: webhook, webhook: {url: 'https://crm.example/hooks/presence', secret_file: hook.secret}}
+`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, ok := cfg.Outputs[0].Settings().(webhook.Config)
+	if !ok || s.Name != "hook" || s.Timeout != 15*time.Second || s.Concurrency != 32 || s.MaxAttempts != 8 || s.MaxQueued != 100_000 || s.Replicas != 1 {
+		t.Fatalf("settings %+v", s)
+	}
+	if signers, err := webhook.Secrets(s.Secret); err != nil || len(signers) != 2 {
+		t.Errorf("secrets read as %d signers (%v)", len(signers), err)
+	}
+	for _, bad := range []string{
+		"webhook: {url: 'ftp://x/', secret: 'whsec_c2hvcnQ= " + testSecret + "'}",
+		"webhook: {url: 'https://x/', secret: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa!!'}",
+		"webhook: {url: 'https://x/', secret: 'MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw'}",
+	} {
+		_, err := Parse([]byte(twoTenants+"outputs:\n  - {name: hook, type: webhook, "+bad+"}\n"), dir)
+		if err == nil {
+			t.Fatalf("%s: parsed", bad)
+		}
+		for _, secret := range []string{"MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLa", "c2hvcnQ="} {
+			if strings.Contains(err.Error(), secret) {
+				t.Errorf("error %q shows the secret", err)
+			}
 		}
 	}
 }

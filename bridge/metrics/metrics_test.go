@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presence-bridge/presence-bridge/outputs"
 )
 
 // TestLabelsBoundedByConfiguration: names that are not configured are
@@ -154,7 +156,7 @@ func TestTwoWayFamilies(t *testing.T) {
 	last := time.Unix(1_700_000_000, 0)
 	m := New(Options{
 		Tenants: []string{"a"},
-		Outputs: []string{"bus"},
+		Outputs: []string{"bus", "crm"},
 		WatchState: func() []WatchStatus {
 			return []WatchStatus{
 				{Tenant: "a", Watched: 1200, CycleSeconds: 2.5, BudgetUsed: 40, Budget: 1000, Stretched: true, LastRead: last,
@@ -166,6 +168,9 @@ func TestTwoWayFamilies(t *testing.T) {
 			return []OutputStatus{
 				{Name: "bus", Published: map[string]uint64{"teams": 7, "bridge": 1}, Skipped: 3, Dropped: 1, Failures: 4, Queued: 2, Lag: 1500 * time.Millisecond},
 				{Name: "unknown-output", Queued: 9},
+				{Name: "crm", Type: "webhook", Healthy: true, Published: map[string]uint64{"teams": 5}, Delivery: &outputs.Health{
+					Deliveries: map[string]uint64{"delivered": 5, "retried": 3, "dead_lettered": 1}, Queued: 2, Oldest: 300 * time.Second, Disabled: true,
+					LastError: "HTTP 410 Gone: endpoint disabled"}},
 			}
 		},
 	})
@@ -178,13 +183,18 @@ func TestTwoWayFamilies(t *testing.T) {
 		"presence_bridge_watch_people":                      {"tenant=a": 1200},
 		"presence_bridge_watch_stretched":                   {"tenant=a": 1},
 		"presence_bridge_watch_last_read_timestamp_seconds": {"tenant=a": 1_700_000_000},
-		"presence_bridge_changes_published_total":           {"origin=bridge,output=bus": 1, "origin=teams,output=bus": 7},
-		"presence_bridge_changes_skipped_total":             {"output=bus": 3},
-		"presence_bridge_changes_dropped_total":             {"output=bus": 1},
-		"presence_bridge_output_failures_total":             {"output=bus": 4},
-		"presence_bridge_output_queued":                     {"output=bus": 2},
-		"presence_bridge_output_lag_seconds":                {"output=bus": 1.5},
-		"presence_bridge_output_healthy":                    {"output=bus": 0},
+		"presence_bridge_changes_published_total":           {"origin=bridge,output=bus": 1, "origin=teams,output=bus": 7, "origin=bridge,output=crm": 0, "origin=teams,output=crm": 5},
+		"presence_bridge_changes_skipped_total":             {"output=bus": 3, "output=crm": 0},
+		"presence_bridge_changes_dropped_total":             {"output=bus": 1, "output=crm": 0},
+		"presence_bridge_output_failures_total":             {"output=bus": 4, "output=crm": 0},
+		"presence_bridge_output_queued":                     {"output=bus": 2, "output=crm": 0},
+		"presence_bridge_output_lag_seconds":                {"output=bus": 1.5, "output=crm": 0},
+		"presence_bridge_output_healthy":                    {"output=bus": 0, "output=crm": 0},
+		"presence_bridge_output_deliveries_total": {"outcome=delivered,output=crm": 5, "outcome=retried,output=crm": 3,
+			"outcome=dead_lettered,output=crm": 1, "outcome=dropped,output=crm": 0},
+		"presence_bridge_output_pending":                {"output=crm": 2},
+		"presence_bridge_output_oldest_pending_seconds": {"output=crm": 300},
+		"presence_bridge_output_disabled":               {"output=crm": 1},
 	}
 	for name, series := range want {
 		if len(got[name]) != len(series) {

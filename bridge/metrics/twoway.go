@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/presence-bridge/presence-bridge/outputs"
 )
 
 // WatchStatus is one tenant's Teams watcher as seen at a scrape (on the
@@ -38,6 +40,8 @@ type OutputStatus struct {
 	Healthy                    bool
 	LastError                  string
 	LastErrorAt                time.Time
+	// Delivery is set for outputs that deliver on their own (webhook).
+	Delivery *outputs.Health
 }
 
 // maxReadOutcomes is how many series of reads one tenant has at most:
@@ -61,7 +65,14 @@ var (
 	outputQueuedDesc   = prometheus.NewDesc("presence_bridge_output_queued", "People whose newest change waits for the output.", []string{"output"}, nil)
 	outputLagDesc      = prometheus.NewDesc("presence_bridge_output_lag_seconds", "How long the change first in the output's queue has waited.", []string{"output"}, nil)
 	outputHealthyDesc  = prometheus.NewDesc("presence_bridge_output_healthy", "0 from an output's failed delivery to its next success, 1 otherwise.", []string{"output"}, nil)
+	deliveriesDesc     = prometheus.NewDesc("presence_bridge_output_deliveries_total", "Tries of an output that delivers on its own (webhook), by outcome: delivered, retried, dead_lettered, dropped.", []string{"output", "outcome"}, nil)
+	outputPendingDesc  = prometheus.NewDesc("presence_bridge_output_pending", "People whose change waits in the output's own queue (webhook: kept in JetStream).", []string{"output"}, nil)
+	oldestDesc         = prometheus.NewDesc("presence_bridge_output_oldest_pending_seconds", "How long the change waiting longest in the output's own queue has waited.", []string{"output"}, nil)
+	disabledDesc       = prometheus.NewDesc("presence_bridge_output_disabled", "1 when the endpoint disabled the output (webhook: 410 Gone) until the bridge restarts.", []string{"output"}, nil)
 )
+
+// deliveryOutcomes are the outcomes of presence_bridge_output_deliveries_total.
+var deliveryOutcomes = []string{"delivered", "retried", "dead_lettered", "dropped"}
 
 // twoWay reads the watchers' and outputs' snapshots at scrape time. Only
 // configured tenants and outputs are reported, so the label values are
@@ -70,7 +81,8 @@ type twoWay struct{ m *Metrics }
 
 func (twoWay) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{watchReadsDesc, watchBudgetUsed, watchBudget, watchCycleDesc, watchPeopleDesc, watchStretchedDesc,
-		watchLastReadDesc, publishedDesc, skippedDesc, droppedDesc, outputFailuresDesc, outputQueuedDesc, outputLagDesc, outputHealthyDesc} {
+		watchLastReadDesc, publishedDesc, skippedDesc, droppedDesc, outputFailuresDesc, outputQueuedDesc, outputLagDesc, outputHealthyDesc,
+		deliveriesDesc, outputPendingDesc, oldestDesc, disabledDesc} {
 		ch <- d
 	}
 }
@@ -117,7 +129,17 @@ func (w twoWay) Collect(ch chan<- prometheus.Metric) {
 			counter(outputFailuresDesc, s.Failures, s.Name)
 			gauge(outputQueuedDesc, float64(s.Queued), s.Name)
 			gauge(outputLagDesc, s.Lag.Seconds(), s.Name)
-			gauge(outputHealthyDesc, b2f(s.Healthy), s.Name)
+			healthy := s.Healthy
+			if d := s.Delivery; d != nil {
+				healthy = healthy && d.Healthy
+				for _, outcome := range deliveryOutcomes {
+					counter(deliveriesDesc, d.Deliveries[outcome], s.Name, outcome)
+				}
+				gauge(outputPendingDesc, float64(d.Queued), s.Name)
+				gauge(oldestDesc, d.Oldest.Seconds(), s.Name)
+				gauge(disabledDesc, b2f(d.Disabled), s.Name)
+			}
+			gauge(outputHealthyDesc, b2f(healthy), s.Name)
 		}
 	}
 }

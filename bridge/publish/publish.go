@@ -226,6 +226,9 @@ type Stats struct {
 	Healthy     bool
 	LastError   string
 	LastErrorAt time.Time
+	// Delivery is what an output that delivers on its own (webhook)
+	// reports of its deliveries; nil for the others.
+	Delivery *outputs.Health
 }
 
 // Stats returns every output's figures, in configuration order.
@@ -425,6 +428,10 @@ func (l *lane) stats() Stats {
 		Healthy: l.healthy, LastError: l.lastError, LastErrorAt: l.lastErrorAt}
 	for k, v := range l.published {
 		s.Published[k] = v
+	}
+	if r, ok := l.Output.(outputs.Reporter); ok {
+		h := r.Health()
+		s.Delivery = &h
 	}
 	now := l.opts.Now()
 	for el := l.order.Front(); el != nil; el = el.Next() {

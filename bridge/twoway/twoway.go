@@ -49,6 +49,9 @@ type Options struct {
 	Views *lookup.Views
 	Clock watch.Clock
 	Log   *slog.Logger
+	// DeadLetter stores an output's dead letters (webhook) in the
+	// dead-letter stream, where the dead-letter tools list and replay them.
+	DeadLetter func(ctx context.Context, subject, source string, data []byte, reason string) error
 }
 
 // Teams is the running Teams side.
@@ -82,7 +85,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &Teams{watchers: map[string]*watch.Watcher{}, cancel: cancel}
 	if len(cfg.Outputs) > 0 {
-		pub, err := publish.Open(ctx, cfg.Outputs, catalog.Deps{JetStream: o.JetStream}, publish.Options{Logger: o.Log.With("component", "outputs")})
+		pub, err := publish.Open(ctx, cfg.Outputs, catalog.Deps{JetStream: o.JetStream, DeadLetter: o.DeadLetter, Logger: o.Log.With("component", "outputs")}, publish.Options{Logger: o.Log.With("component", "outputs")})
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("outputs: %w", err)

@@ -5,29 +5,37 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/outputs"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	"github.com/presence-bridge/presence-bridge/outputs/webhook"
 )
 
 // Config is what an output is built from.
 type Config struct {
 	// Name is the output's name.
 	Name string
-	// Type is the output type (nats).
+	// Type is the output type (nats, webhook).
 	Type string
 	// Settings is the type's own configuration: a natsout.Config for
-	// nats (config.Output.Settings).
+	// nats, a webhook.Config for webhook (config.Output.Settings).
 	Settings any
 }
 
 // Deps are what outputs need beyond their configuration.
 type Deps struct {
-	// JetStream is the bridge's JetStream connection (nats outputs).
+	// JetStream is the bridge's JetStream connection (nats outputs; the
+	// queue of webhook outputs).
 	JetStream jetstream.JetStream
+	// DeadLetter stores a webhook output's dead letters in the bridge's
+	// dead-letter stream; nil logs them only.
+	DeadLetter webhook.DeadLetterFunc
+	// Logger is slog.Default when nil.
+	Logger *slog.Logger
 }
 
 var builders = map[string]func(context.Context, Config, Deps) (outputs.Output, error){
@@ -38,6 +46,14 @@ var builders = map[string]func(context.Context, Config, Deps) (outputs.Output, e
 		}
 		settings.Name = c.Name
 		return natsout.New(ctx, d.JetStream, settings)
+	},
+	"webhook": func(ctx context.Context, c Config, d Deps) (outputs.Output, error) {
+		settings, ok := c.Settings.(webhook.Config)
+		if !ok {
+			return nil, fmt.Errorf("webhook output %s: settings are %T, not webhook.Config", c.Name, c.Settings)
+		}
+		settings.Name = c.Name
+		return webhook.New(ctx, settings, webhook.Options{JetStream: d.JetStream, DeadLetter: d.DeadLetter, Logger: d.Logger})
 	},
 }
 

@@ -8,6 +8,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
 	"github.com/presence-bridge/presence-bridge/outputs/outputstest"
+	"github.com/presence-bridge/presence-bridge/outputs/webhook"
 )
 
 // TestNew: a nats output builds from its settings on a real JetStream and
@@ -36,7 +37,9 @@ func TestNew(t *testing.T) {
 	}{
 		{Config{Name: "bus", Type: "nats", Settings: nil}, "nats output bus: settings are <nil>"},
 		{Config{Name: "bus", Type: "nats", Settings: natsout.Config{Stream: "a.b"}}, "nats output bus: stream:"},
-		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats])`},
+		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats webhook])`},
+		{Config{Name: "hook", Type: "webhook", Settings: natsout.Config{}}, "webhook output hook: settings are nats.Config"},
+		{Config{Name: "hook", Type: "webhook", Settings: webhook.Config{URL: "ftp://x"}}, "webhook output hook: url: must be an absolute http or https URL"},
 	} {
 		if _, err := New(ctx, c.cfg, Deps{JetStream: js}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
