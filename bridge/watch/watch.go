@@ -396,19 +396,40 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 		w.dirty = false
 		w.setPeople()
 	}
-	if now.Before(w.nextAt) || now.Before(w.pause) || w.breaker.State() == gobreaker.StateOpen {
-		return
+	// A spacing shorter than the tick makes more than one read due at a
+	// look; a few are made then, so the pace is the spacing's.
+	for range maxReadsPerStep {
+		if now.Before(w.nextAt) || now.Before(w.pause) || w.breaker.State() == gobreaker.StateOpen {
+			return
+		}
+		if w.cursor >= len(w.order) && !w.startCycle(now) {
+			return
+		}
+		if !w.budget.allow(now) {
+			return
+		}
+		chunk := w.order[w.cursor:min(w.cursor+w.opts.ChunkSize, len(w.order))]
+		w.cursor += len(chunk)
+		w.plan(now)
+		w.read(ctx, chunk, now)
 	}
-	if w.cursor >= len(w.order) && !w.startCycle(now) {
-		return
+}
+
+// maxReadsPerStep bounds the reads made at one look at the clock.
+const maxReadsPerStep = 4
+
+// plan sets when the next read is due: a spacing after this read's due
+// time, not after now, so that looking at the clock every tick does not
+// round each spacing up to the tick (a cycle of n reads takes n spacings).
+// When that would leave the next read already more than a tick overdue
+// (the first read, or one after a pause, a full budget or a slow answer)
+// it plans from now instead, so that no burst catches up.
+func (w *Watcher) plan(now time.Time) {
+	next := w.nextAt.Add(w.spacing)
+	if next.Before(now.Add(-w.opts.Tick)) {
+		next = now.Add(w.spacing)
 	}
-	if !w.budget.allow(now) {
-		return
-	}
-	chunk := w.order[w.cursor:min(w.cursor+w.opts.ChunkSize, len(w.order))]
-	w.cursor += len(chunk)
-	w.nextAt = now.Add(w.spacing)
-	w.read(ctx, chunk, now)
+	w.nextAt = next
 }
 
 // startCycle begins a round over everyone watched now, paced so that the

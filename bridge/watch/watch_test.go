@@ -348,3 +348,23 @@ func TestTakeoverThroughTheLease(t *testing.T) {
 		t.Fatalf("%d changes after the takeover, want the 3 first sightings only", n)
 	}
 }
+
+// TestCycleKeepsItsPace: eight requests planned 125 ms apart (one id
+// each, interval 1 s) make a cycle of 1 s on the fake clock, looked at
+// every 50 ms: each read is planned from the previous one's due time, so
+// the tick does not round 125 ms up to 150 ms (a cycle of 1.2 s).
+func TestCycleKeepsItsPace(t *testing.T) {
+	h := newHarness(t, 8, emulator.Throttle{})
+	watch := watchAll()
+	watch.Interval = time.Second
+	w, _ := h.start(watch, func(o *Options) { o.ChunkSize = 1 })
+	testpoll.Until(t, "the first read", func() bool { return w.Status().Reads["ok"] == 1 })
+	h.advance(w, 3*time.Second, 50*time.Millisecond)
+	st := w.Status()
+	if st.CycleSeconds != 1 || st.LastCycleSeconds != 1 {
+		t.Fatalf("planned cycle %.3f s, last cycle %.3f s; want 8 × 125 ms = 1 s", st.CycleSeconds, st.LastCycleSeconds)
+	}
+	if n := st.Reads["ok"]; n != 25 {
+		t.Fatalf("%d reads in 3 s at one per 125 ms, want 25 (one every 150 ms would be 21)", n)
+	}
+}
