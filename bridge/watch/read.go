@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,7 +46,13 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 	}
 	w.setStatus(func(s *Status) { s.Reads["ok"]++; s.LastRead = now })
 	for _, p := range presences {
+		// The id as the watcher holds it (ids is sorted), so that what is
+		// kept (the last seen, the views) shares that string and none of
+		// the answer's.
 		id := strings.ToLower(p.ID)
+		if i, ok := slices.BinarySearch(ids, id); ok {
+			id = ids[i]
+		}
 		s, held := snap[id]
 		if held && s.observe != nil {
 			got := writer.Aggregate{Pair: adapters.Pair{Availability: p.Availability, Activity: p.Activity}, StatusText: p.StatusText()}
