@@ -420,17 +420,21 @@ const maxReadsPerStep = 4
 
 // plan sets when the next read is due: a spacing after this read's due
 // time, not after now, so that looking at the clock every tick does not
-// round each spacing up to the tick (a cycle of n reads takes n spacings).
-// When that would leave the next read already more than a tick overdue
-// (the first read, or one after a pause, a full budget or a slow answer)
-// it plans from now instead, so that no burst catches up.
+// round each spacing up to the tick (a cycle of n reads takes n spacings),
+// and a read that came late (a slow answer) is made up by the next ones.
+// When the next read would already be more than catchUp spacings (and a
+// tick) overdue (the first read, or one after a pause, a full budget or
+// an open breaker) it plans from now instead: no burst makes up for that.
 func (w *Watcher) plan(now time.Time) {
 	next := w.nextAt.Add(w.spacing)
-	if next.Before(now.Add(-w.opts.Tick)) {
+	if now.Sub(next) > max(w.opts.Tick, catchUp*w.spacing) {
 		next = now.Add(w.spacing)
 	}
 	w.nextAt = next
 }
+
+// catchUp is how many spacings late reads are made up.
+const catchUp = 4
 
 // startCycle begins a round over everyone watched now, paced so that the
 // round takes the interval, or longer when the budget cannot cover it.

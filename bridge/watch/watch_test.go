@@ -368,3 +368,27 @@ func TestCycleKeepsItsPace(t *testing.T) {
 		t.Fatalf("%d reads in 3 s at one per 125 ms, want 25 (one every 150 ms would be 21)", n)
 	}
 }
+
+// TestLateReadsAreMadeUp: when the watcher looks at its clock late (a
+// slow answer, a busy machine), the reads that fell due meanwhile are made
+// at once, and the cycle still takes its 1 s; after a long pause nothing
+// is made up in a burst.
+func TestLateReadsAreMadeUp(t *testing.T) {
+	h := newHarness(t, 8, emulator.Throttle{})
+	watch := watchAll()
+	watch.Interval = time.Second
+	w, _ := h.start(watch, func(o *Options) { o.ChunkSize = 1 })
+	testpoll.Until(t, "the first read", func() bool { return w.Status().Reads["ok"] == 1 })
+	h.advance(w, 300*time.Millisecond, 300*time.Millisecond) // reads due at 125 and 250 ms
+	if n := w.Status().Reads["ok"]; n != 3 {
+		t.Fatalf("%d reads after a look 300 ms late, want 3", n)
+	}
+	h.advance(w, 700*time.Millisecond, 50*time.Millisecond)
+	if st := w.Status(); st.Reads["ok"] != 9 || st.LastCycleSeconds != 1 {
+		t.Fatalf("reads %d, last cycle %.3f s; want 9 reads and a cycle of 1 s", st.Reads["ok"], st.LastCycleSeconds)
+	}
+	h.advance(w, time.Minute, time.Minute) // a minute without a look
+	if n := w.Status().Reads["ok"]; n != 10 {
+		t.Fatalf("%d reads after a minute without a look, want 10 (no burst)", n)
+	}
+}
