@@ -26,7 +26,7 @@ bench: ## Run every benchmark but bench-watch's for BENCHTIME (default 1s); BENC
 	$(GO) test -run='^$$' -bench=. -skip='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchmem -benchtime=$(BENCHTIME) ./...
 
 bench-watch: ## Run the Teams watch and lookup benchmarks (issue 21) once each, a few minutes; BENCHMARKS.md has the figures.
-	$(GO) test -run='^$$' -bench='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchtime=1x -timeout 30m ./bridge/
+	$(GO) test -run='^$$' -bench='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchtime=1x -timeout 45m ./bridge/
 	$(GO) test -run='^$$' -bench='^BenchmarkLongPollMemory$$' -benchtime=1x ./bridge/lookup/
 
 bench-e2e: ## Compare the bridge with a bare Gin+JetStream handler from outside (issue 10's acceptance).
