@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
+	"github.com/presence-bridge/presence-bridge/outputs"
 )
 
 // people fills vs with n people of contoso, user0@ ... user<n-1>@.
@@ -187,3 +188,33 @@ type discard struct {
 func (d *discard) Header() http.Header         { return d.header }
 func (d *discard) Write(p []byte) (int, error) { return len(p), nil }
 func (d *discard) WriteHeader(status int)      { d.status = status }
+
+// BenchmarkViewsMemory: the heap the store holds per person, for 100,000
+// people of 10 tenants, each with a UPN, the strings (ids, UPNs, sequence
+// numbers) made beforehand as the watcher holds them, so that only the
+// store's own bytes count.
+func BenchmarkViewsMemory(b *testing.B) {
+	const n = 100_000
+	views := make([]outputs.View, n)
+	for i := range views {
+		tenant := fmt.Sprintf("t%d.example", i%10)
+		views[i] = view(tenant, fmt.Sprintf("00000000-0000-4000-8000-%012d", i), fmt.Sprintf("user%d@%s", i, tenant), fmt.Sprintf("C%019d", i), "Available")
+	}
+	for range b.N {
+		before := heapInUse()
+		vs := NewViews(Options{})
+		for _, v := range views {
+			vs.Set(v)
+		}
+		after := heapInUse()
+		b.ReportMetric(float64(after-before)/n, "B/person")
+		runtime.KeepAlive(vs)
+	}
+}
+
+func heapInUse() int64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
