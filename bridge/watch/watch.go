@@ -326,6 +326,9 @@ func (w *Watcher) work(ctx context.Context) error {
 			return nil
 		case e, ok := <-states.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the KV watch ends with the lease
+				}
 				return errors.New("the watch of user states ended")
 			}
 			if e == nil {
