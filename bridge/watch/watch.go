@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -446,7 +445,7 @@ func (w *Watcher) startCycle(now time.Time) bool {
 		took := now.Sub(w.cycleStart)
 		w.setStatus(func(s *Status) { s.LastCycleSeconds = took.Seconds() })
 	}
-	w.order, w.cursor, w.cycleStart = slices.Clone(w.people), 0, now
+	w.order, w.cursor, w.cycleStart = w.people, 0, now // setPeople replaces w.people, never changes it
 	if len(w.order) == 0 {
 		return false
 	}
