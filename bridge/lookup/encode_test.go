@@ -19,6 +19,8 @@ func TestAppendViewIsEncodingJSON(t *testing.T) {
 		{"plain", func(*outputs.View) {}},
 		{"sources", func(v *outputs.View) { v.Origin, v.Sources = outputs.OriginBridge, []string{"pbx", "cal"} }},
 		{"empty sources", func(v *outputs.View) { v.Sources = []string{} }},
+		{"html characters alone", func(v *outputs.View) { v.User = "a<b>&c@contoso.example" }},
+		{"control character alone", func(v *outputs.View) { v.SequenceNumber = "1\t2" }},
 		{"escaped", func(v *outputs.View) { v.User, v.Activity = `a"b\c<d>&é`+"\x01", "\u2028" }},
 		{"zero times", func(v *outputs.View) { v.Since, v.SeenAt = time.Time{}, time.Time{} }},
 		{"nanoseconds and a zone", func(v *outputs.View) {
