@@ -1,13 +1,17 @@
 package bridge_test
 
 import (
+	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
+	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -196,20 +200,21 @@ var watchChangeSeconds = func() int {
 	return 30
 }()
 
-// memory is what the process holds: the Go heap and stacks in use after
-// a collection, and the resident set size (Linux; 0 elsewhere).
+// memory is what this process holds: the Go heap and stacks in use after
+// a collection, and the resident set size (Linux; 0 elsewhere) after the
+// freed memory was returned to the system.
 type memory struct{ heap, rss uint64 }
 
 func measure() memory {
-	runtime.GC()
+	debug.FreeOSMemory() // collects, then returns what is free
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memory{heap: m.HeapInuse + m.StackInuse, rss: rss()}
+	return memory{heap: m.HeapInuse + m.StackInuse, rss: rssOf("/proc/self/status")}
 }
 
-// rss reads VmRSS from /proc/self/status, in bytes.
-func rss() uint64 {
-	data, err := os.ReadFile("/proc/self/status")
+// rssOf reads VmRSS from a /proc/<pid>/status file, in bytes.
+func rssOf(path string) uint64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
@@ -226,7 +231,7 @@ func mb(n int64) float64 { return float64(n) / (1 << 20) }
 
 // manyTenants is an emulator of tenants t0.example ... with perTenant
 // people each, the test application in each, started on loopback.
-func manyTenants(b *testing.B, tenants, perTenant int) *emulator.Emulator {
+func manyTenants(tb testing.TB, tenants, perTenant int) *emulator.Emulator {
 	cfg := emulator.Config{Listen: "127.0.0.1:0"}
 	for t := range tenants {
 		tc := emulator.Tenant{ID: fmt.Sprintf("t%d.example", t), Apps: []emulator.App{{
@@ -241,24 +246,107 @@ func manyTenants(b *testing.B, tenants, perTenant int) *emulator.Emulator {
 	cfg.SetDefaults()
 	em, err := emulator.New(cfg)
 	if err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
 	if err := em.Start(context.Background()); err != nil {
-		b.Fatal(err)
+		tb.Fatal(err)
 	}
-	b.Cleanup(func() { _ = em.Close() })
+	tb.Cleanup(func() { _ = em.Close() })
 	return em
 }
 
+// emulatorProcessEnv makes the test binary serve the emulator of
+// manyTenants in TestEmulatorProcess: its value is "<tenants>x<per tenant>".
+const emulatorProcessEnv = "PB_EMULATOR_PROCESS"
+
+// TestEmulatorProcess is not a test: BenchmarkWatchMemory runs the test
+// binary again with emulatorProcessEnv set, to serve the emulator in a
+// process of its own, so that the benchmark's process holds the bridge
+// alone. It prints the emulator's addresses, serves until its standard
+// input closes, then prints the emulator's read windows.
+func TestEmulatorProcess(t *testing.T) {
+	var tenants, perTenant int
+	if _, err := fmt.Sscanf(os.Getenv(emulatorProcessEnv), "%dx%d", &tenants, &perTenant); err != nil {
+		t.Skip("the emulator process of BenchmarkWatchMemory; run only by it")
+	}
+	em := manyTenants(t, tenants, perTenant)
+	fmt.Printf("emulator %s %s\n", em.GraphURL(), em.LoginURL())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	windows, err := json.Marshal(em.ReadWindows())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("windows %s\n", windows)
+}
+
+// emulatorProcess is the emulator served by TestEmulatorProcess in a
+// child process.
+type emulatorProcess struct {
+	cmd          *exec.Cmd
+	stdin        io.WriteCloser
+	out          *bufio.Scanner
+	graph, login string
+}
+
+// startEmulatorProcess runs the test binary as manyTenants' emulator.
+func startEmulatorProcess(b *testing.B, tenants, perTenant int) *emulatorProcess {
+	cmd := exec.Command(os.Args[0], "-test.run=^TestEmulatorProcess$", "-test.bench=^$")
+	cmd.Env = append(os.Environ(), fmt.Sprintf("%s=%dx%d", emulatorProcessEnv, tenants, perTenant))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	p := &emulatorProcess{cmd: cmd, stdin: stdin, out: bufio.NewScanner(stdout)}
+	p.out.Buffer(nil, 16<<20)
+	for p.out.Scan() {
+		if _, err := fmt.Sscanf(p.out.Text(), "emulator %s %s", &p.graph, &p.login); err == nil {
+			return p
+		}
+	}
+	b.Fatalf("the emulator process printed no addresses: %v", p.out.Err())
+	return nil
+}
+
+// rss is the emulator process's resident set size.
+func (p *emulatorProcess) rss() uint64 {
+	return rssOf(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+}
+
+// stop ends the emulator process and returns its read windows.
+func (p *emulatorProcess) stop(b *testing.B) []emulator.ThrottleWindow {
+	_ = p.stdin.Close()
+	var windows []emulator.ThrottleWindow
+	for p.out.Scan() {
+		if rest, ok := strings.CutPrefix(p.out.Text(), "windows "); ok {
+			if err := json.Unmarshal([]byte(rest), &windows); err != nil {
+				b.Fatalf("the emulator's read windows: %v", err)
+			}
+		}
+	}
+	if err := p.cmd.Wait(); err != nil {
+		b.Errorf("the emulator process: %v", err)
+	}
+	return windows
+}
+
 // manyTenantsConfig is a bridge of the tenants of manyTenants, reached
-// at em, watching everyone (`users: all`, `interval: 2s`, the default
-// read budget) when watching, with a NATS output.
-func manyTenantsConfig(b *testing.B, em *emulator.Emulator, tenants int, watching bool) string {
+// at graphURL and loginURL, watching everyone (`users: all`, `interval:
+// 2s`, the default read budget) when watching, with a NATS output.
+func manyTenantsConfig(b *testing.B, graphURL, loginURL string, tenants int, watching bool) string {
 	var ts strings.Builder
 	ts.WriteString("graph:\n  tenants:\n")
 	for t := range tenants {
 		fmt.Fprintf(&ts, "    - {id: t%d.example, client_id: %s, client_secret: %s, graph_url: %q, login_url: %q}\n",
-			t, bridgetest.ClientID, bridgetest.ClientSecret, em.GraphURL(), em.LoginURL())
+			t, bridgetest.ClientID, bridgetest.ClientSecret, graphURL, loginURL)
 	}
 	return bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", b.TempDir()) + ts.String() + `sources:
   - {name: demo, type: generic, token: demo-token, tenant: t0.example}
@@ -288,28 +376,31 @@ func stopBridge(b *testing.B, br *bridge.Bridge) {
 	}
 }
 
-// BenchmarkWatchMemory: 100,000 people across 10 tenants (10,000 each),
+// BenchmarkWatchMemory: 100,000 people across 10 tenants (10,000 each;
+// PB_WATCH_PER_TENANT changes that),
 // every one watched at `interval: 2s` with the default read budget, and
-// published to a NATS output. The emulator runs in this process, started
-// before anything is measured. It reports the watchers' cycle time and
-// the memory the watch adds: the Go heap and stacks in use (after a
-// collection) of the process with the watching bridge, once everyone has
-// been seen and published and a few cycles have run, minus the same with
-// an idle bridge (the same configuration, watch.enabled false) and the
-// emulator; the process's RSS is reported too, emulator and test
-// included. With PB_HEAP_PROFILE=<file> it writes the heap's profile
-// there when it measures the watching bridge.
+// published to a NATS output (embedded NATS, in the bridge's process).
+// The emulator runs in a process of its own (TestEmulatorProcess), so
+// this process holds the bridge, its embedded NATS server and the
+// benchmark alone. It reports the watchers' cycle time and the memory
+// the watch adds: this process's RSS and its Go heap and stacks in use
+// (after a collection that returns free memory to the system), once
+// everyone has been seen and published and three more cycles have run,
+// minus the same with an idle bridge (the same configuration,
+// watch.enabled false). With PB_HEAP_PROFILE=<file> it writes the heap's
+// profile there when it measures the watching bridge.
 func BenchmarkWatchMemory(b *testing.B) {
-	const tenants, perTenant = 10, 10_000
-	em := manyTenants(b, tenants, perTenant)
+	const tenants = 10
+	perTenant := watchMemoryPerTenant
+	em := startEmulatorProcess(b, tenants, perTenant)
 	for range b.N {
 		base := measure()
 
-		idle := runBridge(b, manyTenantsConfig(b, em, tenants, false))
+		idle := runBridge(b, manyTenantsConfig(b, em.graph, em.login, tenants, false))
 		idleMem := measure()
 		stopBridge(b, idle)
 
-		br := runBridge(b, manyTenantsConfig(b, em, tenants, true))
+		br := runBridge(b, manyTenantsConfig(b, em.graph, em.login, tenants, true))
 		started := time.Now()
 		handed := func() int {
 			n := 0
@@ -325,9 +416,9 @@ func BenchmarkWatchMemory(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		testpoll.Within(b, 10*time.Minute, "everyone in the stream", func() bool {
+		testpoll.Within(b, 20*time.Minute, "everyone in the stream", func() bool {
 			info, err := stream.Info(context.Background())
-			return err == nil && info.State.Msgs >= tenants*perTenant
+			return err == nil && info.State.Msgs >= uint64(tenants*perTenant)
 		})
 		firstSeen := time.Since(started)
 		// Measure once every watcher has read everyone three more times
@@ -354,8 +445,9 @@ func BenchmarkWatchMemory(b *testing.B) {
 		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
 			writeHeapProfile(b, path)
 		}
-		b.Logf("heap+stacks in use: emulator alone %.1f MB, with the idle bridge %.1f MB, with the watching bridge %.1f MB; RSS %.1f, %.1f, %.1f MB",
-			mb(int64(base.heap)), mb(int64(idleMem.heap)), mb(int64(watching.heap)), mb(int64(base.rss)), mb(int64(idleMem.rss)), mb(int64(watching.rss)))
+		emRSS := em.rss()
+		b.Logf("this process (bridge and benchmark): heap+stacks in use %.1f MB before a bridge, %.1f MB with the idle bridge, %.1f MB with the watching bridge; RSS %.1f, %.1f, %.1f MB; the emulator process's RSS %.1f MB",
+			mb(int64(base.heap)), mb(int64(idleMem.heap)), mb(int64(watching.heap)), mb(int64(base.rss)), mb(int64(idleMem.rss)), mb(int64(watching.rss)), mb(int64(emRSS)))
 		var cycles []float64
 		for _, s := range br.WatchStatus() {
 			cycles = append(cycles, s.LastCycleSeconds)
@@ -370,9 +462,11 @@ func BenchmarkWatchMemory(b *testing.B) {
 		b.ReportMetric(cycles[len(cycles)-1], "max-cycle-s")
 		b.ReportMetric(mb(int64(watching.heap)-int64(idleMem.heap)), "heap-above-idle-MB")
 		b.ReportMetric(mb(int64(idleMem.heap)-int64(base.heap)), "idle-bridge-heap-MB")
-		b.ReportMetric(mb(int64(watching.rss)), "process-RSS-MB")
+		b.ReportMetric(mb(int64(watching.rss)-int64(idleMem.rss)), "RSS-above-idle-MB")
+		b.ReportMetric(mb(int64(watching.rss)), "bridge-process-RSS-MB")
+		b.ReportMetric(mb(int64(emRSS)), "emulator-RSS-MB")
 		maxWindow, throttled := 0, 0
-		for _, w := range em.ReadWindows() {
+		for _, w := range em.stop(b) {
 			maxWindow = max(maxWindow, w.Requests)
 			throttled += w.Throttled
 		}
@@ -380,6 +474,15 @@ func BenchmarkWatchMemory(b *testing.B) {
 		b.ReportMetric(float64(throttled), "429s")
 	}
 }
+
+// watchMemoryPerTenant is how many people each of BenchmarkWatchMemory's
+// ten tenants holds: 10,000, or PB_WATCH_PER_TENANT for a smaller run.
+var watchMemoryPerTenant = func() int {
+	if n, err := strconv.Atoi(os.Getenv("PB_WATCH_PER_TENANT")); err == nil && n > 0 {
+		return n
+	}
+	return 10_000
+}()
 
 // writeHeapProfile writes the heap's profile (after a collection) to path.
 func writeHeapProfile(b *testing.B, path string) {

@@ -45,7 +45,7 @@ func Register(r gin.IRouter, o HTTPOptions) {
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
 	}
-	a := api{HTTPOptions: o, guard: guessguard.New(o.Now)}
+	a := api{HTTPOptions: o, token: []byte(o.Token), guard: guessguard.New(o.Now)}
 	g := r.Group("/v1/presence", a.authorize)
 	g.GET("", a.list)
 	g.GET("/:user", a.get)
@@ -53,6 +53,7 @@ func Register(r gin.IRouter, o HTTPOptions) {
 
 type api struct {
 	HTTPOptions
+	token []byte // Token, converted once
 	guard *guessguard.Guard
 }
 
@@ -82,7 +83,7 @@ func (a api) authorize(c *gin.Context) {
 		return
 	}
 	scheme, got, _ := strings.Cut(c.GetHeader("Authorization"), " ")
-	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), []byte(a.Token)) != 1 {
+	if !strings.EqualFold(scheme, "Bearer") || subtle.ConstantTimeCompare([]byte(got), a.token) != 1 {
 		a.guard.Failed(c.RemoteIP())
 		c.Header("WWW-Authenticate", `Bearer realm="presence-bridge lookup"`)
 		fail(c, http.StatusUnauthorized, "unauthorized", "missing or wrong lookup token")
@@ -144,8 +145,14 @@ func (a api) get(c *gin.Context) {
 		c.Status(http.StatusNotModified)
 		return
 	}
-	c.JSON(http.StatusOK, view)
+	buf := buffers.Get().(*[]byte)
+	*buf = appendView((*buf)[:0], view)
+	c.Data(http.StatusOK, jsonType, *buf)
+	buffers.Put(buf)
 }
+
+// jsonType is the Content-Type of JSON answers, as gin's c.JSON sets it.
+const jsonType = "application/json; charset=utf-8"
 
 // failLookup answers a failed Get or Wait.
 func (a api) failLookup(c *gin.Context, user string, err error) {

@@ -68,9 +68,14 @@ type Views struct {
 
 	mu     sync.RWMutex
 	people map[person]*entry
-	// names maps a lowercased UPN or object id to the people it names
-	// (one, unless the same name is watched in several tenants).
-	names map[string][]person
+	// tenants counts the people of each tenant: an object id is looked
+	// up in people, tenant by tenant.
+	tenants map[string]int
+	// names maps a lowercased UPN (one that is not the object id) to the
+	// person it names; more holds the others when the same UPN is watched
+	// in several tenants, which is rare. No slice per name.
+	names map[string]person
+	more  map[string][]person
 	// sorted holds the people, in (tenant, id) order unless unsorted:
 	// Set appends, List sorts.
 	sorted   []person
@@ -103,7 +108,9 @@ func NewViews(opts Options) *Views {
 		maxWaiters: int64(opts.MaxWaiters),
 		done:       make(chan struct{}),
 		people:     map[person]*entry{},
-		names:      map[string][]person{},
+		tenants:    map[string]int{},
+		names:      map[string]person{},
+		more:       map[string][]person{},
 	}
 }
 
@@ -121,20 +128,26 @@ func ETag(v outputs.View) string {
 }
 
 // Set stores v as the person's newest view. Waiters of the person wake
-// when its ETag changes.
+// when its ETag changes. A view that differs from the stored one only in
+// seenAt (the watcher read the person again) moves seenAt alone: no ETag
+// is worked out, nothing is allocated.
 func (vs *Views) Set(v outputs.View) {
 	k := person{v.Tenant, strings.ToLower(v.ID)}
-	v.Sources = slices.Clone(v.Sources)
-	etag := ETag(v)
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	e := vs.people[k]
+	if e != nil && sameButSeen(e.view, v) {
+		e.view.SeenAt = v.SeenAt
+		return
+	}
+	v.Sources = slices.Clone(v.Sources)
+	etag := ETag(v)
 	if e == nil {
 		e = &entry{}
 		vs.people[k] = e
+		vs.tenants[k.tenant]++
 		vs.sorted = append(vs.sorted, k)
 		vs.unsorted = true
-		vs.addName(k.id, k)
 	}
 	if oldUser, newUser := strings.ToLower(e.view.User), strings.ToLower(v.User); oldUser != newUser {
 		if oldUser != "" && oldUser != k.id {
@@ -154,6 +167,13 @@ func (vs *Views) Set(v outputs.View) {
 	}
 }
 
+// sameButSeen reports whether a and b differ at most in SeenAt.
+func sameButSeen(a, b outputs.View) bool {
+	return a.User == b.User && a.ID == b.ID && a.Tenant == b.Tenant && a.Availability == b.Availability &&
+		a.Activity == b.Activity && a.Origin == b.Origin && slices.Equal(a.Sources, b.Sources) &&
+		a.Since.Equal(b.Since) && a.SequenceNumber == b.SequenceNumber
+}
+
 // Delete forgets the person id of tenant, who left the watch; their
 // waiters wake and find nobody.
 func (vs *Views) Delete(tenant, id string) {
@@ -165,7 +185,9 @@ func (vs *Views) Delete(tenant, id string) {
 		return
 	}
 	delete(vs.people, k)
-	vs.removeName(k.id, k)
+	if vs.tenants[k.tenant]--; vs.tenants[k.tenant] <= 0 {
+		delete(vs.tenants, k.tenant)
+	}
 	if u := strings.ToLower(e.view.User); u != k.id {
 		vs.removeName(u, k)
 	}
@@ -176,18 +198,31 @@ func (vs *Views) Delete(tenant, id string) {
 }
 
 func (vs *Views) addName(name string, k person) {
-	if !slices.Contains(vs.names[name], k) {
-		vs.names[name] = append(vs.names[name], k)
+	first, ok := vs.names[name]
+	switch {
+	case !ok:
+		vs.names[name] = k
+	case first != k && !slices.Contains(vs.more[name], k):
+		vs.more[name] = append(vs.more[name], k)
 	}
 }
 
 func (vs *Views) removeName(name string, k person) {
-	left := slices.DeleteFunc(vs.names[name], func(p person) bool { return p == k })
-	if len(left) == 0 {
-		delete(vs.names, name)
+	more := vs.more[name]
+	if first, ok := vs.names[name]; ok && first == k {
+		if len(more) == 0 {
+			delete(vs.names, name)
+			return
+		}
+		vs.names[name], more = more[0], more[1:]
+	} else {
+		more = slices.DeleteFunc(more, func(p person) bool { return p == k })
+	}
+	if len(more) == 0 {
+		delete(vs.more, name)
 		return
 	}
-	vs.names[name] = left
+	vs.more[name] = more
 }
 
 // Len returns how many people the store holds.
@@ -246,10 +281,28 @@ func (vs *Views) find(ctx context.Context, tenant, key string) (person, error) {
 func (vs *Views) named(tenant, name string) (person, error) {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	var found []person
-	for _, k := range vs.names[name] {
-		if tenant == "" || k.tenant == tenant {
+	var buf [4]person
+	found := buf[:0]
+	add := func(k person) {
+		if (tenant == "" || k.tenant == tenant) && !slices.Contains(found, k) {
 			found = append(found, k)
+		}
+	}
+	if tenant != "" {
+		if _, ok := vs.people[person{tenant, name}]; ok {
+			add(person{tenant, name})
+		}
+	} else {
+		for t := range vs.tenants {
+			if _, ok := vs.people[person{t, name}]; ok {
+				add(person{t, name})
+			}
+		}
+	}
+	if k, ok := vs.names[name]; ok {
+		add(k)
+		for _, k := range vs.more[name] {
+			add(k)
 		}
 	}
 	switch len(found) {

@@ -127,7 +127,7 @@ func TestSetRenames(t *testing.T) {
 			t.Fatalf("after Delete %s gives %v", key, err)
 		}
 	}
-	if vs.Len() != 0 || len(vs.names) != 0 || len(vs.sorted) != 0 {
+	if vs.Len() != 0 || len(vs.names) != 0 || len(vs.more) != 0 || len(vs.tenants) != 0 || len(vs.sorted) != 0 {
 		t.Fatalf("after Delete the store holds %d people, %d names, %d sorted", vs.Len(), len(vs.names), len(vs.sorted))
 	}
 }

@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"time"
 
@@ -15,17 +16,11 @@ import (
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
 )
 
-// read makes one getPresencesByUserId request for ids and takes in what
-// it answers. A throttled read pauses the watcher for Retry-After; other
+// read makes one getPresencesByUserId request for ids (sorted) and takes
+// in what it answers. A throttled read pauses the watcher for Retry-After; other
 // failures count towards the breaker; either way the round goes on with
 // the next chunk.
 func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
-	snap := make(map[string]session, len(ids))
-	for _, id := range ids {
-		if s, ok := w.sessions[id]; ok {
-			snap[id] = s
-		}
-	}
 	presences, err := w.breaker.Execute(func() ([]graphclient.Presence, error) {
 		callCtx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
@@ -45,8 +40,14 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 	}
 	w.setStatus(func(s *Status) { s.Reads["ok"]++; s.LastRead = now })
 	for _, p := range presences {
+		// The id as the watcher holds it (ids is sorted), so that what is
+		// kept (the last seen, the views) shares that string and none of
+		// the answer's.
 		id := strings.ToLower(p.ID)
-		s, held := snap[id]
+		if i, ok := slices.BinarySearch(ids, id); ok {
+			id = ids[i]
+		}
+		s, held := w.sessions[id] // unchanged during the read: the same goroutine takes the states
 		if held && s.observe != nil {
 			got := writer.Aggregate{Pair: adapters.Pair{Availability: p.Availability, Activity: p.Activity}, StatusText: p.StatusText()}
 			if err := writer.ObserveAggregate(ctx, w.opts.State, w.opts.Tenant, id, *s.observe, got, now, w.opts.Observe); err != nil {

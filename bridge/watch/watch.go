@@ -22,7 +22,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -326,6 +325,9 @@ func (w *Watcher) work(ctx context.Context) error {
 			return nil
 		case e, ok := <-states.Updates():
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // the KV watch ends with the lease
+				}
 				return errors.New("the watch of user states ended")
 			}
 			if e == nil {
@@ -396,20 +398,45 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 		w.dirty = false
 		w.setPeople()
 	}
-	if now.Before(w.nextAt) || now.Before(w.pause) || w.breaker.State() == gobreaker.StateOpen {
-		return
+	// A spacing shorter than the tick makes more than one read due at a
+	// look; a few are made then, so the pace is the spacing's.
+	for range maxReadsPerStep {
+		if now.Before(w.nextAt) || now.Before(w.pause) || w.breaker.State() == gobreaker.StateOpen {
+			return
+		}
+		if w.cursor >= len(w.order) && !w.startCycle(now) {
+			return
+		}
+		if !w.budget.allow(now) {
+			return
+		}
+		chunk := w.order[w.cursor:min(w.cursor+w.opts.ChunkSize, len(w.order))]
+		w.cursor += len(chunk)
+		w.plan(now)
+		w.read(ctx, chunk, now)
 	}
-	if w.cursor >= len(w.order) && !w.startCycle(now) {
-		return
-	}
-	if !w.budget.allow(now) {
-		return
-	}
-	chunk := w.order[w.cursor:min(w.cursor+w.opts.ChunkSize, len(w.order))]
-	w.cursor += len(chunk)
-	w.nextAt = now.Add(w.spacing)
-	w.read(ctx, chunk, now)
 }
+
+// maxReadsPerStep bounds the reads made at one look at the clock.
+const maxReadsPerStep = 4
+
+// plan sets when the next read is due: a spacing after this read's due
+// time, not after now, so that looking at the clock every tick does not
+// round each spacing up to the tick (a cycle of n reads takes n spacings),
+// and a read that came late (a slow answer) is made up by the next ones.
+// When the next read would already be more than catchUp spacings (and a
+// tick) overdue (the first read, or one after a pause, a full budget or
+// an open breaker) it plans from now instead: no burst makes up for that.
+func (w *Watcher) plan(now time.Time) {
+	next := w.nextAt.Add(w.spacing)
+	if now.Sub(next) > max(w.opts.Tick, catchUp*w.spacing) {
+		next = now.Add(w.spacing)
+	}
+	w.nextAt = next
+}
+
+// catchUp is how many spacings late reads are made up.
+const catchUp = 4
 
 // startCycle begins a round over everyone watched now, paced so that the
 // round takes the interval, or longer when the budget cannot cover it.
@@ -418,7 +445,7 @@ func (w *Watcher) startCycle(now time.Time) bool {
 		took := now.Sub(w.cycleStart)
 		w.setStatus(func(s *Status) { s.LastCycleSeconds = took.Seconds() })
 	}
-	w.order, w.cursor, w.cycleStart = slices.Clone(w.people), 0, now
+	w.order, w.cursor, w.cycleStart = w.people, 0, now // setPeople replaces w.people, never changes it
 	if len(w.order) == 0 {
 		return false
 	}

@@ -348,3 +348,47 @@ func TestTakeoverThroughTheLease(t *testing.T) {
 		t.Fatalf("%d changes after the takeover, want the 3 first sightings only", n)
 	}
 }
+
+// TestCycleKeepsItsPace: eight requests planned 125 ms apart (one id
+// each, interval 1 s) make a cycle of 1 s on the fake clock, looked at
+// every 50 ms: each read is planned from the previous one's due time, so
+// the tick does not round 125 ms up to 150 ms (a cycle of 1.2 s).
+func TestCycleKeepsItsPace(t *testing.T) {
+	h := newHarness(t, 8, emulator.Throttle{})
+	watch := watchAll()
+	watch.Interval = time.Second
+	w, _ := h.start(watch, func(o *Options) { o.ChunkSize = 1 })
+	testpoll.Until(t, "the first read", func() bool { return w.Status().Reads["ok"] == 1 })
+	h.advance(w, 3*time.Second, 50*time.Millisecond)
+	st := w.Status()
+	if st.CycleSeconds != 1 || st.LastCycleSeconds != 1 {
+		t.Fatalf("planned cycle %.3f s, last cycle %.3f s; want 8 × 125 ms = 1 s", st.CycleSeconds, st.LastCycleSeconds)
+	}
+	if n := st.Reads["ok"]; n != 25 {
+		t.Fatalf("%d reads in 3 s at one per 125 ms, want 25 (one every 150 ms would be 21)", n)
+	}
+}
+
+// TestLateReadsAreMadeUp: when the watcher looks at its clock late (a
+// slow answer, a busy machine), the reads that fell due meanwhile are made
+// at once, and the cycle still takes its 1 s; after a long pause nothing
+// is made up in a burst.
+func TestLateReadsAreMadeUp(t *testing.T) {
+	h := newHarness(t, 8, emulator.Throttle{})
+	watch := watchAll()
+	watch.Interval = time.Second
+	w, _ := h.start(watch, func(o *Options) { o.ChunkSize = 1 })
+	testpoll.Until(t, "the first read", func() bool { return w.Status().Reads["ok"] == 1 })
+	h.advance(w, 300*time.Millisecond, 300*time.Millisecond) // reads due at 125 and 250 ms
+	if n := w.Status().Reads["ok"]; n != 3 {
+		t.Fatalf("%d reads after a look 300 ms late, want 3", n)
+	}
+	h.advance(w, 700*time.Millisecond, 50*time.Millisecond)
+	if st := w.Status(); st.Reads["ok"] != 9 || st.LastCycleSeconds != 1 {
+		t.Fatalf("reads %d, last cycle %.3f s; want 9 reads and a cycle of 1 s", st.Reads["ok"], st.LastCycleSeconds)
+	}
+	h.advance(w, time.Minute, time.Minute) // a minute without a look
+	if n := w.Status().Reads["ok"]; n != 10 {
+		t.Fatalf("%d reads after a minute without a look, want 10 (no burst)", n)
+	}
+}
