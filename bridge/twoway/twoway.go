@@ -96,6 +96,13 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 	if t.publisher != nil {
 		sink.publisher = t.publisher
 	}
+	// The watchers judge a read's origins once they have every user state
+	// written before it (watch.Options.StateStream).
+	stateStream, err := o.JetStream.Stream(ctx, "KV_"+o.State.KV().Bucket())
+	if err != nil {
+		t.Stop()
+		return nil, fmt.Errorf("user state stream: %w", err)
+	}
 	for _, tenant := range cfg.Graph.Tenants {
 		g, err := o.Graph(tenant.ID)
 		if err != nil {
@@ -109,6 +116,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 			ObserveInterval: cfg.Presence.ObserveInterval,
 			Graph:           g,
 			State:           o.State,
+			StateStream:     stateStream,
 			Rules:           o.Rules,
 			Seen:            seen,
 			Directory:       o.Directory,

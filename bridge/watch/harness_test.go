@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -216,3 +218,74 @@ func of(changes []outputs.Change, id string) []outputs.Change {
 	}
 	return out
 }
+
+// intent records that the bridge is telling Graph that user i is in a
+// call from source (the writer's intent, written before its call), and
+// sets that app session in the emulator, as Graph has it before the
+// writer records the answer.
+func (h *harness) intent(i int, source string) {
+	h.t.Helper()
+	ctx := context.Background()
+	ev := adapters.Event{ID: "c1", Source: source, Type: "call", CallID: "c1", State: adapters.CallActive, OccurredAt: h.clock.Now()}
+	if err := h.store.Apply(ctx, tenant, userID(i), ev); err != nil {
+		h.t.Fatal(err)
+	}
+	if _, _, err := h.store.Update(ctx, tenant, userID(i), func(s *state.UserState) bool {
+		s.Pending = &state.Told{Pair: inACall, At: h.clock.Now()}
+		return true
+	}); err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.em.SetSession(userID(i), emulator.Session{Kind: emulator.KindApp, AppID: appID, Availability: "Busy", Activity: "InACall", Lifetime: time.Hour}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// reads is how many presence reads the emulator has answered.
+func (h *harness) reads() uint64 {
+	var n uint64
+	for k, c := range h.em.RequestCounts() {
+		if strings.Contains(k.Route, "getPresencesByUserId") {
+			n += c
+		}
+	}
+	return n
+}
+
+// gatedKV is a state bucket whose watches, once hold is set, pass
+// nothing on until open is closed: a watch of user states lagging behind
+// Graph.
+type gatedKV struct {
+	jetstream.KeyValue
+	hold atomic.Bool
+	open chan struct{}
+}
+
+func (g *gatedKV) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
+	inner, err := g.KeyValue.Watch(ctx, keys, opts...)
+	if err != nil {
+		return nil, err
+	}
+	out := &gatedWatcher{KeyWatcher: inner, updates: make(chan jetstream.KeyValueEntry)}
+	go func() {
+		defer close(out.updates)
+		for e := range inner.Updates() {
+			if g.hold.Load() {
+				<-g.open
+			}
+			select {
+			case out.updates <- e:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return out, nil
+}
+
+type gatedWatcher struct {
+	jetstream.KeyWatcher
+	updates chan jetstream.KeyValueEntry
+}
+
+func (w *gatedWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.updates }

@@ -3,13 +3,17 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/outputs"
@@ -39,6 +43,7 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 		return
 	}
 	w.setStatus(func(s *Status) { s.Reads["ok"]++; s.LastRead = now })
+	w.catchUp(ctx)
 	for _, p := range presences {
 		// The id as the watcher holds it (ids is sorted), so that what is
 		// kept (the last seen, the views) shares that string and none of
@@ -100,8 +105,8 @@ func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) o
 	} else if upn := w.named[id]; upn != "" {
 		v.User = upn
 	}
-	if held && s.pair == (adapters.Pair{Availability: l.availability, Activity: l.activity}) {
-		v.Origin, v.Sources = outputs.OriginBridge, s.sources
+	if ok, sources := s.explains(adapters.Pair{Availability: l.availability, Activity: l.activity}); held && ok {
+		v.Origin, v.Sources = outputs.OriginBridge, sources
 	}
 	return v
 }
@@ -120,5 +125,51 @@ func (w *Watcher) leave(id string) {
 	defer cancel()
 	if err := w.opts.Seen.Delete(ctx, seenKey(w.opts.Tenant, id)); err != nil {
 		w.log.Warn("forget the last seen presence", "user", id, "err", err)
+	}
+}
+
+// catchUpWait bounds how long a read's outcome waits for the user states
+// written before it.
+const catchUpWait = 5 * time.Second
+
+// catchUp takes in every user state of the tenant written before it was
+// called. The writer records a call's intent (Pending) before it calls
+// Graph, so once caught up after a read, every pair the read shows because
+// of the bridge is explained by a session or an intent, even when the
+// state watch lags behind Graph. It gives up after catchUpWait and judges
+// with what it has.
+func (w *Watcher) catchUp(ctx context.Context) {
+	if w.opts.StateStream == nil || w.states == nil {
+		return
+	}
+	kv := w.opts.State.KV()
+	last, err := w.opts.StateStream.GetLastMsgForSubject(ctx, "$KV."+kv.Bucket()+"."+state.UserKeys(w.opts.Tenant))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return
+	}
+	if err != nil {
+		w.log.Debug("newest user state revision", "err", err)
+		return
+	}
+	if w.stateRev >= last.Sequence {
+		return
+	}
+	timeout := time.NewTimer(catchUpWait)
+	defer timeout.Stop()
+	for w.stateRev < last.Sequence {
+		select {
+		case e, ok := <-w.states.Updates():
+			if !ok {
+				return
+			}
+			if e != nil {
+				w.takeState(e)
+			}
+		case <-timeout.C:
+			w.log.Warn("user states lag behind a presence read; judging its origins without them", "revision", w.stateRev, "want", last.Sequence)
+			return
+		case <-ctx.Done():
+			return
+		}
 	}
 }

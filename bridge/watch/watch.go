@@ -117,6 +117,11 @@ type Options struct {
 	// ChunkSize is the ids per request, graphlimits.MaxIDsPerLookup by
 	// default.
 	ChunkSize int
+	// StateStream is the stream of State's bucket. With it, the outcome of
+	// every read is judged only once the watcher has taken in every user
+	// state written before the read was answered (catchUp); nil judges at
+	// once.
+	StateStream jetstream.Stream
 	// Tick is how often the watcher looks at its clock; default 50 ms.
 	Tick   time.Duration
 	Clock  Clock
@@ -141,6 +146,8 @@ type Watcher struct {
 	named      map[string]string // people the state store holds, with the UPN an event named them by
 	sessions   map[string]session
 	seen       map[string]last
+	states     jetstream.KeyWatcher
+	stateRev   uint64   // the newest user state revision taken in
 	listed     []string // resolved by the last refresh
 	order      []string // this cycle's people
 	cursor     int
@@ -158,13 +165,28 @@ type Watcher struct {
 	steps atomic.Uint64
 }
 
-// session is what the state store says of a person's app session.
+// session is what the state store says of a person's app session: the
+// pair Graph was last told, and the pair of a call under way (its intent
+// is recorded before Graph is called, so a read may show it first).
 type session struct {
-	pair adapters.Pair
+	pair, pending *adapters.Pair
+	// sources and pendingSources are the sources whose claims made each.
+	sources, pendingSources []string
 	// observe is the session to compare reads with, nil while a call to
 	// Graph is under way.
 	observe *writer.Session
-	sources []string
+}
+
+// explains returns whether the bridge's session explains pair, and the
+// sources that made it.
+func (s session) explains(pair adapters.Pair) (bool, []string) {
+	switch {
+	case s.pair != nil && *s.pair == pair:
+		return true, s.sources
+	case s.pending != nil && *s.pending == pair:
+		return true, s.pendingSources
+	}
+	return false, nil
 }
 
 // Status is the watch of one tenant, for the status page and metrics.
@@ -314,6 +336,8 @@ func (w *Watcher) work(ctx context.Context) error {
 		return fmt.Errorf("watch user states: %w", err)
 	}
 	defer func() { _ = states.Stop() }()
+	w.states, w.stateRev = states, 0
+	defer func() { w.states = nil }()
 	w.setStatus(func(s *Status) { s.Holding = true })
 	defer w.setStatus(func(s *Status) { s.Holding = false })
 	ticker := time.NewTicker(w.opts.Tick)
@@ -350,6 +374,7 @@ func (w *Watcher) work(ctx context.Context) error {
 // session for the person and which sources made it, and (for `users:
 // directory`) that an event named them, and by which UPN.
 func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
+	w.stateRev = max(w.stateRev, e.Revision())
 	var st state.UserState
 	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &st) != nil || st.UserID == "" {
 		key := e.Key()
@@ -372,12 +397,18 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	w.named[id] = upn
 	w.dirty = w.dirty || !named
 	_, had := w.sessions[id]
-	if st.Told == nil || st.Told.Pair == nil {
+	var s session
+	if st.Told != nil && st.Told.Pair != nil {
+		s.pair, s.sources = st.Told.Pair, st.SessionSources(w.opts.Rules, st.Told.At)
+	}
+	if st.Pending != nil && st.Pending.Pair != nil {
+		s.pending, s.pendingSources = st.Pending.Pair, st.SessionSources(w.opts.Rules, st.Pending.At)
+	}
+	if s.pair == nil && s.pending == nil {
 		delete(w.sessions, id)
 		w.dirty = w.dirty || had
 		return
 	}
-	s := session{pair: *st.Told.Pair, sources: st.SessionSources(w.opts.Rules, st.Told.At)}
 	if obs, ok := writer.SessionOf(st); ok {
 		s.observe = &obs
 	}

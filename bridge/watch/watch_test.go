@@ -392,3 +392,42 @@ func TestLateReadsAreMadeUp(t *testing.T) {
 		t.Fatalf("%d reads after a minute without a look, want 10 (no burst)", n)
 	}
 }
+
+// TestCallUnderWayIsTheBridges: Graph may show the bridge's call before
+// the writer has recorded that Graph took it; the intent it recorded
+// before calling explains the pair, so the change has origin bridge and
+// is not echoed to the source that made it.
+func TestCallUnderWayIsTheBridges(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	h.intent(0, "pbx")
+	h.start(watchAll(), nil)
+	testpoll.Until(t, "the person seen", func() bool { return len(h.sink.all()) == 1 })
+	if c := h.sink.all()[0]; c.Origin != outputs.OriginBridge || !slices.Equal(c.Sources, []string{"pbx"}) {
+		t.Fatalf("a call under way was seen as %+v, want origin bridge from pbx", c)
+	}
+}
+
+// TestReadWaitsForTheStatesBeforeIt: when the watch of user states lags
+// behind Graph, a read's origins are judged only once the states written
+// before the read are in, so a bridge call is not taken for a Teams one.
+func TestReadWaitsForTheStatesBeforeIt(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	gate := &gatedKV{KeyValue: h.store.KV(), open: make(chan struct{})}
+	stream, err := h.js.Stream(context.Background(), "KV_"+h.store.KV().Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, _ := h.start(watchAll(), func(o *Options) { o.State, o.StateStream = h.store.WithKV(gate), stream })
+	testpoll.Until(t, "the person seen", func() bool { return len(h.sink.all()) == 1 })
+	gate.hold.Store(true)
+	h.intent(0, "pbx")
+	reads := h.reads()
+	h.clock.Advance(2 * time.Second)
+	testpoll.Until(t, "a read while the states are held back", func() bool { return h.reads() > reads })
+	close(gate.open)
+	h.settle(w)
+	changes := h.sink.all()
+	if len(changes) != 2 || changes[1].Origin != outputs.OriginBridge {
+		t.Fatalf("the bridge's call read before its state arrived was published as %+v, want origin bridge", changes[1:])
+	}
+}
