@@ -269,7 +269,7 @@ func TestTakeoverAndFence(t *testing.T) {
 				return onWork == 0 && (onHold == 1 || onHold == 0 && hung)
 			}
 			a = start("a", &b)
-			testpoll.Until(t, "a to act", func() bool { on, _, _ := acting(a); return on && a.lease.Held() && settled(a) })
+			testpoll.Until(t, "a to act, its fence and its renewals waiting on the clock", func() bool { on, _, _ := acting(a); return on && a.lease.Held() && settled(a) })
 			b = start("b", &a)
 			testpoll.Until(t, "b to contend", func() bool { return settled(b) })
 			// Let a renew a few times while b watches.
@@ -319,6 +319,8 @@ func TestTakeoverAndFence(t *testing.T) {
 			switch took, silent, take := bStarted[0].Sub(stoppedAt), bStarted[0].Sub(renewed), time.Duration(float64(ttl)*takeFraction); {
 			case tc.atOnce && took > 2*ttl/contendEvery:
 				t.Fatalf("a released lease was taken %s later, not at once", took)
+			case !tc.atOnce && silent <= fence:
+				t.Fatalf("a silent holder's lease was taken %s after its last renewal, within its fence %s", silent, fence)
 			case !tc.atOnce && silent < take:
 				t.Fatalf("a silent holder's lease was taken %s after its last renewal, before %s", silent, take)
 			case !tc.atOnce && silent > ttl:
