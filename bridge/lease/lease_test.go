@@ -189,17 +189,22 @@ func TestTakeoverAndFence(t *testing.T) {
 	step := ttl / 60
 	for _, tc := range []struct {
 		name string
-		stop func(a *holder)
+		stop func(t *testing.T, a *holder)
 		// atOnce: b takes the key without waiting for a takeover.
 		atOnce bool
 		// fenced: a stops acting by its fence, not when it stops.
 		fenced bool
 	}{
-		{name: "released", stop: func(a *holder) { a.cancel(); <-a.done }, atOnce: true},
-		{name: "work stopped", stop: func(a *holder) { close(a.quit) }, atOnce: true},
-		{name: "dead", stop: func(a *holder) { a.nc.Close(); a.cancel(); <-a.done }},
-		{name: "connection closed", stop: func(a *holder) { a.nc.Close() }, fenced: true},
-		{name: "partitioned", stop: func(a *holder) { a.kv.cut.Store(true) }, fenced: true},
+		{name: "released", stop: func(t *testing.T, a *holder) { a.cancel(); <-a.done }, atOnce: true},
+		// The work's return is waited for: the clock must not move on
+		// while a has yet to see quit (no wait on the clock says so).
+		{name: "work stopped", stop: func(t *testing.T, a *holder) {
+			close(a.quit)
+			testpoll.Until(t, "a's work to return", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.ended) > 0 })
+		}, atOnce: true},
+		{name: "dead", stop: func(t *testing.T, a *holder) { a.nc.Close(); a.cancel(); <-a.done }},
+		{name: "connection closed", stop: func(t *testing.T, a *holder) { a.nc.Close() }, fenced: true},
+		{name: "partitioned", stop: func(t *testing.T, a *holder) { a.kv.cut.Store(true) }, fenced: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := natstest.Server(t)
@@ -282,7 +287,7 @@ func TestTakeoverAndFence(t *testing.T) {
 			}
 			now := owned{clock, ""}.Now
 			stoppedAt := now()
-			tc.stop(a)
+			tc.stop(t, a)
 			testpoll.Until(t, "a and b to settle after a stopped", func() bool { return settled(a) && settled(b) })
 			for {
 				if on, _, _ := acting(b); on {
