@@ -212,12 +212,14 @@ func TestTakeoverAndFence(t *testing.T) {
 			var overlap atomic.Value
 			var a, b *holder
 			start := func(name string, other **holder) *holder {
-				nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0))
+				// Real-time timeouts far beyond what a busy machine takes
+				// (the defaults, 2 s to connect and 5 s a request, are not).
+				nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0), nats.Timeout(time.Minute))
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(nc.Close)
-				js, _ := jetstream.New(nc)
+				js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 				kv, err := Open(context.Background(), js, ttl, 1)
 				if err != nil {
 					t.Fatal(err)
