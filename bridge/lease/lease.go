@@ -150,12 +150,17 @@ func (l *Lease) Hold(ctx context.Context, work func(context.Context) error) {
 // its goroutines (the work, the fence, the renewals) waits on at most
 // one timer at a time.
 func (l *Lease) run(ctx context.Context, rev uint64, work func(context.Context) error) error {
-	workCtx, stop := context.WithCancel(ctx)
+	// The fence ends fenceCtx: the work and a renewal under way. The
+	// work's own return ends workCtx only, so that a renewal under way
+	// completes and the release below deletes the revision it wrote.
+	fenceCtx, fenceStop := context.WithCancel(ctx)
+	defer fenceStop()
+	workCtx, stop := context.WithCancel(fenceCtx)
 	defer stop()
 	fenced := make(chan struct{})
-	go func() { defer close(fenced); l.fence(workCtx, stop) }()
+	go func() { defer close(fenced); l.fence(workCtx, fenceStop) }()
 	renewed := make(chan uint64, 1)
-	go func() { renewed <- l.renew(workCtx, stop, rev) }()
+	go func() { renewed <- l.renew(workCtx, fenceCtx, stop, rev) }()
 	stopped := work(workCtx)
 	switch {
 	case workCtx.Err() != nil:
@@ -189,14 +194,14 @@ func (l *Lease) run(ctx context.Context, rev uint64, work func(context.Context) 
 }
 
 // renew renews the lease at rev every renewEvery-th of the TTL until ctx
-// ends, and moves the fence after each renewal. When a renewal fails it
+// ends, and moves the fence after each renewal; a renewal under way ends
+// with fenceCtx (or its timeout), not with ctx. When a renewal fails it
 // drops the fence and ends the work (stop). It returns the last revision
 // it wrote.
-func (l *Lease) renew(ctx context.Context, stop func(), rev uint64) uint64 {
+func (l *Lease) renew(ctx, fenceCtx context.Context, stop func(), rev uint64) uint64 {
 	for l.clock.Wait(ctx, l.ttl/renewEvery) {
 		sent := l.clock.Now()
-		// The fence ends ctx, and with it a renewal that hangs.
-		renewCtx, cancel := context.WithTimeout(ctx, l.ttl/renewEvery)
+		renewCtx, cancel := context.WithTimeout(fenceCtx, l.ttl/renewEvery)
 		next, err := l.kv.Update(renewCtx, l.key, []byte(l.instance), rev)
 		cancel()
 		if err != nil {
