@@ -61,15 +61,19 @@ func Open(ctx context.Context, js jetstream.JetStream, ttl time.Duration, replic
 // on, and waits on.
 type Clock interface {
 	Now() time.Time
-	After(d time.Duration) <-chan time.Time
+	// Wait waits d or until ctx ends, and reports whether ctx is still
+	// live.
+	Wait(ctx context.Context, d time.Duration) bool
 }
 
 // systemClock is the real time; time.Now keeps the monotonic reading that
 // Sub then uses.
 type systemClock struct{}
 
-func (systemClock) Now() time.Time                         { return time.Now() }
-func (systemClock) After(d time.Duration) <-chan time.Time { return time.After(d) }
+func (systemClock) Now() time.Time { return time.Now() }
+func (systemClock) Wait(ctx context.Context, d time.Duration) bool {
+	return wait.Sleep(ctx, d)
+}
 
 // Lease is one key's lease as one instance competes for it.
 type Lease struct {
@@ -127,7 +131,7 @@ func (l *Lease) Hold(ctx context.Context, work func(context.Context) error) {
 			l.log.Warn("lease", "err", err)
 		}
 		if rev == 0 {
-			wait.For(ctx, l.clock.After(l.ttl/contendEvery))
+			l.clock.Wait(ctx, l.ttl/contendEvery)
 			continue
 		}
 		seenRev, seenAt = 0, time.Time{}
@@ -135,56 +139,39 @@ func (l *Lease) Hold(ctx context.Context, work func(context.Context) error) {
 		l.log.Info("lease acquired")
 		if err := l.run(ctx, rev, work); err != nil {
 			l.log.Error("work stopped; lease released, competing again", "err", err, "retry_in", l.ttl)
-			wait.For(ctx, l.clock.After(l.ttl))
+			l.clock.Wait(ctx, l.ttl)
 		}
 	}
 }
 
 // run runs work while it renews the lease at rev, and releases the lease
 // when work has returned. It returns work's error when work stopped on
-// its own, nil when ctx ended or the lease was lost or fenced.
+// its own, nil when ctx ended or the lease was lost or fenced. Each of
+// its goroutines (the work, the fence, the renewals) waits on at most
+// one timer at a time.
 func (l *Lease) run(ctx context.Context, rev uint64, work func(context.Context) error) error {
-	workCtx, stop := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- work(workCtx) }()
-	go l.fence(workCtx, stop)
-	var stopped error
-	for stopped == nil && workCtx.Err() == nil {
-		select {
-		case <-workCtx.Done():
-		case err := <-done:
-			done = nil
-			if workCtx.Err() != nil {
-				break // it returned because its context ended
-			}
-			stopped = err
-			if stopped == nil {
-				stopped = errors.New("the work returned")
-			}
-		case <-l.clock.After(l.ttl / renewEvery):
-			sent := l.clock.Now()
-			// The fence ends workCtx, and with it a renewal that hangs.
-			renewCtx, cancel := context.WithTimeout(workCtx, l.ttl/renewEvery)
-			next, err := l.kv.Update(renewCtx, l.key, []byte(l.instance), rev)
-			cancel()
-			if err != nil {
-				if ctx.Err() == nil {
-					l.log.Warn("lease lost; stopping", "err", err)
-				}
-				stop()
-				break
-			}
-			rev = next
-			if workCtx.Err() == nil {
-				l.extend(sent)
-			}
-		}
+	// The fence ends fenceCtx: the work and a renewal under way. The
+	// work's own return ends workCtx only, so that a renewal under way
+	// completes and the release below deletes the revision it wrote.
+	fenceCtx, fenceStop := context.WithCancel(ctx)
+	defer fenceStop()
+	workCtx, stop := context.WithCancel(fenceCtx)
+	defer stop()
+	fenced := make(chan struct{})
+	go func() { defer close(fenced); l.fence(workCtx, fenceStop) }()
+	renewed := make(chan uint64, 1)
+	go func() { renewed <- l.renew(workCtx, fenceCtx, stop, rev) }()
+	stopped := work(workCtx)
+	switch {
+	case workCtx.Err() != nil:
+		stopped = nil // it returned because its context ended
+	case stopped == nil:
+		stopped = errors.New("the work returned")
 	}
-	l.until.Store(nil)
 	stop()
-	if done != nil {
-		<-done
-	}
+	rev = <-renewed
+	<-fenced
+	l.until.Store(nil)
 	if ctx.Err() != nil {
 		stopped = nil // stopped with ctx, not on its own
 	}
@@ -206,6 +193,33 @@ func (l *Lease) run(ctx context.Context, rev uint64, work func(context.Context) 
 	return stopped
 }
 
+// renew renews the lease at rev every renewEvery-th of the TTL until ctx
+// ends, and moves the fence after each renewal; a renewal under way ends
+// with fenceCtx (or its timeout), not with ctx. When a renewal fails it
+// drops the fence and ends the work (stop). It returns the last revision
+// it wrote.
+func (l *Lease) renew(ctx, fenceCtx context.Context, stop func(), rev uint64) uint64 {
+	for l.clock.Wait(ctx, l.ttl/renewEvery) {
+		sent := l.clock.Now()
+		renewCtx, cancel := context.WithTimeout(fenceCtx, l.ttl/renewEvery)
+		next, err := l.kv.Update(renewCtx, l.key, []byte(l.instance), rev)
+		cancel()
+		if err != nil {
+			if ctx.Err() == nil {
+				l.log.Warn("lease lost; stopping", "err", err)
+			}
+			l.until.Store(nil)
+			stop()
+			return rev
+		}
+		rev = next
+		if ctx.Err() == nil {
+			l.extend(sent)
+		}
+	}
+	return rev
+}
+
 // fence ends the work (stop) once the lease's time left runs out, until
 // ctx ends.
 func (l *Lease) fence(ctx context.Context, stop func()) {
@@ -218,7 +232,7 @@ func (l *Lease) fence(ctx context.Context, stop func()) {
 			stop()
 			return
 		}
-		if !wait.For(ctx, l.clock.After(left)) {
+		if !l.clock.Wait(ctx, left) {
 			return
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -18,18 +19,20 @@ import (
 )
 
 // fakeTime is a clock tests move by hand; each lease gets its own view
-// (owned), so that a test can wait until a given lease's goroutines wait
-// on the clock again before it moves the clock further.
+// (owned), so that a test can see which of a lease's goroutines wait on
+// the clock, and move the clock further only once all of them do.
 type fakeTime struct {
 	mu      sync.Mutex
 	now     time.Time
-	waiters []fakeWaiter
+	waiters []*fakeWaiter
 }
 
+// fakeWaiter is one goroutine blocked in Wait: it waits until at, on ctx.
 type fakeWaiter struct {
 	owner string
+	ctx   context.Context
 	at    time.Time
-	ch    chan time.Time
+	fired chan struct{}
 }
 
 type owned struct {
@@ -43,45 +46,57 @@ func (c owned) Now() time.Time {
 	return c.t.now
 }
 
-func (c owned) After(d time.Duration) <-chan time.Time {
-	c.t.mu.Lock()
-	defer c.t.mu.Unlock()
-	ch := make(chan time.Time, 1)
+// Wait blocks until advance moves the clock d on, or ctx ends; a wait
+// whose ctx has ended no longer counts as a waiter.
+func (c owned) Wait(ctx context.Context, d time.Duration) bool {
 	if d <= 0 {
-		ch <- c.t.now
-		return ch
+		return ctx.Err() == nil
 	}
-	c.t.waiters = append(c.t.waiters, fakeWaiter{owner: c.owner, at: c.t.now.Add(d), ch: ch})
-	return ch
+	c.t.mu.Lock()
+	w := &fakeWaiter{owner: c.owner, ctx: ctx, at: c.t.now.Add(d), fired: make(chan struct{})}
+	c.t.waiters = append(c.t.waiters, w)
+	c.t.mu.Unlock()
+	select {
+	case <-w.fired:
+		return ctx.Err() == nil
+	case <-ctx.Done():
+		c.t.mu.Lock()
+		defer c.t.mu.Unlock()
+		c.t.waiters = slices.DeleteFunc(c.t.waiters, func(o *fakeWaiter) bool { return o == w })
+		return false
+	}
 }
 
-// advance moves the clock by d and fires the waits that end.
+// advance moves the clock by d and ends the waits that are due.
 func (f *fakeTime) advance(d time.Duration) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.now = f.now.Add(d)
-	kept := f.waiters[:0]
-	for _, w := range f.waiters {
+	f.waiters = slices.DeleteFunc(f.waiters, func(w *fakeWaiter) bool {
 		if w.at.After(f.now) {
-			kept = append(kept, w)
-			continue
+			return false
 		}
-		w.ch <- f.now
-	}
-	f.waiters = kept
+		close(w.fired)
+		return true
+	})
 }
 
-// parked is how many waits of owner's have not ended.
-func (f *fakeTime) parked(owner string) int {
+// waiting counts the goroutines of owner blocked in Wait on a live
+// context: those waiting on ctx (Hold's own context), and the others
+// (the fence and the renewals, on the work's context).
+func (f *fakeTime) waiting(owner string, ctx context.Context) (onCtx, others int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	n := 0
 	for _, w := range f.waiters {
-		if w.owner == owner {
-			n++
+		switch {
+		case w.owner != owner || w.ctx.Err() != nil:
+		case w.ctx == ctx:
+			onCtx++
+		default:
+			others++
 		}
 	}
-	return n
+	return onCtx, others
 }
 
 // partitionKV is a lease bucket that, once cut, answers nothing: every
@@ -148,9 +163,11 @@ func (k *partitionKV) Delete(ctx context.Context, key string, o ...jetstream.KVD
 // holder is one instance competing for the lease in a test, with what
 // its work saw, in fake time.
 type holder struct {
+	name    string
 	lease   *Lease
 	nc      *nats.Conn
 	kv      *partitionKV
+	ctx     context.Context // Hold's
 	cancel  func()
 	done    chan struct{}
 	quit    chan struct{} // closed: the work returns an error
@@ -172,17 +189,22 @@ func TestTakeoverAndFence(t *testing.T) {
 	step := ttl / 60
 	for _, tc := range []struct {
 		name string
-		stop func(a *holder)
+		stop func(t *testing.T, a *holder)
 		// atOnce: b takes the key without waiting for a takeover.
 		atOnce bool
 		// fenced: a stops acting by its fence, not when it stops.
 		fenced bool
 	}{
-		{name: "released", stop: func(a *holder) { a.cancel(); <-a.done }, atOnce: true},
-		{name: "work stopped", stop: func(a *holder) { close(a.quit) }, atOnce: true},
-		{name: "dead", stop: func(a *holder) { a.nc.Close(); a.cancel(); <-a.done }},
-		{name: "connection closed", stop: func(a *holder) { a.nc.Close() }, fenced: true},
-		{name: "partitioned", stop: func(a *holder) { a.kv.cut.Store(true) }, fenced: true},
+		{name: "released", stop: func(t *testing.T, a *holder) { a.cancel(); <-a.done }, atOnce: true},
+		// The work's return is waited for: the clock must not move on
+		// while a has yet to see quit (no wait on the clock says so).
+		{name: "work stopped", stop: func(t *testing.T, a *holder) {
+			close(a.quit)
+			testpoll.Until(t, "a's work to return", func() bool { a.mu.Lock(); defer a.mu.Unlock(); return len(a.ended) > 0 })
+		}, atOnce: true},
+		{name: "dead", stop: func(t *testing.T, a *holder) { a.nc.Close(); a.cancel(); <-a.done }},
+		{name: "connection closed", stop: func(t *testing.T, a *holder) { a.nc.Close() }, fenced: true},
+		{name: "partitioned", stop: func(t *testing.T, a *holder) { a.kv.cut.Store(true) }, fenced: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := natstest.Server(t)
@@ -190,20 +212,22 @@ func TestTakeoverAndFence(t *testing.T) {
 			var overlap atomic.Value
 			var a, b *holder
 			start := func(name string, other **holder) *holder {
-				nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0))
+				// Real-time timeouts far beyond what a busy machine takes
+				// (the defaults, 2 s to connect and 5 s a request, are not).
+				nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(0), nats.Timeout(time.Minute))
 				if err != nil {
 					t.Fatal(err)
 				}
 				t.Cleanup(nc.Close)
-				js, _ := jetstream.New(nc)
+				js, _ := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 				kv, err := Open(context.Background(), js, ttl, 1)
 				if err != nil {
 					t.Fatal(err)
 				}
-				h := &holder{nc: nc, kv: &partitionKV{KeyValue: kv, clock: owned{clock, ""}}, done: make(chan struct{}), quit: make(chan struct{})}
+				h := &holder{name: name, nc: nc, kv: &partitionKV{KeyValue: kv, clock: owned{clock, ""}}, done: make(chan struct{}), quit: make(chan struct{})}
 				h.lease = New(h.kv, "tenant.contoso", name, ttl, owned{clock, name}, nil)
 				ctx, cancel := context.WithCancel(context.Background())
-				h.cancel = cancel
+				h.ctx, h.cancel = ctx, cancel
 				go func() {
 					defer close(h.done)
 					h.lease.Hold(ctx, func(ctx context.Context) error {
@@ -233,24 +257,40 @@ func TestTakeoverAndFence(t *testing.T) {
 				defer h.mu.Unlock()
 				return len(h.started) > len(h.ended), append([]time.Time(nil), h.started...), append([]time.Time(nil), h.ended...)
 			}
+			// settled: every goroutine of h's has done all it must at the
+			// current fake time, and waits on the clock, on the work's
+			// context or on a cut bucket; only then may the clock move on,
+			// so that each wait ends at the fake time it is due.
+			settled := func(h *holder) bool {
+				select {
+				case <-h.done:
+					return true
+				default:
+				}
+				on, _, _ := acting(h)
+				onHold, onWork := clock.waiting(h.name, h.ctx)
+				hung := h.kv.cut.Load() && h.kv.busy.Load() > 0
+				if on { // the fence and the renewals wait, or one renewal hangs
+					return onHold == 0 && (onWork == 2 || onWork == 1 && hung)
+				}
+				return onWork == 0 && (onHold == 1 || onHold == 0 && hung)
+			}
 			a = start("a", &b)
-			testpoll.Until(t, "a to act", func() bool { on, _, _ := acting(a); return on && a.lease.Held() })
+			testpoll.Until(t, "a to act, its fence and its renewals waiting on the clock", func() bool { on, _, _ := acting(a); return on && a.lease.Held() && settled(a) })
 			b = start("b", &a)
-			testpoll.Until(t, "b to contend", func() bool { return clock.parked("b") > 0 })
-			// Let a renew a few times while b watches; a stops when no
-			// call of its is under way, so that its last renewal is known.
+			testpoll.Until(t, "b to contend", func() bool { return settled(b) })
+			// Let a renew a few times while b watches.
 			for range 30 {
 				clock.advance(step)
-				testpoll.Until(t, "both to wait on the clock", func() bool {
-					return clock.parked("a") >= 1 && a.kv.busy.Load() == 0 && clock.parked("b") >= 1
-				})
+				testpoll.Until(t, "both to settle", func() bool { return settled(a) && settled(b) })
 			}
 			if on, _, _ := acting(b); on {
 				t.Fatal("b acts while a renews the lease")
 			}
 			now := owned{clock, ""}.Now
 			stoppedAt := now()
-			tc.stop(a)
+			tc.stop(t, a)
+			testpoll.Until(t, "a and b to settle after a stopped", func() bool { return settled(a) && settled(b) })
 			for {
 				if on, _, _ := acting(b); on {
 					break
@@ -260,12 +300,9 @@ func TestTakeoverAndFence(t *testing.T) {
 				}
 				clock.advance(step)
 				// Each step is taken once both have done what the last one
-				// asked: a's fence fires at the fake time it is due.
-				testpoll.Until(t, "a and b to wait on the clock or act", func() bool {
-					aOn, _, _ := acting(a)
-					bOn, _, _ := acting(b)
-					return (!aOn || clock.parked("a") >= 1) && (bOn || clock.parked("b") >= 1)
-				})
+				// asked: a's fence and b's takeover happen at the fake time
+				// they are due.
+				testpoll.Until(t, "a and b to settle", func() bool { return settled(a) && settled(b) })
 			}
 			if o := overlap.Load(); o != nil {
 				t.Fatal(o)
@@ -289,6 +326,8 @@ func TestTakeoverAndFence(t *testing.T) {
 			switch took, silent, take := bStarted[0].Sub(stoppedAt), bStarted[0].Sub(renewed), time.Duration(float64(ttl)*takeFraction); {
 			case tc.atOnce && took > 2*ttl/contendEvery:
 				t.Fatalf("a released lease was taken %s later, not at once", took)
+			case !tc.atOnce && silent <= fence:
+				t.Fatalf("a silent holder's lease was taken %s after its last renewal, within its fence %s", silent, fence)
 			case !tc.atOnce && silent < take:
 				t.Fatalf("a silent holder's lease was taken %s after its last renewal, before %s", silent, take)
 			case !tc.atOnce && silent > ttl:
