@@ -468,6 +468,7 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 		resolve(fmt.Sprintf("sources[%d].secret", i), &s.Secret, s.SecretFile, s.SecretEnv)
 		s.resolveConnectOut(i, resolve)
 	}
+	c.resolveSIPOutputs(resolve)
 	return problems
 }
 

@@ -82,7 +82,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 	runCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	t := &Teams{watchers: map[string]*watch.Watcher{}, cancel: cancel}
 	if len(cfg.Outputs) > 0 {
-		pub, err := publish.Open(ctx, cfg.Outputs, catalog.Deps{JetStream: o.JetStream}, publish.Options{Logger: o.Log.With("component", "outputs")})
+		pub, err := publish.Open(ctx, cfg.Outputs, catalog.Deps{JetStream: o.JetStream, Logger: o.Log.With("component", "outputs")}, publish.Options{Logger: o.Log.With("component", "outputs")})
 		if err != nil {
 			cancel()
 			return nil, fmt.Errorf("outputs: %w", err)

@@ -5,22 +5,24 @@ package catalog
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"sort"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/outputs"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	sipout "github.com/presence-bridge/presence-bridge/outputs/sip"
 )
 
 // Config is what an output is built from.
 type Config struct {
 	// Name is the output's name.
 	Name string
-	// Type is the output type (nats).
+	// Type is the output type (nats, sip).
 	Type string
 	// Settings is the type's own configuration: a natsout.Config for
-	// nats (config.Output.Settings).
+	// nats, a sipout.Config for sip (config.Output.Settings).
 	Settings any
 }
 
@@ -28,6 +30,9 @@ type Config struct {
 type Deps struct {
 	// JetStream is the bridge's JetStream connection (nats outputs).
 	JetStream jetstream.JetStream
+	// Logger is the outputs' logger (sip outputs); nil means
+	// slog.Default().
+	Logger *slog.Logger
 }
 
 var builders = map[string]func(context.Context, Config, Deps) (outputs.Output, error){
@@ -38,6 +43,14 @@ var builders = map[string]func(context.Context, Config, Deps) (outputs.Output, e
 		}
 		settings.Name = c.Name
 		return natsout.New(ctx, d.JetStream, settings)
+	},
+	"sip": func(_ context.Context, c Config, d Deps) (outputs.Output, error) {
+		settings, ok := c.Settings.(sipout.Config)
+		if !ok {
+			return nil, fmt.Errorf("sip output %s: settings are %T, not sip.Config", c.Name, c.Settings)
+		}
+		settings.Name = c.Name
+		return sipout.New(settings, d.Logger)
 	},
 }
 

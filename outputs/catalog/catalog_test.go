@@ -36,7 +36,7 @@ func TestNew(t *testing.T) {
 	}{
 		{Config{Name: "bus", Type: "nats", Settings: nil}, "nats output bus: settings are <nil>"},
 		{Config{Name: "bus", Type: "nats", Settings: natsout.Config{Stream: "a.b"}}, "nats output bus: stream:"},
-		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats])`},
+		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats sip])`},
 	} {
 		if _, err := New(ctx, c.cfg, Deps{JetStream: js}); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.cfg, err, c.want)
