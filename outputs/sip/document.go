@@ -16,6 +16,9 @@ import (
 const (
 	// MaxNote bounds a note in bytes.
 	MaxNote = 1024
+	// MaxCompactNote bounds a note in a compact document, which must fit
+	// with the request in one UDP datagram (RFC 3261: 1300 bytes).
+	MaxCompactNote = 160
 	// maxEntity bounds an entity URI in bytes.
 	maxEntity = 512
 )
@@ -72,8 +75,12 @@ type Presence struct {
 	Rule   Rule
 	// Note is the note when the rule has none.
 	Note string
-	// Change, when set, is carried whole in a <pb:change> element.
+	// Change, when set, is carried whole in a <pb:change> element,
+	// unless Compact.
 	Change *outputs.Change
+	// Compact leaves the change out and cuts the note to MaxCompactNote,
+	// so that the request fits in a UDP datagram.
+	Compact bool
 }
 
 // BuildPIDF returns the PIDF document (RFC 3863) of p, with its RPID
@@ -92,6 +99,11 @@ func BuildPIDF(p Presence) []byte {
 	if note == "" {
 		note = p.Note
 	}
+	limit := MaxNote
+	if p.Compact {
+		limit = MaxCompactNote
+	}
+	note = clean(note, limit)
 	b.WriteString(`<tuple id="teams"><status><basic>` + basic + `</basic></status>`)
 	if note != "" {
 		b.WriteString(`<note>`)
@@ -110,7 +122,7 @@ func BuildPIDF(p Presence) []byte {
 		b.WriteString(`</dm:note>`)
 	}
 	b.WriteString(`</dm:person>`)
-	if p.Change != nil {
+	if p.Change != nil && !p.Compact {
 		data, err := json.Marshal(struct {
 			ID string `json:"id"`
 			*outputs.Change

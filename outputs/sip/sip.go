@@ -173,7 +173,8 @@ func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	pair := outputs.Pair{Availability: c.Availability, Activity: c.Activity}
 	rule := o.mapping.Rule(pair)
 	c2 := c
-	p.presence.body = BuildPIDF(Presence{Entity: p.uri.String(), Rule: rule, Note: c.Availability + ", " + c.Activity, Change: &c2})
+	p.presence.body = BuildPIDF(Presence{Entity: p.uri.String(), Rule: rule, Note: c.Availability + ", " + c.Activity, Change: &c2,
+		Compact: o.cfg.Transport == "udp"})
 	var errs []error
 	if err := o.send(ctx, p, &p.presence, p.presence.body, false); err != nil {
 		errs = append(errs, err)
@@ -208,6 +209,7 @@ func (o *Output) send(ctx context.Context, p *person, pub *publication, body []b
 	for attempt := 0; attempt < 3; attempt++ {
 		var res *sip.Response
 		res, err = o.request(ctx, p.uri, pub, body, remove)
+		o.log.Debug("sip PUBLISH", "entity", p.uri.String(), "event", pub.event, "body", body != nil, "remove", remove, "answer", sipua.Answer(res, err))
 		switch {
 		case err != nil:
 		case res.IsSuccess():
@@ -249,8 +251,9 @@ func (o *Output) send(ctx context.Context, p *person, pub *publication, body []b
 	if remove {
 		return err
 	}
-	// Whatever failed, the next attempt publishes from scratch.
-	pub.etag = ""
+	// Whatever failed, the next attempt sends the whole state again (a
+	// server that lost the publication answers it 412, and it is
+	// published anew).
 	pub.failures++
 	pub.retryAt = o.now().Add(sipua.Backoff(o.cfg.Backoff.Min, o.cfg.Backoff.Max, pub.failures))
 	o.failed(p, pub, err)
@@ -394,9 +397,9 @@ func (o *Output) refresh() {
 // closeTimeout bounds the removals Close sends.
 const closeTimeout = 5 * time.Second
 
-// Close waits for publishes under way, removes every publication
-// (Expires: 0) within closeTimeout, and stops the user agent. It is
-// idempotent.
+// Close waits for publishes under way, ends the Teams calls it
+// published, removes every publication (Expires: 0) within closeTimeout,
+// and stops the user agent. It is idempotent.
 func (o *Output) Close() error {
 	o.mu.Lock()
 	if o.closed {
@@ -416,6 +419,12 @@ func (o *Output) Close() error {
 		wg.Go(func() {
 			for p := range work {
 				p.mu.Lock()
+				if p.inCall && p.dialog.etag != "" && ctx.Err() == nil {
+					// A removed dialog publication leaves watchers with
+					// its last state (Kamailio): end the call first.
+					p.version++
+					_ = o.send(ctx, p, &p.dialog, BuildDialogInfo(Dialog{Entity: p.uri.String(), ID: p.dialogID, Version: p.version}), false)
+				}
 				for _, pub := range []*publication{&p.presence, &p.dialog} {
 					if pub.etag != "" && ctx.Err() == nil {
 						_ = o.send(ctx, p, pub, nil, true)
