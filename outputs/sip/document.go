@@ -124,7 +124,7 @@ func BuildPIDF(p Presence) []byte {
 	b.WriteString(`</dm:person>`)
 	if p.Change != nil && !p.Compact {
 		data, err := json.Marshal(struct {
-			ID string `json:"id"`
+			ID string `json:"changeId"`
 			*outputs.Change
 		}{p.Change.ID, p.Change})
 		if err == nil {
