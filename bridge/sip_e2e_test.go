@@ -124,6 +124,9 @@ func TestSIPLoop(t *testing.T) {
 		activities, lit := blf(t, w, "1001")
 		return !slices.Contains(activities, "on-the-phone") && !lit
 	})
+	if n := metric(t, b, `presence_bridge_sip_publications_total{class="2xx",output="phones"}`); n < 2 {
+		t.Errorf("%v PUBLISHes answered 2xx in the metrics, want the call's", n)
+	}
 	if after := pbxEvents(); after != before {
 		t.Errorf("the pbx source made %v events of the bridge's own Teams call, want none", after-before)
 	}

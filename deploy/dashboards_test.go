@@ -222,7 +222,7 @@ func twoWayFamilies(t *testing.T) map[string]bool {
 		WatchState: func() []metrics.WatchStatus {
 			return []metrics.WatchStatus{{Tenant: "t", LastRead: time.Now(), Reads: map[string]uint64{"ok": 1}}}
 		},
-		OutputState: func() []metrics.OutputStatus { return []metrics.OutputStatus{{Name: "o"}} },
+		OutputState: func() []metrics.OutputStatus { return []metrics.OutputStatus{{Name: "o", Type: "sip"}} },
 	})
 	families, err := m.Registry().Gather()
 	if err != nil {
@@ -230,12 +230,13 @@ func twoWayFamilies(t *testing.T) map[string]bool {
 	}
 	names := map[string]bool{}
 	for _, f := range families {
-		if strings.HasPrefix(f.GetName(), "presence_bridge_watch_") || strings.HasPrefix(f.GetName(), "presence_bridge_changes_") || strings.HasPrefix(f.GetName(), "presence_bridge_output_") {
+		if strings.HasPrefix(f.GetName(), "presence_bridge_watch_") || strings.HasPrefix(f.GetName(), "presence_bridge_changes_") || strings.HasPrefix(f.GetName(), "presence_bridge_output_") ||
+			strings.HasPrefix(f.GetName(), "presence_bridge_sip_") {
 			names[f.GetName()] = true
 		}
 	}
-	if len(names) != 14 {
-		t.Fatalf("the watch and output families are %v, want 14", names)
+	if len(names) != 15 {
+		t.Fatalf("the watch and output families are %v, want 15", names)
 	}
 	return names
 }

@@ -225,6 +225,17 @@ type Stats struct {
 	Healthy     bool
 	LastError   string
 	LastErrorAt time.Time
+	// Responses counts the answers of the output's receiver by class, for
+	// outputs that report them (a sip output's PUBLISHes: 2xx, 4xx, 5xx,
+	// none, ...); nil for the others.
+	Responses map[string]uint64
+}
+
+// Reporter is an output that reports more than its deliveries: the
+// answers of its receiver by class, and its own last error (a failed
+// refresh or retry of its own, between deliveries).
+type Reporter interface {
+	Report() (responses map[string]uint64, lastError string, lastErrorAt time.Time)
 }
 
 // Stats returns every output's figures, in configuration order.
@@ -423,6 +434,14 @@ func (l *lane) stats() Stats {
 		Healthy: l.healthy, LastError: l.lastError, LastErrorAt: l.lastErrorAt}
 	for k, v := range l.published {
 		s.Published[k] = v
+	}
+	if r, ok := l.Output.(Reporter); ok {
+		var lastError string
+		var at time.Time
+		s.Responses, lastError, at = r.Report()
+		if at.After(s.LastErrorAt) {
+			s.LastError, s.LastErrorAt = clean(errors.New(lastError)), at
+		}
 	}
 	now := l.opts.Now()
 	for el := l.order.Front(); el != nil; el = el.Next() {

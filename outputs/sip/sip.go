@@ -346,6 +346,13 @@ func (o *Output) Stats() Stats {
 	return Stats{Responses: r, LastError: o.lastError, LastErrorAt: o.lastAt}
 }
 
+// Report is Stats for bridge/publish.Reporter: the answers by class and
+// the last failure.
+func (o *Output) Report() (map[string]uint64, string, time.Time) {
+	s := o.Stats()
+	return s.Responses, s.LastError, s.LastErrorAt
+}
+
 // refreshTick is how often the output looks for publications to refresh
 // or retry.
 const refreshTick = 500 * time.Millisecond
