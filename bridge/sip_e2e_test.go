@@ -38,7 +38,7 @@ outputs:
 }
 
 // metric reads one sample of b's /metrics, 0 when absent.
-func metric(t *testing.T, b *bridge.Bridge, series string) float64 {
+func metric(t testing.TB, b *bridge.Bridge, series string) float64 {
 	t.Helper()
 	resp, err := http.Get("http://" + b.Addr() + "/metrics")
 	if err != nil {

@@ -92,6 +92,11 @@ type publication struct {
 // New checks cfg (defaults applied by the caller or here) and returns the
 // output. A nil logger means slog.Default().
 func New(cfg Config, log *slog.Logger) (*Output, error) {
+	return newOutput(cfg, log, time.Now)
+}
+
+// newOutput is New with a clock for the refresh and backoff times.
+func newOutput(cfg Config, log *slog.Logger, now func() time.Time) (*Output, error) {
 	if log == nil {
 		log = slog.Default()
 	}
@@ -99,7 +104,7 @@ func New(cfg Config, log *slog.Logger) (*Output, error) {
 	if p := cfg.Problems(); len(p) > 0 {
 		return nil, fmt.Errorf("sip output %s: %s", cfg.Name, strings.Join(p, "; "))
 	}
-	o := &Output{cfg: cfg, mapping: NewMapping(cfg.Mapping), log: log.With("output", cfg.Name), now: time.Now,
+	o := &Output{cfg: cfg, mapping: NewMapping(cfg.Mapping), log: log.With("output", cfg.Name), now: now,
 		people: map[string]sip.Uri{}, state: map[string]*person{}, expires: cfg.Expires,
 		stop: make(chan struct{}), done: make(chan struct{}), responses: map[string]uint64{},
 		from: sip.Uri{Scheme: "sip", User: cfg.User, Host: cfg.Domain}}

@@ -35,16 +35,13 @@ func (c *clock) Add(d time.Duration) {
 // start builds an output publishing to r for alice (1001) on a fake clock.
 func start(t *testing.T, r *siptest.Receiver, dialog bool) (*Output, *clock) {
 	t.Helper()
-	out, err := New(Config{Name: "phones", Server: r.Addr, Transport: "tcp", Domain: "pbx.test", Dialog: &dialog,
+	c := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
+	out, err := newOutput(Config{Name: "phones", Server: r.Addr, Transport: "tcp", Domain: "pbx.test", Dialog: &dialog,
 		Expires: time.Minute, Backoff: Backoff{Min: time.Second, Max: 4 * time.Second},
-		People: map[string]string{"alice@contoso.example": "1001"}}, nil)
+		People: map[string]string{"alice@contoso.example": "1001"}}, nil, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
-	out.mu.Lock()
-	out.now = c.Now
-	out.mu.Unlock()
 	t.Cleanup(func() { out.Close() })
 	return out, c
 }
