@@ -159,3 +159,31 @@ func TestSIPLoop(t *testing.T) {
 		return !slices.Contains(activities, "on-the-phone") && !lit
 	})
 }
+
+// TestSIPOutputSurvivesKamailioRestart: a Teams call reaches a desk phone
+// through a whole bridge; Kamailio restarts and forgets every
+// publication; once the phone subscribes again, the bridge's next refresh
+// meets 412 and publishes the call anew, without a Teams change.
+func TestSIPOutputSurvivesKamailioRestart(t *testing.T) {
+	k := siptest.StartKamailio(t)
+	out := strings.NewReplacer("expires: 1m", "expires: 10s", "skip_sources: [pbx]", "skip_sources: [demo]").Replace(sipOutput(k))
+	b := startBridge(t, testConfig(t)+out)
+	w := siptest.NewWatcher(t, "1003", k.Addr())
+	w.Subscribe("1001", "presence")
+	w.Subscribe("1001", "dialog")
+	if err := b.Emulator().SetTeamsSession(aliceID, "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	onThePhone := func(w *siptest.Watcher) func() bool {
+		return func() bool {
+			activities, lit := blf(t, w, "1001")
+			return slices.Contains(activities, "on-the-phone") && lit
+		}
+	}
+	testpoll.Until(t, "the Teams call at the phone", onThePhone(w))
+	k.Restart()
+	w2 := siptest.NewWatcher(t, "1003", k.Addr())
+	w2.Subscribe("1001", "presence")
+	w2.Subscribe("1001", "dialog")
+	testpoll.Until(t, "the Teams call at the phone again after the restart", onThePhone(w2))
+}
