@@ -158,6 +158,19 @@ func TestSIPLoop(t *testing.T) {
 		activities, lit := blf(t, w, "1001")
 		return !slices.Contains(activities, "on-the-phone") && !lit
 	})
+	for _, path := range []string{"/metrics", "/v1/admin/outputs"} {
+		req, _ := http.NewRequest(http.MethodGet, "http://"+b.Addr()+path, nil)
+		req.Header.Set("Authorization", "Bearer admin-token")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || strings.Contains(string(body), siptest.BridgePassword) {
+			t.Errorf("%s: %d, password shown: %v", path, resp.StatusCode, strings.Contains(string(body), siptest.BridgePassword))
+		}
+	}
 }
 
 // TestSIPOutputSurvivesKamailioRestart: a Teams call reaches a desk phone
