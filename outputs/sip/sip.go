@@ -386,22 +386,47 @@ func (o *Output) refresh() {
 			people = append(people, p)
 		}
 		o.mu.Unlock()
+		// A few at a time, so that a server that does not answer holds up
+		// a round for people/refreshWorkers request timeouts, not people.
+		work := make(chan *person)
+		var wg sync.WaitGroup
+		for range refreshWorkers {
+			wg.Go(func() {
+				for p := range work {
+					o.refreshPerson(ctx, p)
+				}
+			})
+		}
 		for _, p := range people {
 			if ctx.Err() != nil {
-				return
+				break
 			}
-			p.mu.Lock()
-			for _, pub := range []*publication{&p.presence, &p.dialog} {
-				now := o.now()
-				switch {
-				case pub.body == nil:
-				case pub.failures > 0 && !now.Before(pub.retryAt):
-					_ = o.send(ctx, p, pub, pub.body, false)
-				case pub.failures == 0 && pub.etag != "" && !now.Before(pub.refreshAt):
-					_ = o.send(ctx, p, pub, nil, false)
-				}
-			}
-			p.mu.Unlock()
+			work <- p
+		}
+		close(work)
+		wg.Wait()
+	}
+}
+
+// refreshWorkers bounds the refreshes and retries under way at once.
+const refreshWorkers = 8
+
+// refreshPerson refreshes p's publications that are due and retries
+// those that failed, once their backoff has passed.
+func (o *Output) refreshPerson(ctx context.Context, p *person) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pub := range []*publication{&p.presence, &p.dialog} {
+		if ctx.Err() != nil {
+			return
+		}
+		now := o.now()
+		switch {
+		case pub.body == nil:
+		case pub.failures > 0 && !now.Before(pub.retryAt):
+			_ = o.send(ctx, p, pub, pub.body, false)
+		case pub.failures == 0 && pub.etag != "" && !now.Before(pub.refreshAt):
+			_ = o.send(ctx, p, pub, nil, false)
 		}
 	}
 }
