@@ -221,12 +221,12 @@ func TestDashboardsUseExportedMetrics(t *testing.T) {
 func twoWayFamilies(t *testing.T) map[string]bool {
 	t.Helper()
 	m := metrics.New(metrics.Options{
-		Tenants: []string{"t"}, Outputs: []string{"o"},
+		Tenants: []string{"t"}, Outputs: []string{"o", "p"},
 		WatchState: func() []metrics.WatchStatus {
 			return []metrics.WatchStatus{{Tenant: "t", LastRead: time.Now(), Reads: map[string]uint64{"ok": 1}}}
 		},
 		OutputState: func() []metrics.OutputStatus {
-			return []metrics.OutputStatus{{Name: "o", Delivery: &outputs.Health{}}}
+			return []metrics.OutputStatus{{Name: "o", Delivery: &outputs.Health{}}, {Name: "p", Type: "sip"}}
 		},
 	})
 	families, err := m.Registry().Gather()
@@ -235,12 +235,13 @@ func twoWayFamilies(t *testing.T) map[string]bool {
 	}
 	names := map[string]bool{}
 	for _, f := range families {
-		if strings.HasPrefix(f.GetName(), "presence_bridge_watch_") || strings.HasPrefix(f.GetName(), "presence_bridge_changes_") || strings.HasPrefix(f.GetName(), "presence_bridge_output_") {
+		if strings.HasPrefix(f.GetName(), "presence_bridge_watch_") || strings.HasPrefix(f.GetName(), "presence_bridge_changes_") || strings.HasPrefix(f.GetName(), "presence_bridge_output_") ||
+			strings.HasPrefix(f.GetName(), "presence_bridge_sip_") {
 			names[f.GetName()] = true
 		}
 	}
-	if len(names) != 18 {
-		t.Fatalf("the watch and output families are %v, want 18", names)
+	if len(names) != 19 {
+		t.Fatalf("the watch and output families are %v, want 19", names)
 	}
 	return names
 }

@@ -256,6 +256,9 @@ type Health struct {
 	Oldest time.Duration
 	// Healthy is false from a failed try to the next that succeeds.
 	Healthy bool
+	// Responses counts the receiver's answers by class, for outputs that
+	// report them (sip: 2xx, 4xx, 5xx, 6xx, none); nil for the others.
+	Responses map[string]uint64
 	// Disabled says the endpoint turned the output off (410 Gone).
 	Disabled bool
 	// LastError is the last failure, without secrets.

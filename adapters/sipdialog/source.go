@@ -17,7 +17,6 @@ import (
 	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -29,6 +28,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/internal/sipua"
 	"github.com/presence-bridge/presence-bridge/internal/wait"
 )
 
@@ -41,7 +41,7 @@ type Source struct {
 	entities []*subscription
 
 	// Set by Run.
-	client  *sipgo.Client
+	sip     *sipua.Client
 	contact sip.ContactHeader
 	publish adapters.Publish
 	ctx     context.Context
@@ -102,10 +102,12 @@ func (s *Source) Run(ctx context.Context, publish adapters.Publish) error {
 		host = s.cfg.ContactHost
 	}
 	p, _ := strconv.Atoi(port)
-	s.client, err = sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientLogger(s.log))
+	client, err := sipgo.NewClient(ua, sipgo.WithClientHostname(host), sipgo.WithClientLogger(s.log))
 	if err != nil {
 		return fmt.Errorf("sipdialog source %s: %w", s.name, err)
 	}
+	s.sip = &sipua.Client{Client: client, Server: s.cfg.PBX, Transport: s.cfg.Transport,
+		User: s.cfg.User, Password: s.cfg.Password, Timeout: s.cfg.RequestTimeout}
 	s.contact = sip.ContactHeader{Address: sip.Uri{Scheme: "sip", User: s.cfg.User, Host: host, Port: p}}
 	if s.cfg.Transport == "tcp" {
 		s.contact.Address.UriParams = sip.NewParams()
@@ -164,21 +166,7 @@ func (s *Source) listen(srv *sipgo.Server) (addr string, serve func() error, clo
 // do sends req to the PBX and waits for its final answer, answering one
 // digest challenge with the configured credentials.
 func (s *Source) do(ctx context.Context, req *sip.Request) (*sip.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-	defer cancel()
-	req.SetDestination(s.cfg.PBX)
-	req.SetTransport(strings.ToUpper(s.cfg.Transport))
-	res, err := s.client.Do(ctx, req, sipgo.ClientRequestBuild)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", req.Method, err)
-	}
-	if (res.StatusCode == sip.StatusUnauthorized || res.StatusCode == sip.StatusProxyAuthRequired) && s.cfg.Password != "" {
-		res, err = s.client.DoDigestAuth(ctx, req, res, sipgo.DigestAuth{Username: s.cfg.User, Password: s.cfg.Password})
-		if err != nil {
-			return nil, fmt.Errorf("%s with credentials: %w", req.Method, err)
-		}
-	}
-	return res, nil
+	return s.sip.Do(ctx, req)
 }
 
 // register keeps the bridge's registration alive until ctx ends.
@@ -211,11 +199,11 @@ func (s *Source) register(ctx context.Context) {
 		case err != nil || !res.IsSuccess():
 			failures++
 			pause = s.backoff(failures)
-			s.log.Warn("sipdialog registration failed", "error", answer(res, err), "retry_in", pause)
+			s.log.Warn("sipdialog registration failed", "error", sipua.Answer(res, err), "retry_in", pause)
 		default:
 			failures = 0
 			granted := s.registered(res)
-			pause = refreshIn(granted)
+			pause = sipua.RefreshIn(granted)
 			s.log.Debug("sipdialog registered", "expires", granted)
 		}
 		if !wait.Sleep(ctx, pause) {
@@ -224,25 +212,10 @@ func (s *Source) register(ctx context.Context) {
 	}
 }
 
-// backoff is the delay before attempt n+1 after n failures: doubling from
-// Backoff.Min up to Backoff.Max, with up to a quarter of it added at random
-// so that many entities do not retry in step.
+// backoff is the delay before attempt n+1 after n failures (sipua.Backoff
+// within the configured bounds).
 func (s *Source) backoff(failures int) time.Duration {
-	d := s.cfg.Backoff.Min
-	for i := 1; i < failures && d < s.cfg.Backoff.Max; i++ {
-		d *= 2
-	}
-	d = min(d, s.cfg.Backoff.Max)
-	if d > 0 {
-		d += rand.N(d/4 + 1)
-	}
-	return d
-}
-
-// refreshIn is when to refresh something granted for d: after two thirds
-// of it, and at least a minute ahead for long lifetimes.
-func refreshIn(d time.Duration) time.Duration {
-	return d - min(d/3, time.Minute+d/10)
+	return sipua.Backoff(s.cfg.Backoff.Min, s.cfg.Backoff.Max, failures)
 }
 
 // registered reads the lifetime a REGISTER's 2xx grants the bridge's own
@@ -259,29 +232,7 @@ func (s *Source) registered(res *sip.Response) time.Duration {
 			}
 		}
 	}
-	return grantedExpiry(res, s.cfg.RegisterExpiry)
-}
-
-// grantedExpiry reads the lifetime a 2xx's Expires grants, or returns
-// asked.
-func grantedExpiry(res *sip.Response, asked time.Duration) time.Duration {
-	if h := res.GetHeader("Expires"); h != nil {
-		if n, err := strconv.Atoi(strings.TrimSpace(h.Value())); err == nil && n > 0 {
-			return time.Duration(n) * time.Second
-		}
-	}
-	return asked
-}
-
-// answer describes a failed request for logs: the error, or the status.
-func answer(res *sip.Response, err error) string {
-	if err != nil {
-		return err.Error()
-	}
-	if res == nil {
-		return "no answer"
-	}
-	return fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+	return sipua.GrantedExpiry(res, s.cfg.RegisterExpiry)
 }
 
 // newID returns a random Call-ID.

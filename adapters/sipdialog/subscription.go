@@ -13,6 +13,7 @@ import (
 
 	"github.com/emiago/sipgo/sip"
 
+	"github.com/presence-bridge/presence-bridge/internal/sipua"
 	"github.com/presence-bridge/presence-bridge/internal/wait"
 )
 
@@ -98,7 +99,7 @@ func (sub *subscription) run(ctx context.Context) {
 // refresh makes the source refresh the others too.
 func (sub *subscription) keep(ctx context.Context, granted time.Duration) string {
 	for {
-		t := time.NewTimer(refreshIn(granted))
+		t := time.NewTimer(sipua.RefreshIn(granted))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -116,9 +117,9 @@ func (sub *subscription) keep(ctx context.Context, granted time.Duration) string
 		}
 		if err != nil || !res.IsSuccess() {
 			sub.src.sweep(sub)
-			return "refresh: " + answer(res, err)
+			return "refresh: " + sipua.Answer(res, err)
 		}
-		granted = grantedExpiry(res, sub.src.cfg.SubscribeExpiry)
+		granted = sipua.GrantedExpiry(res, sub.src.cfg.SubscribeExpiry)
 		sub.log.Debug("sipdialog subscription refreshed", "expires", granted)
 	}
 }
@@ -163,7 +164,7 @@ func (sub *subscription) subscribe(ctx context.Context) (time.Duration, error) {
 	for i := len(rr) - 1; i >= 0; i-- {
 		sub.routes = append(sub.routes, rr[i].Value())
 	}
-	return grantedExpiry(res, sub.src.cfg.SubscribeExpiry), nil
+	return sipua.GrantedExpiry(res, sub.src.cfg.SubscribeExpiry), nil
 }
 
 // request builds a SUBSCRIBE; inDialog makes it a refresh of the current

@@ -2,8 +2,10 @@ package sipdialog
 
 import (
 	"sort"
+	"strings"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/internal/sipua"
 )
 
 // change is one dialog of an entity moving to a canonical call state.
@@ -64,7 +66,8 @@ type applied struct {
 	snapshot bool
 }
 
-// apply takes one document of the current subscription.
+// apply takes one document of the current subscription. Dialogs whose id
+// starts with sipua.DialogPrefix are the bridge's own and ignored.
 func (t *tracker) apply(doc *DialogInfo) (r applied) {
 	if t.seen && doc.Version <= t.version {
 		return applied{stale: true}
@@ -76,6 +79,11 @@ func (t *tracker) apply(doc *DialogInfo) (r applied) {
 	}
 	listed := make(map[string]bool, len(doc.Dialogs))
 	for _, d := range doc.Dialogs {
+		if strings.HasPrefix(d.ID, sipua.DialogPrefix) {
+			// The bridge published this dialog itself (outputs/sip): a
+			// Teams call, not a call of the PBX's.
+			continue
+		}
 		listed[d.ID] = true
 		state := canonical(d.State)
 		old, isOpen := t.open[d.ID]

@@ -47,6 +47,12 @@ func TestTracker(t *testing.T) {
 			{doc: doc(t, "full", 4, "c1=confirmed"), want: []string{"c1=active"}},
 			{doc: doc(t, "full", 5, "c1=terminated"), want: []string{"c1=ended"}},
 		}},
+		{"the bridge's own Teams dialogs are ignored", []step{
+			{doc: doc(t, "full", 1, "teams-abc=confirmed"), want: nil},
+			{doc: doc(t, "full", 2, "teams-abc=confirmed", "c1=early"), want: []string{"c1=ringing"}},
+			{doc: doc(t, "partial", 3, "teams-abc=terminated", "c1=confirmed"), want: []string{"c1=active"}},
+			{doc: doc(t, "full", 4, "teams-def=confirmed"), want: []string{"c1=ended"}},
+		}},
 		{"an older or repeated version changes nothing", []step{
 			{doc: doc(t, "full", 5, "c1=confirmed"), want: []string{"c1=active"}},
 			{doc: doc(t, "full", 4, "c1=early"), stale: true},

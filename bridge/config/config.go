@@ -473,6 +473,7 @@ func (c *Config) resolveSecrets(baseDir string) []string {
 			resolve(fmt.Sprintf("outputs[%d].webhook.secret", i), &w.Secret, w.SecretFile, w.SecretEnv)
 		}
 	}
+	c.resolveSIPOutputs(resolve)
 	return problems
 }
 

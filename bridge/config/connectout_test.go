@@ -206,6 +206,12 @@ func TestExampleConnectOutSources(t *testing.T) {
 	if !types["sipdialog"] || !types["caldav"] {
 		t.Fatalf("examples not loaded: %v", types)
 	}
+	for _, o := range cfg.Outputs {
+		types["output "+o.Type] = o.Settings() != nil
+	}
+	if !types["output sip"] {
+		t.Fatalf("the sip output example not loaded: %v", types)
+	}
 }
 
 // FuzzParseConnectOut: no configuration of connect-out sources makes Parse

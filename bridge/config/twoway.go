@@ -12,6 +12,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/outputs"
 	"github.com/presence-bridge/presence-bridge/outputs/catalog"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	sipout "github.com/presence-bridge/presence-bridge/outputs/sip"
 	"github.com/presence-bridge/presence-bridge/outputs/webhook"
 )
 
@@ -149,6 +150,16 @@ type Output struct {
 	// Webhook is a webhook output's own block; its url and secret are
 	// required.
 	Webhook *webhook.Config `yaml:"webhook"`
+	// SIP is a sip output's own block; required for a sip output.
+	SIP *SIPOutput `yaml:"sip"`
+}
+
+// SIPOutput is a sip output's own block: the output's settings and the
+// _file and _env forms of its password.
+type SIPOutput struct {
+	sipout.Config `yaml:",inline"`
+	PasswordFile  string `yaml:"password_file"`
+	PasswordEnv   string `yaml:"password_env"`
 }
 
 // Filter returns the output's filter.
@@ -180,7 +191,41 @@ func (o Output) Settings() any {
 		s.Name = o.Name
 		return s
 	}
+	if o.Type == "sip" && o.SIP != nil {
+		s := o.SIP.Config
+		s.Name = o.Name
+		return s
+	}
 	return nil
+}
+
+// resolveSIPOutputs resolves the passwords of the sip outputs' blocks.
+func (c *Config) resolveSIPOutputs(resolve func(path string, value *string, file, env string)) {
+	for i := range c.Outputs {
+		if s := c.Outputs[i].SIP; s != nil {
+			resolve(fmt.Sprintf("outputs[%d].sip.password", i), &s.Password, s.PasswordFile, s.PasswordEnv)
+		}
+	}
+}
+
+// sipPeople fills a sip output's people left out from the directory: each
+// ext:<number> key maps the person it names to that extension. It runs
+// once the directory file is loaded.
+func (c *Config) sipPeople() {
+	for i := range c.Outputs {
+		s := c.Outputs[i].SIP
+		if s == nil || s.People != nil {
+			continue
+		}
+		s.People = map[string]string{}
+		for key, user := range c.Directory {
+			if ext, ok := strings.CutPrefix(key, "ext:"); ok && user != "" {
+				if _, taken := s.People[user]; !taken || ext < s.People[user] {
+					s.People[user] = ext
+				}
+			}
+		}
+	}
 }
 
 // twoWayDefaults fills the defaults of the outputs' own blocks.
@@ -192,6 +237,9 @@ func (c *Config) twoWayDefaults() {
 				o.Webhook.Replicas = c.NATS.Replicas
 			}
 			o.Webhook.SetDefaults()
+		}
+		if o.Type == "sip" && o.SIP != nil {
+			o.SIP.SetDefaults()
 		}
 		if o.Type != "nats" {
 			continue
@@ -233,6 +281,7 @@ func (c *Config) validateTwoWay(p *problems) {
 }
 
 func (c *Config) validateOutputs(p *problems) {
+	c.sipPeople()
 	sources, tenants := map[string]bool{}, map[string]bool{}
 	for _, s := range c.Sources {
 		sources[s.Name] = true
@@ -285,6 +334,16 @@ func (c *Config) validateOutputs(p *problems) {
 		case o.Webhook != nil:
 			for _, problem := range o.Webhook.Problems() {
 				p.add(path + ".webhook." + problem)
+			}
+		}
+		switch {
+		case o.Type == "sip" && o.SIP == nil:
+			p.add(path + ".sip: required for a sip output (server at least)")
+		case o.SIP != nil && o.Type != "sip":
+			p.add(path + ".sip: only a sip output has a sip block")
+		case o.SIP != nil:
+			for _, problem := range o.SIP.Problems() {
+				p.add(path + ".sip." + problem)
 			}
 		}
 		if o.NATS == nil {

@@ -3,10 +3,14 @@ package config
 import (
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/outputs"
+	sipout "github.com/presence-bridge/presence-bridge/outputs/sip"
 
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
 	"github.com/presence-bridge/presence-bridge/outputs/webhook"
@@ -90,7 +94,7 @@ func TestTwoWayErrors(t *testing.T) {
 		{"lookup env unset", "lookup: {token_env: PRESENCE_BRIDGE_TEST_UNSET_LOOKUP}", "lookup.token: environment variable PRESENCE_BRIDGE_TEST_UNSET_LOOKUP is not set"},
 		{"output name", "outputs: [{name: Bus, type: nats}]", `outputs[0].name: must be lower-case letters`},
 		{"output duplicate", "outputs: [{name: bus, type: nats}, {name: bus, type: nats, nats: {stream: B, bucket: B_L, subject_prefix: b}}]", `outputs[1].name: duplicate output "bus"`},
-		{"output type", "outputs: [{name: bus, type: kafka}]", `outputs[0].type: must be one of nats, webhook (got "kafka")`},
+		{"output type", "outputs: [{name: bus, type: kafka}]", `outputs[0].type: must be one of nats, sip, webhook (got "kafka")`},
 		{"skip unknown source", "outputs: [{name: bus, type: nats, skip_sources: [pbx, asterisk]}]", `outputs[0].skip_sources[1]: unknown source "asterisk"`},
 		{"skip twice", "outputs: [{name: bus, type: nats, skip_sources: [pbx, pbx]}]", `outputs[0].skip_sources[1]: duplicate source "pbx"`},
 		{"unknown tenant", "outputs: [{name: bus, type: nats, tenants: [nowhere.example]}]", `outputs[0].tenants[0]: unknown tenant "nowhere.example"`},
@@ -122,12 +126,30 @@ func TestTwoWayErrors(t *testing.T) {
 		{"webhook queued", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", max_queued: -5}}]", "outputs[0].webhook.max_queued: must be between 1 and 10000000"},
 		{"webhook unknown key", "outputs: [{name: hook, type: webhook, webhook: {url: 'https://x.example/', secret: " + testSecret + ", retries: 3}}]", "outputs[0].webhook.retries: unknown key"},
 		{"two outputs one prefix", "outputs: [{name: a, type: nats}, {name: b, type: nats, nats: {stream: B, bucket: B_L}}]", `outputs[1].nats.subject_prefix: "presence.teams" overlaps outputs[0].nats.subject_prefix`},
+		{"sip block missing", "outputs: [{name: phones, type: sip}]", "outputs[0].sip: required for a sip output"},
+		{"sip block on nats", "outputs: [{name: bus, type: nats, sip: {server: '127.0.0.1:5060'}}]", "outputs[0].sip: only a sip output has a sip block"},
+		{"sip server", "outputs: [{name: phones, type: sip, sip: {server: pbx}}]", `outputs[0].sip.server: must be host:port of the presence server (got "pbx")`},
+		{"sip transport", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', transport: tls}}]", `outputs[0].sip.transport: must be udp or tcp (got "tls")`},
+		{"sip user", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', user: 'a b'}}]", "outputs[0].sip.user: must be a SIP user name"},
+		{"sip expires", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', expires: 1s}}]", "outputs[0].sip.expires: must be between 10s and 24h (got 1s)"},
+		{"sip backoff", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', backoff: {min: 2s, max: 1s}}}]", "outputs[0].sip.backoff: needs 0 < min <= max"},
+		{"sip person", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', people: {alice@contoso.example: 'sip:@'}}}]", `outputs[0].sip.people.alice@contoso.example: "sip:@" is not a sip:user@host URI`},
+		{"sip extension twice", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', people: {a@contoso.example: '1001', b@contoso.example: 'sip:1001@pbx.example'}}}]", "outputs[0].sip.people.b@contoso.example: sip:1001@pbx.example is already people.a@contoso.example"},
+		{"sip mapping availability", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', mapping: {Bussy: {basic: open}}}}]", `outputs[0].sip.mapping.Bussy: "Bussy" is not a Teams availability`},
+		{"sip mapping basic", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', mapping: {Busy/InACall: {basic: half}}}}]", `outputs[0].sip.mapping.Busy/InACall.basic: must be open or closed (got "half")`},
+		{"sip mapping activity", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', mapping: {DoNotDisturb: {basic: open, activity: dnd}}}}]", `outputs[0].sip.mapping.DoNotDisturb.activity: "dnd" is not an RPID activity`},
+		{"sip unknown key", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', expiry: 1m}}]", "outputs[0].sip.expiry: unknown key"},
+		{"sip password two forms", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', password: hunter2-secret, password_env: X}}]", "outputs[0].sip.password: set only one"},
+		{"sip password env unset", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', password_env: PRESENCE_BRIDGE_TEST_UNSET_SIP}}]", "outputs[0].sip.password: environment variable PRESENCE_BRIDGE_TEST_UNSET_SIP is not set"},
 	} {
 		doc := c.yaml + "\n"
 		if !strings.Contains(c.yaml, "graph:") {
 			doc += twoTenants
 		}
 		_, err := Parse([]byte(doc), ".")
+		if err != nil && strings.Contains(err.Error(), "hunter2-secret") {
+			t.Errorf("%s: the error shows the password: %v", c.name, err)
+		}
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v\nwant %q", c.name, err, c.want)
 		}
@@ -173,6 +195,58 @@ outputs:
 				t.Errorf("error %q shows the secret", err)
 			}
 		}
+	}
+}
+
+// TestSIPOutputConfig: a sip output's block with its defaults, its
+// password from a file, its people from the directory's ext: keys unless
+// given, and mapping entries kept for the output.
+func TestSIPOutputConfig(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "sip-password"), []byte("s1p-Secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse([]byte(twoTenants+`
+directory:
+  "ext:1001": alice@contoso.example
+  "ext:1002": bob@contoso.example
+  "tel:+15550100": alice@contoso.example
+outputs:
+  - name: phones
+    type: sip
+    skip_sources: [pbx]
+    sip:
+      server: 127.0.0.1:5060
+      password_file: sip-password
+      mapping:
+        Busy/InAMeeting: {basic: open, activity: busy, dialog: true}
+  - name: desk
+    type: sip
+    sip: {server: 'pbx.example:5070', transport: tcp, dialog: false, people: {carol@contoso.example: 'sip:2001@pbx.example'}}
+`), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phones, ok := cfg.Outputs[0].Settings().(sipout.Config)
+	if !ok {
+		t.Fatalf("settings %T", cfg.Outputs[0].Settings())
+	}
+	if phones.Name != "phones" || phones.Password != "s1p-Secret" || phones.Transport != "udp" || phones.Domain != "127.0.0.1" ||
+		phones.User != "presence-bridge" || phones.Expires != 10*time.Minute || !*phones.Dialog || phones.RequestTimeout != 5*time.Second {
+		t.Errorf("phones settings %v", phones)
+	}
+	if want := map[string]string{"alice@contoso.example": "1001", "bob@contoso.example": "1002"}; !reflect.DeepEqual(phones.People, want) {
+		t.Errorf("phones people %v, want %v", phones.People, want)
+	}
+	if r := sipout.NewMapping(phones.Mapping).Rule(outputs.Pair{Availability: "Busy", Activity: "InAMeeting"}); r != (sipout.Rule{Basic: "open", Activity: "busy", Dialog: true}) {
+		t.Errorf("mapped meeting %+v", r)
+	}
+	if strings.Contains(phones.String(), "s1p-Secret") {
+		t.Errorf("String shows the password: %s", phones)
+	}
+	desk := cfg.Outputs[1].Settings().(sipout.Config)
+	if *desk.Dialog || desk.Transport != "tcp" || len(desk.People) != 1 || desk.People["carol@contoso.example"] != "sip:2001@pbx.example" {
+		t.Errorf("desk settings %v", desk)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -206,6 +207,26 @@ func TestTwoWayFamilies(t *testing.T) {
 				t.Errorf("%s{%s} = %v (present %v), want %v", name, labels, g, ok, v)
 			}
 		}
+	}
+}
+
+// TestSIPPublications: a sip output's PUBLISH answers by class, a fixed
+// set of series; other outputs have none.
+func TestSIPPublications(t *testing.T) {
+	m := New(Options{
+		Outputs: []string{"phones", "bus"},
+		OutputState: func() []OutputStatus {
+			return []OutputStatus{
+				{Name: "phones", Type: "sip", Responses: map[string]uint64{"2xx": 5, "4xx": 1, "5xx": 2, "9xx": 7}},
+				{Name: "bus", Type: "nats"},
+			}
+		},
+	})
+	got := gather(t, m)["presence_bridge_sip_publications_total"]
+	want := map[string]float64{"class=1xx,output=phones": 0, "class=2xx,output=phones": 5, "class=3xx,output=phones": 0, "class=4xx,output=phones": 1,
+		"class=5xx,output=phones": 2, "class=6xx,output=phones": 0, "class=none,output=phones": 0}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("presence_bridge_sip_publications_total %v, want %v", got, want)
 	}
 }
 

@@ -41,8 +41,13 @@ type OutputStatus struct {
 	LastError                  string
 	LastErrorAt                time.Time
 	// Delivery is set for outputs that deliver on their own (webhook).
-	Delivery *outputs.Health
+	Delivery  *outputs.Health
+	Responses map[string]uint64
 }
+
+// responseClasses are the classes of a sip output's answers, a fixed set
+// so that the series are bounded.
+var responseClasses = []string{"1xx", "2xx", "3xx", "4xx", "5xx", "6xx", "none"}
 
 // maxReadOutcomes is how many series of reads one tenant has at most:
 // the first outcomes by name, the rest summed under "other".
@@ -51,24 +56,25 @@ const maxReadOutcomes = 8
 var outcomeName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,31}$`)
 
 var (
-	watchReadsDesc     = prometheus.NewDesc("presence_bridge_watch_reads_total", "getPresencesByUserId requests of the tenant's Teams watcher, by outcome.", []string{"tenant", "outcome"}, nil)
-	watchBudgetUsed    = prometheus.NewDesc("presence_bridge_watch_read_budget_used", "Read requests made in the current read-budget window.", []string{"tenant"}, nil)
-	watchBudget        = prometheus.NewDesc("presence_bridge_watch_read_budget", "Read requests the tenant's read budget allows per window (watch.read_budget).", []string{"tenant"}, nil)
-	watchCycleDesc     = prometheus.NewDesc("presence_bridge_watch_cycle_seconds", "How long the watcher takes to read every watched person once.", []string{"tenant"}, nil)
-	watchPeopleDesc    = prometheus.NewDesc("presence_bridge_watch_people", "People the tenant's Teams watcher reads.", []string{"tenant"}, nil)
-	watchStretchedDesc = prometheus.NewDesc("presence_bridge_watch_stretched", "1 when the read budget can not read everyone every watch.interval and the cycle is stretched.", []string{"tenant"}, nil)
-	watchLastReadDesc  = prometheus.NewDesc("presence_bridge_watch_last_read_timestamp_seconds", "When the watcher's last read was answered, Unix time.", []string{"tenant"}, nil)
-	publishedDesc      = prometheus.NewDesc("presence_bridge_changes_published_total", "Teams presence changes an output delivered, by output and origin (teams, bridge).", []string{"output", "origin"}, nil)
-	skippedDesc        = prometheus.NewDesc("presence_bridge_changes_skipped_total", "Changes an output's filter (tenants, skip_sources) kept from it.", []string{"output"}, nil)
-	droppedDesc        = prometheus.NewDesc("presence_bridge_changes_dropped_total", "Queued changes given up because the output's queue was full.", []string{"output"}, nil)
-	outputFailuresDesc = prometheus.NewDesc("presence_bridge_output_failures_total", "Deliveries to an output that failed (each retry counts).", []string{"output"}, nil)
-	outputQueuedDesc   = prometheus.NewDesc("presence_bridge_output_queued", "People whose newest change waits for the output.", []string{"output"}, nil)
-	outputLagDesc      = prometheus.NewDesc("presence_bridge_output_lag_seconds", "How long the change first in the output's queue has waited.", []string{"output"}, nil)
-	outputHealthyDesc  = prometheus.NewDesc("presence_bridge_output_healthy", "0 from an output's failed delivery to its next success, 1 otherwise.", []string{"output"}, nil)
-	deliveriesDesc     = prometheus.NewDesc("presence_bridge_output_deliveries_total", "Tries of an output that delivers on its own (webhook), by outcome: delivered, retried, dead_lettered, dropped.", []string{"output", "outcome"}, nil)
-	outputPendingDesc  = prometheus.NewDesc("presence_bridge_output_pending", "People whose change waits in the output's own queue (webhook: kept in JetStream).", []string{"output"}, nil)
-	oldestDesc         = prometheus.NewDesc("presence_bridge_output_oldest_pending_seconds", "How long the change waiting longest in the output's own queue has waited.", []string{"output"}, nil)
-	disabledDesc       = prometheus.NewDesc("presence_bridge_output_disabled", "1 when the endpoint disabled the output (webhook: 410 Gone) until the bridge restarts.", []string{"output"}, nil)
+	watchReadsDesc      = prometheus.NewDesc("presence_bridge_watch_reads_total", "getPresencesByUserId requests of the tenant's Teams watcher, by outcome.", []string{"tenant", "outcome"}, nil)
+	watchBudgetUsed     = prometheus.NewDesc("presence_bridge_watch_read_budget_used", "Read requests made in the current read-budget window.", []string{"tenant"}, nil)
+	watchBudget         = prometheus.NewDesc("presence_bridge_watch_read_budget", "Read requests the tenant's read budget allows per window (watch.read_budget).", []string{"tenant"}, nil)
+	watchCycleDesc      = prometheus.NewDesc("presence_bridge_watch_cycle_seconds", "How long the watcher takes to read every watched person once.", []string{"tenant"}, nil)
+	watchPeopleDesc     = prometheus.NewDesc("presence_bridge_watch_people", "People the tenant's Teams watcher reads.", []string{"tenant"}, nil)
+	watchStretchedDesc  = prometheus.NewDesc("presence_bridge_watch_stretched", "1 when the read budget can not read everyone every watch.interval and the cycle is stretched.", []string{"tenant"}, nil)
+	watchLastReadDesc   = prometheus.NewDesc("presence_bridge_watch_last_read_timestamp_seconds", "When the watcher's last read was answered, Unix time.", []string{"tenant"}, nil)
+	publishedDesc       = prometheus.NewDesc("presence_bridge_changes_published_total", "Teams presence changes an output delivered, by output and origin (teams, bridge).", []string{"output", "origin"}, nil)
+	skippedDesc         = prometheus.NewDesc("presence_bridge_changes_skipped_total", "Changes an output's filter (tenants, skip_sources) kept from it.", []string{"output"}, nil)
+	droppedDesc         = prometheus.NewDesc("presence_bridge_changes_dropped_total", "Queued changes given up because the output's queue was full.", []string{"output"}, nil)
+	outputFailuresDesc  = prometheus.NewDesc("presence_bridge_output_failures_total", "Deliveries to an output that failed (each retry counts).", []string{"output"}, nil)
+	outputQueuedDesc    = prometheus.NewDesc("presence_bridge_output_queued", "People whose newest change waits for the output.", []string{"output"}, nil)
+	outputLagDesc       = prometheus.NewDesc("presence_bridge_output_lag_seconds", "How long the change first in the output's queue has waited.", []string{"output"}, nil)
+	outputHealthyDesc   = prometheus.NewDesc("presence_bridge_output_healthy", "0 from an output's failed delivery to its next success, 1 otherwise.", []string{"output"}, nil)
+	deliveriesDesc      = prometheus.NewDesc("presence_bridge_output_deliveries_total", "Tries of an output that delivers on its own (webhook), by outcome: delivered, retried, dead_lettered, dropped.", []string{"output", "outcome"}, nil)
+	outputPendingDesc   = prometheus.NewDesc("presence_bridge_output_pending", "People whose change waits in the output's own queue (webhook: kept in JetStream).", []string{"output"}, nil)
+	oldestDesc          = prometheus.NewDesc("presence_bridge_output_oldest_pending_seconds", "How long the change waiting longest in the output's own queue has waited.", []string{"output"}, nil)
+	disabledDesc        = prometheus.NewDesc("presence_bridge_output_disabled", "1 when the endpoint disabled the output (webhook: 410 Gone) until the bridge restarts.", []string{"output"}, nil)
+	sipPublicationsDesc = prometheus.NewDesc("presence_bridge_sip_publications_total", "PUBLISH requests a sip output sent, by the class of the answer (2xx, 4xx, 5xx, 6xx, none for no answer).", []string{"output", "class"}, nil)
 )
 
 // deliveryOutcomes are the outcomes of presence_bridge_output_deliveries_total.
@@ -82,7 +88,7 @@ type twoWay struct{ m *Metrics }
 func (twoWay) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{watchReadsDesc, watchBudgetUsed, watchBudget, watchCycleDesc, watchPeopleDesc, watchStretchedDesc,
 		watchLastReadDesc, publishedDesc, skippedDesc, droppedDesc, outputFailuresDesc, outputQueuedDesc, outputLagDesc, outputHealthyDesc,
-		deliveriesDesc, outputPendingDesc, oldestDesc, disabledDesc} {
+		deliveriesDesc, outputPendingDesc, oldestDesc, disabledDesc, sipPublicationsDesc} {
 		ch <- d
 	}
 }
@@ -140,6 +146,11 @@ func (w twoWay) Collect(ch chan<- prometheus.Metric) {
 				gauge(disabledDesc, b2f(d.Disabled), s.Name)
 			}
 			gauge(outputHealthyDesc, b2f(healthy), s.Name)
+			if s.Type == "sip" {
+				for _, class := range responseClasses {
+					counter(sipPublicationsDesc, s.Responses[class], s.Name, class)
+				}
+			}
 		}
 	}
 }

@@ -229,6 +229,10 @@ type Stats struct {
 	// Delivery is what an output that delivers on its own (webhook)
 	// reports of its deliveries; nil for the others.
 	Delivery *outputs.Health
+	// Responses counts the answers of the output's receiver by class, for
+	// outputs that report them (a sip output's PUBLISHes: 2xx, 4xx, 5xx,
+	// none, ...); nil for the others.
+	Responses map[string]uint64
 }
 
 // Stats returns every output's figures, in configuration order.
@@ -431,7 +435,13 @@ func (l *lane) stats() Stats {
 	}
 	if r, ok := l.Output.(outputs.Reporter); ok {
 		h := r.Health()
-		s.Delivery = &h
+		s.Responses = h.Responses
+		if h.LastErrorAt.After(s.LastErrorAt) {
+			s.LastError, s.LastErrorAt = clean(errors.New(h.LastError)), h.LastErrorAt
+		}
+		if h.Deliveries != nil {
+			s.Delivery = &h
+		}
 	}
 	now := l.opts.Now()
 	for el := l.order.Front(); el != nil; el = el.Next() {

@@ -289,6 +289,29 @@ func TestLastErrorHasNoCredentials(t *testing.T) {
 	}
 }
 
+// reporter is a fake output that reports its receiver's answers and a
+// last error of its own.
+type reporter struct {
+	fake
+	at time.Time
+}
+
+func (r *reporter) Health() outputs.Health {
+	return outputs.Health{Responses: map[string]uint64{"2xx": 3, "5xx": 1}, LastError: "PUBLISH presence: 503 Service Unavailable", LastErrorAt: r.at}
+}
+
+// TestReporter: an output's own answers and last error (a refresh that
+// failed between deliveries) reach its Stats.
+func TestReporter(t *testing.T) {
+	at := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	p := New([]Target{{Name: "phones", Type: "sip", Filter: outputs.Filter{SkipSources: []string{}}, Output: &reporter{at: at}}}, Options{})
+	defer closeNow(t, p)
+	s := p.Stats()[0]
+	if s.Responses["2xx"] != 3 || s.Responses["5xx"] != 1 || s.LastError != "PUBLISH presence: 503 Service Unavailable" || !s.LastErrorAt.Equal(at) {
+		t.Errorf("stats %+v", s)
+	}
+}
+
 // TestMalformedChangeDropped: a change no output can take is dropped and
 // counted, not retried, and the output stays healthy.
 func TestMalformedChangeDropped(t *testing.T) {

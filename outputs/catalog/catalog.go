@@ -12,6 +12,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/outputs"
 	natsout "github.com/presence-bridge/presence-bridge/outputs/nats"
+	sipout "github.com/presence-bridge/presence-bridge/outputs/sip"
 	"github.com/presence-bridge/presence-bridge/outputs/webhook"
 )
 
@@ -19,10 +20,11 @@ import (
 type Config struct {
 	// Name is the output's name.
 	Name string
-	// Type is the output type (nats, webhook).
+	// Type is the output type (nats, sip, webhook).
 	Type string
 	// Settings is the type's own configuration: a natsout.Config for
-	// nats, a webhook.Config for webhook (config.Output.Settings).
+	// nats, a sipout.Config for sip, a webhook.Config for webhook
+	// (config.Output.Settings).
 	Settings any
 }
 
@@ -54,6 +56,14 @@ var builders = map[string]func(context.Context, Config, Deps) (outputs.Output, e
 		}
 		settings.Name = c.Name
 		return webhook.New(ctx, settings, webhook.Options{JetStream: d.JetStream, DeadLetter: d.DeadLetter, Logger: d.Logger})
+	},
+	"sip": func(_ context.Context, c Config, d Deps) (outputs.Output, error) {
+		settings, ok := c.Settings.(sipout.Config)
+		if !ok {
+			return nil, fmt.Errorf("sip output %s: settings are %T, not sip.Config", c.Name, c.Settings)
+		}
+		settings.Name = c.Name
+		return sipout.New(settings, d.Logger)
 	},
 }
 

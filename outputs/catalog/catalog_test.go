@@ -37,7 +37,7 @@ func TestNew(t *testing.T) {
 	}{
 		{Config{Name: "bus", Type: "nats", Settings: nil}, "nats output bus: settings are <nil>"},
 		{Config{Name: "bus", Type: "nats", Settings: natsout.Config{Stream: "a.b"}}, "nats output bus: stream:"},
-		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats webhook])`},
+		{Config{Name: "hook", Type: "carrier-pigeon"}, `output hook: no output type "carrier-pigeon" (known: [nats sip webhook])`},
 		{Config{Name: "hook", Type: "webhook", Settings: natsout.Config{}}, "webhook output hook: settings are nats.Config"},
 		{Config{Name: "hook", Type: "webhook", Settings: webhook.Config{URL: "ftp://x"}}, "webhook output hook: url: must be an absolute http or https URL"},
 	} {

@@ -52,6 +52,14 @@ type Kamailio struct {
 // presence modules are not installed.
 func StartKamailio(t testing.TB) *Kamailio {
 	t.Helper()
+	return StartKamailioConfig(t, kamailioConfig)
+}
+
+// StartKamailioConfig is StartKamailio with another configuration, in
+// which @PORT@, @DIR@ and @BRIDGE_PASSWORD@ are replaced as in
+// kamailio.cfg.
+func StartKamailioConfig(t testing.TB, config string) *Kamailio {
+	t.Helper()
 	if _, err := exec.LookPath("kamailio"); err != nil {
 		t.Skip("kamailio is not installed: apt-get install kamailio kamailio-presence-modules (see .ci/debian-packages)")
 	}
@@ -71,7 +79,7 @@ func StartKamailio(t testing.TB) *Kamailio {
 			t.Fatal(err)
 		}
 	}
-	cfg := strings.NewReplacer("@PORT@", strconv.Itoa(k.port), "@DIR@", k.dir, "@BRIDGE_PASSWORD@", BridgePassword).Replace(kamailioConfig)
+	cfg := strings.NewReplacer("@PORT@", strconv.Itoa(k.port), "@DIR@", k.dir, "@BRIDGE_PASSWORD@", BridgePassword).Replace(config)
 	if err := os.WriteFile(filepath.Join(k.dir, "kamailio.cfg"), []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
 	}
