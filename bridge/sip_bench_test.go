@@ -75,7 +75,7 @@ outputs:
       user: %s
       password: %s
       expires: 10m
-      people:
+      extensions:
 `, k.Addr(), siptest.Domain, siptest.BridgeUser, siptest.BridgePassword) + mapped.String()
 	br := startBridge(b, yaml)
 	em := br.Emulator()

@@ -33,7 +33,7 @@ outputs:
       expires: 1m
       request_timeout: 3s
       backoff: {min: 200ms, max: 2s}
-      people: {alice@contoso.example: "1001", bob@contoso.example: "1002"}
+      extensions: {alice@contoso.example: "1001", bob@contoso.example: "1002"}
 `, k.Addr(), siptest.Domain, siptest.BridgeUser, siptest.BridgePassword)
 }
 

@@ -208,20 +208,20 @@ func (c *Config) resolveSIPOutputs(resolve func(path string, value *string, file
 	}
 }
 
-// sipPeople fills a sip output's people left out from the directory: each
+// sipExtensions fills a sip output's people left out from the directory: each
 // ext:<number> key maps the person it names to that extension. It runs
 // once the directory file is loaded.
-func (c *Config) sipPeople() {
+func (c *Config) sipExtensions() {
 	for i := range c.Outputs {
 		s := c.Outputs[i].SIP
-		if s == nil || s.People != nil {
+		if s == nil || s.Extensions != nil {
 			continue
 		}
-		s.People = map[string]string{}
+		s.Extensions = map[string]string{}
 		for key, user := range c.Directory {
 			if ext, ok := strings.CutPrefix(key, "ext:"); ok && user != "" {
-				if _, taken := s.People[user]; !taken || ext < s.People[user] {
-					s.People[user] = ext
+				if _, taken := s.Extensions[user]; !taken || ext < s.Extensions[user] {
+					s.Extensions[user] = ext
 				}
 			}
 		}
@@ -281,7 +281,7 @@ func (c *Config) validateTwoWay(p *problems) {
 }
 
 func (c *Config) validateOutputs(p *problems) {
-	c.sipPeople()
+	c.sipExtensions()
 	sources, tenants := map[string]bool{}, map[string]bool{}
 	for _, s := range c.Sources {
 		sources[s.Name] = true

@@ -133,8 +133,8 @@ func TestTwoWayErrors(t *testing.T) {
 		{"sip user", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', user: 'a b'}}]", "outputs[0].sip.user: must be a SIP user name"},
 		{"sip expires", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', expires: 1s}}]", "outputs[0].sip.expires: must be between 10s and 24h (got 1s)"},
 		{"sip backoff", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', backoff: {min: 2s, max: 1s}}}]", "outputs[0].sip.backoff: needs 0 < min <= max"},
-		{"sip person", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', people: {alice@contoso.example: 'sip:@'}}}]", `outputs[0].sip.people.alice@contoso.example: "sip:@" is not a sip:user@host URI`},
-		{"sip extension twice", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', people: {a@contoso.example: '1001', b@contoso.example: 'sip:1001@pbx.example'}}}]", "outputs[0].sip.people.b@contoso.example: sip:1001@pbx.example is already people.a@contoso.example"},
+		{"sip person", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', extensions: {alice@contoso.example: 'sip:@'}}}]", `outputs[0].sip.extensions.alice@contoso.example: "sip:@" is not a sip:user@host URI`},
+		{"sip extension twice", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', extensions: {a@contoso.example: '1001', b@contoso.example: 'sip:1001@pbx.example'}}}]", "outputs[0].sip.extensions.b@contoso.example: sip:1001@pbx.example is already extensions.a@contoso.example"},
 		{"sip mapping availability", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', mapping: {Bussy: {basic: open}}}}]", `outputs[0].sip.mapping.Bussy: "Bussy" is not a Teams availability`},
 		{"sip mapping basic", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', mapping: {Busy/InACall: {basic: half}}}}]", `outputs[0].sip.mapping.Busy/InACall.basic: must be open or closed (got "half")`},
 		{"sip mapping activity", "outputs: [{name: phones, type: sip, sip: {server: 'pbx.example:5060', mapping: {DoNotDisturb: {basic: open, activity: dnd}}}}]", `outputs[0].sip.mapping.DoNotDisturb.activity: "dnd" is not an RPID activity`},
@@ -222,7 +222,7 @@ outputs:
         Busy/InAMeeting: {basic: open, activity: busy, dialog: true}
   - name: desk
     type: sip
-    sip: {server: 'pbx.example:5070', transport: tcp, dialog: false, people: {carol@contoso.example: 'sip:2001@pbx.example'}}
+    sip: {server: 'pbx.example:5070', transport: tcp, dialog: false, extensions: {carol@contoso.example: 'sip:2001@pbx.example'}}
 `), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -235,8 +235,8 @@ outputs:
 		phones.User != "presence-bridge" || phones.Expires != 10*time.Minute || !*phones.Dialog || phones.RequestTimeout != 5*time.Second {
 		t.Errorf("phones settings %v", phones)
 	}
-	if want := map[string]string{"alice@contoso.example": "1001", "bob@contoso.example": "1002"}; !reflect.DeepEqual(phones.People, want) {
-		t.Errorf("phones people %v, want %v", phones.People, want)
+	if want := map[string]string{"alice@contoso.example": "1001", "bob@contoso.example": "1002"}; !reflect.DeepEqual(phones.Extensions, want) {
+		t.Errorf("phones people %v, want %v", phones.Extensions, want)
 	}
 	if r := sipout.NewMapping(phones.Mapping).Rule(outputs.Pair{Availability: "Busy", Activity: "InAMeeting"}); r != (sipout.Rule{Basic: "open", Activity: "busy", Dialog: true}) {
 		t.Errorf("mapped meeting %+v", r)
@@ -245,7 +245,7 @@ outputs:
 		t.Errorf("String shows the password: %s", phones)
 	}
 	desk := cfg.Outputs[1].Settings().(sipout.Config)
-	if *desk.Dialog || desk.Transport != "tcp" || len(desk.People) != 1 || desk.People["carol@contoso.example"] != "sip:2001@pbx.example" {
+	if *desk.Dialog || desk.Transport != "tcp" || len(desk.Extensions) != 1 || desk.Extensions["carol@contoso.example"] != "sip:2001@pbx.example" {
 		t.Errorf("desk settings %v", desk)
 	}
 }

@@ -43,7 +43,7 @@ type Config struct {
 	// People maps a person (UPN or Entra object id, as the watcher names
 	// them) to an extension or SIP URI. By default the directory's ext:
 	// keys, each to the person it names.
-	People map[string]string `yaml:"people"`
+	Extensions map[string]string `yaml:"extensions"`
 	// Mapping replaces entries of DefaultMapping.
 	Mapping map[string]Rule `yaml:"mapping"`
 	// RequestTimeout bounds one SIP transaction; 5s by default.
@@ -113,26 +113,26 @@ func (c Config) Problems() []string {
 	check(c.Expires >= 10*time.Second && c.Expires <= 24*time.Hour, "expires", "must be between 10s and 24h (got %s)", c.Expires)
 	check(c.RequestTimeout > 0 && c.RequestTimeout <= time.Minute, "request_timeout", "must be between 0s and 1m (got %s)", c.RequestTimeout)
 	check(c.Backoff.Min > 0 && c.Backoff.Max >= c.Backoff.Min, "backoff", "needs 0 < min <= max")
-	check(len(c.People) <= MaxPeople, "people", "at most %d", MaxPeople)
-	keys := make([]string, 0, len(c.People))
-	for k := range c.People {
+	check(len(c.Extensions) <= MaxPeople, "extensions", "at most %d", MaxPeople)
+	keys := make([]string, 0, len(c.Extensions))
+	for k := range c.Extensions {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
 	seen := map[string]string{}
 	for _, k := range keys {
-		at := "people." + k
+		at := "extensions." + k
 		if k == "" || len(k) > 256 {
-			p = append(p, fmt.Sprintf("people: a person's name must be 1 to 256 bytes (got %q)", clipText(k)))
+			p = append(p, fmt.Sprintf("extensions: a person's name must be 1 to 256 bytes (got %q)", clipText(k)))
 			continue
 		}
-		uri, err := c.entity(c.People[k])
+		uri, err := c.entity(c.Extensions[k])
 		if err != nil {
 			p = append(p, at+": "+err.Error())
 			continue
 		}
 		if other, ok := seen[uri.String()]; ok {
-			p = append(p, fmt.Sprintf("%s: %s is already people.%s", at, uri.String(), other))
+			p = append(p, fmt.Sprintf("%s: %s is already extensions.%s", at, uri.String(), other))
 		}
 		seen[uri.String()] = k
 	}

@@ -31,7 +31,7 @@ func TestConformance(t *testing.T) {
 		Package: "github.com/presence-bridge/presence-bridge/outputs/sip",
 		New: func(t *testing.T) (outputs.Output, func(t *testing.T) []outputs.Change) {
 			r := siptest.NewReceiver(t)
-			out, err := sipout.New(sipout.Config{Name: "phones", Server: r.Addr, Transport: "tcp", Domain: "pbx.test", People: suitePeople()}, nil)
+			out, err := sipout.New(sipout.Config{Name: "phones", Server: r.Addr, Transport: "tcp", Domain: "pbx.test", Extensions: suitePeople()}, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -46,8 +46,8 @@ func TestConformance(t *testing.T) {
 				return sipout.New(sipout.Config{Name: "x", Server: "127.0.0.1:5060", Expires: time.Second}, nil)
 			}, Want: "expires"},
 			{Name: "bad person", Build: func() (outputs.Output, error) {
-				return sipout.New(sipout.Config{Name: "x", Server: "127.0.0.1:5060", People: map[string]string{"a@b": "sip:"}}, nil)
-			}, Want: "people.a@b"},
+				return sipout.New(sipout.Config{Name: "x", Server: "127.0.0.1:5060", Extensions: map[string]string{"a@b": "sip:"}}, nil)
+			}, Want: "extensions.a@b"},
 		},
 	})
 }

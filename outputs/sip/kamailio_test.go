@@ -100,8 +100,8 @@ func TestKamailio(t *testing.T) {
 	out, err := sipout.New(sipout.Config{
 		Name: "phones", Server: k.Addr(), Domain: siptest.Domain, User: siptest.BridgeUser, Password: siptest.BridgePassword,
 		Expires: 10 * time.Second, RequestTimeout: 2 * time.Second,
-		Backoff: sipout.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
-		People:  map[string]string{"alice@contoso.example": "1001"},
+		Backoff:    sipout.Backoff{Min: 100 * time.Millisecond, Max: time.Second},
+		Extensions: map[string]string{"alice@contoso.example": "1001"},
 	}, slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

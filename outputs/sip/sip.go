@@ -108,7 +108,7 @@ func newOutput(cfg Config, log *slog.Logger, now func() time.Time) (*Output, err
 		people: map[string]sip.Uri{}, state: map[string]*person{}, expires: cfg.Expires,
 		stop: make(chan struct{}), done: make(chan struct{}), responses: map[string]uint64{},
 		from: sip.Uri{Scheme: "sip", User: cfg.User, Host: cfg.Domain}}
-	for k, v := range cfg.People {
+	for k, v := range cfg.Extensions {
 		uri, _ := cfg.entity(v) // checked by Problems
 		o.people[strings.ToLower(k)] = uri
 	}

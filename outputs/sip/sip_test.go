@@ -38,7 +38,7 @@ func start(t *testing.T, r *siptest.Receiver, dialog bool) (*Output, *clock) {
 	c := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	out, err := newOutput(Config{Name: "phones", Server: r.Addr, Transport: "tcp", Domain: "pbx.test", Dialog: &dialog,
 		Expires: time.Minute, Backoff: Backoff{Min: time.Second, Max: 4 * time.Second},
-		People: map[string]string{"alice@contoso.example": "1001"}}, nil, c.Now)
+		Extensions: map[string]string{"alice@contoso.example": "1001"}}, nil, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
