@@ -60,6 +60,9 @@ func (ts *timers) set(userID string, at time.Time) {
 	heap.Push(&ts.h, timer{at: at, userID: userID})
 }
 
+// clear drops userID's timer; the entry left in the heap is stale.
+func (ts *timers) clear(userID string) { delete(ts.at, userID) }
+
 // due takes off and returns the next user whose timer is due at now,
 // skipping stale timers; false when none is due.
 func (ts *timers) due(now time.Time) (string, bool) {
