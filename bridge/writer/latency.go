@@ -86,6 +86,9 @@ func (w *writer) settleWaits(t *tracked, all bool) {
 				delete(t.settled, k)
 			}
 		}
+		if len(t.settled) == 0 {
+			t.settled = nil // a map keeps its room when emptied
+		}
 	}
 	if all {
 		for _, wt := range t.state.Waiting {
