@@ -45,6 +45,7 @@ type writer struct {
 	keepAlives deadlines           // users whose session is due for a refresh
 	timers     timers              // when to evaluate each user again
 	sessions   sessionCount
+	highs      highs // the indexes' high-water marks (compact.go)
 	inFlight   int
 	results    chan result
 
@@ -143,6 +144,7 @@ func (w *writer) run(ctx context.Context) error {
 		now := w.e.opts.Clock.Now()
 		w.fireTimers(now)
 		w.dispatch(ctx, now)
+		w.compact()
 		w.loops.Add(1)
 		w.publish(now)
 	}
