@@ -35,7 +35,7 @@ func (w *writer) rest(t *tracked, userID string, now time.Time) bool {
 	}
 	u := idleUser{rev: t.rev}
 	for _, wt := range st.Waiting {
-		if !t.settled[waitKey(wt)] {
+		if !t.settled[waitKey(wt)] && !t.settledBefore(wt) {
 			return false
 		}
 		u.settled = max(u.settled, wt.Accepted.UnixNano())

@@ -76,9 +76,26 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	if woken == nil || woken.rev != 5 || w.users["u1"] != woken {
 		t.Fatalf("woken %+v", woken)
 	}
+	// Woken with nothing new, it goes idle again, its events still settled.
+	woken.state.Waiting = []state.Waiting{ringing}
+	w.noCall(woken)
+	if !w.rest(woken, "u1", time.Now()) {
+		t.Fatal("u1 woken with only settled events did not go idle again")
+	}
+	woken = w.wake("u1")
 	woken.state.Waiting = []state.Waiting{ringing, active}
 	w.reportWaits(woken, result{graph: true, waits: woken.state.Waiting})
 	if outcomes[OutcomeGraph] != 1 || outcomes[OutcomeNoCall] != 1 {
 		t.Fatalf("outcomes %v, want the ringing once as no call and the answer once as graph", outcomes)
+	}
+}
+
+// TestIdleUserKeptByOlderState: a state older than the one an idle user
+// went idle with (its own record of a call, arriving late) leaves it idle.
+func TestIdleUserKeptByOlderState(t *testing.T) {
+	w := &writer{users: map[string]*tracked{}, idle: map[string]idleUser{"u1": {rev: 5}}}
+	w.take(state.UserState{UserID: "u1"}, 3)
+	if w.users["u1"] != nil || w.idle["u1"].rev != 5 {
+		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, w.idle)
 	}
 }

@@ -49,6 +49,9 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 func (w *writer) take(st state.UserState, rev uint64) {
 	t := w.users[st.UserID]
 	if t == nil {
+		if u, ok := w.idle[st.UserID]; ok && rev <= u.rev {
+			return // an idle user's older state
+		}
 		t = w.wake(st.UserID)
 	}
 	if t == nil {
