@@ -4,8 +4,9 @@ CONFIG  ?= config.example.yaml
 FUZZTIME ?= 60s
 SOAK    ?= 10m
 BENCHTIME ?= 1s
+SCALE_USERS ?= 10000 100000
 
-.PHONY: help run test race vet bench bench-watch bench-webhook bench-e2e fuzz soak sdk-test build docker deploy-test
+.PHONY: help run test race vet bench bench-watch bench-webhook bench-e2e bench-scale fuzz soak sdk-test build docker deploy-test
 
 help: ## List the targets.
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-11s %s\n", $$1, $$2}'
@@ -40,6 +41,15 @@ bench-e2e: ## Compare the bridge with a bare Gin+JetStream handler from outside 
 	$(GO) build -o "$$dir/presence-load" ./cmd/presence-load && \
 	"$$dir/presence-load" e2e --bridge "$$dir/presence-bridge" --config cmd/presence-load/bridge.yaml \
 	  --revision "$$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo +changes)"
+
+bench-scale: ## Issue 23's scale run: SCALE_USERS people (default 10000 and 100000) through the bridge, the emulator a process of its own; minutes each.
+	@dir=$$(mktemp -d) && trap 'rm -rf "$$dir"' EXIT && \
+	$(GO) build -o "$$dir/presence-bridge" ./cmd/presence-bridge && \
+	$(GO) build -o "$$dir/presence-load" ./cmd/presence-load && \
+	for n in $(SCALE_USERS); do \
+	  "$$dir/presence-load" scale --bridge "$$dir/presence-bridge" --config cmd/presence-load/bridge.yaml --users $$n \
+	    --revision "$$(git rev-parse --short HEAD 2>/dev/null)$$(git diff --quiet HEAD 2>/dev/null || echo +changes)" || exit 1; \
+	done
 
 fuzz: ## Run every fuzz target for FUZZTIME each.
 	@for pkg in $$($(GO) list ./...); do \

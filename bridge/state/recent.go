@@ -2,9 +2,12 @@ package state
 
 import "sync"
 
-// recentStatesMax bounds the states a Store remembers: about 50 MB at a
-// kilobyte a state, and every user of a large tenant.
-const recentStatesMax = 50_000
+// recentStatesMax bounds the states a Store remembers: about 5 MB at a
+// kilobyte a state. It need only cover the states written in the moments
+// before the writer takes them from its watch, and a user's events that
+// come close together; more would hold a copy of every person in a call
+// beside the writer's own (issue 23).
+const recentStatesMax = 4096
 
 // recentStates remembers the state a Store last read or wrote for each
 // user, decoded, with its revision, so that applying an event usually

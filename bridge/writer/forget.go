@@ -17,7 +17,12 @@ import (
 // the deletion and the writer drops the user.
 func (w *writer) forget(t *tracked, userID string) {
 	t.forgetting = true
-	rev := t.rev
+	w.deleteKey(userID, t.rev)
+}
+
+// deleteKey deletes the key of userID if it is still at revision rev, in
+// the background.
+func (w *writer) deleteKey(userID string, rev uint64) {
 	w.forgetting.Add(1)
 	go func() {
 		defer w.forgetting.Done()

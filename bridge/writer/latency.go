@@ -42,7 +42,7 @@ func (w *writer) noCall(t *tracked) {
 		return
 	}
 	for _, wt := range t.state.Waiting {
-		if !t.settled[waitKey(wt)] {
+		if !t.settled[waitKey(wt)] && !t.settledBefore(wt) {
 			w.settle(t, wt)
 			w.outcome(OutcomeNoCall)
 		}
@@ -54,7 +54,7 @@ func (w *writer) noCall(t *tracked) {
 func (w *writer) reportWaits(t *tracked, r result) {
 	now := time.Now()
 	for _, wt := range r.waits {
-		if t.settled[waitKey(wt)] {
+		if t.settled[waitKey(wt)] || t.settledBefore(wt) {
 			continue
 		}
 		w.settle(t, wt)
@@ -85,6 +85,9 @@ func (w *writer) settleWaits(t *tracked, all bool) {
 			if !keep[k] {
 				delete(t.settled, k)
 			}
+		}
+		if len(t.settled) == 0 {
+			t.settled = nil // a map keeps its room when emptied
 		}
 	}
 	if all {

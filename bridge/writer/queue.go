@@ -38,13 +38,18 @@ func (q *queue) add(id string) bool {
 	}
 	q.in[id] = true
 	if q.n == len(q.buf) {
-		grown := make([]string, max(16, 2*len(q.buf)))
-		for i := range q.n {
-			grown[i] = q.buf[(q.head+i)%len(q.buf)]
-		}
-		q.buf, q.head = grown, 0
+		q.regrow(max(16, 2*len(q.buf)))
 	}
 	return true
+}
+
+// regrow moves the queue into a ring of size (at least q.n).
+func (q *queue) regrow(size int) {
+	ring := make([]string, size)
+	for i := range q.n {
+		ring[i] = q.buf[(q.head+i)%len(q.buf)]
+	}
+	q.buf, q.head = ring, 0
 }
 
 // front returns the id at the front without taking it off.

@@ -68,7 +68,10 @@ var BreakerStates = []string{gobreaker.StateClosed.String(), gobreaker.StateHalf
 type writerStats struct {
 	budgetLimit, budgetRemaining atomic.Int64
 	backlog, sessions, manual    atomic.Int64
-	manualUsers                  int
+	// held is how many users the writer holds a decoded state of (the
+	// others known are idle: idle.go).
+	held        atomic.Int64
+	manualUsers int
 }
 
 // publish stores the loop's numbers for Status.
@@ -79,6 +82,7 @@ func (w *writer) publish(now time.Time) {
 	w.stats.backlog.Store(int64(w.changes.len()))
 	w.stats.sessions.Store(int64(w.sessions.live))
 	w.stats.manual.Store(int64(w.stats.manualUsers))
+	w.stats.held.Store(int64(len(w.users)))
 }
 
 // countManual keeps the count of users with a manual status as a user's

@@ -60,6 +60,25 @@ func (ts *timers) set(userID string, at time.Time) {
 	heap.Push(&ts.h, timer{at: at, userID: userID})
 }
 
+// prune drops the stale timers once they outnumber the current ones by
+// more than compactFloor, so that the heap holds about one timer per user
+// with one set (an ended call's deadline hours away is stale as soon as
+// the call ends).
+func (ts *timers) prune() {
+	if len(ts.h) <= 2*len(ts.at)+compactFloor {
+		return
+	}
+	h := make(timerHeap, 0, len(ts.at))
+	for userID, at := range ts.at {
+		h = append(h, timer{at: at, userID: userID})
+	}
+	heap.Init(&h)
+	ts.h = h
+}
+
+// clear drops userID's timer; the entry left in the heap is stale.
+func (ts *timers) clear(userID string) { delete(ts.at, userID) }
+
 // due takes off and returns the next user whose timer is due at now,
 // skipping stale timers; false when none is due.
 func (ts *timers) due(now time.Time) (string, bool) {

@@ -25,6 +25,9 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 		if t := w.users[id]; t != nil && entry.Revision() <= t.rev {
 			return
 		}
+		if u, ok := w.idle[id]; ok && entry.Revision() <= u.rev {
+			return
+		}
 	}
 	st, remembered, ok := w.e.store.Recent(entry.Key(), entry.Revision())
 	if !ok {
@@ -45,6 +48,12 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 // is ignored.
 func (w *writer) take(st state.UserState, rev uint64) {
 	t := w.users[st.UserID]
+	if t == nil {
+		if u, ok := w.idle[st.UserID]; ok && rev <= u.rev {
+			return // an idle user's older state
+		}
+		t = w.wake(st.UserID)
+	}
 	if t == nil {
 		t = &tracked{}
 		w.users[st.UserID] = t
@@ -81,6 +90,11 @@ func (w *writer) drop(key string) {
 		return
 	}
 	delete(w.keys, key)
+	if _, ok := w.idle[userID]; ok {
+		delete(w.idle, userID)
+		w.known.Add(-1)
+		return
+	}
 	if t := w.users[userID]; t != nil && !t.inFlight {
 		w.sessions.change(hasSession(t.state), false)
 		w.countManual(&t.state, nil)

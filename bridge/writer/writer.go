@@ -39,11 +39,13 @@ type writer struct {
 	lease interface{ Left() time.Duration }
 
 	users      map[string]*tracked
-	keys       map[string]string // KV key to user id
-	changes    queue             // users whose desired session differs from Graph's
-	keepAlives deadlines         // users whose session is due for a refresh
-	timers     timers            // when to evaluate each user again
+	idle       map[string]idleUser // users with nothing under way (idle.go)
+	keys       map[string]string   // KV key to user id
+	changes    queue               // users whose desired session differs from Graph's
+	keepAlives deadlines           // users whose session is due for a refresh
+	timers     timers              // when to evaluate each user again
 	sessions   sessionCount
+	highs      highs // the indexes' high-water marks (compact.go)
 	inFlight   int
 	results    chan result
 
@@ -79,8 +81,11 @@ type tracked struct {
 	failures   int
 	retryAt    time.Time
 	timerAt    time.Time
-	// settled are the user's waiting events already reported (latency.go).
-	settled map[string]bool
+	// settled are the user's waiting events already reported (latency.go);
+	// so is every one accepted by settledUpTo (Unix nanoseconds), when the
+	// user was woken from idle (idle.go).
+	settled     map[string]bool
+	settledUpTo int64
 }
 
 func newWriter(e *Pool, t TenantOptions) *writer {
@@ -92,6 +97,7 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		breaker:  newBreaker(t.ID, e.opts.BreakerFailures, e.opts.BreakerTimeout, log),
 		sessions: sessionCount{capacity: sessionCapacity(t.Budget, t.Window, e.opts.Expiration)},
 		users:    map[string]*tracked{},
+		idle:     map[string]idleUser{},
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
 		throttle: logthrottle.New(failureLogEvery),
@@ -138,6 +144,7 @@ func (w *writer) run(ctx context.Context) error {
 		now := w.e.opts.Clock.Now()
 		w.fireTimers(now)
 		w.dispatch(ctx, now)
+		w.compact()
 		w.loops.Add(1)
 		w.publish(now)
 	}
@@ -194,12 +201,21 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		}
 	default:
 		w.noCall(t)
-		if at, ok := emptyAt(t.state, now, w.e.rules); ok {
-			if now.Before(at) {
-				soon(at)
-			} else {
-				w.forget(t, userID)
+		nothingDue := next.IsZero()
+		at, empty := emptyAt(t.state, now, w.e.rules)
+		if empty && !now.Before(at) {
+			w.forget(t, userID)
+			break
+		}
+		if nothingDue && w.rest(t, userID, now) {
+			w.timers.clear(userID)
+			if empty {
+				w.timers.set(userID, at) // an idle user's only timer
 			}
+			return
+		}
+		if empty {
+			soon(at)
 		}
 	}
 	w.timers.set(userID, next)
@@ -214,6 +230,8 @@ func (w *writer) fireTimers(now time.Time) {
 		}
 		if w.users[userID] != nil {
 			w.evaluate(userID, now)
+		} else if u, ok := w.idle[userID]; ok {
+			w.forgetIdle(userID, u) // an idle user's only timer is its key's end
 		}
 	}
 }

@@ -9,6 +9,7 @@
 //	presence-load bare --listen 127.0.0.1:PORT --token T
 //	presence-load post --url URL --token T [--duration 10s] [--conns 64] [--users 1000] [--rate N] [--metrics URL]
 //	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml] [--latency-only]
+//	presence-load scale --bridge PATH [--config cmd/presence-load/bridge.yaml] [--users 10000] [--quiet 60s]
 //
 // Exit codes: 0 success, 1 failure or a missed target (e2e), 2 bad usage.
 package main
@@ -42,7 +43,7 @@ func main() {
 // run executes one command line and returns its exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: presence-load bare|post|e2e [flags]")
+		fmt.Fprintln(stderr, "usage: presence-load bare|post|e2e|scale [flags]")
 		return exitUsage
 	}
 	command, args := args[0], args[1:]
@@ -102,8 +103,30 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return exitFailure
 		}
 		return exitOK
+	case "scale":
+		var o scaleOptions
+		fs.StringVar(&o.bridge, "bridge", "presence-bridge", "the presence-bridge binary (also run as the emulator)")
+		fs.StringVar(&o.config, "config", "cmd/presence-load/bridge.yaml", "the bench configuration of the bridge")
+		fs.IntVar(&o.users, "users", 10000, "the people of the tenant, one call each")
+		fs.IntVar(&o.conns, "conns", 64, "keep-alive connections")
+		fs.DurationVar(&o.quiet, "quiet", time.Minute, "how long the restarted bridge runs without traffic before it is measured")
+		fs.DurationVar(&o.settle, "settle", 5*time.Second, "the rest before each memory reading")
+		fs.DurationVar(&o.applyWait, "apply-wait", 15*time.Minute, "how long to wait for the bridge to apply and tell Graph")
+		fs.StringVar(&o.revision, "revision", "an unnamed commit", "the commit measured, printed in the header")
+		if fs.Parse(args) != nil || o.users < 1 || o.conns < 1 {
+			return exitUsage
+		}
+		ok, err := runScale(ctx, o, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, "scale:", err)
+			return exitFailure
+		}
+		if !ok {
+			return exitFailure
+		}
+		return exitOK
 	default:
-		fmt.Fprintf(stderr, "unknown command %q (bare, post, e2e)\n", command)
+		fmt.Fprintf(stderr, "unknown command %q (bare, post, e2e, scale)\n", command)
 		return exitUsage
 	}
 }

@@ -38,6 +38,13 @@ type postOptions struct {
 	// at most applyWait.
 	metrics   string
 	applyWait time.Duration
+	// total, when positive, stops after that many events (the scale run
+	// sends one event a user); state, when set, is every event's call
+	// state, and calls then names each user's call callPrefix-USER, so
+	// that a later run can end the calls an earlier one started.
+	total int64
+	state string
+	calls string
 }
 
 func (o *postOptions) flags(fs *flag.FlagSet) {
@@ -259,6 +266,9 @@ func (w *worker) run(ctx context.Context) {
 	g := w.g
 	for ctx.Err() == nil {
 		i := g.next.Add(1) - 1
+		if g.opts.total > 0 && i >= g.opts.total {
+			return
+		}
 		var due time.Time
 		if g.interval > 0 {
 			due = g.start.Add(time.Duration(float64(i) * g.interval))
@@ -377,6 +387,14 @@ func (g *generator) event(buf []byte, i int64) []byte {
 	buf = append(buf, `","occurredAt":"`...)
 	buf = time.Now().UTC().AppendFormat(buf, time.RFC3339Nano)
 	buf = append(buf, `","callId":"`...)
+	if g.opts.state != "" {
+		buf = append(buf, g.opts.calls...)
+		buf = append(buf, '-')
+		buf = strconv.AppendInt(buf, user, 10)
+		buf = append(buf, `","state":"`...)
+		buf = append(buf, g.opts.state...)
+		return append(buf, `"}`...)
+	}
 	buf = append(buf, g.runID...)
 	buf = append(buf, '-')
 	buf = strconv.AppendInt(buf, user, 10)
