@@ -79,8 +79,10 @@ func (w *Watcher) setPeople() {
 	slices.Sort(members)
 	w.members = slices.Compact(members)
 	people := slices.Clone(w.members)
-	for id := range w.sessions {
-		people = append(people, id)
+	for id, s := range w.sessions {
+		if s.pair != nil {
+			people = append(people, id)
+		}
 	}
 	slices.Sort(people)
 	w.people = slices.Compact(people)

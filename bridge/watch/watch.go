@@ -396,7 +396,10 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	}
 	w.named[id] = upn
 	w.dirty = w.dirty || !named
-	_, had := w.sessions[id]
+	before, had := w.sessions[id]
+	// Only a session Graph holds makes a person read (people.go); a call
+	// under way alone only explains what a read shows.
+	wasRead := had && before.pair != nil
 	var s session
 	if st.Told != nil && st.Told.Pair != nil {
 		s.pair, s.sources = st.Told.Pair, st.SessionSources(w.opts.Rules, st.Told.At)
@@ -406,14 +409,14 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	}
 	if s.pair == nil && s.pending == nil {
 		delete(w.sessions, id)
-		w.dirty = w.dirty || had
+		w.dirty = w.dirty || wasRead
 		return
 	}
 	if obs, ok := writer.SessionOf(st); ok {
 		s.observe = &obs
 	}
 	w.sessions[id] = s
-	w.dirty = w.dirty || !had
+	w.dirty = w.dirty || wasRead != (s.pair != nil)
 }
 
 // step makes the next read when it is due.

@@ -112,7 +112,7 @@ func TestCommandLine(t *testing.T) {
 		{name: "two-way sections", args: []string{"check-config", "--config", badTwoWay}, code: 2, errOut: []string{
 			`watch.users: must be directory, all or group:<object id> (got "everyone")`,
 			"lookup.tokn: unknown key",
-			`outputs[0].type: must be one of nats (got "kafka")`,
+			`outputs[0].type: must be one of nats, sip, webhook (got "kafka")`,
 			`outputs[0].skip_sources[0]: unknown source "pbx"`,
 		}},
 		{name: "output never published", args: []string{"check-config", "--config", unwatched}, out: []string{"ok"},
