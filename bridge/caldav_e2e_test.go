@@ -13,6 +13,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters/caldav/caldavtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -41,7 +42,7 @@ admin: {token`, r.Base, caldavtest.User), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs lockedBuffer
+	var logs logbuf.Buffer
 	b, err := bridge.New(cfg, slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)

@@ -7,9 +7,10 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
@@ -17,28 +18,11 @@ import (
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // startBridgeWithLogs runs a bridge from cfg that logs at debug level as
 // JSON into the returned buffer, and stops it when the test ends.
-func startBridgeWithLogs(t *testing.T, cfg *config.Config) (*bridge.Bridge, *lockedBuffer) {
+func startBridgeWithLogs(t *testing.T, cfg *config.Config) (*bridge.Bridge, *logbuf.Buffer) {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	b := bridgetest.Run(t, cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	return b, logs
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/config"
+	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -53,7 +54,7 @@ func checkFullAnswers(t *testing.T, b *bridge.Bridge, body, want string) {
 }
 
 // countWarnings counts the log lines of a component at warn or error level.
-func countWarnings(logs *lockedBuffer, component string) int {
+func countWarnings(logs *logbuf.Buffer, component string) int {
 	n := 0
 	for _, line := range strings.Split(logs.String(), "\n") {
 		if strings.Contains(line, `"component":"`+component+`"`) && (strings.Contains(line, `"level":"WARN"`) || strings.Contains(line, `"level":"ERROR"`)) {

@@ -11,6 +11,7 @@ import (
 	"github.com/emiago/sipgo/sip"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/internal/sipua"
 )
 
 // MaxEntities bounds the entities one source subscribes to.
@@ -135,13 +136,13 @@ func (c Config) validate() error {
 	} else if host, _, _ := net.SplitHostPort(c.Listen); c.ContactHost == "" && (host == "" || net.ParseIP(host).IsUnspecified()) {
 		bad("contact_host", "needed when listen has no specific address (%q)", c.Listen)
 	}
-	if !token(c.User) {
+	if !sipua.UserToken(c.User) {
 		bad("user", "must be a SIP user name (letters, digits, -_.!~*'+)")
 	}
-	if c.Domain == "" || !hostname(c.Domain) {
+	if c.Domain == "" || !sipua.Hostname(c.Domain) {
 		bad("domain", "must be a host name or address")
 	}
-	if c.ContactHost != "" && !hostname(c.ContactHost) {
+	if c.ContactHost != "" && !sipua.Hostname(c.ContactHost) {
 		bad("contact_host", "must be a host name or address")
 	}
 	if c.Register && c.RegisterExpiry < 10*time.Second {
@@ -198,11 +199,11 @@ func (c Config) entityURI(s string) (sip.Uri, error) {
 	case len(s) > maxAttr:
 		return uri, fmt.Errorf("longer than %d", maxAttr)
 	case strings.HasPrefix(strings.ToLower(s), "sip:") || strings.HasPrefix(strings.ToLower(s), "sips:"):
-		if err := sip.ParseUri(s, &uri); err != nil || uri.Host == "" || uri.User == "" || !token(uri.User) || !hostname(uri.Host) {
+		if err := sip.ParseUri(s, &uri); err != nil || uri.Host == "" || uri.User == "" || !sipua.UserToken(uri.User) || !sipua.Hostname(uri.Host) {
 			return uri, fmt.Errorf("%q is not a sip:user@host URI", clip(s))
 		}
 		return uri, nil
-	case token(s):
+	case sipua.UserToken(s):
 		return sip.Uri{Scheme: "sip", User: s, Host: c.Domain}, nil
 	default:
 		return uri, fmt.Errorf("%q is neither a SIP URI nor an extension", clip(s))
@@ -228,37 +229,10 @@ func hostPort(s string) error {
 	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
 		return fmt.Errorf("%q has no valid port", clip(s))
 	}
-	if host != "" && !hostname(host) {
+	if host != "" && !sipua.Hostname(host) {
 		return fmt.Errorf("%q has no valid host", clip(s))
 	}
 	return nil
 }
 
-// token reports whether s is a non-empty SIP user name without escapes.
-func token(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.!~*'+", r)) {
-			return false
-		}
-	}
-	return true
-}
 
-// hostname reports whether s is a plausible host name or IP address.
-func hostname(s string) bool {
-	if net.ParseIP(strings.Trim(s, "[]")) != nil {
-		return true
-	}
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
-}

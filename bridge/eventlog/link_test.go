@@ -6,30 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
+
+	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/natstest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestLinkLoss: losing the NATS server is logged as a disconnect, its
 // return as a reconnect, and the scrape helpers answer again after it.
@@ -40,7 +24,7 @@ func TestLinkLoss(t *testing.T) {
 	addr := srv.ClientURL()
 	cfg := config.Default().NATS
 	cfg.Embedded, cfg.URLs = false, []string{addr}
-	var logs syncBuffer
+	var logs logbuf.Buffer
 	q := New(cfg, 16, slog.New(slog.NewTextHandler(&logs, nil)))
 	ctx := context.Background()
 	if err := q.Connect(ctx); err != nil {
@@ -66,7 +50,7 @@ func TestLinkLoss(t *testing.T) {
 }
 
 // waitLog waits until msg is logged.
-func waitLog(t *testing.T, logs *syncBuffer, msg string) {
+func waitLog(t *testing.T, logs *logbuf.Buffer, msg string) {
 	t.Helper()
 	testpoll.Until(t, fmt.Sprintf("%q logged", msg), func() bool { return strings.Contains(logs.String(), msg) })
 }

@@ -161,7 +161,10 @@ func (h *harness) start(instance string) (*testPool, func()) {
 		JetStream: h.js, InstanceID: instance, Graph: h.graph,
 		DeadLetter: func(_ context.Context, d DeadLetter) error { h.dead <- d; return nil },
 		Tenants:    []TenantOptions{{ID: "contoso.example", Budget: 1500, Window: 30 * time.Second}},
-		Rules:      rules, Expiration: 15 * time.Minute, LeaseTTL: 2 * time.Second,
+		// The lease runs on real time: 10 s, so that a busy machine's slow
+		// renewal does not fence the writer a test is watching; hand-overs
+		// here are clean releases, taken at once.
+		Rules: rules, Expiration: 15 * time.Minute, LeaseTTL: 10 * time.Second,
 		BreakerFailures: 3, BreakerTimeout: 200 * time.Millisecond, RetryDelay: time.Second,
 		Tick: 2 * time.Millisecond, Clock: h.clock,
 	}

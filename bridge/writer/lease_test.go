@@ -1,13 +1,14 @@
 package writer
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -160,30 +161,12 @@ type brokenWatcher struct {
 
 func (w brokenWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.out }
 
-// lockedBuffer is a log sink safe for concurrent writers.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // TestStoppedWriterIsRestarted: a writer whose watch of the user states
 // ends says so in the log, and the tenant is written again (here by the
 // same instance, after it released the lease and won it back).
 func TestStoppedWriterIsRestarted(t *testing.T) {
 	h := newHarness(t, nil)
-	logs := &lockedBuffer{}
+	logs := &logbuf.Buffer{}
 	e, err := newTestPool(Options{JetStream: h.js, InstanceID: "a", Graph: h.graph, Clock: h.clock,
 		Rules: rules, LeaseTTL: 2 * time.Second, Tick: 2 * time.Millisecond,
 		Tenants: []TenantOptions{{ID: "contoso.example"}}, Logger: slog.New(slog.NewTextHandler(logs, nil))})

@@ -9,6 +9,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -98,4 +99,35 @@ func Answer(res *sip.Response, err error) string {
 		return "no answer"
 	}
 	return fmt.Sprintf("%d %s", res.StatusCode, res.Reason)
+}
+
+// UserToken reports whether s is a non-empty SIP user name (an extension
+// or account) without escapes, at most 64 bytes.
+func UserToken(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.!~*'+", r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// Hostname reports whether s is a plausible host name or IP address
+// (an IPv6 address with or without brackets).
+func Hostname(s string) bool {
+	if net.ParseIP(strings.Trim(s, "[]")) != nil {
+		return true
+	}
+	if s == "" || len(s) > 253 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
+			return false
+		}
+	}
+	return true
 }

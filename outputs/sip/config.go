@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/emiago/sipgo/sip"
+
+	"github.com/presence-bridge/presence-bridge/internal/sipua"
 )
 
 // MaxPeople bounds the people one output publishes for.
@@ -106,10 +108,10 @@ func (c Config) Problems() []string {
 	}
 	host, port, err := net.SplitHostPort(c.Server)
 	n, perr := strconv.Atoi(port)
-	check(err == nil && perr == nil && n > 0 && n <= 65535 && hostname(host), "server", "must be host:port of the presence server (got %q)", clipText(c.Server))
+	check(err == nil && perr == nil && n > 0 && n <= 65535 && sipua.Hostname(host), "server", "must be host:port of the presence server (got %q)", clipText(c.Server))
 	check(c.Transport == "udp" || c.Transport == "tcp", "transport", "must be udp or tcp (got %q)", clipText(c.Transport))
-	check(hostname(c.Domain), "domain", "must be a host name or address (got %q)", clipText(c.Domain))
-	check(userToken(c.User), "user", "must be a SIP user name (letters, digits, -_.!~*'+)")
+	check(sipua.Hostname(c.Domain), "domain", "must be a host name or address (got %q)", clipText(c.Domain))
+	check(sipua.UserToken(c.User), "user", "must be a SIP user name (letters, digits, -_.!~*'+)")
 	check(c.Expires >= 10*time.Second && c.Expires <= 24*time.Hour, "expires", "must be between 10s and 24h (got %s)", c.Expires)
 	check(c.RequestTimeout > 0 && c.RequestTimeout <= time.Minute, "request_timeout", "must be between 0s and 1m (got %s)", c.RequestTimeout)
 	check(c.Backoff.Min > 0 && c.Backoff.Max >= c.Backoff.Min, "backoff", "needs 0 < min <= max")
@@ -150,43 +152,13 @@ func (c Config) entity(s string) (sip.Uri, error) {
 	case len(s) > maxEntity:
 		return uri, fmt.Errorf("longer than %d bytes", maxEntity)
 	case strings.HasPrefix(strings.ToLower(s), "sip:"):
-		if err := sip.ParseUri(s, &uri); err != nil || !userToken(uri.User) || !hostname(uri.Host) {
+		if err := sip.ParseUri(s, &uri); err != nil || !sipua.UserToken(uri.User) || !sipua.Hostname(uri.Host) {
 			return uri, fmt.Errorf("%q is not a sip:user@host URI", clipText(s))
 		}
 		return sip.Uri{Scheme: "sip", User: uri.User, Host: uri.Host, Port: uri.Port}, nil
-	case userToken(s):
+	case sipua.UserToken(s):
 		return sip.Uri{Scheme: "sip", User: s, Host: c.Domain}, nil
 	default:
 		return uri, fmt.Errorf("%q is neither a SIP URI nor an extension", clipText(s))
 	}
-}
-
-// userToken reports whether s is a non-empty SIP user name without
-// escapes.
-func userToken(s string) bool {
-	if s == "" || len(s) > 64 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_.!~*'+", r)) {
-			return false
-		}
-	}
-	return true
-}
-
-// hostname reports whether s is a plausible host name or IP address.
-func hostname(s string) bool {
-	if net.ParseIP(strings.Trim(s, "[]")) != nil {
-		return true
-	}
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.') {
-			return false
-		}
-	}
-	return true
 }

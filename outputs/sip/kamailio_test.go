@@ -1,14 +1,14 @@
 package sip_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs"
@@ -17,27 +17,10 @@ import (
 	"github.com/presence-bridge/presence-bridge/outputs/sip/siptest"
 )
 
-// syncBuffer is a log sink safe for the output's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *syncBuffer) count(substrings ...string) int {
+// count is how many lines of logs hold every one of substrings.
+func count(logs *logbuf.Buffer, substrings ...string) int {
 	n := 0
-	for _, line := range strings.Split(s.String(), "\n") {
+	for _, line := range strings.Split(logs.String(), "\n") {
 		all := true
 		for _, sub := range substrings {
 			all = all && strings.Contains(line, sub)
@@ -96,7 +79,7 @@ func confirmed(d map[string]string) bool {
 // publications.
 func TestKamailio(t *testing.T) {
 	k := siptest.StartKamailio(t)
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{}
 	out, err := sipout.New(sipout.Config{
 		Name: "phones", Server: k.Addr(), Domain: siptest.Domain, User: siptest.BridgeUser, Password: siptest.BridgePassword,
 		Expires: 10 * time.Second, RequestTimeout: 2 * time.Second,
@@ -148,10 +131,10 @@ func TestKamailio(t *testing.T) {
 		p, _ := presenceOf(t, w, "1001")
 		return slices.Contains(p.Activities, "meeting")
 	})
-	if n := logs.count("sip publication failed"); n != 1 {
+	if n := count(logs, "sip publication failed"); n != 1 {
 		t.Errorf("the failure was logged %d times, want once", n)
 	}
-	if n := logs.count("sip publication succeeds again"); n != 1 {
+	if n := count(logs, "sip publication succeeds again"); n != 1 {
 		t.Errorf("the recovery was logged %d times, want once", n)
 	}
 	if s := out.Stats(); s.Responses["5xx"] < 4 || s.Responses["2xx"] == 0 || !strings.Contains(s.LastError, "503") {
@@ -176,7 +159,7 @@ func TestKamailio(t *testing.T) {
 		p, d := presenceOf(t, w2, "1001")
 		return slices.Contains(p.Activities, "on-the-phone") && confirmed(d)
 	})
-	if logs.count("sip publication unknown to the server") == 0 {
+	if count(logs, "sip publication unknown to the server") == 0 {
 		t.Error("the restart was not noticed through 412")
 	}
 
