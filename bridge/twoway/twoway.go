@@ -239,7 +239,10 @@ func eventUPN(sources []config.Source) func(adapters.Event) string {
 // sink hands what the watchers see to the lookup views and the outputs.
 type sink struct {
 	views     *lookup.Views
-	publisher interface{ Publish(outputs.Change) }
+	publisher interface {
+		Publish(outputs.Change)
+		Left(tenant, id string)
+	}
 }
 
 func (s sink) Changed(_ context.Context, c outputs.Change) {
@@ -260,6 +263,9 @@ func (s sink) Seen(v outputs.View) {
 func (s sink) Left(tenant, id string) {
 	if s.views != nil {
 		s.views.Delete(tenant, id)
+	}
+	if s.publisher != nil {
+		s.publisher.Left(tenant, id) // the sip output removes its publications
 	}
 }
 
