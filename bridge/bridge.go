@@ -273,7 +273,8 @@ func (b *Bridge) startWorker(ctx context.Context) error {
 		Config: b.cfg, JetStream: b.events.JetStream(),
 		Graph: b.graph.Client,
 		State: b.state, Rules: rules, Directory: b.directory, History: b.history,
-		Leases: leases, Instance: instance, Views: b.views, Clock: b.clock,
+		Entries: func() map[string]string { return *b.entries.Load() },
+		Leases:  leases, Instance: instance, Views: b.views, Clock: b.clock,
 		Log: b.log.With("component", "watch"),
 		DeadLetter: func(ctx context.Context, subject, source string, data []byte, reason string) error {
 			return b.events.PublishDeadLetter(ctx, eventlog.DeadLetter{Subject: subject, Source: source, Data: data, Reason: reason, At: time.Now()})

@@ -12,6 +12,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters/sipdialog/sipdialogtest"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 	"github.com/presence-bridge/presence-bridge/outputs/sip/siptest"
@@ -199,4 +200,58 @@ func TestSIPOutputSurvivesKamailioRestart(t *testing.T) {
 	w2.Subscribe("1001", "presence")
 	w2.Subscribe("1001", "dialog")
 	testpoll.Until(t, "the Teams call at the phone again after the restart", onThePhone(w2))
+}
+
+// TestSIPOutputRemovesWhoLeftTheWatch: Bob, watched through the
+// directory, is in a Teams call and his BLF key is lit; the directory is
+// reloaded without him, so he leaves the watch, and the desk phone's
+// watcher is told that his call ended and his presence is closed: the
+// output removed his publications, which would otherwise stand for their
+// 10 minutes, well past testpoll.Deadline.
+func TestSIPOutputRemovesWhoLeftTheWatch(t *testing.T) {
+	k := siptest.StartKamailio(t)
+	out := strings.NewReplacer("expires: 1m", "expires: 10m", "skip_sources: [pbx]", "skip_sources: [demo]").Replace(sipOutput(k))
+	withBob := strings.Replace(testConfig(t)+out, `"ext:1001": alice@contoso.example`, `"ext:1001": alice@contoso.example`+"\n  \"ext:1002\": bob@contoso.example", 1)
+	b := startBridge(t, withBob)
+	w := siptest.NewWatcher(t, "1003", k.Addr())
+	w.Subscribe("1002", "presence")
+	w.Subscribe("1002", "dialog")
+	if err := b.Emulator().SetTeamsSession(bobID, "Busy", "InACall"); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "Bob's Teams call at the phone", func() bool {
+		activities, lit := blf(t, w, "1002")
+		return slices.Contains(activities, "on-the-phone") && lit
+	})
+
+	cfg, err := config.Parse([]byte(strings.Replace(withBob, "\n  \"ext:1002\": bob@contoso.example", "", 1)), t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "Bob's presence closed and his call ended at the phone", func() bool {
+		p, ok := w.Latest("1002", "presence")
+		d, _ := w.Latest("1002", "dialog")
+		if !ok {
+			return false
+		}
+		presence, err := siptest.ParsePIDF(p.Body)
+		if err != nil {
+			t.Fatalf("presence NOTIFY: %v", err)
+		}
+		dialogs, err := siptest.Dialogs(d.Body)
+		if err != nil {
+			t.Fatalf("dialog NOTIFY: %v", err)
+		}
+		confirmed, terminated := false, false
+		for id, state := range dialogs {
+			if strings.HasPrefix(id, "teams-") {
+				confirmed = confirmed || state == "confirmed"
+				terminated = terminated || state == "terminated"
+			}
+		}
+		return terminated && !confirmed && presence.Basic == "closed" && !slices.Contains(presence.Activities, "on-the-phone")
+	})
 }

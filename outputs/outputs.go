@@ -133,6 +133,17 @@ type Output interface {
 	Close() error
 }
 
+// Forgetter is an Output that publishes state which stays until removed
+// (sip). Forget says the person tenant/id left the watch (removed from
+// the directory or group, or no longer named): the output removes what it
+// published for them and forgets them, so that a later change publishes
+// them from scratch. The publisher calls it in order with the person's
+// changes and does not retry it: a failure is the output's to log, and
+// what it published lapses on its own.
+type Forgetter interface {
+	Forget(ctx context.Context, tenant, id string) error
+}
+
 // Filter is the part of an output's configuration every output shares.
 type Filter struct {
 	// Tenants limits the output to these tenants; empty means all.

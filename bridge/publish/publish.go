@@ -12,6 +12,11 @@
 // deliver, and while the output fails (NATS down) they retry with capped
 // backoff, so that when it returns the newest change per person is
 // published once (changes keep their ids; the nats output de-duplicates).
+//
+// When a person leaves the watch (Left), each output that removes what it
+// published (outputs.Forgetter: sip) gets the removal in the person's
+// line: a change queued before it is dropped, one under way is delivered
+// first, and a change after it is delivered after it, from scratch.
 package publish
 
 import (
@@ -21,6 +26,7 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"strings"
 	"sync"
 	"time"
 
@@ -168,6 +174,19 @@ func (p *Publisher) Publish(c outputs.Change) {
 	}
 }
 
+// Left tells every output that removes what it published
+// (outputs.Forgetter) that the person id of tenant left the watch: their
+// queued change is dropped and the removal queued in its place, after a
+// delivery under way. A removal that fails is not retried. After Close it
+// does nothing.
+func (p *Publisher) Left(tenant, id string) {
+	for _, l := range p.lanes {
+		if _, ok := l.Output.(outputs.Forgetter); ok {
+			l.leave(tenant, id)
+		}
+	}
+}
+
 // Close stops taking changes, delivers what is queued until ctx ends,
 // then gives up what is left, waits for the workers and closes the
 // outputs. It reports how many changes were left undelivered and any
@@ -251,8 +270,9 @@ type lane struct {
 
 	mu   sync.Mutex
 	cond *sync.Cond
-	// people holds everyone with a queued change or a delivery under
-	// way; order lists those with a queued change in the order they are
+	// people holds everyone with a queued change or removal or a
+	// delivery under way; order lists those with something queued in the
+	// order they are
 	// delivered: as they came, a failed delivery again at the end.
 	people  map[string]*entry
 	order   *list.List // of *entry
@@ -270,16 +290,22 @@ type lane struct {
 // entry is one person in a lane.
 type entry struct {
 	key string
-	// queued is the change waiting, nil when none; since is when the
-	// person started waiting; elem is its place in order.
+	// forget is a removal waiting (the person left the watch), delivered
+	// before queued; queued is the change waiting, nil when none; since
+	// is when the person started waiting; elem is its place in order.
+	forget bool
 	queued *outputs.Change
 	since  time.Time
 	elem   *list.Element
 	// sending is the sequenceNumber of the delivery under way, "" when
-	// none; sendingSince is when its change started waiting.
+	// none, removal for a removal; sendingSince is when its change
+	// started waiting.
 	sending      string
 	sendingSince time.Time
 }
+
+// removal is what sending holds while a removal is under way.
+const removal = "\x00removal"
 
 // newer reports whether sequence number a is newer than b. Graph's
 // sequenceNumbers sort as strings; a longer one is newer.
@@ -309,13 +335,42 @@ func (l *lane) offer(c outputs.Change) {
 	}
 	switch {
 	case e.queued != nil && !newer(c.SequenceNumber, e.queued.SequenceNumber),
-		e.sending != "" && !newer(c.SequenceNumber, e.sending):
+		!e.forget && e.sending != "" && e.sending != removal && !newer(c.SequenceNumber, e.sending):
 		return // not newer than what is on its way
-	case e.queued != nil:
-		e.queued = &c // newest wins; the person keeps their place
+	case e.elem != nil:
+		// Newest wins; the person keeps their place, after a removal
+		// waiting, which makes anything before it no reference.
+		e.queued = &c
 		return
 	}
-	e.queued, e.since = &c, l.opts.Now()
+	e.queued = &c
+	l.enqueue(e)
+}
+
+// leave queues the removal of the person id of tenant in place of their
+// queued change.
+func (l *lane) leave(tenant, id string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closing {
+		return
+	}
+	key := tenant + "\x00" + id
+	e := l.people[key]
+	if e == nil {
+		e = &entry{key: key}
+		l.people[key] = e
+	}
+	e.forget, e.queued = true, nil
+	if e.elem == nil {
+		l.enqueue(e)
+	}
+}
+
+// enqueue puts e, with something queued, last in line. Called with mu
+// held.
+func (l *lane) enqueue(e *entry) {
+	e.since = l.opts.Now()
 	e.elem = l.order.PushBack(e)
 	if l.order.Len() > l.opts.MaxQueued {
 		l.drop(l.order.Front().Value.(*entry))
@@ -326,7 +381,11 @@ func (l *lane) offer(c outputs.Change) {
 // drop gives up e's queued change. Called with mu held.
 func (l *lane) drop(e *entry) {
 	l.dropped++
-	l.opts.Logger.Warn("output queue full: dropped the change first in line", "output", l.Name, "change", e.queued.ID, "max_queued", l.opts.MaxQueued)
+	what := "a removal"
+	if e.queued != nil {
+		what = e.queued.ID
+	}
+	l.opts.Logger.Warn("output queue full: dropped the change first in line", "output", l.Name, "change", what, "max_queued", l.opts.MaxQueued)
 	l.unqueue(e)
 }
 
@@ -334,33 +393,43 @@ func (l *lane) drop(e *entry) {
 // for it. Called with mu held.
 func (l *lane) unqueue(e *entry) {
 	l.order.Remove(e.elem)
-	e.queued, e.elem = nil, nil
+	e.forget, e.queued, e.elem = false, nil, nil
 	if e.sending == "" {
 		delete(l.people, e.key)
 	}
 }
 
 // next waits for a person to deliver to, marks their delivery under way
-// and returns it; nil when the lane closes and nothing is left.
-func (l *lane) next(ctx context.Context) (*entry, outputs.Change) {
+// and returns it, with forget true for a removal (then c is empty); nil
+// when the lane closes and nothing is left.
+func (l *lane) next(ctx context.Context) (e *entry, c outputs.Change, forget bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
 		if ctx.Err() != nil {
-			return nil, outputs.Change{}
+			return nil, outputs.Change{}, false
 		}
 		for el := l.order.Front(); el != nil; el = el.Next() {
 			e := el.Value.(*entry)
 			if e.sending != "" {
 				continue // one delivery per person at a time
 			}
+			if e.forget {
+				// A change queued after the removal keeps its place.
+				e.forget, e.sending, e.sendingSince = false, removal, e.since
+				if e.queued == nil {
+					l.order.Remove(el)
+					e.elem = nil
+				}
+				return e, outputs.Change{}, true
+			}
 			c := *e.queued
 			l.order.Remove(el)
 			e.queued, e.elem, e.sending, e.sendingSince = nil, nil, c.SequenceNumber, e.since
-			return e, c
+			return e, c, false
 		}
 		if l.closing && l.order.Len() == 0 {
-			return nil, outputs.Change{}
+			return nil, outputs.Change{}, false
 		}
 		l.cond.Wait()
 	}
@@ -374,14 +443,36 @@ func (l *lane) work(ctx context.Context) {
 	})
 	defer stop()
 	for {
-		e, c := l.next(ctx)
+		e, c, forget := l.next(ctx)
 		if e == nil {
 			return
+		}
+		if forget {
+			tenant, id, _ := strings.Cut(e.key, "\x00")
+			l.forgotten(e, l.Output.(outputs.Forgetter).Forget(ctx, tenant, id))
+			continue
 		}
 		err := l.Output.Publish(ctx, c)
 		if pause := l.done(e, c, err); pause > 0 {
 			l.opts.Wait(ctx, pause)
 		}
+	}
+}
+
+// forgotten settles a removal: it is not retried, and the output logged
+// its failure.
+func (l *lane) forgotten(e *entry, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	e.sending = ""
+	defer l.cond.Broadcast()
+	if e.elem == nil {
+		delete(l.people, e.key)
+	}
+	if err != nil {
+		l.failures++
+		l.healthy = false
+		l.lastError, l.lastErrorAt = clean(err), l.opts.Now()
 	}
 }
 
@@ -394,7 +485,7 @@ func (l *lane) done(e *entry, c outputs.Change, err error) time.Duration {
 	if err == nil {
 		l.published[c.Origin]++
 		l.healthy, l.failedInARow = true, 0
-		if e.queued == nil {
+		if e.elem == nil {
 			delete(l.people, e.key)
 		}
 		return 0
@@ -406,9 +497,10 @@ func (l *lane) done(e *entry, c outputs.Change, err error) time.Duration {
 	if l.failedInARow == 1 || l.failedInARow%100 == 0 {
 		l.opts.Logger.Warn("output failed; retrying", "output", l.Name, "change", c.ID, "failures_in_a_row", l.failedInARow, "err", l.lastError)
 	}
-	if e.queued == nil {
+	if e.elem == nil {
 		// Offer it again, last in line, so that one person whose change
-		// keeps failing holds nobody else up: nothing newer came.
+		// keeps failing holds nobody else up: nothing newer came (nor a
+		// removal).
 		e.queued, e.since = &c, e.sendingSince
 		e.elem = l.order.PushBack(e)
 		if l.order.Len() > l.opts.MaxQueued {

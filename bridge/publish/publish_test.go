@@ -370,3 +370,53 @@ func BenchmarkPublish(b *testing.B) {
 	b.StopTimer()
 	_ = p.Close(context.Background())
 }
+
+// forgetful is a fake that is also an outputs.Forgetter; it records a
+// removal as "forget:" and the person's id among the changes' ids.
+type forgetful struct{ fake }
+
+func (f *forgetful) Forget(_ context.Context, tenant, id string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.got = append(f.got, outputs.Change{ID: "forget:" + tenant + "/" + id})
+	return nil
+}
+
+// TestLeft: a person leaves the watch while a change of theirs is under
+// way and a newer one waits. An output that removes what it published
+// gets the change under way, then the removal (the waiting change is
+// dropped), then a change after Left even though it is no newer than the
+// one before; an output that does not, gets the changes as ever.
+func TestLeft(t *testing.T) {
+	gate, started := make(chan struct{}), make(chan struct{}, 2)
+	publish := func(ctx context.Context, c outputs.Change) error {
+		if c.ID == change("bob", 1).ID {
+			started <- struct{}{}
+			<-gate
+		}
+		return nil
+	}
+	sip, plain := &forgetful{fake{publish: publish}}, &fake{publish: publish}
+	p := New([]Target{
+		{Name: "sip", Filter: outputs.Filter{SkipSources: []string{}}, Output: sip},
+		{Name: "plain", Filter: outputs.Filter{SkipSources: []string{}}, Output: plain},
+	}, Options{})
+	p.Publish(change("bob", 1))
+	<-started
+	<-started
+	sip.publish, plain.publish = nil, nil // bob 1 is under way on both
+	p.Publish(change("bob", 2))
+	p.Left(tenant, "bob")
+	p.Publish(change("bob", 1)) // bob is watched again
+	close(gate)
+	closeNow(t, p)
+	want := map[string][]string{
+		"sip":   {change("bob", 1).ID, "forget:" + tenant + "/bob", change("bob", 1).ID},
+		"plain": {change("bob", 1).ID, change("bob", 2).ID},
+	}
+	for name, out := range map[string]*fake{"sip": &sip.fake, "plain": plain} {
+		if got := out.delivered(); !slices.Equal(got, want[name]) {
+			t.Errorf("%s got %v, want %v", name, got, want[name])
+		}
+	}
+}

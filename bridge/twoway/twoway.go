@@ -40,7 +40,10 @@ type Options struct {
 	State     *state.Store
 	Rules     state.Rules
 	Directory watch.Resolver
-	History   history.Recorder
+	// Entries is the directory as last reloaded, whose people a watch of
+	// users: directory watches; Config.Directory when nil.
+	Entries func() map[string]string
+	History history.Recorder
 	// Leases is the lease bucket (lease.Open); Instance names this bridge
 	// in it.
 	Leases   jetstream.KeyValue
@@ -92,6 +95,10 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 		}
 		t.publisher = pub
 	}
+	entries := o.Entries
+	if entries == nil {
+		entries = func() map[string]string { return cfg.Directory }
+	}
 	sink := sink{views: o.Views}
 	if t.publisher != nil {
 		sink.publisher = t.publisher
@@ -120,7 +127,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 			Rules:           o.Rules,
 			Seen:            seen,
 			Directory:       o.Directory,
-			DirectoryUsers:  func() []string { return directoryUsers(cfg.Directory) },
+			DirectoryUsers:  func() []string { return directoryUsers(entries()) },
 			EventUPN:        eventUPN(cfg.Sources),
 			Sink:            sink,
 			History:         o.History,
@@ -239,7 +246,10 @@ func eventUPN(sources []config.Source) func(adapters.Event) string {
 // sink hands what the watchers see to the lookup views and the outputs.
 type sink struct {
 	views     *lookup.Views
-	publisher interface{ Publish(outputs.Change) }
+	publisher interface {
+		Publish(outputs.Change)
+		Left(tenant, id string)
+	}
 }
 
 func (s sink) Changed(_ context.Context, c outputs.Change) {
@@ -260,6 +270,9 @@ func (s sink) Seen(v outputs.View) {
 func (s sink) Left(tenant, id string) {
 	if s.views != nil {
 		s.views.Delete(tenant, id)
+	}
+	if s.publisher != nil {
+		s.publisher.Left(tenant, id) // the sip output removes its publications
 	}
 }
 

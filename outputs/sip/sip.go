@@ -8,8 +8,8 @@
 //
 // Each publication keeps its entity-tag: it is refreshed before it
 // expires (SIP-If-Match, no body), modified (SIP-If-Match and a body),
-// published anew after 412, and removed (Expires: 0) when the output
-// closes. After 423 it asks for the Min-Expires the server wants. A
+// published anew after 412, and removed (Expires: 0) when the person
+// leaves the watch (Forget) and when the output closes. After 423 it asks for the Min-Expires the server wants. A
 // failed publication (489, 5xx, no answer) is retried with backoff from
 // scratch, and logged once per state rather than per attempt; a server
 // that restarted and forgot its publications answers the next refresh
@@ -61,7 +61,10 @@ type Output struct {
 	lastAt    time.Time
 }
 
-var _ outputs.Output = (*Output)(nil)
+var (
+	_ outputs.Output    = (*Output)(nil)
+	_ outputs.Forgetter = (*Output)(nil)
+)
 
 // person is what the output holds for one person.
 type person struct {
@@ -432,6 +435,68 @@ func (o *Output) refreshPerson(ctx context.Context, p *person) {
 	}
 }
 
+// Forget removes the publications of the person tenant/id, who left the
+// watch: it ends the Teams call it published for them, if one is on,
+// removes each publication (Expires: 0) and forgets the person, so that
+// a later change publishes them from scratch. A failure is logged once
+// and not retried: the publication lapses at its expiry.
+func (o *Output) Forget(ctx context.Context, tenant, id string) error {
+	key := tenant + "/" + id
+	o.mu.Lock()
+	if o.closed {
+		o.mu.Unlock()
+		return fmt.Errorf("sip output %s: %w", o.cfg.Name, outputs.ErrClosed)
+	}
+	p := o.state[key]
+	delete(o.state, key)
+	if p == nil {
+		o.mu.Unlock()
+		return nil
+	}
+	o.inflight.Add(1)
+	o.mu.Unlock()
+	defer o.inflight.Done()
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := o.remove(ctx, p); err != nil {
+		err = fmt.Errorf("sip output %s: remove %s: %w", o.cfg.Name, p.uri.String(), err)
+		o.log.Warn("sip publications of a person who left the watch not removed; they lapse at their expiry", "entity", p.uri.String(), "error", err)
+		return err
+	}
+	return nil
+}
+
+// remove ends p's Teams call, if one is on, and removes p's publications
+// (Expires: 0); p.mu is held. Whatever the answers, p holds nothing
+// afterwards, so the refresh loop sends nothing more for p.
+func (o *Output) remove(ctx context.Context, p *person) error {
+	var errs []error
+	if p.inCall && p.dialog.etag != "" && ctx.Err() == nil {
+		// A removed dialog publication leaves watchers with its last
+		// state (Kamailio): end the call first.
+		p.version++
+		res, err := o.request(ctx, p.uri, &p.dialog, BuildDialogInfo(Dialog{Entity: p.uri.String(), ID: p.dialogID, Version: p.version}), false)
+		if err == nil && res.IsSuccess() {
+			if tag := res.GetHeader("SIP-ETag"); tag != nil {
+				p.dialog.etag = strings.TrimSpace(tag.Value())
+			}
+		} else {
+			errs = append(errs, fmt.Errorf("end the Teams call: %s", sipua.Answer(res, err)))
+		}
+	}
+	for _, pub := range []*publication{&p.presence, &p.dialog} {
+		if pub.etag != "" && ctx.Err() == nil {
+			if err := o.send(ctx, p, pub, nil, true); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		*pub = publication{event: pub.event, contentType: pub.contentType}
+	}
+	p.inCall, p.lastID = false, ""
+	return errors.Join(errs...)
+}
+
 // closeTimeout bounds the removals Close sends.
 const closeTimeout = 5 * time.Second
 
@@ -457,17 +522,7 @@ func (o *Output) Close() error {
 		wg.Go(func() {
 			for p := range work {
 				p.mu.Lock()
-				if p.inCall && p.dialog.etag != "" && ctx.Err() == nil {
-					// A removed dialog publication leaves watchers with
-					// its last state (Kamailio): end the call first.
-					p.version++
-					_ = o.send(ctx, p, &p.dialog, BuildDialogInfo(Dialog{Entity: p.uri.String(), ID: p.dialogID, Version: p.version}), false)
-				}
-				for _, pub := range []*publication{&p.presence, &p.dialog} {
-					if pub.etag != "" && ctx.Err() == nil {
-						_ = o.send(ctx, p, pub, nil, true)
-					}
-				}
+				_ = o.remove(ctx, p)
 				p.mu.Unlock()
 			}
 		})

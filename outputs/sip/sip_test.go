@@ -32,13 +32,14 @@ func (c *clock) Add(d time.Duration) {
 	c.now = c.now.Add(d)
 }
 
-// start builds an output publishing to r for alice (1001) on a fake clock.
+// start builds an output publishing to r for alice (1001) and bob (1002)
+// on a fake clock.
 func start(t *testing.T, r *siptest.Receiver, dialog bool) (*Output, *clock) {
 	t.Helper()
 	c := &clock{now: time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)}
 	out, err := newOutput(Config{Name: "phones", Server: r.Addr, Transport: "tcp", Domain: "pbx.test", Dialog: &dialog,
 		Expires: time.Minute, Backoff: Backoff{Min: time.Second, Max: 4 * time.Second},
-		Extensions: map[string]string{"alice@contoso.example": "1001"}}, nil, c.Now)
+		Extensions: map[string]string{"alice@contoso.example": "1001", "bob@contoso.example": "1002"}}, nil, c.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -195,5 +196,67 @@ func TestDialog(t *testing.T) {
 	}
 	if len(ids) != 4 || ids[0] != ids[1] || ids[2] != ids[3] || ids[0] == ids[2] || !strings.HasPrefix(ids[0], "teams-") {
 		t.Errorf("dialog ids %v: want one per call, starting with teams-", ids)
+	}
+}
+
+// TestForget: a person who leaves the watch has their Teams call ended
+// and each publication (presence, dialog) removed with SIP-If-Match and
+// Expires: 0; nothing more is refreshed for them, and their next change
+// is an initial PUBLISH again. A failed removal is an error, not retried.
+func TestForget(t *testing.T) {
+	r := siptest.NewReceiver(t)
+	out, clk := start(t, r, true)
+	ctx := context.Background()
+	if err := out.Publish(ctx, change(1, "Busy", "InACall")); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Requests(); len(got) != 2 || got[0].Event != "presence" || got[1].Event != "dialog" {
+		t.Fatalf("publications %+v", got)
+	}
+	if err := out.Forget(ctx, "contoso.example", "00000000-0000-4000-8000-000000000bbb"); err != nil {
+		t.Fatalf("forget a person never published: %v", err)
+	}
+	if err := out.Forget(ctx, "contoso.example", "00000000-0000-4000-8000-00000000a11c"); err != nil {
+		t.Fatal(err)
+	}
+	got := r.Requests()[2:]
+	if len(got) != 3 {
+		t.Fatalf("%d requests after Forget, want 3 (end the call, remove presence, remove dialog): %+v", len(got), got)
+	}
+	if g := got[0]; g.Event != "dialog" || g.IfMatch != "etag-2" || !strings.Contains(g.Body, "<state>terminated</state>") {
+		t.Errorf("ending the call %+v", g)
+	}
+	if g := got[1]; g.Event != "presence" || g.IfMatch != "etag-1" || g.Expires != "0" || g.Body != "" {
+		t.Errorf("presence removal %+v", g)
+	}
+	if g := got[2]; g.Event != "dialog" || g.IfMatch != "etag-3" || g.Expires != "0" || g.Body != "" {
+		t.Errorf("dialog removal %+v", g)
+	}
+	// Nothing is refreshed for a person forgotten: bob's refresh comes,
+	// alice's does not.
+	bob := change(2, "Away", "Away")
+	bob.User, bob.View.ID = "bob@contoso.example", "00000000-0000-4000-8000-000000000b0b"
+	if err := out.Publish(ctx, bob); err != nil {
+		t.Fatal(err)
+	}
+	clk.Add(time.Minute)
+	testpoll.Until(t, "bob's refresh", func() bool { return len(r.Requests()) >= 7 })
+	for _, g := range r.Requests()[5:] {
+		if g.Entity != "1002" {
+			t.Errorf("request after Forget for %s: %+v", g.Entity, g)
+		}
+	}
+	before := len(r.Requests())
+	// The same change again (the person came back) publishes from scratch.
+	if err := out.Publish(ctx, change(1, "Busy", "InACall")); err != nil {
+		t.Fatal(err)
+	}
+	if g := r.Requests()[before:]; len(g) != 2 || g[0].IfMatch != "" || g[0].Body == "" || g[1].IfMatch != "" {
+		t.Errorf("publishing again %+v", g)
+	}
+	// A removal the server refuses is an error.
+	r.SetAnswer(func(siptest.Received) (int, map[string]string) { return 503, nil })
+	if err := out.Forget(ctx, "contoso.example", "00000000-0000-4000-8000-00000000a11c"); err == nil || !strings.Contains(err.Error(), "503") {
+		t.Errorf("refused removal: error %v", err)
 	}
 }
