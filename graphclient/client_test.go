@@ -592,3 +592,68 @@ func hasStatus(err error, status int) bool {
 	var gerr *graphclient.Error
 	return errors.As(err, &gerr) && gerr.StatusCode == status
 }
+
+// TestGetPresencesByUserIDAnswers: the streamed decoding of
+// getPresencesByUserId keeps what json.Unmarshal of the whole body did:
+// other members skipped, empty answers empty, and truncated, oversized or
+// trailing answers fail.
+func TestGetPresencesByUserIDAnswers(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	big := `{"value":[` + strings.Repeat(`{"id":"`+aliceID+`","availability":"Busy","activity":"InACall"},`, 20000) + `{}]}`
+	for _, tt := range []struct {
+		name, body string
+		want       string // the presences as id/availability/activity/sequence, or "error: <part of it>"
+	}{
+		{"plain", `{"value":[{"id":"a","availability":"Busy","activity":"InACall","sequenceNumber":"C1"},{"id":"b","availability":"Away","activity":"Away"}]}`, "[a/Busy/InACall/C1 b/Away/Away/]"},
+		{"other members", `{"@odata.context":"x","value":[{"id":"a","availability":"Busy","activity":"InACall","extra":{"x":[1,2]}}],"next":null}`, "[a/Busy/InACall/]"},
+		{"open values", `{"value":[{"id":"a","availability":["Busy","InACall"],"activity":7}]}`, "[a/Busy,InACall/7/]"},
+		{"empty body", ``, "[]"},
+		{"null", `null`, "[]"},
+		{"null value", `{"value":null}`, "[]"},
+		{"empty list", ` {"value":[]} ` + "\n", "[]"},
+		{"truncated", `{"value":[{"id":"a","availability":"Busy"`, "error: decode answer"},
+		{"truncated list", `{"value":[{"id":"a"}`, "error: decode answer"},
+		{"trailing data", `{"value":[]} {}`, "error: data after the answer"},
+		{"not an object", `[1]`, "error: decode answer"},
+		{"value not a list", `{"value":{}}`, "error: decode answer"},
+		{"too large", big, "error: larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f.setGraph(respond(200, tt.body))
+			got, err := c.GetPresencesByUserID(context.Background(), []string{"a", "b"})
+			if err != nil {
+				if !strings.HasPrefix(tt.want, "error: ") || !strings.Contains(err.Error(), strings.TrimPrefix(tt.want, "error: ")) {
+					t.Fatalf("error %v, want %s", err, tt.want)
+				}
+				return
+			}
+			var s []string
+			for _, p := range got {
+				s = append(s, p.ID+"/"+p.Availability+"/"+p.Activity+"/"+p.SequenceNumber)
+			}
+			if fmt.Sprintf("%v", s) != tt.want {
+				t.Fatalf("got %v, want %s", s, tt.want)
+			}
+		})
+	}
+}
+
+// TestGetPresencesByUserIDBrokenAnswer: a connection that breaks in the
+// middle of an answer is a network error, as it was when the body was
+// read whole.
+func TestGetPresencesByUserIDBrokenAnswer(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		io.WriteString(w, `{"value":[{"id":"a","availability":"Busy","activity":"InACall"},`)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the connection closes short of its length
+	})
+	_, err := c.GetPresencesByUserID(context.Background(), []string{"a"})
+	var nerr *graphclient.NetworkError
+	if !errors.As(err, &nerr) {
+		t.Fatalf("got %T %v, want a *NetworkError", err, err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
@@ -209,29 +210,100 @@ func (c *Client) GetPresence(ctx context.Context, userID string) (Presence, erro
 // GetPresencesByUserID returns the presence of many users, asking Graph
 // for at most graphlimits.MaxIDsPerLookup ids per request and concatenating the
 // answers. Graph leaves unknown ids out. It stops at the first failing
-// request and returns its error, naming the ids it covered.
+// request and returns its error, naming the ids it covered. Each answer
+// is decoded as it arrives, one presence at a time, into the result.
 func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Presence, error) {
 	if c.noPresence {
 		return nil, fmt.Errorf("get presences: %w (cloud %s)", ErrPresenceUnavailable, c.cloud.Name)
 	}
-	var all []Presence
+	all := make([]Presence, 0, len(ids))
 	for start := 0; start < len(ids); start += graphlimits.MaxIDsPerLookup {
 		end := min(start+graphlimits.MaxIDsPerLookup, len(ids))
-		var out struct {
-			Value []Presence `json:"value"`
-		}
 		r := request{
 			op:     fmt.Sprintf("get presences (ids %d to %d of %d)", start+1, end, len(ids)),
 			method: http.MethodPost,
 			path:   "/communications/getPresencesByUserId",
-			body:   map[string][]string{"ids": ids[start:end]},
+			body: struct {
+				IDs []string `json:"ids"`
+			}{ids[start:end]},
+			decode: func(dec *json.Decoder) error { return decodePresences(dec, &all) },
 		}
-		if err := c.do(ctx, r, &out); err != nil {
+		if err := c.do(ctx, r, nil); err != nil {
 			return nil, err
 		}
-		all = append(all, out.Value...)
 	}
 	return all, nil
+}
+
+// decodePresences reads a getPresencesByUserId answer, {"value": [...]},
+// appending each presence to out; other members are skipped. As with
+// json.Unmarshal, the member's name is matched without regard to case and
+// the last "value" wins. An empty answer appends nothing. On an error out
+// may hold part of the answer.
+func decodePresences(dec *json.Decoder, out *[]Presence) error {
+	base := len(*out)
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return nil // no body
+	}
+	if err != nil || tok == nil { // an error, or null: nothing
+		return err
+	}
+	if tok != json.Delim('{') {
+		return fmt.Errorf("want an object, got %v", tok)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if key, _ := tok.(string); !strings.EqualFold(key, "value") {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return unexpectedEOF(err)
+			}
+			continue
+		}
+		*out = (*out)[:base]
+		if tok, err := dec.Token(); err != nil {
+			return unexpectedEOF(err)
+		} else if tok == nil {
+			continue // "value": null
+		} else if tok != json.Delim('[') {
+			return fmt.Errorf("value: want a list, got %v", tok)
+		}
+		for dec.More() {
+			var p Presence
+			if err := dec.Decode(&p); err != nil {
+				return unexpectedEOF(err)
+			}
+			p.Availability = internValue(p.Availability, knownAvailabilities)
+			p.Activity = internValue(p.Activity, knownActivities)
+			*out = append(*out, p)
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return unexpectedEOF(err)
+		}
+	}
+	_, err = dec.Token() // }
+	return unexpectedEOF(err)
+}
+
+// unexpectedEOF turns io.EOF inside an answer into io.ErrUnexpectedEOF.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
+}
+
+// internValue returns the string of known equal to s, so that presences
+// share one copy of each documented value, or s.
+func internValue(s string, known []string) string {
+	if i := slices.Index(known, s); i >= 0 {
+		return known[i]
+	}
+	return s
 }
 
 // statusDateTime is the layout of a dateTimeTimeZone's dateTime.
