@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -655,5 +656,42 @@ func TestGetPresencesByUserIDBrokenAnswer(t *testing.T) {
 	var nerr *graphclient.NetworkError
 	if !errors.As(err, &nerr) {
 		t.Fatalf("got %T %v, want a *NetworkError", err, err)
+	}
+}
+
+// TestGetPresencesByUserIDStreams: an answer is decoded as it arrives,
+// so reading one (the fake server's side included) allocates less than
+// the answer's size when most of it is not kept (here a member of each
+// presence the client ignores); reading the whole body first allocates
+// more than its size by itself.
+func TestGetPresencesByUserIDStreams(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	var b strings.Builder
+	b.WriteString(`{"value":[`)
+	ids := make([]string, graphlimits.MaxIDsPerLookup)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":%q,"availability":"Busy","activity":"InACall","ignored":"%s"}`, ids[i], strings.Repeat("x", 1200))
+	}
+	b.WriteString(`]}`)
+	body := b.String()
+	f.setGraph(respond(200, body))
+	if _, err := c.GetPresencesByUserID(context.Background(), ids); err != nil { // warm: connection, token
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	got, err := c.GetPresencesByUserID(context.Background(), ids)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(got) != len(ids) {
+		t.Fatalf("%d presences, %v", len(got), err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(len(body)) {
+		t.Fatalf("reading an answer of %d bytes allocated %d bytes, want less", len(body), alloc)
 	}
 }

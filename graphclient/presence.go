@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
@@ -45,18 +46,29 @@ type Presence struct {
 // describe the fields) is kept joined with commas; any other JSON value is
 // kept as its JSON text, at most 128 bytes.
 func (p *Presence) UnmarshalJSON(b []byte) error {
-	type plain Presence // without this method
-	var raw struct {
-		plain
-		Availability json.RawMessage `json:"availability"`
-		Activity     json.RawMessage `json:"activity"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var w wirePresence
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*p = Presence(raw.plain)
-	p.Availability, p.Activity = openString(raw.Availability), openString(raw.Activity)
+	*p = w.presence()
 	return nil
+}
+
+// plainPresence is a Presence without its UnmarshalJSON.
+type plainPresence Presence
+
+// wirePresence is a presence as Graph sends it, availability and activity
+// as they came.
+type wirePresence struct {
+	plainPresence
+	Availability json.RawMessage `json:"availability"`
+	Activity     json.RawMessage `json:"activity"`
+}
+
+func (w *wirePresence) presence() Presence {
+	p := Presence(w.plainPresence)
+	p.Availability, p.Activity = openString(w.Availability, knownAvailabilities), openString(w.Activity, knownActivities)
+	return p
 }
 
 // maxOpenValue bounds a value openString keeps that was not a string.
@@ -64,8 +76,20 @@ const maxOpenValue = 128
 
 // openString keeps a JSON value as a string: a string as is, null as "",
 // a list of strings joined with commas, anything else as its JSON text.
-func openString(raw json.RawMessage) string {
+// A value in known is that string of known, not a copy.
+func openString(raw json.RawMessage, known []string) string {
 	raw = bytes.TrimSpace(raw)
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			for _, k := range known {
+				if string(inner) == k {
+					return k
+				}
+			}
+			return string(inner) // nothing to unescape
+		}
+	}
 	var s string
 	if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &s) == nil {
 		return s
@@ -273,13 +297,11 @@ func decodePresences(dec *json.Decoder, out *[]Presence) error {
 			return fmt.Errorf("value: want a list, got %v", tok)
 		}
 		for dec.More() {
-			var p Presence
-			if err := dec.Decode(&p); err != nil {
+			var w wirePresence
+			if err := dec.Decode(&w); err != nil {
 				return unexpectedEOF(err)
 			}
-			p.Availability = internValue(p.Availability, knownAvailabilities)
-			p.Activity = internValue(p.Activity, knownActivities)
-			*out = append(*out, p)
+			*out = append(*out, w.presence())
 		}
 		if _, err := dec.Token(); err != nil { // ]
 			return unexpectedEOF(err)
@@ -295,15 +317,6 @@ func unexpectedEOF(err error) error {
 		return io.ErrUnexpectedEOF
 	}
 	return err
-}
-
-// internValue returns the string of known equal to s, so that presences
-// share one copy of each documented value, or s.
-func internValue(s string, known []string) string {
-	if i := slices.Index(known, s); i >= 0 {
-		return known[i]
-	}
-	return s
 }
 
 // statusDateTime is the layout of a dateTimeTimeZone's dateTime.
