@@ -23,13 +23,18 @@ import (
 // read makes one getPresencesByUserId request for ids (sorted) and takes
 // in what it answers. A throttled read pauses the watcher for Retry-After; other
 // failures count towards the breaker; either way the round goes on with
-// the next chunk.
+// the next chunk. It waits for a slot of Options.Reads first, and frees
+// it once the answer is in.
 func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
+	if !w.opts.Reads.acquire(ctx) {
+		return // ctx ended
+	}
 	presences, err := w.breaker.Execute(func() ([]graphclient.Presence, error) {
 		callCtx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		return w.opts.Graph.GetPresencesByUserID(callCtx, ids)
 	})
+	w.opts.Reads.release()
 	if err != nil {
 		outcome := "failed"
 		if class, after := fault.Of(err); class == fault.Throttled {

@@ -122,6 +122,9 @@ type Options struct {
 	// state written before the read was answered (catchUp); nil judges at
 	// once.
 	StateStream jetstream.Stream
+	// Reads, shared by the watchers of every tenant, bounds the presence
+	// reads in flight at once; nil bounds nothing.
+	Reads *Reads
 	// Tick is how often the watcher looks at its clock; default 50 ms.
 	Tick   time.Duration
 	Clock  Clock

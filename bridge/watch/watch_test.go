@@ -2,7 +2,9 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -429,5 +431,81 @@ func TestReadWaitsForTheStatesBeforeIt(t *testing.T) {
 	changes := h.sink.all()
 	if len(changes) != 2 || changes[1].Origin != outputs.OriginBridge {
 		t.Fatalf("the bridge's call read before its state arrived was published as %+v, want origin bridge", changes[1:])
+	}
+}
+
+// graphFuncs is a Graph of functions: presences answers reads, users is
+// every tenant's list of members.
+type graphFuncs struct {
+	presences func(ctx context.Context, ids []string) ([]graphclient.Presence, error)
+	users     []graphclient.User
+}
+
+func (g graphFuncs) GetPresencesByUserID(ctx context.Context, ids []string) ([]graphclient.Presence, error) {
+	return g.presences(ctx, ids)
+}
+func (g graphFuncs) ListUsers(context.Context) ([]graphclient.User, error) { return g.users, nil }
+func (g graphFuncs) ListGroupMembers(context.Context, string) ([]graphclient.User, error) {
+	return nil, nil
+}
+
+// TestReadsInFlightAreBounded: five tenants' watchers sharing a bound of
+// two make their first reads two at a time; the other three wait for a
+// slot, and read once one is freed.
+func TestReadsInFlightAreBounded(t *testing.T) {
+	h := newHarness(t, 0, emulator.Throttle{})
+	const tenants, bound = 5, 2
+	reads := NewReads(bound)
+	var mu sync.Mutex
+	inFlight, most, entered := 0, 0, 0
+	release := make(chan struct{})
+	g := graphFuncs{
+		users: []graphclient.User{{ID: userID(1)}, {ID: userID(2)}},
+		presences: func(ctx context.Context, ids []string) ([]graphclient.Presence, error) {
+			mu.Lock()
+			inFlight++
+			entered++
+			most = max(most, inFlight)
+			mu.Unlock()
+			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return []graphclient.Presence{{ID: ids[0], Availability: "Available", Activity: "Available", SequenceNumber: "1"}}, nil
+		},
+	}
+	var watchers []*Watcher
+	for i := range tenants {
+		w, _ := h.start(watchAll(), func(o *Options) {
+			o.Tenant, o.Graph, o.Reads = fmt.Sprintf("t%d.example", i), g, reads
+		})
+		watchers = append(watchers, w)
+	}
+	counts := func() (int, int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight, entered, most
+	}
+	testpoll.Until(t, "every watcher reads or waits for a slot", func() bool {
+		_, n, _ := counts()
+		return n+int(reads.waiting.Load()) == tenants
+	})
+	if in, _, m := counts(); in != bound || m != bound {
+		t.Fatalf("%d reads in flight (at most %d), want %d: the bound does not hold", in, m, bound)
+	}
+	for range tenants {
+		release <- struct{}{}
+	}
+	testpoll.Until(t, "every watcher's first read", func() bool {
+		n := 0
+		for _, w := range watchers {
+			n += int(w.Status().Reads["ok"])
+		}
+		return n == tenants
+	})
+	if _, n, m := counts(); n != tenants || m != bound {
+		t.Fatalf("%d reads, at most %d in flight; want %d and %d", n, m, tenants, bound)
 	}
 }
