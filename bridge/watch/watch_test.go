@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -272,7 +273,7 @@ func TestOlderSequenceChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.seen, w.upn = map[string]last{}, map[string]string{}
+	w.seen = map[string]last{}
 	id := userID(0)
 	for _, tt := range []struct {
 		seq, availability string
@@ -507,5 +508,30 @@ func TestReadsInFlightAreBounded(t *testing.T) {
 	})
 	if _, n, m := counts(); n != tenants || m != bound {
 		t.Fatalf("%d reads, at most %d in flight; want %d and %d", n, m, tenants, bound)
+	}
+}
+
+// TestPairsAreShared: people last seen in the same pair share one copy of
+// it, and the table of shared pairs stays bounded whatever Graph sends.
+func TestPairsAreShared(t *testing.T) {
+	h := newHarness(t, 0, emulator.Throttle{})
+	w, err := New(Options{Tenant: tenant, Watch: watchAll(), Graph: h.graph, State: h.store, Seen: h.seenKV, Sink: h.sink,
+		Hold: func(context.Context, string, func(context.Context) error) {}, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.seen = map[string]last{}
+	w.members = []string{userID(1), userID(2)}
+	for _, i := range []int{1, 2} {
+		w.saw(context.Background(), userID(i), graphclient.Presence{ID: userID(i), Availability: "Busy", Activity: "InACall", SequenceNumber: "1"}, session{}, false, t0)
+	}
+	if a, b := w.seen[userID(1)].pair, w.seen[userID(2)].pair; a == nil || a != b || *a != *inACall {
+		t.Fatalf("the two people's pairs are %p and %p, want one shared Busy/InACall", a, b)
+	}
+	for i := range 3 * maxPairs {
+		w.pair(adapters.Pair{Availability: fmt.Sprintf("Odd%d", i), Activity: "Odd"})
+	}
+	if n := len(w.pairs); n != maxPairs {
+		t.Fatalf("%d shared pairs, want at most %d", n, maxPairs)
 	}
 }
