@@ -202,8 +202,7 @@ var watchChangeSeconds = func() int {
 
 // memory is what this process holds: the Go heap and stacks in use after
 // a collection (and the live objects alone), and the resident set size
-// (Linux; 0 elsewhere) after the
-// freed memory was returned to the system.
+// (Linux; 0 elsewhere) after the freed memory was returned to the system.
 type memory struct{ heap, live, rss uint64 }
 
 func measure() memory {
