@@ -201,15 +201,15 @@ var watchChangeSeconds = func() int {
 }()
 
 // memory is what this process holds: the Go heap and stacks in use after
-// a collection, and the resident set size (Linux; 0 elsewhere) after the
-// freed memory was returned to the system.
-type memory struct{ heap, rss uint64 }
+// a collection (and the live objects alone), and the resident set size
+// (Linux; 0 elsewhere) after the freed memory was returned to the system.
+type memory struct{ heap, live, rss uint64 }
 
 func measure() memory {
 	debug.FreeOSMemory() // collects, then returns what is free
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return memory{heap: m.HeapInuse + m.StackInuse, rss: rssOf("/proc/self/status")}
+	return memory{heap: m.HeapInuse + m.StackInuse, live: m.HeapAlloc, rss: rssOf("/proc/self/status")}
 }
 
 // rssOf reads VmRSS from a /proc/<pid>/status file, in bytes.
@@ -461,6 +461,8 @@ func BenchmarkWatchMemory(b *testing.B) {
 		b.ReportMetric(cycles[0], "min-cycle-s")
 		b.ReportMetric(cycles[len(cycles)-1], "max-cycle-s")
 		b.ReportMetric(mb(int64(watching.heap)-int64(idleMem.heap)), "heap-above-idle-MB")
+		// Live objects alone, without the spans' free room (HeapAlloc).
+		b.ReportMetric(mb(int64(watching.live)-int64(idleMem.live)), "live-heap-above-idle-MB")
 		b.ReportMetric(mb(int64(idleMem.heap)-int64(base.heap)), "idle-bridge-heap-MB")
 		b.ReportMetric(mb(int64(watching.rss)-int64(idleMem.rss)), "RSS-above-idle-MB")
 		b.ReportMetric(mb(int64(watching.rss)), "bridge-process-RSS-MB")

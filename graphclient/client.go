@@ -281,6 +281,9 @@ type request struct {
 	path   string // below the base URL, escaped, with its query
 	body   any    // encoded as JSON when not nil
 	header http.Header
+	// decode, when not nil, reads a 2xx answer as it arrives (at most
+	// maxBody bytes) instead of out: no copy of the whole body is made.
+	decode func(*json.Decoder) error
 }
 
 // do sends r and decodes a 2xx JSON answer into out when out is not nil
@@ -346,6 +349,9 @@ func (c *Client) send(ctx context.Context, r request, payload []byte, token stri
 		return &NetworkError{Op: r.op, Err: redactURLError(err)}
 	}
 	defer resp.Body.Close()
+	if r.decode != nil && resp.StatusCode >= 200 && resp.StatusCode <= 299 {
+		return streamAnswer(r, resp.Body)
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBody+1))
 	if err != nil {
 		return &NetworkError{Op: r.op, Err: redactURLError(err)}
@@ -369,6 +375,61 @@ func (c *Client) send(ctx context.Context, r request, payload []byte, token stri
 		return fmt.Errorf("%s: decode answer: %w", r.op, err)
 	}
 	return nil
+}
+
+// streamAnswer decodes a 2xx answer with r.decode straight from body. An
+// empty answer leaves the result as it was, as in send; a body over
+// maxBody, a broken connection or bad JSON fail as they do there.
+func streamAnswer(r request, body io.Reader) error {
+	cr := &capReader{r: body, left: maxBody}
+	dec := json.NewDecoder(cr)
+	err := r.decode(dec)
+	if err == nil {
+		if _, err = dec.Token(); err == io.EOF {
+			err = nil
+		} else if err == nil {
+			err = errors.New("data after the answer")
+		}
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, errAnswerTooLarge):
+		return fmt.Errorf("%s: answer larger than %d bytes", r.op, maxBody)
+	case cr.err != nil:
+		return &NetworkError{Op: r.op, Err: redactURLError(cr.err)}
+	}
+	return fmt.Errorf("%s: decode answer: %w", r.op, err)
+}
+
+// errAnswerTooLarge is what a capReader returns past its limit.
+var errAnswerTooLarge = errors.New("answer too large")
+
+// capReader reads at most left bytes of r, then fails with
+// errAnswerTooLarge if r has more; err keeps a failure of r itself (not
+// io.EOF).
+type capReader struct {
+	r    io.Reader
+	left int64
+	err  error
+}
+
+func (c *capReader) Read(p []byte) (int, error) {
+	if c.left < 0 {
+		return 0, errAnswerTooLarge
+	}
+	if int64(len(p)) > c.left+1 {
+		p = p[:c.left+1] // one byte more than allowed tells a body that is too large
+	}
+	n, err := c.r.Read(p)
+	c.left -= int64(n)
+	if c.left < 0 {
+		return 0, errAnswerTooLarge
+	}
+	if err != nil && err != io.EOF {
+		c.err = err
+	}
+	return n, err
 }
 
 // newRequestID returns a random UUID (version 4) for client-request-id.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -591,4 +592,106 @@ func TestZeroClientAndDoneContext(t *testing.T) {
 func hasStatus(err error, status int) bool {
 	var gerr *graphclient.Error
 	return errors.As(err, &gerr) && gerr.StatusCode == status
+}
+
+// TestGetPresencesByUserIDAnswers: the streamed decoding of
+// getPresencesByUserId keeps what json.Unmarshal of the whole body did:
+// other members skipped, empty answers empty, and truncated, oversized or
+// trailing answers fail.
+func TestGetPresencesByUserIDAnswers(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	big := `{"value":[` + strings.Repeat(`{"id":"`+aliceID+`","availability":"Busy","activity":"InACall"},`, 20000) + `{}]}`
+	for _, tt := range []struct {
+		name, body string
+		want       string // the presences as id/availability/activity/sequence, or "error: <part of it>"
+	}{
+		{"plain", `{"value":[{"id":"a","availability":"Busy","activity":"InACall","sequenceNumber":"C1"},{"id":"b","availability":"Away","activity":"Away"}]}`, "[a/Busy/InACall/C1 b/Away/Away/]"},
+		{"other members", `{"@odata.context":"x","value":[{"id":"a","availability":"Busy","activity":"InACall","extra":{"x":[1,2]}}],"next":null}`, "[a/Busy/InACall/]"},
+		{"open values", `{"value":[{"id":"a","availability":["Busy","InACall"],"activity":7}]}`, "[a/Busy,InACall/7/]"},
+		{"empty body", ``, "[]"},
+		{"null", `null`, "[]"},
+		{"null value", `{"value":null}`, "[]"},
+		{"empty list", ` {"value":[]} ` + "\n", "[]"},
+		{"truncated", `{"value":[{"id":"a","availability":"Busy"`, "error: decode answer"},
+		{"truncated list", `{"value":[{"id":"a"}`, "error: decode answer"},
+		{"trailing data", `{"value":[]} {}`, "error: data after the answer"},
+		{"not an object", `[1]`, "error: decode answer"},
+		{"value not a list", `{"value":{}}`, "error: decode answer"},
+		{"too large", big, "error: larger than"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f.setGraph(respond(200, tt.body))
+			got, err := c.GetPresencesByUserID(context.Background(), []string{"a", "b"})
+			if err != nil {
+				if !strings.HasPrefix(tt.want, "error: ") || !strings.Contains(err.Error(), strings.TrimPrefix(tt.want, "error: ")) {
+					t.Fatalf("error %v, want %s", err, tt.want)
+				}
+				return
+			}
+			var s []string
+			for _, p := range got {
+				s = append(s, p.ID+"/"+p.Availability+"/"+p.Activity+"/"+p.SequenceNumber)
+			}
+			if fmt.Sprintf("%v", s) != tt.want {
+				t.Fatalf("got %v, want %s", s, tt.want)
+			}
+		})
+	}
+}
+
+// TestGetPresencesByUserIDBrokenAnswer: a connection that breaks in the
+// middle of an answer is a network error, as it was when the body was
+// read whole.
+func TestGetPresencesByUserIDBrokenAnswer(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	f.setGraph(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100000")
+		io.WriteString(w, `{"value":[{"id":"a","availability":"Busy","activity":"InACall"},`)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler) // the connection closes short of its length
+	})
+	_, err := c.GetPresencesByUserID(context.Background(), []string{"a"})
+	var nerr *graphclient.NetworkError
+	if !errors.As(err, &nerr) {
+		t.Fatalf("got %T %v, want a *NetworkError", err, err)
+	}
+}
+
+// TestGetPresencesByUserIDStreams: an answer is decoded as it arrives,
+// so reading one (the fake server's side included) allocates less than
+// the answer's size when most of it is not kept (here a member of each
+// presence the client ignores); reading the whole body first allocates
+// more than its size by itself.
+func TestGetPresencesByUserIDStreams(t *testing.T) {
+	f := newFake(t)
+	c := f.client(t)
+	var b strings.Builder
+	b.WriteString(`{"value":[`)
+	ids := make([]string, graphlimits.MaxIDsPerLookup)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("00000000-0000-0000-0000-%012d", i)
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		fmt.Fprintf(&b, `{"id":%q,"availability":"Busy","activity":"InACall","ignored":"%s"}`, ids[i], strings.Repeat("x", 1200))
+	}
+	b.WriteString(`]}`)
+	body := b.String()
+	f.setGraph(respond(200, body))
+	if _, err := c.GetPresencesByUserID(context.Background(), ids); err != nil { // warm: connection, token
+		t.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	got, err := c.GetPresencesByUserID(context.Background(), ids)
+	runtime.ReadMemStats(&after)
+	if err != nil || len(got) != len(ids) {
+		t.Fatalf("%d presences, %v", len(got), err)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > uint64(len(body)) {
+		t.Fatalf("reading an answer of %d bytes allocated %d bytes, want less", len(body), alloc)
+	}
 }

@@ -1,9 +1,13 @@
 package graphclient
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -144,6 +148,52 @@ func FuzzNextPath(f *testing.F) {
 		u, perr := url.Parse(c.graphURL + path)
 		if perr != nil || u.Host != "graph.example" || !strings.HasPrefix(path, "/") || !strings.HasPrefix(u.Path, "/v1.0/") || strings.Contains(u.Path, "/../") {
 			t.Fatalf("link %q became %q (%v)", link, c.graphURL+path, perr)
+		}
+	})
+}
+
+// FuzzDecodePresences: the streamed decoding of a getPresencesByUserId
+// answer accepts what json.Unmarshal of the whole answer accepts (an
+// object, or null), with the same presences, and never panics.
+func FuzzDecodePresences(f *testing.F) {
+	for _, s := range []string{
+		`{"value":[{"id":"a","availability":"Busy","activity":"InACall","sequenceNumber":"C1"}]}`,
+		`{"x":1,"value":[{"id":"a","availability":["Busy"],"activity":null,"statusMessage":{"message":{"content":"hi"}}}]}`,
+		`{"value":null}`, `null`, `{}`, `[]`, `{"value":[1]}`, `{"value":[]} x`, `{"value":[{}`, "",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var got []Presence
+		dec := json.NewDecoder(bytes.NewReader(b))
+		err := decodePresences(dec, &got)
+		if err == nil {
+			if _, err = dec.Token(); err == io.EOF {
+				err = nil
+			} else if err == nil {
+				err = errors.New("data after the answer")
+			}
+		}
+		var want struct {
+			Value []Presence `json:"value"`
+		}
+		werr := json.Unmarshal(b, &want)
+		if len(bytes.Trim(b, " \t\r\n")) == 0 {
+			werr = nil // an answer of JSON white space alone is empty: left alone
+		}
+		if (err == nil) != (werr == nil) {
+			t.Fatalf("%q: streamed: %v; unmarshalled: %v", b, err, werr)
+		}
+		if err != nil {
+			return
+		}
+		if len(got) != len(want.Value) {
+			t.Fatalf("%q: %d presences streamed, %d unmarshalled", b, len(got), len(want.Value))
+		}
+		for i := range got {
+			if !reflect.DeepEqual(got[i], want.Value[i]) {
+				t.Fatalf("%q: presence %d streamed %+v, unmarshalled %+v", b, i, got[i], want.Value[i])
+			}
 		}
 	})
 }

@@ -6,10 +6,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
 )
@@ -44,18 +46,29 @@ type Presence struct {
 // describe the fields) is kept joined with commas; any other JSON value is
 // kept as its JSON text, at most 128 bytes.
 func (p *Presence) UnmarshalJSON(b []byte) error {
-	type plain Presence // without this method
-	var raw struct {
-		plain
-		Availability json.RawMessage `json:"availability"`
-		Activity     json.RawMessage `json:"activity"`
-	}
-	if err := json.Unmarshal(b, &raw); err != nil {
+	var w wirePresence
+	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*p = Presence(raw.plain)
-	p.Availability, p.Activity = openString(raw.Availability), openString(raw.Activity)
+	*p = w.presence()
 	return nil
+}
+
+// plainPresence is a Presence without its UnmarshalJSON.
+type plainPresence Presence
+
+// wirePresence is a presence as Graph sends it, availability and activity
+// as they came.
+type wirePresence struct {
+	plainPresence
+	Availability json.RawMessage `json:"availability"`
+	Activity     json.RawMessage `json:"activity"`
+}
+
+func (w *wirePresence) presence() Presence {
+	p := Presence(w.plainPresence)
+	p.Availability, p.Activity = openString(w.Availability, knownAvailabilities), openString(w.Activity, knownActivities)
+	return p
 }
 
 // maxOpenValue bounds a value openString keeps that was not a string.
@@ -63,8 +76,20 @@ const maxOpenValue = 128
 
 // openString keeps a JSON value as a string: a string as is, null as "",
 // a list of strings joined with commas, anything else as its JSON text.
-func openString(raw json.RawMessage) string {
+// A value in known is that string of known, not a copy.
+func openString(raw json.RawMessage, known []string) string {
 	raw = bytes.TrimSpace(raw)
+	if n := len(raw); n >= 2 && raw[0] == '"' && raw[n-1] == '"' {
+		inner := raw[1 : n-1]
+		if bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+			for _, k := range known {
+				if string(inner) == k {
+					return k
+				}
+			}
+			return string(inner) // nothing to unescape
+		}
+	}
 	var s string
 	if len(raw) == 0 || string(raw) == "null" || json.Unmarshal(raw, &s) == nil {
 		return s
@@ -209,29 +234,89 @@ func (c *Client) GetPresence(ctx context.Context, userID string) (Presence, erro
 // GetPresencesByUserID returns the presence of many users, asking Graph
 // for at most graphlimits.MaxIDsPerLookup ids per request and concatenating the
 // answers. Graph leaves unknown ids out. It stops at the first failing
-// request and returns its error, naming the ids it covered.
+// request and returns its error, naming the ids it covered. Each answer
+// is decoded as it arrives, one presence at a time, into the result.
 func (c *Client) GetPresencesByUserID(ctx context.Context, ids []string) ([]Presence, error) {
 	if c.noPresence {
 		return nil, fmt.Errorf("get presences: %w (cloud %s)", ErrPresenceUnavailable, c.cloud.Name)
 	}
-	var all []Presence
+	all := make([]Presence, 0, len(ids))
 	for start := 0; start < len(ids); start += graphlimits.MaxIDsPerLookup {
 		end := min(start+graphlimits.MaxIDsPerLookup, len(ids))
-		var out struct {
-			Value []Presence `json:"value"`
-		}
 		r := request{
 			op:     fmt.Sprintf("get presences (ids %d to %d of %d)", start+1, end, len(ids)),
 			method: http.MethodPost,
 			path:   "/communications/getPresencesByUserId",
-			body:   map[string][]string{"ids": ids[start:end]},
+			body: struct {
+				IDs []string `json:"ids"`
+			}{ids[start:end]},
+			decode: func(dec *json.Decoder) error { return decodePresences(dec, &all) },
 		}
-		if err := c.do(ctx, r, &out); err != nil {
+		if err := c.do(ctx, r, nil); err != nil {
 			return nil, err
 		}
-		all = append(all, out.Value...)
 	}
 	return all, nil
+}
+
+// decodePresences reads a getPresencesByUserId answer, {"value": [...]},
+// appending each presence to out; other members are skipped. As with
+// json.Unmarshal, the member's name is matched without regard to case and
+// the last "value" wins. An empty answer appends nothing. On an error out
+// may hold part of the answer.
+func decodePresences(dec *json.Decoder, out *[]Presence) error {
+	base := len(*out)
+	tok, err := dec.Token()
+	if err == io.EOF {
+		return nil // no body
+	}
+	if err != nil || tok == nil { // an error, or null: nothing
+		return err
+	}
+	if tok != json.Delim('{') {
+		return fmt.Errorf("want an object, got %v", tok)
+	}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return unexpectedEOF(err)
+		}
+		if key, _ := tok.(string); !strings.EqualFold(key, "value") {
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return unexpectedEOF(err)
+			}
+			continue
+		}
+		*out = (*out)[:base]
+		if tok, err := dec.Token(); err != nil {
+			return unexpectedEOF(err)
+		} else if tok == nil {
+			continue // "value": null
+		} else if tok != json.Delim('[') {
+			return fmt.Errorf("value: want a list, got %v", tok)
+		}
+		for dec.More() {
+			var w wirePresence
+			if err := dec.Decode(&w); err != nil {
+				return unexpectedEOF(err)
+			}
+			*out = append(*out, w.presence())
+		}
+		if _, err := dec.Token(); err != nil { // ]
+			return unexpectedEOF(err)
+		}
+	}
+	_, err = dec.Token() // }
+	return unexpectedEOF(err)
+}
+
+// unexpectedEOF turns io.EOF inside an answer into io.ErrUnexpectedEOF.
+func unexpectedEOF(err error) error {
+	if err == io.EOF {
+		return io.ErrUnexpectedEOF
+	}
+	return err
 }
 
 // statusDateTime is the layout of a dateTimeTimeZone's dateTime.

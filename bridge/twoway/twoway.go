@@ -68,6 +68,12 @@ type Teams struct {
 // closeTimeout bounds how long Stop delivers what the outputs still hold.
 const closeTimeout = 5 * time.Second
 
+// readsInFlight bounds the presence reads in flight across all tenants,
+// so that the answers held at once do not grow with the tenants (each
+// watcher keeps its own budget and pace; a slow read delays the others'
+// turn, and the reads that fell due meanwhile are made up).
+const readsInFlight = 4
+
 // Start opens what the watchers keep in JetStream and starts a watcher
 // per tenant. A tenant whose watch is off still has a watcher: it reads
 // the people the bridge holds a session for every
@@ -110,6 +116,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 		t.Stop()
 		return nil, fmt.Errorf("user state stream: %w", err)
 	}
+	reads := watch.NewReads(readsInFlight)
 	for _, tenant := range cfg.Graph.Tenants {
 		g, err := o.Graph(tenant.ID)
 		if err != nil {
@@ -141,6 +148,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 			},
 			BreakerFailures: cfg.Graph.Breaker.Failures,
 			BreakerTimeout:  cfg.Graph.Breaker.OpenTimeout,
+			Reads:           reads,
 			Clock:           o.Clock,
 			Logger:          log,
 		})

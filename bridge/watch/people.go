@@ -28,16 +28,31 @@ func (w *Watcher) list(ctx context.Context) {
 		w.log.Warn("list the watched people; keeping the last list", "users", w.opts.Watch.Users, "err", err)
 		return
 	}
+	slices.SortFunc(users, func(a, b graphclient.User) int { return strings.Compare(strings.ToLower(a.ID), strings.ToLower(b.ID)) })
 	listed := make([]string, 0, len(users))
-	upn := make(map[string]string, len(users))
+	var upns []string
 	for _, u := range users {
 		id := strings.ToLower(u.ID)
+		if n := len(listed); n > 0 && listed[n-1] == id {
+			continue // listed twice
+		}
 		listed = append(listed, id)
-		if u.UserPrincipalName != "" {
-			upn[id] = u.UserPrincipalName
+		if u.UserPrincipalName != "" && upns == nil {
+			upns = make([]string, len(listed)-1, len(users))
+		}
+		if upns != nil {
+			upns = append(upns, u.UserPrincipalName)
 		}
 	}
-	w.listed, w.upn, w.dirty = listed, upn, true
+	w.listed, w.upns, w.dirty = listed, upns, true
+}
+
+// upnOf returns the UPN of a listed person, "" when not known.
+func (w *Watcher) upnOf(id string) string {
+	if i, ok := slices.BinarySearch(w.listed, id); ok && i < len(w.upns) {
+		return w.upns[i]
+	}
+	return ""
 }
 
 // directory resolves the users the configured directory names; those
@@ -69,23 +84,30 @@ func (w *Watcher) directory(ctx context.Context) []graphclient.User {
 func (w *Watcher) setPeople() {
 	var members []string
 	if w.opts.Watch.Enabled {
-		members = slices.Clone(w.listed)
-		if w.opts.Watch.Users == "directory" {
+		members = w.listed // sorted, each once; never changed in place
+		if w.opts.Watch.Users == "directory" && len(w.named) > 0 {
+			members = slices.Clone(w.listed)
 			for id := range w.named {
 				members = append(members, id)
 			}
+			slices.Sort(members)
+			members = slices.Compact(members)
 		}
 	}
-	slices.Sort(members)
-	w.members = slices.Compact(members)
-	people := slices.Clone(w.members)
+	w.members = members
+	people := members
 	for id, s := range w.sessions {
-		if s.pair != nil {
+		if _, watched := slices.BinarySearch(members, id); s.pair != nil && !watched {
+			if len(people) == len(members) {
+				people = slices.Clone(members)
+			}
 			people = append(people, id)
 		}
 	}
-	slices.Sort(people)
-	w.people = slices.Compact(people)
+	if len(people) != len(members) {
+		slices.Sort(people)
+	}
+	w.people = people
 	for id := range w.seen {
 		if !w.watched(id) {
 			w.leave(id)

@@ -23,13 +23,18 @@ import (
 // read makes one getPresencesByUserId request for ids (sorted) and takes
 // in what it answers. A throttled read pauses the watcher for Retry-After; other
 // failures count towards the breaker; either way the round goes on with
-// the next chunk.
+// the next chunk. It waits for a slot of Options.Reads first, and frees
+// it once the answer is in.
 func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
+	if !w.opts.Reads.acquire(ctx) {
+		return // ctx ended
+	}
 	presences, err := w.breaker.Execute(func() ([]graphclient.Presence, error) {
 		callCtx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
 		return w.opts.Graph.GetPresencesByUserID(callCtx, ids)
 	})
+	w.opts.Reads.release()
 	if err != nil {
 		outcome := "failed"
 		if class, after := fault.Of(err); class == fault.Throttled {
@@ -70,9 +75,8 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 // pair is a change, handed to the sink with its origin.
 func (w *Watcher) saw(ctx context.Context, id string, p graphclient.Presence, s session, held bool, now time.Time) {
 	before, known := w.seen[id]
-	pair := adapters.Pair{Availability: intern(p.Availability), Activity: intern(p.Activity)}
-	if known && (!natsout.SequenceAfter(p.SequenceNumber, before.seq) ||
-		pair == adapters.Pair{Availability: before.availability, Activity: before.activity}) {
+	pair := adapters.Pair{Availability: p.Availability, Activity: p.Activity}
+	if known && (!natsout.SequenceAfter(p.SequenceNumber, before.seq) || pair == *before.pair) {
 		if natsout.SequenceAfter(p.SequenceNumber, before.seq) {
 			before.seq = p.SequenceNumber
 			w.seen[id] = before
@@ -80,32 +84,32 @@ func (w *Watcher) saw(ctx context.Context, id string, p graphclient.Presence, s 
 		w.opts.Sink.Seen(w.view(id, before, now, s, held))
 		return
 	}
-	now1 := last{availability: pair.Availability, activity: pair.Activity, seq: p.SequenceNumber, since: now}
-	rec, _ := json.Marshal(seenRecord{Availability: now1.availability, Activity: now1.activity, Sequence: now1.seq, Since: now1.since})
+	now1 := last{pair: w.pair(pair), seq: p.SequenceNumber, since: now}
+	rec, _ := json.Marshal(seenRecord{Availability: now1.pair.Availability, Activity: now1.pair.Activity, Sequence: now1.seq, Since: now1.since})
 	if _, err := w.opts.Seen.Put(ctx, seenKey(w.opts.Tenant, id), rec); err != nil {
 		w.log.Warn("keep the last seen presence", "user", id, "err", err)
 	}
 	w.seen[id] = now1
 	c := outputs.Change{ID: outputs.ChangeID(w.opts.Tenant, id, p.SequenceNumber), View: w.view(id, now1, now, s, held)}
 	if known {
-		c.Previous = &outputs.Pair{Availability: before.availability, Activity: before.activity}
+		c.Previous = &outputs.Pair{Availability: before.pair.Availability, Activity: before.pair.Activity}
 	}
 	w.setStatus(func(st *Status) { st.Changes[c.Origin]++ })
-	history.Record(w.opts.History, w.opts.Tenant, id, history.TeamsChange(c.Origin, pair, c.Sources, c.SequenceNumber, now))
+	history.Record(w.opts.History, w.opts.Tenant, id, history.TeamsChange(c.Origin, *now1.pair, c.Sources, c.SequenceNumber, now))
 	w.opts.Sink.Changed(ctx, c)
 }
 
 // view is the person's presence as last seen, with its origin: bridge
 // when the bridge's own session explains the pair.
 func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) outputs.View {
-	v := outputs.View{User: id, ID: id, Tenant: w.opts.Tenant, Availability: l.availability, Activity: l.activity,
+	v := outputs.View{User: id, ID: id, Tenant: w.opts.Tenant, Availability: l.pair.Availability, Activity: l.pair.Activity,
 		Origin: outputs.OriginTeams, Since: l.since, SeenAt: now, SequenceNumber: l.seq}
-	if upn, ok := w.upn[id]; ok {
+	if upn := w.upnOf(id); upn != "" {
 		v.User = upn
 	} else if upn := w.named[id]; upn != "" {
 		v.User = upn
 	}
-	if ok, sources := s.explains(adapters.Pair{Availability: l.availability, Activity: l.activity}); held && ok {
+	if ok, sources := s.explains(*l.pair); held && ok {
 		v.Origin, v.Sources = outputs.OriginBridge, sources
 	}
 	return v

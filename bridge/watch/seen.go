@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
@@ -47,16 +48,36 @@ type seenRecord struct {
 	Since        time.Time `json:"t"`
 }
 
-// last is a person's last seen presence in memory: small, its pair's
-// strings shared (intern).
+// last is a person's last seen presence in memory: small, its pair
+// shared with everyone else's in the same pair (Watcher.pair).
 type last struct {
-	availability, activity string
-	seq                    string
-	since                  time.Time
+	pair  *adapters.Pair
+	seq   string
+	since time.Time
 }
 
-// loadSeen reads every last seen presence of tenant.
-func loadSeen(ctx context.Context, kv jetstream.KeyValue, tenant string) (map[string]last, error) {
+// maxPairs bounds the table of pairs a watcher shares between people;
+// past it a new pair is kept by the person alone.
+const maxPairs = 1024
+
+// pair returns the shared copy of p, its values interned.
+func (w *Watcher) pair(p adapters.Pair) *adapters.Pair {
+	if q, ok := w.pairs[p]; ok {
+		return q
+	}
+	q := &adapters.Pair{Availability: intern(p.Availability), Activity: intern(p.Activity)}
+	if w.pairs == nil {
+		w.pairs = map[adapters.Pair]*adapters.Pair{}
+	}
+	if len(w.pairs) < maxPairs {
+		w.pairs[p] = q
+	}
+	return q
+}
+
+// loadSeen reads every last seen presence of the watcher's tenant.
+func (wr *Watcher) loadSeen(ctx context.Context) (map[string]last, error) {
+	kv, tenant := wr.opts.Seen, wr.opts.Tenant
 	w, err := kv.Watch(ctx, seenKeys(tenant), jetstream.IgnoreDeletes())
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", SeenBucket, err)
@@ -80,7 +101,7 @@ func loadSeen(ctx context.Context, kv jetstream.KeyValue, tenant string) (map[st
 			if err != nil || json.Unmarshal(e.Value(), &rec) != nil {
 				continue // not ours: left for the next leave to remove
 			}
-			out[string(raw)] = last{availability: intern(rec.Availability), activity: intern(rec.Activity), seq: rec.Sequence, since: rec.Since}
+			out[string(raw)] = last{pair: wr.pair(adapters.Pair{Availability: rec.Availability, Activity: rec.Activity}), seq: rec.Sequence, since: rec.Since}
 		}
 	}
 }

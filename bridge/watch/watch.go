@@ -122,6 +122,9 @@ type Options struct {
 	// state written before the read was answered (catchUp); nil judges at
 	// once.
 	StateStream jetstream.Stream
+	// Reads, shared by the watchers of every tenant, bounds the presence
+	// reads in flight at once; nil bounds nothing.
+	Reads *Reads
 	// Tick is how often the watcher looks at its clock; default 50 ms.
 	Tick   time.Duration
 	Clock  Clock
@@ -142,13 +145,14 @@ type Watcher struct {
 	budget     *budget
 	people     []string          // read: the watched and the session holders, sorted
 	members    []string          // watched (watch.users), sorted
-	upn        map[string]string // UPNs of the listed, when known
+	upns       []string          // the UPN of each of listed, "" when not known
 	named      map[string]string // people the state store holds, with the UPN an event named them by
 	sessions   map[string]session
 	seen       map[string]last
+	pairs      map[adapters.Pair]*adapters.Pair // the pairs of seen, shared
 	states     jetstream.KeyWatcher
 	stateRev   uint64   // the newest user state revision taken in
-	listed     []string // resolved by the last refresh
+	listed     []string // resolved by the last refresh, sorted
 	order      []string // this cycle's people
 	cursor     int
 	cycleStart time.Time
@@ -318,11 +322,11 @@ func (w *Watcher) work(ctx context.Context) error {
 		return nil
 	}
 	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
-	w.people, w.upn, w.named, w.sessions, w.listed = nil, map[string]string{}, map[string]string{}, map[string]session{}, nil
+	w.people, w.upns, w.named, w.sessions, w.listed = nil, nil, map[string]string{}, map[string]session{}, nil
 	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = nil, 0, time.Time{}, time.Time{}, time.Time{}, true
 	w.seen = map[string]last{}
 	if w.opts.Watch.Enabled {
-		seen, err := loadSeen(ctx, w.opts.Seen, w.opts.Tenant)
+		seen, err := w.loadSeen(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // the lease ended

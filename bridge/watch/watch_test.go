@@ -2,10 +2,13 @@ package watch
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -270,7 +273,7 @@ func TestOlderSequenceChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.seen, w.upn = map[string]last{}, map[string]string{}
+	w.seen = map[string]last{}
 	id := userID(0)
 	for _, tt := range []struct {
 		seq, availability string
@@ -429,5 +432,106 @@ func TestReadWaitsForTheStatesBeforeIt(t *testing.T) {
 	changes := h.sink.all()
 	if len(changes) != 2 || changes[1].Origin != outputs.OriginBridge {
 		t.Fatalf("the bridge's call read before its state arrived was published as %+v, want origin bridge", changes[1:])
+	}
+}
+
+// graphFuncs is a Graph of functions: presences answers reads, users is
+// every tenant's list of members.
+type graphFuncs struct {
+	presences func(ctx context.Context, ids []string) ([]graphclient.Presence, error)
+	users     []graphclient.User
+}
+
+func (g graphFuncs) GetPresencesByUserID(ctx context.Context, ids []string) ([]graphclient.Presence, error) {
+	return g.presences(ctx, ids)
+}
+func (g graphFuncs) ListUsers(context.Context) ([]graphclient.User, error) { return g.users, nil }
+func (g graphFuncs) ListGroupMembers(context.Context, string) ([]graphclient.User, error) {
+	return nil, nil
+}
+
+// TestReadsInFlightAreBounded: five tenants' watchers sharing a bound of
+// two make their first reads two at a time; the other three wait for a
+// slot, and read once one is freed.
+func TestReadsInFlightAreBounded(t *testing.T) {
+	h := newHarness(t, 0, emulator.Throttle{})
+	const tenants, bound = 5, 2
+	reads := NewReads(bound)
+	var mu sync.Mutex
+	inFlight, most, entered := 0, 0, 0
+	release := make(chan struct{})
+	g := graphFuncs{
+		users: []graphclient.User{{ID: userID(1)}, {ID: userID(2)}},
+		presences: func(ctx context.Context, ids []string) ([]graphclient.Presence, error) {
+			mu.Lock()
+			inFlight++
+			entered++
+			most = max(most, inFlight)
+			mu.Unlock()
+			defer func() { mu.Lock(); inFlight--; mu.Unlock() }()
+			select {
+			case <-release:
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+			return []graphclient.Presence{{ID: ids[0], Availability: "Available", Activity: "Available", SequenceNumber: "1"}}, nil
+		},
+	}
+	var watchers []*Watcher
+	for i := range tenants {
+		w, _ := h.start(watchAll(), func(o *Options) {
+			o.Tenant, o.Graph, o.Reads = fmt.Sprintf("t%d.example", i), g, reads
+		})
+		watchers = append(watchers, w)
+	}
+	counts := func() (int, int, int) {
+		mu.Lock()
+		defer mu.Unlock()
+		return inFlight, entered, most
+	}
+	testpoll.Until(t, "every watcher reads or waits for a slot", func() bool {
+		_, n, _ := counts()
+		return n+int(reads.waiting.Load()) == tenants
+	})
+	if in, _, m := counts(); in != bound || m != bound {
+		t.Fatalf("%d reads in flight (at most %d), want %d: the bound does not hold", in, m, bound)
+	}
+	for range tenants {
+		release <- struct{}{}
+	}
+	testpoll.Until(t, "every watcher's first read", func() bool {
+		n := 0
+		for _, w := range watchers {
+			n += int(w.Status().Reads["ok"])
+		}
+		return n == tenants
+	})
+	if _, n, m := counts(); n != tenants || m != bound {
+		t.Fatalf("%d reads, at most %d in flight; want %d and %d", n, m, tenants, bound)
+	}
+}
+
+// TestPairsAreShared: people last seen in the same pair share one copy of
+// it, and the table of shared pairs stays bounded whatever Graph sends.
+func TestPairsAreShared(t *testing.T) {
+	h := newHarness(t, 0, emulator.Throttle{})
+	w, err := New(Options{Tenant: tenant, Watch: watchAll(), Graph: h.graph, State: h.store, Seen: h.seenKV, Sink: h.sink,
+		Hold: func(context.Context, string, func(context.Context) error) {}, Clock: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.seen = map[string]last{}
+	w.members = []string{userID(1), userID(2)}
+	for _, i := range []int{1, 2} {
+		w.saw(context.Background(), userID(i), graphclient.Presence{ID: userID(i), Availability: "Busy", Activity: "InACall", SequenceNumber: "1"}, session{}, false, t0)
+	}
+	if a, b := w.seen[userID(1)].pair, w.seen[userID(2)].pair; a == nil || a != b || *a != *inACall {
+		t.Fatalf("the two people's pairs are %p and %p, want one shared Busy/InACall", a, b)
+	}
+	for i := range 3 * maxPairs {
+		w.pair(adapters.Pair{Availability: fmt.Sprintf("Odd%d", i), Activity: "Odd"})
+	}
+	if n := len(w.pairs); n != maxPairs {
+		t.Fatalf("%d shared pairs, want at most %d", n, maxPairs)
 	}
 }
