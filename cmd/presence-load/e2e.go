@@ -168,6 +168,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		accepted int64
 		g        graphLatency
 		share    float64
+		requests map[string]float64 // Graph requests by operation
 		err      error
 	}
 	var rows []row
@@ -193,11 +194,16 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		opts.url, opts.rate, opts.metrics, opts.tenants = base+"/v1/events", goal.rate, base+"/metrics", o.tenants
 		r, err := post(ctx, opts)
 		var g graphLatency
+		var requests map[string]float64
 		if err == nil {
-			g, err = waitGraphLatency(ctx, &http.Client{Timeout: 10 * time.Second}, base+"/metrics", r.accepted, o.applyWait)
+			client := &http.Client{Timeout: 10 * time.Second}
+			g, err = waitGraphLatency(ctx, client, base+"/metrics", r.accepted, o.applyWait)
+			if err == nil {
+				requests, err = graphRequests(ctx, client, base+"/metrics")
+			}
 		}
 		share, _ := g.within(goal.p99)
-		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, err})
+		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, requests, err})
 		c.stop()
 		if err != nil && !errors.Is(err, errNotProcessed) {
 			return false, fmt.Errorf("bridge at %.0f/s: %w\n%s", goal.rate, err, c.tail())
@@ -220,6 +226,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 			fmt.Fprintln(stdout, r.err)
 		}
 		fmt.Fprintf(stdout, "%-38s outcomes %v\n", "", r.g.outcomes)
+		fmt.Fprintf(stdout, "%-38s Graph requests by operation %v\n", "", r.requests)
 	}
 	fmt.Fprintln(stdout, "(from the bridge's presence_bridge_event_to_graph_seconds; p50 and p99 interpolated within its buckets;")
 	fmt.Fprintln(stdout, " \"<= goal\" is the share of timed events within the goal, a bucket bound, so the verdict is exact)")
