@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
@@ -33,6 +34,10 @@ type e2eOptions struct {
 	// latencyOnly skips the comparison with the bare handler and runs only
 	// the accepted-to-Graph latency runs.
 	latencyOnly bool
+	// tenants spreads the users of the latency runs over that many
+	// tenants, each with its own source (see benchConfig); the comparison
+	// with the bare handler, which knows one token, stays at one.
+	tenants int
 }
 
 // Issue 10's targets.
@@ -89,7 +94,7 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 		}
 		var c *child
 		if phase.bridge {
-			c, err = startBridge(ctx, o, runDir, port, phase.ingestOnly)
+			c, err = startBridge(ctx, o, runDir, port, 1, phase.ingestOnly)
 			if err != nil {
 				return false, err
 			}
@@ -128,9 +133,10 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 }
 
 // startBridge starts the bridge in runDir on port, from the bench
-// configuration, with its apply stage off when ingestOnly.
-func startBridge(ctx context.Context, o e2eOptions, runDir string, port int, ingestOnly bool) (*child, error) {
-	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, ingestOnly)
+// configuration with the users spread over tenants, with its apply stage
+// off when ingestOnly.
+func startBridge(ctx context.Context, o e2eOptions, runDir string, port, tenants int, ingestOnly bool) (*child, error) {
+	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, tenants, ingestOnly)
 	if err != nil {
 		return nil, err
 	}
@@ -162,6 +168,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		accepted int64
 		g        graphLatency
 		share    float64
+		requests map[string]float64 // Graph requests by operation
 		err      error
 	}
 	var rows []row
@@ -175,7 +182,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		if err := os.Mkdir(runDir, 0o700); err != nil {
 			return false, err
 		}
-		c, err := startBridge(ctx, o, runDir, port, false)
+		c, err := startBridge(ctx, o, runDir, port, o.tenants, false)
 		if err != nil {
 			return false, err
 		}
@@ -184,14 +191,19 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 			return false, fmt.Errorf("bridge: %w\n%s", err, c.tail())
 		}
 		opts := load
-		opts.url, opts.rate, opts.metrics = base+"/v1/events", goal.rate, base+"/metrics"
+		opts.url, opts.rate, opts.metrics, opts.tenants = base+"/v1/events", goal.rate, base+"/metrics", o.tenants
 		r, err := post(ctx, opts)
 		var g graphLatency
+		var requests map[string]float64
 		if err == nil {
-			g, err = waitGraphLatency(ctx, &http.Client{Timeout: 10 * time.Second}, base+"/metrics", r.accepted, o.applyWait)
+			client := &http.Client{Timeout: 10 * time.Second}
+			g, err = waitGraphLatency(ctx, client, base+"/metrics", r.accepted, o.applyWait)
+			if err == nil {
+				requests, err = graphRequests(ctx, client, base+"/metrics")
+			}
 		}
 		share, _ := g.within(goal.p99)
-		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, err})
+		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, requests, err})
 		c.stop()
 		if err != nil && !errors.Is(err, errNotProcessed) {
 			return false, fmt.Errorf("bridge at %.0f/s: %w\n%s", goal.rate, err, c.tail())
@@ -200,7 +212,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		r.print(stdout)
 	}
 	ok := true
-	fmt.Fprintf(stdout, "\n%-28s %9s %9s %9s %9s %9s %10s %8s\n", "accepted -> Graph answered", "accepted", "timed", "no call", "p50", "p99", "<= goal", "goal")
+	fmt.Fprintf(stdout, "\n%-38s %9s %9s %9s %9s %9s %10s %8s\n", "accepted -> Graph answered", "accepted", "timed", "no call", "p50", "p99", "<= goal", "goal")
 	for _, r := range rows {
 		met := r.err == nil && r.share >= 0.99
 		ok = ok && met
@@ -208,12 +220,13 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		if !met {
 			verdict = "MISSED"
 		}
-		fmt.Fprintf(stdout, "%-28s %9d %9.0f %9.0f %9s %9s %9.1f%% %8s  %s\n", fmt.Sprintf("at %.0f/s, %d users", r.rate, o.users),
+		fmt.Fprintf(stdout, "%-38s %9d %9.0f %9.0f %9s %9s %9.1f%% %8s  %s\n", fmt.Sprintf("at %.0f/s, %d users, %d tenants", r.rate, o.users, o.tenants),
 			r.accepted, r.g.timed, r.g.outcomes["no_call"], ms(r.g.p50), ms(r.g.p99), 100*r.share, "p99 <= "+strconv.Itoa(int(r.goal.Milliseconds()))+"ms", verdict)
 		if r.err != nil {
 			fmt.Fprintln(stdout, r.err)
 		}
-		fmt.Fprintf(stdout, "%-28s outcomes %v\n", "", r.g.outcomes)
+		fmt.Fprintf(stdout, "%-38s outcomes %v\n", "", r.g.outcomes)
+		fmt.Fprintf(stdout, "%-38s Graph requests by operation %v\n", "", r.requests)
 	}
 	fmt.Fprintln(stdout, "(from the bridge's presence_bridge_event_to_graph_seconds; p50 and p99 interpolated within its buckets;")
 	fmt.Fprintln(stdout, " \"<= goal\" is the share of timed events within the goal, a bucket bound, so the verdict is exact)")
@@ -266,8 +279,13 @@ func ratio(a, b float64) float64 {
 
 // benchConfig returns the bench configuration template with the HTTP
 // port, the NATS store and users bench users filled in, and with the
-// apply stage off when ingestOnly.
-func benchConfig(path string, port int, storeDir string, users int, ingestOnly bool) ([]byte, error) {
+// apply stage off when ingestOnly. With tenants above one, the template's
+// tenant (in graph.tenants and in the emulator) and its source are
+// repeated for each tenant: tenant k is tenantID(id, k), with the same
+// app, default budget and emulator throttle (Graph's limit applies per
+// application per tenant), and its own source, sourceName(name, k), with
+// its own token, tenantToken(token, k). User u is in tenant u mod tenants.
+func benchConfig(path string, port int, storeDir string, users, tenants int, ingestOnly bool) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read bench config: %w", err)
@@ -275,6 +293,9 @@ func benchConfig(path string, port int, storeDir string, users int, ingestOnly b
 	var cfg map[string]any
 	if err := yaml.Unmarshal(data, &cfg); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if tenants < 1 {
+		return nil, fmt.Errorf("%d tenants: at least one is required", tenants)
 	}
 	httpCfg, err1 := section(cfg, "http")
 	natsCfg, err2 := section(cfg, "nats")
@@ -286,22 +307,35 @@ func benchConfig(path string, port int, storeDir string, users int, ingestOnly b
 	if err != nil {
 		return nil, fmt.Errorf("%s: graph.%w", path, err)
 	}
-	tenants, _ := emCfg["tenants"].([]any)
-	if len(tenants) != 1 {
-		return nil, fmt.Errorf("%s: graph.emulator.tenants must list one tenant", path)
+	graphTenant, err1 := only(graphCfg, "tenants")
+	emTenant, err2 := only(emCfg, "tenants")
+	source, err3 := only(cfg, "sources")
+	if err := errors.Join(err1, err2, err3); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	tenant, ok := tenants[0].(map[string]any)
-	if !ok {
-		return nil, fmt.Errorf("%s: graph.emulator.tenants[0] must be a mapping", path)
-	}
-	list := make([]any, users)
-	for u := range users {
-		list[u] = map[string]any{
-			"id":                  fmt.Sprintf("10ad0000-0000-4000-8000-%012d", u),
-			"user_principal_name": userName(u, "contoso.example"),
+	id, _ := graphTenant["id"].(string)
+	name, _ := source["name"].(string)
+	token, _ := source["token"].(string)
+	graphTenants, emTenants, sources := make([]any, tenants), make([]any, tenants), make([]any, tenants)
+	for k := range tenants {
+		t := maps.Clone(graphTenant)
+		t["id"] = tenantID(id, k)
+		graphTenants[k] = t
+		list := make([]any, 0, users/tenants+1)
+		for u := k; u < users; u += tenants {
+			list = append(list, map[string]any{
+				"id":                  fmt.Sprintf("10ad0000-0000-4000-8000-%012d", u),
+				"user_principal_name": userName(u, tenantID(id, k)),
+			})
 		}
+		e := maps.Clone(emTenant)
+		e["id"], e["users"] = tenantID(id, k), list
+		emTenants[k] = e
+		s := maps.Clone(source)
+		s["name"], s["token"], s["tenant"] = sourceName(name, k), tenantToken(token, k), tenantID(id, k)
+		sources[k] = s
 	}
-	tenant["users"] = list
+	graphCfg["tenants"], emCfg["tenants"], cfg["sources"] = graphTenants, emTenants, sources
 	if ingestOnly {
 		cfg["worker"] = map[string]any{"enabled": false}
 	}
@@ -309,6 +343,38 @@ func benchConfig(path string, port int, storeDir string, users int, ingestOnly b
 	natsCfg["store_dir"] = storeDir
 	return yaml.Marshal(cfg)
 }
+
+// only returns the one mapping the list at m[key] holds.
+func only(m map[string]any, key string) (map[string]any, error) {
+	list, _ := m[key].([]any)
+	if len(list) != 1 {
+		return nil, fmt.Errorf("%s must list one entry", key)
+	}
+	entry, ok := list[0].(map[string]any)
+	if !ok {
+		return nil, fmt.Errorf("%s[0] must be a mapping", key)
+	}
+	return entry, nil
+}
+
+// tenantID, sourceName and tenantToken name tenant k of a spread bench
+// (k from 0): tenant 0 keeps the template's names, so that one tenant is
+// the template as it is.
+func tenantID(id string, k int) string {
+	if k == 0 {
+		return id
+	}
+	return "t" + strconv.Itoa(k) + "." + id
+}
+
+func sourceName(name string, k int) string {
+	if k == 0 {
+		return name
+	}
+	return name + "-" + strconv.Itoa(k)
+}
+
+func tenantToken(token string, k int) string { return sourceName(token, k) }
 
 func section(m map[string]any, key string) (map[string]any, error) {
 	s, ok := m[key].(map[string]any)

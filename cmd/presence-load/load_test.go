@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -140,7 +142,7 @@ func FuzzSumByLabel(f *testing.F) {
 // the bridge's own decoder: every event valid, ids distinct, users spread,
 // each user's calls walking ringing, active, ended.
 func TestEventsAreValidCanonicalEvents(t *testing.T) {
-	g := &generator{opts: postOptions{source: "bench", users: 3}, runID: "r1", names: []string{"user0000@x.example", "user0001@x.example", "user0002@x.example"}}
+	g := newGenerator(postOptions{source: "bench", domain: "x.example", users: 3}, "r1")
 	ids := map[string]bool{}
 	var user1 []string
 	for i := range int64(12) {
@@ -327,26 +329,86 @@ func TestWaitProcessed(t *testing.T) {
 
 // TestBenchConfig checks that the committed bench configuration, filled
 // in as e2e does, is a valid bridge configuration whose emulator knows
-// every bench user.
+// every bench user, and that with the users spread over tenants each
+// tenant has its own emulator tenant, users, default budget and source,
+// and the load generator posts each user's events with their tenant's
+// source and token.
 func TestBenchConfig(t *testing.T) {
-	dir := t.TempDir()
-	data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), 1000, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfg, err := config.Parse(data, dir)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, data)
-	}
-	if cfg.HTTP.Listen != "127.0.0.1:18080" || !cfg.NATS.Embedded || cfg.NATS.Listen != "" || !cfg.Graph.Emulator.Enabled {
-		t.Errorf("http.listen %q, nats embedded %v listen %q, emulator %v", cfg.HTTP.Listen, cfg.NATS.Embedded, cfg.NATS.Listen, cfg.Graph.Emulator.Enabled)
-	}
-	users := cfg.Graph.Emulator.Tenants[0].Users
-	if len(users) != 1000 || users[999].UserPrincipalName != "user0999@contoso.example" {
-		t.Errorf("%d emulator users, the last %+v", len(users), users[len(users)-1])
-	}
-	if _, err := os.Stat(filepath.Join(dir, "nats")); err == nil {
-		t.Error("parsing created the store")
+	for _, tc := range []struct {
+		name           string
+		users, tenants int
+		perTenant      []int // users in each tenant
+	}{
+		{"one tenant", 1000, 1, []int{1000}},
+		{"five tenants", 1000, 5, []int{200, 200, 200, 200, 200}},
+		{"uneven", 10, 3, []int{4, 3, 3}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), tc.users, tc.tenants, false)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := config.Parse(data, dir)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, data)
+			}
+			if cfg.HTTP.Listen != "127.0.0.1:18080" || !cfg.NATS.Embedded || cfg.NATS.Listen != "" || !cfg.Graph.Emulator.Enabled {
+				t.Errorf("http.listen %q, nats embedded %v listen %q, emulator %v", cfg.HTTP.Listen, cfg.NATS.Embedded, cfg.NATS.Listen, cfg.Graph.Emulator.Enabled)
+			}
+			if _, err := os.Stat(filepath.Join(dir, "nats")); err == nil {
+				t.Error("parsing created the store")
+			}
+			if got := cfg.Graph.Emulator.Throttle.Limit; got != 10000 {
+				t.Errorf("emulator throttle %d per window, want Graph's 10000 (per tenant)", got)
+			}
+			if len(cfg.Graph.Tenants) != tc.tenants || len(cfg.Graph.Emulator.Tenants) != tc.tenants || len(cfg.Sources) != tc.tenants {
+				t.Fatalf("%d tenants, %d emulator tenants, %d sources; want %d each",
+					len(cfg.Graph.Tenants), len(cfg.Graph.Emulator.Tenants), len(cfg.Sources), tc.tenants)
+			}
+			// Where each user is, by the emulator; which source and token
+			// post for each tenant, by the bridge.
+			tenantOf := map[string]string{}
+			tokens := map[string]bool{}
+			for k, tenant := range cfg.Graph.Tenants {
+				em := cfg.Graph.Emulator.Tenants[k]
+				if em.ID != tenant.ID || tenant.Budget != cfg.Graph.Tenants[0].Budget || len(em.Apps) != 1 || em.Apps[0].ClientID != tenant.ClientID {
+					t.Errorf("tenant %d: %q budget %d, emulator tenant %q apps %+v", k, tenant.ID, tenant.Budget, em.ID, em.Apps)
+				}
+				if len(em.Users) != tc.perTenant[k] {
+					t.Errorf("tenant %s has %d users, want %d", tenant.ID, len(em.Users), tc.perTenant[k])
+				}
+				for _, u := range em.Users {
+					tenantOf[u.UserPrincipalName] = tenant.ID
+				}
+				s := cfg.Sources[k]
+				if s.Tenant != tenant.ID || s.Type != "generic" || tokens[s.Token] {
+					t.Errorf("source %d: %q of tenant %q, type %q, token shared %v", k, s.Name, s.Tenant, s.Type, tokens[s.Token])
+				}
+				tokens[s.Token] = true
+			}
+			if len(tenantOf) != tc.users {
+				t.Errorf("%d distinct users in the emulator, want %d", len(tenantOf), tc.users)
+			}
+			g := newGenerator(postOptions{token: benchToken, source: "bench", domain: "contoso.example", users: tc.users, tenants: tc.tenants}, "r1")
+			g.host, g.path = "127.0.0.1:18080", "/v1/events"
+			for i := range int64(2 * tc.users) {
+				req, err := http.ReadRequest(bufio.NewReader(bytes.NewReader(g.request(nil, i))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				events, err := adapters.DecodeEvents(g.event(nil, i))
+				if err != nil {
+					t.Fatal(err)
+				}
+				e := events[0]
+				tenant, known := tenantOf[e.User]
+				k := slices.IndexFunc(cfg.Sources, func(s config.Source) bool { return s.Name == e.Source })
+				if !known || k < 0 || cfg.Sources[k].Tenant != tenant || req.Header.Get("Authorization") != "Bearer "+cfg.Sources[k].Token {
+					t.Fatalf("event %d: user %s (tenant %q, known %v) from source %q with %q", i, e.User, tenant, known, e.Source, req.Header.Get("Authorization"))
+				}
+			}
+		})
 	}
 }
 

@@ -8,7 +8,7 @@
 //
 //	presence-load bare --listen 127.0.0.1:PORT --token T
 //	presence-load post --url URL --token T [--duration 10s] [--conns 64] [--users 1000] [--rate N] [--metrics URL]
-//	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml] [--latency-only]
+//	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml] [--latency-only] [--tenants N]
 //	presence-load scale --bridge PATH [--config cmd/presence-load/bridge.yaml] [--users 10000] [--quiet 60s]
 //
 // Exit codes: 0 success, 1 failure or a missed target (e2e), 2 bad usage.
@@ -91,7 +91,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.DurationVar(&o.applyWait, "apply-wait", 5*time.Minute, "how long to wait for the bridge to apply what it accepted")
 		fs.StringVar(&o.revision, "revision", "an unnamed commit", "the commit measured, printed in the header")
 		fs.BoolVar(&o.latencyOnly, "latency-only", false, "run only the accepted-to-Graph latency runs (200/s and 2,000/s), not the comparison with the bare handler")
+		fs.IntVar(&o.tenants, "tenants", 1, "spread the users of the latency runs over this many tenants, each with its own source and Graph budget")
 		if fs.Parse(args) != nil {
+			return exitUsage
+		}
+		if o.tenants < 1 || o.tenants > o.users {
+			fmt.Fprintln(stderr, "e2e: --tenants must be 1 to --users")
 			return exitUsage
 		}
 		ok, err := runE2E(ctx, o, stdout, stderr)

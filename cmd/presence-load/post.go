@@ -45,6 +45,11 @@ type postOptions struct {
 	total int64
 	state string
 	calls string
+	// tenants, when above one, spreads the users over that many tenants
+	// as benchConfig does: user u is in tenant k = u mod tenants, named
+	// userNNNN@tenantID(domain, k), and posted by source sourceName(source,
+	// k) with token tenantToken(token, k).
+	tenants int
 }
 
 func (o *postOptions) flags(fs *flag.FlagSet) {
@@ -152,10 +157,8 @@ func post(ctx context.Context, o postOptions) (result, error) {
 			return result{}, err
 		}
 	}
-	g := &generator{opts: o, host: u.Host, path: u.RequestURI(), runID: strconv.FormatInt(time.Now().UnixNano(), 36)}
-	for u := range o.users {
-		g.names = append(g.names, userName(u, o.domain))
-	}
+	g := newGenerator(o, strconv.FormatInt(time.Now().UnixNano(), 36))
+	g.host, g.path = u.Host, u.RequestURI()
 	g.start = time.Now()
 	g.end = g.start.Add(o.duration)
 	if o.rate > 0 {
@@ -240,9 +243,12 @@ type generator struct {
 	host, path string
 	runID      string
 	names      []string // the users' UPNs
-	start, end time.Time
-	interval   float64 // nanoseconds between events at a fixed rate
-	next       atomic.Int64
+	// sources and tokens are each tenant's; user u is in tenant
+	// u mod len(sources).
+	sources, tokens []string
+	start, end      time.Time
+	interval        float64 // nanoseconds between events at a fixed rate
+	next            atomic.Int64
 }
 
 // worker sends events over one keep-alive connection.
@@ -351,6 +357,20 @@ func (w *worker) send(i int64) (int, error) {
 	return resp.StatusCode, nil
 }
 
+// newGenerator returns the generator of run runID for o's users and
+// tenants.
+func newGenerator(o postOptions, runID string) *generator {
+	g := &generator{opts: o, runID: runID}
+	for k := range max(1, o.tenants) {
+		g.sources = append(g.sources, sourceName(o.source, k))
+		g.tokens = append(g.tokens, tenantToken(o.token, k))
+	}
+	for u := range o.users {
+		g.names = append(g.names, userName(u, tenantID(o.domain, u%len(g.sources))))
+	}
+	return g
+}
+
 // callStates are the states each call of a user goes through, one event
 // each.
 var callStates = [...]string{"ringing", "active", "ended"}
@@ -360,12 +380,13 @@ var callStates = [...]string{"ringing", "active", "ended"}
 // call, so the bridge sees real state changes.
 func (g *generator) request(buf []byte, i int64) []byte {
 	body := g.event(nil, i)
+	tenant := i % int64(g.opts.users) % int64(len(g.tokens))
 	buf = append(buf, "POST "...)
 	buf = append(buf, g.path...)
 	buf = append(buf, " HTTP/1.1\r\nHost: "...)
 	buf = append(buf, g.host...)
 	buf = append(buf, "\r\nAuthorization: Bearer "...)
-	buf = append(buf, g.opts.token...)
+	buf = append(buf, g.tokens[tenant]...)
 	buf = append(buf, "\r\nContent-Type: application/json\r\nContent-Length: "...)
 	buf = strconv.AppendInt(buf, int64(len(body)), 10)
 	buf = append(buf, "\r\n\r\n"...)
@@ -381,7 +402,7 @@ func (g *generator) event(buf []byte, i int64) []byte {
 	buf = append(buf, '-')
 	buf = strconv.AppendInt(buf, i, 10)
 	buf = append(buf, `","source":"`...)
-	buf = append(buf, g.opts.source...)
+	buf = append(buf, g.sources[user%int64(len(g.sources))]...)
 	buf = append(buf, `","type":"call","user":"`...)
 	buf = append(buf, g.names[user]...)
 	buf = append(buf, `","occurredAt":"`...)

@@ -228,7 +228,7 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 // emulator's own configuration with users people and its write
 // throttle raised to match.
 func scaleConfigs(path, emBase, storeDir string, users int) (bridgeCfg, emCfg []byte, err error) {
-	data, err := benchConfig(path, 0, storeDir, users, false)
+	data, err := benchConfig(path, 0, storeDir, users, 1, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -263,30 +263,33 @@ func scaleConfigs(path, emBase, storeDir string, users int) (bridgeCfg, emCfg []
 // graphWrites sums presence_bridge_graph_requests_total but for the token
 // endpoint: the Graph calls the bridge made since it started.
 func graphWrites(ctx context.Context, client *http.Client, url string) (float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, fmt.Errorf("get metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody))
-	if err != nil {
-		return 0, fmt.Errorf("read metrics: %w", err)
-	}
-	by, err := sumByLabel(body, "presence_bridge_graph_requests_total", "operation")
-	if err != nil {
-		return 0, err
-	}
+	by, err := graphRequests(ctx, client, url)
 	n := 0.0
 	for op, v := range by {
 		if op != "token" {
 			n += v
 		}
 	}
-	return n, nil
+	return n, err
+}
+
+// graphRequests returns presence_bridge_graph_requests_total by operation:
+// the Graph requests the bridge made since it started.
+func graphRequests(ctx context.Context, client *http.Client, url string) (map[string]float64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("get metrics: %w", err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody))
+	if err != nil {
+		return nil, fmt.Errorf("read metrics: %w", err)
+	}
+	return sumByLabel(body, "presence_bridge_graph_requests_total", "operation")
 }
 
 // procUsage reads a process's resident set size and the CPU time it used

@@ -44,8 +44,7 @@ func TestScaleConfigs(t *testing.T) {
 // one event per person, each naming the person's call of the run, so that
 // a second run can end the calls the first started.
 func TestPostOneEventEach(t *testing.T) {
-	g := &generator{opts: postOptions{source: "bench", users: 3, state: "ended", calls: "s1"}, runID: "r1",
-		names: []string{"user0000@x.example", "user0001@x.example", "user0002@x.example"}}
+	g := newGenerator(postOptions{source: "bench", domain: "x.example", users: 3, state: "ended", calls: "s1"}, "r1")
 	ev := string(g.event(nil, 2))
 	if !strings.Contains(ev, `"callId":"s1-2"`) || !strings.Contains(ev, `"state":"ended"`) || !strings.Contains(ev, "user0002@x.example") {
 		t.Errorf("event %s", ev)
