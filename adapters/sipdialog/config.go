@@ -234,5 +234,3 @@ func hostPort(s string) error {
 	}
 	return nil
 }
-
-
