@@ -29,6 +29,15 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 	if !w.opts.Reads.acquire(ctx) {
 		return // ctx ended
 	}
+	// The sessions as they were when the read began: what the aggregate
+	// is compared with (catchUp below may take in newer states, such as
+	// a status message the writer set after Graph answered).
+	observed := make(map[string]writer.Session)
+	for _, id := range ids {
+		if s := w.sessions[id]; s.observe != nil {
+			observed[id] = *s.observe
+		}
+	}
 	presences, err := w.breaker.Execute(func() ([]graphclient.Presence, error) {
 		callCtx, cancel := context.WithTimeout(ctx, readTimeout)
 		defer cancel()
@@ -57,14 +66,14 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 		if i, ok := slices.BinarySearch(ids, id); ok {
 			id = ids[i]
 		}
-		s, held := w.sessions[id] // unchanged during the read: the same goroutine takes the states
-		if held && s.observe != nil {
+		if was, ok := observed[id]; ok {
 			got := writer.Aggregate{Pair: adapters.Pair{Availability: p.Availability, Activity: p.Activity}, StatusText: p.StatusText()}
-			if err := writer.ObserveAggregate(ctx, w.opts.State, w.opts.Tenant, id, *s.observe, got, now, w.opts.Observe); err != nil {
+			if err := writer.ObserveAggregate(ctx, w.opts.State, w.opts.Tenant, id, was, got, now, w.opts.Observe); err != nil {
 				w.log.Warn("record the aggregate", "user", id, "err", err)
 			}
 		}
 		if w.opts.Watch.Enabled && w.watched(id) {
+			s, held := w.sessions[id] // as caught up: what explains the read
 			w.saw(ctx, id, p, s, held, now)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -315,6 +316,55 @@ func TestUsersOwnStatusMessageThroughWatcher(t *testing.T) {
 			t.Fatalf("the user's own message is not on record: %+v", st.Status)
 		}
 		h.advance(w, 2*time.Second, 500*time.Millisecond)
+	}
+}
+
+// TestStatusMessageSetDuringARead: the writer records the status
+// message it set while a read, answered before the set, is in flight.
+// The read is compared with the session as it was when it began, so it
+// does not take the message for one that expired and wipe the record
+// (which made the writer set the message twice).
+func TestStatusMessageSetDuringARead(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	h.session(0, "pbx")
+	ours := &state.StatusMessage{Text: "On a call", At: t0, Expires: t0.Add(time.Hour)}
+	var answered atomic.Int32
+	graph := graphFuncs{presences: func(ctx context.Context, ids []string) ([]graphclient.Presence, error) {
+		got, err := h.graph.GetPresencesByUserID(ctx, ids)
+		if err == nil && answered.Load() == 0 {
+			// Graph answered without a message; the writer sets it now.
+			if err := h.em.SetStatusMessage(userID(0), ours.Text, ours.Expires); err != nil {
+				t.Error(err)
+			}
+			if _, _, err := h.store.Update(ctx, tenant, userID(0), func(s *state.UserState) bool {
+				s.Status = ours
+				return true
+			}); err != nil {
+				t.Error(err)
+			}
+		}
+		answered.Add(1)
+		return got, err
+	}}
+	stream, err := h.js.Stream(context.Background(), "KV_"+h.store.KV().Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	watch := watchAll()
+	watch.Enabled = false
+	w, _ := h.start(watch, func(o *Options) {
+		o.Graph, o.ObserveInterval, o.Seen, o.StateStream = graph, time.Second, nil, stream
+		o.Observe.StatusMessages = true
+	})
+	for answered.Load() < 2 {
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	st, _, err := h.store.Get(context.Background(), tenant, userID(0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status == nil || st.Status.Text != ours.Text {
+		t.Fatalf("status message on record %+v after the reads, want the writer's %q kept", st.Status, ours.Text)
 	}
 }
 
