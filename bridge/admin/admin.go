@@ -104,7 +104,7 @@ func Register(r *gin.Engine, d Deps) {
 			adminError(c, http.StatusBadRequest, "invalid_request", "from must be a sequence number and limit between 1 and 1000")
 			return
 		}
-		list, err := d.DeadLetters.ListDeadLetters(c, from, limit)
+		list, err := d.DeadLetters.ListDeadLetters(c.Request.Context(), from, limit)
 		if err != nil {
 			adminError(c, http.StatusServiceUnavailable, "queue_unavailable", err.Error())
 			return
@@ -117,14 +117,14 @@ func Register(r *gin.Engine, d Deps) {
 			adminError(c, http.StatusBadRequest, "invalid_request", "seq must be a positive sequence number")
 			return
 		}
-		if err := d.DeadLetters.ReplayDeadLetter(c, seq); err != nil {
+		if err := d.DeadLetters.ReplayDeadLetter(c.Request.Context(), seq); err != nil {
 			adminError(c, http.StatusNotFound, "not_replayed", err.Error())
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"replayed": seq})
 	})
 	g.GET("/users/:tenant/:user", func(c *gin.Context) {
-		v, err := lookupUser(c, d, c.Param("tenant"), c.Param("user"))
+		v, err := lookupUser(c.Request.Context(), d, c.Param("tenant"), c.Param("user"))
 		if err != nil && len(err.history) > 0 {
 			// An unknown user, with what became of the events naming them.
 			c.AbortWithStatusJSON(err.status, gin.H{"error": gin.H{"code": err.code, "message": err.message}, "history": err.history})
@@ -142,7 +142,7 @@ func Register(r *gin.Engine, d Deps) {
 		c.JSON(http.StatusOK, gin.H{"tenants": tenantViews(d)})
 	})
 	g.DELETE("/deadletters", func(c *gin.Context) {
-		n, err := d.DeadLetters.PurgeDeadLetters(c)
+		n, err := d.DeadLetters.PurgeDeadLetters(c.Request.Context())
 		if err != nil {
 			adminError(c, http.StatusServiceUnavailable, "queue_unavailable", err.Error())
 			return

@@ -142,7 +142,7 @@ func registerPage(r *gin.Engine, d Deps, guard *guessGuard) {
 		switch {
 		case err != nil || seq == 0:
 			q.Set("notice", "Not replayed: no such dead letter.")
-		case d.DeadLetters.ReplayDeadLetter(c, seq) != nil:
+		case d.DeadLetters.ReplayDeadLetter(c.Request.Context(), seq) != nil:
 			q.Set("notice", "Dead letter "+strconv.FormatUint(seq, 10)+" was not replayed; see the bridge's log.")
 		default:
 			q.Set("notice", "Dead letter "+strconv.FormatUint(seq, 10)+" replayed.")
@@ -244,7 +244,7 @@ func statusData(c *gin.Context, d Deps, a *pageAuth) pageData {
 	twoWayRows(d, &data)
 	data.DeadLettersFrom, _ = strconv.ParseUint(c.Query("from"), 10, 64)
 	if d.DeadLetters != nil {
-		list, err := d.DeadLetters.ListDeadLetters(c, data.DeadLettersFrom, deadLettersShown+1)
+		list, err := d.DeadLetters.ListDeadLetters(c.Request.Context(), data.DeadLettersFrom, deadLettersShown+1)
 		if err != nil {
 			data.DeadLetterError = err.Error()
 		}
@@ -261,7 +261,7 @@ func statusData(c *gin.Context, d Deps, a *pageAuth) pageData {
 	if data.LookupUser != "" {
 		if len(data.LookupUser) > 512 {
 			data.UserError = "That user name is too long."
-		} else if v, err := lookupUser(c, d, data.LookupTenant, data.LookupUser); err != nil {
+		} else if v, err := lookupUser(c.Request.Context(), d, data.LookupTenant, data.LookupUser); err != nil {
 			data.UserError = err.message
 		} else {
 			data.User = v

@@ -142,7 +142,7 @@ type handler struct {
 const failedLogEvery = 10 * time.Second
 
 func (h *handler) ready(c *gin.Context) {
-	if err := h.opts.Ready(c); err != nil {
+	if err := h.opts.Ready(c.Request.Context()); err != nil {
 		c.Header("Retry-After", retryAfterSeconds(h.opts.RetryAfter))
 		writeError(c, http.StatusServiceUnavailable, "not_ready", err.Error(), nil)
 		return
@@ -207,12 +207,12 @@ func (h *handler) publish(c *gin.Context, events []adapters.Event, responder ada
 				return
 			}
 		}
-		if err := h.opts.Publisher.Publish(c, events); err != nil {
+		if err := h.opts.Publisher.Publish(c.Request.Context(), events); err != nil {
 			h.publishFailed(c, len(events), err)
 			return
 		}
 		h.opts.Accepted(events[0].Source, len(events))
-		if h.opts.Log.Enabled(c, slog.LevelDebug) {
+		if h.opts.Log.Enabled(c.Request.Context(), slog.LevelDebug) {
 			for _, e := range events {
 				h.opts.Log.Debug("event accepted", "source", e.Source, "event_id", e.ID, "type", e.Type)
 			}

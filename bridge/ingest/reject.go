@@ -56,7 +56,7 @@ func (h *handler) observe(c *gin.Context, source string, bearer bool) {
 		args = append(args, "fields", fields)
 	}
 	key := source + " " + strconv.Itoa(status) + " " + reason
-	h.rejections.Log(c, h.opts.Log, slog.LevelWarn, key, "webhook rejected", args...)
+	h.rejections.Log(c.Request.Context(), h.opts.Log, slog.LevelWarn, key, "webhook rejected", args...)
 }
 
 // rejectionReason names why a 4xx answer rejected a request, "" for any

@@ -125,7 +125,7 @@ func (b *bare) events(c *gin.Context) {
 		c.AbortWithStatusJSON(http.StatusInternalServerError, gin.H{"error": "encode event"})
 		return
 	}
-	ctx, cancel := context.WithTimeout(c, barePublishTimeout)
+	ctx, cancel := context.WithTimeout(c.Request.Context(), barePublishTimeout)
 	defer cancel()
 	f, err := b.js.PublishMsgAsync(&nats.Msg{
 		Subject: bareSubjectPrefix + "." + e.Source,
