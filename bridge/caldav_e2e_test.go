@@ -28,16 +28,7 @@ func TestCalDAVThroughTheBridge(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "caldav.txt"), []byte(caldavtest.Password+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	yaml := strings.Replace(testConfig(t), "admin: {token", fmt.Sprintf(`  - name: cal
-    type: caldav
-    caldav:
-      poll_interval: 1s
-      calendars:
-        - user: alice@contoso.example
-          url: %s/alice/work/
-          username: %s
-          password_file: caldav.txt
-admin: {token`, r.Base, caldavtest.User), 1)
+	yaml := withSource(testConfig(t), calSource(fmt.Sprintf(`{user: alice@contoso.example, url: "%s/alice/work/", username: %s, password_file: caldav.txt}`, r.Base, caldavtest.User)))
 	cfg, err := config.Parse([]byte(yaml), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -106,13 +97,7 @@ func TestCalDAVTakeoverEndsWhatTheHolderClaimed(t *testing.T) {
 	r := caldavtest.Start(t)
 	r.MkCalendar(t, "/alice/work/")
 	natsURL, em := sharedParts(t)
-	yaml := clusterConfig(natsURL, em.Addr()) + fmt.Sprintf(`  - name: cal
-    type: caldav
-    caldav:
-      poll_interval: 1s
-      calendars:
-        - {user: alice@contoso.example, url: "%s/alice/work/", username: %s, password: %s}
-`, r.Base, caldavtest.User, caldavtest.Password)
+	yaml := clusterConfig(natsURL, em.Addr()) + calSource(radicaleCalendar(r, "alice@contoso.example", "/alice/work/"))
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	holder := -1
 	testpoll.Until(t, "a bridge running the source", func() bool {

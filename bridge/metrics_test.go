@@ -392,16 +392,7 @@ func sourceRow(t *testing.T, page, source string) []string {
 func TestConnectOutSourceLastEvent(t *testing.T) {
 	r := caldavtest.Start(t)
 	r.MkCalendar(t, "/alice/work/")
-	yaml := strings.Replace(testConfig(t), "admin: {token", fmt.Sprintf(`  - name: cal
-    type: caldav
-    caldav:
-      poll_interval: 1s
-      calendars:
-        - user: alice@contoso.example
-          url: %s/alice/work/
-          username: %s
-          password: %s
-admin: {token`, r.Base, caldavtest.User, caldavtest.Password), 1)
+	yaml := withSource(testConfig(t), calSource(radicaleCalendar(r, "alice@contoso.example", "/alice/work/")))
 	b := startBridge(t, yaml)
 	waitMetric(t, b, "the caldav source to run", func(s scrape) bool {
 		v, _ := s.value("presence_bridge_source_running", "source=cal")

@@ -92,7 +92,7 @@ func blf(t *testing.T, w *siptest.Watcher, ext string) ([]string, bool) {
 //   - nobody stays busy.
 func TestSIPLoop(t *testing.T) {
 	k := siptest.StartKamailio(t)
-	yaml := strings.Replace(testConfig(t), "admin: {token", sipSource(k, "10m", "30s")+"admin: {token", 1) + sipOutput(k)
+	yaml := withSource(testConfig(t), sipSource(k, "10m", "30s")) + sipOutput(k)
 	b := startBridge(t, yaml)
 	presence := func(id string) string {
 		p, _ := b.Emulator().Presence(id)

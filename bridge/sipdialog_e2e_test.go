@@ -141,8 +141,7 @@ func sourceSubscribed(b *bridge.Bridge) bool {
 // (without a body: Kamailio knows no dialog) ends the call for both.
 func TestSIPDialogPBXRestartClearsCalls(t *testing.T) {
 	k := sipdialogtest.StartKamailio(t)
-	yaml := strings.Replace(testConfig(t), "admin: {token", sipSource(k, "10m", "1s")+`presence: {mapping: {ringing: Away/Away}}
-admin: {token`, 1)
+	yaml := withSource(testConfig(t), sipSource(k, "10m", "1s")+"presence: {mapping: {ringing: Away/Away}}\n")
 	b := startBridge(t, yaml)
 	presence := func(id string) string {
 		p, _ := b.Emulator().Presence(id)

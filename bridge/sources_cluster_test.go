@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,15 +12,26 @@ import (
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
-// calSource is a caldav source for clusterConfig's sources list; url is
-// the calendar it polls.
-func calSource(url string) string {
+// calSource is a caldav source named cal, polling every second, for a
+// config's sources list: one calendar per flow mapping given.
+func calSource(calendars ...string) string {
 	return `  - name: cal
     type: caldav
     caldav:
       poll_interval: 1s
-      calendars: [{user: alice@contoso.example, url: "` + url + `"}]
+      calendars: [` + strings.Join(calendars, ", ") + `]
 `
+}
+
+// radicaleCalendar is the flow mapping of user's calendar at path on r,
+// with the test account's credentials.
+func radicaleCalendar(r *caldavtest.Radicale, user, path string) string {
+	return fmt.Sprintf(`{user: %s, url: "%s%s", username: %s, password: %s}`, user, r.Base, path, caldavtest.User, caldavtest.Password)
+}
+
+// withSource adds source to the sources list of testConfig's YAML.
+func withSource(yaml, source string) string {
+	return strings.Replace(yaml, "admin: {token", source+"admin: {token", 1)
 }
 
 // TestConnectOutSourceOneBridgeAtATime: of three bridges on one NATS,
@@ -29,7 +41,7 @@ func calSource(url string) string {
 // bridge polls is what counts.)
 func TestConnectOutSourceOneBridgeAtATime(t *testing.T) {
 	natsURL, em := sharedParts(t)
-	yaml := clusterConfig(natsURL, em.Addr()) + calSource("http://127.0.0.1:1/alice/calendar/")
+	yaml := clusterConfig(natsURL, em.Addr()) + calSource(`{user: alice@contoso.example, url: "http://127.0.0.1:1/alice/calendar/"}`)
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
@@ -71,14 +83,7 @@ func TestCalDAVHandoverBetweenBridges(t *testing.T) {
 	r.MkCalendar(t, "/alice/work/")
 	r.MkCalendar(t, "/alice/bob/")
 	natsURL, em := sharedParts(t)
-	yaml := clusterConfig(natsURL, em.Addr()) + fmt.Sprintf(`  - name: cal
-    type: caldav
-    caldav:
-      poll_interval: 1s
-      calendars:
-        - {user: alice@contoso.example, url: "%[1]s/alice/work/", username: %[2]s, password: %[3]s}
-        - {user: bob@contoso.example, url: "%[1]s/alice/bob/", username: %[2]s, password: %[3]s}
-`, r.Base, caldavtest.User, caldavtest.Password)
+	yaml := clusterConfig(natsURL, em.Addr()) + calSource(radicaleCalendar(r, "alice@contoso.example", "/alice/work/"), radicaleCalendar(r, "bob@contoso.example", "/alice/bob/"))
 	bridges := []*bridge.Bridge{startClusterBridgeFrom(t, yaml), startClusterBridgeFrom(t, yaml)}
 	runner := func() int {
 		t.Helper()
