@@ -1,7 +1,6 @@
 package bridge_test
 
 import (
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -10,24 +9,12 @@ import (
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
-// freeAddr returns a loopback address no one listens on now.
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
-
 // TestManagedCalendarSubscriptions: the bridge subscribes to Alice's
 // calendar by itself; a meeting added in the emulator reaches the bridge
 // through the subscription and changes her presence; a subscription the
 // emulator drops is created again; deleting the meeting clears her.
 func TestManagedCalendarSubscriptions(t *testing.T) {
-	addr := freeAddr(t)
+	addr := unusedLoopbackAddr(t)
 	cfg := testConfig(t)
 	cfg = strings.Replace(cfg, `http: {listen: "127.0.0.1:0"}`, `http: {listen: "`+addr+`"}`, 1)
 	cfg = strings.Replace(cfg, "roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All]", "roles: [Presence.ReadWrite.All, Presence.Read.All, User.Read.All, Calendars.Read]", 1)

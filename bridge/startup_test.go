@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
+
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,12 +27,10 @@ import (
 // unusedLoopbackAddr returns a loopback address on which nothing listens.
 func unusedLoopbackAddr(t *testing.T) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := ln.Addr().String()
-	ln.Close()
 	return addr
 }
 

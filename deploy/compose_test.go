@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
+
 	"github.com/presence-bridge/presence-bridge/internal/logbuf"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -218,12 +220,10 @@ func (l *loopback) port(t *testing.T, service string, containerPort int) int {
 	if p, ok := l.ports[key]; ok {
 		return p
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	p, err := freeport.Port()
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
 	l.ports[key] = p
 	return p
 }

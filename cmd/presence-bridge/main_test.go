@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
 
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
@@ -149,12 +150,12 @@ func TestVersionFromLdflags(t *testing.T) {
 
 // freeAddr returns a loopback address nothing listens on.
 func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	t.Helper()
+	addr, err := freeport.Addr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return addr
 }
 
 const aliceID = bridgetest.AliceID

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -17,6 +16,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
 
 	"gopkg.in/yaml.v3"
 )
@@ -83,7 +84,7 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 		case phase.bridge:
 			name = "bridge"
 		}
-		port, err := freePort()
+		port, err := freeport.Port()
 		if err != nil {
 			return false, err
 		}
@@ -173,7 +174,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 	}
 	var rows []row
 	for i, goal := range graphLatencyGoals {
-		port, err := freePort()
+		port, err := freeport.Port()
 		if err != nil {
 			return false, err
 		}
@@ -382,16 +383,6 @@ func section(m map[string]any, key string) (map[string]any, error) {
 		return nil, fmt.Errorf("%s: a mapping is required", key)
 	}
 	return s, nil
-}
-
-// freePort returns a loopback port that was free a moment ago.
-func freePort() (int, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("find a free port: %w", err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port, nil
 }
 
 // child is a server run as a child process, its output in a log file. It

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
+
 	"gopkg.in/yaml.v3"
 )
 
@@ -51,7 +53,7 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 	defer os.RemoveAll(dir)
 	fmt.Fprintf(stdout, "presence-load scale: %d people, %s, built from %s\n", o.users, time.Now().UTC().Format(time.RFC3339), o.revision)
 
-	emPort, err := freePort()
+	emPort, err := freeport.Port()
 	if err != nil {
 		return false, err
 	}
@@ -76,7 +78,7 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 		return false, fmt.Errorf("emulator: %w\n%s", err, em.tail())
 	}
 
-	port, err := freePort()
+	port, err := freeport.Port()
 	if err != nil {
 		return false, err
 	}

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
+
 	"github.com/emiago/sipgo"
 	"github.com/emiago/sipgo/sip"
 
@@ -161,24 +163,15 @@ func Tail(s string, n int) string {
 	return s
 }
 
-// FreePort finds a loopback port free for both UDP and TCP.
+// FreePort finds a loopback port free for both UDP and TCP (package
+// freeport).
 func FreePort(t testing.TB) int {
 	t.Helper()
-	for range 20 {
-		u, err := net.ListenPacket("udp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
-		_ = u.Close()
-		if err == nil {
-			_ = l.Close()
-			return port
-		}
+	port, err := freeport.Port()
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port for UDP and TCP")
-	return 0
+	return port
 }
 
 // Phone is a SIP user agent that registers with Kamailio and places or
