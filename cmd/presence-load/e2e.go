@@ -193,6 +193,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		}
 		opts := load
 		opts.url, opts.rate, opts.metrics, opts.tenants = base+"/v1/events", goal.rate, base+"/metrics", o.tenants
+		opts.stages = true
 		r, err := post(ctx, opts)
 		var g graphLatency
 		var requests map[string]float64

@@ -128,23 +128,32 @@ func processed(text []byte) (float64, map[string]float64, error) {
 
 // scrape reads a /metrics page and returns processed's answer.
 func scrape(ctx context.Context, client *http.Client, url string) (float64, map[string]float64, error) {
+	body, err := get(ctx, client, url)
+	if err != nil {
+		return 0, nil, err
+	}
+	return processed(body)
+}
+
+// get reads a /metrics page.
+func get(ctx context.Context, client *http.Client, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return 0, nil, fmt.Errorf("metrics request: %w", err)
+		return nil, fmt.Errorf("metrics request: %w", err)
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return 0, nil, fmt.Errorf("get metrics: %w", err)
+		return nil, fmt.Errorf("get metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody))
 	if err != nil {
-		return 0, nil, fmt.Errorf("read metrics: %w", err)
+		return nil, fmt.Errorf("read metrics: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return 0, nil, fmt.Errorf("get metrics: status %d", resp.StatusCode)
+		return nil, fmt.Errorf("get metrics: status %d", resp.StatusCode)
 	}
-	return processed(body)
+	return body, nil
 }
 
 // The bridge's end-to-end latency: accepted (202) until Graph answered the

@@ -50,6 +50,9 @@ type postOptions struct {
 	// userNNNN@tenantID(domain, k), and posted by source sourceName(source,
 	// k) with token tenantToken(token, k).
 	tenants int
+	// stages, with metrics, samples where events wait while the load
+	// runs and until they are processed (stages.go).
+	stages bool
 }
 
 func (o *postOptions) flags(fs *flag.FlagSet) {
@@ -93,6 +96,7 @@ type result struct {
 	// processed every accepted event; zero when not measured.
 	done     time.Duration
 	outcomes map[string]float64 // processed events by outcome, during the run
+	stages   stages             // where events waited, when sampled
 }
 
 // acceptedPerSecond is 202 answers per second of load.
@@ -138,6 +142,7 @@ func (r result) print(w io.Writer) {
 		fmt.Fprintf(w, "processed (%s), every accepted event %s after the first request: %.0f accepted and applied/s\n",
 			strings.Join(outcomes, ", "), r.done.Round(time.Millisecond), r.appliedPerSecond())
 	}
+	r.stages.print(w, r.rate)
 }
 
 func ms(d time.Duration) string { return strconv.FormatFloat(d.Seconds()*1000, 'f', 2, 64) + " ms" }
@@ -152,11 +157,33 @@ func post(ctx context.Context, o postOptions) (result, error) {
 	}
 	metricsClient := &http.Client{Timeout: 10 * time.Second}
 	var before map[string]float64
+	var basePage []byte
 	if o.metrics != "" {
-		if _, before, err = scrape(ctx, metricsClient, o.metrics); err != nil {
+		if basePage, err = get(ctx, metricsClient, o.metrics); err != nil {
+			return result{}, err
+		}
+		if _, before, err = processed(basePage); err != nil {
 			return result{}, err
 		}
 	}
+	stopSampling := make(chan struct{})
+	sampled := make(chan stages, 1)
+	var sampleErr error
+	if o.metrics != "" && o.stages {
+		go func() {
+			s, err := sampleStages(ctx, metricsClient, o.metrics, basePage, 250*time.Millisecond, stopSampling)
+			sampleErr = err
+			sampled <- s
+		}()
+	} else {
+		sampled <- stages{}
+	}
+	defer func() {
+		if stopSampling != nil {
+			close(stopSampling)
+			<-sampled
+		}
+	}()
 	g := newGenerator(o, strconv.FormatInt(time.Now().UnixNano(), 36))
 	g.host, g.path = u.Host, u.RequestURI()
 	g.start = time.Now()
@@ -194,6 +221,11 @@ func post(ctx context.Context, o postOptions) (result, error) {
 		if err := waitProcessed(ctx, metricsClient, o, g.start, before, &r); err != nil {
 			return r, err
 		}
+	}
+	close(stopSampling)
+	r.stages, stopSampling = <-sampled, nil
+	if sampleErr != nil {
+		return r, fmt.Errorf("sample where events wait: %w", sampleErr)
 	}
 	return r, nil
 }
