@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/outputs"
@@ -80,6 +81,7 @@ type Views struct {
 	// Set appends, List sorts.
 	sorted   []person
 	unsorted bool
+	pairs    map[outputs.Pair]*outputs.Pair
 }
 
 // person identifies a watched person: tenant and lowercased object id.
@@ -89,13 +91,56 @@ func (p person) compare(q person) int {
 	return cmp.Or(strings.Compare(p.tenant, q.tenant), strings.Compare(p.id, q.id))
 }
 
+// entry is one watched person's record: the newest view, kept compact
+// (its tenant and lowercased id are its key, its pair is shared with
+// everyone else's in the same pair, its ETag is the digest's bytes), and
+// the last seen presence the watcher compares its reads with (Last): the
+// watcher keeps no copy of its own.
 type entry struct {
-	view outputs.View
-	etag string
+	user, id string
+	pair     *outputs.Pair
+	origin   string
+	sources  []string
+	since    time.Time
+	seenAt   time.Time
+	seq      string
+	etag     etag
 	// changed is closed when the ETag changes; it is made by the first
 	// waiter after a change and shared by all waiters of the person, so a
 	// waiter costs the store nothing.
 	changed chan struct{}
+}
+
+// etag is the digest an ETag quotes (ETag).
+type etag [15]byte
+
+func (e etag) String() string {
+	var b [2 + 20]byte
+	b[0], b[len(b)-1] = '"', '"'
+	base64.RawURLEncoding.Encode(b[1:len(b)-1], e[:])
+	return string(b[:])
+}
+
+// view is the entry as the view of k.
+func (e *entry) view(k person) outputs.View {
+	return outputs.View{User: e.user, ID: e.id, Tenant: k.tenant, Availability: e.pair.Availability, Activity: e.pair.Activity,
+		Origin: e.origin, Sources: slices.Clone(e.sources), Since: e.since, SeenAt: e.seenAt, SequenceNumber: e.seq}
+}
+
+// maxPairs bounds the table of pairs the entries share; past it a new
+// pair is kept by its entry alone.
+const maxPairs = 1024
+
+// pair returns the shared copy of p; vs.mu is held.
+func (vs *Views) pair(p outputs.Pair) *outputs.Pair {
+	if q, ok := vs.pairs[p]; ok {
+		return q
+	}
+	q := &p
+	if len(vs.pairs) < maxPairs {
+		vs.pairs[p] = q
+	}
+	return q
 }
 
 // NewViews returns an empty store.
@@ -111,6 +156,7 @@ func NewViews(opts Options) *Views {
 		tenants:    map[string]int{},
 		names:      map[string]person{},
 		more:       map[string][]person{},
+		pairs:      map[outputs.Pair]*outputs.Pair{},
 	}
 }
 
@@ -118,13 +164,16 @@ func NewViews(opts Options) *Views {
 // object id, sequenceNumber and pair. It changes when Graph's presence
 // does, not when the watcher merely sees it again, and is the same across
 // restarts for the same presence.
-func ETag(v outputs.View) string {
+func ETag(v outputs.View) string { return digest(v).String() }
+
+func digest(v outputs.View) etag {
 	h := sha256.New()
 	for _, s := range []string{v.Tenant, strings.ToLower(v.ID), v.SequenceNumber, v.Availability, v.Activity} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:15]) + `"`
+	var d [sha256.Size]byte
+	return etag(h.Sum(d[:0])[:15])
 }
 
 // Set stores v as the person's newest view. Waiters of the person wake
@@ -136,12 +185,11 @@ func (vs *Views) Set(v outputs.View) {
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	e := vs.people[k]
-	if e != nil && sameButSeen(e.view, v) {
-		e.view.SeenAt = v.SeenAt
+	if e != nil && sameButSeen(e, v) {
+		e.seenAt = v.SeenAt
 		return
 	}
-	v.Sources = slices.Clone(v.Sources)
-	etag := ETag(v)
+	d := digest(v)
 	if e == nil {
 		e = &entry{}
 		vs.people[k] = e
@@ -149,7 +197,7 @@ func (vs *Views) Set(v outputs.View) {
 		vs.sorted = append(vs.sorted, k)
 		vs.unsorted = true
 	}
-	if oldUser, newUser := strings.ToLower(e.view.User), strings.ToLower(v.User); oldUser != newUser {
+	if oldUser, newUser := strings.ToLower(e.user), strings.ToLower(v.User); oldUser != newUser {
 		if oldUser != "" && oldUser != k.id {
 			vs.removeName(oldUser, k)
 		}
@@ -157,21 +205,55 @@ func (vs *Views) Set(v outputs.View) {
 			vs.addName(newUser, k)
 		}
 	}
-	e.view = v
-	if e.etag != etag {
-		e.etag = etag
-		if e.changed != nil {
-			close(e.changed)
-			e.changed = nil
-		}
+	changed := e.pair == nil || e.etag != d
+	e.user, e.id, e.pair, e.origin = v.User, v.ID, vs.pair(outputs.Pair{Availability: v.Availability, Activity: v.Activity}), v.Origin
+	e.sources, e.since, e.seenAt, e.seq, e.etag = slices.Clone(v.Sources), v.Since, v.SeenAt, v.SequenceNumber, d
+	if changed && e.changed != nil {
+		close(e.changed)
+		e.changed = nil
 	}
 }
 
-// sameButSeen reports whether a and b differ at most in SeenAt.
-func sameButSeen(a, b outputs.View) bool {
-	return a.User == b.User && a.ID == b.ID && a.Tenant == b.Tenant && a.Availability == b.Availability &&
-		a.Activity == b.Activity && a.Origin == b.Origin && slices.Equal(a.Sources, b.Sources) &&
-		a.Since.Equal(b.Since) && a.SequenceNumber == b.SequenceNumber
+// sameButSeen reports whether the view of e and v differ at most in
+// SeenAt.
+func sameButSeen(e *entry, v outputs.View) bool {
+	return e.user == v.User && e.id == v.ID && e.pair.Availability == v.Availability &&
+		e.pair.Activity == v.Activity && e.origin == v.Origin && slices.Equal(e.sources, v.Sources) &&
+		e.since.Equal(v.Since) && e.seq == v.SequenceNumber
+}
+
+// Last is what the watcher last saw of a person: the pair, Graph's
+// sequenceNumber and when the pair was first seen.
+type Last struct {
+	Pair     outputs.Pair
+	Sequence string
+	Since    time.Time
+}
+
+// Last returns what the store holds of person id (lowercased) of tenant
+// as last seen: the watcher compares its reads with it, and keeps no copy
+// of its own.
+func (vs *Views) Last(tenant, id string) (Last, bool) {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	e := vs.people[person{tenant, id}]
+	if e == nil {
+		return Last{}, false
+	}
+	return Last{Pair: *e.pair, Sequence: e.seq, Since: e.since}, true
+}
+
+// IDs returns the lowercased object ids of tenant's people.
+func (vs *Views) IDs(tenant string) []string {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	var ids []string
+	for k := range vs.people {
+		if k.tenant == tenant {
+			ids = append(ids, k.id)
+		}
+	}
+	return ids
 }
 
 // Delete forgets the person id of tenant, who left the watch; their
@@ -188,7 +270,7 @@ func (vs *Views) Delete(tenant, id string) {
 	if vs.tenants[k.tenant]--; vs.tenants[k.tenant] <= 0 {
 		delete(vs.tenants, k.tenant)
 	}
-	if u := strings.ToLower(e.view.User); u != k.id {
+	if u := strings.ToLower(e.user); u != k.id {
 		vs.removeName(u, k)
 	}
 	vs.sorted = slices.DeleteFunc(vs.sorted, func(p person) bool { return p == k })
@@ -251,9 +333,7 @@ func (vs *Views) current(k person, key string) (outputs.View, string, error) {
 	if e == nil {
 		return outputs.View{}, "", fmt.Errorf("%q: %w", key, ErrNotWatched)
 	}
-	v := e.view
-	v.Sources = slices.Clone(v.Sources)
-	return v, e.etag, nil
+	return e.view(k), e.etag.String(), nil
 }
 
 // find returns the person key names.
@@ -397,8 +477,7 @@ func (vs *Views) List(tenant, cursor string, limit int) ([]outputs.View, string,
 		if tenant != "" && k.tenant != tenant {
 			break
 		}
-		v, _, _ := vs.current(k, "")
-		views = append(views, v)
+		views = append(views, vs.people[k].view(k))
 	}
 	next := ""
 	if i < len(vs.sorted) && (tenant == "" || vs.sorted[i].tenant == tenant) && len(views) > 0 {

@@ -108,7 +108,12 @@ func (w *Watcher) setPeople() {
 		slices.Sort(people)
 	}
 	w.people = people
-	for id := range w.seen {
+	for id := range w.loaded {
+		if !w.watched(id) {
+			w.leave(id)
+		}
+	}
+	for _, id := range w.opts.Views.IDs(w.opts.Tenant) {
 		if !w.watched(id) {
 			w.leave(id)
 		}
