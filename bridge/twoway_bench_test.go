@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -557,6 +558,7 @@ func BenchmarkLookupPaced(b *testing.B) {
 				mu.Unlock()
 			})
 		}
+		rt0, os0 := readRuntime(), osWait()
 		start := time.Now()
 		for i := range total {
 			at := start.Add(time.Duration(i) * time.Second / rate)
@@ -569,6 +571,7 @@ func BenchmarkLookupPaced(b *testing.B) {
 		close(due)
 		wg.Wait()
 		elapsed := time.Since(start)
+		rt1, os1 := readRuntime(), osWait()
 		slices.Sort(fromDue)
 		slices.Sort(service)
 		b.ReportMetric(float64(len(fromDue))/elapsed.Seconds(), "answered/s")
@@ -576,6 +579,17 @@ func BenchmarkLookupPaced(b *testing.B) {
 		b.ReportMetric(percentile(fromDue, 0.99), "p99-ms")
 		b.ReportMetric(percentile(fromDue, 0.999), "p99.9-ms")
 		b.ReportMetric(percentile(service, 0.99), "p99-service-ms")
+		// Where time went besides the handler, in this process (bridge,
+		// embedded NATS and emulator, and the clients): Go's own
+		// scheduling delay (a runnable goroutine waiting for a P), the
+		// collector's stop-the-world pauses, the CPU used, and the time
+		// its threads waited for a core in the kernel's run queue.
+		b.ReportMetric(histQuantile(rt0.sched, rt1.sched, 0.99)*1e3, "p99-go-sched-ms")
+		b.ReportMetric(histCount(rt0.pauses, rt1.pauses), "gc-pauses")
+		b.ReportMetric(histQuantile(rt0.pauses, rt1.pauses, 1)*1e3, "max-gc-pause-ms")
+		b.ReportMetric(float64(rt1.gcs-rt0.gcs), "gc-cycles")
+		b.ReportMetric((rt1.cpu-rt0.cpu)/elapsed.Seconds(), "cpu-s/s")
+		b.ReportMetric(float64(os1-os0)/1e6/elapsed.Seconds(), "os-runq-wait-ms/s")
 		if failed > 0 {
 			b.Errorf("%d of %d requests failed or answered other than 200", failed, total)
 		}
@@ -585,3 +599,66 @@ func BenchmarkLookupPaced(b *testing.B) {
 // lookupPacedSeconds is how long BenchmarkLookupPaced sends, per
 // iteration.
 const lookupPacedSeconds = 10
+
+// runtimeStats are the runtime metrics BenchmarkLookupPaced reports the
+// change of.
+type runtimeStats struct {
+	sched, pauses *metrics.Float64Histogram
+	gcs           uint64
+	cpu           float64
+}
+
+func readRuntime() runtimeStats {
+	samples := []metrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/sched/pauses/total/gc:seconds"},
+		{Name: "/gc/cycles/total:gc-cycles"}, {Name: "/cpu/classes/total:cpu-seconds"}}
+	metrics.Read(samples)
+	return runtimeStats{sched: samples[0].Value.Float64Histogram(), pauses: samples[1].Value.Float64Histogram(),
+		gcs: samples[2].Value.Uint64(), cpu: samples[3].Value.Float64()}
+}
+
+// histCount is how many samples b holds beyond a (b a later reading of
+// the same histogram).
+func histCount(a, b *metrics.Float64Histogram) float64 {
+	n := uint64(0)
+	for i := range b.Counts {
+		n += b.Counts[i] - a.Counts[i]
+	}
+	return float64(n)
+}
+
+// histQuantile is the upper bound of the bucket holding quantile q of
+// the samples b holds beyond a; 0 without samples.
+func histQuantile(a, b *metrics.Float64Histogram, q float64) float64 {
+	total := histCount(a, b)
+	if total == 0 {
+		return 0
+	}
+	seen := uint64(0)
+	for i := range b.Counts {
+		seen += b.Counts[i] - a.Counts[i]
+		if float64(seen) >= q*total {
+			return b.Buckets[i+1]
+		}
+	}
+	return b.Buckets[len(b.Buckets)-1]
+}
+
+// osWait is the time, in nanoseconds, this process's threads have
+// waited in the kernel's run queue for a core (the second field of
+// /proc/self/task/*/schedstat; 0 elsewhere). Threads that ended are not
+// counted.
+func osWait() uint64 {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var total uint64
+	for _, t := range tasks {
+		data, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			total += n
+		}
+	}
+	return total
+}
