@@ -528,96 +528,203 @@ func writeHeapProfile(b *testing.B, path string) {
 // paced at 2,000 requests per second for lookupPacedSeconds, open loop:
 // a request's latency is timed from when it was due, so time spent
 // waiting for a free client counts. 64 clients with keep-alive
-// connections. It reports the requests answered per second and the
-// latency percentiles; it fails on an answer other than 200.
+// connections, in this process. It reports the requests answered per
+// second and the latency percentiles, and what this process's scheduling
+// did meanwhile; it fails on an answer other than 200.
 func BenchmarkLookupPaced(b *testing.B) {
-	const people, rate, clients = 1000, 2000, 64
-	const seconds = lookupPacedSeconds
-	br := startBridge(b, watchConfig(b, people))
+	br := startBridge(b, watchConfig(b, lookupPeople))
 	base := "http://" + br.Addr() + "/v1/presence/"
-	transport := &http.Transport{MaxIdleConnsPerHost: clients}
-	client := &http.Client{Transport: transport}
-	defer transport.CloseIdleConnections()
-	get := func(user string) (int, error) {
-		req, _ := http.NewRequest(http.MethodGet, base+user, nil)
-		req.Header.Set("Authorization", "Bearer lookup-token")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	testpoll.Within(b, 2*time.Minute, "everyone in the lookup", func() bool {
-		status, err := get(fmt.Sprintf("w%d@contoso.example", people-1))
-		return err == nil && status == http.StatusOK
-	})
-
+	waitForLookup(b, base)
 	b.ResetTimer()
 	for range b.N {
-		total := seconds * rate
-		due := make(chan time.Time, total)
-		var mu sync.Mutex
-		var fromDue, service []time.Duration
-		failed := 0
-		var wg sync.WaitGroup
-		for c := range clients {
-			wg.Go(func() {
-				var mine, took []time.Duration
-				bad := 0
-				i := c
-				for at := range due {
-					start := time.Now()
-					status, err := get(fmt.Sprintf("w%d@contoso.example", i%people))
-					end := time.Now()
-					if err != nil || status != http.StatusOK {
-						bad++
-					}
-					mine, took = append(mine, end.Sub(at)), append(took, end.Sub(start))
-					i += clients
-				}
-				mu.Lock()
-				fromDue, service, failed = append(fromDue, mine...), append(service, took...), failed+bad
-				mu.Unlock()
-			})
-		}
 		rt0, os0 := readRuntime(), osWait()
-		start := time.Now()
-		for i := range total {
-			at := start.Add(time.Duration(i) * time.Second / rate)
-			if wait := time.Until(at); wait > 0 {
-				// Real time must pass: requests are paced at rate.
-				time.Sleep(wait)
-			}
-			due <- at
-		}
-		close(due)
-		wg.Wait()
-		elapsed := time.Since(start)
+		r := pace(base)
 		rt1, os1 := readRuntime(), osWait()
-		slices.Sort(fromDue)
-		slices.Sort(service)
-		b.ReportMetric(float64(len(fromDue))/elapsed.Seconds(), "answered/s")
-		b.ReportMetric(percentile(fromDue, 0.50), "p50-ms")
-		b.ReportMetric(percentile(fromDue, 0.99), "p99-ms")
-		b.ReportMetric(percentile(fromDue, 0.999), "p99.9-ms")
-		b.ReportMetric(percentile(service, 0.99), "p99-service-ms")
-		// Where time went besides the handler, in this process (bridge,
-		// embedded NATS and emulator, and the clients): Go's own
-		// scheduling delay (a runnable goroutine waiting for a P), the
-		// collector's stop-the-world pauses, the CPU used, and the time
-		// its threads waited for a core in the kernel's run queue.
-		b.ReportMetric(histQuantile(rt0.sched, rt1.sched, 0.99)*1e3, "p99-go-sched-ms")
-		b.ReportMetric(histCount(rt0.pauses, rt1.pauses), "gc-pauses")
-		b.ReportMetric(histQuantile(rt0.pauses, rt1.pauses, 1)*1e3, "max-gc-pause-ms")
-		b.ReportMetric(float64(rt1.gcs-rt0.gcs), "gc-cycles")
-		b.ReportMetric((rt1.cpu-rt0.cpu)/elapsed.Seconds(), "cpu-s/s")
-		b.ReportMetric(float64(os1-os0)/1e6/elapsed.Seconds(), "os-runq-wait-ms/s")
-		if failed > 0 {
-			b.Errorf("%d of %d requests failed or answered other than 200", failed, total)
+		r.report(b)
+		reportRuntime(b, rt0, rt1, os0, os1, r.Elapsed)
+	}
+}
+
+// BenchmarkLookupPacedApart: BenchmarkLookupPaced with its clients in a
+// process of their own (TestLookupLoadProcess, the test binary run
+// again), as a PBX's would be: the bridge's process serves, and its
+// scheduling and collector figures are the bridge's alone; the clients'
+// process reports its own CPU.
+func BenchmarkLookupPacedApart(b *testing.B) {
+	br := startBridge(b, watchConfig(b, lookupPeople))
+	base := "http://" + br.Addr() + "/v1/presence/"
+	waitForLookup(b, base)
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLookupLoadProcess$", "-test.bench=^$")
+		cmd.Env = append(os.Environ(), lookupLoadEnv+"="+base)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		lines := bufio.NewScanner(out)
+		var rt0 runtimeStats
+		var os0 uint64
+		var r paced
+		got := false
+		for lines.Scan() {
+			switch line := lines.Text(); {
+			case line == "pacing":
+				rt0, os0 = readRuntime(), osWait()
+			case strings.HasPrefix(line, "paced "):
+				rt1, os1 := readRuntime(), osWait()
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "paced ")), &r); err != nil {
+					b.Fatal(err)
+				}
+				r.report(b)
+				reportRuntime(b, rt0, rt1, os0, os1, r.Elapsed)
+				b.ReportMetric(r.CPUSec/r.Elapsed.Seconds(), "client-cpu-s/s")
+				got = true
+			}
+		}
+		if err := cmd.Wait(); err != nil || !got {
+			b.Fatalf("the clients' process: %v (result read: %v)", err, got)
 		}
 	}
+}
+
+// lookupLoadEnv makes the test binary the clients of
+// BenchmarkLookupPacedApart in TestLookupLoadProcess: its value is the
+// lookup's base URL.
+const lookupLoadEnv = "PB_LOOKUP_LOAD"
+
+// TestLookupLoadProcess is not a test: BenchmarkLookupPacedApart runs the
+// test binary again with lookupLoadEnv set, to send the paced lookups
+// from a process of its own. It prints "pacing" as it starts and
+// "paced <json>" with the result.
+func TestLookupLoadProcess(t *testing.T) {
+	base := os.Getenv(lookupLoadEnv)
+	if base == "" {
+		t.Skip("the clients of BenchmarkLookupPacedApart; run only by it")
+	}
+	fmt.Println("pacing")
+	r := pace(base)
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("paced %s\n", data)
+}
+
+// The paced lookups: lookupRate a second to lookupPeople people, from
+// lookupClients clients.
+const lookupPeople, lookupRate, lookupClients = 1000, 2000, 64
+
+// lookupGet makes one lookup of user with client.
+func lookupGet(client *http.Client, base, user string) (int, error) {
+	req, _ := http.NewRequest(http.MethodGet, base+user, nil)
+	req.Header.Set("Authorization", "Bearer lookup-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// waitForLookup waits until the lookup at base answers for the last
+// person watched.
+func waitForLookup(b *testing.B, base string) {
+	testpoll.Within(b, 2*time.Minute, "everyone in the lookup", func() bool {
+		status, err := lookupGet(http.DefaultClient, base, fmt.Sprintf("w%d@contoso.example", lookupPeople-1))
+		return err == nil && status == http.StatusOK
+	})
+}
+
+// paced is the outcome of pace: latencies in milliseconds.
+type paced struct {
+	Answered, Failed   int
+	Elapsed            time.Duration
+	P50, P99, P999     float64
+	ServiceP99, CPUSec float64 // CPUSec: the sending process's CPU seconds
+}
+
+func (r paced) report(b *testing.B) {
+	b.ReportMetric(float64(r.Answered)/r.Elapsed.Seconds(), "answered/s")
+	b.ReportMetric(r.P50, "p50-ms")
+	b.ReportMetric(r.P99, "p99-ms")
+	b.ReportMetric(r.P999, "p99.9-ms")
+	b.ReportMetric(r.ServiceP99, "p99-service-ms")
+	if r.Failed > 0 {
+		b.Errorf("%d of %d requests failed or answered other than 200", r.Failed, r.Answered)
+	}
+}
+
+// pace sends lookupRate lookups a second for lookupPacedSeconds to the
+// lookup at base, open loop: each request's latency is timed from when
+// it was due.
+func pace(base string) paced {
+	transport := &http.Transport{MaxIdleConnsPerHost: lookupClients}
+	client := &http.Client{Transport: transport}
+	defer transport.CloseIdleConnections()
+	total := lookupPacedSeconds * lookupRate
+	due := make(chan time.Time, total)
+	var mu sync.Mutex
+	var fromDue, service []time.Duration
+	failed := 0
+	var wg sync.WaitGroup
+	for c := range lookupClients {
+		wg.Go(func() {
+			var mine, took []time.Duration
+			bad := 0
+			i := c
+			for at := range due {
+				start := time.Now()
+				status, err := lookupGet(client, base, fmt.Sprintf("w%d@contoso.example", i%lookupPeople))
+				end := time.Now()
+				if err != nil || status != http.StatusOK {
+					bad++
+				}
+				mine, took = append(mine, end.Sub(at)), append(took, end.Sub(start))
+				i += lookupClients
+			}
+			mu.Lock()
+			fromDue, service, failed = append(fromDue, mine...), append(service, took...), failed+bad
+			mu.Unlock()
+		})
+	}
+	cpu0 := readRuntime().cpu
+	start := time.Now()
+	for i := range total {
+		at := start.Add(time.Duration(i) * time.Second / lookupRate)
+		if wait := time.Until(at); wait > 0 {
+			// Real time must pass: requests are paced at lookupRate.
+			time.Sleep(wait)
+		}
+		due <- at
+	}
+	close(due)
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(fromDue)
+	slices.Sort(service)
+	return paced{Answered: len(fromDue), Failed: failed, Elapsed: elapsed,
+		P50: percentile(fromDue, 0.50), P99: percentile(fromDue, 0.99), P999: percentile(fromDue, 0.999),
+		ServiceP99: percentile(service, 0.99), CPUSec: readRuntime().cpu - cpu0}
+}
+
+// reportRuntime reports where time went besides the handler, in this
+// process between two readings: Go's own scheduling delay (a runnable
+// goroutine waiting for a P), the collector's stop-the-world pauses, the
+// CPU used, and the time its threads waited for a core in the kernel's
+// run queue.
+func reportRuntime(b *testing.B, rt0, rt1 runtimeStats, os0, os1 uint64, elapsed time.Duration) {
+	b.ReportMetric(histQuantile(rt0.sched, rt1.sched, 0.99)*1e3, "p99-go-sched-ms")
+	b.ReportMetric(histCount(rt0.pauses, rt1.pauses), "gc-pauses")
+	b.ReportMetric(histQuantile(rt0.pauses, rt1.pauses, 1)*1e3, "max-gc-pause-ms")
+	b.ReportMetric(float64(rt1.gcs-rt0.gcs), "gc-cycles")
+	b.ReportMetric((rt1.cpu-rt0.cpu)/elapsed.Seconds(), "cpu-s/s")
+	b.ReportMetric(float64(os1-os0)/1e6/elapsed.Seconds(), "os-runq-wait-ms/s")
 }
 
 // lookupPacedSeconds is how long BenchmarkLookupPaced sends, per
