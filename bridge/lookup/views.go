@@ -67,19 +67,19 @@ type Views struct {
 	done       chan struct{}
 	closeOnce  sync.Once
 
-	mu     sync.RWMutex
-	people map[person]*entry
-	// tenants counts the people of each tenant: an object id is looked
-	// up in people, tenant by tenant.
-	tenants map[string]int
+	mu sync.RWMutex
+	// tenants holds each tenant's people by lowercased object id: an
+	// object id is looked up tenant by tenant.
+	tenants map[string]map[string]*entry
+	count   int
 	// names maps a lowercased UPN (one that is not the object id) to the
 	// person it names; more holds the others when the same UPN is watched
 	// in several tenants, which is rare. No slice per name.
-	names map[string]person
-	more  map[string][]person
+	names map[string]*entry
+	more  map[string][]*entry
 	// sorted holds the people, in (tenant, id) order unless unsorted:
 	// Set appends, List sorts.
-	sorted   []person
+	sorted   []*entry
 	unsorted bool
 	pairs    map[outputs.Pair]*outputs.Pair
 }
@@ -97,6 +97,7 @@ func (p person) compare(q person) int {
 // the last seen presence the watcher compares its reads with (Last): the
 // watcher keeps no copy of its own.
 type entry struct {
+	tenant   string
 	user, id string
 	pair     *outputs.Pair
 	origin   string
@@ -121,9 +122,12 @@ func (e etag) String() string {
 	return string(b[:])
 }
 
-// view is the entry as the view of k.
-func (e *entry) view(k person) outputs.View {
-	return outputs.View{User: e.user, ID: e.id, Tenant: k.tenant, Availability: e.pair.Availability, Activity: e.pair.Activity,
+// key is the person e is.
+func (e *entry) key() person { return person{e.tenant, strings.ToLower(e.id)} }
+
+// view is the entry as a view.
+func (e *entry) view() outputs.View {
+	return outputs.View{User: e.user, ID: e.id, Tenant: e.tenant, Availability: e.pair.Availability, Activity: e.pair.Activity,
 		Origin: e.origin, Sources: slices.Clone(e.sources), Since: e.since, SeenAt: e.seenAt, SequenceNumber: e.seq}
 }
 
@@ -152,10 +156,9 @@ func NewViews(opts Options) *Views {
 		resolve:    opts.Resolve,
 		maxWaiters: int64(opts.MaxWaiters),
 		done:       make(chan struct{}),
-		people:     map[person]*entry{},
-		tenants:    map[string]int{},
-		names:      map[string]person{},
-		more:       map[string][]person{},
+		tenants:    map[string]map[string]*entry{},
+		names:      map[string]*entry{},
+		more:       map[string][]*entry{},
 		pairs:      map[outputs.Pair]*outputs.Pair{},
 	}
 }
@@ -184,25 +187,31 @@ func (vs *Views) Set(v outputs.View) {
 	k := person{v.Tenant, strings.ToLower(v.ID)}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	e := vs.people[k]
+	e := vs.entry(k)
 	if e != nil && sameButSeen(e, v) {
 		e.seenAt = v.SeenAt
 		return
 	}
 	d := digest(v)
 	if e == nil {
-		e = &entry{}
-		vs.people[k] = e
-		vs.tenants[k.tenant]++
-		vs.sorted = append(vs.sorted, k)
+		e = &entry{tenant: v.Tenant, id: v.ID}
+		people := vs.tenants[k.tenant]
+		if people == nil {
+			people = map[string]*entry{}
+			vs.tenants[k.tenant] = people
+		}
+		people[k.id] = e
+		vs.count++
+		vs.sorted = append(vs.sorted, e)
 		vs.unsorted = true
 	}
 	if oldUser, newUser := strings.ToLower(e.user), strings.ToLower(v.User); oldUser != newUser {
 		if oldUser != "" && oldUser != k.id {
-			vs.removeName(oldUser, k)
+			vs.removeName(oldUser, e)
 		}
+		e.user = v.User
 		if newUser != k.id {
-			vs.addName(newUser, k)
+			vs.addName(newUser, e)
 		}
 	}
 	changed := e.pair == nil || e.etag != d
@@ -236,7 +245,7 @@ type Last struct {
 func (vs *Views) Last(tenant, id string) (Last, bool) {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	e := vs.people[person{tenant, id}]
+	e := vs.entry(person{tenant, id})
 	if e == nil {
 		return Last{}, false
 	}
@@ -247,14 +256,15 @@ func (vs *Views) Last(tenant, id string) (Last, bool) {
 func (vs *Views) IDs(tenant string) []string {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	var ids []string
-	for k := range vs.people {
-		if k.tenant == tenant {
-			ids = append(ids, k.id)
-		}
+	ids := make([]string, 0, len(vs.tenants[tenant]))
+	for id := range vs.tenants[tenant] {
+		ids = append(ids, id)
 	}
 	return ids
 }
+
+// entry returns the entry of k, nil when nobody; vs.mu is held.
+func (vs *Views) entry(k person) *entry { return vs.tenants[k.tenant][k.id] }
 
 // Delete forgets the person id of tenant, who left the watch; their
 // waiters wake and find nobody.
@@ -262,43 +272,45 @@ func (vs *Views) Delete(tenant, id string) {
 	k := person{tenant, strings.ToLower(id)}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	e := vs.people[k]
+	e := vs.entry(k)
 	if e == nil {
 		return
 	}
-	delete(vs.people, k)
-	if vs.tenants[k.tenant]--; vs.tenants[k.tenant] <= 0 {
+	people := vs.tenants[k.tenant]
+	delete(people, k.id)
+	vs.count--
+	if len(people) == 0 {
 		delete(vs.tenants, k.tenant)
 	}
 	if u := strings.ToLower(e.user); u != k.id {
-		vs.removeName(u, k)
+		vs.removeName(u, e)
 	}
-	vs.sorted = slices.DeleteFunc(vs.sorted, func(p person) bool { return p == k })
+	vs.sorted = slices.DeleteFunc(vs.sorted, func(p *entry) bool { return p == e })
 	if e.changed != nil {
 		close(e.changed)
 	}
 }
 
-func (vs *Views) addName(name string, k person) {
+func (vs *Views) addName(name string, e *entry) {
 	first, ok := vs.names[name]
 	switch {
 	case !ok:
-		vs.names[name] = k
-	case first != k && !slices.Contains(vs.more[name], k):
-		vs.more[name] = append(vs.more[name], k)
+		vs.names[name] = e
+	case first != e && !slices.Contains(vs.more[name], e):
+		vs.more[name] = append(vs.more[name], e)
 	}
 }
 
-func (vs *Views) removeName(name string, k person) {
+func (vs *Views) removeName(name string, e *entry) {
 	more := vs.more[name]
-	if first, ok := vs.names[name]; ok && first == k {
+	if first, ok := vs.names[name]; ok && first == e {
 		if len(more) == 0 {
 			delete(vs.names, name)
 			return
 		}
 		vs.names[name], more = more[0], more[1:]
 	} else {
-		more = slices.DeleteFunc(more, func(p person) bool { return p == k })
+		more = slices.DeleteFunc(more, func(p *entry) bool { return p == e })
 	}
 	if len(more) == 0 {
 		delete(vs.more, name)
@@ -311,7 +323,7 @@ func (vs *Views) removeName(name string, k person) {
 func (vs *Views) Len() int {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	return len(vs.people)
+	return vs.count
 }
 
 // Get returns the view of the person key names in tenant (empty: any
@@ -329,11 +341,11 @@ func (vs *Views) Get(ctx context.Context, tenant, key string) (outputs.View, str
 
 // current returns the view of k; vs.mu is held.
 func (vs *Views) current(k person, key string) (outputs.View, string, error) {
-	e := vs.people[k]
+	e := vs.entry(k)
 	if e == nil {
 		return outputs.View{}, "", fmt.Errorf("%q: %w", key, ErrNotWatched)
 	}
-	return e.view(k), e.etag.String(), nil
+	return e.view(), e.etag.String(), nil
 }
 
 // find returns the person key names.
@@ -369,20 +381,20 @@ func (vs *Views) named(tenant, name string) (person, error) {
 		}
 	}
 	if tenant != "" {
-		if _, ok := vs.people[person{tenant, name}]; ok {
+		if vs.entry(person{tenant, name}) != nil {
 			add(person{tenant, name})
 		}
 	} else {
-		for t := range vs.tenants {
-			if _, ok := vs.people[person{t, name}]; ok {
+		for t, people := range vs.tenants {
+			if people[name] != nil {
 				add(person{t, name})
 			}
 		}
 	}
-	if k, ok := vs.names[name]; ok {
-		add(k)
-		for _, k := range vs.more[name] {
-			add(k)
+	if e, ok := vs.names[name]; ok {
+		add(e.key())
+		for _, e := range vs.more[name] {
+			add(e.key())
 		}
 	}
 	switch len(found) {
@@ -421,7 +433,7 @@ func (vs *Views) Wait(ctx context.Context, tenant, key, etag string) (outputs.Vi
 			vs.mu.Unlock()
 			return v, now, err
 		}
-		e := vs.people[k]
+		e := vs.entry(k)
 		if e.changed == nil {
 			e.changed = make(chan struct{})
 		}
@@ -464,20 +476,20 @@ func (vs *Views) List(tenant, cursor string, limit int) ([]outputs.View, string,
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if vs.unsorted {
-		slices.SortFunc(vs.sorted, person.compare)
+		slices.SortFunc(vs.sorted, func(a, b *entry) int { return a.key().compare(b.key()) })
 		vs.unsorted = false
 	}
-	i, found := slices.BinarySearchFunc(vs.sorted, from, person.compare)
+	i, found := slices.BinarySearchFunc(vs.sorted, from, func(e *entry, k person) int { return e.key().compare(k) })
 	if found && after {
 		i++
 	}
 	var views []outputs.View
 	for ; i < len(vs.sorted) && len(views) < limit; i++ {
-		k := vs.sorted[i]
-		if tenant != "" && k.tenant != tenant {
+		e := vs.sorted[i]
+		if tenant != "" && e.tenant != tenant {
 			break
 		}
-		views = append(views, vs.people[k].view(k))
+		views = append(views, e.view())
 	}
 	next := ""
 	if i < len(vs.sorted) && (tenant == "" || vs.sorted[i].tenant == tenant) && len(views) > 0 {

@@ -361,7 +361,7 @@ func TestRecordsAreCompact(t *testing.T) {
 	bob.Origin, bob.Sources = outputs.OriginBridge, []string{"pbx"}
 	vs.Set(alice)
 	vs.Set(bob)
-	a, b := vs.people[person{contoso, aliceID}], vs.people[person{contoso, bobID}]
+	a, b := vs.entry(person{contoso, aliceID}), vs.entry(person{contoso, bobID})
 	if a.pair != b.pair {
 		t.Fatalf("alice's and bob's pairs are %p and %p, want one shared Busy/Busy", a.pair, b.pair)
 	}
