@@ -252,13 +252,17 @@ func (vs *Views) Last(tenant, id string) (Last, bool) {
 	return Last{Pair: *e.pair, Sequence: e.seq, Since: e.since}, true
 }
 
-// IDs returns the lowercased object ids of tenant's people.
-func (vs *Views) IDs(tenant string) []string {
+// Others returns the lowercased object ids of tenant's people for whom
+// keep is false (the watcher's leavers); keep is called with the store
+// locked for reading.
+func (vs *Views) Others(tenant string, keep func(id string) bool) []string {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	ids := make([]string, 0, len(vs.tenants[tenant]))
+	var ids []string
 	for id := range vs.tenants[tenant] {
-		ids = append(ids, id)
+		if !keep(id) {
+			ids = append(ids, id)
+		}
 	}
 	return ids
 }

@@ -113,10 +113,8 @@ func (w *Watcher) setPeople() {
 			w.leave(id)
 		}
 	}
-	for _, id := range w.opts.Views.IDs(w.opts.Tenant) {
-		if !w.watched(id) {
-			w.leave(id)
-		}
+	for _, id := range w.opts.Views.Others(w.opts.Tenant, w.watched) {
+		w.leave(id)
 	}
 }
 
