@@ -391,8 +391,8 @@ func stopBridge(b *testing.B, br *bridge.Bridge) {
 // minus the same with an idle bridge (the same configuration,
 // watch.enabled false). It measures the watching bridge twice: just
 // after the burst of first sightings (three cycles on), and settled,
-// once the NATS server's two-minute memory of that burst has expired
-// (settle after the first sightings). With PB_HEAP_PROFILE=<file> it
+// once the NATS file store's two-minute subject state of that burst
+// has expired (settle after the first sightings). With PB_HEAP_PROFILE=<file> it
 // writes the heap's profile there, and the settled one to <file>.settled.
 func BenchmarkWatchMemory(b *testing.B) {
 	const tenants = 10
@@ -450,11 +450,10 @@ func BenchmarkWatchMemory(b *testing.B) {
 		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
 			writeHeapProfile(b, path)
 		}
-		// Again once what the embedded NATS server keeps for a while after
-		// the first sightings' burst has expired (the stream's 2 min
-		// duplicate window of message ids, the file store's 2 min of
-		// per-block subject state): the steady figure, beside the one
-		// just after the burst.
+		// Again once the file store's per-block subject state of the
+		// first sightings' burst has expired (2 min): the steady figure,
+		// beside the one just after the burst. The stream's message ids
+		// stay for its duplicate window (an hour by default).
 		if wait := time.Until(started.Add(firstSeen + settle)); wait > 0 {
 			time.Sleep(wait) // real time must pass: the server expires them by its clock
 		}
@@ -498,8 +497,8 @@ func BenchmarkWatchMemory(b *testing.B) {
 }
 
 // settle is how long after the first sightings of everyone
-// BenchmarkWatchMemory measures again: past the NATS server's 2 minutes
-// of message ids and per-block subject state.
+// BenchmarkWatchMemory measures again: past the NATS file store's 2
+// minutes of per-block subject state.
 const settle = 150 * time.Second
 
 // watchMemoryPerTenant is how many people each of BenchmarkWatchMemory's
