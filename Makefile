@@ -27,7 +27,7 @@ bench: ## Run every benchmark but bench-watch's and bench-webhook's long ones fo
 	$(GO) test -run='^$$' -bench=. -skip='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced|WatchChangeToWebhook|QueuedMemory)$$' -benchmem -benchtime=$(BENCHTIME) ./...
 
 bench-watch: ## Run the Teams watch and lookup benchmarks (issue 21) once each, a few minutes; BENCHMARKS.md has the figures.
-	$(GO) test -run='^$$' -bench='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced)$$' -benchtime=1x -timeout 45m ./bridge/
+	$(GO) test -run='^$$' -bench='^Benchmark(WatchChangeToNATS|WatchMemory|LookupPaced|LookupPacedApart)$$' -benchtime=1x -timeout 45m ./bridge/
 	$(GO) test -run='^$$' -bench='^BenchmarkLongPollMemory$$' -benchtime=1x ./bridge/lookup/
 
 bench-webhook: ## Run the webhook output benchmarks (issue 22): throughput at 20 ms, 100,000 queued, Teams change to receiver; about 2 minutes.

@@ -12,11 +12,13 @@ import (
 	"os/exec"
 	"runtime"
 	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -387,8 +389,11 @@ func stopBridge(b *testing.B, br *bridge.Bridge) {
 // (after a collection that returns free memory to the system), once
 // everyone has been seen and published and three more cycles have run,
 // minus the same with an idle bridge (the same configuration,
-// watch.enabled false). With PB_HEAP_PROFILE=<file> it writes the heap's
-// profile there when it measures the watching bridge.
+// watch.enabled false). It measures the watching bridge twice: just
+// after the burst of first sightings (three cycles on), and settled,
+// once the NATS file store's two-minute subject state of that burst
+// has expired (settle after the first sightings). With PB_HEAP_PROFILE=<file> it
+// writes the heap's profile there, and the settled one to <file>.settled.
 func BenchmarkWatchMemory(b *testing.B) {
 	const tenants = 10
 	perTenant := watchMemoryPerTenant
@@ -445,6 +450,17 @@ func BenchmarkWatchMemory(b *testing.B) {
 		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
 			writeHeapProfile(b, path)
 		}
+		// Again once the file store's per-block subject state of the
+		// first sightings' burst has expired (2 min): the steady figure,
+		// beside the one just after the burst. The stream's message ids
+		// stay for its duplicate window (an hour by default).
+		if wait := time.Until(started.Add(firstSeen + settle)); wait > 0 {
+			time.Sleep(wait) // real time must pass: the server expires them by its clock
+		}
+		settled := measure()
+		if path := os.Getenv("PB_HEAP_PROFILE"); path != "" {
+			writeHeapProfile(b, path+".settled")
+		}
 		emRSS := em.rss()
 		b.Logf("this process (bridge and benchmark): heap+stacks in use %.1f MB before a bridge, %.1f MB with the idle bridge, %.1f MB with the watching bridge; RSS %.1f, %.1f, %.1f MB; the emulator process's RSS %.1f MB",
 			mb(int64(base.heap)), mb(int64(idleMem.heap)), mb(int64(watching.heap)), mb(int64(base.rss)), mb(int64(idleMem.rss)), mb(int64(watching.rss)), mb(int64(emRSS)))
@@ -466,6 +482,9 @@ func BenchmarkWatchMemory(b *testing.B) {
 		b.ReportMetric(mb(int64(idleMem.heap)-int64(base.heap)), "idle-bridge-heap-MB")
 		b.ReportMetric(mb(int64(watching.rss)-int64(idleMem.rss)), "RSS-above-idle-MB")
 		b.ReportMetric(mb(int64(watching.rss)), "bridge-process-RSS-MB")
+		b.ReportMetric(mb(int64(settled.heap)-int64(idleMem.heap)), "settled-heap-above-idle-MB")
+		b.ReportMetric(mb(int64(settled.live)-int64(idleMem.live)), "settled-live-heap-above-idle-MB")
+		b.ReportMetric(mb(int64(settled.rss)-int64(idleMem.rss)), "settled-RSS-above-idle-MB")
 		b.ReportMetric(mb(int64(emRSS)), "emulator-RSS-MB")
 		maxWindow, throttled := 0, 0
 		for _, w := range em.stop(b) {
@@ -476,6 +495,11 @@ func BenchmarkWatchMemory(b *testing.B) {
 		b.ReportMetric(float64(throttled), "429s")
 	}
 }
+
+// settle is how long after the first sightings of everyone
+// BenchmarkWatchMemory measures again: past the NATS file store's 2
+// minutes of per-block subject state.
+const settle = 150 * time.Second
 
 // watchMemoryPerTenant is how many people each of BenchmarkWatchMemory's
 // ten tenants holds: 10,000, or PB_WATCH_PER_TENANT for a smaller run.
@@ -503,85 +527,271 @@ func writeHeapProfile(b *testing.B, path string) {
 // paced at 2,000 requests per second for lookupPacedSeconds, open loop:
 // a request's latency is timed from when it was due, so time spent
 // waiting for a free client counts. 64 clients with keep-alive
-// connections. It reports the requests answered per second and the
-// latency percentiles; it fails on an answer other than 200.
+// connections, in this process. It reports the requests answered per
+// second and the latency percentiles, and what this process's scheduling
+// did meanwhile; it fails on an answer other than 200.
 func BenchmarkLookupPaced(b *testing.B) {
-	const people, rate, clients = 1000, 2000, 64
-	const seconds = lookupPacedSeconds
-	br := startBridge(b, watchConfig(b, people))
+	br := startBridge(b, watchConfig(b, lookupPeople))
 	base := "http://" + br.Addr() + "/v1/presence/"
-	transport := &http.Transport{MaxIdleConnsPerHost: clients}
-	client := &http.Client{Transport: transport}
-	defer transport.CloseIdleConnections()
-	get := func(user string) (int, error) {
-		req, _ := http.NewRequest(http.MethodGet, base+user, nil)
-		req.Header.Set("Authorization", "Bearer lookup-token")
-		resp, err := client.Do(req)
-		if err != nil {
-			return 0, err
-		}
-		_, _ = io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
-		return resp.StatusCode, nil
-	}
-	testpoll.Within(b, 2*time.Minute, "everyone in the lookup", func() bool {
-		status, err := get(fmt.Sprintf("w%d@contoso.example", people-1))
-		return err == nil && status == http.StatusOK
-	})
-
+	waitForLookup(b, base)
 	b.ResetTimer()
 	for range b.N {
-		total := seconds * rate
-		due := make(chan time.Time, total)
-		var mu sync.Mutex
-		var fromDue, service []time.Duration
-		failed := 0
-		var wg sync.WaitGroup
-		for c := range clients {
-			wg.Go(func() {
-				var mine, took []time.Duration
-				bad := 0
-				i := c
-				for at := range due {
-					start := time.Now()
-					status, err := get(fmt.Sprintf("w%d@contoso.example", i%people))
-					end := time.Now()
-					if err != nil || status != http.StatusOK {
-						bad++
-					}
-					mine, took = append(mine, end.Sub(at)), append(took, end.Sub(start))
-					i += clients
+		rt0, os0 := readRuntime(), osWait()
+		r := pace(base)
+		rt1, os1 := readRuntime(), osWait()
+		r.report(b)
+		reportRuntime(b, rt0, rt1, os0, os1, r.Elapsed)
+	}
+}
+
+// BenchmarkLookupPacedApart: BenchmarkLookupPaced with its clients in a
+// process of their own (TestLookupLoadProcess, the test binary run
+// again), as a PBX's would be: the bridge's process serves, and its
+// scheduling and collector figures are the bridge's alone; the clients'
+// process reports its own CPU.
+func BenchmarkLookupPacedApart(b *testing.B) {
+	br := startBridge(b, watchConfig(b, lookupPeople))
+	base := "http://" + br.Addr() + "/v1/presence/"
+	waitForLookup(b, base)
+	b.ResetTimer()
+	for range b.N {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestLookupLoadProcess$", "-test.bench=^$")
+		cmd.Env = append(os.Environ(), lookupLoadEnv+"="+base)
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		lines := bufio.NewScanner(out)
+		var rt0 runtimeStats
+		var os0 uint64
+		var r paced
+		got := false
+		for lines.Scan() {
+			switch line := lines.Text(); {
+			case line == "pacing":
+				rt0, os0 = readRuntime(), osWait()
+			case strings.HasPrefix(line, "paced "):
+				rt1, os1 := readRuntime(), osWait()
+				if err := json.Unmarshal([]byte(strings.TrimPrefix(line, "paced ")), &r); err != nil {
+					b.Fatal(err)
 				}
-				mu.Lock()
-				fromDue, service, failed = append(fromDue, mine...), append(service, took...), failed+bad
-				mu.Unlock()
-			})
-		}
-		start := time.Now()
-		for i := range total {
-			at := start.Add(time.Duration(i) * time.Second / rate)
-			if wait := time.Until(at); wait > 0 {
-				// Real time must pass: requests are paced at rate.
-				time.Sleep(wait)
+				r.report(b)
+				reportRuntime(b, rt0, rt1, os0, os1, r.Elapsed)
+				b.ReportMetric(r.CPUSec/r.Elapsed.Seconds(), "client-cpu-s/s")
+				got = true
 			}
-			due <- at
 		}
-		close(due)
-		wg.Wait()
-		elapsed := time.Since(start)
-		slices.Sort(fromDue)
-		slices.Sort(service)
-		b.ReportMetric(float64(len(fromDue))/elapsed.Seconds(), "answered/s")
-		b.ReportMetric(percentile(fromDue, 0.50), "p50-ms")
-		b.ReportMetric(percentile(fromDue, 0.99), "p99-ms")
-		b.ReportMetric(percentile(fromDue, 0.999), "p99.9-ms")
-		b.ReportMetric(percentile(service, 0.99), "p99-service-ms")
-		if failed > 0 {
-			b.Errorf("%d of %d requests failed or answered other than 200", failed, total)
+		if err := cmd.Wait(); err != nil || !got {
+			b.Fatalf("the clients' process: %v (result read: %v)", err, got)
 		}
 	}
+}
+
+// lookupLoadEnv makes the test binary the clients of
+// BenchmarkLookupPacedApart in TestLookupLoadProcess: its value is the
+// lookup's base URL.
+const lookupLoadEnv = "PB_LOOKUP_LOAD"
+
+// TestLookupLoadProcess is not a test: BenchmarkLookupPacedApart runs the
+// test binary again with lookupLoadEnv set, to send the paced lookups
+// from a process of its own. It prints "pacing" as it starts and
+// "paced <json>" with the result.
+func TestLookupLoadProcess(t *testing.T) {
+	base := os.Getenv(lookupLoadEnv)
+	if base == "" {
+		t.Skip("the clients of BenchmarkLookupPacedApart; run only by it")
+	}
+	fmt.Println("pacing")
+	r := pace(base)
+	data, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Printf("paced %s\n", data)
+}
+
+// The paced lookups: lookupRate a second to lookupPeople people, from
+// lookupClients clients.
+const lookupPeople, lookupRate, lookupClients = 1000, 2000, 64
+
+// lookupGet makes one lookup of user with client.
+func lookupGet(client *http.Client, base, user string) (int, error) {
+	req, _ := http.NewRequest(http.MethodGet, base+user, nil)
+	req.Header.Set("Authorization", "Bearer lookup-token")
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+// waitForLookup waits until the lookup at base answers for the last
+// person watched.
+func waitForLookup(b *testing.B, base string) {
+	testpoll.Within(b, 2*time.Minute, "everyone in the lookup", func() bool {
+		status, err := lookupGet(http.DefaultClient, base, fmt.Sprintf("w%d@contoso.example", lookupPeople-1))
+		return err == nil && status == http.StatusOK
+	})
+}
+
+// paced is the outcome of pace: latencies in milliseconds.
+type paced struct {
+	Answered, Failed   int
+	Elapsed            time.Duration
+	P50, P99, P999     float64
+	ServiceP99, CPUSec float64 // CPUSec: the sending process's CPU seconds
+}
+
+func (r paced) report(b *testing.B) {
+	b.ReportMetric(float64(r.Answered)/r.Elapsed.Seconds(), "answered/s")
+	b.ReportMetric(r.P50, "p50-ms")
+	b.ReportMetric(r.P99, "p99-ms")
+	b.ReportMetric(r.P999, "p99.9-ms")
+	b.ReportMetric(r.ServiceP99, "p99-service-ms")
+	if r.Failed > 0 {
+		b.Errorf("%d of %d requests failed or answered other than 200", r.Failed, r.Answered)
+	}
+}
+
+// pace sends lookupRate lookups a second for lookupPacedSeconds to the
+// lookup at base, open loop: each request's latency is timed from when
+// it was due.
+func pace(base string) paced {
+	transport := &http.Transport{MaxIdleConnsPerHost: lookupClients}
+	client := &http.Client{Transport: transport}
+	defer transport.CloseIdleConnections()
+	total := lookupPacedSeconds * lookupRate
+	due := make(chan time.Time, total)
+	var mu sync.Mutex
+	var fromDue, service []time.Duration
+	failed := 0
+	var wg sync.WaitGroup
+	for c := range lookupClients {
+		wg.Go(func() {
+			var mine, took []time.Duration
+			bad := 0
+			i := c
+			for at := range due {
+				start := time.Now()
+				status, err := lookupGet(client, base, fmt.Sprintf("w%d@contoso.example", i%lookupPeople))
+				end := time.Now()
+				if err != nil || status != http.StatusOK {
+					bad++
+				}
+				mine, took = append(mine, end.Sub(at)), append(took, end.Sub(start))
+				i += lookupClients
+			}
+			mu.Lock()
+			fromDue, service, failed = append(fromDue, mine...), append(service, took...), failed+bad
+			mu.Unlock()
+		})
+	}
+	cpu0 := readRuntime().cpu
+	start := time.Now()
+	for i := range total {
+		at := start.Add(time.Duration(i) * time.Second / lookupRate)
+		if wait := time.Until(at); wait > 0 {
+			// Real time must pass: requests are paced at lookupRate.
+			time.Sleep(wait)
+		}
+		due <- at
+	}
+	close(due)
+	wg.Wait()
+	elapsed := time.Since(start)
+	slices.Sort(fromDue)
+	slices.Sort(service)
+	return paced{Answered: len(fromDue), Failed: failed, Elapsed: elapsed,
+		P50: percentile(fromDue, 0.50), P99: percentile(fromDue, 0.99), P999: percentile(fromDue, 0.999),
+		ServiceP99: percentile(service, 0.99), CPUSec: readRuntime().cpu - cpu0}
+}
+
+// reportRuntime reports where time went besides the handler, in this
+// process between two readings: Go's own scheduling delay (a runnable
+// goroutine waiting for a P), the collector's stop-the-world pauses, the
+// CPU used, and the time its threads waited for a core in the kernel's
+// run queue.
+func reportRuntime(b *testing.B, rt0, rt1 runtimeStats, os0, os1 uint64, elapsed time.Duration) {
+	b.ReportMetric(histQuantile(rt0.sched, rt1.sched, 0.99)*1e3, "p99-go-sched-ms")
+	b.ReportMetric(histCount(rt0.pauses, rt1.pauses), "gc-pauses")
+	b.ReportMetric(histQuantile(rt0.pauses, rt1.pauses, 1)*1e3, "max-gc-pause-ms")
+	b.ReportMetric(float64(rt1.gcs-rt0.gcs), "gc-cycles")
+	b.ReportMetric((rt1.cpu-rt0.cpu)/elapsed.Seconds(), "cpu-s/s")
+	b.ReportMetric(float64(os1-os0)/1e6/elapsed.Seconds(), "os-runq-wait-ms/s")
 }
 
 // lookupPacedSeconds is how long BenchmarkLookupPaced sends, per
 // iteration.
 const lookupPacedSeconds = 10
+
+// runtimeStats are the runtime metrics BenchmarkLookupPaced reports the
+// change of.
+type runtimeStats struct {
+	sched, pauses *metrics.Float64Histogram
+	gcs           uint64
+	cpu           float64
+}
+
+func readRuntime() runtimeStats {
+	samples := []metrics.Sample{{Name: "/sched/latencies:seconds"}, {Name: "/sched/pauses/total/gc:seconds"},
+		{Name: "/gc/cycles/total:gc-cycles"}}
+	metrics.Read(samples)
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	return runtimeStats{sched: samples[0].Value.Float64Histogram(), pauses: samples[1].Value.Float64Histogram(),
+		gcs: samples[2].Value.Uint64(), cpu: cpu.Seconds()}
+}
+
+// histCount is how many samples b holds beyond a (b a later reading of
+// the same histogram).
+func histCount(a, b *metrics.Float64Histogram) float64 {
+	n := uint64(0)
+	for i := range b.Counts {
+		n += b.Counts[i] - a.Counts[i]
+	}
+	return float64(n)
+}
+
+// histQuantile is the upper bound of the bucket holding quantile q of
+// the samples b holds beyond a; 0 without samples.
+func histQuantile(a, b *metrics.Float64Histogram, q float64) float64 {
+	total := histCount(a, b)
+	if total == 0 {
+		return 0
+	}
+	seen := uint64(0)
+	for i := range b.Counts {
+		seen += b.Counts[i] - a.Counts[i]
+		if float64(seen) >= q*total {
+			return b.Buckets[i+1]
+		}
+	}
+	return b.Buckets[len(b.Buckets)-1]
+}
+
+// osWait is the time, in nanoseconds, this process's threads have
+// waited in the kernel's run queue for a core (the second field of
+// /proc/self/task/*/schedstat; 0 elsewhere). Threads that ended are not
+// counted.
+func osWait() uint64 {
+	tasks, _ := os.ReadDir("/proc/self/task")
+	var total uint64
+	for _, t := range tasks {
+		data, err := os.ReadFile("/proc/self/task/" + t.Name() + "/schedstat")
+		if err != nil {
+			continue
+		}
+		if f := strings.Fields(string(data)); len(f) >= 2 {
+			n, _ := strconv.ParseUint(f[1], 10, 64)
+			total += n
+		}
+	}
+	return total
+}

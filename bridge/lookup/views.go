@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/outputs"
@@ -66,20 +67,21 @@ type Views struct {
 	done       chan struct{}
 	closeOnce  sync.Once
 
-	mu     sync.RWMutex
-	people map[person]*entry
-	// tenants counts the people of each tenant: an object id is looked
-	// up in people, tenant by tenant.
-	tenants map[string]int
+	mu sync.RWMutex
+	// tenants holds each tenant's people by lowercased object id: an
+	// object id is looked up tenant by tenant.
+	tenants map[string]map[string]*entry
+	count   int
 	// names maps a lowercased UPN (one that is not the object id) to the
 	// person it names; more holds the others when the same UPN is watched
 	// in several tenants, which is rare. No slice per name.
-	names map[string]person
-	more  map[string][]person
+	names map[string]*entry
+	more  map[string][]*entry
 	// sorted holds the people, in (tenant, id) order unless unsorted:
 	// Set appends, List sorts.
-	sorted   []person
+	sorted   []*entry
 	unsorted bool
+	pairs    map[outputs.Pair]*outputs.Pair
 }
 
 // person identifies a watched person: tenant and lowercased object id.
@@ -89,13 +91,60 @@ func (p person) compare(q person) int {
 	return cmp.Or(strings.Compare(p.tenant, q.tenant), strings.Compare(p.id, q.id))
 }
 
+// entry is one watched person's record: the newest view, kept compact
+// (its tenant and lowercased id are its key, its pair is shared with
+// everyone else's in the same pair, its ETag is the digest's bytes), and
+// the last seen presence the watcher compares its reads with (Last): the
+// watcher keeps no copy of its own.
 type entry struct {
-	view outputs.View
-	etag string
+	tenant   string
+	user, id string
+	pair     *outputs.Pair
+	origin   string
+	sources  []string
+	since    time.Time
+	seenAt   time.Time
+	seq      string
+	etag     etag
 	// changed is closed when the ETag changes; it is made by the first
 	// waiter after a change and shared by all waiters of the person, so a
 	// waiter costs the store nothing.
 	changed chan struct{}
+}
+
+// etag is the digest an ETag quotes (ETag).
+type etag [15]byte
+
+func (e etag) String() string {
+	var b [2 + 20]byte
+	b[0], b[len(b)-1] = '"', '"'
+	base64.RawURLEncoding.Encode(b[1:len(b)-1], e[:])
+	return string(b[:])
+}
+
+// key is the person e is.
+func (e *entry) key() person { return person{e.tenant, strings.ToLower(e.id)} }
+
+// view is the entry as a view.
+func (e *entry) view() outputs.View {
+	return outputs.View{User: e.user, ID: e.id, Tenant: e.tenant, Availability: e.pair.Availability, Activity: e.pair.Activity,
+		Origin: e.origin, Sources: slices.Clone(e.sources), Since: e.since, SeenAt: e.seenAt, SequenceNumber: e.seq}
+}
+
+// maxPairs bounds the table of pairs the entries share; past it a new
+// pair is kept by its entry alone.
+const maxPairs = 1024
+
+// pair returns the shared copy of p; vs.mu is held.
+func (vs *Views) pair(p outputs.Pair) *outputs.Pair {
+	if q, ok := vs.pairs[p]; ok {
+		return q
+	}
+	q := &p
+	if len(vs.pairs) < maxPairs {
+		vs.pairs[p] = q
+	}
+	return q
 }
 
 // NewViews returns an empty store.
@@ -107,10 +156,10 @@ func NewViews(opts Options) *Views {
 		resolve:    opts.Resolve,
 		maxWaiters: int64(opts.MaxWaiters),
 		done:       make(chan struct{}),
-		people:     map[person]*entry{},
-		tenants:    map[string]int{},
-		names:      map[string]person{},
-		more:       map[string][]person{},
+		tenants:    map[string]map[string]*entry{},
+		names:      map[string]*entry{},
+		more:       map[string][]*entry{},
+		pairs:      map[outputs.Pair]*outputs.Pair{},
 	}
 }
 
@@ -118,13 +167,16 @@ func NewViews(opts Options) *Views {
 // object id, sequenceNumber and pair. It changes when Graph's presence
 // does, not when the watcher merely sees it again, and is the same across
 // restarts for the same presence.
-func ETag(v outputs.View) string {
+func ETag(v outputs.View) string { return digest(v).String() }
+
+func digest(v outputs.View) etag {
 	h := sha256.New()
 	for _, s := range []string{v.Tenant, strings.ToLower(v.ID), v.SequenceNumber, v.Availability, v.Activity} {
 		h.Write([]byte(s))
 		h.Write([]byte{0})
 	}
-	return `"` + base64.RawURLEncoding.EncodeToString(h.Sum(nil)[:15]) + `"`
+	var d [sha256.Size]byte
+	return etag(h.Sum(d[:0])[:15])
 }
 
 // Set stores v as the person's newest view. Waiters of the person wake
@@ -135,44 +187,88 @@ func (vs *Views) Set(v outputs.View) {
 	k := person{v.Tenant, strings.ToLower(v.ID)}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	e := vs.people[k]
-	if e != nil && sameButSeen(e.view, v) {
-		e.view.SeenAt = v.SeenAt
+	e := vs.entry(k)
+	if e != nil && sameButSeen(e, v) {
+		e.seenAt = v.SeenAt
 		return
 	}
-	v.Sources = slices.Clone(v.Sources)
-	etag := ETag(v)
+	d := digest(v)
 	if e == nil {
-		e = &entry{}
-		vs.people[k] = e
-		vs.tenants[k.tenant]++
-		vs.sorted = append(vs.sorted, k)
+		e = &entry{tenant: v.Tenant, id: v.ID}
+		people := vs.tenants[k.tenant]
+		if people == nil {
+			people = map[string]*entry{}
+			vs.tenants[k.tenant] = people
+		}
+		people[k.id] = e
+		vs.count++
+		vs.sorted = append(vs.sorted, e)
 		vs.unsorted = true
 	}
-	if oldUser, newUser := strings.ToLower(e.view.User), strings.ToLower(v.User); oldUser != newUser {
+	if oldUser, newUser := strings.ToLower(e.user), strings.ToLower(v.User); oldUser != newUser {
 		if oldUser != "" && oldUser != k.id {
-			vs.removeName(oldUser, k)
+			vs.removeName(oldUser, e)
 		}
+		e.user = v.User
 		if newUser != k.id {
-			vs.addName(newUser, k)
+			vs.addName(newUser, e)
 		}
 	}
-	e.view = v
-	if e.etag != etag {
-		e.etag = etag
-		if e.changed != nil {
-			close(e.changed)
-			e.changed = nil
-		}
+	changed := e.pair == nil || e.etag != d
+	e.user, e.id, e.pair, e.origin = v.User, v.ID, vs.pair(outputs.Pair{Availability: v.Availability, Activity: v.Activity}), v.Origin
+	e.sources, e.since, e.seenAt, e.seq, e.etag = slices.Clone(v.Sources), v.Since, v.SeenAt, v.SequenceNumber, d
+	if changed && e.changed != nil {
+		close(e.changed)
+		e.changed = nil
 	}
 }
 
-// sameButSeen reports whether a and b differ at most in SeenAt.
-func sameButSeen(a, b outputs.View) bool {
-	return a.User == b.User && a.ID == b.ID && a.Tenant == b.Tenant && a.Availability == b.Availability &&
-		a.Activity == b.Activity && a.Origin == b.Origin && slices.Equal(a.Sources, b.Sources) &&
-		a.Since.Equal(b.Since) && a.SequenceNumber == b.SequenceNumber
+// sameButSeen reports whether the view of e and v differ at most in
+// SeenAt.
+func sameButSeen(e *entry, v outputs.View) bool {
+	return e.user == v.User && e.id == v.ID && e.pair.Availability == v.Availability &&
+		e.pair.Activity == v.Activity && e.origin == v.Origin && slices.Equal(e.sources, v.Sources) &&
+		e.since.Equal(v.Since) && e.seq == v.SequenceNumber
 }
+
+// Last is what the watcher last saw of a person: the pair, Graph's
+// sequenceNumber and when the pair was first seen.
+type Last struct {
+	Pair     outputs.Pair
+	Sequence string
+	Since    time.Time
+}
+
+// Last returns what the store holds of person id (lowercased) of tenant
+// as last seen: the watcher compares its reads with it, and keeps no copy
+// of its own.
+func (vs *Views) Last(tenant, id string) (Last, bool) {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	e := vs.entry(person{tenant, id})
+	if e == nil {
+		return Last{}, false
+	}
+	return Last{Pair: *e.pair, Sequence: e.seq, Since: e.since}, true
+}
+
+// Others returns the lowercased object ids of tenant's people for whom
+// keep is false (the watcher's leavers); keep is called with the store
+// locked for reading.
+func (vs *Views) Others(tenant string, keep func(id string) bool) []string {
+	vs.mu.RLock()
+	defer vs.mu.RUnlock()
+	var ids []string
+	for id := range vs.tenants[tenant] {
+		if !keep(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids
+}
+
+// entry returns the entry of k, nil when nobody; vs.mu is held.
+func (vs *Views) entry(k person) *entry { return vs.tenants[k.tenant][k.id] }
 
 // Delete forgets the person id of tenant, who left the watch; their
 // waiters wake and find nobody.
@@ -180,43 +276,45 @@ func (vs *Views) Delete(tenant, id string) {
 	k := person{tenant, strings.ToLower(id)}
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
-	e := vs.people[k]
+	e := vs.entry(k)
 	if e == nil {
 		return
 	}
-	delete(vs.people, k)
-	if vs.tenants[k.tenant]--; vs.tenants[k.tenant] <= 0 {
+	people := vs.tenants[k.tenant]
+	delete(people, k.id)
+	vs.count--
+	if len(people) == 0 {
 		delete(vs.tenants, k.tenant)
 	}
-	if u := strings.ToLower(e.view.User); u != k.id {
-		vs.removeName(u, k)
+	if u := strings.ToLower(e.user); u != k.id {
+		vs.removeName(u, e)
 	}
-	vs.sorted = slices.DeleteFunc(vs.sorted, func(p person) bool { return p == k })
+	vs.sorted = slices.DeleteFunc(vs.sorted, func(p *entry) bool { return p == e })
 	if e.changed != nil {
 		close(e.changed)
 	}
 }
 
-func (vs *Views) addName(name string, k person) {
+func (vs *Views) addName(name string, e *entry) {
 	first, ok := vs.names[name]
 	switch {
 	case !ok:
-		vs.names[name] = k
-	case first != k && !slices.Contains(vs.more[name], k):
-		vs.more[name] = append(vs.more[name], k)
+		vs.names[name] = e
+	case first != e && !slices.Contains(vs.more[name], e):
+		vs.more[name] = append(vs.more[name], e)
 	}
 }
 
-func (vs *Views) removeName(name string, k person) {
+func (vs *Views) removeName(name string, e *entry) {
 	more := vs.more[name]
-	if first, ok := vs.names[name]; ok && first == k {
+	if first, ok := vs.names[name]; ok && first == e {
 		if len(more) == 0 {
 			delete(vs.names, name)
 			return
 		}
 		vs.names[name], more = more[0], more[1:]
 	} else {
-		more = slices.DeleteFunc(more, func(p person) bool { return p == k })
+		more = slices.DeleteFunc(more, func(p *entry) bool { return p == e })
 	}
 	if len(more) == 0 {
 		delete(vs.more, name)
@@ -229,7 +327,7 @@ func (vs *Views) removeName(name string, k person) {
 func (vs *Views) Len() int {
 	vs.mu.RLock()
 	defer vs.mu.RUnlock()
-	return len(vs.people)
+	return vs.count
 }
 
 // Get returns the view of the person key names in tenant (empty: any
@@ -247,13 +345,11 @@ func (vs *Views) Get(ctx context.Context, tenant, key string) (outputs.View, str
 
 // current returns the view of k; vs.mu is held.
 func (vs *Views) current(k person, key string) (outputs.View, string, error) {
-	e := vs.people[k]
+	e := vs.entry(k)
 	if e == nil {
 		return outputs.View{}, "", fmt.Errorf("%q: %w", key, ErrNotWatched)
 	}
-	v := e.view
-	v.Sources = slices.Clone(v.Sources)
-	return v, e.etag, nil
+	return e.view(), e.etag.String(), nil
 }
 
 // find returns the person key names.
@@ -289,20 +385,20 @@ func (vs *Views) named(tenant, name string) (person, error) {
 		}
 	}
 	if tenant != "" {
-		if _, ok := vs.people[person{tenant, name}]; ok {
+		if vs.entry(person{tenant, name}) != nil {
 			add(person{tenant, name})
 		}
 	} else {
-		for t := range vs.tenants {
-			if _, ok := vs.people[person{t, name}]; ok {
+		for t, people := range vs.tenants {
+			if people[name] != nil {
 				add(person{t, name})
 			}
 		}
 	}
-	if k, ok := vs.names[name]; ok {
-		add(k)
-		for _, k := range vs.more[name] {
-			add(k)
+	if e, ok := vs.names[name]; ok {
+		add(e.key())
+		for _, e := range vs.more[name] {
+			add(e.key())
 		}
 	}
 	switch len(found) {
@@ -341,7 +437,7 @@ func (vs *Views) Wait(ctx context.Context, tenant, key, etag string) (outputs.Vi
 			vs.mu.Unlock()
 			return v, now, err
 		}
-		e := vs.people[k]
+		e := vs.entry(k)
 		if e.changed == nil {
 			e.changed = make(chan struct{})
 		}
@@ -384,21 +480,20 @@ func (vs *Views) List(tenant, cursor string, limit int) ([]outputs.View, string,
 	vs.mu.Lock()
 	defer vs.mu.Unlock()
 	if vs.unsorted {
-		slices.SortFunc(vs.sorted, person.compare)
+		slices.SortFunc(vs.sorted, func(a, b *entry) int { return a.key().compare(b.key()) })
 		vs.unsorted = false
 	}
-	i, found := slices.BinarySearchFunc(vs.sorted, from, person.compare)
+	i, found := slices.BinarySearchFunc(vs.sorted, from, func(e *entry, k person) int { return e.key().compare(k) })
 	if found && after {
 		i++
 	}
 	var views []outputs.View
 	for ; i < len(vs.sorted) && len(views) < limit; i++ {
-		k := vs.sorted[i]
-		if tenant != "" && k.tenant != tenant {
+		e := vs.sorted[i]
+		if tenant != "" && e.tenant != tenant {
 			break
 		}
-		v, _, _ := vs.current(k, "")
-		views = append(views, v)
+		views = append(views, e.view())
 	}
 	next := ""
 	if i < len(vs.sorted) && (tenant == "" || vs.sorted[i].tenant == tenant) && len(views) > 0 {

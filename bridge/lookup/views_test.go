@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"testing"
 	"time"
 
@@ -348,5 +349,32 @@ func TestList(t *testing.T) {
 		if _, _, err := vs.List("", cursor, 10); !errors.Is(err, ErrBadCursor) {
 			t.Fatalf("cursor %.20q: %v, want ErrBadCursor", cursor, err)
 		}
+	}
+}
+
+// TestRecordsAreCompact: people in the same pair share one copy of it,
+// the table of shared pairs stays bounded whatever the watcher hands
+// over, and a view read back is the view set.
+func TestRecordsAreCompact(t *testing.T) {
+	vs := NewViews(Options{})
+	alice, bob := view(contoso, aliceID, "alice@contoso.example", "1", "Busy"), view(contoso, bobID, "bob@contoso.example", "1", "Busy")
+	bob.Origin, bob.Sources = outputs.OriginBridge, []string{"pbx"}
+	vs.Set(alice)
+	vs.Set(bob)
+	a, b := vs.entry(person{contoso, aliceID}), vs.entry(person{contoso, bobID})
+	if a.pair != b.pair {
+		t.Fatalf("alice's and bob's pairs are %p and %p, want one shared Busy/Busy", a.pair, b.pair)
+	}
+	for _, want := range []outputs.View{alice, bob} {
+		got, etag, err := vs.Get(context.Background(), contoso, want.ID)
+		if err != nil || !reflect.DeepEqual(got, want) || etag != ETag(want) {
+			t.Fatalf("Get %s = %+v, %s, %v; want %+v, %s", want.ID, got, etag, err, want, ETag(want))
+		}
+	}
+	for i := range 3 * maxPairs {
+		vs.Set(view(contoso, aliceID, "alice@contoso.example", fmt.Sprint(i+2), fmt.Sprintf("Odd%d", i)))
+	}
+	if n := len(vs.pairs); n != maxPairs {
+		t.Fatalf("%d shared pairs, want at most %d", n, maxPairs)
 	}
 }

@@ -275,6 +275,7 @@ type lane struct {
 	// order they are
 	// delivered: as they came, a failed delivery again at the end.
 	people  map[string]*entry
+	peak    int        // the most people held since people was made
 	order   *list.List // of *entry
 	closing bool
 	// failedInARow sets the backoff.
@@ -332,6 +333,7 @@ func (l *lane) offer(c outputs.Change) {
 	if e == nil {
 		e = &entry{key: key}
 		l.people[key] = e
+		l.peak = max(l.peak, len(l.people))
 	}
 	switch {
 	case e.queued != nil && !newer(c.SequenceNumber, e.queued.SequenceNumber),
@@ -360,6 +362,7 @@ func (l *lane) leave(tenant, id string) {
 	if e == nil {
 		e = &entry{key: key}
 		l.people[key] = e
+		l.peak = max(l.peak, len(l.people))
 	}
 	e.forget, e.queued = true, nil
 	if e.elem == nil {
@@ -395,9 +398,23 @@ func (l *lane) unqueue(e *entry) {
 	l.order.Remove(e.elem)
 	e.forget, e.queued, e.elem = false, nil, nil
 	if e.sending == "" {
-		delete(l.people, e.key)
+		l.forget(e)
 	}
 }
+
+// forget drops e from people. A map keeps the room it grew to, so once
+// people is empty after holding more than shrinkAbove (the first sighting
+// of a whole tenant), it starts again small. Called with mu held.
+func (l *lane) forget(e *entry) {
+	delete(l.people, e.key)
+	if len(l.people) == 0 && l.peak > shrinkAbove {
+		l.people, l.peak = map[string]*entry{}, 0
+	}
+}
+
+// shrinkAbove is the size past which an emptied lane's map of people is
+// made again.
+const shrinkAbove = 1024
 
 // next waits for a person to deliver to, marks their delivery under way
 // and returns it, with forget true for a removal (then c is empty); nil
@@ -467,7 +484,7 @@ func (l *lane) forgotten(e *entry, err error) {
 	e.sending = ""
 	defer l.cond.Broadcast()
 	if e.elem == nil {
-		delete(l.people, e.key)
+		l.forget(e)
 	}
 	if err != nil {
 		l.failures++
@@ -486,7 +503,7 @@ func (l *lane) done(e *entry, c outputs.Change, err error) time.Duration {
 		l.published[c.Origin]++
 		l.healthy, l.failedInARow = true, 0
 		if e.elem == nil {
-			delete(l.people, e.key)
+			l.forget(e)
 		}
 		return 0
 	}

@@ -420,3 +420,36 @@ func TestLeft(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptiedLaneStartsSmall: a lane that held many people at once (the
+// first sighting of a whole tenant) does not keep its map's room once
+// everyone is delivered; a lane that held a few keeps its map.
+func TestEmptiedLaneStartsSmall(t *testing.T) {
+	gate := make(chan struct{})
+	out := &fake{publish: func(context.Context, outputs.Change) error { <-gate; return nil }}
+	p := New([]Target{{Name: "bus", Filter: outputs.Filter{SkipSources: []string{}}, Output: out}}, Options{Workers: 1})
+	defer closeNow(t, p)
+	l := p.lanes[0]
+	const many = 2 * shrinkAbove
+	for i := range many {
+		p.Publish(change(fmt.Sprintf("p%d", i), 1))
+	}
+	l.mu.Lock()
+	peak := l.peak
+	l.mu.Unlock()
+	if peak != many {
+		t.Fatalf("peak %d, want %d", peak, many)
+	}
+	close(gate)
+	testpoll.Until(t, "everyone delivered", func() bool { return len(out.delivered()) == many })
+	testpoll.Until(t, "the lane emptied", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return len(l.people) == 0
+	})
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.peak != 0 {
+		t.Fatalf("the emptied lane's map was kept (peak %d): its room for %d people stays allocated", l.peak, many)
+	}
+}

@@ -105,7 +105,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 	if entries == nil {
 		entries = func() map[string]string { return cfg.Directory }
 	}
-	sink := sink{views: o.Views}
+	var sink sink
 	if t.publisher != nil {
 		sink.publisher = t.publisher
 	}
@@ -136,6 +136,7 @@ func Start(ctx context.Context, o Options) (*Teams, error) {
 			Directory:       o.Directory,
 			DirectoryUsers:  func() []string { return directoryUsers(entries()) },
 			EventUPN:        eventUPN(cfg.Sources),
+			Views:           o.Views,
 			Sink:            sink,
 			History:         o.History,
 			Hold: func(ctx context.Context, key string, work func(context.Context) error) {
@@ -251,9 +252,9 @@ func eventUPN(sources []config.Source) func(adapters.Event) string {
 	}
 }
 
-// sink hands what the watchers see to the lookup views and the outputs.
+// sink hands the changes the watchers see to the outputs; the watchers
+// keep the lookup's views themselves (watch.Options.Views).
 type sink struct {
-	views     *lookup.Views
 	publisher interface {
 		Publish(outputs.Change)
 		Left(tenant, id string)
@@ -261,24 +262,14 @@ type sink struct {
 }
 
 func (s sink) Changed(_ context.Context, c outputs.Change) {
-	if s.views != nil {
-		s.views.Set(c.View)
-	}
 	if s.publisher != nil {
 		s.publisher.Publish(c)
 	}
 }
 
-func (s sink) Seen(v outputs.View) {
-	if s.views != nil {
-		s.views.Set(v)
-	}
-}
+func (sink) Seen(outputs.View) {}
 
 func (s sink) Left(tenant, id string) {
-	if s.views != nil {
-		s.views.Delete(tenant, id)
-	}
 	if s.publisher != nil {
 		s.publisher.Left(tenant, id) // the sip output removes its publications
 	}

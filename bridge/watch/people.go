@@ -108,10 +108,13 @@ func (w *Watcher) setPeople() {
 		slices.Sort(people)
 	}
 	w.people = people
-	for id := range w.seen {
+	for id := range w.loaded {
 		if !w.watched(id) {
 			w.leave(id)
 		}
+	}
+	for _, id := range w.opts.Views.Others(w.opts.Tenant, w.watched) {
+		w.leave(id)
 	}
 }
 

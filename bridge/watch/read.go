@@ -83,29 +83,50 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 // sequenceNumber is newer than the last seen; a newer one with another
 // pair is a change, handed to the sink with its origin.
 func (w *Watcher) saw(ctx context.Context, id string, p graphclient.Presence, s session, held bool, now time.Time) {
-	before, known := w.seen[id]
+	before, known := w.last(id)
 	pair := adapters.Pair{Availability: p.Availability, Activity: p.Activity}
+	if _, ok := w.loaded[id]; ok {
+		delete(w.loaded, id) // from here on the view is the record
+		if len(w.loaded) == 0 {
+			w.loaded = nil // a map keeps its room when emptied
+		}
+	}
 	if known && (!natsout.SequenceAfter(p.SequenceNumber, before.seq) || pair == *before.pair) {
 		if natsout.SequenceAfter(p.SequenceNumber, before.seq) {
 			before.seq = p.SequenceNumber
-			w.seen[id] = before
 		}
-		w.opts.Sink.Seen(w.view(id, before, now, s, held))
+		v := w.view(id, before, now, s, held)
+		w.opts.Views.Set(v)
+		w.opts.Sink.Seen(v)
 		return
 	}
 	now1 := last{pair: w.pair(pair), seq: p.SequenceNumber, since: now}
-	rec, _ := json.Marshal(seenRecord{Availability: now1.pair.Availability, Activity: now1.pair.Activity, Sequence: now1.seq, Since: now1.since})
+	rec, _ := json.Marshal(seenRecord{Availability: pair.Availability, Activity: pair.Activity, Sequence: now1.seq, Since: now1.since})
 	if _, err := w.opts.Seen.Put(ctx, seenKey(w.opts.Tenant, id), rec); err != nil {
 		w.log.Warn("keep the last seen presence", "user", id, "err", err)
 	}
-	w.seen[id] = now1
 	c := outputs.Change{ID: outputs.ChangeID(w.opts.Tenant, id, p.SequenceNumber), View: w.view(id, now1, now, s, held)}
 	if known {
 		c.Previous = &outputs.Pair{Availability: before.pair.Availability, Activity: before.pair.Activity}
 	}
+	w.opts.Views.Set(c.View)
 	w.setStatus(func(st *Status) { st.Changes[c.Origin]++ })
-	history.Record(w.opts.History, w.opts.Tenant, id, history.TeamsChange(c.Origin, *now1.pair, c.Sources, c.SequenceNumber, now))
+	history.Record(w.opts.History, w.opts.Tenant, id, history.TeamsChange(c.Origin, pair, c.Sources, c.SequenceNumber, now))
 	w.opts.Sink.Changed(ctx, c)
+}
+
+// last returns the person's last seen presence: as loaded from the seen
+// bucket when they have not been read since the lease began, else the
+// lookup's view.
+func (w *Watcher) last(id string) (last, bool) {
+	if l, ok := w.loaded[id]; ok {
+		return l, true
+	}
+	l, ok := w.opts.Views.Last(w.opts.Tenant, id)
+	if !ok {
+		return last{}, false
+	}
+	return last{pair: w.pair(adapters.Pair{Availability: l.Pair.Availability, Activity: l.Pair.Activity}), seq: l.Sequence, since: l.Since}, true
 }
 
 // view is the person's presence as last seen, with its origin: bridge
@@ -127,7 +148,8 @@ func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) o
 // leave forgets a person who left the watch, and their last seen
 // presence.
 func (w *Watcher) leave(id string) {
-	delete(w.seen, id)
+	delete(w.loaded, id)
+	w.opts.Views.Delete(w.opts.Tenant, id)
 	if w.opts.Sink != nil {
 		w.opts.Sink.Left(w.opts.Tenant, id)
 	}

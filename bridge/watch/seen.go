@@ -48,8 +48,10 @@ type seenRecord struct {
 	Since        time.Time `json:"t"`
 }
 
-// last is a person's last seen presence in memory: small, its pair
-// shared with everyone else's in the same pair (Watcher.pair).
+// last is a person's last seen presence as loaded from SeenBucket, kept
+// until the person is read: small, its pair shared with everyone else's
+// in the same pair (Watcher.pair). After a read the lookup's view is the
+// only record (Options.Views).
 type last struct {
 	pair  *adapters.Pair
 	seq   string

@@ -34,6 +34,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/config"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
 	"github.com/presence-bridge/presence-bridge/bridge/history"
+	"github.com/presence-bridge/presence-bridge/bridge/lookup"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient"
@@ -101,7 +102,13 @@ type Options struct {
 	// user of a view of someone watched only because an event named them.
 	// Nil learns no UPN from events.
 	EventUPN func(adapters.Event) string
-	Sink     Sink
+	// Views is where the watcher keeps each watched person's last seen
+	// presence: the lookup API's store, whose record of a person is the
+	// only one (the watcher keeps no copy). The watcher sets, and on a
+	// leave deletes, the views of its tenant. Nil keeps them in a store of
+	// the watcher's own.
+	Views *lookup.Views
+	Sink  Sink
 	// History records each change handed over in the person's history;
 	// nil records none.
 	History history.Recorder
@@ -148,8 +155,8 @@ type Watcher struct {
 	upns       []string          // the UPN of each of listed, "" when not known
 	named      map[string]string // people the state store holds, with the UPN an event named them by
 	sessions   map[string]session
-	seen       map[string]last
-	pairs      map[adapters.Pair]*adapters.Pair // the pairs of seen, shared
+	loaded     map[string]last                  // read from Seen at the lease's start, until the person is read
+	pairs      map[adapters.Pair]*adapters.Pair // the pairs of loaded, shared
 	states     jetstream.KeyWatcher
 	stateRev   uint64   // the newest user state revision taken in
 	listed     []string // resolved by the last refresh, sorted
@@ -250,6 +257,9 @@ func New(opts Options) (*Watcher, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
+	if opts.Views == nil {
+		opts.Views = lookup.NewViews(lookup.Options{})
+	}
 	w := &Watcher{opts: opts, log: opts.Logger.With("tenant", opts.Tenant, "stage", "watch"), reload: make(chan struct{}, 1)}
 	w.breaker = gobreaker.NewCircuitBreaker[[]graphclient.Presence](gobreaker.Settings{
 		Name:        "graph reads:" + opts.Tenant,
@@ -324,16 +334,16 @@ func (w *Watcher) work(ctx context.Context) error {
 	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
 	w.people, w.upns, w.named, w.sessions, w.listed = nil, nil, map[string]string{}, map[string]session{}, nil
 	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = nil, 0, time.Time{}, time.Time{}, time.Time{}, true
-	w.seen = map[string]last{}
+	w.loaded = map[string]last{}
 	if w.opts.Watch.Enabled {
-		seen, err := w.loadSeen(ctx)
+		loaded, err := w.loadSeen(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil // the lease ended
 			}
 			return err
 		}
-		w.seen = seen
+		w.loaded = loaded
 	}
 	states, err := w.opts.State.KV().Watch(ctx, state.UserKeys(w.opts.Tenant))
 	if err != nil {

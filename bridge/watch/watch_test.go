@@ -11,6 +11,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/lease"
+	"github.com/presence-bridge/presence-bridge/bridge/lookup"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/graphclient/emulator"
@@ -274,7 +275,6 @@ func TestOlderSequenceChangesNothing(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.seen = map[string]last{}
 	id := userID(0)
 	for _, tt := range []struct {
 		seq, availability string
@@ -561,22 +561,44 @@ func TestReadsInFlightAreBounded(t *testing.T) {
 	}
 }
 
-// TestPairsAreShared: people last seen in the same pair share one copy of
-// it, and the table of shared pairs stays bounded whatever Graph sends.
-func TestPairsAreShared(t *testing.T) {
+// TestOneRecordPerPerson: once read, a person's last seen presence is
+// the lookup's view alone (the watcher keeps no copy, not even of those
+// it loaded from the seen bucket), and it is what the next read is
+// compared with; the table of pairs the loaded share stays bounded
+// whatever Graph sends.
+func TestOneRecordPerPerson(t *testing.T) {
 	h := newHarness(t, 0, emulator.Throttle{})
-	w, err := New(Options{Tenant: tenant, Watch: watchAll(), Graph: h.graph, State: h.store, Seen: h.seenKV, Sink: h.sink,
+	views := lookup.NewViews(lookup.Options{})
+	w, err := New(Options{Tenant: tenant, Watch: watchAll(), Graph: h.graph, State: h.store, Seen: h.seenKV, Sink: h.sink, Views: views,
 		Hold: func(context.Context, string, func(context.Context) error) {}, Clock: h.clock})
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.seen = map[string]last{}
 	w.members = []string{userID(1), userID(2)}
+	// userID(1) as a takeover loads them: last seen Busy/InACall at 5.
+	w.loaded = map[string]last{userID(1): {pair: w.pair(*inACall), seq: "5", since: t0}}
 	for _, i := range []int{1, 2} {
-		w.saw(context.Background(), userID(i), graphclient.Presence{ID: userID(i), Availability: "Busy", Activity: "InACall", SequenceNumber: "1"}, session{}, false, t0)
+		w.saw(context.Background(), userID(i), graphclient.Presence{ID: userID(i), Availability: "Busy", Activity: "InACall", SequenceNumber: "5"}, session{}, false, t0)
 	}
-	if a, b := w.seen[userID(1)].pair, w.seen[userID(2)].pair; a == nil || a != b || *a != *inACall {
-		t.Fatalf("the two people's pairs are %p and %p, want one shared Busy/InACall", a, b)
+	if len(w.loaded) != 0 {
+		t.Fatalf("the watcher still holds %d people of its own after reading them", len(w.loaded))
+	}
+	if n := views.Len(); n != 2 {
+		t.Fatalf("the views hold %d people, want 2", n)
+	}
+	if got := h.sink.all(); len(got) != 1 || got[0].View.ID != userID(2) {
+		t.Fatalf("changes %+v, want userID(2)'s first sighting alone (userID(1) was loaded in the same pair)", got)
+	}
+	// The next read is compared with the view: the same sequence changes
+	// nothing, a newer one with another pair is a change from Busy.
+	w.saw(context.Background(), userID(2), graphclient.Presence{ID: userID(2), Availability: "Away", Activity: "Away", SequenceNumber: "5"}, session{}, false, t0)
+	w.saw(context.Background(), userID(1), graphclient.Presence{ID: userID(1), Availability: "Away", Activity: "Away", SequenceNumber: "6"}, session{}, false, t0)
+	got := h.sink.all()
+	if len(got) != 2 || got[1].View.ID != userID(1) || got[1].Previous == nil || got[1].Previous.Availability != "Busy" {
+		t.Fatalf("changes %+v, want a second one: userID(1) Away after Busy", got)
+	}
+	if l, ok := views.Last(tenant, userID(1)); !ok || l.Pair.Availability != "Away" || l.Sequence != "6" {
+		t.Fatalf("the view of userID(1) is %+v, want Away at 6", l)
 	}
 	for i := range 3 * maxPairs {
 		w.pair(adapters.Pair{Availability: fmt.Sprintf("Odd%d", i), Activity: "Odd"})
