@@ -384,13 +384,29 @@ func (w *Watcher) work(ctx context.Context) error {
 	}
 }
 
+// decodeState returns the user state e holds: the copy the state store
+// keeps of what this process has just written or read at that revision
+// when it has one (most states are the apply stage's and the writers'
+// own, just encoded), else e's value decoded. It is false for a deletion
+// or a value that is no state.
+func (w *Watcher) decodeState(e jetstream.KeyValueEntry) (state.UserState, bool) {
+	if e.Operation() != jetstream.KeyValuePut {
+		return state.UserState{}, false
+	}
+	if st, _, ok := w.opts.State.Recent(e.Key(), e.Revision()); ok {
+		return st, true
+	}
+	var st state.UserState
+	return st, json.Unmarshal(e.Value(), &st) == nil
+}
+
 // takeState keeps what a user state says: whether the bridge holds a
 // session for the person and which sources made it, and (for `users:
 // directory`) that an event named them, and by which UPN.
 func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	w.stateRev = max(w.stateRev, e.Revision())
-	var st state.UserState
-	if e.Operation() != jetstream.KeyValuePut || json.Unmarshal(e.Value(), &st) != nil || st.UserID == "" {
+	st, ok := w.decodeState(e)
+	if !ok || st.UserID == "" {
 		key := e.Key()
 		raw, err := hex.DecodeString(key[strings.LastIndexByte(key, '.')+1:])
 		id := string(raw)

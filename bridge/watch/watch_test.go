@@ -77,6 +77,21 @@ func TestBridgeSessionOrigin(t *testing.T) {
 	}
 }
 
+// TestStatesTheStoreWroteAreNotDecoded: a user state this process's
+// store has just written is taken from the store's copy, not decoded
+// again from the watch (the watch here garbles every value), so the
+// bridge's session still explains what Graph shows.
+func TestStatesTheStoreWroteAreNotDecoded(t *testing.T) {
+	h := newHarness(t, 1, emulator.Throttle{})
+	h.store = h.store.WithKV(garbledKV{h.store.KV()})
+	h.session(0, "pbx")
+	h.start(watchAll(), nil)
+	testpoll.Until(t, "the person seen", func() bool { return len(h.sink.all()) == 1 })
+	if c := h.sink.all()[0]; c.Origin != outputs.OriginBridge || !slices.Equal(c.Sources, []string{"pbx"}) {
+		t.Fatalf("the bridge's session was seen as %+v, want origin bridge from pbx", c)
+	}
+}
+
 // TestBudgetStretchesTheCycle: with more people than the read budget
 // covers at the interval, no window of the budget holds more reads than
 // it allows, Graph throttles nothing, and the cycle stretches.
