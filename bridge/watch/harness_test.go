@@ -254,11 +254,14 @@ func (h *harness) reads() uint64 {
 
 // gatedKV is a state bucket whose watches, once hold is set, pass
 // nothing on until open is closed: a watch of user states lagging behind
-// Graph.
+// Graph. With garble, they hand out every entry with a value that is no
+// state: what a watcher takes from them, it took from the state store's
+// copies.
 type gatedKV struct {
 	jetstream.KeyValue
-	hold atomic.Bool
-	open chan struct{}
+	hold   atomic.Bool
+	open   chan struct{}
+	garble bool
 }
 
 func (g *gatedKV) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
@@ -272,6 +275,9 @@ func (g *gatedKV) Watch(ctx context.Context, keys string, opts ...jetstream.Watc
 		for e := range inner.Updates() {
 			if g.hold.Load() {
 				<-g.open
+			}
+			if g.garble && e != nil {
+				e = garbledEntry{e}
 			}
 			select {
 			case out.updates <- e:
@@ -290,33 +296,7 @@ type gatedWatcher struct {
 
 func (w *gatedWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.updates }
 
-// garbledKV is a state bucket whose watches hand out every entry with a
-// value that is no state: what a watcher takes from it, it took from the
-// state store's copies.
-type garbledKV struct{ jetstream.KeyValue }
-
-func (g garbledKV) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
-	inner, err := g.KeyValue.Watch(ctx, keys, opts...)
-	if err != nil {
-		return nil, err
-	}
-	out := &gatedWatcher{KeyWatcher: inner, updates: make(chan jetstream.KeyValueEntry)}
-	go func() {
-		defer close(out.updates)
-		for e := range inner.Updates() {
-			if e != nil {
-				e = garbledEntry{e}
-			}
-			select {
-			case out.updates <- e:
-			case <-ctx.Done():
-				return
-			}
-		}
-	}()
-	return out, nil
-}
-
+// garbledEntry is an entry whose value is no state.
 type garbledEntry struct{ jetstream.KeyValueEntry }
 
 func (garbledEntry) Value() []byte { return []byte("not a state") }

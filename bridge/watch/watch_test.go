@@ -83,7 +83,7 @@ func TestBridgeSessionOrigin(t *testing.T) {
 // bridge's session still explains what Graph shows.
 func TestStatesTheStoreWroteAreNotDecoded(t *testing.T) {
 	h := newHarness(t, 1, emulator.Throttle{})
-	h.store = h.store.WithKV(garbledKV{h.store.KV()})
+	h.store = h.store.WithKV(&gatedKV{KeyValue: h.store.KV(), garble: true})
 	h.session(0, "pbx")
 	h.start(watchAll(), nil)
 	testpoll.Until(t, "the person seen", func() bool { return len(h.sink.all()) == 1 })

@@ -278,18 +278,9 @@ func graphWrites(ctx context.Context, client *http.Client, url string) (float64,
 // graphRequests returns presence_bridge_graph_requests_total by operation:
 // the Graph requests the bridge made since it started.
 func graphRequests(ctx context.Context, client *http.Client, url string) (map[string]float64, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	body, err := get(ctx, client, url)
 	if err != nil {
 		return nil, err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return nil, fmt.Errorf("get metrics: %w", err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, maxMetricsBody))
-	if err != nil {
-		return nil, fmt.Errorf("read metrics: %w", err)
 	}
 	return sumByLabel(body, "presence_bridge_graph_requests_total", "operation")
 }
