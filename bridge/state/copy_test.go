@@ -155,11 +155,11 @@ func TestRememberedStateAppliesAsStored(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		remembered, rev, ok := remembering.Recent(entry.Key(), entry.Revision())
+		remembered, rev, ok := remembering.Recent(entry.Key(), entry.Revision(), nil)
 		if !ok || rev != entry.Revision() {
 			t.Fatalf("after event %d the store remembers revision %d, not the stored %d", i, rev, entry.Revision())
 		}
-		if _, newer, ok := remembering.Recent(entry.Key(), entry.Revision()-1); ok || newer != entry.Revision() {
+		if _, newer, ok := remembering.Recent(entry.Key(), entry.Revision()-1, nil); ok || newer != entry.Revision() {
 			t.Fatalf("asked for an older revision after event %d: given it %v, told of %d, want none and %d", i, ok, newer, entry.Revision())
 		}
 		if got, _ := json.Marshal(remembered); string(got) != string(entry.Value()) {

@@ -1,6 +1,9 @@
 package state
 
-import "sync"
+import (
+	"bytes"
+	"sync"
+)
 
 // recentStatesMax bounds the states a Store remembers: about 5 MB at a
 // kilobyte a state. It need only cover the states written in the moments
@@ -16,10 +19,16 @@ const recentStatesMax = 4096
 // the compare-and-set and is read again. It holds copies (copyState) and
 // hands out copies, so a caller may change what it gets. When full, it
 // forgets an arbitrary user.
+//
+// It also holds each write still waiting for its answer, with the bytes
+// written: a watcher of the bucket is often sent a write before the
+// writer learns its revision, and the bytes tell it the state is the one
+// being written.
 type recentStates struct {
-	mu     sync.Mutex
-	max    int
-	states map[string]recentState
+	mu      sync.Mutex
+	max     int
+	states  map[string]recentState
+	writing map[string]*write
 }
 
 type recentState struct {
@@ -27,8 +36,14 @@ type recentState struct {
 	st  UserState
 }
 
+// write is a state being written and its encoding.
+type write struct {
+	data []byte
+	st   UserState
+}
+
 func newRecentStates(max int) *recentStates {
-	return &recentStates{max: max, states: make(map[string]recentState)}
+	return &recentStates{max: max, states: make(map[string]recentState), writing: make(map[string]*write)}
 }
 
 // get returns a copy of the state remembered for key and its revision.
@@ -43,15 +58,20 @@ func (r *recentStates) get(key string) (UserState, uint64, bool) {
 }
 
 // getAt returns a copy of the state remembered for key if it is at
-// revision rev, and the revision remembered (0 when none).
-func (r *recentStates) getAt(key string, rev uint64) (UserState, uint64, bool) {
+// revision rev, or if data, the state stored at rev, is what a write
+// still under way wrote; and the revision remembered (0 when none).
+func (r *recentStates) getAt(key string, rev uint64, data []byte) (UserState, uint64, bool) {
 	r.mu.Lock()
 	s, ok := r.states[key]
+	w := r.writing[key]
 	r.mu.Unlock()
-	if !ok || s.rev != rev {
-		return UserState{}, s.rev, false
+	switch {
+	case ok && s.rev == rev:
+		return copyState(s.st), s.rev, true
+	case w != nil && bytes.Equal(w.data, data):
+		return copyState(w.st), rev, true
 	}
-	return copyState(s.st), s.rev, true
+	return UserState{}, s.rev, false
 }
 
 // put remembers a copy of st at rev for key.
@@ -59,6 +79,11 @@ func (r *recentStates) put(key string, rev uint64, st UserState) {
 	st = copyState(st)
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.keep(key, rev, st)
+}
+
+// keep remembers st at rev for key; r.mu is held.
+func (r *recentStates) keep(key string, rev uint64, st UserState) {
 	if _, ok := r.states[key]; !ok && len(r.states) >= r.max {
 		for k := range r.states {
 			delete(r.states, k)
@@ -66,6 +91,32 @@ func (r *recentStates) put(key string, rev uint64, st UserState) {
 		}
 	}
 	r.states[key] = recentState{rev: rev, st: st}
+}
+
+// begin records that a copy of st, encoded as data, is being written to
+// key; the caller ends it with end. Of two writes to one key at once, the
+// later one is held.
+func (r *recentStates) begin(key string, data []byte, st UserState) *write {
+	w := &write{data: data, st: copyState(st)}
+	r.mu.Lock()
+	r.writing[key] = w
+	r.mu.Unlock()
+	return w
+}
+
+// end ends w: stored at rev when ok (it is then the state remembered),
+// else refused or lost.
+func (r *recentStates) end(key string, w *write, rev uint64, ok bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.writing[key] == w {
+		delete(r.writing, key)
+	}
+	if ok {
+		r.keep(key, rev, w.st)
+	} else {
+		delete(r.states, key)
+	}
 }
 
 func (r *recentStates) drop(key string) {

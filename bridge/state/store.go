@@ -319,16 +319,16 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 		if err != nil {
 			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
+		w := s.recent.begin(key, data, st)
 		if rev == 0 {
 			rev, err = s.kv.Create(ctx, key, data)
 		} else {
 			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
+		s.recent.end(key, w, rev, err == nil)
 		if err == nil {
-			s.recent.put(key, rev, st)
 			return st, rev, nil
 		}
-		s.recent.drop(key)
 		if !isConflict(err) {
 			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
 		}
@@ -337,12 +337,13 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 }
 
 // Recent returns the state of key as this Store last read or wrote it
-// when that was at revision rev (ok), so that a watcher of the bucket in
-// the same process need not decode it again. remembered is the revision
-// it holds, 0 when none: a watcher given an older one knows a newer one
-// is on its way.
-func (s *Store) Recent(key string, rev uint64) (st UserState, remembered uint64, ok bool) {
-	return s.recent.getAt(key, rev)
+// when that was at revision rev, or when data, the value stored at rev,
+// is byte for byte a write of this Store not yet answered (ok): a watcher
+// of the bucket in the same process need not decode it again. remembered
+// is the revision it holds, 0 when none: a watcher given an older one
+// knows a newer one is on its way.
+func (s *Store) Recent(key string, rev uint64, data []byte) (st UserState, remembered uint64, ok bool) {
+	return s.recent.getAt(key, rev, data)
 }
 
 func isConflict(err error) bool {

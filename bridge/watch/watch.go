@@ -393,7 +393,7 @@ func (w *Watcher) decodeState(e jetstream.KeyValueEntry) (state.UserState, bool)
 	if e.Operation() != jetstream.KeyValuePut {
 		return state.UserState{}, false
 	}
-	if st, _, ok := w.opts.State.Recent(e.Key(), e.Revision()); ok {
+	if st, _, ok := w.opts.State.Recent(e.Key(), e.Revision(), e.Value()); ok {
 		return st, true
 	}
 	var st state.UserState

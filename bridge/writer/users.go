@@ -29,7 +29,7 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 			return
 		}
 	}
-	st, remembered, ok := w.e.store.Recent(entry.Key(), entry.Revision())
+	st, remembered, ok := w.e.store.Recent(entry.Key(), entry.Revision(), entry.Value())
 	if !ok {
 		if remembered > entry.Revision() {
 			return // a newer state of the user is on its way
