@@ -98,27 +98,12 @@ outputs:
 	b.ResetTimer()
 	changes := 0
 	for run := range b.N {
-		start := time.Now()
-		for i := range seconds * perSecond {
-			due := start.Add(time.Duration(i) * time.Second / perSecond)
-			// Real time must pass: changes are paced at perSecond.
-			time.Sleep(time.Until(due))
-			n := run*seconds*perSecond + i
-			who := n % people
-			call := n/people%2 == 0
-			pair := [2]string{"Busy", "InACall"}
-			if !call {
-				pair = [2]string{"Available", "Available"}
-			}
+		changes += paceTeamsChanges(b, em, run*seconds*perSecond, seconds, perSecond, people, func(who int, call bool) {
 			got.mu.Lock()
 			got.pending[sipBenchExtension(who)] = time.Now()
 			got.want[sipBenchExtension(who)] = call
 			got.mu.Unlock()
-			if err := em.SetTeamsSession(watchUser(who), pair[0], pair[1]); err != nil {
-				b.Fatal(err)
-			}
-			changes++
-		}
+		})
 		testpoll.Within(b, 60*time.Second, "every change at the phone", func() bool {
 			got.mu.Lock()
 			defer got.mu.Unlock()

@@ -254,24 +254,11 @@ func BenchmarkWatchChangeToWebhook(b *testing.B) {
 	b.ResetTimer()
 	changes := 0
 	for run := range b.N {
-		start := time.Now()
-		for i := range seconds * perSecond {
-			// Real time must pass: changes are paced at perSecond.
-			time.Sleep(time.Until(start.Add(time.Duration(i) * time.Second / perSecond)))
-			n := run*seconds*perSecond + i
-			who := watchUser(n % people)
-			pair := [2]string{"Busy", "InACall"}
-			if n/people%2 == 1 {
-				pair = [2]string{"Available", "Available"}
-			}
+		changes += paceTeamsChanges(b, em, run*seconds*perSecond, seconds, perSecond, people, func(who int, _ bool) {
 			mu.Lock()
-			pending[who] = time.Now()
+			pending[watchUser(who)] = time.Now()
 			mu.Unlock()
-			if err := em.SetTeamsSession(who, pair[0], pair[1]); err != nil {
-				b.Fatal(err)
-			}
-			changes++
-		}
+		})
 		testpoll.Within(b, 30*time.Second, "every change at the receiver", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
