@@ -453,7 +453,8 @@ func BenchmarkWatchMemory(b *testing.B) {
 		// Again once the file store's per-block subject state of the
 		// first sightings' burst has expired (2 min): the steady figure,
 		// beside the one just after the burst. The stream's message ids
-		// stay for its duplicate window (an hour by default).
+		// stay for its duplicate window (two minutes by default), so the
+		// settled figure is without those of the burst.
 		if wait := time.Until(started.Add(firstSeen + settle)); wait > 0 {
 			time.Sleep(wait) // real time must pass: the server expires them by its clock
 		}
