@@ -82,32 +82,6 @@ type Views struct {
 	sorted   []*entry
 	unsorted bool
 	pairs    map[outputs.Pair]*outputs.Pair
-	// chunk holds the entries not yet handed out of the last block
-	// made, free those of people who left (newEntry).
-	chunk []entry
-	free  []*entry
-}
-
-// entryChunk is how many entries newEntry makes at once.
-const entryChunk = 256
-
-// newEntry returns a zero entry: one of a person who left, or the next
-// of a block of entryChunk. The store's people arrive in a burst of
-// first sightings, among much short-lived garbage of the same size;
-// made one by one, each would keep a span of the heap from being
-// reused or returned to the system. vs.mu is held.
-func (vs *Views) newEntry() *entry {
-	if n := len(vs.free); n > 0 {
-		e := vs.free[n-1]
-		vs.free = vs.free[:n-1]
-		return e
-	}
-	if len(vs.chunk) == 0 {
-		vs.chunk = make([]entry, entryChunk)
-	}
-	e := &vs.chunk[0]
-	vs.chunk = vs.chunk[1:]
-	return e
 }
 
 // person identifies a watched person: tenant and lowercased object id.
@@ -220,8 +194,7 @@ func (vs *Views) Set(v outputs.View) {
 	}
 	d := digest(v)
 	if e == nil {
-		e = vs.newEntry()
-		e.tenant, e.id = v.Tenant, v.ID
+		e = &entry{tenant: v.Tenant, id: v.ID}
 		people := vs.tenants[k.tenant]
 		if people == nil {
 			people = map[string]*entry{}
@@ -320,8 +293,6 @@ func (vs *Views) Delete(tenant, id string) {
 	if e.changed != nil {
 		close(e.changed)
 	}
-	*e = entry{}
-	vs.free = append(vs.free, e)
 }
 
 func (vs *Views) addName(name string, e *entry) {

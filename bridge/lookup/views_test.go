@@ -378,37 +378,3 @@ func TestRecordsAreCompact(t *testing.T) {
 		t.Fatalf("%d shared pairs, want at most %d", n, maxPairs)
 	}
 }
-
-// TestLeaverRecordReused: the record of a person who left the watch is
-// the next newcomer's, holding nothing of the leaver: the records of the
-// people who come and go take no more room than the most watched at once.
-func TestLeaverRecordReused(t *testing.T) {
-	vs := NewViews(Options{})
-	alice, bob := view(contoso, aliceID, "alice@contoso.example", "1", "Busy"), view(contoso, bobID, "bob@contoso.example", "1", "Busy")
-	bob.Origin, bob.Sources = outputs.OriginBridge, []string{"pbx"}
-	vs.Set(alice)
-	vs.Set(bob)
-	old := vs.entry(person{contoso, bobID})
-	vs.Delete(contoso, bobID)
-	carolID := "ca201000-0000-4000-8000-000000000003"
-	carol := view(contoso, carolID, "carol@contoso.example", "7", "Away")
-	vs.Set(carol)
-	if e := vs.entry(person{contoso, carolID}); e != old {
-		t.Errorf("carol's record is %p, want bob's %p again", e, old)
-	}
-	ctx := context.Background()
-	if got, etag, err := vs.Get(ctx, contoso, "carol@contoso.example"); err != nil || !reflect.DeepEqual(got, carol) || etag != ETag(carol) {
-		t.Errorf("Get carol = %+v, %s, %v; want %+v", got, etag, err, carol)
-	}
-	for _, key := range []string{"bob@contoso.example", bobID} {
-		if _, _, err := vs.Get(ctx, contoso, key); !errors.Is(err, ErrNotWatched) {
-			t.Errorf("Get %s after bob left: %v, want ErrNotWatched", key, err)
-		}
-	}
-	if got, _, err := vs.Get(ctx, contoso, aliceID); err != nil || !reflect.DeepEqual(got, alice) {
-		t.Errorf("Get alice = %+v, %v", got, err)
-	}
-	if views, _, _ := vs.List(contoso, "", 10); len(views) != 2 {
-		t.Errorf("List holds %d people, want alice and carol", len(views))
-	}
-}
