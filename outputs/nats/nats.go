@@ -142,11 +142,14 @@ type Output struct {
 	mu      sync.Mutex
 	closed  bool
 	running sync.WaitGroup
-	// unsure holds, per KV key, the id of the change whose stream
-	// message may be stored while its view is not (the publish or the
-	// bucket write after it failed), at most maxUnsure.
-	unsure map[string]string
+	// unsure holds, per KV key, the change whose stream message may be
+	// stored while its view is not (the publish or the bucket write after
+	// it failed), at most maxUnsure.
+	unsure map[string]unsure
 }
+
+// unsure is a change's id and sequenceNumber.
+type unsure struct{ id, seq string }
 
 // maxUnsure bounds Output.unsure; past it a retry relies on the
 // duplicate window alone.
@@ -190,7 +193,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Output, erro
 	if err != nil {
 		return nil, fmt.Errorf("nats output %s: bucket %s: %w", cfg.Name, cfg.Bucket, err)
 	}
-	return &Output{cfg: cfg, js: js, stream: stream, kv: kv, unsure: map[string]string{}}, nil
+	return &Output{cfg: cfg, js: js, stream: stream, kv: kv, unsure: map[string]unsure{}}, nil
 }
 
 // Subject returns the subject of a person's changes.
@@ -236,7 +239,7 @@ func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	default:
 		var stored outputs.View
 		if json.Unmarshal(entry.Value(), &stored) == nil && !SequenceAfter(c.SequenceNumber, stored.SequenceNumber) {
-			o.settle(key)
+			o.settle(key, stored.SequenceNumber)
 			return nil // published before, or superseded
 		}
 		revision = entry.Revision()
@@ -263,7 +266,7 @@ func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	if err != nil {
 		return fmt.Errorf("nats output %s: store %s: %w", o.cfg.Name, key, err)
 	}
-	o.settle(key)
+	o.settle(key, c.SequenceNumber)
 	return nil
 }
 
@@ -276,7 +279,7 @@ func (o *Output) publish(ctx context.Context, key, subject string, c outputs.Cha
 	}
 	o.mu.Lock()
 	if _, ok := o.unsure[key]; ok || len(o.unsure) < maxUnsure {
-		o.unsure[key] = c.ID
+		o.unsure[key] = unsure{c.ID, c.SequenceNumber}
 	}
 	o.mu.Unlock()
 	msg := natsio.NewMsg(subject)
@@ -294,9 +297,9 @@ func (o *Output) publish(ctx context.Context, key, subject string, c outputs.Cha
 // without its view: the duplicate window may have passed since.
 func (o *Output) inStream(ctx context.Context, key, subject, id string) (bool, error) {
 	o.mu.Lock()
-	unsure := o.unsure[key] == id
+	look := o.unsure[key].id == id
 	o.mu.Unlock()
-	if !unsure {
+	if !look {
 		return false, nil
 	}
 	last, err := o.stream.GetLastMsgForSubject(ctx, subject)
@@ -310,16 +313,17 @@ func (o *Output) inStream(ctx context.Context, key, subject, id string) (bool, e
 }
 
 // settle forgets that key's stream message may be stored without its
-// view: the bucket holds it or a newer one.
-func (o *Output) settle(key string) {
+// view once the bucket holds that change or a newer one: the view of
+// sequenceNumber seq.
+func (o *Output) settle(key, seq string) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if _, ok := o.unsure[key]; !ok {
+	if u, ok := o.unsure[key]; !ok || SequenceAfter(u.seq, seq) {
 		return
 	}
 	delete(o.unsure, key)
 	if len(o.unsure) == 0 {
-		o.unsure = map[string]string{} // a map keeps the room it grew to
+		o.unsure = map[string]unsure{} // a map keeps the room it grew to
 	}
 }
 
