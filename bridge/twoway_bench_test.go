@@ -453,7 +453,8 @@ func BenchmarkWatchMemory(b *testing.B) {
 		// Again once the file store's per-block subject state of the
 		// first sightings' burst has expired (2 min): the steady figure,
 		// beside the one just after the burst. The stream's message ids
-		// stay for its duplicate window (an hour by default).
+		// stay for its duplicate window (two minutes by default), so the
+		// settled figure is without those of the burst.
 		if wait := time.Until(started.Add(firstSeen + settle)); wait > 0 {
 			time.Sleep(wait) // real time must pass: the server expires them by its clock
 		}
@@ -533,11 +534,11 @@ func writeHeapProfile(b *testing.B, path string) {
 func BenchmarkLookupPaced(b *testing.B) {
 	br := startBridge(b, watchConfig(b, lookupPeople))
 	base := "http://" + br.Addr() + "/v1/presence/"
-	waitForLookup(b, base)
+	waitForLookup(b, base, "contoso.example")
 	b.ResetTimer()
 	for range b.N {
 		rt0, os0 := readRuntime(), osWait()
-		r := pace(base)
+		r := pace(base, "contoso.example")
 		rt1, os1 := readRuntime(), osWait()
 		r.report(b)
 		reportRuntime(b, rt0, rt1, os0, os1, r.Elapsed)
@@ -546,17 +547,22 @@ func BenchmarkLookupPaced(b *testing.B) {
 
 // BenchmarkLookupPacedApart: BenchmarkLookupPaced with its clients in a
 // process of their own (TestLookupLoadProcess, the test binary run
-// again), as a PBX's would be: the bridge's process serves, and its
-// scheduling and collector figures are the bridge's alone; the clients'
-// process reports its own CPU.
+// again), as a PBX's would be, and the Graph emulator in another
+// (TestEmulatorProcess: one tenant, t0.example, of lookupPeople), as
+// Graph is: the bridge's process serves and watches, and its scheduling
+// and collector figures are the bridge's alone (not the emulator's
+// garbage and heap too, as with the embedded emulator of
+// BenchmarkLookupPaced); the clients' process reports its own CPU.
 func BenchmarkLookupPacedApart(b *testing.B) {
-	br := startBridge(b, watchConfig(b, lookupPeople))
+	em := startEmulatorProcess(b, 1, lookupPeople)
+	br := startBridge(b, manyTenantsConfig(b, em.graph, em.login, 1, true)+"lookup: {token: lookup-token}\n")
 	base := "http://" + br.Addr() + "/v1/presence/"
-	waitForLookup(b, base)
+	const domain = "t0.example"
+	waitForLookup(b, base, domain)
 	b.ResetTimer()
 	for range b.N {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestLookupLoadProcess$", "-test.bench=^$")
-		cmd.Env = append(os.Environ(), lookupLoadEnv+"="+base)
+		cmd.Env = append(os.Environ(), lookupLoadEnv+"="+base+" "+domain)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
@@ -593,7 +599,7 @@ func BenchmarkLookupPacedApart(b *testing.B) {
 
 // lookupLoadEnv makes the test binary the clients of
 // BenchmarkLookupPacedApart in TestLookupLoadProcess: its value is the
-// lookup's base URL.
+// lookup's base URL and the watched people's domain, after a space.
 const lookupLoadEnv = "PB_LOOKUP_LOAD"
 
 // TestLookupLoadProcess is not a test: BenchmarkLookupPacedApart runs the
@@ -601,12 +607,12 @@ const lookupLoadEnv = "PB_LOOKUP_LOAD"
 // from a process of its own. It prints "pacing" as it starts and
 // "paced <json>" with the result.
 func TestLookupLoadProcess(t *testing.T) {
-	base := os.Getenv(lookupLoadEnv)
-	if base == "" {
+	base, domain, ok := strings.Cut(os.Getenv(lookupLoadEnv), " ")
+	if !ok {
 		t.Skip("the clients of BenchmarkLookupPacedApart; run only by it")
 	}
 	fmt.Println("pacing")
-	r := pace(base)
+	r := pace(base, domain)
 	data, err := json.Marshal(r)
 	if err != nil {
 		t.Fatal(err)
@@ -632,10 +638,10 @@ func lookupGet(client *http.Client, base, user string) (int, error) {
 }
 
 // waitForLookup waits until the lookup at base answers for the last
-// person watched.
-func waitForLookup(b *testing.B, base string) {
+// person watched, w<lookupPeople-1>@domain.
+func waitForLookup(b *testing.B, base, domain string) {
 	testpoll.Within(b, 2*time.Minute, "everyone in the lookup", func() bool {
-		status, err := lookupGet(http.DefaultClient, base, fmt.Sprintf("w%d@contoso.example", lookupPeople-1))
+		status, err := lookupGet(http.DefaultClient, base, fmt.Sprintf("w%d@%s", lookupPeople-1, domain))
 		return err == nil && status == http.StatusOK
 	})
 }
@@ -660,9 +666,9 @@ func (r paced) report(b *testing.B) {
 }
 
 // pace sends lookupRate lookups a second for lookupPacedSeconds to the
-// lookup at base, open loop: each request's latency is timed from when
-// it was due.
-func pace(base string) paced {
+// lookup at base, of w0@domain to w<lookupPeople-1>@domain, open loop:
+// each request's latency is timed from when it was due.
+func pace(base, domain string) paced {
 	transport := &http.Transport{MaxIdleConnsPerHost: lookupClients}
 	client := &http.Client{Transport: transport}
 	defer transport.CloseIdleConnections()
@@ -679,7 +685,7 @@ func pace(base string) paced {
 			i := c
 			for at := range due {
 				start := time.Now()
-				status, err := lookupGet(client, base, fmt.Sprintf("w%d@contoso.example", i%lookupPeople))
+				status, err := lookupGet(client, base, fmt.Sprintf("w%d@%s", i%lookupPeople, domain))
 				end := time.Now()
 				if err != nil || status != http.StatusOK {
 					bad++

@@ -37,7 +37,8 @@ type Config struct {
 	MaxAge   time.Duration `yaml:"max_age"`
 	MaxBytes int64         `yaml:"max_bytes"`
 	// DuplicateWindow is how long JetStream remembers a change's id
-	// (Nats-Msg-Id) to drop a second copy.
+	// (Nats-Msg-Id) to drop a second copy: it holds every id stored in
+	// the window, in the server's memory.
 	DuplicateWindow time.Duration `yaml:"duplicate_window"`
 	// Bucket is the KV bucket of each person's newest view, bounded by
 	// BucketMaxBytes (a full bucket refuses new people) and, when set,
@@ -58,7 +59,7 @@ const (
 	DefaultBucket          = "PRESENCE_TEAMS_LATEST"
 	DefaultMaxAge          = 24 * time.Hour
 	DefaultMaxBytes        = 256 << 20
-	DefaultDuplicateWindow = time.Hour
+	DefaultDuplicateWindow = 2 * time.Minute
 	DefaultBucketMaxBytes  = 128 << 20
 	DefaultPublishTimeout  = 5 * time.Second
 )
@@ -133,14 +134,26 @@ func validPrefix(s string) bool {
 
 // Output stores changes in the stream and the bucket.
 type Output struct {
-	cfg Config
-	js  jetstream.JetStream
-	kv  jetstream.KeyValue
+	cfg    Config
+	js     jetstream.JetStream
+	stream jetstream.Stream
+	kv     jetstream.KeyValue
 
 	mu      sync.Mutex
 	closed  bool
 	running sync.WaitGroup
+	// unsure holds, per KV key, the change whose stream message may be
+	// stored while its view is not (the publish or the bucket write after
+	// it failed), at most maxUnsure.
+	unsure map[string]unsure
 }
+
+// unsure is a change's id and sequenceNumber.
+type unsure struct{ id, seq string }
+
+// maxUnsure bounds Output.unsure; past it a retry relies on the
+// duplicate window alone.
+const maxUnsure = 10_000
 
 // New checks cfg (defaults applied), creates or updates the stream and the
 // bucket, and returns the output. js is the bridge's JetStream; Close
@@ -153,7 +166,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Output, erro
 	if js == nil {
 		return nil, fmt.Errorf("nats output %s: no JetStream connection", cfg.Name)
 	}
-	_, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
+	stream, err := js.CreateOrUpdateStream(ctx, jetstream.StreamConfig{
 		Name:        cfg.Stream,
 		Description: "presence-bridge: Teams presence changes (CloudEvents)",
 		Subjects:    []string{cfg.SubjectPrefix + ".>"},
@@ -180,7 +193,7 @@ func New(ctx context.Context, js jetstream.JetStream, cfg Config) (*Output, erro
 	if err != nil {
 		return nil, fmt.Errorf("nats output %s: bucket %s: %w", cfg.Name, cfg.Bucket, err)
 	}
-	return &Output{cfg: cfg, js: js, kv: kv}, nil
+	return &Output{cfg: cfg, js: js, stream: stream, kv: kv, unsure: map[string]unsure{}}, nil
 }
 
 // Subject returns the subject of a person's changes.
@@ -197,6 +210,9 @@ func Key(tenant, id string) string { return Token(tenant) + "." + Token(id) }
 // as Nats-Msg-Id so that a second copy within the duplicate window is
 // dropped by JetStream, then the view in the bucket. Any failure (NATS
 // unavailable, a full bucket) is returned, so the caller offers c again.
+// When c is offered again after a failure at or after its stream write,
+// Publish looks at the subject's last message first and does not store c
+// twice, however long NATS was away.
 func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	if !o.enter() {
 		return fmt.Errorf("nats output %s: %w", o.cfg.Name, outputs.ErrClosed)
@@ -223,20 +239,20 @@ func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	default:
 		var stored outputs.View
 		if json.Unmarshal(entry.Value(), &stored) == nil && !SequenceAfter(c.SequenceNumber, stored.SequenceNumber) {
+			o.settle(key, stored.SequenceNumber)
 			return nil // published before, or superseded
 		}
 		revision = entry.Revision()
 	}
-	body, err := cloudevent.Encode(c)
+	subject := o.Subject(c.Tenant, c.View.ID)
+	inStream, err := o.inStream(ctx, key, subject, c.ID)
 	if err != nil {
-		return fmt.Errorf("nats output %s: %w", o.cfg.Name, err)
+		return fmt.Errorf("nats output %s: look for %s: %w", o.cfg.Name, c.ID, err)
 	}
-	msg := natsio.NewMsg(o.Subject(c.Tenant, c.View.ID))
-	msg.Data = body
-	msg.Header.Set(jetstream.MsgIDHeader, c.ID)
-	msg.Header.Set("Content-Type", cloudevent.MediaType)
-	if _, err := o.js.PublishMsg(ctx, msg); err != nil {
-		return fmt.Errorf("nats output %s: publish %s: %w", o.cfg.Name, msg.Subject, err)
+	if !inStream {
+		if err := o.publish(ctx, key, subject, c); err != nil {
+			return err
+		}
 	}
 	view, err := json.Marshal(c.View)
 	if err != nil {
@@ -250,7 +266,65 @@ func (o *Output) Publish(ctx context.Context, c outputs.Change) error {
 	if err != nil {
 		return fmt.Errorf("nats output %s: store %s: %w", o.cfg.Name, key, err)
 	}
+	o.settle(key, c.SequenceNumber)
 	return nil
+}
+
+// publish stores c's message on subject, noting first that it may be
+// stored without its view.
+func (o *Output) publish(ctx context.Context, key, subject string, c outputs.Change) error {
+	body, err := cloudevent.Encode(c)
+	if err != nil {
+		return fmt.Errorf("nats output %s: %w", o.cfg.Name, err)
+	}
+	o.mu.Lock()
+	if _, ok := o.unsure[key]; ok || len(o.unsure) < maxUnsure {
+		o.unsure[key] = unsure{c.ID, c.SequenceNumber}
+	}
+	o.mu.Unlock()
+	msg := natsio.NewMsg(subject)
+	msg.Data = body
+	msg.Header.Set(jetstream.MsgIDHeader, c.ID)
+	msg.Header.Set("Content-Type", cloudevent.MediaType)
+	if _, err := o.js.PublishMsg(ctx, msg); err != nil {
+		return fmt.Errorf("nats output %s: publish %s: %w", o.cfg.Name, subject, err)
+	}
+	return nil
+}
+
+// inStream reports whether id is the last message on subject, looking
+// only when an earlier publish of id under key may have stored it
+// without its view: the duplicate window may have passed since.
+func (o *Output) inStream(ctx context.Context, key, subject, id string) (bool, error) {
+	o.mu.Lock()
+	look := o.unsure[key].id == id
+	o.mu.Unlock()
+	if !look {
+		return false, nil
+	}
+	last, err := o.stream.GetLastMsgForSubject(ctx, subject)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return false, nil
+	case err != nil:
+		return false, err
+	}
+	return last.Header.Get(jetstream.MsgIDHeader) == id, nil
+}
+
+// settle forgets that key's stream message may be stored without its
+// view once the bucket holds that change or a newer one: the view of
+// sequenceNumber seq.
+func (o *Output) settle(key, seq string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if u, ok := o.unsure[key]; !ok || SequenceAfter(u.seq, seq) {
+		return
+	}
+	delete(o.unsure, key)
+	if len(o.unsure) == 0 {
+		o.unsure = map[string]unsure{} // a map keeps the room it grew to
+	}
 }
 
 // SequenceAfter reports whether Graph's sequenceNumber a is newer than b:

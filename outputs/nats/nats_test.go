@@ -253,6 +253,94 @@ func TestDedup(t *testing.T) {
 	}
 }
 
+// TestRetryPastDuplicateWindow: a change whose stream message was stored
+// but whose view was not (the bucket was full), offered again after the
+// stream's duplicate window has passed, is still stored once, and the
+// bucket gets the view.
+func TestRetryPastDuplicateWindow(t *testing.T) {
+	b := startBus(t)
+	ctx := context.Background()
+	cfg := Config{Name: "bus", Stream: "TEAMS_WINDOW", SubjectPrefix: "window.presence", Bucket: "LATEST_WINDOW",
+		DuplicateWindow: time.Second, BucketMaxBytes: 1 << 20, PublishTimeout: time.Second}
+	out, err := New(ctx, b.js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	kv, err := b.js.KeyValue(ctx, cfg.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Fill the bucket, so that the view's write fails after the stream's.
+	puts := 0
+	for _, size := range []int{64 << 10, 4 << 10, 256, 16} {
+		for ; ; puts++ {
+			if _, err := kv.Put(ctx, fmt.Sprintf("junk%d", puts), make([]byte, size)); err != nil {
+				break
+			}
+			if puts > 1000 {
+				t.Fatal("the bucket takes more than its max bytes")
+			}
+		}
+	}
+	c := outputstest.Change("contoso.example", "4ae1f0d6-0000-4000-8000-000000000001", 1)
+	if err := out.Publish(ctx, c); err == nil {
+		t.Fatal("published into a full bucket")
+	}
+	subject := out.Subject(c.Tenant, c.View.ID)
+	onSubject := func() int {
+		n := 0
+		for _, m := range b.read(t, cfg.Stream) {
+			if m.subject == subject {
+				n++
+			}
+		}
+		return n
+	}
+	if n := onSubject(); n != 1 {
+		t.Fatalf("%d messages after the failed bucket write, want 1", n)
+	}
+	// A probe id stored now is forgotten with the change's: wait until
+	// the stream stores the probe again, its duplicate window over.
+	other := outputstest.Change(c.Tenant, "probe", 1)
+	probe := natsio.NewMsg(out.Subject(other.Tenant, other.View.ID))
+	probe.Header.Set(jetstream.MsgIDHeader, other.ID)
+	if probe.Data, err = cloudevent.Encode(other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.js.PublishMsg(ctx, probe); err != nil {
+		t.Fatal(err)
+	}
+	testpoll.Until(t, "the duplicate window to pass", func() bool {
+		ack, err := b.js.PublishMsg(ctx, probe)
+		return err == nil && !ack.Duplicate
+	})
+	ks, err := b.js.Stream(ctx, "KV_"+cfg.Bucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ks.Purge(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Publish(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if n := onSubject(); n != 1 {
+		t.Errorf("%d messages after the retry past the duplicate window, want 1", n)
+	}
+	if entry, err := kv.Get(ctx, Key(c.Tenant, c.View.ID)); err != nil || !strings.Contains(string(entry.Value()), c.SequenceNumber) {
+		t.Errorf("latest after the retry: %v", err)
+	}
+	// The next change is stored as usual.
+	next := outputstest.Change(c.Tenant, c.View.ID, 2)
+	if err := out.Publish(ctx, next); err != nil {
+		t.Fatal(err)
+	}
+	if n := onSubject(); n != 2 {
+		t.Errorf("%d messages after the next change, want 2", n)
+	}
+}
+
 // TestNATSDown: with the server gone Publish returns an error (the caller
 // keeps the change); after the server is back on the same port and store,
 // the same change is published once.
@@ -293,7 +381,7 @@ func TestLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	sc := info.Config
-	if sc.MaxAge != 2*time.Hour || sc.MaxBytes != 8<<20 || sc.Duplicates != time.Hour || sc.Discard != jetstream.DiscardOld || sc.Subjects[0] != "presence.teams.>" {
+	if sc.MaxAge != 2*time.Hour || sc.MaxBytes != 8<<20 || sc.Duplicates != 2*time.Minute || sc.Discard != jetstream.DiscardOld || sc.Subjects[0] != "presence.teams.>" {
 		t.Errorf("stream config %+v", sc)
 	}
 	kv, err := b.js.KeyValue(ctx, DefaultBucket)
