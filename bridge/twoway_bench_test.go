@@ -139,24 +139,11 @@ func BenchmarkWatchChangeToNATS(b *testing.B) {
 	b.ResetTimer()
 	changes := 0
 	for run := range b.N {
-		start := time.Now()
-		for i := range seconds * perSecond {
-			due := start.Add(time.Duration(i) * time.Second / perSecond)
-			// Real time must pass: changes are paced at perSecond.
-			time.Sleep(time.Until(due))
-			who := watchUser((run*seconds*perSecond + i) % people)
-			pair := [2]string{"Busy", "InACall"}
-			if (run*seconds*perSecond+i)/people%2 == 1 {
-				pair = [2]string{"Available", "Available"}
-			}
+		changes += paceTeamsChanges(b, em, run*seconds*perSecond, seconds, perSecond, people, func(who int, _ bool) {
 			got.mu.Lock()
-			got.pending[who] = time.Now()
+			got.pending[watchUser(who)] = time.Now()
 			got.mu.Unlock()
-			if err := em.SetTeamsSession(who, pair[0], pair[1]); err != nil {
-				b.Fatal(err)
-			}
-			changes++
-		}
+		})
 		testpoll.Within(b, 30*time.Second, "every change on the bus", func() bool {
 			got.mu.Lock()
 			defer got.mu.Unlock()
