@@ -3,6 +3,7 @@ package bridge_test
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge"
+	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
@@ -141,4 +144,146 @@ func steadyHeap() memory {
 		m = next
 	}
 	return m
+}
+
+// BenchmarkScaleRestart (issue 23) measures a restart alone over
+// SCALE_PEOPLE idle people (20,000 by default): their states are written
+// straight into the state bucket as a call that ended leaves them (an
+// ended call claim, Graph told to clear, nothing under way), then a bridge
+// starts on that store with a Graph emulator that knows no one, so that
+// this process holds the bridge alone. It reports the time to ready and
+// until the writer has read every state, this process's RSS and Go heap
+// SCALE_QUIET (60s by default) later (RSS as it is, then heap and RSS
+// after a collection that returns free memory), and the Graph calls the
+// bridge made; with PB_HEAP_PROFILE=<prefix> it writes the heap's profile
+// to <prefix>-restart-only.pprof.
+func BenchmarkScaleRestart(b *testing.B) {
+	people := envInt(b, "SCALE_PEOPLE", 20_000)
+	quiet := 60 * time.Second
+	if s := os.Getenv("SCALE_QUIET"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			b.Fatalf("SCALE_QUIET=%q: %v", s, err)
+		}
+		quiet = d
+	}
+	em := manyTenants(b, 1, 0)
+	store := b.TempDir()
+	yaml := bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", store) +
+		fmt.Sprintf("graph:\n  tenants:\n    - {id: t0.example, client_id: %s, client_secret: %s, graph_url: %q, login_url: %q}\n",
+			bridgetest.ClientID, bridgetest.ClientSecret, em.GraphURL(), em.LoginURL()) +
+		"sources:\n  - {name: demo, type: generic, token: demo-token, tenant: t0.example}\n"
+	fillIdleStates(b, yaml+"worker: {enabled: false}\n", "t0.example", people)
+	for range b.N {
+		base := measure()
+		started := time.Now()
+		br := runBridge(b, yaml)
+		ready := time.Since(started)
+		testpoll.Within(b, 10*time.Minute, "the restarted writer to catch up", func() bool { return br.WriterCaughtUp("t0.example") })
+		caughtUp := time.Since(started)
+		time.Sleep(quiet) // real time must pass: what the restart holds a minute on
+		rss := rssOf("/proc/self/status")
+		after := measure()
+		if prefix := os.Getenv("PB_HEAP_PROFILE"); prefix != "" {
+			writeHeapProfile(b, prefix+"-restart-only.pprof")
+		}
+		calls := graphCalls(b, br)
+		stopBridge(b, br)
+		b.Logf("%d idle people: ready after %s, every state read after %s; %s later RSS %.1f MB, after a collection heap+stacks %.1f MB (live %.1f MB, before the bridge %.1f MB), RSS %.1f MB; Graph calls %d",
+			people, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), quiet, mb(int64(rss)),
+			mb(int64(after.heap)), mb(int64(after.live)), mb(int64(base.heap)), mb(int64(after.rss)), calls)
+		b.ReportMetric(ready.Seconds(), "ready-s")
+		b.ReportMetric(caughtUp.Seconds(), "caughtup-s")
+		b.ReportMetric(mb(int64(rss)), "rss-MB")
+		b.ReportMetric((float64(after.heap)-float64(base.heap))/float64(people), "heap-B/person")
+		b.ReportMetric(float64(calls), "graph-calls")
+	}
+}
+
+// envInt reads a positive number from the environment, def when unset.
+func envInt(b *testing.B, name string, def int) int {
+	s := os.Getenv(name)
+	if s == "" {
+		return def
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 {
+		b.Fatalf("%s=%q is not a positive number", name, s)
+	}
+	return n
+}
+
+// fillIdleStates runs a bridge from yaml (its worker off) and writes the
+// states of people idle people of tenant into its state bucket, each as a
+// call that ended a minute ago leaves it, then stops the bridge.
+func fillIdleStates(b *testing.B, yaml, tenant string, people int) {
+	br := runBridge(b, yaml)
+	defer stopBridge(b, br)
+	ctx := context.Background()
+	js := br.Queue().JetStream()
+	store, err := state.Open(ctx, js, state.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	bucket := store.KV().Bucket()
+	at := time.Now().Add(-time.Minute).UTC()
+	for i := range people {
+		user := watchUser(i)
+		ended := adapters.Event{ID: fmt.Sprintf("ended-%d", i), Source: "demo", Type: adapters.TypeCall, User: fmt.Sprintf("w%d@%s", i, tenant),
+			OccurredAt: at, CallID: fmt.Sprintf("call-%d", i), State: adapters.CallEnded}
+		st := state.UserState{Tenant: tenant, UserID: user,
+			Calls:      map[string]*state.CallClaim{"demo/" + ended.CallID: {Source: "demo", State: adapters.CallEnded, OccurredAt: at, Updated: at}},
+			SourceSeen: map[string]time.Time{"demo": at},
+			Told:       &state.Told{At: at},
+			LastEvent:  &ended,
+		}
+		data, err := json.Marshal(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if _, err := js.PublishAsync("$KV."+bucket+"."+state.UserKey(tenant, user), data); err != nil {
+			b.Fatal(err)
+		}
+		if i%1000 == 999 {
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(time.Minute):
+				b.Fatal("the state bucket did not take the states in a minute")
+			}
+		}
+	}
+	select {
+	case <-js.PublishAsyncComplete():
+	case <-time.After(time.Minute):
+		b.Fatal("the state bucket did not take the states in a minute")
+	}
+}
+
+// graphCalls sums the bridge's presence_bridge_graph_requests_total but
+// for the token endpoint: the Graph calls it made since it started.
+func graphCalls(b *testing.B, br *bridge.Bridge) int {
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+br.Addr()+"/metrics", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "presence_bridge_graph_requests_total{") || strings.Contains(line, `operation="token"`) {
+			continue
+		}
+		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		if err != nil {
+			b.Fatalf("metrics line %q: %v", line, err)
+		}
+		n += v
+	}
+	return int(n)
 }
