@@ -155,7 +155,9 @@ func steadyHeap() memory {
 // until the writer has read every state, this process's RSS and Go heap
 // SCALE_QUIET (60s by default) later (RSS as it is, then heap and RSS
 // after a collection that returns free memory), and the Graph calls the
-// bridge made; with PB_HEAP_PROFILE=<prefix> it writes the heap's profile
+// bridge made; SCALE_EXTRA_YAML is added to the bridge's configuration
+// (e.g. "presence: {observe_interval: 0s}\n" to leave out the Teams
+// watcher); with PB_HEAP_PROFILE=<prefix> it writes the heap's profile
 // to <prefix>-restart-only.pprof.
 func BenchmarkScaleRestart(b *testing.B) {
 	people := envInt(b, "SCALE_PEOPLE", 20_000)
@@ -172,32 +174,58 @@ func BenchmarkScaleRestart(b *testing.B) {
 	yaml := bridgetest.Header + fmt.Sprintf("nats: {embedded: true, store_dir: %q}\n", store) +
 		fmt.Sprintf("graph:\n  tenants:\n    - {id: t0.example, client_id: %s, client_secret: %s, graph_url: %q, login_url: %q}\n",
 			bridgetest.ClientID, bridgetest.ClientSecret, em.GraphURL(), em.LoginURL()) +
-		"sources:\n  - {name: demo, type: generic, token: demo-token, tenant: t0.example}\n"
+		"sources:\n  - {name: demo, type: generic, token: demo-token, tenant: t0.example}\n" + os.Getenv("SCALE_EXTRA_YAML")
 	fillIdleStates(b, yaml+"worker: {enabled: false}\n", "t0.example", people)
 	for range b.N {
 		base := measure()
+		resetPeakRSS(b)
 		started := time.Now()
 		br := runBridge(b, yaml)
 		ready := time.Since(started)
 		testpoll.Within(b, 10*time.Minute, "the restarted writer to catch up", func() bool { return br.WriterCaughtUp("t0.example") })
 		caughtUp := time.Since(started)
 		time.Sleep(quiet) // real time must pass: what the restart holds a minute on
-		rss := rssOf("/proc/self/status")
+		rss, peak := rssOf("/proc/self/status"), peakRSS()
 		after := measure()
 		if prefix := os.Getenv("PB_HEAP_PROFILE"); prefix != "" {
 			writeHeapProfile(b, prefix+"-restart-only.pprof")
 		}
 		calls := graphCalls(b, br)
 		stopBridge(b, br)
-		b.Logf("%d idle people: ready after %s, every state read after %s; %s later RSS %.1f MB, after a collection heap+stacks %.1f MB (live %.1f MB, before the bridge %.1f MB), RSS %.1f MB; Graph calls %d",
-			people, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), quiet, mb(int64(rss)),
+		b.Logf("%d idle people: ready after %s, every state read after %s; %s later RSS %.1f MB (peak %.1f MB), after a collection heap+stacks %.1f MB (live %.1f MB, before the bridge %.1f MB), RSS %.1f MB; Graph calls %d",
+			people, ready.Round(time.Millisecond), caughtUp.Round(time.Millisecond), quiet, mb(int64(rss)), mb(int64(peak)),
 			mb(int64(after.heap)), mb(int64(after.live)), mb(int64(base.heap)), mb(int64(after.rss)), calls)
 		b.ReportMetric(ready.Seconds(), "ready-s")
 		b.ReportMetric(caughtUp.Seconds(), "caughtup-s")
 		b.ReportMetric(mb(int64(rss)), "rss-MB")
+		b.ReportMetric(mb(int64(peak)), "peak-rss-MB")
 		b.ReportMetric((float64(after.heap)-float64(base.heap))/float64(people), "heap-B/person")
 		b.ReportMetric(float64(calls), "graph-calls")
 	}
+}
+
+// resetPeakRSS resets this process's peak RSS (VmHWM) to its RSS now
+// (Linux), so that peakRSS reports the peak of what follows.
+func resetPeakRSS(b *testing.B) {
+	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
+		b.Logf("peak RSS not reset: %v", err)
+	}
+}
+
+// peakRSS reads VmHWM, this process's peak RSS, in bytes (0 but on
+// Linux).
+func peakRSS() uint64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024
+		}
+	}
+	return 0
 }
 
 // envInt reads a positive number from the environment, def when unset.

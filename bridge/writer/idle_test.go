@@ -2,8 +2,13 @@ package writer
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
@@ -69,7 +74,7 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	tr.state.Waiting = []state.Waiting{ringing}
 	w.users["u1"] = tr
 	w.noCall(tr)
-	if !w.rest(tr, "u1", time.Now()) || w.users["u1"] != nil {
+	if !w.rest(tr, "u1", time.Now(), time.Time{}) || w.users["u1"] != nil {
 		t.Fatal("u1 did not go idle")
 	}
 	woken := w.wake("u1")
@@ -79,7 +84,7 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	// Woken with nothing new, it goes idle again, its events still settled.
 	woken.state.Waiting = []state.Waiting{ringing}
 	w.noCall(woken)
-	if !w.rest(woken, "u1", time.Now()) {
+	if !w.rest(woken, "u1", time.Now(), time.Time{}) {
 		t.Fatal("u1 woken with only settled events did not go idle again")
 	}
 	woken = w.wake("u1")
@@ -98,4 +103,104 @@ func TestIdleUserKeptByOlderState(t *testing.T) {
 	if w.users["u1"] != nil || w.idle["u1"].rev != 5 {
 		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, w.idle)
 	}
+}
+
+// TestRestartHoldsIdleUsersAsEntries (issue 23): a writer that starts on
+// a bucket of idle people (calls ended, Graph told to clear) keeps each
+// as an idle entry alone: no decoded state, no entry in its index of
+// keys, no timer, and makes no Graph call for them. The people with
+// something under way (a session to keep alive, a change not yet told,
+// a call whose outcome is unknown) are reconciled as before. Then, with
+// a writer taking over: an event for an idle person (its id in mixed
+// case) wakes it and its call goes out, and once the idle people's keys
+// have come to their end they are deleted and the writer drops them.
+func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
+	const idlePeople = 200
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	ended := at(-1)
+	stored := func(userID string, change func(*state.UserState)) state.UserState {
+		st := state.UserState{Tenant: "contoso.example", UserID: userID,
+			Calls:      map[string]*state.CallClaim{"pbx/c": {Source: "pbx", State: "ended", OccurredAt: ended, Updated: ended}},
+			SourceSeen: map[string]time.Time{"pbx": ended},
+			Told:       &state.Told{At: ended},
+		}
+		if change != nil {
+			change(&st)
+		}
+		return st
+	}
+	idleIDs := []string{"Idle-MixedCase"}
+	for i := range idlePeople - 1 {
+		idleIDs = append(idleIDs, fmt.Sprintf("idle%d", i))
+	}
+	states := []state.UserState{
+		stored("alive", func(s *state.UserState) { // a session to keep alive
+			s.Calls["pbx/c"].State = "active"
+			s.Told = &state.Told{Pair: inACall, At: ended, Expires: ended.Add(15 * time.Minute)}
+		}),
+		stored("untold", func(s *state.UserState) { s.Calls["pbx/c"].State = "active"; s.Told = nil }),
+		stored("pending", func(s *state.UserState) { s.Pending = &state.Told{Pair: inACall, At: ended} }),
+	}
+	for _, id := range idleIDs {
+		states = append(states, stored(id, nil))
+	}
+	e, stop := h.start("a")
+	kv := e.store.KV()
+	for _, st := range states {
+		data, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, state.UserKey(st.Tenant, st.UserID), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.caughtUp(e, idleIDs[len(idleIDs)-1])
+	h.settle("untold", inACall)
+	h.eventually("the pending call's outcome reconciled", func() bool {
+		st, err := e.State(ctx, "contoso.example", "pending")
+		return err == nil && st.Pending == nil && st.Told != nil && st.Told.Pair == nil
+	})
+	h.quiesce(e)
+	w := h.writer(e)
+	stop() // the writer's fields are read below, its loop ended
+	for _, c := range h.graph.callsSnapshot() {
+		if c.user != "untold" && c.user != "pending" && c.user != "alive" {
+			t.Fatalf("a Graph call for %s, who was idle", c.user)
+		}
+	}
+	if w.users["alive"] == nil || w.users["untold"] == nil {
+		t.Fatalf("the people with a session are not tracked: %v", w.users)
+	}
+	if len(w.idle) != idlePeople+1 || w.known.Load() != idlePeople+3 {
+		t.Fatalf("%d idle, %d known, want %d idle (and the cleared pending call) of %d", len(w.idle), w.known.Load(), idlePeople+1, idlePeople+3)
+	}
+	for _, id := range idleIDs {
+		if w.users[id] != nil {
+			t.Fatalf("%s is held decoded", id)
+		}
+		if _, ok := w.timers.at[id]; ok {
+			t.Fatalf("%s holds a timer", id)
+		}
+	}
+	if len(w.keys) != len(w.users) {
+		t.Fatalf("the index of keys holds %d entries for %d people tracked", len(w.keys), len(w.users))
+	}
+
+	b, _ := h.start("b")
+	h.caughtUp(b, "pending")
+	h.quiesce(b)
+	calls := len(h.graph.callsSnapshot())
+	h.apply(b, "Idle-MixedCase", call("pbx", "c2", "active", 0, false))
+	h.settle("Idle-MixedCase", inACall)
+	if n := len(h.graph.callsSnapshot()); n != calls+1 {
+		t.Fatalf("%d Graph calls after the event, want 1", n-calls)
+	}
+	wb := h.writer(b)
+	h.clock.Advance(state.KeepClaims + time.Minute)
+	h.eventually("the idle people's keys deleted", func() bool {
+		_, err := kv.Get(ctx, state.UserKey("contoso.example", "idle7"))
+		return errors.Is(err, jetstream.ErrKeyNotFound) && wb.known.Load() == 3
+	})
 }
