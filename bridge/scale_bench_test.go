@@ -5,11 +5,15 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -17,6 +21,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/internal/bridgetest"
+	"github.com/presence-bridge/presence-bridge/internal/freeport"
 	"github.com/presence-bridge/presence-bridge/internal/testpoll"
 )
 
@@ -157,7 +162,9 @@ func steadyHeap() memory {
 // after a collection that returns free memory), and the Graph calls the
 // bridge made; SCALE_EXTRA_YAML is added to the bridge's configuration
 // (e.g. "presence: {observe_interval: 0s}\n" to leave out the Teams
-// watcher); with PB_HEAP_PROFILE=<prefix> it writes the heap's profile
+// watcher). With SCALE_BRIDGE=<presence-bridge binary> the bridge runs as
+// that process instead, measured from /proc as make bench-scale measures
+// it. With PB_HEAP_PROFILE=<prefix> it writes the heap's profile
 // to <prefix>-restart-only.pprof.
 func BenchmarkScaleRestart(b *testing.B) {
 	people := envInt(b, "SCALE_PEOPLE", 20_000)
@@ -176,6 +183,12 @@ func BenchmarkScaleRestart(b *testing.B) {
 			bridgetest.ClientID, bridgetest.ClientSecret, em.GraphURL(), em.LoginURL()) +
 		"sources:\n  - {name: demo, type: generic, token: demo-token, tenant: t0.example}\n" + os.Getenv("SCALE_EXTRA_YAML")
 	fillIdleStates(b, yaml+"worker: {enabled: false}\n", "t0.example", people)
+	if bin := os.Getenv("SCALE_BRIDGE"); bin != "" {
+		for range b.N {
+			restartProcess(b, bin, yaml, people, quiet)
+		}
+		return
+	}
 	for range b.N {
 		base := measure()
 		resetPeakRSS(b)
@@ -214,13 +227,70 @@ func resetPeakRSS(b *testing.B) {
 
 // peakRSS reads VmHWM, this process's peak RSS, in bytes (0 but on
 // Linux).
-func peakRSS() uint64 {
-	data, err := os.ReadFile("/proc/self/status")
+func peakRSS() uint64 { return procField("/proc/self/status", "VmHWM:") }
+
+// restartProcess runs the presence-bridge binary bin from yaml on the
+// filled store and reports its time to ready, and its RSS (now and at
+// its peak) and Graph calls quiet later.
+func restartProcess(b *testing.B, bin, yaml string, people int, quiet time.Duration) {
+	addr, err := freeport.Addr()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg := filepath.Join(b.TempDir(), "bridge.yaml")
+	yaml = strings.Replace(yaml, `http: {listen: "127.0.0.1:0"}`, fmt.Sprintf("http: {listen: %q}", addr), 1)
+	if err := os.WriteFile(cfg, []byte(yaml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	started := time.Now()
+	cmd := exec.Command(bin, "run", "--config", cfg)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Signal(syscall.SIGTERM); _ = cmd.Wait() }()
+	get := func(path string) (string, int) {
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			return "", 0
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return string(body), resp.StatusCode
+	}
+	testpoll.Within(b, 5*time.Minute, "the bridge process to be ready", func() bool {
+		_, code := get("/readyz")
+		return code == http.StatusOK
+	})
+	ready := time.Since(started)
+	time.Sleep(quiet) // real time must pass: what the restart holds a minute on
+	status := fmt.Sprintf("/proc/%d/status", cmd.Process.Pid)
+	rss, peak := procField(status, "VmRSS:"), procField(status, "VmHWM:")
+	metrics, _ := get("/metrics")
+	calls := 0.0
+	for line := range strings.SplitSeq(metrics, "\n") {
+		if strings.HasPrefix(line, "presence_bridge_graph_requests_total{") && !strings.Contains(line, `operation="token"`) {
+			v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+			calls += v
+		}
+	}
+	b.Logf("%d idle people, the bridge as a process: ready after %s; %s later RSS %.1f MB (peak %.1f MB); Graph calls %.0f",
+		people, ready.Round(time.Millisecond), quiet, mb(int64(rss)), mb(int64(peak)), calls)
+	b.ReportMetric(ready.Seconds(), "ready-s")
+	b.ReportMetric(mb(int64(rss)), "rss-MB")
+	b.ReportMetric(mb(int64(peak)), "peak-rss-MB")
+	b.ReportMetric(calls, "graph-calls")
+}
+
+// procField reads a "kB" field (VmRSS:, VmHWM:) of a /proc status file,
+// in bytes.
+func procField(path, field string) uint64 {
+	data, err := os.ReadFile(path)
 	if err != nil {
 		return 0
 	}
 	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+		if rest, ok := strings.CutPrefix(line, field); ok {
 			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
 			return kb * 1024
 		}
