@@ -13,7 +13,8 @@ import (
 // on record, no retry waiting and nothing due but, perhaps, the end of
 // its key (emptyAt). Its state lives in the KV bucket alone; the writer
 // keeps an idleUser, a few bytes under the user's id as its key names
-// it (idleID), instead of the decoded state (rest), and nothing else: no
+// it (idleID; a GUID in 16 bytes: idleSet), instead of the decoded state
+// (rest), and nothing else: no
 // entry in the index of keys, no timer. A newer state from the watch
 // wakes it (take). Once its key's end has come, a sweep of the idle
 // users (sweepIdle), at most once a minute, deletes its key without
@@ -21,8 +22,9 @@ import (
 // revision, so a state changed since is kept.
 //
 // A writer that starts (a restart, a new lease) reads every state once
-// from its watch and keeps only this of each idle user, so that a tenant
-// of idle people costs about a hundred bytes a person.
+// from its watch, one at a time, and keeps only this of each idle user,
+// so that a tenant of idle people costs the writer about 50 bytes a
+// person.
 
 // idleSweepEvery is how often, at most, the idle users are swept for
 // keys whose end has come; a key goes at most this late.
@@ -76,7 +78,7 @@ func (w *writer) rest(t *tracked, userID string, now, forgetAt time.Time) bool {
 	delete(w.users, userID)
 	delete(w.keys, state.UserKey(w.tenant.ID, userID))
 	w.timers.clear(userID)
-	w.idle[idleID(userID)] = u
+	w.idle.put(idleID(userID), u)
 	return true
 }
 
@@ -84,11 +86,11 @@ func (w *writer) rest(t *tracked, userID string, now, forgetAt time.Time) bool {
 // to the ones it went idle with settled; nil when the user was not idle.
 func (w *writer) wake(userID string) *tracked {
 	id := idleID(userID)
-	u, ok := w.idle[id]
+	u, ok := w.idle.get(id)
 	if !ok {
 		return nil
 	}
-	delete(w.idle, id)
+	w.idle.delete(id)
 	t := &tracked{rev: u.rev}
 	w.users[userID] = t
 	t.settledUpTo = u.settled
@@ -109,17 +111,17 @@ func (w *writer) sweepIdle(now time.Time) {
 	}
 	w.sweepAt, w.sweptAt = time.Time{}, now
 	var next int64
-	for id, u := range w.idle {
+	w.idle.update(func(id func() string, u idleUser) idleUser {
 		switch {
 		case u.forgetAt == 0:
 		case u.forgetAt <= now.UnixNano():
-			w.forgetIdle(id, u)
+			w.forgetIdle(id(), u)
 			u.forgetAt = 0 // once; a newer state wakes the user, a deletion drops it
-			w.idle[id] = u
 		case next == 0 || u.forgetAt < next:
 			next = u.forgetAt
 		}
-	}
+		return u
+	})
 	if next != 0 {
 		w.sweepAt = later(time.Unix(0, next), now.Add(idleSweepEvery))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -69,7 +70,7 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	active := state.Waiting{Event: "pbx:answer", Accepted: accepted.Add(time.Millisecond)}
 	outcomes := map[string]int{}
 	w := &writer{e: &Pool{opts: Options{EventOutcome: func(o string) { outcomes[o]++ }}},
-		users: map[string]*tracked{}, idle: map[string]idleUser{}}
+		users: map[string]*tracked{}}
 	tr := &tracked{rev: 5}
 	tr.state.Waiting = []state.Waiting{ringing}
 	w.users["u1"] = tr
@@ -98,10 +99,11 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 // TestIdleUserKeptByOlderState: a state older than the one an idle user
 // went idle with (its own record of a call, arriving late) leaves it idle.
 func TestIdleUserKeptByOlderState(t *testing.T) {
-	w := &writer{users: map[string]*tracked{}, idle: map[string]idleUser{"u1": {rev: 5}}}
+	w := &writer{users: map[string]*tracked{}}
+	w.idle.put("u1", idleUser{rev: 5})
 	w.take(state.UserState{UserID: "u1"}, 3)
-	if w.users["u1"] != nil || w.idle["u1"].rev != 5 {
-		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, w.idle)
+	if u, _ := w.idle.get("u1"); w.users["u1"] != nil || u.rev != 5 {
+		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, u)
 	}
 }
 
@@ -132,7 +134,11 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 	}
 	idleIDs := []string{"Idle-MixedCase"}
 	for i := range idlePeople - 1 {
-		idleIDs = append(idleIDs, fmt.Sprintf("idle%d", i))
+		if i%2 == 0 {
+			idleIDs = append(idleIDs, fmt.Sprintf("3a7c0000-0000-4000-8000-%012d", i)) // an Entra object id
+		} else {
+			idleIDs = append(idleIDs, fmt.Sprintf("idle%d", i))
+		}
 	}
 	states := []state.UserState{
 		stored("alive", func(s *state.UserState) { // a session to keep alive
@@ -173,8 +179,8 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 	if w.users["alive"] == nil || w.users["untold"] == nil {
 		t.Fatalf("the people with a session are not tracked: %v", w.users)
 	}
-	if len(w.idle) != idlePeople+1 || w.known.Load() != idlePeople+3 {
-		t.Fatalf("%d idle, %d known, want %d idle (and the cleared pending call) of %d", len(w.idle), w.known.Load(), idlePeople+1, idlePeople+3)
+	if w.idle.len() != idlePeople+1 || w.known.Load() != idlePeople+3 {
+		t.Fatalf("%d idle, %d known, want %d idle (and the cleared pending call) of %d", w.idle.len(), w.known.Load(), idlePeople+1, idlePeople+3)
 	}
 	for _, id := range idleIDs {
 		if w.users[id] != nil {
@@ -183,6 +189,9 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 		if _, ok := w.timers.at[id]; ok {
 			t.Fatalf("%s holds a timer", id)
 		}
+	}
+	if len(w.idle.guids) != idlePeople/2 {
+		t.Fatalf("%d idle people kept by their GUID's 16 bytes, want %d", len(w.idle.guids), idlePeople/2)
 	}
 	if len(w.keys) != len(w.users) {
 		t.Fatalf("the index of keys holds %d entries for %d people tracked", len(w.keys), len(w.users))
@@ -201,6 +210,35 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 	h.clock.Advance(state.KeepClaims + time.Minute)
 	h.eventually("the idle people's keys deleted", func() bool {
 		_, err := kv.Get(ctx, state.UserKey("contoso.example", "idle7"))
-		return errors.Is(err, jetstream.ErrKeyNotFound) && wb.known.Load() == 3
+		_, errGUID := kv.Get(ctx, state.UserKey("contoso.example", idleIDs[1]))
+		return errors.Is(err, jetstream.ErrKeyNotFound) && errors.Is(errGUID, jetstream.ErrKeyNotFound) && wb.known.Load() == 3
 	})
+}
+
+// TestIdleSetKeepsGUIDsCompact: a lowercase GUID is kept in 16 bytes and
+// given back the same; any other id (upper case, another form) is kept
+// as it is.
+func TestIdleSetKeepsGUIDsCompact(t *testing.T) {
+	var s idleSet
+	ids := []string{"3a7c0000-0000-4000-8000-00000000002a", "3A7C0000-0000-4000-8000-00000000002A", "u1", "3a7c0000x0000-4000-8000-00000000002a", "3a7c0000-0000-4000-8000-00000000002g"}
+	for i, id := range ids {
+		s.put(id, idleUser{rev: uint64(i + 1)})
+	}
+	if len(s.guids) != 1 || len(s.other) != len(ids)-1 {
+		t.Fatalf("%d GUIDs and %d other ids, want 1 and %d", len(s.guids), len(s.other), len(ids)-1)
+	}
+	for i, id := range ids {
+		if u, ok := s.get(id); !ok || u.rev != uint64(i+1) {
+			t.Fatalf("%s: %+v %v", id, u, ok)
+		}
+	}
+	var back []string
+	s.update(func(id func() string, u idleUser) idleUser { back = append(back, id()); return u })
+	if !slices.Contains(back, ids[0]) || len(back) != len(ids) {
+		t.Fatalf("ids given back: %q", back)
+	}
+	s.delete(ids[0])
+	if _, ok := s.get(ids[0]); ok || s.len() != len(ids)-1 {
+		t.Fatalf("%s not deleted: %d left", ids[0], s.len())
+	}
 }

@@ -39,8 +39,8 @@ type writer struct {
 	lease interface{ Left() time.Duration }
 
 	users map[string]*tracked
-	idle  map[string]idleUser // users with nothing under way, by idleID (idle.go)
-	keys  map[string]string   // KV key to user id, of the users tracked
+	idle  idleSet           // users with nothing under way, by idleID (idle.go)
+	keys  map[string]string // KV key to user id, of the users tracked
 	// sweepAt is when the idle users are next swept for keys whose end
 	// has come (zero: none has one), sweptAt when they last were.
 	sweepAt, sweptAt time.Time
@@ -100,7 +100,6 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		breaker:  newBreaker(t.ID, e.opts.BreakerFailures, e.opts.BreakerTimeout, log),
 		sessions: sessionCount{capacity: sessionCapacity(t.Budget, t.Window, e.opts.Expiration)},
 		users:    map[string]*tracked{},
-		idle:     map[string]idleUser{},
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
 		throttle: logthrottle.New(failureLogEvery),
