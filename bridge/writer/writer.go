@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
@@ -109,7 +110,18 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 // run reconciles until ctx ends (it then returns nil) or until it can no
 // longer follow the users' states, which it returns as an error.
 func (w *writer) run(ctx context.Context) error {
-	watcher, err := w.e.store.KV().Watch(ctx, state.UserKeys(w.tenant.ID))
+	last, err := w.catchUp(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	var from []jetstream.WatchOpt
+	if last > 0 {
+		from = append(from, jetstream.ResumeFromRevision(last+1))
+	}
+	watcher, err := w.e.store.KV().Watch(ctx, state.UserKeys(w.tenant.ID), from...)
 	if err != nil {
 		return fmt.Errorf("watch user states: %w", err)
 	}
