@@ -36,13 +36,13 @@ func shrinkSlice[T any](s []T) []T {
 }
 
 // highs are the high-water marks of the writer's indexes.
-type highs struct{ users, idle, keys, changes, keepAlives, timers int }
+type highs struct{ users, keys, changes, keepAlives, timers int }
 
 // compact shrinks the writer's indexes that have emptied.
 func (w *writer) compact() {
 	h := &w.highs
 	w.users = shrinkMap(w.users, &h.users)
-	w.idle = shrinkMap(w.idle, &h.idle)
+	w.idle.compact()
 	w.keys = shrinkMap(w.keys, &h.keys)
 	w.changes.in = shrinkMap(w.changes.in, &h.changes)
 	if w.changes.n < len(w.changes.buf)/4 && len(w.changes.buf) >= compactFloor {

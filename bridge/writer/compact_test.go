@@ -11,7 +11,7 @@ import (
 // writer's indexes (idle again, queues drained), compact copies them into
 // smaller ones and drops the stale timers; the entries left are kept.
 func TestCompactReturnsRoom(t *testing.T) {
-	w := &writer{users: map[string]*tracked{}, idle: map[string]idleUser{}, keys: map[string]string{}}
+	w := &writer{users: map[string]*tracked{}, keys: map[string]string{}}
 	const n = 10 * compactFloor
 	for i := range n {
 		id := "u" + strconv.Itoa(i)

@@ -1,6 +1,8 @@
 package writer
 
 import (
+	"encoding/hex"
+	"strings"
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/state"
@@ -10,10 +12,23 @@ import (
 // call pending, refused or in flight, no manual status or status message
 // on record, no retry waiting and nothing due but, perhaps, the end of
 // its key (emptyAt). Its state lives in the KV bucket alone; the writer
-// keeps an idleUser, a few bytes, instead of the decoded state (rest).
-// A newer state from the watch wakes it (take), and its one timer
-// deletes its key without reading it back (forgetIdle): the delete is
-// conditional on the revision, so a state changed since is kept.
+// keeps an idleUser, a few bytes under the user's id as its key names
+// it (idleID; a GUID in 16 bytes: idleSet), instead of the decoded state
+// (rest), and nothing else: no
+// entry in the index of keys, no timer. A newer state from the watch
+// wakes it (take). Once its key's end has come, a sweep of the idle
+// users (sweepIdle), at most once a minute, deletes its key without
+// reading it back (forgetIdle): the delete is conditional on the
+// revision, so a state changed since is kept.
+//
+// A writer that starts (a restart, a new lease) reads every state once
+// from its watch, one at a time, and keeps only this of each idle user,
+// so that a tenant of idle people costs the writer about 50 bytes a
+// person.
+
+// idleSweepEvery is how often, at most, the idle users are swept for
+// keys whose end has come; a key goes at most this late.
+const idleSweepEvery = time.Minute
 
 // idleUser is what the writer keeps of an idle user.
 type idleUser struct {
@@ -22,12 +37,26 @@ type idleUser struct {
 	// settled is the newest acceptance (Unix nanoseconds) of the events
 	// waiting in that state, all of which were settled (latency.go).
 	settled int64
+	// forgetAt is when the user's key may go (Unix nanoseconds), 0 when
+	// not while it is idle.
+	forgetAt int64
+}
+
+// idleID is the key of a user in the writer's idle users: the user id as
+// its KV key encodes it (lowercase), so that a key found in the watch
+// names it without an index of keys.
+func idleID(userID string) string { return strings.ToLower(userID) }
+
+// keyUser returns the idle id that a KV key of a user names (idleID).
+func keyUser(key string) (string, bool) {
+	raw, err := hex.DecodeString(key[strings.LastIndexByte(key, '.')+1:])
+	return string(raw), err == nil
 }
 
 // rest makes t's user idle if nothing is under way for it, and reports
-// whether it did. The caller has found that no call is needed and
-// nothing is due.
-func (w *writer) rest(t *tracked, userID string, now time.Time) bool {
+// whether it did; its key may go at forgetAt (never when zero). The
+// caller has found that no call is needed and nothing else is due.
+func (w *writer) rest(t *tracked, userID string, now, forgetAt time.Time) bool {
 	st := &t.state
 	if t.inFlight || t.dirty || t.forgetting || t.failures > 0 || t.retryAt.After(now) ||
 		hasSession(*st) || st.Pending != nil || st.Failed != nil || st.Manual != nil || st.Status != nil {
@@ -40,19 +69,28 @@ func (w *writer) rest(t *tracked, userID string, now time.Time) bool {
 		}
 		u.settled = max(u.settled, wt.Accepted.UnixNano())
 	}
+	if !forgetAt.IsZero() {
+		u.forgetAt = forgetAt.UnixNano()
+		if w.sweepAt.IsZero() || forgetAt.Before(w.sweepAt) {
+			w.sweepAt = later(forgetAt, w.sweptAt.Add(idleSweepEvery))
+		}
+	}
 	delete(w.users, userID)
-	w.idle[userID] = u
+	delete(w.keys, state.UserKey(w.tenant.ID, userID))
+	w.timers.clear(userID)
+	w.idle.put(idleID(userID), u)
 	return true
 }
 
 // wake turns an idle user back into a tracked one, its waiting events up
 // to the ones it went idle with settled; nil when the user was not idle.
 func (w *writer) wake(userID string) *tracked {
-	u, ok := w.idle[userID]
+	id := idleID(userID)
+	u, ok := w.idle.get(id)
 	if !ok {
 		return nil
 	}
-	delete(w.idle, userID)
+	w.idle.delete(id)
 	t := &tracked{rev: u.rev}
 	w.users[userID] = t
 	t.settledUpTo = u.settled
@@ -65,7 +103,38 @@ func (t *tracked) settledBefore(wt state.Waiting) bool {
 	return t.settledUpTo != 0 && wt.Accepted.UnixNano() <= t.settledUpTo
 }
 
+// sweepIdle deletes the keys of the idle users whose end has come, when
+// a sweep is due, and sets when the next one is.
+func (w *writer) sweepIdle(now time.Time) {
+	if w.sweepAt.IsZero() || now.Before(w.sweepAt) {
+		return
+	}
+	w.sweepAt, w.sweptAt = time.Time{}, now
+	var next int64
+	w.idle.update(func(id func() string, u idleUser) idleUser {
+		switch {
+		case u.forgetAt == 0:
+		case u.forgetAt <= now.UnixNano():
+			w.forgetIdle(id(), u)
+			u.forgetAt = 0 // once; a newer state wakes the user, a deletion drops it
+		case next == 0 || u.forgetAt < next:
+			next = u.forgetAt
+		}
+		return u
+	})
+	if next != 0 {
+		w.sweepAt = later(time.Unix(0, next), now.Add(idleSweepEvery))
+	}
+}
+
 // forgetIdle deletes an idle user's key once nothing in it matters.
-func (w *writer) forgetIdle(userID string, u idleUser) {
-	w.deleteKey(userID, u.rev)
+func (w *writer) forgetIdle(id string, u idleUser) {
+	w.deleteKey(id, u.rev)
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

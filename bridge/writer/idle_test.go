@@ -2,8 +2,14 @@ package writer
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
@@ -64,12 +70,12 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	active := state.Waiting{Event: "pbx:answer", Accepted: accepted.Add(time.Millisecond)}
 	outcomes := map[string]int{}
 	w := &writer{e: &Pool{opts: Options{EventOutcome: func(o string) { outcomes[o]++ }}},
-		users: map[string]*tracked{}, idle: map[string]idleUser{}}
+		users: map[string]*tracked{}}
 	tr := &tracked{rev: 5}
 	tr.state.Waiting = []state.Waiting{ringing}
 	w.users["u1"] = tr
 	w.noCall(tr)
-	if !w.rest(tr, "u1", time.Now()) || w.users["u1"] != nil {
+	if !w.rest(tr, "u1", time.Now(), time.Time{}) || w.users["u1"] != nil {
 		t.Fatal("u1 did not go idle")
 	}
 	woken := w.wake("u1")
@@ -79,7 +85,7 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	// Woken with nothing new, it goes idle again, its events still settled.
 	woken.state.Waiting = []state.Waiting{ringing}
 	w.noCall(woken)
-	if !w.rest(woken, "u1", time.Now()) {
+	if !w.rest(woken, "u1", time.Now(), time.Time{}) {
 		t.Fatal("u1 woken with only settled events did not go idle again")
 	}
 	woken = w.wake("u1")
@@ -93,9 +99,146 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 // TestIdleUserKeptByOlderState: a state older than the one an idle user
 // went idle with (its own record of a call, arriving late) leaves it idle.
 func TestIdleUserKeptByOlderState(t *testing.T) {
-	w := &writer{users: map[string]*tracked{}, idle: map[string]idleUser{"u1": {rev: 5}}}
+	w := &writer{users: map[string]*tracked{}}
+	w.idle.put("u1", idleUser{rev: 5})
 	w.take(state.UserState{UserID: "u1"}, 3)
-	if w.users["u1"] != nil || w.idle["u1"].rev != 5 {
-		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, w.idle)
+	if u, _ := w.idle.get("u1"); w.users["u1"] != nil || u.rev != 5 {
+		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, u)
+	}
+}
+
+// TestRestartHoldsIdleUsersAsEntries (issue 23): a writer that starts on
+// a bucket of idle people (calls ended, Graph told to clear) keeps each
+// as an idle entry alone: no decoded state, no entry in its index of
+// keys, no timer, and makes no Graph call for them. The people with
+// something under way (a session to keep alive, a change not yet told,
+// a call whose outcome is unknown) are reconciled as before. Then, with
+// a writer taking over: an event for an idle person (its id in mixed
+// case) wakes it and its call goes out, and once the idle people's keys
+// have come to their end they are deleted and the writer drops them.
+func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
+	const idlePeople = 200
+	h := newHarness(t, nil)
+	ctx := context.Background()
+	ended := at(-1)
+	stored := func(userID string, change func(*state.UserState)) state.UserState {
+		st := state.UserState{Tenant: "contoso.example", UserID: userID,
+			Calls:      map[string]*state.CallClaim{"pbx/c": {Source: "pbx", State: "ended", OccurredAt: ended, Updated: ended}},
+			SourceSeen: map[string]time.Time{"pbx": ended},
+			Told:       &state.Told{At: ended},
+		}
+		if change != nil {
+			change(&st)
+		}
+		return st
+	}
+	idleIDs := []string{"Idle-MixedCase"}
+	for i := range idlePeople - 1 {
+		if i%2 == 0 {
+			idleIDs = append(idleIDs, fmt.Sprintf("3a7c0000-0000-4000-8000-%012d", i)) // an Entra object id
+		} else {
+			idleIDs = append(idleIDs, fmt.Sprintf("idle%d", i))
+		}
+	}
+	states := []state.UserState{
+		stored("alive", func(s *state.UserState) { // a session to keep alive
+			s.Calls["pbx/c"].State = "active"
+			s.Told = &state.Told{Pair: inACall, At: ended, Expires: ended.Add(15 * time.Minute)}
+		}),
+		stored("untold", func(s *state.UserState) { s.Calls["pbx/c"].State = "active"; s.Told = nil }),
+		stored("pending", func(s *state.UserState) { s.Pending = &state.Told{Pair: inACall, At: ended} }),
+	}
+	for _, id := range idleIDs {
+		states = append(states, stored(id, nil))
+	}
+	e, stop := h.start("a")
+	kv := e.store.KV()
+	for _, st := range states {
+		data, err := json.Marshal(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := kv.Put(ctx, state.UserKey(st.Tenant, st.UserID), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.caughtUp(e, idleIDs[len(idleIDs)-1])
+	h.settle("untold", inACall)
+	h.eventually("the pending call's outcome reconciled", func() bool {
+		st, err := e.State(ctx, "contoso.example", "pending")
+		return err == nil && st.Pending == nil && st.Told != nil && st.Told.Pair == nil
+	})
+	h.quiesce(e)
+	w := h.writer(e)
+	stop() // the writer's fields are read below, its loop ended
+	for _, c := range h.graph.callsSnapshot() {
+		if c.user != "untold" && c.user != "pending" && c.user != "alive" {
+			t.Fatalf("a Graph call for %s, who was idle", c.user)
+		}
+	}
+	if w.users["alive"] == nil || w.users["untold"] == nil {
+		t.Fatalf("the people with a session are not tracked: %v", w.users)
+	}
+	if w.idle.len() != idlePeople+1 || w.known.Load() != idlePeople+3 {
+		t.Fatalf("%d idle, %d known, want %d idle (and the cleared pending call) of %d", w.idle.len(), w.known.Load(), idlePeople+1, idlePeople+3)
+	}
+	for _, id := range idleIDs {
+		if w.users[id] != nil {
+			t.Fatalf("%s is held decoded", id)
+		}
+		if _, ok := w.timers.at[id]; ok {
+			t.Fatalf("%s holds a timer", id)
+		}
+	}
+	if len(w.idle.guids) != idlePeople/2 {
+		t.Fatalf("%d idle people kept by their GUID's 16 bytes, want %d", len(w.idle.guids), idlePeople/2)
+	}
+	if len(w.keys) != len(w.users) {
+		t.Fatalf("the index of keys holds %d entries for %d people tracked", len(w.keys), len(w.users))
+	}
+
+	b, _ := h.start("b")
+	h.caughtUp(b, "pending")
+	h.quiesce(b)
+	calls := len(h.graph.callsSnapshot())
+	h.apply(b, "Idle-MixedCase", call("pbx", "c2", "active", 0, false))
+	h.settle("Idle-MixedCase", inACall)
+	if n := len(h.graph.callsSnapshot()); n != calls+1 {
+		t.Fatalf("%d Graph calls after the event, want 1", n-calls)
+	}
+	wb := h.writer(b)
+	h.clock.Advance(state.KeepClaims + time.Minute)
+	h.eventually("the idle people's keys deleted", func() bool {
+		_, err := kv.Get(ctx, state.UserKey("contoso.example", "idle7"))
+		_, errGUID := kv.Get(ctx, state.UserKey("contoso.example", idleIDs[1]))
+		return errors.Is(err, jetstream.ErrKeyNotFound) && errors.Is(errGUID, jetstream.ErrKeyNotFound) && wb.known.Load() == 3
+	})
+}
+
+// TestIdleSetKeepsGUIDsCompact: a lowercase GUID is kept in 16 bytes and
+// given back the same; any other id (upper case, another form) is kept
+// as it is.
+func TestIdleSetKeepsGUIDsCompact(t *testing.T) {
+	var s idleSet
+	ids := []string{"3a7c0000-0000-4000-8000-00000000002a", "3A7C0000-0000-4000-8000-00000000002A", "u1", "3a7c0000x0000-4000-8000-00000000002a", "3a7c0000-0000-4000-8000-00000000002g"}
+	for i, id := range ids {
+		s.put(id, idleUser{rev: uint64(i + 1)})
+	}
+	if len(s.guids) != 1 || len(s.other) != len(ids)-1 {
+		t.Fatalf("%d GUIDs and %d other ids, want 1 and %d", len(s.guids), len(s.other), len(ids)-1)
+	}
+	for i, id := range ids {
+		if u, ok := s.get(id); !ok || u.rev != uint64(i+1) {
+			t.Fatalf("%s: %+v %v", id, u, ok)
+		}
+	}
+	var back []string
+	s.update(func(id func() string, u idleUser) idleUser { back = append(back, id()); return u })
+	if !slices.Contains(back, ids[0]) || len(back) != len(ids) {
+		t.Fatalf("ids given back: %q", back)
+	}
+	s.delete(ids[0])
+	if _, ok := s.get(ids[0]); ok || s.len() != len(ids)-1 {
+		t.Fatalf("%s not deleted: %d left", ids[0], s.len())
 	}
 }

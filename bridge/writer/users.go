@@ -2,6 +2,7 @@ package writer
 
 import (
 	"encoding/json"
+	"strings"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -25,7 +26,8 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 		if t := w.users[id]; t != nil && entry.Revision() <= t.rev {
 			return
 		}
-		if u, ok := w.idle[id]; ok && entry.Revision() <= u.rev {
+	} else if id, ok := keyUser(entry.Key()); ok {
+		if u, ok := w.idle.get(id); ok && entry.Revision() <= u.rev {
 			return
 		}
 	}
@@ -39,8 +41,11 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 			return
 		}
 	}
-	w.keys[entry.Key()] = st.UserID
+	w.keys[strings.Clone(entry.Key())] = st.UserID // not the message's subject, which holds the key
 	w.take(st, entry.Revision())
+	if w.users[st.UserID] == nil {
+		delete(w.keys, entry.Key()) // idle, or an older state of an idle user
+	}
 }
 
 // take takes in a version of a user's state; an older one than the
@@ -49,7 +54,7 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 func (w *writer) take(st state.UserState, rev uint64) {
 	t := w.users[st.UserID]
 	if t == nil {
-		if u, ok := w.idle[st.UserID]; ok && rev <= u.rev {
+		if u, ok := w.idle.get(idleID(st.UserID)); ok && rev <= u.rev {
 			return // an idle user's older state
 		}
 		t = w.wake(st.UserID)
@@ -87,14 +92,15 @@ func (w *writer) setState(t *tracked, st state.UserState, rev uint64) {
 func (w *writer) drop(key string) {
 	userID, ok := w.keys[key]
 	if !ok {
+		if id, ok := keyUser(key); ok {
+			if _, ok := w.idle.get(id); ok {
+				w.idle.delete(id)
+				w.known.Add(-1)
+			}
+		}
 		return
 	}
 	delete(w.keys, key)
-	if _, ok := w.idle[userID]; ok {
-		delete(w.idle, userID)
-		w.known.Add(-1)
-		return
-	}
 	if t := w.users[userID]; t != nil && !t.inFlight {
 		w.sessions.change(hasSession(t.state), false)
 		w.countManual(&t.state, nil)

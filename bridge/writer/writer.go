@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/presence-bridge/presence-bridge/adapters"
@@ -38,16 +39,19 @@ type writer struct {
 	// lease, on a monotonic clock); nil: not at all.
 	lease interface{ Left() time.Duration }
 
-	users      map[string]*tracked
-	idle       map[string]idleUser // users with nothing under way (idle.go)
-	keys       map[string]string   // KV key to user id
-	changes    queue               // users whose desired session differs from Graph's
-	keepAlives deadlines           // users whose session is due for a refresh
-	timers     timers              // when to evaluate each user again
-	sessions   sessionCount
-	highs      highs // the indexes' high-water marks (compact.go)
-	inFlight   int
-	results    chan result
+	users map[string]*tracked
+	idle  idleSet           // users with nothing under way, by idleID (idle.go)
+	keys  map[string]string // KV key to user id, of the users tracked
+	// sweepAt is when the idle users are next swept for keys whose end
+	// has come (zero: none has one), sweptAt when they last were.
+	sweepAt, sweptAt time.Time
+	changes          queue     // users whose desired session differs from Graph's
+	keepAlives       deadlines // users whose session is due for a refresh
+	timers           timers    // when to evaluate each user again
+	sessions         sessionCount
+	highs            highs // the indexes' high-water marks (compact.go)
+	inFlight         int
+	results          chan result
 
 	// watched is the newest KV revision the writer has taken in, loops
 	// counts the loop's turns, started the calls it started, handled
@@ -97,7 +101,6 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		breaker:  newBreaker(t.ID, e.opts.BreakerFailures, e.opts.BreakerTimeout, log),
 		sessions: sessionCount{capacity: sessionCapacity(t.Budget, t.Window, e.opts.Expiration)},
 		users:    map[string]*tracked{},
-		idle:     map[string]idleUser{},
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
 		throttle: logthrottle.New(failureLogEvery),
@@ -107,7 +110,18 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 // run reconciles until ctx ends (it then returns nil) or until it can no
 // longer follow the users' states, which it returns as an error.
 func (w *writer) run(ctx context.Context) error {
-	watcher, err := w.e.store.KV().Watch(ctx, state.UserKeys(w.tenant.ID))
+	last, err := w.catchUp(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return err
+	}
+	var from []jetstream.WatchOpt
+	if last > 0 {
+		from = append(from, jetstream.ResumeFromRevision(last+1))
+	}
+	watcher, err := w.e.store.KV().Watch(ctx, state.UserKeys(w.tenant.ID), from...)
 	if err != nil {
 		return fmt.Errorf("watch user states: %w", err)
 	}
@@ -207,11 +221,11 @@ func (w *writer) evaluate(userID string, now time.Time) {
 			w.forget(t, userID)
 			break
 		}
-		if nothingDue && w.rest(t, userID, now) {
-			w.timers.clear(userID)
-			if empty {
-				w.timers.set(userID, at) // an idle user's only timer
-			}
+		var forgetAt time.Time
+		if empty {
+			forgetAt = at
+		}
+		if nothingDue && w.rest(t, userID, now, forgetAt) {
 			return
 		}
 		if empty {
@@ -221,19 +235,17 @@ func (w *writer) evaluate(userID string, now time.Time) {
 	w.timers.set(userID, next)
 }
 
-// fireTimers evaluates again every user whose timer is due.
+// fireTimers evaluates again every user whose timer is due, and sweeps
+// the idle users when that is due (idle.go).
 func (w *writer) fireTimers(now time.Time) {
 	for {
 		userID, ok := w.timers.due(now)
 		if !ok {
-			return
+			break
 		}
-		if w.users[userID] != nil {
-			w.evaluate(userID, now)
-		} else if u, ok := w.idle[userID]; ok {
-			w.forgetIdle(userID, u) // an idle user's only timer is its key's end
-		}
+		w.evaluate(userID, now)
 	}
+	w.sweepIdle(now)
 }
 
 // dispatch starts Graph calls while the lease, the budget, the breaker and
