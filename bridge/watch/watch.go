@@ -401,16 +401,21 @@ func (w *Watcher) decodeState(e jetstream.KeyValueEntry) (state.UserState, bool)
 }
 
 // takeState keeps what a user state says: whether the bridge holds a
-// session for the person and which sources made it, and (for `users:
-// directory`) that an event named them, and by which UPN.
+// session for the person and which sources made it, and, with the watch
+// on, that an event named them, and by which UPN (name).
 func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	w.stateRev = max(w.stateRev, e.Revision())
 	st, ok := w.decodeState(e)
 	if !ok || st.UserID == "" {
 		key := e.Key()
 		raw, err := hex.DecodeString(key[strings.LastIndexByte(key, '.')+1:])
+		if err != nil {
+			return
+		}
 		id := string(raw)
-		if _, named := w.named[id]; err == nil && named {
+		_, named := w.named[id]
+		_, held := w.sessions[id]
+		if named || held {
 			delete(w.named, id)
 			delete(w.sessions, id)
 			w.dirty = true
@@ -418,14 +423,9 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 		return
 	}
 	id := strings.ToLower(st.UserID)
-	upn, named := w.named[id]
-	if st.LastEvent != nil && w.opts.EventUPN != nil {
-		if u := w.opts.EventUPN(*st.LastEvent); u != "" {
-			upn = u
-		}
+	if w.opts.Watch.Enabled {
+		w.name(id, st)
 	}
-	w.named[id] = upn
-	w.dirty = w.dirty || !named
 	before, had := w.sessions[id]
 	// Only a session Graph holds makes a person read (people.go); a call
 	// under way alone only explains what a read shows.
@@ -447,6 +447,21 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	}
 	w.sessions[id] = s
 	w.dirty = w.dirty || wasRead != (s.pair != nil)
+}
+
+// name records that the state store holds id, and by which UPN an event
+// named them: who `users: directory` watches beside the directory, and
+// the user of their views. Only a watch that publishes needs it; with
+// the watch off nobody is held for it (issue 23).
+func (w *Watcher) name(id string, st state.UserState) {
+	upn, named := w.named[id]
+	if st.LastEvent != nil && w.opts.EventUPN != nil {
+		if u := w.opts.EventUPN(*st.LastEvent); u != "" {
+			upn = u
+		}
+	}
+	w.named[id] = upn
+	w.dirty = w.dirty || !named
 }
 
 // step makes the next read when it is due.

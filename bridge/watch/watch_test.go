@@ -622,3 +622,44 @@ func TestOneRecordPerPerson(t *testing.T) {
 		t.Fatalf("%d shared pairs, want at most %d", n, maxPairs)
 	}
 }
+
+// TestWatchOffHoldsOnlySessionHolders (issue 23): with the watch off the
+// watcher keeps nothing of the people whose states carry no session, however
+// many the store holds, and forgets a session holder whose state is
+// deleted.
+func TestWatchOffHoldsOnlySessionHolders(t *testing.T) {
+	const idle = 50
+	h := newHarness(t, idle+1, emulator.Throttle{})
+	ctx := context.Background()
+	for i := 1; i <= idle; i++ {
+		for _, s := range []string{adapters.CallActive, adapters.CallEnded} {
+			ev := adapters.Event{ID: "c1-" + s, Source: "pbx", Type: "call", CallID: "c1", State: s, OccurredAt: h.clock.Now()}
+			if err := h.store.Apply(ctx, tenant, userID(i), ev); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	h.session(0, "pbx")
+	watch := watchAll()
+	watch.Enabled = false
+	w, stop := h.start(watch, func(o *Options) { o.ObserveInterval = time.Second; o.Seen = nil })
+	for i := 0; h.reads() == 0 || w.Status().People != 1; i++ {
+		if i == 10 {
+			t.Fatalf("after 10 observe intervals: %d reads, %d people read, want the session holder", h.reads(), w.Status().People)
+		}
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	if err := h.store.KV().Delete(ctx, state.UserKey(tenant, userID(0))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; w.Status().People != 0; i++ {
+		if i == 10 {
+			t.Fatal("the session holder whose state was deleted is still read after 10 observe intervals")
+		}
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	stop()
+	if len(w.named) != 0 || len(w.sessions) != 0 {
+		t.Fatalf("with the watch off the watcher holds %d named people and %d sessions, want none", len(w.named), len(w.sessions))
+	}
+}
