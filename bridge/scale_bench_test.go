@@ -108,6 +108,12 @@ func BenchmarkScaleHeap(b *testing.B) {
 // settledEvents reads the bridge's presence_bridge_event_to_graph_outcomes_total,
 // every outcome summed: the events that reached Graph or needed no call.
 func settledEvents(b *testing.B, br *bridge.Bridge) int {
+	return sumSeries(b, br, "presence_bridge_event_to_graph_outcomes_total", "")
+}
+
+// sumSeries sums the values of the bridge's series of metric name but
+// those whose labels hold except (nothing left out when it is empty).
+func sumSeries(b *testing.B, br *bridge.Bridge, name, except string) int {
 	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+br.Addr()+"/metrics", nil)
 	if err != nil {
 		b.Fatal(err)
@@ -122,7 +128,7 @@ func settledEvents(b *testing.B, br *bridge.Bridge) int {
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "presence_bridge_event_to_graph_outcomes_total{") {
+		if !strings.HasPrefix(line, name+"{") || (except != "" && strings.Contains(line, except)) {
 			continue
 		}
 		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
@@ -360,28 +366,5 @@ func fillIdleStates(b *testing.B, yaml, tenant string, people int) {
 // graphCalls sums the bridge's presence_bridge_graph_requests_total but
 // for the token endpoint: the Graph calls it made since it started.
 func graphCalls(b *testing.B, br *bridge.Bridge) int {
-	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+br.Addr()+"/metrics", nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	n := 0.0
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if !strings.HasPrefix(line, "presence_bridge_graph_requests_total{") || strings.Contains(line, `operation="token"`) {
-			continue
-		}
-		v, err := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
-		if err != nil {
-			b.Fatalf("metrics line %q: %v", line, err)
-		}
-		n += v
-	}
-	return int(n)
+	return sumSeries(b, br, "presence_bridge_graph_requests_total", `operation="token"`)
 }

@@ -39,15 +39,8 @@ func (k *countingKV) Watch(ctx context.Context, keys string, opts ...jetstream.W
 			}
 		}
 	}()
-	return countedWatcher{KeyWatcher: inner, out: out}, nil
+	return relayedWatcher{KeyWatcher: inner, out: out}, nil
 }
-
-type countedWatcher struct {
-	jetstream.KeyWatcher
-	out chan jetstream.KeyValueEntry
-}
-
-func (w countedWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.out }
 
 // TestStartReadsStoredStatesInBatches (issue 23): a writer that starts
 // reads the states stored before it through its bounded catch-up, not

@@ -151,15 +151,16 @@ func (k *breakableKV) Watch(ctx context.Context, keys string, opts ...jetstream.
 			}
 		}
 	}()
-	return brokenWatcher{KeyWatcher: inner, out: out}, nil
+	return relayedWatcher{KeyWatcher: inner, out: out}, nil
 }
 
-type brokenWatcher struct {
+// relayedWatcher is a KV watch whose updates a test relays through out.
+type relayedWatcher struct {
 	jetstream.KeyWatcher
 	out chan jetstream.KeyValueEntry
 }
 
-func (w brokenWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.out }
+func (w relayedWatcher) Updates() <-chan jetstream.KeyValueEntry { return w.out }
 
 // TestStoppedWriterIsRestarted: a writer whose watch of the user states
 // ends says so in the log, and the tenant is written again (here by the
