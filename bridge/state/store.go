@@ -20,6 +20,7 @@ import (
 // compare-and-set on the key's revision, so concurrent writers never lose
 // each other's changes.
 type Store struct {
+	js      jetstream.JetStream
 	kv      jetstream.KeyValue
 	rules   Rules
 	maxSize int
@@ -92,7 +93,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", opts.Bucket, err)
 	}
-	return &Store{kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax)}, nil
+	return &Store{js: js, kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax)}, nil
 }
 
 // WithKV returns a copy of s on another handle of its bucket, for tests

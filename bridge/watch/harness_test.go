@@ -256,12 +256,13 @@ func (h *harness) reads() uint64 {
 // nothing on until open is closed: a watch of user states lagging behind
 // Graph. With garble, they hand out every entry with a value that is no
 // state: what a watcher takes from them, it took from the state store's
-// copies.
+// copies. It counts the entries its watches passed on.
 type gatedKV struct {
 	jetstream.KeyValue
 	hold   atomic.Bool
 	open   chan struct{}
 	garble bool
+	passed atomic.Int64 // the entries its watches passed on
 }
 
 func (g *gatedKV) Watch(ctx context.Context, keys string, opts ...jetstream.WatchOpt) (jetstream.KeyWatcher, error) {
@@ -275,6 +276,9 @@ func (g *gatedKV) Watch(ctx context.Context, keys string, opts ...jetstream.Watc
 		for e := range inner.Updates() {
 			if g.hold.Load() {
 				<-g.open
+			}
+			if e != nil {
+				g.passed.Add(1)
 			}
 			if g.garble && e != nil {
 				e = garbledEntry{e}

@@ -345,12 +345,26 @@ func (w *Watcher) work(ctx context.Context) error {
 		}
 		w.loaded = loaded
 	}
-	states, err := w.opts.State.KV().Watch(ctx, state.UserKeys(w.opts.Tenant))
+	// The states stored now a batch at a time, then a watch of what comes
+	// after them (state.Store.ReadStored).
+	w.stateRev = 0
+	last, err := w.opts.State.ReadStored(ctx, w.opts.Tenant, w.takeState)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil // the lease ended
+		}
+		return err
+	}
+	var from []jetstream.WatchOpt
+	if last > 0 {
+		from = append(from, jetstream.ResumeFromRevision(last+1))
+	}
+	states, err := w.opts.State.KV().Watch(ctx, state.UserKeys(w.opts.Tenant), from...)
 	if err != nil {
 		return fmt.Errorf("watch user states: %w", err)
 	}
 	defer func() { _ = states.Stop() }()
-	w.states, w.stateRev = states, 0
+	w.states = states
 	defer func() { w.states = nil }()
 	w.setStatus(func(s *Status) { s.Holding = true })
 	defer w.setStatus(func(s *Status) { s.Holding = false })

@@ -83,11 +83,28 @@ func TestBridgeSessionOrigin(t *testing.T) {
 // bridge's session still explains what Graph shows.
 func TestStatesTheStoreWroteAreNotDecoded(t *testing.T) {
 	h := newHarness(t, 1, emulator.Throttle{})
-	h.store = h.store.WithKV(&gatedKV{KeyValue: h.store.KV(), garble: true})
-	h.session(0, "pbx")
-	h.start(watchAll(), nil)
+	gate := &gatedKV{KeyValue: h.store.KV(), garble: true, open: make(chan struct{})}
+	h.store = h.store.WithKV(gate)
+	stream, err := h.js.Stream(context.Background(), "KV_"+h.store.KV().Bucket())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A read waits for the states stored before it (StateStream), so the
+	// session, written after the start, reaches the watcher through its
+	// garbling watch before the read that shows it; the watch holds it
+	// back until the store has heard the revision it wrote.
+	w, _ := h.start(watchAll(), func(o *Options) { o.StateStream = stream })
 	testpoll.Until(t, "the person seen", func() bool { return len(h.sink.all()) == 1 })
-	if c := h.sink.all()[0]; c.Origin != outputs.OriginBridge || !slices.Equal(c.Sources, []string{"pbx"}) {
+	gate.hold.Store(true)
+	h.session(0, "pbx")
+	close(gate.open)
+	for i := 0; len(h.sink.all()) < 2; i++ {
+		if i == 10 {
+			t.Fatalf("the session is not seen after 10 intervals: %+v", h.sink.all())
+		}
+		h.advance(w, 2*time.Second, 500*time.Millisecond)
+	}
+	if c := h.sink.all()[1]; c.Origin != outputs.OriginBridge || !slices.Equal(c.Sources, []string{"pbx"}) {
 		t.Fatalf("the bridge's session was seen as %+v, want origin bridge from pbx", c)
 	}
 }
@@ -661,5 +678,41 @@ func TestWatchOffHoldsOnlySessionHolders(t *testing.T) {
 	stop()
 	if len(w.named) != 0 || len(w.sessions) != 0 {
 		t.Fatalf("with the watch off the watcher holds %d named people and %d sessions, want none", len(w.named), len(w.sessions))
+	}
+}
+
+// TestStartReadsStoredStatesInBatches (issue 23): a watcher that starts
+// takes the states stored before it from the store's batched read, not
+// from its watch of the bucket (which pushes everything at once), and
+// follows what comes after through the watch.
+func TestStartReadsStoredStatesInBatches(t *testing.T) {
+	const holders = 3
+	h := newHarness(t, holders+1, emulator.Throttle{})
+	for i := range holders {
+		h.session(i, "pbx")
+	}
+	gate := &gatedKV{KeyValue: h.store.KV()}
+	h.store = h.store.WithKV(gate)
+	watch := watchAll()
+	watch.Enabled = false
+	w, _ := h.start(watch, func(o *Options) { o.ObserveInterval = time.Second; o.Seen = nil })
+	for i := 0; w.Status().People != holders; i++ {
+		if i == 10 {
+			t.Fatalf("after 10 observe intervals %d people are read, want the %d session holders", w.Status().People, holders)
+		}
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	if n := gate.passed.Load(); n != 0 {
+		t.Fatalf("the watch passed on %d stored states, want none", n)
+	}
+	h.session(holders, "pbx")
+	for i := 0; w.Status().People != holders+1; i++ {
+		if i == 10 {
+			t.Fatalf("a session written after the start is not read after 10 observe intervals (%d people)", w.Status().People)
+		}
+		h.advance(w, time.Second, 500*time.Millisecond)
+	}
+	if gate.passed.Load() == 0 {
+		t.Fatal("the session written after the start did not come through the watch")
 	}
 }

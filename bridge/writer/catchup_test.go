@@ -48,7 +48,7 @@ func (k *countingKV) Watch(ctx context.Context, keys string, opts ...jetstream.W
 // watches from the revision after them: a change after the start comes
 // through the watch and is acted on.
 func TestStartReadsStoredStatesInBatches(t *testing.T) {
-	const stored = 3*catchUpBatch + 7
+	const stored = 775 // three batches of 256 and some
 	h := newHarness(t, nil)
 	ctx := context.Background()
 	e, err := newTestPool(withDefaults(Options{JetStream: h.js, InstanceID: "a", Graph: h.graph, Clock: h.clock,
