@@ -1,6 +1,7 @@
 package freeport
 
 import (
+	"io"
 	"net"
 	"strconv"
 	"testing"
@@ -33,20 +34,32 @@ func TestPortIsFreeAndBelowTheEphemeralRange(t *testing.T) {
 
 // TestTakenPortIsNotFree: a port bound for TCP or for UDP is not free.
 func TestTakenPortIsNotFree(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if free(l.Addr().(*net.TCPAddr).Port) {
-		t.Error("a port bound for TCP is reported free")
-	}
-	u, err := net.ListenPacket("udp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer u.Close()
-	if free(u.LocalAddr().(*net.UDPAddr).Port) {
-		t.Error("a port bound for UDP is reported free")
+	for _, bind := range []struct {
+		network string
+		listen  func() (io.Closer, int, error)
+	}{
+		{"tcp", func() (io.Closer, int, error) {
+			l, err := net.Listen("tcp", "127.0.0.1:0")
+			if err != nil {
+				return nil, 0, err
+			}
+			return l, l.Addr().(*net.TCPAddr).Port, nil
+		}},
+		{"udp", func() (io.Closer, int, error) {
+			u, err := net.ListenPacket("udp", "127.0.0.1:0")
+			if err != nil {
+				return nil, 0, err
+			}
+			return u, u.LocalAddr().(*net.UDPAddr).Port, nil
+		}},
+	} {
+		c, port, err := bind.listen()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if free(port) {
+			t.Errorf("a port bound for %s is reported free", bind.network)
+		}
+		c.Close()
 	}
 }
