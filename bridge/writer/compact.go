@@ -53,4 +53,6 @@ func (w *writer) compact() {
 	w.timers.prune()
 	w.timers.at = shrinkMap(w.timers.at, &h.timers)
 	w.timers.h = shrinkSlice(w.timers.h)
+	w.pruneWakes()
+	w.wakes = shrinkSlice(w.wakes)
 }

@@ -23,9 +23,9 @@ func (w *writer) forget(t *tracked, userID string) {
 // deleteKey deletes the key of userID if it is still at revision rev, in
 // the background.
 func (w *writer) deleteKey(userID string, rev uint64) {
-	w.forgetting.Add(1)
+	w.background.Add(1)
 	go func() {
-		defer w.forgetting.Done()
+		defer w.background.Done()
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		if err := w.e.store.Forget(ctx, w.tenant.ID, userID, rev); err != nil {

@@ -8,23 +8,28 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
-// An idle user is one with nothing under way: no session in Graph, no
-// call pending, refused or in flight, no manual status or status message
-// on record, no retry waiting and nothing due but, perhaps, the end of
-// its key (emptyAt). Its state lives in the KV bucket alone; the writer
-// keeps an idleUser, a few bytes under the user's id as its key names
-// it (idleID; a GUID in 16 bytes: idleSet), instead of the decoded state
-// (rest), and nothing else: no
-// entry in the index of keys, no timer. A newer state from the watch
-// wakes it (take). Once its key's end has come, a sweep of the idle
-// users (sweepIdle), at most once a minute, deletes its key without
-// reading it back (forgetIdle): the delete is conditional on the
-// revision, so a state changed since is kept.
+// An idle user is one the writer has nothing to do for until a time of
+// its own, if any: no call pending, refused or in flight, no manual
+// status or status message on record, no retry waiting. Its state lives
+// in the KV bucket alone; the writer keeps an idleUser, a few bytes under
+// the user's id as its key names it (idleID; a GUID in 16 bytes:
+// idleSet), instead of the decoded state (rest), and nothing else: no
+// entry in the index of keys, no timer. Most idle users have no session
+// in Graph; one in a call whose session Graph holds is idle too between
+// its session's refreshes (issue 23: a person in a call costs what Graph
+// was told, in the bucket, and one deadline, here).
 //
-// A writer that starts (a restart, a new lease) reads every state once
-// from its watch, one at a time, and keeps only this of each idle user,
-// so that a tenant of idle people costs the writer about 50 bytes a
-// person.
+// A newer state from the watch wakes an idle user (take). So does its
+// time (wakeAt: a session's refresh, the end of a claim): the writer then
+// reads the state back from the store (wake.go). Once a user without a
+// session has come to the end of its key, a sweep of the idle users
+// (sweepIdle), at most once a minute, deletes its key without reading it
+// back (forgetIdle): the delete is conditional on the revision, so a
+// state changed since is kept.
+//
+// A writer that starts (a restart, a new lease) reads every state once,
+// a batch at a time, and keeps only this of each idle user, so that a
+// tenant of idle people costs the writer about 50 bytes a person.
 
 // idleSweepEvery is how often, at most, the idle users are swept for
 // keys whose end has come; a key goes at most this late.
@@ -40,6 +45,12 @@ type idleUser struct {
 	// forgetAt is when the user's key may go (Unix nanoseconds), 0 when
 	// not while it is idle.
 	forgetAt int64
+	// wakeAt is when the user must be evaluated again (Unix nanoseconds),
+	// 0 when never while it is idle, or while its state is being read.
+	wakeAt int64
+	// session: Graph holds an app session for the user (sessionCount
+	// counts it while the user is idle too).
+	session bool
 }
 
 // idleID is the key of a user in the writer's idle users: the user id as
@@ -54,15 +65,16 @@ func keyUser(key string) (string, bool) {
 }
 
 // rest makes t's user idle if nothing is under way for it, and reports
-// whether it did; its key may go at forgetAt (never when zero). The
-// caller has found that no call is needed and nothing else is due.
-func (w *writer) rest(t *tracked, userID string, now, forgetAt time.Time) bool {
+// whether it did; its key may go at forgetAt, and it is evaluated again
+// at wakeAt (neither when zero). The caller has found that no call is
+// needed now.
+func (w *writer) rest(t *tracked, userID string, now, forgetAt, wakeAt time.Time) bool {
 	st := &t.state
 	if t.inFlight || t.dirty || t.forgetting || t.failures > 0 || t.retryAt.After(now) ||
-		hasSession(*st) || st.Pending != nil || st.Failed != nil || st.Manual != nil || st.Status != nil {
+		st.Pending != nil || st.Failed != nil || st.Manual != nil || st.Status != nil {
 		return false
 	}
-	u := idleUser{rev: t.rev}
+	u := idleUser{rev: t.rev, session: hasSession(*st)}
 	for _, wt := range st.Waiting {
 		if !t.settled[waitKey(wt)] && !t.settledBefore(wt) {
 			return false
@@ -75,10 +87,15 @@ func (w *writer) rest(t *tracked, userID string, now, forgetAt time.Time) bool {
 			w.sweepAt = later(forgetAt, w.sweptAt.Add(idleSweepEvery))
 		}
 	}
+	id := idleID(userID)
+	if !wakeAt.IsZero() {
+		u.wakeAt = wakeAt.UnixNano()
+		w.wakes.push(id, u.wakeAt)
+	}
 	delete(w.users, userID)
 	delete(w.keys, state.UserKey(w.tenant.ID, userID))
 	w.timers.clear(userID)
-	w.idle.put(idleID(userID), u)
+	w.idle.put(id, u)
 	return true
 }
 
@@ -91,6 +108,9 @@ func (w *writer) wake(userID string) *tracked {
 		return nil
 	}
 	w.idle.delete(id)
+	if u.session {
+		w.sessions.change(true, false) // counted again as its state is set
+	}
 	t := &tracked{rev: u.rev}
 	w.users[userID] = t
 	t.settledUpTo = u.settled

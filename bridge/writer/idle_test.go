@@ -11,13 +11,17 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/presence-bridge/presence-bridge/adapters"
+	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
+
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 )
 
-// TestIdleUserHoldsNoState (issue 23): a user whose call ended and was
-// cleared in Graph is held as an idle entry, not a decoded state; a new
-// event wakes it and its call goes out; a writer taking over holds no
-// state of an idle user and makes no call for it.
+// TestIdleUserHoldsNoState (issue 23): a user in a call whose session
+// Graph holds, and one whose call ended and was cleared in Graph, is held
+// as an idle entry, not a decoded state, and still counted as a session
+// while it has one; a new event wakes it and its call goes out; a writer
+// taking over holds no state of an idle user and makes no call for it.
 func TestIdleUserHoldsNoState(t *testing.T) {
 	h := newHarness(t, nil)
 	e, stop := h.start("a")
@@ -25,14 +29,14 @@ func TestIdleUserHoldsNoState(t *testing.T) {
 	h.settle("u1", inACall)
 	h.quiesce(e)
 	w := h.writer(e)
-	if held := w.stats.held.Load(); held != 1 {
-		t.Fatalf("in a call: %d users held, want 1", held)
+	if held, known, sessions := w.stats.held.Load(), w.known.Load(), w.stats.sessions.Load(); held != 0 || known != 1 || sessions != 1 {
+		t.Fatalf("in a call: %d users held, %d known, %d sessions, want 0, 1 and 1", held, known, sessions)
 	}
 	h.apply(e, "u1", call("pbx", "c1", "ended", 1, false))
 	h.settle("u1", nil)
 	h.quiesce(e)
-	if held, known := w.stats.held.Load(), w.known.Load(); held != 0 || known != 1 {
-		t.Fatalf("after the call: %d users held, %d known, want 0 and 1", held, known)
+	if held, known, sessions := w.stats.held.Load(), w.known.Load(), w.stats.sessions.Load(); held != 0 || known != 1 || sessions != 0 {
+		t.Fatalf("after the call: %d users held, %d known, %d sessions, want 0, 1 and 0", held, known, sessions)
 	}
 
 	h.apply(e, "u1", call("pbx", "c2", "active", 2, false))
@@ -61,6 +65,63 @@ func TestIdleUserHoldsNoState(t *testing.T) {
 	}
 }
 
+// TestInCallUserWakesForItsRefresh (issue 23): a user in a call is idle
+// between its session's refreshes; when the refresh comes, the writer
+// reads the state back from the bucket and the keep-alive goes out, and
+// the user is idle again after it.
+func TestInCallUserWakesForItsRefresh(t *testing.T) {
+	h := newHarness(t, nil)
+	e, _ := h.start("a")
+	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
+	h.settle("u1", inACall)
+	h.quiesce(e)
+	w := h.writer(e)
+	if held := w.stats.held.Load(); held != 0 {
+		t.Fatalf("in a call: %d users held, want 0", held)
+	}
+	calls := len(h.graph.callsSnapshot())
+	h.eventually("the keep-alive", func() bool {
+		h.clock.Advance(10 * time.Second) // the refresh is 7.5 to 10 minutes after the call
+		return len(h.graph.callsSnapshot()) > calls
+	})
+	if c := h.graph.callsSnapshot()[calls]; c.user != "u1" || !adapters.SamePair(c.pair, inACall) {
+		t.Fatalf("after the refresh time: a call for %s with %v, want u1's keep-alive in a call", c.user, c.pair)
+	}
+	h.quiesce(e)
+	if held, sessions := w.stats.held.Load(), w.stats.sessions.Load(); held != 0 || sessions != 1 {
+		t.Fatalf("after the keep-alive: %d users held, %d sessions, want 0 and 1", held, sessions)
+	}
+}
+
+// TestIdleStateReadAgain: an idle user whose state could not be read
+// back, or was read older than the one it went idle with, is read again
+// later; one woken by the watch meanwhile is left as it is.
+func TestIdleStateReadAgain(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	w := &writer{e: &Pool{opts: Options{Clock: clock}}, users: map[string]*tracked{}, keys: map[string]string{},
+		log: discardLogger(), throttle: logthrottle.New(time.Minute)}
+	for _, id := range []string{"failed", "behind", "woken"} {
+		w.idle.put(id, idleUser{rev: 5})
+	}
+	w.takeLoaded([]loaded{
+		{id: "failed", err: errors.New("nats: timeout")},
+		{id: "behind", rev: 4, st: state.UserState{UserID: "behind"}},
+	})
+	for _, id := range []string{"failed", "behind"} {
+		if u, _ := w.idle.get(id); u.wakeAt != t0.Add(loadRetry).UnixNano() || w.users[id] != nil {
+			t.Fatalf("%s: read again at %v, tracked %v; want read again after %v", id, time.Unix(0, u.wakeAt), w.users[id] != nil, loadRetry)
+		}
+	}
+	if got, ok := w.wakes.due(t0.Add(loadRetry).UnixNano(), func(string, int64) bool { return true }); !ok || (got != "failed" && got != "behind") {
+		t.Fatalf("the wakes hold %q %v, want the two to read again", got, ok)
+	}
+	w.take(state.UserState{UserID: "woken", Pending: &state.Told{}}, 6) // a call to make: tracked
+	w.takeLoaded([]loaded{{id: "woken", rev: 5, st: state.UserState{UserID: "woken"}}})
+	if tr := w.users["woken"]; tr == nil || tr.rev != 6 {
+		t.Fatalf("woken by the watch, then read back older: %+v", tr)
+	}
+}
+
 // TestIdleUserWakesWithEventsSettled: the events waiting in the state a
 // user went idle with were reported already (no call); once woken, a
 // call that carries them and a new event reports only the new one.
@@ -75,7 +136,7 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	tr.state.Waiting = []state.Waiting{ringing}
 	w.users["u1"] = tr
 	w.noCall(tr)
-	if !w.rest(tr, "u1", time.Now(), time.Time{}) || w.users["u1"] != nil {
+	if !w.rest(tr, "u1", time.Now(), time.Time{}, time.Time{}) || w.users["u1"] != nil {
 		t.Fatal("u1 did not go idle")
 	}
 	woken := w.wake("u1")
@@ -85,7 +146,7 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 	// Woken with nothing new, it goes idle again, its events still settled.
 	woken.state.Waiting = []state.Waiting{ringing}
 	w.noCall(woken)
-	if !w.rest(woken, "u1", time.Now(), time.Time{}) {
+	if !w.rest(woken, "u1", time.Now(), time.Time{}, time.Time{}) {
 		t.Fatal("u1 woken with only settled events did not go idle again")
 	}
 	woken = w.wake("u1")
@@ -111,8 +172,9 @@ func TestIdleUserKeptByOlderState(t *testing.T) {
 // a bucket of idle people (calls ended, Graph told to clear) keeps each
 // as an idle entry alone: no decoded state, no entry in its index of
 // keys, no timer, and makes no Graph call for them. The people with
-// something under way (a session to keep alive, a change not yet told,
-// a call whose outcome is unknown) are reconciled as before. Then, with
+// something under way (a change not yet told, a call whose outcome is
+// unknown) are reconciled as before, and then idle too, as is the one
+// whose session is not yet due for a refresh. Then, with
 // a writer taking over: an event for an idle person (its id in mixed
 // case) wakes it and its call goes out, and once the idle people's keys
 // have come to their end they are deleted and the writer drops them.
@@ -176,11 +238,11 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 			t.Fatalf("a Graph call for %s, who was idle", c.user)
 		}
 	}
-	if w.users["alive"] == nil || w.users["untold"] == nil {
-		t.Fatalf("the people with a session are not tracked: %v", w.users)
+	if len(w.users) != 0 || w.sessions.live != 2 {
+		t.Fatalf("%d people tracked and %d sessions counted once everything was told, want none tracked and 2 sessions: %v", len(w.users), w.sessions.live, w.users)
 	}
-	if w.idle.len() != idlePeople+1 || w.known.Load() != idlePeople+3 {
-		t.Fatalf("%d idle, %d known, want %d idle (and the cleared pending call) of %d", w.idle.len(), w.known.Load(), idlePeople+1, idlePeople+3)
+	if w.idle.len() != idlePeople+3 || w.known.Load() != idlePeople+3 {
+		t.Fatalf("%d idle, %d known, want %d idle (with the two sessions and the cleared pending call) of %d", w.idle.len(), w.known.Load(), idlePeople+3, idlePeople+3)
 	}
 	for _, id := range idleIDs {
 		if w.users[id] != nil {

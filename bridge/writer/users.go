@@ -93,8 +93,9 @@ func (w *writer) drop(key string) {
 	userID, ok := w.keys[key]
 	if !ok {
 		if id, ok := keyUser(key); ok {
-			if _, ok := w.idle.get(id); ok {
+			if u, ok := w.idle.get(id); ok {
 				w.idle.delete(id)
+				w.sessions.change(u.session, false)
 				w.known.Add(-1)
 			}
 		}

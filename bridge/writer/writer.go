@@ -42,6 +42,11 @@ type writer struct {
 	users map[string]*tracked
 	idle  idleSet           // users with nothing under way, by idleID (idle.go)
 	keys  map[string]string // KV key to user id, of the users tracked
+	// wakes are the idle users' times, loading whether a batch of their
+	// states is being read, loads where it comes back (wake.go).
+	wakes   wakeHeap
+	loading bool
+	loads   chan []loaded
 	// sweepAt is when the idle users are next swept for keys whose end
 	// has come (zero: none has one), sweptAt when they last were.
 	sweepAt, sweptAt time.Time
@@ -72,8 +77,9 @@ type writer struct {
 	// caughtUpShared is caughtUp for other goroutines (Pool.CaughtUp).
 	caughtUpShared atomic.Bool
 
-	// forgetting counts the deletions of empty user states under way.
-	forgetting sync.WaitGroup
+	// background counts the deletions of empty user states and the reads
+	// of idle users' states under way.
+	background sync.WaitGroup
 }
 
 type tracked struct {
@@ -103,6 +109,7 @@ func newWriter(e *Pool, t TenantOptions) *writer {
 		users:    map[string]*tracked{},
 		keys:     map[string]string{},
 		results:  make(chan result, maxInFlight),
+		loads:    make(chan []loaded, 1),
 		throttle: logthrottle.New(failureLogEvery),
 	}
 }
@@ -153,10 +160,13 @@ func (w *writer) run(ctx context.Context) error {
 			w.inFlight--
 			w.handle(r)
 			w.handled.Add(1)
+		case batch := <-w.loads:
+			w.loading = false
+			w.takeLoaded(batch)
 		case <-ticker.C:
 		}
 		now := w.e.opts.Clock.Now()
-		w.fireTimers(now)
+		w.fireTimers(ctx, now)
 		w.dispatch(ctx, now)
 		w.compact()
 		w.loops.Add(1)
@@ -171,7 +181,7 @@ func (w *writer) drain() {
 		<-w.results
 		w.inFlight--
 	}
-	w.forgetting.Wait()
+	w.background.Wait()
 }
 
 // evaluate decides whether a user needs a Graph call now or later.
@@ -208,14 +218,17 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		w.changes.push(userID) // the status message, once the session is right
 	case want != nil:
 		w.noCall(t)
-		if due := refreshAt(userID, told, w.e.opts.Expiration); now.Before(due) {
-			soon(due)
-		} else {
+		due := refreshAt(userID, told, w.e.opts.Expiration)
+		if !now.Before(due) {
 			w.keepAlives.push(userID, expiresAt(told, w.e.opts.Expiration))
+			break
+		}
+		soon(due)
+		if w.rest(t, userID, now, time.Time{}, next) {
+			return // in a call, say, until its session's refresh
 		}
 	default:
 		w.noCall(t)
-		nothingDue := next.IsZero()
 		at, empty := emptyAt(t.state, now, w.e.rules)
 		if empty && !now.Before(at) {
 			w.forget(t, userID)
@@ -225,7 +238,7 @@ func (w *writer) evaluate(userID string, now time.Time) {
 		if empty {
 			forgetAt = at
 		}
-		if nothingDue && w.rest(t, userID, now, forgetAt) {
+		if w.rest(t, userID, now, forgetAt, next) {
 			return
 		}
 		if empty {
@@ -235,9 +248,10 @@ func (w *writer) evaluate(userID string, now time.Time) {
 	w.timers.set(userID, next)
 }
 
-// fireTimers evaluates again every user whose timer is due, and sweeps
-// the idle users when that is due (idle.go).
-func (w *writer) fireTimers(now time.Time) {
+// fireTimers evaluates again every user whose timer is due, reads back
+// the states of idle users whose time has come (wake.go), and sweeps the
+// idle users when that is due (idle.go).
+func (w *writer) fireTimers(ctx context.Context, now time.Time) {
 	for {
 		userID, ok := w.timers.due(now)
 		if !ok {
@@ -245,6 +259,7 @@ func (w *writer) fireTimers(now time.Time) {
 		}
 		w.evaluate(userID, now)
 	}
+	w.loadDue(ctx, now)
 	w.sweepIdle(now)
 }
 
