@@ -114,7 +114,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.StringVar(&o.config, "config", "cmd/presence-load/bridge.yaml", "the bench configuration of the bridge")
 		fs.IntVar(&o.users, "users", 10000, "the people of the tenant, one call each")
 		fs.IntVar(&o.conns, "conns", 64, "keep-alive connections")
-		fs.DurationVar(&o.quiet, "quiet", time.Minute, "how long the restarted bridge runs without traffic before it is measured")
+		fs.DurationVar(&o.quiet, "quiet", time.Minute, "how long the bridge runs without traffic before it is measured again after each phase and after the restart")
 		fs.DurationVar(&o.settle, "settle", 5*time.Second, "the rest before each memory reading")
 		fs.DurationVar(&o.applyWait, "apply-wait", 15*time.Minute, "how long to wait for the bridge to apply and tell Graph")
 		fs.StringVar(&o.revision, "revision", "an unnamed commit", "the commit measured, printed in the header")

@@ -42,7 +42,8 @@ type scaleReading struct {
 // lookup budgets raised) as another; everyone's call started with one
 // event a person, then ended, then the bridge restarted on the same store
 // and left without traffic for o.quiet. It prints the bridge's RSS at each
-// point, bytes per person, the JetStream store's size, the time to apply
+// point (and again o.quiet later, once the runtime has given back what
+// the burst took), bytes per person, the JetStream store's size, the time to apply
 // and to converge, CPU per 1,000 events and the Graph calls after the
 // restart.
 func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, error) {
@@ -179,7 +180,14 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 		if err != nil {
 			return false, err
 		}
-		readings = append(readings, reading)
+		if err := pause(o.quiet); err != nil {
+			return false, err
+		}
+		later, err := read(fmt.Sprintf("%s, %s later", name, o.quiet))
+		if err != nil {
+			return false, err
+		}
+		readings = append(readings, reading, later)
 	}
 	storeSize := dirSize(filepath.Join(dir, "nats"))
 
