@@ -17,6 +17,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/fault"
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 )
 
 // ErrUnknownUser means the user can not be resolved, now or later.
@@ -97,11 +98,24 @@ type Directory struct {
 }
 
 // cached is a lookup's outcome: an object id, or the error of an unknown
-// user.
+// user, until expires (Unix nanoseconds). An object id that is a
+// lowercase GUID, as Graph gives them, is kept in its 16 bytes (guid)
+// (isGUID) instead of a string in id: a cache of 100,000 people is a few
+// megabytes smaller (issue 23).
 type cached struct {
+	guid    guid.GUID
+	isGUID  bool
 	id      string
 	err     error
-	expires time.Time
+	expires int64
+}
+
+// objectID returns the id c holds.
+func (c cached) objectID() string {
+	if c.isGUID {
+		return c.guid.String()
+	}
+	return c.id
 }
 
 // New returns a Directory.
@@ -161,13 +175,13 @@ func (d *Directory) phoneLookups(tenant, key string) bool {
 func (d *Directory) lookup(ctx context.Context, tenant, name string, find LookupFunc) (string, error) {
 	key := tenant + "/" + name
 	if c, ok := d.cached(key); ok {
-		return c.id, c.err
+		return c.objectID(), c.err
 	}
 	v, err, _ := d.flights.Do(key, func() (any, error) {
 		// A flight that ended just before this one began has filled the
 		// cache: no second request.
 		if c, ok := d.cached(key); ok {
-			return c.id, c.err
+			return c.objectID(), c.err
 		}
 		id, err := find(ctx, tenant, name)
 		// A failure with a reason (an unknown user, a spent budget) names
@@ -193,7 +207,7 @@ func (d *Directory) cached(key string) (cached, bool) {
 	if !ok {
 		return cached{}, false
 	}
-	if !now.Before(c.expires) {
+	if now.UnixNano() >= c.expires {
 		delete(d.cache, key)
 		return cached{}, false
 	}
@@ -216,14 +230,18 @@ func (d *Directory) remember(key, id string, err error) {
 	defer d.mu.Unlock()
 	if !now.Before(d.nextSweep) {
 		for k, c := range d.cache {
-			if !now.Before(c.expires) {
+			if now.UnixNano() >= c.expires {
 				delete(d.cache, k)
 			}
 		}
 		d.nextSweep = now.Add(d.sweepEvery())
 	}
 	if ttl > 0 {
-		d.cache[key] = cached{id: id, err: err, expires: now.Add(ttl)}
+		c := cached{id: id, err: err, expires: now.Add(ttl).UnixNano()}
+		if g, ok := guid.Parse(id); ok && err == nil {
+			c.guid, c.isGUID, c.id = g, true, ""
+		}
+		d.cache[key] = c
 	}
 }
 

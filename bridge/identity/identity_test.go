@@ -85,22 +85,26 @@ func TestConcurrentMissesShareOneLookup(t *testing.T) {
 	}
 }
 
-// TestLookupOutcomesCached: an id is kept for TTL, an unknown user for
-// UnknownTTL, a transient failure not at all; tenants do not share entries.
+// TestLookupOutcomesCached: an id is kept for TTL (a GUID one in its 16
+// bytes, given back the same), an unknown user for UnknownTTL, a
+// transient failure not at all; tenants do not share entries.
 func TestLookupOutcomesCached(t *testing.T) {
 	unknown := fmt.Errorf("%w: nobody@contoso.example", ErrUnknownUser)
 	transient := errors.New("503 from Graph")
 	tests := []struct {
 		name      string
+		id        string
 		answer    error
 		wait      time.Duration // before the second resolve
 		wantCalls int32
 	}{
-		{"known, within ttl", nil, 59 * time.Minute, 1},
-		{"known, ttl passed", nil, time.Hour, 2},
-		{"unknown, within unknown ttl", unknown, 59 * time.Second, 1},
-		{"unknown, unknown ttl passed", unknown, time.Minute, 2},
-		{"transient failure", transient, 0, 2},
+		{"known, within ttl", "id-1", nil, 59 * time.Minute, 1},
+		{"known GUID, within ttl", "3a7c0000-0000-4000-8000-00000000002a", nil, 59 * time.Minute, 1},
+		{"known upper-case GUID, within ttl", "3A7C0000-0000-4000-8000-00000000002A", nil, 59 * time.Minute, 1},
+		{"known, ttl passed", "id-1", nil, time.Hour, 2},
+		{"unknown, within unknown ttl", "", unknown, 59 * time.Second, 1},
+		{"unknown, unknown ttl passed", "", unknown, time.Minute, 2},
+		{"transient failure", "", transient, 0, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -109,7 +113,7 @@ func TestLookupOutcomesCached(t *testing.T) {
 			d := New(Options{
 				Lookup: func(ctx context.Context, tenant, upn string) (string, error) {
 					calls.Add(1)
-					return "id-1", tt.answer
+					return tt.id, tt.answer
 				},
 				TTL:        time.Hour,
 				UnknownTTL: time.Minute,
@@ -120,7 +124,7 @@ func TestLookupOutcomesCached(t *testing.T) {
 					clk.advance(tt.wait)
 				}
 				id, err := d.Resolve(context.Background(), "t", "nobody@contoso.example")
-				if !errors.Is(err, tt.answer) || (err == nil && id != "id-1") {
+				if !errors.Is(err, tt.answer) || (err == nil && id != tt.id) {
 					t.Fatalf("resolve %d: %q %v, want %v", i, id, err, tt.answer)
 				}
 			}

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 )
 
 // An idle user with a time of its own (idleUser.wakeAt: a session's
@@ -116,7 +117,7 @@ func (w *writer) takeLoaded(batch []loaded) {
 // (idleSet), any other in other.
 type wakeEntry struct {
 	at    int64
-	guid  [16]byte
+	guid  guid.GUID
 	other string
 }
 
@@ -124,7 +125,7 @@ func (e wakeEntry) id() string {
 	if e.other != "" {
 		return e.other
 	}
-	return formatGUID(e.guid)
+	return e.guid.String()
 }
 
 // wakeHeap is a min-heap of wake entries by time (container/heap).
@@ -144,7 +145,7 @@ func (h *wakeHeap) Pop() any {
 // push adds id's time at (Unix nanoseconds).
 func (h *wakeHeap) push(id string, at int64) {
 	e := wakeEntry{at: at}
-	if g, ok := parseGUID(id); ok {
+	if g, ok := guid.Parse(id); ok {
 		e.guid = g
 	} else {
 		e.other = id
