@@ -30,11 +30,15 @@ type scaleOptions struct {
 	revision  string
 }
 
-// scaleReading is the bridge process at one point of the run.
+// scaleReading is the bridge process at one point of the run: its RSS
+// and CPU time from /proc, and from its metrics the Go heap's spans in
+// use (go_memstats_heap_inuse_bytes) and the bytes of the objects in them
+// (go_memstats_heap_alloc_bytes: live, and garbage not yet collected).
 type scaleReading struct {
-	name string
-	rss  uint64 // bytes
-	cpu  time.Duration
+	name                string
+	rss                 uint64 // bytes
+	cpu                 time.Duration
+	heapInuse, heapUsed float64 // bytes
 }
 
 // runScale runs issue 23's scale benchmark: the emulator as a process of
@@ -126,14 +130,26 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 			return nil
 		}
 	}
+	client := &http.Client{Timeout: 10 * time.Second}
 	read := func(name string) (scaleReading, error) {
 		if err := pause(o.settle); err != nil {
 			return scaleReading{}, err
 		}
 		rss, cpu, err := procUsage(c.cmd.Process.Pid)
-		return scaleReading{name, rss, cpu}, err
+		if err != nil {
+			return scaleReading{}, err
+		}
+		body, err := get(ctx, client, base+"/metrics")
+		if err != nil {
+			return scaleReading{}, err
+		}
+		inuse, err := sumByLabel(body, "go_memstats_heap_inuse_bytes", "")
+		if err != nil {
+			return scaleReading{}, err
+		}
+		used, err := sumByLabel(body, "go_memstats_heap_alloc_bytes", "")
+		return scaleReading{name, rss, cpu, inuse[""], used[""]}, err
 	}
-	client := &http.Client{Timeout: 10 * time.Second}
 	idle, err := read("idle, no one known")
 	if err != nil {
 		return false, err
@@ -214,10 +230,10 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 	readings = append(readings, restarted, quiet)
 
 	fmt.Fprintf(stdout, "ready after %s; after the restart ready after %s\n", ready.Round(time.Millisecond), restartReady.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "\n%-40s %10s %16s %10s\n", "bridge", "RSS MB", "above idle/person", "CPU s")
+	fmt.Fprintf(stdout, "\n%-40s %10s %16s %10s %14s %14s\n", "bridge", "RSS MB", "above idle/person", "CPU s", "heap in use MB", "heap alloc MB")
 	for _, r := range readings {
-		fmt.Fprintf(stdout, "%-40s %10.1f %15.0f B %10.1f\n", r.name, float64(r.rss)/(1<<20),
-			(float64(r.rss)-float64(idle.rss))/float64(o.users), r.cpu.Seconds())
+		fmt.Fprintf(stdout, "%-40s %10.1f %15.0f B %10.1f %14.1f %14.1f\n", r.name, float64(r.rss)/(1<<20),
+			(float64(r.rss)-float64(idle.rss))/float64(o.users), r.cpu.Seconds(), r.heapInuse/(1<<20), r.heapUsed/(1<<20))
 	}
 	fmt.Fprintf(stdout, "\n%-20s %9s %9s %9s %14s %14s %16s\n", "phase", "accepted", "other", "errors", "all applied", "all answered", "CPU/1,000 events")
 	ok := true
