@@ -61,7 +61,7 @@ func holderHeap(tb testing.TB, n int, enabled bool) float64 {
 		tb.Fatal(err)
 	}
 	// What work does before it takes in the stored states.
-	w.named, w.sessions, w.dirty = map[string]string{}, map[string]session{}, true
+	w.dirty = true
 	if enabled {
 		w.list(ctx)
 		w.setPeople()
@@ -83,8 +83,8 @@ func holderHeap(tb testing.TB, n int, enabled bool) float64 {
 	w.setPeople()
 	w.startCycle(t0)
 	after := liveHeap()
-	if len(w.people) != n || len(w.sessions) != n {
-		tb.Fatalf("the watcher reads %d people and holds %d sessions, want %d", len(w.people), len(w.sessions), n)
+	if w.people.len() != n || w.sessions.len() != n {
+		tb.Fatalf("the watcher reads %d people and holds %d sessions, want %d", w.people.len(), w.sessions.len(), n)
 	}
 	runtime.KeepAlive(w)
 	runtime.KeepAlive(store)

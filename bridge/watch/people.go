@@ -77,37 +77,48 @@ func (w *Watcher) directory(ctx context.Context) []graphclient.User {
 	return users
 }
 
-// setPeople works out who is watched now, and forgets the last seen
-// presence of whoever left. Everyone the bridge holds a session for is
-// read as well (writer.ObserveAggregate), watched or not; with the watch
-// off only they are.
+// setPeople works out who is read now, and forgets the last seen
+// presence of whoever left the watch. Everyone the bridge holds a session
+// for is read as well (writer.ObserveAggregate), watched or not; with the
+// watch off only they are. People who did not change keep their slices,
+// so a cycle under way and the next share them.
 func (w *Watcher) setPeople() {
-	var members []string
+	var p people
 	if w.opts.Watch.Enabled {
-		members = w.listed // sorted, each once; never changed in place
-		if w.opts.Watch.Users == "directory" && len(w.named) > 0 {
-			members = slices.Clone(w.listed)
-			for id := range w.named {
-				members = append(members, id)
+		p.listed = w.listed // sorted, each once; never changed in place
+	}
+	var guids []guid
+	var other []string
+	if w.byDirectory() {
+		for g := range w.named.guids {
+			if !listedHasGUID(p.listed, g) {
+				guids = append(guids, g)
 			}
-			slices.Sort(members)
-			members = slices.Compact(members)
+		}
+		for id := range w.named.other {
+			if !listedHas(p.listed, id) {
+				other = append(other, id)
+			}
 		}
 	}
-	w.members = members
-	people := members
-	for id, s := range w.sessions {
-		if _, watched := slices.BinarySearch(members, id); s.pair != nil && !watched {
-			if len(people) == len(members) {
-				people = slices.Clone(members)
-			}
-			people = append(people, id)
+	for g, s := range w.sessions.guids {
+		if s.told != nil && !w.watchedGUID(g) {
+			guids = append(guids, g)
 		}
 	}
-	if len(people) != len(members) {
-		slices.Sort(people)
+	for id, s := range w.sessions.other {
+		if s.told != nil && !w.watched(id) {
+			other = append(other, id)
+		}
 	}
-	w.people = people
+	if p.guids = sortedGUIDs(guids); slices.Equal(p.guids, w.people.guids) {
+		p.guids = w.people.guids
+	}
+	slices.Sort(other)
+	if p.other = slices.Clone(other); slices.Equal(p.other, w.people.other) {
+		p.other = w.people.other
+	}
+	w.people = p
 	for id := range w.loaded {
 		if !w.watched(id) {
 			w.leave(id)
@@ -118,9 +129,33 @@ func (w *Watcher) setPeople() {
 	}
 }
 
+// byDirectory reports whether the watch is on over `users: directory`,
+// which watches the people events named beside the directory's.
+func (w *Watcher) byDirectory() bool {
+	return w.opts.Watch.Enabled && w.opts.Watch.Users == "directory"
+}
+
 // watched reports whether id is in the watch (watch.users), whose
 // changes are handed over.
 func (w *Watcher) watched(id string) bool {
-	_, ok := slices.BinarySearch(w.members, id)
-	return ok
+	if !w.opts.Watch.Enabled {
+		return false
+	}
+	if listedHas(w.listed, id) {
+		return true
+	}
+	_, named := w.named.get(id)
+	return named && w.byDirectory()
+}
+
+// watchedGUID is watched for a GUID id.
+func (w *Watcher) watchedGUID(g guid) bool {
+	if !w.opts.Watch.Enabled {
+		return false
+	}
+	if listedHasGUID(w.listed, g) {
+		return true
+	}
+	_, named := w.named.guids[g]
+	return named && w.byDirectory()
 }
