@@ -3,7 +3,10 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"runtime"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -118,4 +121,158 @@ func BenchmarkHolderHeap(b *testing.B) {
 			b.ReportMetric(per, "B/holder")
 		})
 	}
+}
+
+// maxHolderBytes is the live heap a session holder may cost the watcher
+// (issue 23: about 1 KB per person in a call for the whole bridge).
+const maxHolderBytes = 150
+
+// TestHolderCostsLittle (issue 23): 10,000 session holders taken in
+// through the real path cost the watcher at most maxHolderBytes each,
+// with the watch off and on.
+func TestHolderCostsLittle(t *testing.T) {
+	if raceOn {
+		t.Skip("the race detector changes what the heap holds")
+	}
+	if testing.Short() {
+		t.Skip("stores 10,000 states")
+	}
+	for _, enabled := range []bool{false, true} {
+		if per := holderHeap(t, 10_000, enabled); per > maxHolderBytes {
+			t.Errorf("with the watch enabled=%t a session holder costs %.0f B of live heap, want at most %d", enabled, per, maxHolderBytes)
+		}
+	}
+}
+
+// TestHoldersShareClaims: session holders told the same pair by the same
+// sources share one claim; the table of claims stays bounded whatever
+// the states say.
+func TestHoldersShareClaims(t *testing.T) {
+	w := &Watcher{}
+	a := w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, []string{"pbx", "teams"})
+	b := w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, []string{"pbx", "teams"})
+	if a != b {
+		t.Fatal("the same claim is kept twice")
+	}
+	for _, c := range []*claim{
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, []string{"pbx"}),
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, nil),
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACallpbx"}, []string{"teams"}),
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InAConferenceCall"}, []string{"pbx", "teams"}),
+	} {
+		if c == a {
+			t.Fatalf("claim %+v is shared with %+v", *c, *a)
+		}
+	}
+	if got := w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, []string{"pbx"}); !slices.Equal(got.sources, []string{"pbx"}) {
+		t.Fatalf("sources %q, want pbx", got.sources)
+	}
+	for i := range 3 * maxClaims {
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, []string{fmt.Sprint("source", i)})
+	}
+	if n := len(w.claims); n != maxClaims {
+		t.Fatalf("%d shared claims, want at most %d", n, maxClaims)
+	}
+}
+
+// TestPeopleAreReadInOrder: a cycle reads the listed, the GUIDs and the
+// other ids of its people merged in the order of their strings, each
+// once, in chunks.
+func TestPeopleAreReadInOrder(t *testing.T) {
+	ids := []string{userID(1), userID(2), userID(3), userID(4), userID(5), userID(6),
+		"ffffffff-0000-4000-8000-000000000000", "0-not-a-guid", "zz-not-a-guid", "00000000-0000-4000-8000-00000000000A"}
+	var p people
+	var guids []guid
+	for i, id := range ids {
+		switch g, ok := parseGUID(id); {
+		case i%2 == 0:
+			p.listed = append(p.listed, id)
+		case ok:
+			guids = append(guids, g)
+		default:
+			p.other = append(p.other, id)
+		}
+	}
+	slices.Sort(p.listed)
+	slices.Sort(p.other)
+	p.guids = sortedGUIDs(guids)
+	var got []string
+	var c cursor
+	for !p.done(c) {
+		chunk := p.next(&c, 3)
+		if len(chunk) == 0 || len(chunk) > 3 {
+			t.Fatalf("a chunk of %d ids, want 1 to 3", len(chunk))
+		}
+		got = append(got, chunk...)
+	}
+	want := slices.Sorted(slices.Values(ids))
+	if !slices.Equal(got, want) {
+		t.Fatalf("read %q, want %q", got, want)
+	}
+	if p.len() != len(ids) {
+		t.Fatalf("len %d, want %d", p.len(), len(ids))
+	}
+}
+
+// TestByIDGivesRoomBack: a map of people that emptied to a quarter of
+// its most is built again; GUIDs and other ids are both kept.
+func TestByIDGivesRoomBack(t *testing.T) {
+	var m byID[int]
+	const n = 1000
+	for i := range n {
+		m.put(userID(i), i)
+	}
+	m.put("not-a-guid", -1)
+	if v, ok := m.get(userID(7)); !ok || v != 7 || len(m.guids) != n {
+		t.Fatalf("get %d %t, %d GUIDs; want 7 true, %d", v, ok, len(m.guids), n)
+	}
+	if v, ok := m.get("not-a-guid"); !ok || v != -1 {
+		t.Fatalf("get other %d %t", v, ok)
+	}
+	before := m.guids
+	for i := range n - 10 {
+		m.delete(userID(i))
+	}
+	if m.len() != 11 || m.high > 4*11 {
+		t.Fatalf("%d people, high-water mark %d; want 11, at most 44", m.len(), m.high)
+	}
+	m.guids[guid{}] = 0 // a map built again is another map
+	if _, ok := before[guid{}]; ok {
+		t.Fatal("the map was not built again after people left")
+	}
+}
+
+// FuzzParseGUID: an id parses as a GUID exactly when it is one in
+// lowercase canonical form, which String gives back.
+func FuzzParseGUID(f *testing.F) {
+	for _, s := range []string{userID(1), strings.ToUpper(userID(1)), "", "not-a-guid", "00000000-0000-4000-8000-00000000000g", "000000000000-4000-8000-0000000000001"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, id string) {
+		g, ok := parseGUID(id)
+		if ok != canonical(id) {
+			t.Fatalf("parseGUID(%q) = %t", id, ok)
+		}
+		if ok && (g.String() != id || g.compare(id) != 0) {
+			t.Fatalf("parseGUID(%q) gives back %q", id, g.String())
+		}
+	})
+}
+
+// canonical reports whether id is a GUID in lowercase canonical form.
+func canonical(id string) bool {
+	if len(id) != 36 {
+		return false
+	}
+	for i, c := range id {
+		switch {
+		case i == 8 || i == 13 || i == 18 || i == 23:
+			if c != '-' {
+				return false
+			}
+		case !strings.ContainsRune("0123456789abcdef", c):
+			return false
+		}
+	}
+	return true
 }
