@@ -1,8 +1,8 @@
 package watch
 
 import (
-	"bytes"
 	"cmp"
+	"encoding/binary"
 	"encoding/hex"
 	"slices"
 )
@@ -201,9 +201,12 @@ func listedHasGUID(list []string, g guid) bool {
 	return ok
 }
 
-// sortedGUIDs returns gs sorted, in a slice of no more room than it
-// needs.
-func sortedGUIDs(gs []guid) []guid {
-	slices.SortFunc(gs, func(a, b guid) int { return bytes.Compare(a[:], b[:]) })
-	return slices.Clone(gs)
+// compareGUIDs orders GUIDs as their canonical forms are ordered.
+// Their bytes are compared as two big-endian numbers: bytes.Compare made
+// sorting most of setPeople's time.
+func compareGUIDs(a, b guid) int {
+	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
+		return c
+	}
+	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }

@@ -87,35 +87,19 @@ func (w *Watcher) setPeople() {
 	if w.opts.Watch.Enabled {
 		p.listed = w.listed // sorted, each once; never changed in place
 	}
-	var guids []guid
-	var other []string
-	if w.byDirectory() {
-		for g := range w.named.guids {
-			if !listedHasGUID(p.listed, g) {
-				guids = append(guids, g)
-			}
-		}
-		for id := range w.named.other {
-			if !listedHas(p.listed, id) {
-				other = append(other, id)
-			}
-		}
-	}
-	for g, s := range w.sessions.guids {
-		if s.told != nil && !w.watchedGUID(g) {
-			guids = append(guids, g)
-		}
-	}
-	for id, s := range w.sessions.other {
-		if s.told != nil && !w.watched(id) {
-			other = append(other, id)
-		}
-	}
-	if p.guids = sortedGUIDs(guids); slices.Equal(p.guids, w.people.guids) {
-		p.guids = w.people.guids
-	}
+	// Counted first, so that each part is made once at its size: people
+	// are worked out again at every look at the clock while they join.
+	var nGUIDs, nOther int
+	w.others(p.listed, func(guid) { nGUIDs++ }, func(string) { nOther++ })
+	guids, other := make([]guid, 0, nGUIDs), make([]string, 0, nOther)
+	w.others(p.listed, func(g guid) { guids = append(guids, g) }, func(id string) { other = append(other, id) })
+	slices.SortFunc(guids, compareGUIDs)
 	slices.Sort(other)
-	if p.other = slices.Clone(other); slices.Equal(p.other, w.people.other) {
+	p.guids, p.other = guids, other
+	if slices.Equal(guids, w.people.guids) {
+		p.guids = w.people.guids // the cycle under way may share it
+	}
+	if slices.Equal(other, w.people.other) {
 		p.other = w.people.other
 	}
 	w.people = p
@@ -126,6 +110,34 @@ func (w *Watcher) setPeople() {
 	}
 	for _, id := range w.opts.Views.Others(w.opts.Tenant, w.watched) {
 		w.leave(id)
+	}
+}
+
+// others calls guid or other with each person read who is not in
+// listed: with `users: directory` the people events named, and the
+// session holders outside the watch.
+func (w *Watcher) others(listed []string, guid func(guid), other func(string)) {
+	if w.byDirectory() {
+		for g := range w.named.guids {
+			if !listedHasGUID(listed, g) {
+				guid(g)
+			}
+		}
+		for id := range w.named.other {
+			if !listedHas(listed, id) {
+				other(id)
+			}
+		}
+	}
+	for g, s := range w.sessions.guids {
+		if s.told != nil && !w.watchedGUID(g) {
+			guid(g)
+		}
+	}
+	for id, s := range w.sessions.other {
+		if s.told != nil && !w.watched(id) {
+			other(id)
+		}
 	}
 }
 
