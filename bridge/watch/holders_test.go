@@ -158,6 +158,8 @@ func TestHoldersShareClaims(t *testing.T) {
 		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, []string{"pbx"}),
 		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall"}, nil),
 		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACallpbx"}, []string{"teams"}),
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall\x00pbx"}, []string{"teams"}),
+		w.claim(adapters.Pair{Availability: "Busy", Activity: "InACall\x03pbx"}, []string{"teams"}),
 		w.claim(adapters.Pair{Availability: "Busy", Activity: "InAConferenceCall"}, []string{"pbx", "teams"}),
 	} {
 		if c == a {

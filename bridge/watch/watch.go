@@ -17,6 +17,7 @@ package watch
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -244,9 +245,10 @@ const maxClaims = 1024
 
 // claim returns the shared claim of pair made by sources.
 func (w *Watcher) claim(pair adapters.Pair, sources []string) *claim {
-	key := append(append(append(w.key[:0], pair.Availability...), 0), pair.Activity...)
-	for _, s := range sources {
-		key = append(append(key, 0), s...)
+	// Each value after its length, so that no two claims make one key.
+	key := w.key[:0]
+	for _, s := range append([]string{pair.Availability, pair.Activity}, sources...) {
+		key = append(binary.AppendUvarint(key, uint64(len(s))), s...)
 	}
 	w.key = key
 	if c, ok := w.claims[string(key)]; ok {
