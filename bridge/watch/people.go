@@ -77,37 +77,32 @@ func (w *Watcher) directory(ctx context.Context) []graphclient.User {
 	return users
 }
 
-// setPeople works out who is watched now, and forgets the last seen
-// presence of whoever left. Everyone the bridge holds a session for is
-// read as well (writer.ObserveAggregate), watched or not; with the watch
-// off only they are.
+// setPeople works out who is read now, and forgets the last seen
+// presence of whoever left the watch. Everyone the bridge holds a session
+// for is read as well (writer.ObserveAggregate), watched or not; with the
+// watch off only they are. People who did not change keep their slices,
+// so a cycle under way and the next share them.
 func (w *Watcher) setPeople() {
-	var members []string
+	var p people
 	if w.opts.Watch.Enabled {
-		members = w.listed // sorted, each once; never changed in place
-		if w.opts.Watch.Users == "directory" && len(w.named) > 0 {
-			members = slices.Clone(w.listed)
-			for id := range w.named {
-				members = append(members, id)
-			}
-			slices.Sort(members)
-			members = slices.Compact(members)
-		}
+		p.listed = w.listed // sorted, each once; never changed in place
 	}
-	w.members = members
-	people := members
-	for id, s := range w.sessions {
-		if _, watched := slices.BinarySearch(members, id); s.pair != nil && !watched {
-			if len(people) == len(members) {
-				people = slices.Clone(members)
-			}
-			people = append(people, id)
-		}
+	// Counted first, so that each part is made once at its size: people
+	// are worked out again at every look at the clock while they join.
+	var nGUIDs, nOther int
+	w.others(p.listed, func(guid) { nGUIDs++ }, func(string) { nOther++ })
+	guids, other := make([]guid, 0, nGUIDs), make([]string, 0, nOther)
+	w.others(p.listed, func(g guid) { guids = append(guids, g) }, func(id string) { other = append(other, id) })
+	slices.SortFunc(guids, compareGUIDs)
+	slices.Sort(other)
+	p.guids, p.other = guids, other
+	if slices.Equal(guids, w.people.guids) {
+		p.guids = w.people.guids // the cycle under way may share it
 	}
-	if len(people) != len(members) {
-		slices.Sort(people)
+	if slices.Equal(other, w.people.other) {
+		p.other = w.people.other
 	}
-	w.people = people
+	w.people = p
 	for id := range w.loaded {
 		if !w.watched(id) {
 			w.leave(id)
@@ -118,9 +113,61 @@ func (w *Watcher) setPeople() {
 	}
 }
 
+// others calls guid or other with each person read who is not in
+// listed: with `users: directory` the people events named, and the
+// session holders outside the watch.
+func (w *Watcher) others(listed []string, guid func(guid), other func(string)) {
+	if w.byDirectory() {
+		for g := range w.named.guids {
+			if !listedHasGUID(listed, g) {
+				guid(g)
+			}
+		}
+		for id := range w.named.other {
+			if !listedHas(listed, id) {
+				other(id)
+			}
+		}
+	}
+	for g, s := range w.sessions.guids {
+		if s.told != nil && !w.watchedGUID(g) {
+			guid(g)
+		}
+	}
+	for id, s := range w.sessions.other {
+		if s.told != nil && !w.watched(id) {
+			other(id)
+		}
+	}
+}
+
+// byDirectory reports whether the watch is on over `users: directory`,
+// which watches the people events named beside the directory's.
+func (w *Watcher) byDirectory() bool {
+	return w.opts.Watch.Enabled && w.opts.Watch.Users == "directory"
+}
+
 // watched reports whether id is in the watch (watch.users), whose
 // changes are handed over.
 func (w *Watcher) watched(id string) bool {
-	_, ok := slices.BinarySearch(w.members, id)
-	return ok
+	if !w.opts.Watch.Enabled {
+		return false
+	}
+	if listedHas(w.listed, id) {
+		return true
+	}
+	_, named := w.named.get(id)
+	return named && w.byDirectory()
+}
+
+// watchedGUID is watched for a GUID id.
+func (w *Watcher) watchedGUID(g guid) bool {
+	if !w.opts.Watch.Enabled {
+		return false
+	}
+	if listedHasGUID(w.listed, g) {
+		return true
+	}
+	_, named := w.named.guids[g]
+	return named && w.byDirectory()
 }

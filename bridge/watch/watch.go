@@ -17,6 +17,7 @@ package watch
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -150,18 +151,19 @@ type Watcher struct {
 
 	// The rest belongs to the goroutine running work.
 	budget     *budget
-	people     []string          // read: the watched and the session holders, sorted
-	members    []string          // watched (watch.users), sorted
-	upns       []string          // the UPN of each of listed, "" when not known
-	named      map[string]string // people the state store holds, with the UPN an event named them by
-	sessions   map[string]session
+	people     people                           // read: the watched and the session holders
+	upns       []string                         // the UPN of each of listed, "" when not known
+	named      byID[string]                     // people events named, with the UPN they were named by (name)
+	sessions   byID[session]                    // the session holders
 	loaded     map[string]last                  // read from Seen at the lease's start, until the person is read
-	pairs      map[adapters.Pair]*adapters.Pair // the pairs of loaded, shared
+	pairs      map[adapters.Pair]*adapters.Pair // the pairs of loaded and of sessions, shared
+	claims     map[string]*claim                // the claims of sessions, shared
+	key        []byte                           // room to make a key of claims in
 	states     jetstream.KeyWatcher
 	stateRev   uint64   // the newest user state revision taken in
 	listed     []string // resolved by the last refresh, sorted
-	order      []string // this cycle's people
-	cursor     int
+	order      people   // this cycle's people
+	cursor     cursor
 	cycleStart time.Time
 	spacing    time.Duration
 	nextAt     time.Time
@@ -177,27 +179,92 @@ type Watcher struct {
 }
 
 // session is what the state store says of a person's app session: the
-// pair Graph was last told, and the pair of a call under way (its intent
-// is recorded before Graph is called, so a read may show it first).
+// claim Graph was last told, and the claim of a call under way (its
+// intent is recorded before Graph is called, so a read may show it
+// first). It is small: the claims are shared (Watcher.claim), and of the
+// session reads are compared with (writer.SessionOf) it keeps only what
+// writer.ObserveAggregate compares (observed).
 type session struct {
-	pair, pending *adapters.Pair
-	// sources and pendingSources are the sources whose claims made each.
-	sources, pendingSources []string
-	// observe is the session to compare reads with, nil while a call to
-	// Graph is under way.
-	observe *writer.Session
+	told, pending *claim
+	// manual is what a read is compared with beside told, when Graph
+	// showed a status set by hand or the writer keeps a status message.
+	manual *manual
+	// toldSec and toldNsec are when Graph was told told.
+	toldSec  int64
+	toldNsec int32
+	// observe is whether reads are compared with the session: not while a
+	// call to Graph is under way.
+	observe bool
+}
+
+// claim is a pair the bridge tells Graph, and the sources whose claims
+// made it; one is shared by every session with the same.
+type claim struct {
+	pair    adapters.Pair
+	sources []string
+}
+
+// manual is the rest of what a read is compared with.
+type manual struct {
+	pair   *adapters.Pair
+	status *state.StatusMessage
 }
 
 // explains returns whether the bridge's session explains pair, and the
 // sources that made it.
 func (s session) explains(pair adapters.Pair) (bool, []string) {
 	switch {
-	case s.pair != nil && *s.pair == pair:
-		return true, s.sources
-	case s.pending != nil && *s.pending == pair:
-		return true, s.pendingSources
+	case s.told != nil && s.told.pair == pair:
+		return true, s.told.sources
+	case s.pending != nil && s.pending.pair == pair:
+		return true, s.pending.sources
 	}
 	return false, nil
+}
+
+// observed returns the session a read is compared with
+// (writer.ObserveAggregate), false while a call to Graph is under way.
+func (s session) observed() (writer.Session, bool) {
+	if !s.observe {
+		return writer.Session{}, false
+	}
+	o := writer.Session{Told: state.Told{Pair: &s.told.pair, At: time.Unix(s.toldSec, int64(s.toldNsec)).UTC()}}
+	if s.manual != nil {
+		o.Manual = s.manual.pair
+		if s.manual.status != nil {
+			status := *s.manual.status
+			o.Status = &status
+		}
+	}
+	return o, true
+}
+
+// maxClaims bounds the table of claims a watcher shares between
+// sessions; past it a new claim is kept by the session alone.
+const maxClaims = 1024
+
+// claim returns the shared claim of pair made by sources.
+func (w *Watcher) claim(pair adapters.Pair, sources []string) *claim {
+	// Each value after its length, so that no two claims make one key.
+	key := w.key[:0]
+	for _, s := range append([]string{pair.Availability, pair.Activity}, sources...) {
+		key = append(binary.AppendUvarint(key, uint64(len(s))), s...)
+	}
+	w.key = key
+	if c, ok := w.claims[string(key)]; ok {
+		return c
+	}
+	c := &claim{pair: *w.pair(pair)}
+	for _, s := range sources {
+		c.sources = append(c.sources, strings.Clone(s))
+	}
+	if w.claims == nil {
+		w.claims = map[string]*claim{}
+	}
+	if len(w.claims) < maxClaims {
+		w.claims[string(key)] = c
+	}
+	return c
 }
 
 // Status is the watch of one tenant, for the status page and metrics.
@@ -332,8 +399,8 @@ func (w *Watcher) work(ctx context.Context) error {
 		return nil
 	}
 	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
-	w.people, w.upns, w.named, w.sessions, w.listed = nil, nil, map[string]string{}, map[string]session{}, nil
-	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = nil, 0, time.Time{}, time.Time{}, time.Time{}, true
+	w.people, w.upns, w.named, w.sessions, w.listed = people{}, nil, byID[string]{}, byID[session]{}, nil
+	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = people{}, cursor{}, time.Time{}, time.Time{}, time.Time{}, true
 	w.loaded = map[string]last{}
 	if w.opts.Watch.Enabled {
 		loaded, err := w.loadSeen(ctx)
@@ -427,11 +494,11 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 			return
 		}
 		id := string(raw)
-		_, named := w.named[id]
-		_, held := w.sessions[id]
+		_, named := w.named.get(id)
+		_, held := w.sessions.get(id)
 		if named || held {
-			delete(w.named, id)
-			delete(w.sessions, id)
+			w.named.delete(id)
+			w.sessions.delete(id)
 			w.dirty = true
 		}
 		return
@@ -440,27 +507,35 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	if w.opts.Watch.Enabled {
 		w.name(id, st)
 	}
-	before, had := w.sessions[id]
+	before, had := w.sessions.get(id)
 	// Only a session Graph holds makes a person read (people.go); a call
 	// under way alone only explains what a read shows.
-	wasRead := had && before.pair != nil
+	wasRead := had && before.told != nil
 	var s session
 	if st.Told != nil && st.Told.Pair != nil {
-		s.pair, s.sources = st.Told.Pair, st.SessionSources(w.opts.Rules, st.Told.At)
+		s.told = w.claim(*st.Told.Pair, st.SessionSources(w.opts.Rules, st.Told.At))
 	}
 	if st.Pending != nil && st.Pending.Pair != nil {
-		s.pending, s.pendingSources = st.Pending.Pair, st.SessionSources(w.opts.Rules, st.Pending.At)
+		s.pending = w.claim(*st.Pending.Pair, st.SessionSources(w.opts.Rules, st.Pending.At))
 	}
-	if s.pair == nil && s.pending == nil {
-		delete(w.sessions, id)
+	if s.told == nil && s.pending == nil {
+		if had {
+			w.sessions.delete(id)
+		}
 		w.dirty = w.dirty || wasRead
 		return
 	}
 	if obs, ok := writer.SessionOf(st); ok {
-		s.observe = &obs
+		s.observe, s.toldSec, s.toldNsec = true, obs.Told.At.Unix(), int32(obs.Told.At.Nanosecond())
+		if obs.Manual != nil || obs.Status != nil {
+			s.manual = &manual{status: obs.Status}
+			if obs.Manual != nil {
+				s.manual.pair = w.pair(*obs.Manual)
+			}
+		}
 	}
-	w.sessions[id] = s
-	w.dirty = w.dirty || wasRead != (s.pair != nil)
+	w.sessions.put(id, s)
+	w.dirty = w.dirty || wasRead != (s.told != nil)
 }
 
 // name records that the state store holds id, and by which UPN an event
@@ -468,13 +543,19 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 // the user of their views. Only a watch that publishes needs it; with
 // the watch off nobody is held for it (issue 23).
 func (w *Watcher) name(id string, st state.UserState) {
-	upn, named := w.named[id]
+	was, named := w.named.get(id)
+	upn := was
 	if st.LastEvent != nil && w.opts.EventUPN != nil {
 		if u := w.opts.EventUPN(*st.LastEvent); u != "" {
 			upn = u
 		}
 	}
-	w.named[id] = upn
+	// Only `users: directory` watches whom events named; the other watches
+	// need only the UPNs (view), so a person named by none is not kept.
+	if named && upn == was || !named && upn == "" && w.opts.Watch.Users != "directory" {
+		return
+	}
+	w.named.put(id, upn)
 	w.dirty = w.dirty || !named
 }
 
@@ -485,7 +566,7 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 		w.list(ctx)
 	}
 	defer w.setStatus(func(s *Status) {
-		s.BudgetUsed, s.People, s.PausedUntil = w.budget.used(now), len(w.people), w.pause
+		s.BudgetUsed, s.People, s.PausedUntil = w.budget.used(now), w.people.len(), w.pause
 	})
 	if w.dirty {
 		w.dirty = false
@@ -497,14 +578,13 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 		if now.Before(w.nextAt) || now.Before(w.pause) || w.breaker.State() == gobreaker.StateOpen {
 			return
 		}
-		if w.cursor >= len(w.order) && !w.startCycle(now) {
+		if w.order.done(w.cursor) && !w.startCycle(now) {
 			return
 		}
 		if !w.budget.allow(now) {
 			return
 		}
-		chunk := w.order[w.cursor:min(w.cursor+w.opts.ChunkSize, len(w.order))]
-		w.cursor += len(chunk)
+		chunk := w.order.next(&w.cursor, w.opts.ChunkSize)
 		w.plan(now)
 		w.read(ctx, chunk, now)
 	}
@@ -534,15 +614,16 @@ const catchUp = 4
 // startCycle begins a round over everyone watched now, paced so that the
 // round takes the interval, or longer when the budget cannot cover it.
 func (w *Watcher) startCycle(now time.Time) bool {
-	if w.order != nil {
+	if w.order.len() > 0 {
 		took := now.Sub(w.cycleStart)
 		w.setStatus(func(s *Status) { s.LastCycleSeconds = took.Seconds() })
 	}
-	w.order, w.cursor, w.cycleStart = w.people, 0, now // setPeople replaces w.people, never changes it
-	if len(w.order) == 0 {
+	w.order, w.cursor, w.cycleStart = w.people, cursor{}, now // setPeople replaces w.people, never changes it
+	n := w.order.len()
+	if n == 0 {
 		return false
 	}
-	chunks := (len(w.order) + w.opts.ChunkSize - 1) / w.opts.ChunkSize
+	chunks := (n + w.opts.ChunkSize - 1) / w.opts.ChunkSize
 	even := w.interval() / time.Duration(chunks)
 	least := w.opts.Watch.ReadBudgetWindow / time.Duration(w.opts.Watch.ReadBudget)
 	w.spacing = max(even, least)

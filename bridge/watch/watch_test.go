@@ -606,7 +606,7 @@ func TestOneRecordPerPerson(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	w.members = []string{userID(1), userID(2)}
+	w.listed = []string{userID(1), userID(2)}
 	// userID(1) as a takeover loads them: last seen Busy/InACall at 5.
 	w.loaded = map[string]last{userID(1): {pair: w.pair(*inACall), seq: "5", since: t0}}
 	for _, i := range []int{1, 2} {
@@ -676,8 +676,8 @@ func TestWatchOffHoldsOnlySessionHolders(t *testing.T) {
 		h.advance(w, time.Second, 500*time.Millisecond)
 	}
 	stop()
-	if len(w.named) != 0 || len(w.sessions) != 0 {
-		t.Fatalf("with the watch off the watcher holds %d named people and %d sessions, want none", len(w.named), len(w.sessions))
+	if w.named.len() != 0 || w.sessions.len() != 0 {
+		t.Fatalf("with the watch off the watcher holds %d named people and %d sessions, want none", w.named.len(), w.sessions.len())
 	}
 }
 
