@@ -32,7 +32,8 @@ import (
 // then the bridge is stopped and started again on the same store. It
 // reports the heap in use (after a collection) at each point, and with
 // PB_HEAP_PROFILE=<prefix> writes the heap's profile at each point to
-// <prefix>-{call,ended,restart}.pprof, for go tool pprof -top. The
+// <prefix>-{call,ended,restart}.pprof, for go tool pprof -top, and
+// <prefix>-burst.pprof as soon as every call is posted. The
 // figures of the bridge alone, from outside, come from make bench-scale.
 func BenchmarkScaleHeap(b *testing.B) {
 	people := 10_000
@@ -85,6 +86,9 @@ func BenchmarkScaleHeap(b *testing.B) {
 			return m
 		}
 		sendAll("active")
+		if prefix := os.Getenv("PB_HEAP_PROFILE"); prefix != "" {
+			writeHeapProfile(b, prefix+"-burst.pprof") // every call posted, most not yet told
+		}
 		settled(people)
 		inCall := profile("call")
 		sendAll("ended")

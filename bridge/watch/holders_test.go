@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +14,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/adapters"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
 	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 	"github.com/presence-bridge/presence-bridge/internal/natstest"
 )
 
@@ -184,9 +184,9 @@ func TestPeopleAreReadInOrder(t *testing.T) {
 	ids := []string{userID(1), userID(2), userID(3), userID(4), userID(5), userID(6),
 		"ffffffff-0000-4000-8000-000000000000", "0-not-a-guid", "zz-not-a-guid", "00000000-0000-4000-8000-00000000000A"}
 	var p people
-	var guids []guid
+	var guids []guid.GUID
 	for i, id := range ids {
-		switch g, ok := parseGUID(id); {
+		switch g, ok := guid.Parse(id); {
 		case i%2 == 0:
 			p.listed = append(p.listed, id)
 		case ok:
@@ -197,7 +197,7 @@ func TestPeopleAreReadInOrder(t *testing.T) {
 	}
 	slices.Sort(p.listed)
 	slices.Sort(p.other)
-	slices.SortFunc(guids, compareGUIDs)
+	slices.SortFunc(guids, guid.Compare)
 	p.guids = guids
 	var got []string
 	var c cursor
@@ -239,45 +239,38 @@ func TestByIDGivesRoomBack(t *testing.T) {
 	if m.len() != 11 || m.high > 4*11 {
 		t.Fatalf("%d people, high-water mark %d; want 11, at most 44", m.len(), m.high)
 	}
-	m.guids[guid{}] = 0 // a map built again is another map
-	if _, ok := before[guid{}]; ok {
+	m.guids[guid.GUID{}] = 0 // a map built again is another map
+	if _, ok := before[guid.GUID{}]; ok {
 		t.Fatal("the map was not built again after people left")
 	}
 }
 
-// FuzzParseGUID: an id parses as a GUID exactly when it is one in
-// lowercase canonical form, which String gives back.
-func FuzzParseGUID(f *testing.F) {
-	for _, s := range []string{userID(1), strings.ToUpper(userID(1)), "", "not-a-guid", "00000000-0000-4000-8000-00000000000g", "000000000000-4000-8000-0000000000001"} {
-		f.Add(s)
+// TestPeopleWorkedOutOncePerTick: people starting calls one after the
+// other within a tick (a burst: the watcher steps at each state it takes
+// in) make the watcher work out who is read once, not at each state;
+// the next tick takes in everyone.
+func TestPeopleWorkedOutOncePerTick(t *testing.T) {
+	watch := watchAll()
+	watch.Enabled = false
+	w, err := New(Options{Tenant: tenant, Watch: watch, Graph: graphFuncs{}, State: &state.Store{}, Tick: time.Second,
+		Hold: func(context.Context, string, func(context.Context) error) {}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	f.Fuzz(func(t *testing.T, id string) {
-		g, ok := parseGUID(id)
-		if ok != canonical(id) {
-			t.Fatalf("parseGUID(%q) = %t", id, ok)
-		}
-		if ok && (g.String() != id || g.compare(id) != 0) {
-			t.Fatalf("parseGUID(%q) gives back %q", id, g.String())
-		}
-	})
-}
-
-// canonical reports whether id is a GUID in lowercase canonical form.
-func canonical(id string) bool {
-	if len(id) != 36 {
-		return false
+	c := w.claim(*inACall, []string{"pbx"})
+	now := time.Unix(1_800_000_000, 0)
+	for i := range 100 {
+		w.sessions.put(userID(i), session{told: c})
+		w.dirty = true
+		w.workOutPeople(now.Add(time.Duration(i) * time.Millisecond))
 	}
-	for i, c := range id {
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			if c != '-' {
-				return false
-			}
-		case !strings.ContainsRune("0123456789abcdef", c):
-			return false
-		}
+	if n := w.people.len(); n != 1 {
+		t.Fatalf("%d people read after 100 states within a tick, want the first alone until the next tick", n)
 	}
-	return true
+	w.workOutPeople(now.Add(time.Second))
+	if n := w.people.len(); n != 100 {
+		t.Fatalf("%d people read a tick later, want 100", n)
+	}
 }
 
 // BenchmarkSetPeople is what working out the people read costs with

@@ -1,10 +1,9 @@
 package watch
 
 import (
-	"cmp"
-	"encoding/binary"
-	"encoding/hex"
 	"slices"
+
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 )
 
 // What the watcher holds per person is kept by a compact id (issue 23):
@@ -12,74 +11,11 @@ import (
 // watcher lowers, so it is kept in its 16 bytes, with no string beside
 // it; any other id is kept as a string.
 
-// guid is a GUID id in its 16 bytes.
-type guid [16]byte
-
-// parseGUID reads an id in the lowercase canonical form of a GUID
-// (8-4-4-4-12 hex digits), the form String gives back; any other id
-// (upper case too, as it would not come back the same) is false.
-func parseGUID(id string) (guid, bool) {
-	var g guid
-	if len(id) != 36 || id[8] != '-' || id[13] != '-' || id[18] != '-' || id[23] != '-' {
-		return g, false
-	}
-	var digits [32]byte
-	n := 0
-	for i := range len(id) {
-		c := id[i]
-		switch {
-		case i == 8 || i == 13 || i == 18 || i == 23:
-			continue
-		case '0' <= c && c <= '9', 'a' <= c && c <= 'f':
-			digits[n] = c
-			n++
-		default:
-			return g, false
-		}
-	}
-	if _, err := hex.Decode(g[:], digits[:]); err != nil {
-		return g, false
-	}
-	return g, true
-}
-
-// text writes g in the lowercase canonical form.
-func (g guid) text() [36]byte {
-	var b [36]byte
-	hex.Encode(b[0:8], g[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], g[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], g[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], g[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:36], g[10:16])
-	return b
-}
-
-func (g guid) String() string {
-	b := g.text()
-	return string(b[:])
-}
-
-// compare orders g's canonical form and s as strings.Compare would,
-// without making a string of g.
-func (g guid) compare(s string) int {
-	b := g.text()
-	for i := range min(len(b), len(s)) {
-		if b[i] != s[i] {
-			return cmp.Compare(b[i], s[i])
-		}
-	}
-	return cmp.Compare(len(b), len(s))
-}
-
 // byID maps person ids to V, a GUID id by its 16 bytes. The zero value
 // is empty and ready to use. A map keeps its room when people leave, so
 // one that has shrunk to a quarter of its most is built again.
 type byID[V any] struct {
-	guids map[guid]V
+	guids map[guid.GUID]V
 	other map[string]V
 	// high is the most both maps held since they were last built.
 	high int
@@ -90,7 +26,7 @@ func (m *byID[V]) len() int { return len(m.guids) + len(m.other) }
 func (m *byID[V]) get(id string) (V, bool) {
 	var v V
 	var ok bool
-	if g, isGUID := parseGUID(id); isGUID {
+	if g, isGUID := guid.Parse(id); isGUID {
 		v, ok = m.guids[g]
 	} else {
 		v, ok = m.other[id]
@@ -99,9 +35,9 @@ func (m *byID[V]) get(id string) (V, bool) {
 }
 
 func (m *byID[V]) put(id string, v V) {
-	if g, ok := parseGUID(id); ok {
+	if g, ok := guid.Parse(id); ok {
 		if m.guids == nil {
-			m.guids = map[guid]V{}
+			m.guids = map[guid.GUID]V{}
 		}
 		m.guids[g] = v
 	} else {
@@ -114,7 +50,7 @@ func (m *byID[V]) put(id string, v V) {
 }
 
 func (m *byID[V]) delete(id string) {
-	if g, ok := parseGUID(id); ok {
+	if g, ok := guid.Parse(id); ok {
 		delete(m.guids, g)
 	} else {
 		delete(m.other, id)
@@ -144,7 +80,7 @@ func rebuilt[K comparable, V any](m map[K]V) map[K]V {
 // changed in place: setPeople makes a new one.
 type people struct {
 	listed []string
-	guids  []guid
+	guids  []guid.GUID
 	other  []string
 }
 
@@ -166,7 +102,7 @@ func (p people) next(c *cursor, n int) []string {
 		if c.other < len(p.other) && (from == none || p.other[c.other] < id) {
 			from, id = other, p.other[c.other]
 		}
-		if c.guids < len(p.guids) && (from == none || p.guids[c.guids].compare(id) < 0) {
+		if c.guids < len(p.guids) && (from == none || p.guids[c.guids].CompareString(id) < 0) {
 			from, id = guids, p.guids[c.guids].String()
 		}
 		switch from {
@@ -196,17 +132,7 @@ func listedHas(list []string, id string) bool {
 }
 
 // listedHasGUID reports whether g's canonical form is in the sorted list.
-func listedHasGUID(list []string, g guid) bool {
-	_, ok := slices.BinarySearchFunc(list, g, func(s string, g guid) int { return -g.compare(s) })
+func listedHasGUID(list []string, g guid.GUID) bool {
+	_, ok := slices.BinarySearchFunc(list, g, func(s string, g guid.GUID) int { return -g.CompareString(s) })
 	return ok
-}
-
-// compareGUIDs orders GUIDs as their canonical forms are ordered.
-// Their bytes are compared as two big-endian numbers: bytes.Compare made
-// sorting most of setPeople's time.
-func compareGUIDs(a, b guid) int {
-	if c := cmp.Compare(binary.BigEndian.Uint64(a[:8]), binary.BigEndian.Uint64(b[:8])); c != 0 {
-		return c
-	}
-	return cmp.Compare(binary.BigEndian.Uint64(a[8:]), binary.BigEndian.Uint64(b[8:]))
 }

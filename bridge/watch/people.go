@@ -7,6 +7,7 @@ import (
 
 	"github.com/presence-bridge/presence-bridge/bridge/identity"
 	"github.com/presence-bridge/presence-bridge/graphclient"
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 )
 
 // list reads who watch.users names: the tenant's members (`all`), a
@@ -90,10 +91,10 @@ func (w *Watcher) setPeople() {
 	// Counted first, so that each part is made once at its size: people
 	// are worked out again at every look at the clock while they join.
 	var nGUIDs, nOther int
-	w.others(p.listed, func(guid) { nGUIDs++ }, func(string) { nOther++ })
-	guids, other := make([]guid, 0, nGUIDs), make([]string, 0, nOther)
-	w.others(p.listed, func(g guid) { guids = append(guids, g) }, func(id string) { other = append(other, id) })
-	slices.SortFunc(guids, compareGUIDs)
+	w.others(p.listed, func(guid.GUID) { nGUIDs++ }, func(string) { nOther++ })
+	guids, other := make([]guid.GUID, 0, nGUIDs), make([]string, 0, nOther)
+	w.others(p.listed, func(g guid.GUID) { guids = append(guids, g) }, func(id string) { other = append(other, id) })
+	slices.SortFunc(guids, guid.Compare)
 	slices.Sort(other)
 	p.guids, p.other = guids, other
 	if slices.Equal(guids, w.people.guids) {
@@ -113,14 +114,14 @@ func (w *Watcher) setPeople() {
 	}
 }
 
-// others calls guid or other with each person read who is not in
+// others calls onGUID or other with each person read who is not in
 // listed: with `users: directory` the people events named, and the
 // session holders outside the watch.
-func (w *Watcher) others(listed []string, guid func(guid), other func(string)) {
+func (w *Watcher) others(listed []string, onGUID func(guid.GUID), other func(string)) {
 	if w.byDirectory() {
 		for g := range w.named.guids {
 			if !listedHasGUID(listed, g) {
-				guid(g)
+				onGUID(g)
 			}
 		}
 		for id := range w.named.other {
@@ -131,7 +132,7 @@ func (w *Watcher) others(listed []string, guid func(guid), other func(string)) {
 	}
 	for g, s := range w.sessions.guids {
 		if s.told != nil && !w.watchedGUID(g) {
-			guid(g)
+			onGUID(g)
 		}
 	}
 	for id, s := range w.sessions.other {
@@ -161,7 +162,7 @@ func (w *Watcher) watched(id string) bool {
 }
 
 // watchedGUID is watched for a GUID id.
-func (w *Watcher) watchedGUID(g guid) bool {
+func (w *Watcher) watchedGUID(g guid.GUID) bool {
 	if !w.opts.Watch.Enabled {
 		return false
 	}

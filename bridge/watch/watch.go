@@ -169,7 +169,11 @@ type Watcher struct {
 	nextAt     time.Time
 	refresh    time.Time
 	dirty      bool // people must be worked out again
-	pause      time.Time
+	// peopleAt is when they may be worked out again: at most once a tick,
+	// so that a burst of people starting or ending calls (each state
+	// taken in makes a step) does not sort everyone at each state.
+	peopleAt time.Time
+	pause    time.Time
 
 	mu     sync.Mutex
 	status Status
@@ -400,7 +404,7 @@ func (w *Watcher) work(ctx context.Context) error {
 	}
 	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
 	w.people, w.upns, w.named, w.sessions, w.listed = people{}, nil, byID[string]{}, byID[session]{}, nil
-	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty = people{}, cursor{}, time.Time{}, time.Time{}, time.Time{}, true
+	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty, w.peopleAt = people{}, cursor{}, time.Time{}, time.Time{}, time.Time{}, true, time.Time{}
 	w.loaded = map[string]last{}
 	if w.opts.Watch.Enabled {
 		loaded, err := w.loadSeen(ctx)
@@ -568,10 +572,7 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 	defer w.setStatus(func(s *Status) {
 		s.BudgetUsed, s.People, s.PausedUntil = w.budget.used(now), w.people.len(), w.pause
 	})
-	if w.dirty {
-		w.dirty = false
-		w.setPeople()
-	}
+	w.workOutPeople(now)
 	// A spacing shorter than the tick makes more than one read due at a
 	// look; a few are made then, so the pace is the spacing's.
 	for range maxReadsPerStep {
@@ -587,6 +588,16 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 		chunk := w.order.next(&w.cursor, w.opts.ChunkSize)
 		w.plan(now)
 		w.read(ctx, chunk, now)
+	}
+}
+
+// workOutPeople works out again who is read, if that changed, at most
+// once a tick (peopleAt).
+func (w *Watcher) workOutPeople(now time.Time) {
+	if w.dirty && !now.Before(w.peopleAt) {
+		w.dirty = false
+		w.peopleAt = now.Add(w.opts.Tick)
+		w.setPeople()
 	}
 }
 
