@@ -245,14 +245,14 @@ func TestByIDGivesRoomBack(t *testing.T) {
 	}
 }
 
-// TestPeopleWorkedOutOncePerTick: people starting calls one after the
-// other within a tick (a burst: the watcher steps at each state it takes
-// in) make the watcher work out who is read once, not at each state;
-// the next tick takes in everyone.
-func TestPeopleWorkedOutOncePerTick(t *testing.T) {
+// TestPeopleWorkedOutOncePerSecond: people starting calls one after the
+// other within a second (a burst: the watcher steps at each state it
+// takes in) make the watcher work out who is read once, not at each
+// state; a second later everyone is in.
+func TestPeopleWorkedOutOncePerSecond(t *testing.T) {
 	watch := watchAll()
 	watch.Enabled = false
-	w, err := New(Options{Tenant: tenant, Watch: watch, Graph: graphFuncs{}, State: &state.Store{}, Tick: time.Second,
+	w, err := New(Options{Tenant: tenant, Watch: watch, Graph: graphFuncs{}, State: &state.Store{},
 		Hold: func(context.Context, string, func(context.Context) error) {}})
 	if err != nil {
 		t.Fatal(err)
@@ -265,11 +265,11 @@ func TestPeopleWorkedOutOncePerTick(t *testing.T) {
 		w.workOutPeople(now.Add(time.Duration(i) * time.Millisecond))
 	}
 	if n := w.people.len(); n != 1 {
-		t.Fatalf("%d people read after 100 states within a tick, want the first alone until the next tick", n)
+		t.Fatalf("%d people read after 100 states within a second, want the first alone until a second later", n)
 	}
 	w.workOutPeople(now.Add(time.Second))
 	if n := w.people.len(); n != 100 {
-		t.Fatalf("%d people read a tick later, want 100", n)
+		t.Fatalf("%d people read a second later, want 100", n)
 	}
 }
 

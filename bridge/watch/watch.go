@@ -169,9 +169,9 @@ type Watcher struct {
 	nextAt     time.Time
 	refresh    time.Time
 	dirty      bool // people must be worked out again
-	// peopleAt is when they may be worked out again: at most once a tick,
-	// so that a burst of people starting or ending calls (each state
-	// taken in makes a step) does not sort everyone at each state.
+	// peopleAt is when they may be worked out again (workOutPeople), so
+	// that a burst of people starting or ending calls (each state taken
+	// in makes a step) does not sort everyone at each state.
 	peopleAt time.Time
 	pause    time.Time
 
@@ -592,14 +592,19 @@ func (w *Watcher) step(ctx context.Context, now time.Time) {
 }
 
 // workOutPeople works out again who is read, if that changed, at most
-// once a tick (peopleAt).
+// once every peopleEvery or tick, whichever is longer (peopleAt): a
+// person whose session began is read at most that much later, and a
+// burst of calls costs a copy of everyone a second, not one a state.
 func (w *Watcher) workOutPeople(now time.Time) {
 	if w.dirty && !now.Before(w.peopleAt) {
 		w.dirty = false
-		w.peopleAt = now.Add(w.opts.Tick)
+		w.peopleAt = now.Add(max(w.opts.Tick, peopleEvery))
 		w.setPeople()
 	}
 }
+
+// peopleEvery is how often, at most, who is read is worked out again.
+const peopleEvery = time.Second
 
 // maxReadsPerStep bounds the reads made at one look at the clock.
 const maxReadsPerStep = 4
