@@ -86,8 +86,8 @@ func holderHeap(tb testing.TB, n int, enabled bool) float64 {
 	w.setPeople()
 	w.startCycle(t0)
 	after := liveHeap()
-	if w.people.len() != n || w.sessions.len() != n {
-		tb.Fatalf("the watcher reads %d people and holds %d sessions, want %d", w.people.len(), w.sessions.len(), n)
+	if w.people.len() != n || w.sessions.Len() != n {
+		tb.Fatalf("the watcher reads %d people and holds %d sessions, want %d", w.people.len(), w.sessions.Len(), n)
 	}
 	runtime.KeepAlive(w)
 	runtime.KeepAlive(store)
@@ -217,34 +217,6 @@ func TestPeopleAreReadInOrder(t *testing.T) {
 	}
 }
 
-// TestByIDGivesRoomBack: a map of people that emptied to a quarter of
-// its most is built again; GUIDs and other ids are both kept.
-func TestByIDGivesRoomBack(t *testing.T) {
-	var m byID[int]
-	const n = 1000
-	for i := range n {
-		m.put(userID(i), i)
-	}
-	m.put("not-a-guid", -1)
-	if v, ok := m.get(userID(7)); !ok || v != 7 || len(m.guids) != n {
-		t.Fatalf("get %d %t, %d GUIDs; want 7 true, %d", v, ok, len(m.guids), n)
-	}
-	if v, ok := m.get("not-a-guid"); !ok || v != -1 {
-		t.Fatalf("get other %d %t", v, ok)
-	}
-	before := m.guids
-	for i := range n - 10 {
-		m.delete(userID(i))
-	}
-	if m.len() != 11 || m.high > 4*11 {
-		t.Fatalf("%d people, high-water mark %d; want 11, at most 44", m.len(), m.high)
-	}
-	m.guids[guid.GUID{}] = 0 // a map built again is another map
-	if _, ok := before[guid.GUID{}]; ok {
-		t.Fatal("the map was not built again after people left")
-	}
-}
-
 // TestPeopleWorkedOutOncePerSecond: people starting calls one after the
 // other within a second (a burst: the watcher steps at each state it
 // takes in) make the watcher work out who is read once, not at each
@@ -260,7 +232,7 @@ func TestPeopleWorkedOutOncePerSecond(t *testing.T) {
 	c := w.claim(*inACall, []string{"pbx"})
 	now := time.Unix(1_800_000_000, 0)
 	for i := range 100 {
-		w.sessions.put(userID(i), session{told: c})
+		w.sessions.Put(userID(i), session{told: c})
 		w.dirty = true
 		w.workOutPeople(now.Add(time.Duration(i) * time.Millisecond))
 	}
@@ -289,15 +261,15 @@ func BenchmarkSetPeople(b *testing.B) {
 	}
 	c := w.claim(*inACall, []string{"pbx"})
 	for i := range n {
-		w.sessions.put(userID(i), session{told: c})
+		w.sessions.Put(userID(i), session{told: c})
 	}
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		// One person leaves or comes back, as between two looks.
 		if i%2 == 0 {
-			w.sessions.put(userID(n), session{told: c})
+			w.sessions.Put(userID(n), session{told: c})
 		} else {
-			w.sessions.delete(userID(n))
+			w.sessions.Delete(userID(n))
 		}
 		w.setPeople()
 	}

@@ -11,68 +11,6 @@ import (
 // watcher lowers, so it is kept in its 16 bytes, with no string beside
 // it; any other id is kept as a string.
 
-// byID maps person ids to V, a GUID id by its 16 bytes. The zero value
-// is empty and ready to use. A map keeps its room when people leave, so
-// one that has shrunk to a quarter of its most is built again.
-type byID[V any] struct {
-	guids map[guid.GUID]V
-	other map[string]V
-	// high is the most both maps held since they were last built.
-	high int
-}
-
-func (m *byID[V]) len() int { return len(m.guids) + len(m.other) }
-
-func (m *byID[V]) get(id string) (V, bool) {
-	var v V
-	var ok bool
-	if g, isGUID := guid.Parse(id); isGUID {
-		v, ok = m.guids[g]
-	} else {
-		v, ok = m.other[id]
-	}
-	return v, ok
-}
-
-func (m *byID[V]) put(id string, v V) {
-	if g, ok := guid.Parse(id); ok {
-		if m.guids == nil {
-			m.guids = map[guid.GUID]V{}
-		}
-		m.guids[g] = v
-	} else {
-		if m.other == nil {
-			m.other = map[string]V{}
-		}
-		m.other[id] = v
-	}
-	m.high = max(m.high, m.len())
-}
-
-func (m *byID[V]) delete(id string) {
-	if g, ok := guid.Parse(id); ok {
-		delete(m.guids, g)
-	} else {
-		delete(m.other, id)
-	}
-	if n := m.len(); n < m.high/4 {
-		m.guids, m.other, m.high = rebuilt(m.guids), rebuilt(m.other), n
-	}
-}
-
-// rebuilt returns a copy of m with no more room than it needs, nil when
-// m is empty.
-func rebuilt[K comparable, V any](m map[K]V) map[K]V {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[K]V, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
-}
-
 // people are who a cycle reads, each once: the watched people listed
 // (the listing's own slice, shared), and the others (session holders
 // outside the watch, and with `users: directory` the people events

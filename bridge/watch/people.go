@@ -119,23 +119,23 @@ func (w *Watcher) setPeople() {
 // session holders outside the watch.
 func (w *Watcher) others(listed []string, onGUID func(guid.GUID), other func(string)) {
 	if w.byDirectory() {
-		for g := range w.named.guids {
+		for g := range w.named.GUIDs {
 			if !listedHasGUID(listed, g) {
 				onGUID(g)
 			}
 		}
-		for id := range w.named.other {
+		for id := range w.named.Other {
 			if !listedHas(listed, id) {
 				other(id)
 			}
 		}
 	}
-	for g, s := range w.sessions.guids {
+	for g, s := range w.sessions.GUIDs {
 		if s.told != nil && !w.watchedGUID(g) {
 			onGUID(g)
 		}
 	}
-	for id, s := range w.sessions.other {
+	for id, s := range w.sessions.Other {
 		if s.told != nil && !w.watched(id) {
 			other(id)
 		}
@@ -157,7 +157,7 @@ func (w *Watcher) watched(id string) bool {
 	if listedHas(w.listed, id) {
 		return true
 	}
-	_, named := w.named.get(id)
+	_, named := w.named.Get(id)
 	return named && w.byDirectory()
 }
 
@@ -169,6 +169,6 @@ func (w *Watcher) watchedGUID(g guid.GUID) bool {
 	if listedHasGUID(w.listed, g) {
 		return true
 	}
-	_, named := w.named.guids[g]
+	_, named := w.named.GUIDs[g]
 	return named && w.byDirectory()
 }

@@ -34,7 +34,7 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 	// a status message the writer set after Graph answered).
 	observed := make(map[string]writer.Session)
 	for _, id := range ids {
-		if s, _ := w.sessions.get(id); s.observe {
+		if s, _ := w.sessions.Get(id); s.observe {
 			observed[id], _ = s.observed()
 		}
 	}
@@ -73,7 +73,7 @@ func (w *Watcher) read(ctx context.Context, ids []string, now time.Time) {
 			}
 		}
 		if w.opts.Watch.Enabled && w.watched(id) {
-			s, held := w.sessions.get(id) // as caught up: what explains the read
+			s, held := w.sessions.Get(id) // as caught up: what explains the read
 			w.saw(ctx, id, p, s, held, now)
 		}
 	}
@@ -136,7 +136,7 @@ func (w *Watcher) view(id string, l last, now time.Time, s session, held bool) o
 		Origin: outputs.OriginTeams, Since: l.since, SeenAt: now, SequenceNumber: l.seq}
 	if upn := w.upnOf(id); upn != "" {
 		v.User = upn
-	} else if upn, _ := w.named.get(id); upn != "" {
+	} else if upn, _ := w.named.Get(id); upn != "" {
 		v.User = upn
 	}
 	if ok, sources := s.explains(*l.pair); held && ok {

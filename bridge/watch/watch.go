@@ -40,6 +40,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/writer"
 	"github.com/presence-bridge/presence-bridge/graphclient"
 	"github.com/presence-bridge/presence-bridge/graphclient/graphlimits"
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 	"github.com/presence-bridge/presence-bridge/outputs"
 )
 
@@ -153,8 +154,8 @@ type Watcher struct {
 	budget     *budget
 	people     people                           // read: the watched and the session holders
 	upns       []string                         // the UPN of each of listed, "" when not known
-	named      byID[string]                     // people events named, with the UPN they were named by (name)
-	sessions   byID[session]                    // the session holders
+	named      guid.Map[string]                 // people events named, with the UPN they were named by (name)
+	sessions   guid.Map[session]                // the session holders
 	loaded     map[string]last                  // read from Seen at the lease's start, until the person is read
 	pairs      map[adapters.Pair]*adapters.Pair // the pairs of loaded and of sessions, shared
 	claims     map[string]*claim                // the claims of sessions, shared
@@ -403,7 +404,7 @@ func (w *Watcher) work(ctx context.Context) error {
 		return nil
 	}
 	w.budget = newBudget(w.opts.Watch.ReadBudget, w.opts.Watch.ReadBudgetWindow)
-	w.people, w.upns, w.named, w.sessions, w.listed = people{}, nil, byID[string]{}, byID[session]{}, nil
+	w.people, w.upns, w.named, w.sessions, w.listed = people{}, nil, guid.Map[string]{}, guid.Map[session]{}, nil
 	w.order, w.cursor, w.nextAt, w.refresh, w.pause, w.dirty, w.peopleAt = people{}, cursor{}, time.Time{}, time.Time{}, time.Time{}, true, time.Time{}
 	w.loaded = map[string]last{}
 	if w.opts.Watch.Enabled {
@@ -498,11 +499,11 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 			return
 		}
 		id := string(raw)
-		_, named := w.named.get(id)
-		_, held := w.sessions.get(id)
+		_, named := w.named.Get(id)
+		_, held := w.sessions.Get(id)
 		if named || held {
-			w.named.delete(id)
-			w.sessions.delete(id)
+			w.named.Delete(id)
+			w.sessions.Delete(id)
 			w.dirty = true
 		}
 		return
@@ -511,7 +512,7 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	if w.opts.Watch.Enabled {
 		w.name(id, st)
 	}
-	before, had := w.sessions.get(id)
+	before, had := w.sessions.Get(id)
 	// Only a session Graph holds makes a person read (people.go); a call
 	// under way alone only explains what a read shows.
 	wasRead := had && before.told != nil
@@ -524,7 +525,7 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 	}
 	if s.told == nil && s.pending == nil {
 		if had {
-			w.sessions.delete(id)
+			w.sessions.Delete(id)
 		}
 		w.dirty = w.dirty || wasRead
 		return
@@ -538,7 +539,7 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 			}
 		}
 	}
-	w.sessions.put(id, s)
+	w.sessions.Put(id, s)
 	w.dirty = w.dirty || wasRead != (s.told != nil)
 }
 
@@ -547,7 +548,7 @@ func (w *Watcher) takeState(e jetstream.KeyValueEntry) {
 // the user of their views. Only a watch that publishes needs it; with
 // the watch off nobody is held for it (issue 23).
 func (w *Watcher) name(id string, st state.UserState) {
-	was, named := w.named.get(id)
+	was, named := w.named.Get(id)
 	upn := was
 	if st.LastEvent != nil && w.opts.EventUPN != nil {
 		if u := w.opts.EventUPN(*st.LastEvent); u != "" {
@@ -559,7 +560,7 @@ func (w *Watcher) name(id string, st state.UserState) {
 	if named && upn == was || !named && upn == "" && w.opts.Watch.Users != "directory" {
 		return
 	}
-	w.named.put(id, upn)
+	w.named.Put(id, upn)
 	w.dirty = w.dirty || !named
 }
 

@@ -676,8 +676,8 @@ func TestWatchOffHoldsOnlySessionHolders(t *testing.T) {
 		h.advance(w, time.Second, 500*time.Millisecond)
 	}
 	stop()
-	if w.named.len() != 0 || w.sessions.len() != 0 {
-		t.Fatalf("with the watch off the watcher holds %d named people and %d sessions, want none", w.named.len(), w.sessions.len())
+	if w.named.Len() != 0 || w.sessions.Len() != 0 {
+		t.Fatalf("with the watch off the watcher holds %d named people and %d sessions, want none", w.named.Len(), w.sessions.Len())
 	}
 }
 

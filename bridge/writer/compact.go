@@ -42,7 +42,6 @@ type highs struct{ users, keys, changes, keepAlives, timers int }
 func (w *writer) compact() {
 	h := &w.highs
 	w.users = shrinkMap(w.users, &h.users)
-	w.idle.compact()
 	w.keys = shrinkMap(w.keys, &h.keys)
 	w.changes.in = shrinkMap(w.changes.in, &h.changes)
 	if w.changes.n < len(w.changes.buf)/4 && len(w.changes.buf) >= compactFloor {

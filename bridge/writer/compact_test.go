@@ -54,17 +54,17 @@ func TestCompactDropsStaleWakes(t *testing.T) {
 	const n = 10 * compactFloor
 	for i := range n {
 		id := "u" + strconv.Itoa(i)
-		w.idle.put(id, idleUser{rev: 1, wakeAt: int64(i + 1)})
+		w.idle.Put(id, idleUser{rev: 1, wakeAt: int64(i + 1)})
 		w.wakes.push(id, int64(i+1))
 	}
 	for i := range n - 10 {
-		w.idle.delete("u" + strconv.Itoa(i)) // woken by the watch: its time is stale
+		w.idle.Delete("u" + strconv.Itoa(i)) // woken by the watch: its time is stale
 	}
 	w.compact()
 	if len(w.wakes) != 10 {
 		t.Fatalf("%d times kept for 10 idle users", len(w.wakes))
 	}
-	current := func(id string, at int64) bool { u, ok := w.idle.get(id); return ok && u.wakeAt == at }
+	current := func(id string, at int64) bool { u, ok := w.idle.Get(id); return ok && u.wakeAt == at }
 	for i := n - 10; i < n; i++ {
 		if id, ok := w.wakes.due(int64(n), current); !ok || id != "u"+strconv.Itoa(i) {
 			t.Fatalf("due %q %v, want u%d", id, ok, i)

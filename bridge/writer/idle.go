@@ -13,7 +13,7 @@ import (
 // status or status message on record, no retry waiting. Its state lives
 // in the KV bucket alone; the writer keeps an idleUser, a few bytes under
 // the user's id as its key names it (idleID; a GUID in 16 bytes:
-// idleSet), instead of the decoded state (rest), and nothing else: no
+// guid.Map), instead of the decoded state (rest), and nothing else: no
 // entry in the index of keys, no timer. Most idle users have no session
 // in Graph; one in a call whose session Graph holds is idle too between
 // its session's refreshes (issue 23: a person in a call costs what Graph
@@ -95,7 +95,7 @@ func (w *writer) rest(t *tracked, userID string, now, forgetAt, wakeAt time.Time
 	delete(w.users, userID)
 	delete(w.keys, state.UserKey(w.tenant.ID, userID))
 	w.timers.clear(userID)
-	w.idle.put(id, u)
+	w.idle.Put(id, u)
 	return true
 }
 
@@ -103,11 +103,11 @@ func (w *writer) rest(t *tracked, userID string, now, forgetAt, wakeAt time.Time
 // to the ones it went idle with settled; nil when the user was not idle.
 func (w *writer) wake(userID string) *tracked {
 	id := idleID(userID)
-	u, ok := w.idle.get(id)
+	u, ok := w.idle.Get(id)
 	if !ok {
 		return nil
 	}
-	w.idle.delete(id)
+	w.idle.Delete(id)
 	if u.session {
 		w.sessions.change(true, false) // counted again as its state is set
 	}
@@ -131,7 +131,7 @@ func (w *writer) sweepIdle(now time.Time) {
 	}
 	w.sweepAt, w.sweptAt = time.Time{}, now
 	var next int64
-	w.idle.update(func(id func() string, u idleUser) idleUser {
+	w.idle.Update(func(id func() string, u idleUser) idleUser {
 		switch {
 		case u.forgetAt == 0:
 		case u.forgetAt <= now.UnixNano():

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 	"time"
 
@@ -20,8 +19,10 @@ import (
 // TestIdleUserHoldsNoState (issue 23): a user in a call whose session
 // Graph holds, and one whose call ended and was cleared in Graph, is held
 // as an idle entry, not a decoded state, and still counted as a session
-// while it has one; a new event wakes it and its call goes out; a writer
-// taking over holds no state of an idle user and makes no call for it.
+// while it has one; the session's refresh reads the state back and the
+// keep-alive goes out; a new event wakes it and its call goes out; a
+// writer taking over holds no state of an idle user and makes no call
+// for it.
 func TestIdleUserHoldsNoState(t *testing.T) {
 	h := newHarness(t, nil)
 	e, stop := h.start("a")
@@ -32,6 +33,21 @@ func TestIdleUserHoldsNoState(t *testing.T) {
 	if held, known, sessions := w.stats.held.Load(), w.known.Load(), w.stats.sessions.Load(); held != 0 || known != 1 || sessions != 1 {
 		t.Fatalf("in a call: %d users held, %d known, %d sessions, want 0, 1 and 1", held, known, sessions)
 	}
+	// When the session's refresh comes, the writer reads the state back
+	// from the bucket, the keep-alive goes out, and the user is idle again.
+	calls := len(h.graph.callsSnapshot())
+	h.eventually("the keep-alive", func() bool {
+		h.clock.Advance(10 * time.Second) // the refresh is 7.5 to 10 minutes after the call
+		return len(h.graph.callsSnapshot()) > calls
+	})
+	if c := h.graph.callsSnapshot()[calls]; c.user != "u1" || !adapters.SamePair(c.pair, inACall) {
+		t.Fatalf("after the refresh time: a call for %s with %v, want u1's keep-alive in a call", c.user, c.pair)
+	}
+	h.quiesce(e)
+	if held, sessions := w.stats.held.Load(), w.stats.sessions.Load(); held != 0 || sessions != 1 {
+		t.Fatalf("after the keep-alive: %d users held, %d sessions, want 0 and 1", held, sessions)
+	}
+
 	h.apply(e, "u1", call("pbx", "c1", "ended", 1, false))
 	h.settle("u1", nil)
 	h.quiesce(e)
@@ -47,7 +63,7 @@ func TestIdleUserHoldsNoState(t *testing.T) {
 	if held, known := w.stats.held.Load(), w.known.Load(); held != 0 || known != 1 {
 		t.Fatalf("after the second call: %d users held, %d known, want 0 and 1", held, known)
 	}
-	calls := len(h.graph.callsSnapshot())
+	calls = len(h.graph.callsSnapshot())
 	stop()
 
 	b, _ := h.start("b")
@@ -65,34 +81,6 @@ func TestIdleUserHoldsNoState(t *testing.T) {
 	}
 }
 
-// TestInCallUserWakesForItsRefresh (issue 23): a user in a call is idle
-// between its session's refreshes; when the refresh comes, the writer
-// reads the state back from the bucket and the keep-alive goes out, and
-// the user is idle again after it.
-func TestInCallUserWakesForItsRefresh(t *testing.T) {
-	h := newHarness(t, nil)
-	e, _ := h.start("a")
-	h.apply(e, "u1", call("pbx", "c1", "active", 0, false))
-	h.settle("u1", inACall)
-	h.quiesce(e)
-	w := h.writer(e)
-	if held := w.stats.held.Load(); held != 0 {
-		t.Fatalf("in a call: %d users held, want 0", held)
-	}
-	calls := len(h.graph.callsSnapshot())
-	h.eventually("the keep-alive", func() bool {
-		h.clock.Advance(10 * time.Second) // the refresh is 7.5 to 10 minutes after the call
-		return len(h.graph.callsSnapshot()) > calls
-	})
-	if c := h.graph.callsSnapshot()[calls]; c.user != "u1" || !adapters.SamePair(c.pair, inACall) {
-		t.Fatalf("after the refresh time: a call for %s with %v, want u1's keep-alive in a call", c.user, c.pair)
-	}
-	h.quiesce(e)
-	if held, sessions := w.stats.held.Load(), w.stats.sessions.Load(); held != 0 || sessions != 1 {
-		t.Fatalf("after the keep-alive: %d users held, %d sessions, want 0 and 1", held, sessions)
-	}
-}
-
 // TestIdleStateReadAgain: an idle user whose state could not be read
 // back, or was read older than the one it went idle with, is read again
 // later; one woken by the watch meanwhile is left as it is.
@@ -101,14 +89,14 @@ func TestIdleStateReadAgain(t *testing.T) {
 	w := &writer{e: &Pool{opts: Options{Clock: clock}}, users: map[string]*tracked{}, keys: map[string]string{},
 		log: discardLogger(), throttle: logthrottle.New(time.Minute)}
 	for _, id := range []string{"failed", "behind", "woken"} {
-		w.idle.put(id, idleUser{rev: 5})
+		w.idle.Put(id, idleUser{rev: 5})
 	}
 	w.takeLoaded([]loaded{
 		{id: "failed", err: errors.New("nats: timeout")},
 		{id: "behind", rev: 4, st: state.UserState{UserID: "behind"}},
 	})
 	for _, id := range []string{"failed", "behind"} {
-		if u, _ := w.idle.get(id); u.wakeAt != t0.Add(loadRetry).UnixNano() || w.users[id] != nil {
+		if u, _ := w.idle.Get(id); u.wakeAt != t0.Add(loadRetry).UnixNano() || w.users[id] != nil {
 			t.Fatalf("%s: read again at %v, tracked %v; want read again after %v", id, time.Unix(0, u.wakeAt), w.users[id] != nil, loadRetry)
 		}
 	}
@@ -161,9 +149,9 @@ func TestIdleUserWakesWithEventsSettled(t *testing.T) {
 // went idle with (its own record of a call, arriving late) leaves it idle.
 func TestIdleUserKeptByOlderState(t *testing.T) {
 	w := &writer{users: map[string]*tracked{}}
-	w.idle.put("u1", idleUser{rev: 5})
+	w.idle.Put("u1", idleUser{rev: 5})
 	w.take(state.UserState{UserID: "u1"}, 3)
-	if u, _ := w.idle.get("u1"); w.users["u1"] != nil || u.rev != 5 {
+	if u, _ := w.idle.Get("u1"); w.users["u1"] != nil || u.rev != 5 {
 		t.Fatalf("an older state woke u1: users %v, idle %v", w.users, u)
 	}
 }
@@ -241,8 +229,8 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 	if len(w.users) != 0 || w.sessions.live != 2 {
 		t.Fatalf("%d people tracked and %d sessions counted once everything was told, want none tracked and 2 sessions: %v", len(w.users), w.sessions.live, w.users)
 	}
-	if w.idle.len() != idlePeople+3 || w.known.Load() != idlePeople+3 {
-		t.Fatalf("%d idle, %d known, want %d idle (with the two sessions and the cleared pending call) of %d", w.idle.len(), w.known.Load(), idlePeople+3, idlePeople+3)
+	if w.idle.Len() != idlePeople+3 || w.known.Load() != idlePeople+3 {
+		t.Fatalf("%d idle, %d known, want %d idle (with the two sessions and the cleared pending call) of %d", w.idle.Len(), w.known.Load(), idlePeople+3, idlePeople+3)
 	}
 	for _, id := range idleIDs {
 		if w.users[id] != nil {
@@ -252,8 +240,8 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 			t.Fatalf("%s holds a timer", id)
 		}
 	}
-	if len(w.idle.guids) != idlePeople/2 {
-		t.Fatalf("%d idle people kept by their GUID's 16 bytes, want %d", len(w.idle.guids), idlePeople/2)
+	if len(w.idle.GUIDs) != idlePeople/2 {
+		t.Fatalf("%d idle people kept by their GUID's 16 bytes, want %d", len(w.idle.GUIDs), idlePeople/2)
 	}
 	if len(w.keys) != len(w.users) {
 		t.Fatalf("the index of keys holds %d entries for %d people tracked", len(w.keys), len(w.users))
@@ -275,32 +263,4 @@ func TestRestartHoldsIdleUsersAsEntries(t *testing.T) {
 		_, errGUID := kv.Get(ctx, state.UserKey("contoso.example", idleIDs[1]))
 		return errors.Is(err, jetstream.ErrKeyNotFound) && errors.Is(errGUID, jetstream.ErrKeyNotFound) && wb.known.Load() == 3
 	})
-}
-
-// TestIdleSetKeepsGUIDsCompact: a lowercase GUID is kept in 16 bytes and
-// given back the same; any other id (upper case, another form) is kept
-// as it is.
-func TestIdleSetKeepsGUIDsCompact(t *testing.T) {
-	var s idleSet
-	ids := []string{"3a7c0000-0000-4000-8000-00000000002a", "3A7C0000-0000-4000-8000-00000000002A", "u1", "3a7c0000x0000-4000-8000-00000000002a", "3a7c0000-0000-4000-8000-00000000002g"}
-	for i, id := range ids {
-		s.put(id, idleUser{rev: uint64(i + 1)})
-	}
-	if len(s.guids) != 1 || len(s.other) != len(ids)-1 {
-		t.Fatalf("%d GUIDs and %d other ids, want 1 and %d", len(s.guids), len(s.other), len(ids)-1)
-	}
-	for i, id := range ids {
-		if u, ok := s.get(id); !ok || u.rev != uint64(i+1) {
-			t.Fatalf("%s: %+v %v", id, u, ok)
-		}
-	}
-	var back []string
-	s.update(func(id func() string, u idleUser) idleUser { back = append(back, id()); return u })
-	if !slices.Contains(back, ids[0]) || len(back) != len(ids) {
-		t.Fatalf("ids given back: %q", back)
-	}
-	s.delete(ids[0])
-	if _, ok := s.get(ids[0]); ok || s.len() != len(ids)-1 {
-		t.Fatalf("%s not deleted: %d left", ids[0], s.len())
-	}
 }

@@ -27,7 +27,7 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 			return
 		}
 	} else if id, ok := keyUser(entry.Key()); ok {
-		if u, ok := w.idle.get(id); ok && entry.Revision() <= u.rev {
+		if u, ok := w.idle.Get(id); ok && entry.Revision() <= u.rev {
 			return
 		}
 	}
@@ -54,7 +54,7 @@ func (w *writer) takeEntry(entry jetstream.KeyValueEntry) {
 func (w *writer) take(st state.UserState, rev uint64) {
 	t := w.users[st.UserID]
 	if t == nil {
-		if u, ok := w.idle.get(idleID(st.UserID)); ok && rev <= u.rev {
+		if u, ok := w.idle.Get(idleID(st.UserID)); ok && rev <= u.rev {
 			return // an idle user's older state
 		}
 		t = w.wake(st.UserID)
@@ -93,8 +93,8 @@ func (w *writer) drop(key string) {
 	userID, ok := w.keys[key]
 	if !ok {
 		if id, ok := keyUser(key); ok {
-			if u, ok := w.idle.get(id); ok {
-				w.idle.delete(id)
+			if u, ok := w.idle.Get(id); ok {
+				w.idle.Delete(id)
 				w.sessions.change(u.session, false)
 				w.known.Add(-1)
 			}

@@ -44,15 +44,15 @@ func (w *writer) loadDue(ctx context.Context, now time.Time) {
 	var ids []string
 	for len(ids) < loadBatch {
 		id, ok := w.wakes.due(now.UnixNano(), func(id string, at int64) bool {
-			u, ok := w.idle.get(id)
+			u, ok := w.idle.Get(id)
 			return ok && u.wakeAt == at
 		})
 		if !ok {
 			break
 		}
-		u, _ := w.idle.get(id)
+		u, _ := w.idle.Get(id)
 		u.wakeAt = 0 // being read
-		w.idle.put(id, u)
+		w.idle.Put(id, u)
 		ids = append(ids, id)
 	}
 	if len(ids) == 0 {
@@ -84,7 +84,7 @@ func (w *writer) loadDue(ctx context.Context, now time.Time) {
 func (w *writer) takeLoaded(batch []loaded) {
 	now := w.e.opts.Clock.Now()
 	for _, l := range batch {
-		u, ok := w.idle.get(l.id)
+		u, ok := w.idle.Get(l.id)
 		if !ok || u.wakeAt != 0 {
 			continue
 		}
@@ -96,7 +96,7 @@ func (w *writer) takeLoaded(batch []loaded) {
 					"user", l.id, "err", l.err)
 			}
 			u.wakeAt = now.Add(loadRetry).UnixNano()
-			w.idle.put(l.id, u)
+			w.idle.Put(l.id, u)
 			w.wakes.push(l.id, u.wakeAt)
 		default:
 			userID := l.st.UserID
@@ -168,11 +168,11 @@ func (h *wakeHeap) due(now int64, current func(id string, at int64) bool) (strin
 // pruneWakes drops the stale wakes once they outnumber the idle users by
 // more than compactFloor: the heap is rebuilt from the idle users' times.
 func (w *writer) pruneWakes() {
-	if len(w.wakes) <= 2*w.idle.len()+compactFloor {
+	if len(w.wakes) <= 2*w.idle.Len()+compactFloor {
 		return
 	}
 	h := make(wakeHeap, 0)
-	w.idle.update(func(id func() string, u idleUser) idleUser {
+	w.idle.Update(func(id func() string, u idleUser) idleUser {
 		if u.wakeAt != 0 {
 			h.push(id(), u.wakeAt) // heap.Push keeps the order as it goes
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/presence-bridge/presence-bridge/bridge/history"
 	"github.com/presence-bridge/presence-bridge/bridge/internal/logthrottle"
 	"github.com/presence-bridge/presence-bridge/bridge/state"
+	"github.com/presence-bridge/presence-bridge/internal/guid"
 )
 
 // maxInFlight bounds the Graph calls one tenant's writer has open at once.
@@ -40,8 +41,8 @@ type writer struct {
 	lease interface{ Left() time.Duration }
 
 	users map[string]*tracked
-	idle  idleSet           // users with nothing under way, by idleID (idle.go)
-	keys  map[string]string // KV key to user id, of the users tracked
+	idle  guid.Map[idleUser] // users with nothing under way, by idleID (idle.go)
+	keys  map[string]string  // KV key to user id, of the users tracked
 	// wakes are the idle users' times, loading whether a batch of their
 	// states is being read, loads where it comes back (wake.go).
 	wakes   wakeHeap
