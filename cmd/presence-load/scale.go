@@ -36,7 +36,7 @@ type scaleOptions struct {
 // (go_memstats_heap_alloc_bytes: live, and garbage not yet collected).
 type scaleReading struct {
 	name                string
-	rss                 uint64 // bytes
+	rss, peak           uint64 // bytes; peak: the process's highest RSS so far (VmHWM)
 	cpu                 time.Duration
 	heapInuse, heapUsed float64 // bytes
 }
@@ -139,6 +139,10 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 		if err != nil {
 			return scaleReading{}, err
 		}
+		peak, err := procStatus(c.cmd.Process.Pid, "VmHWM:")
+		if err != nil {
+			return scaleReading{}, err
+		}
 		body, err := get(ctx, client, base+"/metrics")
 		if err != nil {
 			return scaleReading{}, err
@@ -148,7 +152,7 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 			return scaleReading{}, err
 		}
 		used, err := sumByLabel(body, "go_memstats_heap_alloc_bytes", "")
-		return scaleReading{name, rss, cpu, inuse[""], used[""]}, err
+		return scaleReading{name, rss, peak, cpu, inuse[""], used[""]}, err
 	}
 	idle, err := read("idle, no one known")
 	if err != nil {
@@ -230,10 +234,10 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 	readings = append(readings, restarted, quiet)
 
 	fmt.Fprintf(stdout, "ready after %s; after the restart ready after %s\n", ready.Round(time.Millisecond), restartReady.Round(time.Millisecond))
-	fmt.Fprintf(stdout, "\n%-40s %10s %16s %10s %14s %14s\n", "bridge", "RSS MB", "above idle/person", "CPU s", "heap in use MB", "heap alloc MB")
+	fmt.Fprintf(stdout, "\n%-40s %10s %16s %12s %10s %14s %14s\n", "bridge", "RSS MB", "above idle/person", "peak RSS MB", "CPU s", "heap in use MB", "heap alloc MB")
 	for _, r := range readings {
-		fmt.Fprintf(stdout, "%-40s %10.1f %15.0f B %10.1f %14.1f %14.1f\n", r.name, float64(r.rss)/(1<<20),
-			(float64(r.rss)-float64(idle.rss))/float64(o.users), r.cpu.Seconds(), r.heapInuse/(1<<20), r.heapUsed/(1<<20))
+		fmt.Fprintf(stdout, "%-40s %10.1f %15.0f B %12.1f %10.1f %14.1f %14.1f\n", r.name, float64(r.rss)/(1<<20),
+			(float64(r.rss)-float64(idle.rss))/float64(o.users), float64(r.peak)/(1<<20), r.cpu.Seconds(), r.heapInuse/(1<<20), r.heapUsed/(1<<20))
 	}
 	fmt.Fprintf(stdout, "\n%-20s %9s %9s %9s %14s %14s %16s\n", "phase", "accepted", "other", "errors", "all applied", "all answered", "CPU/1,000 events")
 	ok := true
@@ -312,15 +316,9 @@ func graphRequests(ctx context.Context, client *http.Client, url string) (map[st
 // procUsage reads a process's resident set size and the CPU time it used
 // (user and system) from /proc.
 func procUsage(pid int) (rss uint64, cpu time.Duration, err error) {
-	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	rss, err = procStatus(pid, "VmRSS:")
 	if err != nil {
-		return 0, 0, fmt.Errorf("read process status: %w", err)
-	}
-	for line := range strings.SplitSeq(string(status), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
-			rss = kb * 1024
-		}
+		return 0, 0, err
 	}
 	stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
@@ -336,6 +334,22 @@ func procUsage(pid int) (rss uint64, cpu time.Duration, err error) {
 	utime, _ := strconv.ParseInt(fields[11], 10, 64)
 	stime, _ := strconv.ParseInt(fields[12], 10, 64)
 	return rss, time.Duration(utime+stime) * 10 * time.Millisecond, nil
+}
+
+// procStatus reads one field in kB of a process's /proc status (VmRSS:,
+// VmHWM: the peak RSS), in bytes.
+func procStatus(pid int, field string) (uint64, error) {
+	status, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
+	if err != nil {
+		return 0, fmt.Errorf("read process status: %w", err)
+	}
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if rest, ok := strings.CutPrefix(line, field); ok {
+			kb, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(rest), "kB")), 10, 64)
+			return kb * 1024, nil
+		}
+	}
+	return 0, nil
 }
 
 // dirSize is the bytes of the files under dir.

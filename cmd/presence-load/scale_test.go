@@ -62,7 +62,7 @@ func TestPostOneEventEach(t *testing.T) {
 	}
 }
 
-// TestProcUsage reads this process's own RSS and CPU time.
+// TestProcUsage reads this process's own RSS, peak RSS and CPU time.
 func TestProcUsage(t *testing.T) {
 	if _, err := os.Stat("/proc/self/stat"); err != nil {
 		t.Skip("no /proc")
@@ -70,5 +70,9 @@ func TestProcUsage(t *testing.T) {
 	rss, _, err := procUsage(os.Getpid())
 	if err != nil || rss == 0 {
 		t.Fatalf("rss %d, err %v", rss, err)
+	}
+	peak, err := procStatus(os.Getpid(), "VmHWM:")
+	if err != nil || peak == 0 {
+		t.Fatalf("peak rss %d, err %v", peak, err)
 	}
 }
