@@ -225,6 +225,10 @@ func (r *emulatorRun) quietThen429(n int) emulator.RequestRecord {
 		}
 		return false
 	})
+	// The emulator records the 429 before the writer has its answer: wait
+	// until the writer has taken it back (and paused), so that what comes
+	// next meets the pause, not a writer that has not heard of it yet.
+	r.quiesce(r.e)
 	return first
 }
 
