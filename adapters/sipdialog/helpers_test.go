@@ -87,6 +87,23 @@ func (r *recorder) forCall(callID string) []adapters.Event {
 	return out
 }
 
+// endedFor reports whether the call was published as ended for every one
+// of users.
+func (r *recorder) endedFor(callID string, users ...string) bool {
+	ended := map[string]bool{}
+	for _, e := range r.forCall(callID) {
+		if e.State == "ended" {
+			ended[e.User] = true
+		}
+	}
+	for _, u := range users {
+		if !ended[u] {
+			return false
+		}
+	}
+	return true
+}
+
 // logs is a slog handler that keeps every record's text.
 type logs struct {
 	mu    sync.Mutex

@@ -107,13 +107,7 @@ func TestKamailio(t *testing.T) {
 	// quickly (ringing, answered at once) may reach one subscriber and
 	// not the other, so the states before the end are not all required.
 	testpoll.Until(t, "the second bridge's events", func() bool {
-		ended := map[string]bool{}
-		for _, e := range rec2.forCall(first.CallID) {
-			if e.State == "ended" {
-				ended[e.User] = true
-			}
-		}
-		return ended[alice] && ended[bob]
+		return rec2.endedFor(first.CallID, alice, bob)
 	})
 	ids := map[string]bool{}
 	for _, e := range rec.forCall(first.CallID) {
@@ -169,13 +163,7 @@ func TestKamailio(t *testing.T) {
 	// stays in a call.
 	k.Stop()
 	testpoll.Until(t, "the second call ended for both after Kamailio stopped", func() bool {
-		ended := map[string]bool{}
-		for _, e := range rec.forCall(second.CallID) {
-			if e.State == "ended" {
-				ended[e.User] = true
-			}
-		}
-		return ended[alice] && ended[bob]
+		return rec.endedFor(second.CallID, alice, bob)
 	})
 	if lg.count("sipdialog entity unwatched, its calls end") == 0 {
 		t.Error("the lapse was not logged")

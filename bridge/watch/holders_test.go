@@ -217,19 +217,26 @@ func TestPeopleAreReadInOrder(t *testing.T) {
 	}
 }
 
-// TestPeopleWorkedOutOncePerSecond: people starting calls one after the
-// other within a second (a burst: the watcher steps at each state it
-// takes in) make the watcher work out who is read once, not at each
-// state; a second later everyone is in.
-func TestPeopleWorkedOutOncePerSecond(t *testing.T) {
+// idleWatcher returns a watcher with the watch off that is not running
+// (its fields are the caller's), and the claim of a pbx call in it.
+func idleWatcher(tb testing.TB) (*Watcher, *claim) {
+	tb.Helper()
 	watch := watchAll()
 	watch.Enabled = false
 	w, err := New(Options{Tenant: tenant, Watch: watch, Graph: graphFuncs{}, State: &state.Store{},
 		Hold: func(context.Context, string, func(context.Context) error) {}})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	c := w.claim(*inACall, []string{"pbx"})
+	return w, w.claim(*inACall, []string{"pbx"})
+}
+
+// TestPeopleWorkedOutOncePerSecond: people starting calls one after the
+// other within a second (a burst: the watcher steps at each state it
+// takes in) make the watcher work out who is read once, not at each
+// state; a second later everyone is in.
+func TestPeopleWorkedOutOncePerSecond(t *testing.T) {
+	w, c := idleWatcher(t)
 	now := time.Unix(1_800_000_000, 0)
 	for i := range 100 {
 		w.sessions.Put(userID(i), session{told: c})
@@ -252,14 +259,7 @@ func TestPeopleWorkedOutOncePerSecond(t *testing.T) {
 //	go test -run '^$' -bench BenchmarkSetPeople -benchmem ./bridge/watch/
 func BenchmarkSetPeople(b *testing.B) {
 	const n = 10_000
-	watch := watchAll()
-	watch.Enabled = false
-	w, err := New(Options{Tenant: tenant, Watch: watch, Graph: graphFuncs{}, State: &state.Store{},
-		Hold: func(context.Context, string, func(context.Context) error) {}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	c := w.claim(*inACall, []string{"pbx"})
+	w, c := idleWatcher(b)
 	for i := range n {
 		w.sessions.Put(userID(i), session{told: c})
 	}

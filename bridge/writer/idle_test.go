@@ -83,18 +83,23 @@ func TestIdleUserHoldsNoState(t *testing.T) {
 
 // TestIdleStateReadAgain: an idle user whose state could not be read
 // back, or was read older than the one it went idle with, is read again
-// later; one woken by the watch meanwhile is left as it is.
+// later; one whose state does not decode is left idle, not read again;
+// one woken by the watch meanwhile is left as it is.
 func TestIdleStateReadAgain(t *testing.T) {
 	clock := &fakeClock{now: t0}
 	w := &writer{e: &Pool{opts: Options{Clock: clock}}, users: map[string]*tracked{}, keys: map[string]string{},
 		log: discardLogger(), throttle: logthrottle.New(time.Minute)}
-	for _, id := range []string{"failed", "behind", "woken"} {
+	for _, id := range []string{"failed", "behind", "garbled", "woken"} {
 		w.idle.Put(id, idleUser{rev: 5})
 	}
 	w.takeLoaded([]loaded{
 		{id: "failed", err: errors.New("nats: timeout")},
 		{id: "behind", rev: 4, st: state.UserState{UserID: "behind"}},
+		{id: "garbled", rev: 6, err: errors.New("decode state of garbled: invalid character")},
 	})
+	if u, ok := w.idle.Get("garbled"); !ok || u.wakeAt != 0 || w.users["garbled"] != nil {
+		t.Fatalf("an undecodable state: idle %v, read again at %d, tracked %v; want idle, not read again", ok, u.wakeAt, w.users["garbled"] != nil)
+	}
 	for _, id := range []string{"failed", "behind"} {
 		if u, _ := w.idle.Get(id); u.wakeAt != t0.Add(loadRetry).UnixNano() || w.users[id] != nil {
 			t.Fatalf("%s: read again at %v, tracked %v; want read again after %v", id, time.Unix(0, u.wakeAt), w.users[id] != nil, loadRetry)

@@ -25,8 +25,14 @@ const loadBatch = 256
 // before the writer reads it again.
 const loadRetry = 5 * time.Second
 
+// loadTimeout bounds the reading of one batch: with NATS away, the rest
+// of a batch fails at once and is read again loadRetry later, instead of
+// each state waiting its own timeout.
+const loadTimeout = 10 * time.Second
+
 // loaded is an idle user's state read back from the store: rev 0 when
-// its key is gone.
+// its key is gone or could not be read (err), err with a revision when
+// the state read does not decode (state.Store.Get).
 type loaded struct {
 	id  string // idleID
 	st  state.UserState
@@ -62,11 +68,11 @@ func (w *writer) loadDue(ctx context.Context, now time.Time) {
 	w.background.Add(1)
 	go func() {
 		defer w.background.Done()
+		readCtx, cancel := context.WithTimeout(ctx, loadTimeout)
+		defer cancel()
 		batch := make([]loaded, 0, len(ids))
 		for _, id := range ids {
-			readCtx, cancel := context.WithTimeout(ctx, 5*time.Second)
 			st, rev, err := w.e.store.Get(readCtx, w.tenant.ID, id)
-			cancel()
 			batch = append(batch, loaded{id: id, st: st, rev: rev, err: err})
 		}
 		select {
@@ -80,7 +86,8 @@ func (w *writer) loadDue(ctx context.Context, now time.Time) {
 // by the watch meanwhile, or dropped, is left as it is; one whose state
 // could not be read, or was read older than the one it went idle with (a
 // replica behind), is read again later; one whose key is gone waits for
-// the watch to bring the deletion.
+// the watch to bring the deletion; one whose state does not decode is
+// logged and left idle until a newer state comes, as the watch leaves it.
 func (w *writer) takeLoaded(batch []loaded) {
 	now := w.e.opts.Clock.Now()
 	for _, l := range batch {
@@ -90,6 +97,8 @@ func (w *writer) takeLoaded(batch []loaded) {
 		}
 		switch {
 		case l.rev == 0 && l.err == nil:
+		case l.err != nil && l.rev != 0:
+			w.log.Error("undecodable user state", "user", l.id, "err", l.err)
 		case l.err != nil || l.rev < u.rev:
 			if l.err != nil {
 				w.throttle.Log(context.Background(), w.log, slog.LevelWarn, "read idle state", "could not read an idle user's state; will read it again",
@@ -114,7 +123,7 @@ func (w *writer) takeLoaded(batch []loaded) {
 }
 
 // wakeEntry is an idle user's time in the wakes: a GUID id in 16 bytes
-// (idleSet), any other in other.
+// (as guid.Map keeps it), any other in other.
 type wakeEntry struct {
 	at    int64
 	guid  guid.GUID
