@@ -39,6 +39,10 @@ type e2eOptions struct {
 	// tenants, each with its own source (see benchConfig); the comparison
 	// with the bare handler, which knows one token, stays at one.
 	tenants int
+	// graphApart runs the Graph emulator in a process of its own, as
+	// Graph is, instead of inside the bridge's: the bridge's process then
+	// does only the bridge's work (its Graph client included).
+	graphApart bool
 }
 
 // Issue 10's targets.
@@ -137,15 +141,82 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 // configuration with the users spread over tenants, with its apply stage
 // off when ingestOnly.
 func startBridge(ctx context.Context, o e2eOptions, runDir string, port, tenants int, ingestOnly bool) (*child, error) {
-	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, tenants, ingestOnly)
+	graph := ""
+	var em *child
+	if o.graphApart {
+		var err error
+		if em, graph, err = startGraph(ctx, o, runDir, tenants); err != nil {
+			return nil, err
+		}
+	}
+	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, tenants, ingestOnly, graph)
+	if err == nil {
+		cfgPath := filepath.Join(runDir, "bridge.yaml")
+		if err = os.WriteFile(cfgPath, cfg, 0o600); err == nil {
+			var c *child
+			if c, err = startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath); err == nil {
+				c.after = em
+				return c, nil
+			}
+		}
+	}
+	if em != nil {
+		em.stop()
+	}
+	return nil, err
+}
+
+// startGraph runs the bench configuration's Graph emulator alone
+// (presence-bridge emulator) in runDir/graph, on a free loopback port,
+// and returns it with its address once it answers.
+func startGraph(ctx context.Context, o e2eOptions, runDir string, tenants int) (*child, string, error) {
+	port, err := freeport.Port()
+	if err != nil {
+		return nil, "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	dir := filepath.Join(runDir, "graph")
+	if err := os.Mkdir(dir, 0o700); err != nil {
+		return nil, "", err
+	}
+	cfg, err := benchConfig(o.config, 0, filepath.Join(dir, "nats"), o.users, tenants, false, "")
+	if err == nil {
+		cfg, err = withEmulatorListen(cfg, addr)
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	cfgPath := filepath.Join(dir, "emulator.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return nil, "", err
+	}
+	c, err := startChild(ctx, dir, o.bridge, "emulator", "--config", cfgPath)
+	if err != nil {
+		return nil, "", err
+	}
+	if err := c.waitReady(ctx, "http://"+addr+"/"); err != nil {
+		c.stop()
+		return nil, "", fmt.Errorf("graph emulator: %w\n%s", err, c.tail())
+	}
+	return c, addr, nil
+}
+
+// withEmulatorListen sets graph.emulator.listen in a bench configuration.
+func withEmulatorListen(data []byte, addr string) ([]byte, error) {
+	var cfg map[string]any
+	if err := yaml.Unmarshal(data, &cfg); err != nil {
+		return nil, err
+	}
+	graphCfg, err := section(cfg, "graph")
 	if err != nil {
 		return nil, err
 	}
-	cfgPath := filepath.Join(runDir, "bridge.yaml")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+	emCfg, err := section(graphCfg, "emulator")
+	if err != nil {
 		return nil, err
 	}
-	return startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath)
+	emCfg["listen"] = addr
+	return yaml.Marshal(cfg)
 }
 
 // The end-to-end goals (issue 19): accepted (202) until Graph answered
@@ -287,7 +358,9 @@ func ratio(a, b float64) float64 {
 // app, default budget and emulator throttle (Graph's limit applies per
 // application per tenant), and its own source, sourceName(name, k), with
 // its own token, tenantToken(token, k). User u is in tenant u mod tenants.
-func benchConfig(path string, port int, storeDir string, users, tenants int, ingestOnly bool) ([]byte, error) {
+// With graph set (host:port of an emulator running apart), the bridge's
+// own emulator is off and every tenant is pointed at that one.
+func benchConfig(path string, port int, storeDir string, users, tenants int, ingestOnly bool, graph string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("read bench config: %w", err)
@@ -322,6 +395,9 @@ func benchConfig(path string, port int, storeDir string, users, tenants int, ing
 	for k := range tenants {
 		t := maps.Clone(graphTenant)
 		t["id"] = tenantID(id, k)
+		if graph != "" {
+			t["graph_url"], t["login_url"] = "http://"+graph+"/v1.0", "http://"+graph
+		}
 		graphTenants[k] = t
 		list := make([]any, 0, users/tenants+1)
 		for u := k; u < users; u += tenants {
@@ -340,6 +416,9 @@ func benchConfig(path string, port int, storeDir string, users, tenants int, ing
 	graphCfg["tenants"], emCfg["tenants"], cfg["sources"] = graphTenants, emTenants, sources
 	if ingestOnly {
 		cfg["worker"] = map[string]any{"enabled": false}
+	}
+	if graph != "" {
+		emCfg["enabled"] = false
 	}
 	httpCfg["listen"] = "127.0.0.1:" + strconv.Itoa(port)
 	natsCfg["store_dir"] = storeDir
@@ -394,6 +473,7 @@ type child struct {
 	logPath string
 	exited  chan struct{}
 	cancel  context.CancelFunc
+	after   *child // stopped once this one has (the bridge's Graph)
 }
 
 func startChild(ctx context.Context, dir, name string, args ...string) (*child, error) {
@@ -427,6 +507,9 @@ func startChild(ctx context.Context, dir, name string, args ...string) (*child, 
 func (c *child) stop() {
 	c.cancel()
 	<-c.exited
+	if c.after != nil {
+		c.after.stop()
+	}
 }
 
 // waitReady polls url until it answers (200 for a /readyz, any answer for

@@ -345,7 +345,7 @@ func TestBenchConfig(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), tc.users, tc.tenants, false)
+			data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), tc.users, tc.tenants, false, "")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -488,5 +488,43 @@ presence_bridge_event_to_graph_outcomes_total{outcome="older"} 2
 	}
 	if _, err := parseGraphLatency([]byte(`presence_bridge_event_to_graph_seconds_bucket{le="soon"} 1` + "\n")); err == nil {
 		t.Fatal("a bucket bound that is not a number was read")
+	}
+}
+
+// TestBenchConfigGraphApart checks the configurations e2e writes with the
+// Graph emulator in a process of its own: the bridge's emulator is off
+// and every tenant points at the one apart, which listens where it was
+// told and knows every tenant.
+func TestBenchConfigGraphApart(t *testing.T) {
+	dir := t.TempDir()
+	data, err := benchConfig("bridge.yaml", 18080, filepath.Join(dir, "nats"), 10, 3, false, "127.0.0.1:18081")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse(data, dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if cfg.Graph.Emulator.Enabled {
+		t.Error("the bridge's own emulator is on")
+	}
+	for _, tenant := range cfg.Graph.Tenants {
+		if tenant.GraphURL != "http://127.0.0.1:18081/v1.0" || tenant.LoginURL != "http://127.0.0.1:18081" {
+			t.Errorf("tenant %s: graph_url %q login_url %q", tenant.ID, tenant.GraphURL, tenant.LoginURL)
+		}
+	}
+	data, err = benchConfig("bridge.yaml", 0, filepath.Join(dir, "nats"), 10, 3, false, "")
+	if err == nil {
+		data, err = withEmulatorListen(data, "127.0.0.1:18081")
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	em, err := config.Parse(data, dir)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, data)
+	}
+	if !em.Graph.Emulator.Enabled || em.Graph.Emulator.Listen != "127.0.0.1:18081" || len(em.Graph.Emulator.Tenants) != 3 {
+		t.Errorf("emulator enabled %v listen %q, %d tenants", em.Graph.Emulator.Enabled, em.Graph.Emulator.Listen, len(em.Graph.Emulator.Tenants))
 	}
 }

@@ -90,6 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.Float64Var(&o.rate, "rate", 2000, "the fixed rate of the latency runs, events per second")
 		fs.DurationVar(&o.applyWait, "apply-wait", 5*time.Minute, "how long to wait for the bridge to apply what it accepted")
 		fs.StringVar(&o.revision, "revision", "an unnamed commit", "the commit measured, printed in the header")
+		fs.BoolVar(&o.graphApart, "graph-apart", true, "run the Graph emulator in a process of its own, as Graph is (false: inside the bridge's process)")
 		fs.BoolVar(&o.latencyOnly, "latency-only", false, "run only the accepted-to-Graph latency runs (200/s and 2,000/s), not the comparison with the bare handler")
 		fs.IntVar(&o.tenants, "tenants", 1, "spread the users of the latency runs over this many tenants, each with its own source and Graph budget")
 		if fs.Parse(args) != nil {

@@ -258,7 +258,7 @@ func runScale(ctx context.Context, o scaleOptions, stdout io.Writer) (bool, erro
 // emulator's own configuration with users people and its write
 // throttle raised to match.
 func scaleConfigs(path, emBase, storeDir string, users int) (bridgeCfg, emCfg []byte, err error) {
-	data, err := benchConfig(path, 0, storeDir, users, 1, false)
+	data, err := benchConfig(path, 0, storeDir, users, 1, false, "")
 	if err != nil {
 		return nil, nil, err
 	}
