@@ -71,8 +71,12 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 	load := postOptions{token: benchToken, source: "bench", domain: "contoso.example",
 		duration: o.duration, conns: o.conns, users: o.users, applyWait: o.applyWait}
 
-	fmt.Fprintf(stdout, "presence-load e2e: %d users, %d connections, %s per run, %d CPUs, %s, built from %s\n",
-		o.users, o.conns, o.duration, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339), o.revision)
+	graph := "inside the bridge's process"
+	if o.graphApart {
+		graph = "a process of its own"
+	}
+	fmt.Fprintf(stdout, "presence-load e2e: %d users, %d connections, %s per run, %d CPUs, %s, built from %s; the Graph emulator in %s\n",
+		o.users, o.conns, o.duration, runtime.NumCPU(), time.Now().UTC().Format(time.RFC3339), o.revision, graph)
 	if o.latencyOnly {
 		return runGraphLatency(ctx, o, load, dir, stdout)
 	}

@@ -8,7 +8,7 @@
 //
 //	presence-load bare --listen 127.0.0.1:PORT --token T
 //	presence-load post --url URL --token T [--duration 10s] [--conns 64] [--users 1000] [--rate N] [--metrics URL]
-//	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml] [--latency-only] [--tenants N]
+//	presence-load e2e --bridge PATH [--config cmd/presence-load/bridge.yaml] [--latency-only] [--tenants N] [--graph-apart=false]
 //	presence-load scale --bridge PATH [--config cmd/presence-load/bridge.yaml] [--users 10000] [--quiet 60s]
 //
 // Exit codes: 0 success, 1 failure or a missed target (e2e), 2 bad usage.
