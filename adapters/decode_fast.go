@@ -2,27 +2,27 @@ package adapters
 
 import (
 	"bytes"
-	"encoding/json"
-	"io"
+
+	gojson "github.com/goccy/go-json"
 )
 
 // decodeOne is DecodeEvents' fast path for a body holding one event whose
-// every key is exactly a field's name, the shape the bridge itself
-// publishes and most senders post: one pass of encoding/json into the
-// struct, then validation. Whatever it does not accept (a batch, an
-// unknown or differently cased key, a value of the wrong type, an invalid
-// event) it leaves to the slow path, which names every problem; ok then
-// is false.
+// every key is exactly a field's name, given once: the shape the bridge
+// itself publishes and most senders post. It decodes with goccy/go-json
+// into the struct in one pass, then validates. Whatever it does not
+// accept (a batch, an unknown, repeated, escaped or differently cased key,
+// a value of the wrong type, a control character, an invalid event) it
+// leaves to the slow path, which names every problem; ok then is false.
+// It must accept nothing the slow path refuses (see
+// FuzzDecodeFastPathAgrees).
 func decodeOne(body []byte) (e Event, ok bool) {
 	if !exactKeys(body) {
 		return Event{}, false
 	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&e); err != nil {
-		return Event{}, false
-	}
-	if _, err := dec.Token(); err != io.EOF {
+	// Every key is known, so there is no unknown field to refuse; and as
+	// every field is a string, number, bool, time or list of strings, a
+	// body that decodes holds no nested object that could repeat a key.
+	if err := gojson.Unmarshal(body, &e); err != nil {
 		return Event{}, false
 	}
 	if e.Validate("") != nil {
@@ -32,14 +32,17 @@ func decodeOne(body []byte) (e Event, ok bool) {
 }
 
 // exactKeys reports whether body is an object whose keys, at its top
-// level, are all field names of Event written exactly (encoding/json would
-// take "ID" for "id"; the slow path refuses it). It looks at nothing else:
-// a malformed body is the decoder's to refuse.
+// level, are field names of Event written exactly (encoding/json would
+// take "ID" for "id"; the slow path refuses it), each given once, and
+// whose bytes hold no control character (a NUL ends goccy/go-json's
+// input; inside a string, encoding/json refuses one). Any other malformed
+// body is the decoder's to refuse.
 func exactKeys(body []byte) bool {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
 		return false
 	}
+	var seen uint64 // bit i: the field with struct index i was given
 	depth := 0
 	expectKey := false
 	for ; i < len(body); i++ {
@@ -56,17 +59,28 @@ func exactKeys(body []byte) bool {
 			if end < 0 {
 				return false
 			}
-			if expectKey {
-				key := body[i+1 : end]
-				if bytes.IndexByte(key, '\\') >= 0 {
-					return false // an escaped key: the slow path decides
-				}
-				if _, known := eventFields[string(key)]; !known {
+			s := body[i+1 : end]
+			for _, b := range s {
+				if b < 0x20 {
 					return false
 				}
+			}
+			if expectKey {
+				if bytes.IndexByte(s, '\\') >= 0 {
+					return false // an escaped key: the slow path decides
+				}
+				f, known := eventFields[string(s)]
+				if !known || seen&(1<<f) != 0 {
+					return false
+				}
+				seen |= 1 << f
 				expectKey = false
 			}
 			i = end
+		default:
+			if c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+				return false
+			}
 		}
 	}
 	return depth == 0
