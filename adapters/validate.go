@@ -90,10 +90,15 @@ var statesByType = map[string][]string{
 // Validate checks one event and returns an *InvalidError naming every
 // problem, with field names prefixed by prefix (such as "events[2].").
 func (e *Event) Validate(prefix string) error {
-	var problems InvalidError
 	// The validator names the problems with Event's validate tags; an
 	// event that keeps them all, the common case, need not go through it.
-	if !e.tagsHold() {
+	return e.validate(prefix, !e.tagsHold())
+}
+
+// validate is Validate, through the validator or not.
+func (e *Event) validate(prefix string, useValidator bool) error {
+	var problems InvalidError
+	if useValidator {
 		if err := eventValidator().Struct(e); err != nil {
 			var verrs validator.ValidationErrors
 			if !errors.As(err, &verrs) {
