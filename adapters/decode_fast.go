@@ -1,8 +1,6 @@
 package adapters
 
 import (
-	"bytes"
-
 	gojson "github.com/goccy/go-json"
 )
 
@@ -55,22 +53,16 @@ func exactKeys(body []byte) bool {
 		case ',':
 			expectKey = depth == 1
 		case '"':
-			end := endOfString(body, i)
-			if end < 0 {
+			end, escaped, control := scanString(body, i)
+			if end < 0 || control {
 				return false
 			}
-			s := body[i+1 : end]
-			for _, b := range s {
-				if b < 0x20 {
-					return false
-				}
-			}
 			if expectKey {
-				if bytes.IndexByte(s, '\\') >= 0 {
+				if escaped {
 					return false // an escaped key: the slow path decides
 				}
-				f, known := eventFields[string(s)]
-				if !known || seen&(1<<f) != 0 {
+				f := fieldIndex(body[i+1 : end])
+				if f < 0 || seen&(1<<f) != 0 {
 					return false
 				}
 				seen |= 1 << f
@@ -78,12 +70,50 @@ func exactKeys(body []byte) bool {
 			}
 			i = end
 		default:
-			if c < 0x20 && c != ' ' && c != '\t' && c != '\n' && c != '\r' {
+			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
 				return false
 			}
 		}
 	}
 	return depth == 0
+}
+
+// eventFieldNames holds Event's JSON field names by struct index.
+var eventFieldNames = func() []string {
+	names := make([]string, len(eventFields))
+	for name, i := range eventFields {
+		names[i] = name
+	}
+	return names
+}()
+
+// fieldIndex returns the struct index of the Event field named key
+// exactly, or -1; for so few names a search beats hashing.
+func fieldIndex(key []byte) int {
+	for i, name := range eventFieldNames {
+		if len(name) == len(key) && name == string(key) {
+			return i
+		}
+	}
+	return -1
+}
+
+// scanString returns the index of the quote closing the string that
+// opens at body[start], or -1, and whether the string holds an escape or
+// a control character.
+func scanString(body []byte, start int) (end int, escaped, control bool) {
+	for i := start + 1; i < len(body); i++ {
+		switch c := body[i]; {
+		case c == '\\':
+			escaped = true
+			i++
+		case c == '"':
+			return i, escaped, control
+		case c < 0x20:
+			control = true
+		}
+	}
+	return -1, escaped, control
 }
 
 // endOfString returns the index of the quote closing the string that
