@@ -1,40 +1,51 @@
 package adapters
 
 import (
+	"encoding/json"
+
 	gojson "github.com/goccy/go-json"
 )
 
 // decodeOne is DecodeEvents' fast path for a body holding one event whose
 // every key is exactly a field's name, given once: the shape the bridge
-// itself publishes and most senders post. It decodes with goccy/go-json
-// into the struct in one pass, then validates. Whatever it does not
+// itself publishes and most senders post. Once encoding/json finds the
+// body well-formed, goccy/go-json decodes it into the struct in one pass
+// (several times faster), then it is validated. Whatever it does not
 // accept (a batch, an unknown, repeated, escaped or differently cased key,
-// a value of the wrong type, a control character, an invalid event) it
-// leaves to the slow path, which names every problem; ok then is false.
-// It must accept nothing the slow path refuses (see
-// FuzzDecodeFastPathAgrees).
+// malformed JSON, a value of the wrong type, an invalid event) it leaves
+// to the slow path, which names every problem; ok then is false. It must
+// accept nothing the slow path refuses (see FuzzDecodeFastPathAgrees).
 func decodeOne(body []byte) (e Event, ok bool) {
-	if !exactKeys(body) {
+	if !exactKeys(body) || !json.Valid(body) {
 		return Event{}, false
 	}
 	// Every key is known, so there is no unknown field to refuse; and as
 	// every field is a string, number, bool, time or list of strings, a
 	// body that decodes holds no nested object that could repeat a key.
-	if err := gojson.Unmarshal(body, &e); err != nil {
-		return Event{}, false
-	}
-	if e.Validate("") != nil {
+	if !unmarshalFast(body, &e) || e.Validate("") != nil {
 		return Event{}, false
 	}
 	return e, true
 }
 
+// unmarshalFast decodes body into e with goccy/go-json, reporting whether
+// it could. body is well-formed JSON; a panic of the decoder (it has had
+// some on odd input: goccy/go-json issues 575 and 604) counts as could
+// not.
+func unmarshalFast(body []byte, e *Event) (ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false
+		}
+	}()
+	return gojson.Unmarshal(body, e) == nil
+}
+
 // exactKeys reports whether body is an object whose keys, at its top
 // level, are field names of Event written exactly (encoding/json would
-// take "ID" for "id"; the slow path refuses it), each given once, and
-// whose bytes hold no control character (a NUL ends goccy/go-json's
-// input; inside a string, encoding/json refuses one). Any other malformed
-// body is the decoder's to refuse.
+// take "ID" for "id"; the slow path refuses it) and without escapes, each
+// given once. It looks at nothing else: a malformed body is json.Valid's
+// to refuse.
 func exactKeys(body []byte) bool {
 	i := skipSpace(body, 0)
 	if i >= len(body) || body[i] != '{' {
@@ -53,8 +64,8 @@ func exactKeys(body []byte) bool {
 		case ',':
 			expectKey = depth == 1
 		case '"':
-			end, escaped, control := scanString(body, i)
-			if end < 0 || control {
+			end, escaped := scanString(body, i)
+			if end < 0 {
 				return false
 			}
 			if expectKey {
@@ -69,10 +80,6 @@ func exactKeys(body []byte) bool {
 				expectKey = false
 			}
 			i = end
-		default:
-			if c < 0x20 && c != '\t' && c != '\n' && c != '\r' {
-				return false
-			}
 		}
 	}
 	return depth == 0
@@ -99,35 +106,25 @@ func fieldIndex(key []byte) int {
 }
 
 // scanString returns the index of the quote closing the string that
-// opens at body[start], or -1, and whether the string holds an escape or
-// a control character.
-func scanString(body []byte, start int) (end int, escaped, control bool) {
+// opens at body[start], or -1, and whether the string holds an escape.
+func scanString(body []byte, start int) (end int, escaped bool) {
 	for i := start + 1; i < len(body); i++ {
-		switch c := body[i]; {
-		case c == '\\':
+		switch body[i] {
+		case '\\':
 			escaped = true
 			i++
-		case c == '"':
-			return i, escaped, control
-		case c < 0x20:
-			control = true
+		case '"':
+			return i, escaped
 		}
 	}
-	return -1, escaped, control
+	return -1, escaped
 }
 
 // endOfString returns the index of the quote closing the string that
 // opens at body[start], or -1.
 func endOfString(body []byte, start int) int {
-	for i := start + 1; i < len(body); i++ {
-		switch body[i] {
-		case '\\':
-			i++
-		case '"':
-			return i
-		}
-	}
-	return -1
+	end, _ := scanString(body, start)
+	return end
 }
 
 func skipSpace(body []byte, i int) int {
