@@ -1,6 +1,7 @@
 package adapters
 
 import (
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -148,6 +149,20 @@ func FuzzValidateAgrees(f *testing.F) {
 		}
 		if e.tagsHold() && eventValidator().Struct(&e) != nil {
 			t.Fatalf("tagsHold, but the validator refuses %#v: %v", e, eventValidator().Struct(&e))
+		}
+	})
+}
+
+// FuzzValidSourceName: the hand-written check takes exactly the names
+// the pattern it replaced took, up to MaxSourceLength bytes.
+func FuzzValidSourceName(f *testing.F) {
+	pattern := regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+	for _, s := range []string{"demo", "a-_9", "-a", "_a", "Demo", "dé", "", strings.Repeat("a", 64), strings.Repeat("a", 65), "a\n", "a.b"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		if got, want := ValidSourceName(name), len(name) <= MaxSourceLength && pattern.MatchString(name); got != want {
+			t.Fatalf("ValidSourceName(%q) = %v, the pattern says %v", name, got, want)
 		}
 	})
 }
