@@ -35,11 +35,17 @@ func DecodeEvents(body []byte) ([]Event, error) {
 	if p := JSONTextProblem(body); p != nil {
 		return nil, &InvalidError{Problems: []FieldError{*p}}
 	}
-	if p := DuplicateKey(body); p != nil {
-		return nil, &InvalidError{Problems: []FieldError{*p}}
-	}
 	if e, ok := decodeOne(body); ok {
 		return []Event{e}, nil
+	}
+	return decodeSlow(body)
+}
+
+// decodeSlow is DecodeEvents after the text check without the fast path:
+// it refuses a repeated key, then decodes field by field.
+func decodeSlow(body []byte) ([]Event, error) {
+	if p := DuplicateKey(body); p != nil {
+		return nil, &InvalidError{Problems: []FieldError{*p}}
 	}
 	return decodeEach(body)
 }

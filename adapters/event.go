@@ -64,7 +64,9 @@ const (
 )
 
 // Event is the canonical presence event: what one source says happened to
-// one person. Its JSON form is camelCase like Graph's.
+// one person. Its JSON form is camelCase like Graph's. Validate checks its
+// validate tags by hand first (tagsHold) and asks the validator only when
+// one fails: a tag changed here must be changed there too.
 type Event struct {
 	// ID is the idempotency key of the event at its source.
 	ID string `json:"id" validate:"required,max=256,printascii"`

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"sync"
@@ -46,12 +45,20 @@ func (e *InvalidError) err() error {
 	return e
 }
 
-var sourceNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
-
 // ValidSourceName reports whether name can name a source: lower-case
-// letters, digits, '-' and '_', usable as a NATS subject token.
+// letters, digits, '-' and '_', not starting with '-' or '_', at most
+// MaxSourceLength bytes, usable as a NATS subject token.
 func ValidSourceName(name string) bool {
-	return len(name) <= MaxSourceLength && sourceNamePattern.MatchString(name)
+	if name == "" || len(name) > MaxSourceLength || name[0] == '-' || name[0] == '_' {
+		return false
+	}
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
 }
 
 var (
@@ -82,25 +89,89 @@ var statesByType = map[string][]string{
 
 // Validate checks one event and returns an *InvalidError naming every
 // problem, with field names prefixed by prefix (such as "events[2].").
-func (e Event) Validate(prefix string) error {
-	problems := &InvalidError{}
-	if err := eventValidator().Struct(e); err != nil {
-		var verrs validator.ValidationErrors
-		if !errors.As(err, &verrs) {
-			return fmt.Errorf("validate event: %w", err)
-		}
-		for _, fe := range verrs {
-			problems.add(prefix+fe.Field(), "%s", describe(fe))
+func (e *Event) Validate(prefix string) error {
+	// The validator names the problems with Event's validate tags; an
+	// event that keeps them all, the common case, need not go through it.
+	return e.validate(prefix, !e.tagsHold())
+}
+
+// validate is Validate, through the validator or not.
+func (e *Event) validate(prefix string, useValidator bool) error {
+	var problems InvalidError
+	if useValidator {
+		if err := eventValidator().Struct(e); err != nil {
+			var verrs validator.ValidationErrors
+			if !errors.As(err, &verrs) {
+				return fmt.Errorf("validate event: %w", err)
+			}
+			for _, fe := range verrs {
+				problems.add(prefix+fe.Field(), "%s", describe(fe))
+			}
 		}
 	}
-	e.validateState(prefix, problems)
-	e.validateText(prefix, problems)
-	return problems.err()
+	e.validateState(prefix, &problems)
+	e.validateText(prefix, &problems)
+	if len(problems.Problems) == 0 {
+		return nil
+	}
+	return &InvalidError{Problems: problems.Problems}
+}
+
+// tagsHold reports whether e keeps every rule of Event's validate tags, as
+// the validator reads them (lengths count runes). It may say false for an
+// event the validator would pass; never true for one it would refuse.
+func (e *Event) tagsHold() bool {
+	switch {
+	case e.ID == "" || !maxRunes(e.ID, MaxIDLength) || !printableASCII(e.ID):
+		return false
+	case !ValidSourceName(e.Source): // also required and max=64
+		return false
+	case e.Type != TypeCall && e.Type != TypeMeeting && e.Type != TypePresence:
+		return false
+	case e.User == "" || !maxRunes(e.User, MaxUserLength):
+		return false
+	case e.OccurredAt.IsZero() || e.Sequence < 0:
+		return false
+	case e.Type == TypeCall && e.CallID == "" || !maxRunes(e.CallID, MaxIDLength):
+		return false
+	case len(e.ExceptCalls) > MaxExceptCalls:
+		return false
+	case e.CalendarEvent != "" && (!maxRunes(e.CalendarEvent, MaxStringLength) || !printableASCII(e.CalendarEvent)):
+		return false
+	}
+	switch e.ShowAs {
+	case "", "free", "tentative", "busy", "oof", "workingElsewhere", "unknown":
+	default:
+		return false
+	}
+	for _, c := range e.ExceptCalls {
+		if c == "" || !maxRunes(c, MaxIDLength) {
+			return false
+		}
+	}
+	return true
+}
+
+// maxRunes reports whether s holds at most n runes (the validator's max
+// for a string), counting only when its bytes could be more.
+func maxRunes(s string, n int) bool {
+	return len(s) <= n || utf8.RuneCountInString(s) <= n
+}
+
+// printableASCII reports whether every byte of s is in ' '..'~' (the
+// validator's printascii).
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e {
+			return false
+		}
+	}
+	return true
 }
 
 // validateText refuses text that is not valid UTF-8, whichever way it got
 // into the event (a vendor's form field, a header).
-func (e Event) validateText(prefix string, problems *InvalidError) {
+func (e *Event) validateText(prefix string, problems *InvalidError) {
 	for _, f := range []struct{ name, value string }{
 		{"id", e.ID}, {"source", e.Source}, {"user", e.User}, {"callId", e.CallID}, {"state", e.State},
 		{"showAs", e.ShowAs}, {"availability", e.Availability}, {"activity", e.Activity}, {"calendarEvent", e.CalendarEvent},
@@ -116,7 +187,7 @@ func (e Event) validateText(prefix string, problems *InvalidError) {
 	}
 }
 
-func (e Event) validateState(prefix string, problems *InvalidError) {
+func (e *Event) validateState(prefix string, problems *InvalidError) {
 	states, known := statesByType[e.Type]
 	if !known {
 		return // the type itself is already reported

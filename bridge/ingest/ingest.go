@@ -164,7 +164,7 @@ func (h *handler) events(c *gin.Context) {
 		writeError(c, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token", nil)
 		return
 	}
-	if mt, _, err := mime.ParseMediaType(c.GetHeader("Content-Type")); err != nil || mt != "application/json" {
+	if !isJSON(c.GetHeader("Content-Type")) {
 		writeError(c, http.StatusUnsupportedMediaType, "unsupported_media_type", "Content-Type must be application/json", nil)
 		return
 	}
@@ -226,7 +226,14 @@ func (h *handler) publish(c *gin.Context, events []adapters.Event, responder ada
 	for i, e := range events {
 		ids[i] = e.ID
 	}
-	c.JSON(http.StatusAccepted, gin.H{"accepted": len(events), "ids": ids})
+	c.JSON(http.StatusAccepted, acceptedBody{Accepted: len(events), IDs: ids})
+}
+
+// acceptedBody is the 202 answer: how many events were stored, and their
+// ids in the order given.
+type acceptedBody struct {
+	Accepted int      `json:"accepted"`
+	IDs      []string `json:"ids"`
 }
 
 // publishFailed answers 503 for events that could not be stored.
@@ -384,6 +391,16 @@ func writeRequestError(c *gin.Context, err error) {
 		return
 	}
 	writeError(c, http.StatusBadRequest, "invalid_request", err.Error(), nil)
+}
+
+// isJSON reports whether a Content-Type header names application/json,
+// with or without parameters; the common exact spelling needs no parsing.
+func isJSON(contentType string) bool {
+	if contentType == "application/json" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
 }
 
 func fieldPath(n, i int, field string) string {
