@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -290,5 +291,23 @@ func TestWaitingBounded(t *testing.T) {
 	}
 	if len(st.Waiting) != MaxWaiting || st.Waiting[len(st.Waiting)-1].Event != fmt.Sprint("pbx:e", MaxWaiting+9) || st.Waiting[0].Event != "pbx:e10" {
 		t.Fatalf("%d waiting, %v..., want the newest %d", len(st.Waiting), st.Waiting[0], MaxWaiting)
+	}
+}
+
+// TestUserKey: a user's key is the hex of the lower-cased tenant and
+// user id, as stored keys have always been.
+func TestUserKey(t *testing.T) {
+	for _, tc := range []struct{ tenant, user, want string }{
+		{"contoso.example", "u1", "u.636f6e746f736f2e6578616d706c65.7531"},
+		{"Contoso.Example", "Alice@Contoso.Example", "u.636f6e746f736f2e6578616d706c65.616c69636540636f6e746f736f2e6578616d706c65"},
+		{"t", "ÄÖ\xff", "u.74.c3a4c3b6efbfbd"},
+		{"", "", "u.."},
+	} {
+		if got := UserKey(tc.tenant, tc.user); got != tc.want {
+			t.Errorf("UserKey(%q, %q) = %s, want %s", tc.tenant, tc.user, got, tc.want)
+		}
+		if got, want := UserKey(tc.tenant, tc.user), "u."+TenantToken(tc.tenant)+"."+hex.EncodeToString([]byte(strings.ToLower(tc.user))); got != want {
+			t.Errorf("UserKey(%q, %q) = %s, want %s", tc.tenant, tc.user, got, want)
+		}
 	}
 }
