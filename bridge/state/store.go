@@ -313,13 +313,19 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 // state is then remembered without a copy.
 func (s *Store) update(ctx context.Context, tenant, userID string, limit int, keep bool, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	key := UserKey(tenant, userID)
+	// A compare-and-set that fails on revision failed is tried again on
+	// the state remembered when that is newer (most conflicts are with
+	// another update in this process, which remembers what it wrote),
+	// else on the state read.
+	fromRecent, failed := true, uint64(0)
 	for attempt := 0; attempt < 100; attempt++ {
 		var st UserState
 		var rev uint64
 		var err error
 		recent := false
-		if attempt == 0 {
+		if fromRecent {
 			st, rev, recent = s.recent.get(key)
+			recent = recent && (attempt == 0 || rev > failed)
 		}
 		if !recent {
 			st, rev, err = s.get(ctx, key, tenant, userID)
@@ -330,6 +336,7 @@ func (s *Store) update(ctx context.Context, tenant, userID string, limit int, ke
 		}
 		if !change(&st) {
 			if recent {
+				fromRecent = false
 				continue // decide on what is stored, not on what was
 			}
 			if rev > 0 {
@@ -348,18 +355,20 @@ func (s *Store) update(ctx context.Context, tenant, userID string, limit int, ke
 			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
 		w := s.recent.begin(key, data, st, keep)
+		base := rev
 		if rev == 0 {
 			rev, err = s.kv.Create(ctx, key, data)
 		} else {
 			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
-		s.recent.end(key, w, rev, err == nil)
+		s.recent.end(key, w, base, rev, err == nil)
 		if err == nil {
 			return st, rev, nil
 		}
 		if !isConflict(err) {
 			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
 		}
+		failed = base
 	}
 	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
 }
