@@ -227,6 +227,9 @@ func (s *UserState) wait(in Incoming) {
 // markSuperseded gives ReasonSuperseded to each event taken in whose claim
 // a later event of the batch took in again.
 func markSuperseded(events []Incoming, reasons []string) {
+	if len(events) < 2 {
+		return // most batches: nothing to supersede
+	}
 	last := map[string]int{}
 	for i, in := range events {
 		if reasons[i] == "" {
