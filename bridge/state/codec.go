@@ -29,7 +29,7 @@ func encode(st UserState) ([]byte, error) {
 	e := encoder{b: make([]byte, 0, 1024)}
 	e.state(&st)
 	if e.err != nil {
-		return nil, fmt.Errorf("encode state: %w", e.err)
+		return nil, e.err
 	}
 	return e.b, nil
 }
