@@ -57,7 +57,7 @@ func (r *recentStates) get(key string) (UserState, uint64, bool) {
 	return copyState(s.st), s.rev, true
 }
 
-// getAt returns a copy of the state remembered for key if it is at
+// getAt returns the state remembered for key, not a copy, if it is at
 // revision rev, or if data, the state stored at rev, is what a write
 // still under way wrote; and the revision remembered (0 when none).
 func (r *recentStates) getAt(key string, rev uint64, data []byte) (UserState, uint64, bool) {
@@ -67,16 +67,19 @@ func (r *recentStates) getAt(key string, rev uint64, data []byte) (UserState, ui
 	r.mu.Unlock()
 	switch {
 	case ok && s.rev == rev:
-		return copyState(s.st), s.rev, true
+		return s.st, s.rev, true
 	case w != nil && bytes.Equal(w.data, data):
-		return copyState(w.st), rev, true
+		return w.st, rev, true
 	}
 	return UserState{}, s.rev, false
 }
 
-// put remembers a copy of st at rev for key.
-func (r *recentStates) put(key string, rev uint64, st UserState) {
-	st = copyState(st)
+// put remembers st at rev for key: a copy of it when the caller keeps
+// it (keep), else st itself.
+func (r *recentStates) put(key string, rev uint64, st UserState, keep bool) {
+	if keep {
+		st = copyState(st)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.keep(key, rev, st)
@@ -93,20 +96,25 @@ func (r *recentStates) keep(key string, rev uint64, st UserState) {
 	r.states[key] = recentState{rev: rev, st: st}
 }
 
-// begin records that a copy of st, encoded as data, is being written to
-// key; the caller ends it with end. Of two writes to one key at once, the
-// later one is held.
-func (r *recentStates) begin(key string, data []byte, st UserState) *write {
-	w := &write{data: data, st: copyState(st)}
+// begin records that st, encoded as data, is being written to key (a
+// copy of it when the caller keeps it); the caller ends it with end. Of
+// two writes to one key at once, the later one is held.
+func (r *recentStates) begin(key string, data []byte, st UserState, keep bool) *write {
+	if keep {
+		st = copyState(st)
+	}
+	w := &write{data: data, st: st}
 	r.mu.Lock()
 	r.writing[key] = w
 	r.mu.Unlock()
 	return w
 }
 
-// end ends w: stored at rev when ok (it is then the state remembered),
-// else refused or lost.
-func (r *recentStates) end(key string, w *write, rev uint64, ok bool) {
+// end ends w, a write on revision base: stored at rev when ok (it is
+// then the state remembered), else refused or lost, and the state
+// remembered is forgotten unless it is newer than base (another update
+// wrote or read it since).
+func (r *recentStates) end(key string, w *write, base, rev uint64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.writing[key] == w {
@@ -114,7 +122,7 @@ func (r *recentStates) end(key string, w *write, rev uint64, ok bool) {
 	}
 	if ok {
 		r.keep(key, rev, w.st)
-	} else {
+	} else if s, had := r.states[key]; had && s.rev <= base {
 		delete(r.states, key)
 	}
 }

@@ -3,7 +3,6 @@ package state
 import (
 	"context"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -114,7 +113,23 @@ func TenantToken(tenant string) string { return hex.EncodeToString([]byte(string
 
 // UserKey is the KV key of a user's state.
 func UserKey(tenant, userID string) string {
-	return "u." + TenantToken(tenant) + "." + hex.EncodeToString([]byte(strings.ToLower(userID)))
+	tenant, userID = strings.ToLower(tenant), strings.ToLower(userID)
+	var b strings.Builder
+	b.Grow(3 + 2*len(tenant) + 2*len(userID))
+	b.WriteString("u.")
+	writeHex(&b, tenant)
+	b.WriteByte('.')
+	writeHex(&b, userID)
+	return b.String()
+}
+
+// writeHex writes s in lower-case hex, as hex.EncodeToString does.
+func writeHex(b *strings.Builder, s string) {
+	const digits = "0123456789abcdef"
+	for i := range len(s) {
+		b.WriteByte(digits[s[i]>>4])
+		b.WriteByte(digits[s[i]&0x0f])
+	}
 }
 
 // UserKeys is the KV filter matching every user key of tenant.
@@ -161,11 +176,18 @@ func (s *Store) Take(ctx context.Context, tenant, userID string, events ...Incom
 	if len(events) == 0 {
 		return nil, nil
 	}
-	now := s.clock.Now()
+	// The state written is remembered as it is, without a copy (Take
+	// hands it to nobody): so it takes no monotonic clock reading, and
+	// nothing of the caller's events but copies.
+	now := wall(s.clock.Now())
+	events = slices.Clone(events)
+	for i := range events {
+		events[i].Event, events[i].Accepted = copyEvent(events[i].Event), wall(events[i].Accepted)
+	}
 	r := s.rules
 	protect := claimID(events[len(events)-1].Event)
 	reasons := make([]string, len(events))
-	_, _, err := s.UpdateWithin(ctx, tenant, userID, s.maxSize, func(st *UserState) bool {
+	_, _, err := s.update(ctx, tenant, userID, s.maxSize, false, func(st *UserState) bool {
 		st.Tenant, st.UserID = tenant, userID
 		changed := false
 		for i, in := range events {
@@ -205,6 +227,9 @@ func (s *UserState) wait(in Incoming) {
 // markSuperseded gives ReasonSuperseded to each event taken in whose claim
 // a later event of the batch took in again.
 func markSuperseded(events []Incoming, reasons []string) {
+	if len(events) < 2 {
+		return // most batches: nothing to supersede
+	}
 	last := map[string]int{}
 	for i, in := range events {
 		if reasons[i] == "" {
@@ -241,7 +266,12 @@ var errConflict = errors.New("state changed concurrently")
 
 // Get returns the user's state and its revision (0 when there is none).
 func (s *Store) Get(ctx context.Context, tenant, userID string) (UserState, uint64, error) {
-	entry, err := s.kv.Get(ctx, UserKey(tenant, userID))
+	return s.get(ctx, UserKey(tenant, userID), tenant, userID)
+}
+
+// get is Get of the user's key.
+func (s *Store) get(ctx context.Context, key, tenant, userID string) (UserState, uint64, error) {
+	entry, err := s.kv.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		return UserState{Tenant: tenant, UserID: userID}, 0, nil
 	}
@@ -250,14 +280,6 @@ func (s *Store) Get(ctx context.Context, tenant, userID string) (UserState, uint
 	}
 	st, err := decode(entry.Value(), userID)
 	return st, entry.Revision(), err
-}
-
-func decode(data []byte, userID string) (UserState, error) {
-	var st UserState
-	if err := json.Unmarshal(data, &st); err != nil {
-		return UserState{}, fmt.Errorf("decode state of %s: %w", userID, err)
-	}
-	return st, nil
 }
 
 // ErrStateTooLarge means a user's state would not fit under the size
@@ -285,17 +307,31 @@ func (s *Store) Update(ctx context.Context, tenant, userID string, change func(*
 // change may run more than once, and must change nothing but the state
 // it is given.
 func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
+	return s.update(ctx, tenant, userID, limit, true, change, shrink)
+}
+
+// update is UpdateWithin. With keep false the caller never looks at the
+// state returned (its maps may be the remembered state's own), and change
+// puts in it no monotonic clock reading and nothing the caller keeps: the
+// state is then remembered without a copy.
+func (s *Store) update(ctx context.Context, tenant, userID string, limit int, keep bool, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	key := UserKey(tenant, userID)
+	// A compare-and-set that fails on revision failed is tried again on
+	// the state remembered when that is newer (most conflicts are with
+	// another update in this process, which remembers what it wrote),
+	// else on the state read.
+	fromRecent, failed := true, uint64(0)
 	for attempt := 0; attempt < 100; attempt++ {
 		var st UserState
 		var rev uint64
 		var err error
 		recent := false
-		if attempt == 0 {
+		if fromRecent {
 			st, rev, recent = s.recent.get(key)
+			recent = recent && (attempt == 0 || rev > failed)
 		}
 		if !recent {
-			st, rev, err = s.Get(ctx, tenant, userID)
+			st, rev, err = s.get(ctx, key, tenant, userID)
 		}
 		if err != nil {
 			s.recent.drop(key)
@@ -303,36 +339,39 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 		}
 		if !change(&st) {
 			if recent {
+				fromRecent = false
 				continue // decide on what is stored, not on what was
 			}
 			if rev > 0 {
-				s.recent.put(key, rev, st)
+				s.recent.put(key, rev, st, keep)
 			}
 			return st, rev, nil
 		}
-		data, err := json.Marshal(st)
+		data, err := encode(st)
 		for err == nil && limit > 0 && len(data) > limit {
 			if shrink == nil || !shrink(&st) {
 				return st, 0, fmt.Errorf("%w for %s: %d bytes encoded, over the limit of %d", ErrStateTooLarge, userID, len(data), limit)
 			}
-			data, err = json.Marshal(st)
+			data, err = encode(st)
 		}
 		if err != nil {
 			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
-		w := s.recent.begin(key, data, st)
+		w := s.recent.begin(key, data, st, keep)
+		base := rev
 		if rev == 0 {
 			rev, err = s.kv.Create(ctx, key, data)
 		} else {
 			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
-		s.recent.end(key, w, rev, err == nil)
+		s.recent.end(key, w, base, rev, err == nil)
 		if err == nil {
 			return st, rev, nil
 		}
 		if !isConflict(err) {
 			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
 		}
+		failed = base
 	}
 	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
 }
@@ -343,6 +382,10 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 // of the bucket in the same process need not decode it again. remembered
 // is the revision it holds, 0 when none: a watcher given an older one
 // knows a newer one is on its way.
+//
+// The state is the one the Store remembers, not a copy: the caller may
+// keep it but must not change it, nor anything it points to (copy a map
+// before deleting from it).
 func (s *Store) Recent(key string, rev uint64, data []byte) (st UserState, remembered uint64, ok bool) {
 	return s.recent.getAt(key, rev, data)
 }

@@ -2,6 +2,7 @@ package state
 
 import (
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -290,5 +291,71 @@ func TestWaitingBounded(t *testing.T) {
 	}
 	if len(st.Waiting) != MaxWaiting || st.Waiting[len(st.Waiting)-1].Event != fmt.Sprint("pbx:e", MaxWaiting+9) || st.Waiting[0].Event != "pbx:e10" {
 		t.Fatalf("%d waiting, %v..., want the newest %d", len(st.Waiting), st.Waiting[0], MaxWaiting)
+	}
+}
+
+// TestUserKey: a user's key is the hex of the lower-cased tenant and
+// user id, as stored keys have always been.
+func TestUserKey(t *testing.T) {
+	for _, tc := range []struct{ tenant, user, want string }{
+		{"contoso.example", "u1", "u.636f6e746f736f2e6578616d706c65.7531"},
+		{"Contoso.Example", "Alice@Contoso.Example", "u.636f6e746f736f2e6578616d706c65.616c69636540636f6e746f736f2e6578616d706c65"},
+		{"t", "ÄÖ\xff", "u.74.c3a4c3b6efbfbd"},
+		{"", "", "u.."},
+	} {
+		if got := UserKey(tc.tenant, tc.user); got != tc.want {
+			t.Errorf("UserKey(%q, %q) = %s, want %s", tc.tenant, tc.user, got, tc.want)
+		}
+		if got, want := UserKey(tc.tenant, tc.user), "u."+TenantToken(tc.tenant)+"."+hex.EncodeToString([]byte(strings.ToLower(tc.user))); got != want {
+			t.Errorf("UserKey(%q, %q) = %s, want %s", tc.tenant, tc.user, got, want)
+		}
+	}
+}
+
+// meddlingKV makes, once, another update of the same store before the
+// first compare-and-set it is asked for, so that it fails on a conflict.
+type meddlingKV struct {
+	*countingKV
+	meddle func()
+}
+
+func (k *meddlingKV) Update(ctx context.Context, key string, value []byte, last uint64) (uint64, error) {
+	if m := k.meddle; m != nil {
+		k.meddle = nil
+		m()
+	}
+	return k.countingKV.Update(ctx, key, value, last)
+}
+
+// TestConflictRetriedOnRememberedState: an update whose compare-and-set
+// fails because another update in the same process wrote the state
+// first is tried again on the state that update wrote, without reading
+// it, and loses neither change.
+func TestConflictRetriedOnRememberedState(t *testing.T) {
+	ctx := context.Background()
+	opened := openStore(t, Options{Clock: fixedClock(t0)})
+	kv := &meddlingKV{countingKV: &countingKV{KeyValue: opened.KV()}}
+	s := opened.WithKV(kv)
+	if err := s.Apply(ctx, "contoso.example", "u1", call("pbx", "c1", "active", 0, false)); err != nil {
+		t.Fatal(err)
+	}
+	kv.meddle = func() {
+		if err := s.Apply(ctx, "contoso.example", "u1", call("pbx", "c2", "active", 1, false)); err != nil {
+			t.Error(err)
+		}
+	}
+	before := kv.gets.Load()
+	if err := s.Apply(ctx, "contoso.example", "u1", call("zoom", "c3", "active", 2, false)); err != nil {
+		t.Fatal(err)
+	}
+	if n := kv.gets.Load() - before; n != 0 {
+		t.Errorf("the update that lost the compare-and-set read the state %d times, want 0", n)
+	}
+	st, rev, err := s.Get(ctx, "contoso.example", "u1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(st.Calls) != 3 || rev != 3 {
+		t.Fatalf("%d calls at revision %d, want the 3 calls at revision 3", len(st.Calls), rev)
 	}
 }
