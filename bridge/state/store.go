@@ -26,6 +26,7 @@ type Store struct {
 	maxSize int
 	clock   Clock
 	recent  *recentStates
+	writing *keyLocks
 }
 
 // Clock tells the time; tests use a fake one.
@@ -93,7 +94,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", opts.Bucket, err)
 	}
-	return &Store{js: js, kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax)}, nil
+	return &Store{js: js, kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax), writing: newKeyLocks()}, nil
 }
 
 // WithKV returns a copy of s on another handle of its bucket, for tests
@@ -283,9 +284,15 @@ func (s *Store) Update(ctx context.Context, tenant, userID string, change func(*
 // when anyone changed the state since, and the state is then read. A
 // decision to write nothing is only ever taken on a state just read. So
 // change may run more than once, and must change nothing but the state
-// it is given.
+// it is given (nor write a state itself). Writes of one key in this
+// process take turns, so that they do not refuse each other.
 func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	key := UserKey(tenant, userID)
+	unlock, err := s.writing.lock(ctx, key)
+	if err != nil {
+		return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, err)
+	}
+	defer unlock()
 	for attempt := 0; attempt < 100; attempt++ {
 		var st UserState
 		var rev uint64
