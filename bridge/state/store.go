@@ -25,6 +25,7 @@ type Store struct {
 	maxSize int
 	clock   Clock
 	recent  *recentStates
+	writing *keyLocks
 }
 
 // Clock tells the time; tests use a fake one.
@@ -92,7 +93,7 @@ func Open(ctx context.Context, js jetstream.JetStream, opts Options) (*Store, er
 	if err != nil {
 		return nil, fmt.Errorf("state bucket %s: %w", opts.Bucket, err)
 	}
-	return &Store{js: js, kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax)}, nil
+	return &Store{js: js, kv: kv, rules: opts.Rules, maxSize: opts.MaxStateSize, clock: opts.Clock, recent: newRecentStates(recentStatesMax), writing: newKeyLocks()}, nil
 }
 
 // WithKV returns a copy of s on another handle of its bucket, for tests
@@ -305,7 +306,8 @@ func (s *Store) Update(ctx context.Context, tenant, userID string, change func(*
 // when anyone changed the state since, and the state is then read. A
 // decision to write nothing is only ever taken on a state just read. So
 // change may run more than once, and must change nothing but the state
-// it is given.
+// it is given (nor write a state itself). Writes of one key in this
+// process take turns, so that they do not refuse each other.
 func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit int, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	return s.update(ctx, tenant, userID, limit, true, change, shrink)
 }
@@ -316,19 +318,18 @@ func (s *Store) UpdateWithin(ctx context.Context, tenant, userID string, limit i
 // state is then remembered without a copy.
 func (s *Store) update(ctx context.Context, tenant, userID string, limit int, keep bool, change, shrink func(*UserState) bool) (UserState, uint64, error) {
 	key := UserKey(tenant, userID)
-	// A compare-and-set that fails on revision failed is tried again on
-	// the state remembered when that is newer (most conflicts are with
-	// another update in this process, which remembers what it wrote),
-	// else on the state read.
-	fromRecent, failed := true, uint64(0)
+	unlock, err := s.writing.lock(ctx, key)
+	if err != nil {
+		return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, err)
+	}
+	defer unlock()
 	for attempt := 0; attempt < 100; attempt++ {
 		var st UserState
 		var rev uint64
 		var err error
 		recent := false
-		if fromRecent {
+		if attempt == 0 {
 			st, rev, recent = s.recent.get(key)
-			recent = recent && (attempt == 0 || rev > failed)
 		}
 		if !recent {
 			st, rev, err = s.get(ctx, key, tenant, userID)
@@ -339,7 +340,6 @@ func (s *Store) update(ctx context.Context, tenant, userID string, limit int, ke
 		}
 		if !change(&st) {
 			if recent {
-				fromRecent = false
 				continue // decide on what is stored, not on what was
 			}
 			if rev > 0 {
@@ -371,7 +371,6 @@ func (s *Store) update(ctx context.Context, tenant, userID string, limit int, ke
 		if !isConflict(err) {
 			return st, 0, fmt.Errorf("write state of %s: %w", userID, err)
 		}
-		failed = base
 	}
 	return UserState{}, 0, fmt.Errorf("write state of %s: %w", userID, errConflict)
 }
