@@ -245,7 +245,11 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		g        graphLatency
 		share    float64
 		requests map[string]float64 // Graph requests by operation
-		err      error
+		// cpu is the CPU the bridge's process (and graphCPU the Graph
+		// emulator's, when apart) used from the load's start until every
+		// event had its fate, per 1,000 events accepted; 0 when unknown.
+		cpu, graphCPU time.Duration
+		err           error
 	}
 	var rows []row
 	for i, goal := range graphLatencyGoals {
@@ -269,18 +273,21 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		opts := load
 		opts.url, opts.rate, opts.metrics, opts.tenants = base+"/v1/events", goal.rate, base+"/metrics", o.tenants
 		opts.stages = true
+		cpu0, graphCPU0 := c.cpu(), c.after.cpu()
 		r, err := post(ctx, opts)
 		var g graphLatency
 		var requests map[string]float64
+		var cpu, graphCPU time.Duration
 		if err == nil {
 			client := &http.Client{Timeout: 10 * time.Second}
 			g, err = waitGraphLatency(ctx, client, base+"/metrics", r.accepted, o.applyWait)
+			cpu, graphCPU = per1000(cpu0, c.cpu(), r.accepted), per1000(graphCPU0, c.after.cpu(), r.accepted)
 			if err == nil {
 				requests, err = graphRequests(ctx, client, base+"/metrics")
 			}
 		}
 		share, _ := g.within(goal.p99)
-		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, requests, err})
+		rows = append(rows, row{goal.rate, goal.p99, r.accepted, g, share, requests, cpu, graphCPU, err})
 		c.stop()
 		if err != nil && !errors.Is(err, errNotProcessed) {
 			return false, fmt.Errorf("bridge at %.0f/s: %w\n%s", goal.rate, err, c.tail())
@@ -304,6 +311,7 @@ func runGraphLatency(ctx context.Context, o e2eOptions, load postOptions, dir st
 		}
 		fmt.Fprintf(stdout, "%-38s outcomes %v\n", "", r.g.outcomes)
 		fmt.Fprintf(stdout, "%-38s Graph requests by operation %v\n", "", r.requests)
+		fmt.Fprintf(stdout, "%-38s CPU per 1,000 events: bridge %s, Graph emulator %s (0: inside the bridge or unknown)\n", "", r.cpu, r.graphCPU)
 	}
 	fmt.Fprintln(stdout, "(from the bridge's presence_bridge_event_to_graph_seconds; p50 and p99 interpolated within its buckets;")
 	fmt.Fprintln(stdout, " \"<= goal\" is the share of timed events within the goal, a bucket bound, so the verdict is exact)")
@@ -505,6 +513,28 @@ func startChild(ctx context.Context, dir, name string, args ...string) (*child, 
 		close(c.exited)
 	}()
 	return c, nil
+}
+
+// cpu is the CPU time the child has used so far, 0 when unknown (no
+// child, or no /proc).
+func (c *child) cpu() time.Duration {
+	if c == nil {
+		return 0
+	}
+	_, cpu, err := procUsage(c.cmd.Process.Pid)
+	if err != nil {
+		return 0
+	}
+	return cpu
+}
+
+// per1000 is the CPU used between two readings per 1,000 of n events, 0
+// when either reading is unknown.
+func per1000(before, after time.Duration, n int64) time.Duration {
+	if before == 0 || after == 0 || n == 0 {
+		return 0
+	}
+	return time.Duration(float64(after-before) / float64(n) * 1000)
 }
 
 // stop ends the child and waits until it has exited.

@@ -528,3 +528,22 @@ func TestBenchConfigGraphApart(t *testing.T) {
 		t.Errorf("emulator enabled %v listen %q, %d tenants", em.Graph.Emulator.Enabled, em.Graph.Emulator.Listen, len(em.Graph.Emulator.Tenants))
 	}
 }
+
+// TestPer1000: CPU per 1,000 events between two readings, and 0 when a
+// reading is unknown or there were no events.
+func TestPer1000(t *testing.T) {
+	for _, tc := range []struct {
+		before, after time.Duration
+		n             int64
+		want          time.Duration
+	}{
+		{time.Second, 3 * time.Second, 20000, 100 * time.Millisecond},
+		{0, 3 * time.Second, 20000, 0},
+		{time.Second, 0, 20000, 0},
+		{time.Second, 3 * time.Second, 0, 0},
+	} {
+		if got := per1000(tc.before, tc.after, tc.n); got != tc.want {
+			t.Errorf("per1000(%s, %s, %d) = %s, want %s", tc.before, tc.after, tc.n, got, tc.want)
+		}
+	}
+}
