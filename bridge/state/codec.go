@@ -1,6 +1,7 @@
 package state
 
 import (
+	"encoding/json"
 	"fmt"
 	"slices"
 	"strconv"
@@ -37,13 +38,32 @@ func encode(st UserState) ([]byte, error) {
 // decode reads a stored user state. What any bridge wrote it reads as
 // encoding/json does; other bytes may read otherwise (invalid UTF-8 in a
 // string is kept, not made U+FFFD, and a key in another case may not
-// match its field): see FuzzDecodeState.
+// match its field): see FuzzDecodeState. Bytes goccy/go-json can not
+// read (or panics on: it has, on malformed input) are left to
+// encoding/json, whose error is the one returned.
 func decode(data []byte, userID string) (UserState, error) {
+	if st, ok := decodeFast(data); ok {
+		return st, nil
+	}
 	var st UserState
-	if err := gojson.Unmarshal(data, &st); err != nil {
+	if err := json.Unmarshal(data, &st); err != nil {
 		return UserState{}, fmt.Errorf("decode state of %s: %w", userID, err)
 	}
 	return st, nil
+}
+
+// decodeFast is decode with goccy/go-json alone; ok is false when it
+// failed or panicked.
+func decodeFast(data []byte) (st UserState, ok bool) {
+	defer func() {
+		if recover() != nil {
+			st, ok = UserState{}, false
+		}
+	}()
+	if gojson.Unmarshal(data, &st) != nil {
+		return UserState{}, false
+	}
+	return st, true
 }
 
 // encoder appends JSON to b; err is the first time that has no RFC 3339

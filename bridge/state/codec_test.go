@@ -84,11 +84,15 @@ func TestEncodeRefusesWhatEncodingJSONRefuses(t *testing.T) {
 func TestDecodeRefusesWhatIsNoState(t *testing.T) {
 	for _, data := range []string{"", "{", `{"tenant":1}`, `{"calls":[]}`, `{"sourceSeen":{"pbx":"yesterday"}}`, `[]`, `{"told":{"at":"2026-13-01T00:00:00Z"}}`} {
 		var std UserState
-		if json.Unmarshal([]byte(data), &std) == nil {
+		stdErr := json.Unmarshal([]byte(data), &std)
+		if stdErr == nil {
 			t.Fatalf("encoding/json decodes %q", data)
 		}
-		if _, err := decode([]byte(data), "u"); err == nil {
+		_, err := decode([]byte(data), "u")
+		if err == nil {
 			t.Errorf("%q decoded as a state", data)
+		} else if want := "decode state of u: " + stdErr.Error(); err.Error() != want {
+			t.Errorf("%q: error %q, want encoding/json's %q", data, err, want)
 		}
 	}
 }
