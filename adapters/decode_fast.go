@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"encoding/json"
+	"strings"
 
 	gojson "github.com/goccy/go-json"
 )
@@ -25,7 +26,35 @@ func decodeOne(body []byte) (e Event, ok bool) {
 	if !unmarshalFast(body, &e) || e.Validate("") != nil {
 		return Event{}, false
 	}
+	e.ownStrings()
 	return e, true
+}
+
+// ownStrings gives e's strings bytes of their own. goccy/go-json's share
+// the bytes of the whole body it decoded, which a claim made of the event
+// would keep as long as it is kept: a sender padding small events to the
+// body limit would make each cost a megabyte. They are copied into one
+// buffer the size of the strings.
+func (e *Event) ownStrings() {
+	fields := []*string{&e.ID, &e.Source, &e.Type, &e.User, &e.CallID, &e.State, &e.ShowAs,
+		&e.Availability, &e.Activity, &e.CalendarEvent}
+	for i := range e.ExceptCalls {
+		fields = append(fields, &e.ExceptCalls[i])
+	}
+	size := 0
+	for _, f := range fields {
+		size += len(*f)
+	}
+	var b strings.Builder
+	b.Grow(size)
+	for _, f := range fields {
+		b.WriteString(*f)
+	}
+	all := b.String()
+	for _, f := range fields {
+		n := len(*f)
+		*f, all = all[:n], all[n:]
+	}
 }
 
 // unmarshalFast decodes body into e with goccy/go-json, reporting whether

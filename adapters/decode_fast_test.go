@@ -2,9 +2,13 @@ package adapters
 
 import (
 	"encoding/json"
+	"reflect"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // TestDecodeFastPath: the bodies senders and the bridge itself send take
@@ -110,4 +114,68 @@ func TestDecodeFastPathTimes(t *testing.T) {
 			t.Errorf("%s: fast path read %v, encoding/json %v", ts, fast.OccurredAt, want.OccurredAt)
 		}
 	}
+}
+
+// TestOwnStringsKeepsNothingOfTheBody: every string of an event, whatever
+// fields it has now or later (found by reflection), gets bytes of its
+// own, none of the buffer it was decoded from.
+func TestOwnStringsKeepsNothingOfTheBody(t *testing.T) {
+	body := strings.Repeat("abcdefgh", 1<<10)
+	inBody := func(s string) bool {
+		p, lo := uintptr(unsafe.Pointer(unsafe.StringData(s))), uintptr(unsafe.Pointer(unsafe.StringData(body)))
+		return len(s) > 0 && p >= lo && p < lo+uintptr(len(body))
+	}
+	var e Event
+	v := reflect.ValueOf(&e).Elem()
+	for i := range v.NumField() {
+		switch f := v.Field(i); {
+		case f.Kind() == reflect.String:
+			f.SetString(body[i : i+3])
+		case f.Type() == reflect.TypeOf([]string(nil)):
+			f.Set(reflect.ValueOf([]string{body[i : i+4], body[i+1 : i+6]}))
+		}
+	}
+	want := e
+	want.ExceptCalls = slices.Clone(e.ExceptCalls)
+	e.ownStrings()
+	if !reflect.DeepEqual(e, want) {
+		t.Fatalf("ownStrings changed the event:\n%+v\nwant\n%+v", e, want)
+	}
+	for i := range v.NumField() {
+		f := v.Field(i)
+		switch {
+		case f.Kind() == reflect.String && inBody(f.String()):
+			t.Errorf("%s still shares the body's bytes", v.Type().Field(i).Name)
+		case f.Type() == reflect.TypeOf([]string(nil)):
+			for _, s := range f.Interface().([]string) {
+				if inBody(s) {
+					t.Errorf("%s still shares the body's bytes", v.Type().Field(i).Name)
+				}
+			}
+		}
+	}
+}
+
+// TestPaddedEventsKeepNoBody: events decoded from bodies padded to 64 KiB
+// of spaces keep about their own size, not their bodies.
+func TestPaddedEventsKeepNoBody(t *testing.T) {
+	body := []byte(strings.Replace(validCall, "{", "{"+strings.Repeat(" ", 64<<10), 1))
+	const n = 200
+	kept := make([][]Event, 0, n)
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	for range n {
+		events, err := DecodeEvents(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		kept = append(kept, events)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > n*4<<10 {
+		t.Errorf("%d decoded events keep %d bytes, %d each; their bodies were %d bytes", n, grown, grown/n, len(body))
+	}
+	runtime.KeepAlive(kept)
 }

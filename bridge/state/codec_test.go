@@ -122,41 +122,6 @@ func FuzzEncodeState(f *testing.F) {
 	})
 }
 
-// FuzzDecodeState: decoding any bytes returns a state or an error and
-// never panics; and of any state encoding/json reads from them, the
-// bytes a bridge writes (encoding/json's) decode alike both ways. Bytes
-// no bridge writes may read otherwise: of invalid UTF-8 in a string
-// encoding/json reads U+FFFD, goccy/go-json the bytes as they are, and
-// goccy/go-json does not match every key in another case to its field.
-func FuzzDecodeState(f *testing.F) {
-	full, _ := encode(benchState())
-	f.Add(full)
-	f.Add([]byte(`{"calls":{"a":null},"waiting":[],"told":{"at":"2026-01-01T00:00:00+01:00"}}`))
-	f.Add([]byte(`{"tenant":"\u003c\ud800","userId":"x","sourceSeen":{"\u2028":"2026-01-01T00:00:00.5-09:30"}}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		_, _ = decode(data, "u")
-		var read UserState
-		if json.Unmarshal(data, &read) != nil {
-			return
-		}
-		written, err := json.Marshal(read)
-		if err != nil {
-			return
-		}
-		var want UserState
-		if err := json.Unmarshal(written, &want); err != nil {
-			t.Fatalf("encoding/json does not read what it wrote: %v\n%s", err, written)
-		}
-		got, err := decode(written, "u")
-		if err != nil {
-			t.Fatalf("%s: %v", written, err)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("%s decoded as\n%#v\nencoding/json reads\n%#v", written, got, want)
-		}
-	})
-}
-
 // stringPool are strings a state may hold: plain ones and ones JSON
 // escapes (HTML characters, controls, quotes, invalid UTF-8, line and
 // paragraph separators).
