@@ -110,11 +110,9 @@ func (r *recentStates) begin(key string, data []byte, st UserState, keep bool) *
 	return w
 }
 
-// end ends w, a write on revision base: stored at rev when ok (it is
-// then the state remembered), else refused or lost, and the state
-// remembered is forgotten unless it is newer than base (another update
-// wrote or read it since).
-func (r *recentStates) end(key string, w *write, base, rev uint64, ok bool) {
+// end ends w: stored at rev when ok (it is then the state remembered),
+// else refused or lost.
+func (r *recentStates) end(key string, w *write, rev uint64, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.writing[key] == w {
@@ -122,7 +120,7 @@ func (r *recentStates) end(key string, w *write, base, rev uint64, ok bool) {
 	}
 	if ok {
 		r.keep(key, rev, w.st)
-	} else if s, had := r.states[key]; had && s.rev <= base {
+	} else {
 		delete(r.states, key)
 	}
 }

@@ -358,13 +358,12 @@ func (s *Store) update(ctx context.Context, tenant, userID string, limit int, ke
 			return st, 0, fmt.Errorf("encode state of %s: %w", userID, err)
 		}
 		w := s.recent.begin(key, data, st, keep)
-		base := rev
 		if rev == 0 {
 			rev, err = s.kv.Create(ctx, key, data)
 		} else {
 			rev, err = s.kv.Update(ctx, key, data, rev)
 		}
-		s.recent.end(key, w, base, rev, err == nil)
+		s.recent.end(key, w, rev, err == nil)
 		if err == nil {
 			return st, rev, nil
 		}

@@ -146,81 +146,55 @@ func runE2E(ctx context.Context, o e2eOptions, stdout, stderr io.Writer) (bool, 
 // off when ingestOnly.
 func startBridge(ctx context.Context, o e2eOptions, runDir string, port, tenants int, ingestOnly bool) (*child, error) {
 	graph := ""
-	var em *child
 	if o.graphApart {
-		var err error
-		if em, graph, err = startGraph(ctx, o, runDir, tenants); err != nil {
+		graphPort, err := freeport.Port()
+		if err != nil {
+			return nil, err
+		}
+		graph = "127.0.0.1:" + strconv.Itoa(graphPort)
+	}
+	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, tenants, ingestOnly, graph)
+	if err != nil {
+		return nil, err
+	}
+	cfgPath := filepath.Join(runDir, "bridge.yaml")
+	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
+		return nil, err
+	}
+	var em *child
+	if graph != "" {
+		if em, err = startGraph(ctx, o.bridge, runDir, cfgPath, graph); err != nil {
 			return nil, err
 		}
 	}
-	cfg, err := benchConfig(o.config, port, filepath.Join(runDir, "nats"), o.users, tenants, ingestOnly, graph)
-	if err == nil {
-		cfgPath := filepath.Join(runDir, "bridge.yaml")
-		if err = os.WriteFile(cfgPath, cfg, 0o600); err == nil {
-			var c *child
-			if c, err = startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath); err == nil {
-				c.after = em
-				return c, nil
-			}
+	c, err := startChild(ctx, runDir, o.bridge, "run", "--config", cfgPath)
+	if err != nil {
+		if em != nil {
+			em.stop()
 		}
+		return nil, err
 	}
-	if em != nil {
-		em.stop()
-	}
-	return nil, err
+	c.after = em
+	return c, nil
 }
 
-// startGraph runs the bench configuration's Graph emulator alone
-// (presence-bridge emulator) in runDir/graph, on a free loopback port,
-// and returns it with its address once it answers.
-func startGraph(ctx context.Context, o e2eOptions, runDir string, tenants int) (*child, string, error) {
-	port, err := freeport.Port()
-	if err != nil {
-		return nil, "", err
-	}
-	addr := "127.0.0.1:" + strconv.Itoa(port)
+// startGraph runs the Graph emulator of the bridge configuration at
+// cfgPath alone (presence-bridge emulator), in runDir/graph, and returns
+// it once it answers at addr, where the configuration has it listen.
+func startGraph(ctx context.Context, bridge, runDir, cfgPath, addr string) (*child, error) {
 	dir := filepath.Join(runDir, "graph")
 	if err := os.Mkdir(dir, 0o700); err != nil {
-		return nil, "", err
+		return nil, err
 	}
-	cfg, err := benchConfig(o.config, 0, filepath.Join(dir, "nats"), o.users, tenants, false, "")
-	if err == nil {
-		cfg, err = withEmulatorListen(cfg, addr)
-	}
+	c, err := startChild(ctx, dir, bridge, "emulator", "--config", cfgPath)
 	if err != nil {
-		return nil, "", err
-	}
-	cfgPath := filepath.Join(dir, "emulator.yaml")
-	if err := os.WriteFile(cfgPath, cfg, 0o600); err != nil {
-		return nil, "", err
-	}
-	c, err := startChild(ctx, dir, o.bridge, "emulator", "--config", cfgPath)
-	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if err := c.waitReady(ctx, "http://"+addr+"/"); err != nil {
 		c.stop()
-		return nil, "", fmt.Errorf("graph emulator: %w\n%s", err, c.tail())
+		return nil, fmt.Errorf("graph emulator: %w\n%s", err, c.tail())
 	}
-	return c, addr, nil
-}
-
-// withEmulatorListen sets graph.emulator.listen in a bench configuration.
-func withEmulatorListen(data []byte, addr string) ([]byte, error) {
-	var cfg map[string]any
-	if err := yaml.Unmarshal(data, &cfg); err != nil {
-		return nil, err
-	}
-	graphCfg, err := section(cfg, "graph")
-	if err != nil {
-		return nil, err
-	}
-	emCfg, err := section(graphCfg, "emulator")
-	if err != nil {
-		return nil, err
-	}
-	emCfg["listen"] = addr
-	return yaml.Marshal(cfg)
+	return c, nil
 }
 
 // The end-to-end goals (issue 19): accepted (202) until Graph answered
@@ -370,8 +344,9 @@ func ratio(a, b float64) float64 {
 // app, default budget and emulator throttle (Graph's limit applies per
 // application per tenant), and its own source, sourceName(name, k), with
 // its own token, tenantToken(token, k). User u is in tenant u mod tenants.
-// With graph set (host:port of an emulator running apart), the bridge's
-// own emulator is off and every tenant is pointed at that one.
+// With graph set (host:port), the emulator is to run apart there
+// (presence-bridge emulator reads the same file): the bridge's own is off
+// and every tenant is pointed at it.
 func benchConfig(path string, port int, storeDir string, users, tenants int, ingestOnly bool, graph string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -430,7 +405,7 @@ func benchConfig(path string, port int, storeDir string, users, tenants int, ing
 		cfg["worker"] = map[string]any{"enabled": false}
 	}
 	if graph != "" {
-		emCfg["enabled"] = false
+		emCfg["enabled"], emCfg["listen"] = false, graph
 	}
 	httpCfg["listen"] = "127.0.0.1:" + strconv.Itoa(port)
 	natsCfg["store_dir"] = storeDir
